@@ -1,0 +1,134 @@
+// The configuration model (spec/config.md): every field of config.yml with its default and
+// range, the environment overrides (RELAYPRO_*), the AIR_* installation inputs, and a field
+// table that says, for each field, whether a reload applies it or it needs a restart.
+//
+// A Config is a complete, validated snapshot: reload builds a new one beside the old and
+// swaps only when it is valid; diffConfigs() tells what changed and how it applies.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config_values.h"
+#include "common/environment.h"
+#include "common/proxy_env.h"
+#include "common/result.h"
+
+namespace relaypro {
+
+inline constexpr std::string_view kDefaultConfigPath = "/opt/binalyze/air/relaypro/config.yml";
+inline constexpr std::string_view kDefaultHostsFile = "/etc/hosts";
+inline constexpr std::string_view kControlSocketName = "control.sock";
+inline constexpr std::string_view kCaBundleName = "ca-bundle.pem";
+inline constexpr size_t kMaxUnixSocketPath = 107;
+
+struct LoggerSettings {
+    std::string fileName = "relaypro.log.txt";  // as configured
+    std::string path;                           // resolved: under logs/ beside config.yml when relative
+    uint64_t maxSize = 100ULL << 20;
+    Duration maxAge = std::chrono::hours(24 * 7 * 4);
+    uint32_t maxBackups = 10;
+    bool noCompress = false;
+    bool operator==(const LoggerSettings&) const = default;
+};
+
+struct Limits {
+    uint64_t maxConnections = 0;  // 0 = auto
+    Duration headerTimeout = std::chrono::seconds(10);
+    uint64_t maxHeaderBytes = 16 << 10;
+    Duration connectTimeout = std::chrono::seconds(10);
+    Duration idleTimeout = Duration::zero();  // 0 = never
+    Duration drainTimeout = std::chrono::minutes(10);
+    Duration shutdownGrace = std::chrono::seconds(15);
+    uint32_t tokenRequestsPerMinute = 60;
+    bool operator==(const Limits&) const = default;
+};
+
+struct Migration {
+    ConsoleAddress consoleAddress;
+    std::chrono::system_clock::time_point validUntilAt;
+    std::string validUntilText;  // as configured
+    bool operator==(const Migration&) const = default;
+};
+
+struct Config {
+    std::string path;    // config.yml as given on the command line (for messages)
+    std::string folder;  // absolute folder of config.yml: relative paths resolve against it
+
+    ConsoleAddress consoleAddress;
+    std::string registeredTo;
+    int64_t organizationId = 0;
+    std::string relayProId;  // empty until generated
+    int64_t relayId = 0;
+    std::string securityToken;
+    std::string consoleCACert;
+    bool proxyEnabled = false;
+    bool debugLogging = false;
+    std::string deploymentToken;
+    std::string serverName;
+    std::string privateFolder;  // resolved
+    std::string passwordFile;   // resolved; empty = Basic authentication off
+    Duration tokenDuration = std::chrono::hours(1);
+    Duration tokenClockSkew = std::chrono::minutes(1);
+    HostPort httpsListen{"0.0.0.0", 9443};
+    std::string certFile;  // resolved
+    std::string keyFile;   // resolved
+    std::optional<Migration> migration;
+    LoggerSettings logger;
+    uint32_t workers = 0;  // 0 = auto
+    Limits limits;
+    std::optional<HostPort> metricsListen;
+    std::vector<Cidr> trustedSources;
+
+    // From the environment only.
+    std::optional<HostPort> httpListen;  // RELAYPRO_HTTP_LISTEN
+    std::string caBundleFile;            // RELAYPRO_CA_BUNDLE_FILE, default <privateFolder>/ca-bundle.pem
+    std::string hostsFile;               // RELAYPRO_HOSTS_FILE, default /etc/hosts
+    ProxySettings proxy;                 // read when proxyEnabled
+
+    [[nodiscard]] std::string controlSocketPath() const;
+};
+
+// How a change of a field takes effect.
+enum class Apply {
+    Reload,            // a reload applies it to new requests
+    Restart,           // kept until the next restart; a reload warns
+    NextRegistration,  // used at the next registration with the console
+};
+
+struct FieldChange {
+    std::string field;  // "limits.headerTimeout", or the variable name for environment-only settings
+    Apply apply;
+};
+
+// The fields that differ between two snapshots, in table order.
+std::vector<FieldChange> diffConfigs(const Config& before, const Config& after);
+
+// Every field name config.yml knows (dotted), in the order of spec/config.md.
+std::span<const std::string_view> configFieldNames();
+
+struct ConfigSource {
+    std::string path;  // as given (messages name it)
+    std::string text;  // the file's content
+};
+
+// Parses and validates config.yml text with the environment. The error holds one line per
+// problem, each `file:line:column: field: message` (or `<variable source>: VARIABLE: message`).
+// Warnings (unknown keys, ignored values) are appended to `warnings`, also when it fails.
+Result<Config> parseConfig(const ConfigSource& source, const Environment& env, std::vector<std::string>& warnings);
+
+// Reads `path` (at most 1 MiB) and parses it.
+Result<Config> loadConfig(const std::string& path, const Environment& env, std::vector<std::string>& warnings);
+
+// The effective configuration as YAML, secrets as "<redacted>" (check-config prints it).
+std::string renderEffectiveConfig(const Config& config);
+
+// Host name used as serverName's default (a seam for tests).
+std::string defaultServerName();
+
+}  // namespace relaypro

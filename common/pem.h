@@ -1,0 +1,18 @@
+// Checks on PEM material named by the configuration: console CA certificates and the
+// operator's server certificate and key. Messages never contain key material.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace relaypro {
+
+// One or more "CERTIFICATE" PEM blocks, each a parseable X.509 certificate, and nothing else.
+Status validateCertificatesPem(std::string_view pem);
+
+// A PEM certificate (chain) in certPath and the matching private key in keyPath.
+Status validateCertificateAndKeyFiles(const std::string& certPath, const std::string& keyPath);
+
+}  // namespace relaypro

@@ -1,0 +1,216 @@
+#include "supervisor/cli.h"
+
+#include <sodium.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "common/config.h"
+#include "common/environment.h"
+#include "relaypro_version.h"
+#include "supervisor/privileges.h"
+
+namespace relaypro {
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: relaypro <command> [options]\n"
+    "\n"
+    "RelayPro relays XDR Forensics Responders to their console over authenticated tunnels.\n"
+    "\n"
+    "Commands:\n"
+    "  run          [--config FILE] [--user NAME]    the service: supervisor + workers, in the foreground\n"
+    "  check-config [--config FILE]                  validate; print the effective config (secrets redacted) as YAML\n"
+    "  status       [--config FILE] [--json]         ask the running service over its control socket\n"
+    "  upgrade      [--config FILE] [--timeout SEC]  zero-downtime switch of the running service to the installed binary\n"
+    "  ca init      [--config FILE]                  create the CA bundle if it does not exist; print its fingerprint\n"
+    "  ca show      [--config FILE]                  print subject, validity and SHA-256 fingerprint of the CA certificate\n"
+    "  version                                       print the version\n"
+    "  help | --help | -h                            this text; every command also takes --help\n"
+    "\n"
+    "--config defaults to $RELAYPRO_CONFIG, else /opt/binalyze/air/relaypro/config.yml.\n"
+    "Exit codes: 0 success, 1 runtime failure, 2 usage error, 78 configuration error.\n";
+
+struct CommandSpec {
+    const char* name;
+    const char* usage;
+    bool takesUser, takesJson, takesTimeout;
+};
+
+constexpr CommandSpec kCommands[] = {
+    {"run", "relaypro run [--config FILE] [--user NAME]\n  Runs the service in the foreground (never daemonizes).\n", true, false, false},
+    {"check-config", "relaypro check-config [--config FILE]\n  Validates the configuration and the environment file; prints the effective\n  configuration as YAML with secrets redacted. Exit 0 when valid, 78 when not.\n", false, false, false},
+    {"status", "relaypro status [--config FILE] [--json]\n  Asks the running service over its control socket.\n", false, true, false},
+    {"upgrade", "relaypro upgrade [--config FILE] [--timeout SEC]\n  Switches the running service to the installed binary without downtime.\n", false, false, true},
+    {"ca init", "relaypro ca init [--config FILE]\n  Creates the CA bundle if it does not exist; prints its fingerprint.\n", false, false, false},
+    {"ca show", "relaypro ca show [--config FILE]\n  Prints subject, validity and SHA-256 fingerprint of the CA certificate.\n", false, false, false},
+    {"version", "relaypro version\n  Prints \"relaypro <version> (<git describe>)\".\n", false, false, false},
+};
+
+const CommandSpec* findCommand(const std::string& name) {
+    for (const auto& c : kCommands) {
+        if (name == c.name) return &c;
+    }
+    return nullptr;
+}
+
+// The environment as RelayPro sees it: the process environment overlaid by the environment file.
+Result<Environment> loadEnvironment(std::vector<std::string>& warnings) {
+    Environment env = Environment::fromProcess();
+    const char* path = std::getenv("RELAYPRO_ENV_FILE");
+    std::string file = path != nullptr && *path != '\0' ? path : std::string(kDefaultEnvFile);
+    if (auto s = env.loadFile(file, warnings); !s) return s.error();
+    return env;
+}
+
+int checkConfig(const CommandLine& cmd) {
+    if (auto s = switchToServiceUserIfPresent(); !s) {
+        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
+        return kExitFailure;
+    }
+    std::vector<std::string> warnings;
+    auto env = loadEnvironment(warnings);
+    if (!env) {
+        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
+        return kExitConfig;
+    }
+    auto config = loadConfig(configPathFor(cmd), *env, warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (!config) {
+        std::fprintf(stderr, "%s\n", config.error().message.c_str());
+        return kExitConfig;
+    }
+    std::fputs(renderEffectiveConfig(*config).c_str(), stdout);
+    return kExitOk;
+}
+
+}  // namespace
+
+ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
+    ParsedCommandLine out;
+    if (args.empty()) {
+        out.error = "missing command";
+        return out;
+    }
+    CommandLine cmd;
+    size_t i = 0;
+    const std::string& first = args[0];
+    if (first == "help" || first == "--help" || first == "-h") {
+        cmd.command = "help";
+        out.command = cmd;
+        return out;
+    }
+    if (first == "ca") {
+        if (args.size() < 2 || (args[1] != "init" && args[1] != "show")) {
+            out.error = args.size() < 2 ? "ca needs a sub-command: init or show" : "unknown ca sub-command \"" + args[1] + "\"";
+            if (args.size() >= 2 && (args[1] == "--help" || args[1] == "-h")) {
+                out.error.clear();
+                cmd.command = "ca init";
+                cmd.help = true;
+                out.command = cmd;
+            }
+            return out;
+        }
+        cmd.command = "ca " + args[1];
+        i = 2;
+    } else {
+        cmd.command = first;
+        i = 1;
+    }
+    const CommandSpec* spec = findCommand(cmd.command);
+    if (spec == nullptr) {
+        out.error = "unknown command \"" + cmd.command + "\"";
+        return out;
+    }
+    bool isVersion = cmd.command == "version";
+    for (; i < args.size(); ++i) {
+        std::string arg = args[i];
+        std::optional<std::string> inlineValue;
+        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
+            inlineValue = arg.substr(arg.find('=') + 1);
+            arg = arg.substr(0, arg.find('='));
+        }
+        auto value = [&](const char* flag) -> std::optional<std::string> {
+            if (inlineValue) return inlineValue;
+            if (i + 1 >= args.size()) {
+                out.error = std::string(flag) + " needs a value";
+                return std::nullopt;
+            }
+            return args[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            cmd.help = true;
+        } else if (arg == "--config" && !isVersion) {
+            auto v = value("--config");
+            if (!v) return out;
+            if (v->empty()) {
+                out.error = "--config needs a file name";
+                return out;
+            }
+            cmd.config = *v;
+        } else if (arg == "--user" && spec->takesUser) {
+            auto v = value("--user");
+            if (!v) return out;
+            cmd.user = *v;
+        } else if (arg == "--json" && spec->takesJson && !inlineValue) {
+            cmd.json = true;
+        } else if (arg == "--timeout" && spec->takesTimeout) {
+            auto v = value("--timeout");
+            if (!v) return out;
+            char* end = nullptr;
+            unsigned long t = std::strtoul(v->c_str(), &end, 10);
+            if (v->empty() || *end != '\0' || t == 0 || t > 86400 || (*v)[0] == '-' || (*v)[0] == '+') {
+                out.error = "--timeout needs a number of seconds (1 to 86400)";
+                return out;
+            }
+            cmd.timeoutSeconds = static_cast<unsigned>(t);
+        } else {
+            out.error = "unknown option \"" + args[i] + "\" for " + cmd.command;
+            return out;
+        }
+    }
+    out.command = cmd;
+    return out;
+}
+
+std::string configPathFor(const CommandLine& cmd) {
+    if (cmd.config) return *cmd.config;
+    const char* env = std::getenv("RELAYPRO_CONFIG");
+    if (env != nullptr && *env != '\0') return env;
+    return std::string(kDefaultConfigPath);
+}
+
+int runCli(int argc, char** argv) {
+    if (sodium_init() < 0) {
+        std::fprintf(stderr, "relaypro: libsodium cannot initialise\n");
+        return kExitFailure;
+    }
+    std::vector<std::string> args(argv + 1, argv + argc);
+    ParsedCommandLine parsed = parseCommandLine(args);
+    if (!parsed.command) {
+        std::fprintf(stderr, "relaypro: %s\n\n%s", parsed.error.c_str(), kUsage);
+        return kExitUsage;
+    }
+    const CommandLine& cmd = *parsed.command;
+    if (cmd.command == "help") {
+        std::fputs(kUsage, stdout);
+        return kExitOk;
+    }
+    if (cmd.help) {
+        const CommandSpec* spec = findCommand(cmd.command);
+        std::fputs(spec->usage, stdout);
+        if (cmd.command == "ca init") std::fputs(findCommand("ca show")->usage, stdout);
+        return kExitOk;
+    }
+    if (cmd.command == "version") {
+        std::printf("relaypro %s (%s)\n", RELAYPRO_VERSION, RELAYPRO_GIT_DESCRIBE);
+        return kExitOk;
+    }
+    if (cmd.command == "check-config") return checkConfig(cmd);
+    std::fprintf(stderr, "relaypro: %s is not implemented yet\n", cmd.command.c_str());
+    return kExitFailure;
+}
+
+}  // namespace relaypro

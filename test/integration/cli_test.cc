@@ -1,0 +1,168 @@
+// The real relaypro binary: exit codes, messages and output of the command line (spec/cli.md).
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+    int exitCode = -1;
+    std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class Cli : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("relaypro-cli-" + std::to_string(::getpid()) + "-" +
+                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+        // Never read the machine's own environment file or config.
+        env_["RELAYPRO_ENV_FILE"] = (dir_ / "env.conf").string();
+        env_["PATH"] = "/usr/bin:/bin";
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    Outcome run(std::vector<std::string> args) {
+        std::vector<std::string> argvStore{RELAYPRO_BINARY};
+        argvStore.insert(argvStore.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (auto& a : argvStore) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        std::vector<std::string> envStore;
+        for (const auto& [k, v] : env_) envStore.push_back(k + "=" + v);
+        std::vector<char*> envp;
+        for (auto& e : envStore) envp.push_back(e.data());
+        envp.push_back(nullptr);
+
+        fs::path outPath = dir_ / "stdout", errPath = dir_ / "stderr";
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 1, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&actions, 2, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (!cwd_.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd_.c_str());
+        pid_t pid = 0;
+        EXPECT_EQ(posix_spawn(&pid, RELAYPRO_BINARY, &actions, nullptr, argv.data(), envp.data()), 0);
+        posix_spawn_file_actions_destroy(&actions);
+        int status = 0;
+        EXPECT_EQ(waitpid(pid, &status, 0), pid);
+        Outcome r;
+        r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        r.out = slurp(outPath);
+        r.err = slurp(errPath);
+        return r;
+    }
+
+    fs::path write(const std::string& name, const std::string& content) {
+        fs::path p = dir_ / name;
+        std::ofstream(p, std::ios::binary) << content;
+        return p;
+    }
+
+    fs::path dir_;
+    std::string cwd_;  // the child's working directory; empty = ours
+    std::map<std::string, std::string> env_;
+};
+
+TEST_F(Cli, HelpAndVersion) {
+    for (const char* h : {"help", "--help", "-h"}) {
+        Outcome r = run({h});
+        EXPECT_EQ(r.exitCode, 0) << h;
+        EXPECT_NE(r.out.find("check-config [--config FILE]"), std::string::npos);
+        EXPECT_NE(r.out.find("ca show"), std::string::npos);
+    }
+    Outcome v = run({"version"});
+    EXPECT_EQ(v.exitCode, 0);
+    EXPECT_EQ(v.out.rfind("relaypro 0.", 0), 0u) << v.out;
+    EXPECT_NE(v.out.find(" ("), std::string::npos);
+    EXPECT_EQ(v.out.back(), '\n');
+    Outcome sub = run({"check-config", "--help"});
+    EXPECT_EQ(sub.exitCode, 0);
+    EXPECT_NE(sub.out.find("relaypro check-config [--config FILE]"), std::string::npos);
+}
+
+TEST_F(Cli, UsageErrorsExit2) {
+    for (std::vector<std::string> args : {std::vector<std::string>{}, {"serve"}, {"check-config", "--bogus"}, {"ca"}}) {
+        Outcome r = run(args);
+        EXPECT_EQ(r.exitCode, 2);
+        EXPECT_NE(r.err.find("Usage: relaypro"), std::string::npos);
+    }
+}
+
+TEST_F(Cli, CheckConfigAcceptsTheExampleFile) {
+    Outcome r = run({"check-config", "--config", std::string(RELAYPRO_SOURCE_DIR) + "/etc/config.example.yml"});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_NE(r.out.find("consoleAddress: \"console.example.com\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  headerTimeout: 10s"), std::string::npos);
+}
+
+TEST_F(Cli, CheckConfigReportsABadPortWithFileLineColumnAndExits78) {
+    fs::path cfg = write("config.yml", "consoleAddress: console.example.com\norganizationId: 1\nhttpsProxy:\n  listen: \"0.0.0.0:99999\"\n");
+    Outcome r = run({"check-config", "--config", cfg.string()});
+    EXPECT_EQ(r.exitCode, 78);
+    EXPECT_EQ(r.err, cfg.string() + ":4:3: httpsProxy.listen: \"0.0.0.0:99999\" is not a valid port\n");
+    EXPECT_EQ(r.out, "");
+}
+
+TEST_F(Cli, CheckConfigNamesTheFileAsGiven) {
+    fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: x\n");
+    env_["RELAYPRO_CONFIG"] = "";
+    cwd_ = dir_.string();
+    Outcome r = run({"check-config", "--config", "config.yml"});
+    EXPECT_EQ(r.exitCode, 78);
+    EXPECT_EQ(r.err, "config.yml:2:1: organizationId: \"x\" is not an integer\n");
+}
+
+TEST_F(Cli, CheckConfigUsesRelayproConfigAndTheEnvironmentFile) {
+    fs::path cfg = write("config.yml", "consoleAddress: console.example.com\norganizationId: 1\nsecurityToken: s3cr3t-value\n"
+                                       "logger:\n  maxsize: 1MB\n");
+    write("env.conf", "# test\nRELAYPRO_HTTPS_LISTEN=127.0.0.1:0\nHTTPS_PROXY=http://u:pw-secret@127.0.0.1:3128\n");
+    env_["RELAYPRO_CONFIG"] = cfg.string();
+    env_["RELAYPRO_HTTPS_LISTEN"] = "0.0.0.0:1";  // the file wins
+    Outcome r = run({"check-config"});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_NE(r.out.find("  listen: \"127.0.0.1:0\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("securityToken: \"<redacted>\""), std::string::npos);
+    EXPECT_EQ(r.out.find("s3cr3t-value"), std::string::npos);
+    EXPECT_EQ(r.err, "warning: " + cfg.string() + ":5:3: unknown field \"logger.maxsize\" — did you mean \"logger.maxSize\"?\n");
+}
+
+TEST_F(Cli, MalformedEnvironmentFileIsAConfigurationError) {
+    fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: 1\n");
+    write("env.conf", "RELAYPRO_HTTPS_LISTEN=\"unterminated\n");
+    Outcome r = run({"check-config", "--config", cfg.string()});
+    EXPECT_EQ(r.exitCode, 78);
+    EXPECT_EQ(r.err, "relaypro: " + (dir_ / "env.conf").string() + ":1: unterminated quoted value\n");
+}
+
+TEST_F(Cli, MissingConfigFileIsAConfigurationError) {
+    Outcome r = run({"check-config", "--config", (dir_ / "nope.yml").string()});
+    EXPECT_EQ(r.exitCode, 78);
+    EXPECT_EQ(r.err, "cannot open " + (dir_ / "nope.yml").string() + ": No such file or directory\n");
+}
+
+TEST_F(Cli, CommandsOfLaterIssuesSaySoAndExit1) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"run"}, {"status"}, {"upgrade"}, {"ca", "init"}}) {
+        Outcome r = run(args);
+        EXPECT_EQ(r.exitCode, 1);
+        EXPECT_NE(r.err.find("is not implemented yet"), std::string::npos);
+    }
+}
+
+}  // namespace
