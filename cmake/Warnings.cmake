@@ -20,3 +20,14 @@ if(RELAYPRO_SANITIZE)
   target_compile_options(relaypro_build_flags INTERFACE ${_san})
   target_link_options(relaypro_build_flags INTERFACE ${_san})
 endif()
+
+# Fuzz builds (clang): coverage instrumentation and sanitizers on all project code; the
+# fuzz targets themselves link the libFuzzer driver (test/fuzz/CMakeLists.txt).
+if(RELAYPRO_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "RELAYPRO_FUZZ needs clang: -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  set(_fuzz -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  target_compile_options(relaypro_build_flags INTERFACE ${_fuzz})
+  target_link_options(relaypro_build_flags INTERFACE -fsanitize=address,undefined)
+endif()

@@ -36,7 +36,8 @@ Result<int64_t> parseInteger(std::string_view text, int64_t min, int64_t max) {
     if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return Error{quoted(text) + " is too large"};
     auto value = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
     if (value < min || value > max) {
-        return Error{std::string(text) + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) + ")"};
+        return Error{std::string(text) + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) +
+                     ")"};
     }
     return value;
 }
@@ -101,8 +102,12 @@ struct Field {
     ShowFn show;
 };
 
-Shown str(const std::string& s) { return Shown{s, true}; }
-Shown plain(std::string s) { return Shown{std::move(s), false}; }
+Shown str(const std::string& s) {
+    return Shown{s, true};
+}
+Shown plain(std::string s) {
+    return Shown{std::move(s), false};
+}
 
 std::string loggerPath(const Config& c, const std::string& fileName) {
     if (!fileName.empty() && fileName.front() == '/') return fileName;
@@ -526,7 +531,8 @@ private:
                 auto candidates = namesAt(section);
                 std::string nearest(nearestName(key.text, candidates));
                 std::string prefix = section.empty() ? "" : std::string(section) + ".";
-                warnings_.push_back(at(key.start) + "unknown field \"" + name + "\" — did you mean \"" + prefix + nearest + "\"?");
+                warnings_.push_back(at(key.start) + "unknown field \"" + name + "\" — did you mean \"" + prefix +
+                                    nearest + "\"?");
             }
         }
     }
@@ -536,7 +542,7 @@ private:
         if (value.isNull()) return;  // null = not set: the default stays
         // An installation template writes `consoleAddress: ""` for "not given yet".
         if (f.name == "consoleAddress" && value.isScalar() && value.text.empty()) return;
-        if (f.assign == nullptr) {   // proxyProtocol.trustedSources: a list of CIDRs
+        if (f.assign == nullptr) {  // proxyProtocol.trustedSources: a list of CIDRs
             if (!value.isSequence()) {
                 fieldError(key.start, f.name, "expected a list of CIDRs (e.g. [10.0.0.0/8])");
                 return;
@@ -557,8 +563,8 @@ private:
             return;
         }
         if (!value.isScalar()) {
-            fieldError(key.start, f.name, std::string("expected a single value, not a ") +
-                                              (value.isSequence() ? "list" : "mapping"));
+            fieldError(key.start, f.name,
+                       std::string("expected a single value, not a ") + (value.isSequence() ? "list" : "mapping"));
             return;
         }
         if (auto s = f.assign(cfg_, value.text); !s) {
@@ -580,25 +586,32 @@ private:
         }
         if (auto v = env_.get("RELAYPRO_HTTP_LISTEN"); v && !v->empty()) {
             auto hp = parseHostPort(*v);
-            if (hp) cfg_.httpListen = *hp;
-            else envError("RELAYPRO_HTTP_LISTEN", hp.error().message);
+            if (hp)
+                cfg_.httpListen = *hp;
+            else
+                envError("RELAYPRO_HTTP_LISTEN", hp.error().message);
         }
         if (auto v = env_.get("RELAYPRO_PASSWORD_FILE")) assignFromEnv("RELAYPRO_PASSWORD_FILE", "passwordFile", *v);
         if (auto v = env_.get("RELAYPRO_HOSTS_FILE"); v && !v->empty()) {
-            if (auto s = checkPathText(*v); !s) envError("RELAYPRO_HOSTS_FILE", s.error().message);
-            else cfg_.hostsFile = resolvePath(cfg_.folder, *v);
+            if (auto s = checkPathText(*v); !s)
+                envError("RELAYPRO_HOSTS_FILE", s.error().message);
+            else
+                cfg_.hostsFile = resolvePath(cfg_.folder, *v);
         }
         cfg_.caBundleFile = resolvePath(cfg_.privateFolder, std::string(kCaBundleName));
         if (auto v = env_.get("RELAYPRO_CA_BUNDLE_FILE"); v && !v->empty()) {
-            if (auto s = checkPathText(*v); !s) envError("RELAYPRO_CA_BUNDLE_FILE", s.error().message);
-            else cfg_.caBundleFile = resolvePath(cfg_.folder, *v);
+            if (auto s = checkPathText(*v); !s)
+                envError("RELAYPRO_CA_BUNDLE_FILE", s.error().message);
+            else
+                cfg_.caBundleFile = resolvePath(cfg_.folder, *v);
         }
         if (auto v = env_.get("RELAYPRO_LOGGER_CONF"); v && !v->empty()) applyLoggerConf(*v);
     }
 
     // RELAYPRO_LOGGER_CONF: "fileName=…,maxSize=…,maxAge=…,maxBackups=…,noCompress=…".
     void applyLoggerConf(std::string_view text) {
-        static constexpr std::array<std::string_view, 5> kKeys{"fileName", "maxSize", "maxAge", "maxBackups", "noCompress"};
+        static constexpr std::array<std::string_view, 5> kKeys{"fileName", "maxSize", "maxAge", "maxBackups",
+                                                               "noCompress"};
         std::set<std::string, std::less<>> seen;
         size_t pos = 0;
         while (pos <= text.size()) {
@@ -624,7 +637,8 @@ private:
                 continue;
             }
             const Field* f = findField("logger." + std::string(key));
-            if (auto s = f->assign(cfg_, value); !s) envError("RELAYPRO_LOGGER_CONF", std::string(key) + ": " + s.error().message);
+            if (auto s = f->assign(cfg_, value); !s)
+                envError("RELAYPRO_LOGGER_CONF", std::string(key) + ": " + s.error().message);
         }
     }
 
@@ -695,7 +709,8 @@ private:
         if (cfg_.certFile.empty() != cfg_.keyFile.empty()) {
             std::string_view missing = cfg_.certFile.empty() ? "httpsProxy.certFile" : "httpsProxy.keyFile";
             std::string_view given = cfg_.certFile.empty() ? "httpsProxy.keyFile" : "httpsProxy.certFile";
-            fieldError(markOf(given), given, std::string("needs ") + std::string(missing) + " too (set both or neither)");
+            fieldError(markOf(given), given,
+                       std::string("needs ") + std::string(missing) + " too (set both or neither)");
         } else if (!cfg_.certFile.empty()) {
             if (auto s = validateCertificateAndKeyFiles(cfg_.certFile, cfg_.keyFile); !s) {
                 fieldError(markOf("httpsProxy.certFile"), "httpsProxy.certFile", s.error().message);
@@ -714,8 +729,9 @@ private:
             } else {
                 cfg_.proxy = std::move(*p);
                 if (!cfg_.proxy.https) {
-                    warnings_.push_back(at(markOf("proxyEnabled")) +
-                                        "proxyEnabled: true but neither https_proxy nor HTTPS_PROXY is set; connections go direct");
+                    warnings_.push_back(
+                        at(markOf("proxyEnabled")) +
+                        "proxyEnabled: true but neither https_proxy nor HTTPS_PROXY is set; connections go direct");
                 }
             }
         }
@@ -751,9 +767,13 @@ void appendValue(std::string& out, const Shown& v, size_t indent) {
 
 }  // namespace
 
-std::string Config::controlSocketPath() const { return resolvePath(privateFolder, std::string(kControlSocketName)); }
+std::string Config::controlSocketPath() const {
+    return resolvePath(privateFolder, std::string(kControlSocketName));
+}
 
-std::span<const std::string_view> configFieldNames() { return kFieldNames; }
+std::span<const std::string_view> configFieldNames() {
+    return kFieldNames;
+}
 
 std::string defaultServerName() {
     char host[256] = {};

@@ -17,12 +17,14 @@ __extension__ typedef unsigned __int128 U128;
 
 constexpr uint64_t kMaxU64 = std::numeric_limits<uint64_t>::max();
 
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isDigit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // A decimal number "123" or "1.25" at the front of `s`: integer part, fraction digits.
 struct Decimal {
     uint64_t whole = 0;
-    uint64_t frac = 0;       // fraction digits as an integer
+    uint64_t frac = 0;        // fraction digits as an integer
     unsigned fracDigits = 0;  // how many
 };
 
@@ -135,8 +137,8 @@ Result<Duration> parseDuration(std::string_view text) {
         if (!number) return bad("expected a number");
         if (!s.empty() && s.front() == ' ') s.remove_prefix(1);
         size_t n = 0;
-        while (n < s.size() && (std::isalpha(static_cast<unsigned char>(s[n])) != 0 ||
-                                static_cast<unsigned char>(s[n]) >= 0x80)) {
+        while (n < s.size() &&
+               (std::isalpha(static_cast<unsigned char>(s[n])) != 0 || static_cast<unsigned char>(s[n]) >= 0x80)) {
             ++n;
         }
         if (n == 0) return bad("missing unit");
@@ -145,15 +147,24 @@ Result<Duration> parseDuration(std::string_view text) {
         constexpr uint64_t kUs = 1000, kMs = 1000 * kUs, kS = 1000 * kMs, kMin = 60 * kS, kH = 60 * kMin,
                            kDay = 24 * kH, kWeek = 7 * kDay;
         uint64_t mult = 0;
-        if (unit == "ns") mult = 1;
-        else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs") mult = kUs;
-        else if (unit == "ms") mult = kMs;
-        else if (unit == "s") mult = kS;
-        else if (unit == "m") mult = kMin;
-        else if (unit == "h") mult = kH;
-        else if (unit == "d" || unit == "day" || unit == "days") mult = kDay;
-        else if (unit == "w" || unit == "week" || unit == "weeks") mult = kWeek;
-        else return bad("unknown unit; use ms, s, m, h, d or w");
+        if (unit == "ns")
+            mult = 1;
+        else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs")
+            mult = kUs;
+        else if (unit == "ms")
+            mult = kMs;
+        else if (unit == "s")
+            mult = kS;
+        else if (unit == "m")
+            mult = kMin;
+        else if (unit == "h")
+            mult = kH;
+        else if (unit == "d" || unit == "day" || unit == "days")
+            mult = kDay;
+        else if (unit == "w" || unit == "week" || unit == "weeks")
+            mult = kWeek;
+        else
+            return bad("unknown unit; use ms, s, m, h, d or w");
         auto ns = scale(*number, mult);
         if (!ns || *ns > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) - totalNs) return bad("too large");
         totalNs += *ns;
@@ -245,7 +256,9 @@ bool splitHostPort(std::string_view s, std::string_view& host, std::string_view&
 
 }  // namespace
 
-bool isIpLiteral(std::string_view text) { return isIpv4Literal(text) || isIpv6Literal(text); }
+bool isIpLiteral(std::string_view text) {
+    return isIpv4Literal(text) || isIpv6Literal(text);
+}
 
 bool isHostName(std::string_view text) {
     std::string_view s = text;
@@ -269,7 +282,8 @@ bool isHostName(std::string_view text) {
     for (char c : lastLabel) numericLast = numericLast && isDigit(c);
     if (numericLast) return false;
     bool hexLast = lastLabel.size() > 2 && lastLabel[0] == '0' && (lastLabel[1] == 'x' || lastLabel[1] == 'X');
-    for (size_t i = 2; hexLast && i < lastLabel.size(); ++i) hexLast = std::isxdigit(static_cast<unsigned char>(lastLabel[i])) != 0;
+    for (size_t i = 2; hexLast && i < lastLabel.size(); ++i)
+        hexLast = std::isxdigit(static_cast<unsigned char>(lastLabel[i])) != 0;
     return !hexLast;
 }
 
@@ -467,6 +481,9 @@ Result<std::chrono::system_clock::time_point> parseRfc3339(std::string_view text
     if (!s.empty()) return bad;
     if (second == 60) second = 59;  // a leap second: the clock has no slot for it
     int64_t secs = daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offsetSeconds;
+    // The system clock counts nanoseconds in 64 bits (years 1678 to 2262): keep well inside.
+    constexpr int64_t kYear2200 = 7258118400;
+    if (secs < 0 || secs >= kYear2200) return Error{quoted(text) + " is out of range (1970 to 2199)"};
     return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
         std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos)));
 }
@@ -484,12 +501,14 @@ std::string formatRfc3339(std::chrono::system_clock::time_point t) {
 // ---------------------------------------------------------------- small ones
 
 std::optional<bool> parseYamlBool(std::string_view t) {
-    static constexpr std::array<std::string_view, 11> kTrue{"y", "Y", "yes", "Yes", "YES", "true",
-                                                            "True", "TRUE", "on", "On", "ON"};
-    static constexpr std::array<std::string_view, 11> kFalse{"n", "N", "no", "No", "NO", "false",
+    static constexpr std::array<std::string_view, 11> kTrue{"y",    "Y",    "yes", "Yes", "YES", "true",
+                                                            "True", "TRUE", "on",  "On",  "ON"};
+    static constexpr std::array<std::string_view, 11> kFalse{"n",     "N",     "no",  "No",  "NO", "false",
                                                              "False", "FALSE", "off", "Off", "OFF"};
-    for (auto v : kTrue) if (t == v) return true;
-    for (auto v : kFalse) if (t == v) return false;
+    for (auto v : kTrue)
+        if (t == v) return true;
+    for (auto v : kFalse)
+        if (t == v) return false;
     return std::nullopt;
 }
 

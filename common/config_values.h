@@ -39,9 +39,9 @@ Result<HostPort> parseHostPort(std::string_view text);
 
 // consoleAddress: "host" or "host:port", an optional "https://" prefix and one trailing "/".
 struct ConsoleAddress {
-    std::string host;        // as written (case kept), without brackets
-    uint16_t port = 443;     // 443 when the address names none
-    bool portGiven = false;  // the address wrote a port
+    std::string host;                              // as written (case kept), without brackets
+    uint16_t port = 443;                           // 443 when the address names none
+    bool portGiven = false;                        // the address wrote a port
     [[nodiscard]] std::string text() const;        // "host" or "host:port" as configured
     [[nodiscard]] std::string normalized() const;  // lower-case host, one trailing dot dropped, explicit port
     bool operator==(const ConsoleAddress&) const = default;
@@ -50,8 +50,8 @@ Result<ConsoleAddress> parseConsoleAddress(std::string_view text);
 
 // A CIDR ("10.0.0.0/8", "2001:db8::/32") or a bare address (a /32 or /128).
 struct Cidr {
-    int family = 0;                 // AF_INET or AF_INET6
-    unsigned char addr[16] = {};    // network address, host bits cleared
+    int family = 0;               // AF_INET or AF_INET6
+    unsigned char addr[16] = {};  // network address, host bits cleared
     unsigned prefix = 0;
     [[nodiscard]] std::string text() const;
     [[nodiscard]] bool contains(int family, const unsigned char* address) const;

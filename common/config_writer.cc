@@ -38,8 +38,8 @@ size_t scalarEnd(std::string_view text, const YamlNode& n) {
     size_t end = n.end.offset;
     if (n.style != YamlStyle::Literal && n.style != YamlStyle::Folded) return end;
     size_t last = end;
-    while (last > n.start.offset && (text[last - 1] == '\n' || text[last - 1] == ' ' || text[last - 1] == '\t' ||
-                                     text[last - 1] == '\r')) {
+    while (last > n.start.offset &&
+           (text[last - 1] == '\n' || text[last - 1] == ' ' || text[last - 1] == '\t' || text[last - 1] == '\r')) {
         --last;
     }
     return lineEnd(text, last);
@@ -49,7 +49,7 @@ size_t scalarEnd(std::string_view text, const YamlNode& n) {
 // comment on the same line).
 size_t entryEnd(std::string_view text, const YamlNode& value) {
     if (value.isMapping() && !value.entries.empty() && value.style == YamlStyle::Block) {
-        return entryEnd(text, value.entries.back().second);
+        return entryEnd(text, value.entries.back().value);
     }
     if (value.isSequence() && !value.items.empty() && value.style == YamlStyle::Block) {
         return entryEnd(text, value.items.back());
@@ -100,13 +100,13 @@ std::string insertAt(std::string_view text, size_t offset, std::string_view inse
 // Appends `lines` (complete lines) after the last entry of `map` (or at the end of the text).
 std::string appendToMapping(std::string_view text, const YamlNode* map, std::string_view lines) {
     size_t offset = text.size();
-    if (map != nullptr && !map->entries.empty()) offset = entryEnd(text, map->entries.back().second);
+    if (map != nullptr && !map->entries.empty()) offset = entryEnd(text, map->entries.back().value);
     return insertAt(text, offset, lines);
 }
 
 size_t childIndent(const YamlNode* map, size_t fallback) {
     if (map == nullptr || map->entries.empty()) return fallback;
-    return map->entries.front().first.start.column - 1;
+    return map->entries.front().key.start.column - 1;
 }
 
 Result<std::string> applyOne(std::string_view text, const ConfigUpdate& u) {
@@ -218,7 +218,8 @@ Result<std::string> applyConfigUpdates(std::string_view text, const std::vector<
     if (!doc) return Error{"the updated config.yml would not parse (" + doc.error().message + "); not written"};
     for (const auto& u : updates) {
         const YamlNode* n = lookup(*doc, u.path);
-        bool ok = u.kind == ConfigUpdate::Kind::Remove ? n == nullptr : (n != nullptr && n->isScalar() && n->text == u.value);
+        bool ok =
+            u.kind == ConfigUpdate::Kind::Remove ? n == nullptr : (n != nullptr && n->isScalar() && n->text == u.value);
         if (!ok) return Error{"the updated config.yml would not hold " + joinPath(u.path) + " as written; not written"};
     }
     return current;
@@ -227,17 +228,20 @@ Result<std::string> applyConfigUpdates(std::string_view text, const std::vector<
 Status writeConfigUpdates(const std::string& path, const std::vector<ConfigUpdate>& updates, const Environment& env) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) return sysError("cannot update " + path);
-    if (S_ISLNK(st.st_mode)) return Error{"cannot update " + path + ": it is a symbolic link; replace it with the file itself"};
+    if (S_ISLNK(st.st_mode))
+        return Error{"cannot update " + path + ": it is a symbolic link; replace it with the file itself"};
     if (!S_ISREG(st.st_mode)) return Error{"cannot update " + path + ": not a regular file"};
     uid_t me = ::geteuid();
     if (me != 0 && st.st_uid != me) {
         return Error{"cannot update " + path + ": it is owned by uid " + std::to_string(st.st_uid) +
-                     ", not by the service user (uid " + std::to_string(me) + "); fix: chown the file to the service user (air-relaypro)"};
+                     ", not by the service user (uid " + std::to_string(me) +
+                     "); fix: chown the file to the service user (air-relaypro)"};
     }
     const std::string dir = dirName(path);
     if (::access(dir.c_str(), W_OK) != 0) {
         return Error{"cannot update " + path + ": its folder " + dir +
-                     " is not writable by the service user; fix: make it group-writable for air-relaypro (mode 1775, as the package does)"
+                     " is not writable by the service user; fix: make it group-writable for air-relaypro (mode 1775, "
+                     "as the package does)"
                      " and, under systemd, list it in ReadWritePaths="};
     }
     auto text = readFile(path, kMaxYamlBytes);
@@ -248,10 +252,13 @@ Status writeConfigUpdates(const std::string& path, const std::vector<ConfigUpdat
     std::vector<std::string> ignored;
     if (parseConfig(ConfigSource{path, *text}, env, ignored).ok()) {
         auto check = parseConfig(ConfigSource{path, *updated}, env, ignored);
-        if (!check) return Error{"cannot update " + path + ": the result would not be a valid configuration: " + check.error().message};
+        if (!check)
+            return Error{"cannot update " + path +
+                         ": the result would not be a valid configuration: " + check.error().message};
     }
     removeStaleTemporaries(path);
-    if (auto s = writeFileAtomic(path, *updated); !s) return Error{"cannot update " + path + ": " + s.error().describe()};
+    if (auto s = writeFileAtomic(path, *updated); !s)
+        return Error{"cannot update " + path + ": " + s.error().describe()};
     return {};
 }
 

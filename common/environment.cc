@@ -11,22 +11,27 @@ extern char** environ;  // NOLINT(readability-redundant-declaration)
 namespace relaypro {
 namespace {
 
-constexpr std::array<std::string_view, 6> kProxyKeys{"http_proxy", "HTTP_PROXY", "https_proxy",
-                                                     "HTTPS_PROXY", "no_proxy", "NO_PROXY"};
+constexpr std::array<std::string_view, 6> kProxyKeys{"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                                     "HTTPS_PROXY", "no_proxy",   "NO_PROXY"};
 
 // Keys that choose where the file is or where the config is: they are needed before the file
 // is read, so a value in the file could never apply.
 constexpr std::array<std::string_view, 2> kNotFromFile{"RELAYPRO_ENV_FILE", "RELAYPRO_CONFIG"};
 
-constexpr std::array<std::string_view, 10> kKnownRelayProKeys{
-    "RELAYPRO_CONFIG",        "RELAYPRO_USER",          "RELAYPRO_HTTPS_LISTEN", "RELAYPRO_HTTP_LISTEN",
-    "RELAYPRO_PASSWORD_FILE", "RELAYPRO_CA_BUNDLE_FILE", "RELAYPRO_LOGGER_CONF", "RELAYPRO_ENV_FILE",
-    "RELAYPRO_HOSTS_FILE",    "RELAYPRO_INSTALLED_BINARY"};
+constexpr std::array<std::string_view, 10> kKnownRelayProKeys{"RELAYPRO_CONFIG",        "RELAYPRO_USER",
+                                                              "RELAYPRO_HTTPS_LISTEN",  "RELAYPRO_HTTP_LISTEN",
+                                                              "RELAYPRO_PASSWORD_FILE", "RELAYPRO_CA_BUNDLE_FILE",
+                                                              "RELAYPRO_LOGGER_CONF",   "RELAYPRO_ENV_FILE",
+                                                              "RELAYPRO_HOSTS_FILE",    "RELAYPRO_INSTALLED_BINARY"};
 constexpr std::array<std::string_view, 4> kKnownAirKeys{"AIR_CONSOLE_ADDRESS", "AIR_ORGANIZATION_ID",
                                                         "AIR_DEPLOYMENT_TOKEN", "AIR_CONSOLE_CA_CERT"};
 
-bool isKeyStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
-bool isKeyChar(char c) { return isKeyStart(c) || (c >= '0' && c <= '9'); }
+bool isKeyStart(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+bool isKeyChar(char c) {
+    return isKeyStart(c) || (c >= '0' && c <= '9');
+}
 
 }  // namespace
 
@@ -108,8 +113,7 @@ Result<std::vector<EnvFileEntry>> parseEnvFile(std::string_view text, std::strin
     return out;
 }
 
-Environment::Environment(EnvVars inherited)
-    : inherited_(std::move(inherited)) {}
+Environment::Environment(EnvVars inherited) : inherited_(std::move(inherited)) {}
 
 Environment Environment::fromProcess() {
     EnvVars vars;
@@ -145,7 +149,9 @@ Status Environment::applyFileText(std::string_view text, std::string_view label,
         bool notFromFile = false;
         for (auto k : kNotFromFile) notFromFile = notFromFile || e.key == k;
         if (notFromFile) {
-            warnings.push_back(where + e.key + " cannot be set in the environment file (it is needed before the file is read); ignored");
+            warnings.push_back(
+                where + e.key +
+                " cannot be set in the environment file (it is needed before the file is read); ignored");
             continue;
         }
         if (e.key.starts_with("RELAYPRO_") || e.key.starts_with("AIR_")) {

@@ -16,7 +16,7 @@ constexpr std::string_view kRedacted = "<redacted>";
 
 // Keys whose values are secrets whatever they hold.
 bool isSecretKey(std::string_view key) {
-    static constexpr std::array<std::string_view, 8> kParts{"token",  "password",   "passwd",     "secret",
+    static constexpr std::array<std::string_view, 8> kParts{"token",      "password",   "passwd",      "secret",
                                                             "credential", "privatekey", "private_key", "cookie"};
     std::string k = toLower(key);
     for (auto p : kParts) {
@@ -74,7 +74,9 @@ bool looksLikeBasicCredential(std::string_view s) {
     return false;
 }
 
-bool isB64UrlChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_'; }
+bool isB64UrlChar(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+}
 
 void appendUtf8Escaped(std::string& out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
@@ -83,13 +85,27 @@ void appendUtf8Escaped(std::string& out, std::string_view s) {
         auto c = static_cast<unsigned char>(s[i]);
         if (c < 0x80) {
             switch (c) {
-                case '"': out += "\\\""; break;
-                case '\\': out += "\\\\"; break;
-                case '\n': out += "\\n"; break;
-                case '\r': out += "\\r"; break;
-                case '\t': out += "\\t"; break;
-                case '\b': out += "\\b"; break;
-                case '\f': out += "\\f"; break;
+                case '"':
+                    out += "\\\"";
+                    break;
+                case '\\':
+                    out += "\\\\";
+                    break;
+                case '\n':
+                    out += "\\n";
+                    break;
+                case '\r':
+                    out += "\\r";
+                    break;
+                case '\t':
+                    out += "\\t";
+                    break;
+                case '\b':
+                    out += "\\b";
+                    break;
+                case '\f':
+                    out += "\\f";
+                    break;
                 default:
                     if (c < 0x20 || c == 0x7f) {
                         out += "\\u00";
@@ -117,6 +133,17 @@ void appendUtf8Escaped(std::string& out, std::string_view s) {
 void appendString(std::string& out, std::string_view s) {
     out += '"';
     appendUtf8Escaped(out, s);
+    out += '"';
+}
+
+// Keys are identifiers chosen by code: anything else is replaced, so every consumer can read them.
+void appendKey(std::string& out, std::string_view key) {
+    out += '"';
+    if (key.empty()) out += '_';
+    for (char c : key.substr(0, 64)) {
+        bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+        out += ok ? c : '_';
+    }
     out += '"';
 }
 
@@ -158,10 +185,14 @@ void appendValue(std::string& out, const std::string& key, const LogValue& v) {
 
 std::string_view levelName(LogLevel level) {
     switch (level) {
-        case LogLevel::Debug: return "debug";
-        case LogLevel::Info: return "info";
-        case LogLevel::Warn: return "warn";
-        case LogLevel::Error: return "error";
+        case LogLevel::Debug:
+            return "debug";
+        case LogLevel::Info:
+            return "info";
+        case LogLevel::Warn:
+            return "warn";
+        case LogLevel::Error:
+            return "error";
     }
     return "info";
 }
@@ -232,8 +263,10 @@ std::string redactSecrets(std::string_view text) {
         // "Bearer <credential>", "Basic <credential>" (any case).
         if (atWordStart) {
             size_t schemeLen = 0;
-            if (rest.size() > 7 && equalsIgnoreCase(rest.substr(0, 7), "bearer ")) schemeLen = 7;
-            else if (rest.size() > 6 && equalsIgnoreCase(rest.substr(0, 6), "basic ")) schemeLen = 6;
+            if (rest.size() > 7 && equalsIgnoreCase(rest.substr(0, 7), "bearer "))
+                schemeLen = 7;
+            else if (rest.size() > 6 && equalsIgnoreCase(rest.substr(0, 6), "basic "))
+                schemeLen = 6;
             if (schemeLen > 0) {
                 size_t start = schemeLen;
                 while (start < rest.size() && rest[start] == ' ') ++start;
@@ -274,7 +307,7 @@ std::string formatLogLine(const LogRecord& r) {
         // The fixed keys cannot be overridden by an event's own keys.
         if (f.key == "time" || f.key == "level" || f.key == "msg" || f.key == "component" || f.key == "pid") continue;
         out += ',';
-        appendString(out, f.key);
+        appendKey(out, f.key);
         out += ':';
         appendValue(out, f.key, f.value);
     }

@@ -35,8 +35,8 @@ struct LogField {
     template <std::signed_integral I>
     LogField(std::string k, I v) : key(std::move(k)), value(static_cast<int64_t>(v)) {}
     template <std::unsigned_integral U>
-        requires(!std::same_as<U, bool>)
-    LogField(std::string k, U v) : key(std::move(k)), value(static_cast<uint64_t>(v)) {}
+    requires(!std::same_as<U, bool>) LogField(std::string k, U v)
+        : key(std::move(k)), value(static_cast<uint64_t>(v)) {}
 };
 
 struct LogRecord {
@@ -77,10 +77,18 @@ public:
     [[nodiscard]] bool enabled(LogLevel level) const { return level >= minLevel_ && output_ != nullptr; }
 
     void log(LogLevel level, std::string msg, std::vector<LogField> fields = {}) const;
-    void debug(std::string msg, std::vector<LogField> fields = {}) const { log(LogLevel::Debug, std::move(msg), std::move(fields)); }
-    void info(std::string msg, std::vector<LogField> fields = {}) const { log(LogLevel::Info, std::move(msg), std::move(fields)); }
-    void warn(std::string msg, std::vector<LogField> fields = {}) const { log(LogLevel::Warn, std::move(msg), std::move(fields)); }
-    void error(std::string msg, std::vector<LogField> fields = {}) const { log(LogLevel::Error, std::move(msg), std::move(fields)); }
+    void debug(std::string msg, std::vector<LogField> fields = {}) const {
+        log(LogLevel::Debug, std::move(msg), std::move(fields));
+    }
+    void info(std::string msg, std::vector<LogField> fields = {}) const {
+        log(LogLevel::Info, std::move(msg), std::move(fields));
+    }
+    void warn(std::string msg, std::vector<LogField> fields = {}) const {
+        log(LogLevel::Warn, std::move(msg), std::move(fields));
+    }
+    void error(std::string msg, std::vector<LogField> fields = {}) const {
+        log(LogLevel::Error, std::move(msg), std::move(fields));
+    }
 
 private:
     LogOutput* output_;

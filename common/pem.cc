@@ -47,7 +47,8 @@ Status validateCertificatesPem(std::string_view pem) {
             unsigned long err = ERR_peek_last_error();
             ERR_clear_error();
             if (ERR_GET_REASON(err) == PEM_R_NO_START_LINE && count > 0) break;
-            return Error{"is malformed PEM" + std::string(count > 0 ? " after certificate " + std::to_string(count) : "")};
+            return Error{"is malformed PEM" +
+                         std::string(count > 0 ? " after certificate " + std::to_string(count) : "")};
         }
         std::unique_ptr<char, OpensslFree> name(rawName), header(rawHeader);
         std::unique_ptr<unsigned char, OpensslFree> data(rawData);

@@ -55,14 +55,16 @@ Result<ProxyUrl> parseProxyUrl(std::string_view text) {
     ProxyUrl u;
     std::string_view s = text;
     size_t scheme = s.find("://");
-    if (scheme == std::string_view::npos) return Error{"is not a proxy URL (expected http://host:port or https://host:port)"};
+    if (scheme == std::string_view::npos)
+        return Error{"is not a proxy URL (expected http://host:port or https://host:port)"};
     std::string sch = toLower(s.substr(0, scheme));
     if (sch == "http") {
         u.tls = false;
     } else if (sch == "https") {
         u.tls = true;
     } else {
-        return Error{"has scheme \"" + std::string(s.substr(0, scheme)) + "\"; only http:// and https:// proxies are supported"};
+        return Error{"has scheme \"" + std::string(s.substr(0, scheme)) +
+                     "\"; only http:// and https:// proxies are supported"};
     }
     s.remove_prefix(scheme + 3);
     if (!s.empty() && s.back() == '/') s.remove_suffix(1);
@@ -75,7 +77,8 @@ Result<ProxyUrl> parseProxyUrl(std::string_view text) {
         std::string_view creds = s.substr(0, at);
         size_t colon = creds.find(':');
         auto user = percentDecode(creds.substr(0, colon));
-        auto pass = colon == std::string_view::npos ? std::optional<std::string>("") : percentDecode(creds.substr(colon + 1));
+        auto pass =
+            colon == std::string_view::npos ? std::optional<std::string>("") : percentDecode(creds.substr(colon + 1));
         if (!user || !pass) return Error{"has a malformed %-escape in its credentials"};
         u.user = std::move(*user);
         u.password = std::move(*pass);
@@ -94,7 +97,8 @@ Result<ProxyUrl> parseProxyUrl(std::string_view text) {
             portText = std::string(rest.substr(1));
             portWritten = true;
         }
-        if (!isIpLiteral(hostPart) || hostPart.find(':') == std::string_view::npos) return Error{"has a malformed IPv6 address"};
+        if (!isIpLiteral(hostPart) || hostPart.find(':') == std::string_view::npos)
+            return Error{"has a malformed IPv6 address"};
     } else {
         size_t colon = s.find(':');
         if (colon != std::string_view::npos) {
@@ -169,7 +173,8 @@ bool NoProxy::bypasses(std::string_view hostIn) const {
     }
     for (const auto& name : names_) {
         if (host == name) return true;
-        if (host.size() > name.size() && host.ends_with(name) && host[host.size() - name.size() - 1] == '.') return true;
+        if (host.size() > name.size() && host.ends_with(name) && host[host.size() - name.size() - 1] == '.')
+            return true;
     }
     return false;
 }

@@ -23,12 +23,14 @@ struct Error {
 };
 
 // Shorthand for an error from the last failed system call.
-inline Error sysError(std::string message, int err = errno) { return Error{std::move(message), err}; }
+inline Error sysError(std::string message, int err = errno) {
+    return Error{std::move(message), err};
+}
 
 template <typename T>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT(google-explicit-constructor)
     Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
     [[nodiscard]] bool ok() const { return v_.index() == 0; }

@@ -136,17 +136,28 @@ private:
             case YAML_ALIAS_EVENT:
                 return Error{at(n.start, "syntax: aliases (*name) are not supported in this file")};
             case YAML_SCALAR_EVENT: {
-                if (e.data.scalar.tag != nullptr && e.data.scalar.plain_implicit == 0 && e.data.scalar.quoted_implicit == 0) {
+                if (e.data.scalar.tag != nullptr && e.data.scalar.plain_implicit == 0 &&
+                    e.data.scalar.quoted_implicit == 0) {
                     return Error{at(n.start, "syntax: explicit tags (!!type) are not supported in this file")};
                 }
                 n.kind = YamlNode::Kind::Scalar;
                 n.text.assign(reinterpret_cast<const char*>(e.data.scalar.value), e.data.scalar.length);
                 switch (e.data.scalar.style) {
-                    case YAML_SINGLE_QUOTED_SCALAR_STYLE: n.style = YamlStyle::SingleQuoted; break;
-                    case YAML_DOUBLE_QUOTED_SCALAR_STYLE: n.style = YamlStyle::DoubleQuoted; break;
-                    case YAML_LITERAL_SCALAR_STYLE: n.style = YamlStyle::Literal; break;
-                    case YAML_FOLDED_SCALAR_STYLE: n.style = YamlStyle::Folded; break;
-                    default: n.style = YamlStyle::Plain; break;
+                    case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+                        n.style = YamlStyle::SingleQuoted;
+                        break;
+                    case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+                        n.style = YamlStyle::DoubleQuoted;
+                        break;
+                    case YAML_LITERAL_SCALAR_STYLE:
+                        n.style = YamlStyle::Literal;
+                        break;
+                    case YAML_FOLDED_SCALAR_STYLE:
+                        n.style = YamlStyle::Folded;
+                        break;
+                    default:
+                        n.style = YamlStyle::Plain;
+                        break;
                 }
                 return n;
             }
@@ -192,7 +203,7 @@ private:
                     }
                     auto value = node(depth + 1);
                     if (!value) return value.error();
-                    n.entries.emplace_back(std::move(key.value()), std::move(value.value()));
+                    n.entries.push_back(YamlEntry{std::move(key.value()), std::move(value.value())});
                 }
             }
             default:

@@ -23,14 +23,16 @@ struct YamlMark {
 
 enum class YamlStyle { Plain, SingleQuoted, DoubleQuoted, Literal, Folded, Block, Flow };
 
+struct YamlEntry;
+
 struct YamlNode {
     enum class Kind { Scalar, Sequence, Mapping };
     Kind kind = Kind::Scalar;
     YamlStyle style = YamlStyle::Plain;
     std::string text;  // a scalar's value
     YamlMark start, end;
-    std::vector<YamlNode> items;                             // a sequence's items
-    std::vector<std::pair<YamlNode, YamlNode>> entries;      // a mapping's key/value pairs, in order
+    std::vector<YamlNode> items;     // a sequence's items
+    std::vector<YamlEntry> entries;  // a mapping's key/value pairs, in order
 
     [[nodiscard]] bool isScalar() const { return kind == Kind::Scalar; }
     [[nodiscard]] bool isMapping() const { return kind == Kind::Mapping; }
@@ -39,6 +41,11 @@ struct YamlNode {
     [[nodiscard]] bool isNull() const;
     // The value of a mapping entry whose key is the scalar `key`, or nullptr.
     [[nodiscard]] const YamlNode* find(std::string_view key) const;
+};
+
+struct YamlEntry {
+    YamlNode key;  // always a scalar
+    YamlNode value;
 };
 
 struct YamlDocument {

@@ -66,12 +66,24 @@ std::string yamlDoubleQuoted(std::string_view text) {
             continue;
         }
         switch (cp) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            case '\r': out += "\\r"; break;
-            case 0: out += "\\0"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case 0:
+                out += "\\0";
+                break;
             default:
                 if (printableInQuotes(cp)) {
                     out.append(text.substr(i, len));

@@ -24,9 +24,11 @@ constexpr const char* kUsage =
     "  run          [--config FILE] [--user NAME]    the service: supervisor + workers, in the foreground\n"
     "  check-config [--config FILE]                  validate; print the effective config (secrets redacted) as YAML\n"
     "  status       [--config FILE] [--json]         ask the running service over its control socket\n"
-    "  upgrade      [--config FILE] [--timeout SEC]  zero-downtime switch of the running service to the installed binary\n"
+    "  upgrade      [--config FILE] [--timeout SEC]  zero-downtime switch of the running service to the installed "
+    "binary\n"
     "  ca init      [--config FILE]                  create the CA bundle if it does not exist; print its fingerprint\n"
-    "  ca show      [--config FILE]                  print subject, validity and SHA-256 fingerprint of the CA certificate\n"
+    "  ca show      [--config FILE]                  print subject, validity and SHA-256 fingerprint of the CA "
+    "certificate\n"
     "  version                                       print the version\n"
     "  help | --help | -h                            this text; every command also takes --help\n"
     "\n"
@@ -40,12 +42,24 @@ struct CommandSpec {
 };
 
 constexpr CommandSpec kCommands[] = {
-    {"run", "relaypro run [--config FILE] [--user NAME]\n  Runs the service in the foreground (never daemonizes).\n", true, false, false},
-    {"check-config", "relaypro check-config [--config FILE]\n  Validates the configuration and the environment file; prints the effective\n  configuration as YAML with secrets redacted. Exit 0 when valid, 78 when not.\n", false, false, false},
-    {"status", "relaypro status [--config FILE] [--json]\n  Asks the running service over its control socket.\n", false, true, false},
-    {"upgrade", "relaypro upgrade [--config FILE] [--timeout SEC]\n  Switches the running service to the installed binary without downtime.\n", false, false, true},
-    {"ca init", "relaypro ca init [--config FILE]\n  Creates the CA bundle if it does not exist; prints its fingerprint.\n", false, false, false},
-    {"ca show", "relaypro ca show [--config FILE]\n  Prints subject, validity and SHA-256 fingerprint of the CA certificate.\n", false, false, false},
+    {"run", "relaypro run [--config FILE] [--user NAME]\n  Runs the service in the foreground (never daemonizes).\n",
+     true, false, false},
+    {"check-config",
+     "relaypro check-config [--config FILE]\n  Validates the configuration and the environment file; prints the "
+     "effective\n  configuration as YAML with secrets redacted. Exit 0 when valid, 78 when not.\n",
+     false, false, false},
+    {"status", "relaypro status [--config FILE] [--json]\n  Asks the running service over its control socket.\n", false,
+     true, false},
+    {"upgrade",
+     "relaypro upgrade [--config FILE] [--timeout SEC]\n  Switches the running service to the installed binary without "
+     "downtime.\n",
+     false, false, true},
+    {"ca init",
+     "relaypro ca init [--config FILE]\n  Creates the CA bundle if it does not exist; prints its fingerprint.\n", false,
+     false, false},
+    {"ca show",
+     "relaypro ca show [--config FILE]\n  Prints subject, validity and SHA-256 fingerprint of the CA certificate.\n",
+     false, false, false},
     {"version", "relaypro version\n  Prints \"relaypro <version> (<git describe>)\".\n", false, false, false},
 };
 
@@ -104,7 +118,8 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
     }
     if (first == "ca") {
         if (args.size() < 2 || (args[1] != "init" && args[1] != "show")) {
-            out.error = args.size() < 2 ? "ca needs a sub-command: init or show" : "unknown ca sub-command \"" + args[1] + "\"";
+            out.error =
+                args.size() < 2 ? "ca needs a sub-command: init or show" : "unknown ca sub-command \"" + args[1] + "\"";
             if (args.size() >= 2 && (args[1] == "--help" || args[1] == "-h")) {
                 out.error.clear();
                 cmd.command = "ca init";

@@ -14,8 +14,8 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitConfig = 78;  // EX_CONFIG
 
 struct CommandLine {
-    std::string command;     // "run", "check-config", "ca init", ...
-    bool help = false;       // --help given to the sub-command
+    std::string command;  // "run", "check-config", "ca init", ...
+    bool help = false;    // --help given to the sub-command
     std::optional<std::string> config;
     std::optional<std::string> user;
     bool json = false;

@@ -181,7 +181,9 @@ Status LogSink::reopen() {
     return openFile();
 }
 
-void LogSink::write(const LogRecord& record) { writeLine(formatLogLine(record)); }
+void LogSink::write(const LogRecord& record) {
+    writeLine(formatLogLine(record));
+}
 
 void LogSink::writeLine(std::string_view line) {
     if (options_.echoFd >= 0) {

@@ -24,12 +24,12 @@
 namespace relaypro {
 
 struct LogSinkOptions {
-    std::string path;                     // the live file
-    uint64_t maxSize = 100ULL << 20;      // rotate when the next line would pass it
-    Duration maxAge = Duration::zero();   // 0 = keep rotated files whatever their age
-    uint32_t maxBackups = 0;              // 0 = keep all rotated files
-    bool compress = true;                 // gzip rotated files
-    int echoFd = -1;                      // also write lines here (stderr on a terminal); -1 = off
+    std::string path;                    // the live file
+    uint64_t maxSize = 100ULL << 20;     // rotate when the next line would pass it
+    Duration maxAge = Duration::zero();  // 0 = keep rotated files whatever their age
+    uint32_t maxBackups = 0;             // 0 = keep all rotated files
+    bool compress = true;                // gzip rotated files
+    int echoFd = -1;                     // also write lines here (stderr on a terminal); -1 = off
     std::function<std::chrono::system_clock::time_point()> clock;  // seam for tests; default system clock
 };
 

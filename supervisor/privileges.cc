@@ -32,7 +32,8 @@ Status switchToAccount(const Account& a) {
         su != a.uid || rg != a.gid || eg != a.gid || sg != a.gid) {
         return Error{"the switch to user " + a.name + " did not take"};
     }
-    if (a.uid != 0 && ::setuid(0) == 0) return Error{"the switch to user " + a.name + " can be undone; refusing to go on"};
+    if (a.uid != 0 && ::setuid(0) == 0)
+        return Error{"the switch to user " + a.name + " can be undone; refusing to go on"};
     return {};
 }
 

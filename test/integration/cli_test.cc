@@ -1,6 +1,6 @@
 // The real relaypro binary: exit codes, messages and output of the command line (spec/cli.md).
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,8 +112,18 @@ TEST_F(Cli, CheckConfigAcceptsTheExampleFile) {
     EXPECT_NE(r.out.find("  headerTimeout: 10s"), std::string::npos);
 }
 
+TEST_F(Cli, CheckConfigAcceptsTheDemoFileWithItsEnvironmentFile) {
+    env_["RELAYPRO_ENV_FILE"] = std::string(RELAYPRO_SOURCE_DIR) + "/etc/demo/environment.conf";
+    Outcome r = run({"check-config", "--config", std::string(RELAYPRO_SOURCE_DIR) + "/etc/demo/config.yml"});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_NE(r.out.find("  listen: \"127.0.0.1:9443\""), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, CheckConfigReportsABadPortWithFileLineColumnAndExits78) {
-    fs::path cfg = write("config.yml", "consoleAddress: console.example.com\norganizationId: 1\nhttpsProxy:\n  listen: \"0.0.0.0:99999\"\n");
+    fs::path cfg =
+        write("config.yml",
+              "consoleAddress: console.example.com\norganizationId: 1\nhttpsProxy:\n  listen: \"0.0.0.0:99999\"\n");
     Outcome r = run({"check-config", "--config", cfg.string()});
     EXPECT_EQ(r.exitCode, 78);
     EXPECT_EQ(r.err, cfg.string() + ":4:3: httpsProxy.listen: \"0.0.0.0:99999\" is not a valid port\n");
@@ -130,8 +140,9 @@ TEST_F(Cli, CheckConfigNamesTheFileAsGiven) {
 }
 
 TEST_F(Cli, CheckConfigUsesRelayproConfigAndTheEnvironmentFile) {
-    fs::path cfg = write("config.yml", "consoleAddress: console.example.com\norganizationId: 1\nsecurityToken: s3cr3t-value\n"
-                                       "logger:\n  maxsize: 1MB\n");
+    fs::path cfg = write("config.yml",
+                         "consoleAddress: console.example.com\norganizationId: 1\nsecurityToken: s3cr3t-value\n"
+                         "logger:\n  maxsize: 1MB\n");
     write("env.conf", "# test\nRELAYPRO_HTTPS_LISTEN=127.0.0.1:0\nHTTPS_PROXY=http://u:pw-secret@127.0.0.1:3128\n");
     env_["RELAYPRO_CONFIG"] = cfg.string();
     env_["RELAYPRO_HTTPS_LISTEN"] = "0.0.0.0:1";  // the file wins
@@ -140,7 +151,8 @@ TEST_F(Cli, CheckConfigUsesRelayproConfigAndTheEnvironmentFile) {
     EXPECT_NE(r.out.find("  listen: \"127.0.0.1:0\""), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("securityToken: \"<redacted>\""), std::string::npos);
     EXPECT_EQ(r.out.find("s3cr3t-value"), std::string::npos);
-    EXPECT_EQ(r.err, "warning: " + cfg.string() + ":5:3: unknown field \"logger.maxsize\" — did you mean \"logger.maxSize\"?\n");
+    EXPECT_EQ(r.err, "warning: " + cfg.string() +
+                         ":5:3: unknown field \"logger.maxsize\" — did you mean \"logger.maxSize\"?\n");
 }
 
 TEST_F(Cli, MalformedEnvironmentFileIsAConfigurationError) {

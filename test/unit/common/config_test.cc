@@ -47,10 +47,12 @@ struct TestPki {
     TestPki() {
         dir = fs::temp_directory_path() / ("relaypro-config-test-" + std::to_string(::getpid()));
         fs::create_directories(dir);
-        std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=test"
-                          " -keyout " + (dir / "key.pem").string() + " -out " + (dir / "cert.pem").string() +
-                          " >/dev/null 2>&1 && openssl ecparam -name prime256v1 -genkey -noout -out " +
-                          (dir / "other-key.pem").string() + " 2>/dev/null";
+        std::string cmd =
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=test"
+            " -keyout " +
+            (dir / "key.pem").string() + " -out " + (dir / "cert.pem").string() +
+            " >/dev/null 2>&1 && openssl ecparam -name prime256v1 -genkey -noout -out " +
+            (dir / "other-key.pem").string() + " 2>/dev/null";
         EXPECT_EQ(std::system(cmd.c_str()), 0);
         std::ifstream in(dir / "cert.pem");
         certPem.assign(std::istreambuf_iterator<char>(in), {});
@@ -151,10 +153,12 @@ TEST(Config, EveryFieldAcceptsItsValidForms) {
          [pem](const Config& c) { EXPECT_EQ(c.consoleCACert, pem); }},
         {std::string(kBase) + "proxyEnabled: off\n", [](const Config& c) { EXPECT_FALSE(c.proxyEnabled); }},
         {std::string(kBase) + "debugLogging: true\n", [](const Config& c) { EXPECT_TRUE(c.debugLogging); }},
-        {std::string(kBase) + "deploymentToken: dt-123\n", [](const Config& c) { EXPECT_EQ(c.deploymentToken, "dt-123"); }},
+        {std::string(kBase) + "deploymentToken: dt-123\n",
+         [](const Config& c) { EXPECT_EQ(c.deploymentToken, "dt-123"); }},
         {std::string(kBase) + "serverName: relay.example.com\n",
          [](const Config& c) { EXPECT_EQ(c.serverName, "relay.example.com"); }},
-        {std::string(kBase) + "serverName: 192.0.2.10\n", [](const Config& c) { EXPECT_EQ(c.serverName, "192.0.2.10"); }},
+        {std::string(kBase) + "serverName: 192.0.2.10\n",
+         [](const Config& c) { EXPECT_EQ(c.serverName, "192.0.2.10"); }},
         {std::string(kBase) + "privateFolder: /var/lib/relaypro\n",
          [](const Config& c) {
              EXPECT_EQ(c.privateFolder, "/var/lib/relaypro");
@@ -184,7 +188,8 @@ TEST(Config, EveryFieldAcceptsItsValidForms) {
              EXPECT_EQ(c.certFile, (pki().dir / "cert.pem").string());
              EXPECT_EQ(c.keyFile, (pki().dir / "key.pem").string());
          }},
-        {std::string(kBase) + "migration:\n  consoleAddress: new.example.com:8443\n  validUntilAt: 2026-12-31T00:00:00Z\n",
+        {std::string(kBase) +
+             "migration:\n  consoleAddress: new.example.com:8443\n  validUntilAt: 2026-12-31T00:00:00Z\n",
          [](const Config& c) {
              ASSERT_TRUE(c.migration.has_value());
              EXPECT_EQ(c.migration->consoleAddress.host, "new.example.com");
@@ -226,7 +231,8 @@ TEST(Config, EveryFieldAcceptsItsValidForms) {
          }},
         {std::string(kBase) + "metrics:\n  listen: 127.0.0.1:9100\n",
          [](const Config& c) { EXPECT_EQ(c.metricsListen->text(), "127.0.0.1:9100"); }},
-        {std::string(kBase) + "proxyProtocol:\n  trustedSources:\n    - 10.0.0.0/8\n    - \"2001:db8::/32\"\n    - 192.0.2.1\n",
+        {std::string(kBase) +
+             "proxyProtocol:\n  trustedSources:\n    - 10.0.0.0/8\n    - \"2001:db8::/32\"\n    - 192.0.2.1\n",
          [](const Config& c) {
              ASSERT_EQ(c.trustedSources.size(), 3u);
              EXPECT_EQ(c.trustedSources[2].text(), "192.0.2.1/32");
@@ -256,58 +262,91 @@ struct InvalidCase {
 
 TEST(Config, EveryFieldRejectsInvalidValuesWithFileLineColumn) {
     std::vector<InvalidCase> cases = {
-        {"registeredTo: \"http://x\"\n", "/srv/relay/config.yml:3:1: registeredTo: \"http://x\" has scheme \"http\"; only an https:// prefix is accepted"},
-        {"relayProId: not-a-uuid\n", "/srv/relay/config.yml:3:1: relayProId: \"not-a-uuid\" is not a UUID (8-4-4-4-12 hexadecimal digits)"},
+        {"registeredTo: \"http://x\"\n",
+         "/srv/relay/config.yml:3:1: registeredTo: \"http://x\" has scheme \"http\"; only an https:// prefix is "
+         "accepted"},
+        {"relayProId: not-a-uuid\n",
+         "/srv/relay/config.yml:3:1: relayProId: \"not-a-uuid\" is not a UUID (8-4-4-4-12 hexadecimal digits)"},
         {"relayId: -1\n", "/srv/relay/config.yml:3:1: relayId: -1 is out of range (0 to 9223372036854775807)"},
         {"relayId: three\n", "/srv/relay/config.yml:3:1: relayId: \"three\" is not an integer"},
-        {"securityToken: \"a\\nInjected: 1\"\n", "/srv/relay/config.yml:3:1: securityToken: invalid value: must be printable ASCII without spaces"},
-        {"consoleCACert: \"not pem\"\n", "/srv/relay/config.yml:3:1: consoleCACert: is not PEM (expected -----BEGIN CERTIFICATE-----)"},
+        {"securityToken: \"a\\nInjected: 1\"\n",
+         "/srv/relay/config.yml:3:1: securityToken: invalid value: must be printable ASCII without spaces"},
+        {"consoleCACert: \"not pem\"\n",
+         "/srv/relay/config.yml:3:1: consoleCACert: is not PEM (expected -----BEGIN CERTIFICATE-----)"},
         {"consoleCACert: |\n  -----BEGIN CERTIFICATE-----\n  AAAA\n  -----END CERTIFICATE-----\n",
          "/srv/relay/config.yml:3:1: consoleCACert: certificate 1 is not a valid X.509 certificate"},
-        {"proxyEnabled: maybe\n", "/srv/relay/config.yml:3:1: proxyEnabled: \"maybe\" is not a boolean (true or false)"},
+        {"proxyEnabled: maybe\n",
+         "/srv/relay/config.yml:3:1: proxyEnabled: \"maybe\" is not a boolean (true or false)"},
         {"debugLogging: 1\n", "/srv/relay/config.yml:3:1: debugLogging: \"1\" is not a boolean (true or false)"},
-        {"deploymentToken: \"has space\"\n", "/srv/relay/config.yml:3:1: deploymentToken: invalid value: must be printable ASCII without spaces"},
-        {"serverName: \"bad name\"\n", "/srv/relay/config.yml:3:1: serverName: \"bad name\" is not a DNS name or IP address"},
+        {"deploymentToken: \"has space\"\n",
+         "/srv/relay/config.yml:3:1: deploymentToken: invalid value: must be printable ASCII without spaces"},
+        {"serverName: \"bad name\"\n",
+         "/srv/relay/config.yml:3:1: serverName: \"bad name\" is not a DNS name or IP address"},
         {"privateFolder: \"\"\n", "/srv/relay/config.yml:3:1: privateFolder: must not be empty"},
-        {"clientAuthToken:\n  duration: 30s\n", "/srv/relay/config.yml:4:3: clientAuthToken.duration: \"30s\" is out of range (1m to 1d)"},
-        {"clientAuthToken:\n  duration: 25h\n", "/srv/relay/config.yml:4:3: clientAuthToken.duration: \"25h\" is out of range (1m to 1d)"},
-        {"clientAuthToken:\n  clockSkew: 2h\n", "/srv/relay/config.yml:4:3: clientAuthToken.clockSkew: \"2h\" is out of range (0 to 1h)"},
+        {"clientAuthToken:\n  duration: 30s\n",
+         "/srv/relay/config.yml:4:3: clientAuthToken.duration: \"30s\" is out of range (1m to 1d)"},
+        {"clientAuthToken:\n  duration: 25h\n",
+         "/srv/relay/config.yml:4:3: clientAuthToken.duration: \"25h\" is out of range (1m to 1d)"},
+        {"clientAuthToken:\n  clockSkew: 2h\n",
+         "/srv/relay/config.yml:4:3: clientAuthToken.clockSkew: \"2h\" is out of range (0 to 1h)"},
         {"clientAuthToken:\n  clockSkew: soon\n",
-         "/srv/relay/config.yml:4:3: clientAuthToken.clockSkew: \"soon\" is not a valid duration (expected a number; e.g. 90s, 1h30m, 500ms, 2days, 4weeks)"},
-        {"httpsProxy:\n  listen: \"0.0.0.0:99999\"\n", "/srv/relay/config.yml:4:3: httpsProxy.listen: \"0.0.0.0:99999\" is not a valid port"},
-        {"httpsProxy:\n  listen: 9443\n", "/srv/relay/config.yml:4:3: httpsProxy.listen: \"9443\" has no port (expected host:port)"},
+         "/srv/relay/config.yml:4:3: clientAuthToken.clockSkew: \"soon\" is not a valid duration (expected a number; "
+         "e.g. 90s, 1h30m, 500ms, 2days, 4weeks)"},
+        {"httpsProxy:\n  listen: \"0.0.0.0:99999\"\n",
+         "/srv/relay/config.yml:4:3: httpsProxy.listen: \"0.0.0.0:99999\" is not a valid port"},
+        {"httpsProxy:\n  listen: 9443\n",
+         "/srv/relay/config.yml:4:3: httpsProxy.listen: \"9443\" has no port (expected host:port)"},
         {"httpsProxy:\n  certFile: /nonexistent/cert.pem\n",
          "/srv/relay/config.yml:4:3: httpsProxy.certFile: needs httpsProxy.keyFile too (set both or neither)"},
-        {"httpsProxy: 5\n", "/srv/relay/config.yml:3:1: httpsProxy: expected a mapping of its fields, not a single value"},
+        {"httpsProxy: 5\n",
+         "/srv/relay/config.yml:3:1: httpsProxy: expected a mapping of its fields, not a single value"},
         {"migration:\n  consoleAddress: new.example.com\n",
-         "/srv/relay/config.yml:4:3: migration.consoleAddress: needs migration.validUntilAt (the end of the migration window)"},
+         "/srv/relay/config.yml:4:3: migration.consoleAddress: needs migration.validUntilAt (the end of the migration "
+         "window)"},
         {"migration:\n  consoleAddress: new.example.com\n  validUntilAt: tomorrow\n",
-         "/srv/relay/config.yml:5:3: migration.validUntilAt: \"tomorrow\" is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z)"},
+         "/srv/relay/config.yml:5:3: migration.validUntilAt: \"tomorrow\" is not an RFC 3339 time (e.g. "
+         "2026-12-01T00:00:00Z)"},
         {"logger:\n  fileName: \"\"\n", "/srv/relay/config.yml:4:3: logger.fileName: must name a file"},
         {"logger:\n  maxSize: 0\n", "/srv/relay/config.yml:4:3: logger.maxSize: \"0\" is out of range (1 to 1TiB)"},
         {"logger:\n  maxSize: 5 parsecs\n",
-         "/srv/relay/config.yml:4:3: logger.maxSize: \"5 parsecs\" is not a valid size (unknown unit; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB; e.g. 16KiB, 100MiB, 512KB, 1048576)"},
+         "/srv/relay/config.yml:4:3: logger.maxSize: \"5 parsecs\" is not a valid size (unknown unit; use B, KB, MB, "
+         "GB, TB, KiB, MiB, GiB or TiB; e.g. 16KiB, 100MiB, 512KB, 1048576)"},
         {"logger:\n  maxAge: -1s\n",
-         "/srv/relay/config.yml:4:3: logger.maxAge: \"-1s\" is not a valid duration (expected a number; e.g. 90s, 1h30m, 500ms, 2days, 4weeks)"},
-        {"logger:\n  maxBackups: -2\n", "/srv/relay/config.yml:4:3: logger.maxBackups: -2 is out of range (0 to 100000)"},
-        {"logger:\n  noCompress: nope\n", "/srv/relay/config.yml:4:3: logger.noCompress: \"nope\" is not a boolean (true or false)"},
+         "/srv/relay/config.yml:4:3: logger.maxAge: \"-1s\" is not a valid duration (expected a number; e.g. 90s, "
+         "1h30m, 500ms, 2days, 4weeks)"},
+        {"logger:\n  maxBackups: -2\n",
+         "/srv/relay/config.yml:4:3: logger.maxBackups: -2 is out of range (0 to 100000)"},
+        {"logger:\n  noCompress: nope\n",
+         "/srv/relay/config.yml:4:3: logger.noCompress: \"nope\" is not a boolean (true or false)"},
         {"workers: 0\n", "/srv/relay/config.yml:3:1: workers: 0 is out of range (1 to 64); use auto or 1 to 64"},
         {"workers: 65\n", "/srv/relay/config.yml:3:1: workers: 65 is out of range (1 to 64); use auto or 1 to 64"},
         {"workers: many\n", "/srv/relay/config.yml:3:1: workers: \"many\" is not an integer; use auto or 1 to 64"},
-        {"limits:\n  maxConnections: 0\n", "/srv/relay/config.yml:4:3: limits.maxConnections: 0 is out of range (1 to 100000000); use auto or an integer"},
-        {"limits:\n  headerTimeout: 0\n", "/srv/relay/config.yml:4:3: limits.headerTimeout: \"0\" is out of range (1ms to 1h)"},
-        {"limits:\n  maxHeaderBytes: 512\n", "/srv/relay/config.yml:4:3: limits.maxHeaderBytes: \"512\" is out of range (1KiB to 1MiB)"},
-        {"limits:\n  maxHeaderBytes: 2MiB\n", "/srv/relay/config.yml:4:3: limits.maxHeaderBytes: \"2MiB\" is out of range (1KiB to 1MiB)"},
-        {"limits:\n  connectTimeout: 11m\n", "/srv/relay/config.yml:4:3: limits.connectTimeout: \"11m\" is out of range (1ms to 10m)"},
-        {"limits:\n  idleTimeout: 400d\n", "/srv/relay/config.yml:4:3: limits.idleTimeout: \"400d\" is out of range (0 to 52w1d)"},
-        {"limits:\n  drainTimeout: 31d\n", "/srv/relay/config.yml:4:3: limits.drainTimeout: \"31d\" is out of range (0 to 4w2d)"},
-        {"limits:\n  shutdownGrace: 2d\n", "/srv/relay/config.yml:4:3: limits.shutdownGrace: \"2d\" is out of range (0 to 1d)"},
-        {"limits:\n  tokenRequestsPerMinute: 0\n", "/srv/relay/config.yml:4:3: limits.tokenRequestsPerMinute: 0 is out of range (1 to 1000000)"},
-        {"metrics:\n  listen: localhost\n", "/srv/relay/config.yml:4:3: metrics.listen: \"localhost\" has no port (expected host:port)"},
+        {"limits:\n  maxConnections: 0\n",
+         "/srv/relay/config.yml:4:3: limits.maxConnections: 0 is out of range (1 to 100000000); use auto or an "
+         "integer"},
+        {"limits:\n  headerTimeout: 0\n",
+         "/srv/relay/config.yml:4:3: limits.headerTimeout: \"0\" is out of range (1ms to 1h)"},
+        {"limits:\n  maxHeaderBytes: 512\n",
+         "/srv/relay/config.yml:4:3: limits.maxHeaderBytes: \"512\" is out of range (1KiB to 1MiB)"},
+        {"limits:\n  maxHeaderBytes: 2MiB\n",
+         "/srv/relay/config.yml:4:3: limits.maxHeaderBytes: \"2MiB\" is out of range (1KiB to 1MiB)"},
+        {"limits:\n  connectTimeout: 11m\n",
+         "/srv/relay/config.yml:4:3: limits.connectTimeout: \"11m\" is out of range (1ms to 10m)"},
+        {"limits:\n  idleTimeout: 400d\n",
+         "/srv/relay/config.yml:4:3: limits.idleTimeout: \"400d\" is out of range (0 to 52w1d)"},
+        {"limits:\n  drainTimeout: 31d\n",
+         "/srv/relay/config.yml:4:3: limits.drainTimeout: \"31d\" is out of range (0 to 4w2d)"},
+        {"limits:\n  shutdownGrace: 2d\n",
+         "/srv/relay/config.yml:4:3: limits.shutdownGrace: \"2d\" is out of range (0 to 1d)"},
+        {"limits:\n  tokenRequestsPerMinute: 0\n",
+         "/srv/relay/config.yml:4:3: limits.tokenRequestsPerMinute: 0 is out of range (1 to 1000000)"},
+        {"metrics:\n  listen: localhost\n",
+         "/srv/relay/config.yml:4:3: metrics.listen: \"localhost\" has no port (expected host:port)"},
         {"proxyProtocol:\n  trustedSources: 10.0.0.0/8\n",
          "/srv/relay/config.yml:4:3: proxyProtocol.trustedSources: expected a list of CIDRs (e.g. [10.0.0.0/8])"},
         {"proxyProtocol:\n  trustedSources:\n    - 10.0.0.0/8\n    - 300.0.0.0/8\n",
-         "/srv/relay/config.yml:6:7: proxyProtocol.trustedSources: \"300.0.0.0/8\" is not an IP address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)"},
+         "/srv/relay/config.yml:6:7: proxyProtocol.trustedSources: \"300.0.0.0/8\" is not an IP address or CIDR (e.g. "
+         "10.0.0.0/8, 2001:db8::/32)"},
         {"relayId: [1, 2]\n", "/srv/relay/config.yml:3:1: relayId: expected a single value, not a list"},
         {"relayId:\n  a: 1\n", "/srv/relay/config.yml:3:1: relayId: expected a single value, not a mapping"},
     };
@@ -318,13 +357,17 @@ TEST(Config, EveryFieldRejectsInvalidValuesWithFileLineColumn) {
 
 TEST(Config, RequiredFieldsAndTopLevelShape) {
     EXPECT_EQ(mustFail("organizationId: 1\n"),
-              "/srv/relay/config.yml:1:1: consoleAddress: is required (set it in config.yml, or AIR_CONSOLE_ADDRESS at installation)");
+              "/srv/relay/config.yml:1:1: consoleAddress: is required (set it in config.yml, or AIR_CONSOLE_ADDRESS at "
+              "installation)");
     EXPECT_EQ(mustFail("consoleAddress: \"\"\norganizationId: 1\n"),
-              "/srv/relay/config.yml:1:1: consoleAddress: is required (set it in config.yml, or AIR_CONSOLE_ADDRESS at installation)");
+              "/srv/relay/config.yml:1:1: consoleAddress: is required (set it in config.yml, or AIR_CONSOLE_ADDRESS at "
+              "installation)");
     EXPECT_EQ(mustFail("consoleAddress: c\n"),
-              "/srv/relay/config.yml:1:1: organizationId: is required (set it in config.yml, or AIR_ORGANIZATION_ID at installation)");
+              "/srv/relay/config.yml:1:1: organizationId: is required (set it in config.yml, or AIR_ORGANIZATION_ID at "
+              "installation)");
     EXPECT_EQ(mustFail("consoleAddress: c\norganizationId:\n"),
-              "/srv/relay/config.yml:2:1: organizationId: is required (set it in config.yml, or AIR_ORGANIZATION_ID at installation)");
+              "/srv/relay/config.yml:2:1: organizationId: is required (set it in config.yml, or AIR_ORGANIZATION_ID at "
+              "installation)");
     EXPECT_EQ(mustFail("- a\n- b\n"), "/srv/relay/config.yml:1:1: syntax: the file must be a mapping of field: value");
     std::string syntax = mustFail("consoleAddress: c\norganizationId: 1\nlimits:\n  headerTimeout: 1s\n bad: x\n");
     EXPECT_EQ(syntax.rfind("/srv/relay/config.yml:5:", 0), 0u) << syntax;
@@ -340,12 +383,16 @@ TEST(Config, ReportsEveryErrorNotJustTheFirst) {
 }
 
 TEST(Config, UnknownKeysWarnWithTheNearestKnownKey) {
-    auto l = load(std::string(kBase) + "httpProxy:\n  listen: x\nlimits:\n  headerTimout: 5s\nlogger:\n  maxsize: 5MB\nzzz: 1\n");
+    auto l = load(std::string(kBase) +
+                  "httpProxy:\n  listen: x\nlimits:\n  headerTimout: 5s\nlogger:\n  maxsize: 5MB\nzzz: 1\n");
     ASSERT_TRUE(l.config.ok()) << l.config.error().message;
     ASSERT_EQ(l.warnings.size(), 4u);
     EXPECT_EQ(l.warnings[0], "/srv/relay/config.yml:3:1: unknown field \"httpProxy\" — did you mean \"httpsProxy\"?");
-    EXPECT_EQ(l.warnings[1], "/srv/relay/config.yml:6:3: unknown field \"limits.headerTimout\" — did you mean \"limits.headerTimeout\"?");
-    EXPECT_EQ(l.warnings[2], "/srv/relay/config.yml:8:3: unknown field \"logger.maxsize\" — did you mean \"logger.maxSize\"?");
+    EXPECT_EQ(
+        l.warnings[1],
+        "/srv/relay/config.yml:6:3: unknown field \"limits.headerTimout\" — did you mean \"limits.headerTimeout\"?");
+    EXPECT_EQ(l.warnings[2],
+              "/srv/relay/config.yml:8:3: unknown field \"logger.maxsize\" — did you mean \"logger.maxSize\"?");
     EXPECT_EQ(l.warnings[3].rfind("/srv/relay/config.yml:9:1: unknown field \"zzz\" — did you mean \"", 0), 0u);
     // The misspelt values were not applied.
     EXPECT_EQ(l.config->limits.headerTimeout, 10s);
@@ -362,10 +409,15 @@ TEST(Config, ControlSocketPathMustFitAUnixSocket) {
 TEST(Config, CertificateFilesMustBeUsable) {
     std::string cert = (pki().dir / "cert.pem").string();
     std::string other = (pki().dir / "other-key.pem").string();
-    std::string message = mustFail(std::string(kBase) + "httpsProxy:\n  certFile: " + cert + "\n  keyFile: " + other + "\n");
-    EXPECT_EQ(message, "/srv/relay/config.yml:4:3: httpsProxy.certFile: " + other + " does not match the certificate in " + cert);
-    std::string missing = mustFail(std::string(kBase) + "httpsProxy:\n  certFile: /nonexistent.pem\n  keyFile: " + other + "\n");
-    EXPECT_NE(missing.find("httpsProxy.certFile: cannot open /nonexistent.pem: No such file or directory"), std::string::npos) << missing;
+    std::string message =
+        mustFail(std::string(kBase) + "httpsProxy:\n  certFile: " + cert + "\n  keyFile: " + other + "\n");
+    EXPECT_EQ(message, "/srv/relay/config.yml:4:3: httpsProxy.certFile: " + other +
+                           " does not match the certificate in " + cert);
+    std::string missing =
+        mustFail(std::string(kBase) + "httpsProxy:\n  certFile: /nonexistent.pem\n  keyFile: " + other + "\n");
+    EXPECT_NE(missing.find("httpsProxy.certFile: cannot open /nonexistent.pem: No such file or directory"),
+              std::string::npos)
+        << missing;
 }
 
 TEST(Config, EnvironmentOverridesTheFile) {
@@ -399,12 +451,14 @@ TEST(Config, EnvironmentFileValuesAreAttributedToTheirLine) {
     ASSERT_TRUE(env.applyFileText("# x\nRELAYPRO_HTTPS_LISTEN=bad\n", "/etc/environment.d/r.conf", warnings).ok());
     auto r = parseConfig(ConfigSource{kPath, kBase}, env, warnings);
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error().message, "/etc/environment.d/r.conf:2: RELAYPRO_HTTPS_LISTEN: \"bad\" has no port (expected host:port)");
+    EXPECT_EQ(r.error().message,
+              "/etc/environment.d/r.conf:2: RELAYPRO_HTTPS_LISTEN: \"bad\" has no port (expected host:port)");
 }
 
 TEST(Config, LoggerConfStringOverridesEachKeyItNames) {
-    Config c = mustLoad(std::string(kBase) + "logger:\n  fileName: file.txt\n  maxSize: 1MiB\n  maxBackups: 3\n",
-                        {{"RELAYPRO_LOGGER_CONF", " fileName=/var/log/r.txt, maxSize=5MB,maxAge=1week , noCompress=true"}});
+    Config c =
+        mustLoad(std::string(kBase) + "logger:\n  fileName: file.txt\n  maxSize: 1MiB\n  maxBackups: 3\n",
+                 {{"RELAYPRO_LOGGER_CONF", " fileName=/var/log/r.txt, maxSize=5MB,maxAge=1week , noCompress=true"}});
     EXPECT_EQ(c.logger.path, "/var/log/r.txt");
     EXPECT_EQ(c.logger.maxSize, 5000000u);
     EXPECT_EQ(c.logger.maxAge, 168h);
@@ -416,7 +470,8 @@ TEST(Config, LoggerConfStringOverridesEachKeyItNames) {
     EXPECT_EQ(rel.logger.maxBackups, 0u);
 
     EXPECT_EQ(mustFail(kBase, {{"RELAYPRO_LOGGER_CONF", "maxSize=big"}}),
-              "environment: RELAYPRO_LOGGER_CONF: maxSize: \"big\" is not a valid size (expected a number; e.g. 16KiB, 100MiB, 512KB, 1048576)");
+              "environment: RELAYPRO_LOGGER_CONF: maxSize: \"big\" is not a valid size (expected a number; e.g. 16KiB, "
+              "100MiB, 512KB, 1048576)");
     EXPECT_EQ(mustFail(kBase, {{"RELAYPRO_LOGGER_CONF", "maxsize=5MB"}}),
               "environment: RELAYPRO_LOGGER_CONF: unknown key \"maxsize\" — did you mean \"maxSize\"?");
     EXPECT_EQ(mustFail(kBase, {{"RELAYPRO_LOGGER_CONF", "maxSize"}}),
@@ -435,10 +490,10 @@ TEST(Config, InstallationInputsFillOnlyWhatTheFileLacks) {
     EXPECT_EQ(filled.deploymentToken, "deploy-1");
     EXPECT_EQ(filled.consoleCACert, pki().certPem);
 
-    Config kept = mustLoad(std::string(kBase) + "deploymentToken: from-file\n",
-                           {{"AIR_CONSOLE_ADDRESS", "air.example.com"},
-                            {"AIR_ORGANIZATION_ID", "42"},
-                            {"AIR_DEPLOYMENT_TOKEN", "deploy-1"}});
+    Config kept =
+        mustLoad(std::string(kBase) + "deploymentToken: from-file\n", {{"AIR_CONSOLE_ADDRESS", "air.example.com"},
+                                                                       {"AIR_ORGANIZATION_ID", "42"},
+                                                                       {"AIR_DEPLOYMENT_TOKEN", "deploy-1"}});
     EXPECT_EQ(kept.consoleAddress.host, "console.example.com");
     EXPECT_EQ(kept.organizationId, 1);
     EXPECT_EQ(kept.deploymentToken, "from-file");
@@ -458,8 +513,9 @@ TEST(Config, InstallationInputsFillOnlyWhatTheFileLacks) {
               "environment: AIR_ORGANIZATION_ID: \"x\" is not an integer");
     EXPECT_EQ(mustFail(kBase, {{"AIR_CONSOLE_CA_CERT", "/nonexistent/ca.pem"}}),
               "environment: AIR_CONSOLE_CA_CERT: cannot open /nonexistent/ca.pem: No such file or directory");
-    EXPECT_EQ(mustFail(kBase, {{"AIR_CONSOLE_CA_CERT", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}}),
-              "environment: AIR_CONSOLE_CA_CERT: certificate 1 is not a valid X.509 certificate");
+    EXPECT_EQ(
+        mustFail(kBase, {{"AIR_CONSOLE_CA_CERT", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}}),
+        "environment: AIR_CONSOLE_CA_CERT: certificate 1 is not a valid X.509 certificate");
 }
 
 TEST(Config, ProxySettingsAreReadOnlyWhenEnabled) {
@@ -470,8 +526,9 @@ TEST(Config, ProxySettingsAreReadOnlyWhenEnabled) {
     ASSERT_TRUE(on.proxy.https.has_value());
     EXPECT_EQ(on.proxy.https->port, 3128);
     EXPECT_TRUE(on.proxy.noProxy.bypasses("x.internal"));
-    EXPECT_EQ(mustFail(std::string(kBase) + "proxyEnabled: true\n", {{"HTTPS_PROXY", "not a url"}}),
-              "environment: HTTPS_PROXY: proxy URL is not a proxy URL (expected http://host:port or https://host:port)");
+    EXPECT_EQ(
+        mustFail(std::string(kBase) + "proxyEnabled: true\n", {{"HTTPS_PROXY", "not a url"}}),
+        "environment: HTTPS_PROXY: proxy URL is not a proxy URL (expected http://host:port or https://host:port)");
     auto noProxy = load(std::string(kBase) + "proxyEnabled: true\n");
     ASSERT_TRUE(noProxy.config.ok());
     ASSERT_EQ(noProxy.warnings.size(), 1u);
@@ -491,8 +548,9 @@ TEST(Config, RelativeConfigPathResolvesAgainstItsFolderNotTheProcess) {
 
 TEST(Config, DiffTellsWhichFieldsChangedAndHowTheyApply) {
     Config a = mustLoad(kBase);
-    Config b = mustLoad(std::string(kBase) + "serverName: other.example\nlimits:\n  headerTimeout: 5s\n"
-                                             "passwordFile: p.txt\nlogger:\n  maxBackups: 2\n",
+    Config b = mustLoad(std::string(kBase) +
+                            "serverName: other.example\nlimits:\n  headerTimeout: 5s\n"
+                            "passwordFile: p.txt\nlogger:\n  maxBackups: 2\n",
                         {{"RELAYPRO_HTTP_LISTEN", "127.0.0.1:80"}});
     Config c = mustLoad("consoleAddress: console.example.com\norganizationId: 2\n");
     auto changes = diffConfigs(a, b);
@@ -516,15 +574,42 @@ TEST(Config, DiffTellsWhichFieldsChangedAndHowTheyApply) {
 }
 
 TEST(Config, FieldTableCoversEveryFieldOfTheSpec) {
-    std::vector<std::string> want{
-        "consoleAddress", "registeredTo", "organizationId", "relayProId", "relayId", "securityToken",
-        "consoleCACert", "proxyEnabled", "debugLogging", "deploymentToken", "serverName", "privateFolder",
-        "passwordFile", "clientAuthToken.duration", "clientAuthToken.clockSkew", "httpsProxy.listen",
-        "httpsProxy.certFile", "httpsProxy.keyFile", "migration.consoleAddress", "migration.validUntilAt",
-        "logger.fileName", "logger.maxSize", "logger.maxAge", "logger.maxBackups", "logger.noCompress", "workers",
-        "limits.maxConnections", "limits.headerTimeout", "limits.maxHeaderBytes", "limits.connectTimeout",
-        "limits.idleTimeout", "limits.drainTimeout", "limits.shutdownGrace", "limits.tokenRequestsPerMinute",
-        "metrics.listen", "proxyProtocol.trustedSources"};
+    std::vector<std::string> want{"consoleAddress",
+                                  "registeredTo",
+                                  "organizationId",
+                                  "relayProId",
+                                  "relayId",
+                                  "securityToken",
+                                  "consoleCACert",
+                                  "proxyEnabled",
+                                  "debugLogging",
+                                  "deploymentToken",
+                                  "serverName",
+                                  "privateFolder",
+                                  "passwordFile",
+                                  "clientAuthToken.duration",
+                                  "clientAuthToken.clockSkew",
+                                  "httpsProxy.listen",
+                                  "httpsProxy.certFile",
+                                  "httpsProxy.keyFile",
+                                  "migration.consoleAddress",
+                                  "migration.validUntilAt",
+                                  "logger.fileName",
+                                  "logger.maxSize",
+                                  "logger.maxAge",
+                                  "logger.maxBackups",
+                                  "logger.noCompress",
+                                  "workers",
+                                  "limits.maxConnections",
+                                  "limits.headerTimeout",
+                                  "limits.maxHeaderBytes",
+                                  "limits.connectTimeout",
+                                  "limits.idleTimeout",
+                                  "limits.drainTimeout",
+                                  "limits.shutdownGrace",
+                                  "limits.tokenRequestsPerMinute",
+                                  "metrics.listen",
+                                  "proxyProtocol.trustedSources"};
     std::vector<std::string> got(configFieldNames().begin(), configFieldNames().end());
     EXPECT_EQ(got, want);
 }

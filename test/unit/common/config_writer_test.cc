@@ -32,7 +32,9 @@ std::vector<std::string> lines(const std::string& text) {
     return out;
 }
 
-std::string exampleConfig() { return readAll(fs::path(RELAYPRO_SOURCE_DIR) / "etc/config.example.yml"); }
+std::string exampleConfig() {
+    return readAll(fs::path(RELAYPRO_SOURCE_DIR) / "etc/config.example.yml");
+}
 
 std::string apply(const std::string& text, const std::vector<ConfigUpdate>& updates) {
     auto r = applyConfigUpdates(text, updates);
@@ -66,17 +68,22 @@ TEST(ConfigWriter, ReplacesExistingKeysInPlaceAndKeepsEveryOtherLine) {
     for (size_t i = 0; i < a.size(); ++i) {
         if (a[i] == b[i]) continue;
         ++changed;
-        if (a[i] == "relayId: 0") EXPECT_EQ(b[i], "relayId: 3");
-        else if (a[i] == "registeredTo: \"\"") EXPECT_EQ(b[i], "registeredTo: \"console.example.com:443\"");
-        else if (a[i] == "securityToken: \"\"") EXPECT_EQ(b[i], "securityToken: \"tok-1\"");
-        else ADD_FAILURE() << "unexpected change of line " << i + 1 << ": " << a[i] << " -> " << b[i];
+        if (a[i] == "relayId: 0")
+            EXPECT_EQ(b[i], "relayId: 3");
+        else if (a[i] == "registeredTo: \"\"")
+            EXPECT_EQ(b[i], "registeredTo: \"console.example.com:443\"");
+        else if (a[i] == "securityToken: \"\"")
+            EXPECT_EQ(b[i], "securityToken: \"tok-1\"");
+        else
+            ADD_FAILURE() << "unexpected change of line " << i + 1 << ": " << a[i] << " -> " << b[i];
     }
     EXPECT_EQ(changed, 3);
 }
 
 TEST(ConfigWriter, AppendsMissingKeysAtTheEndOfTheTopLevelMapping) {
     const std::string before = exampleConfig();
-    const std::string after = apply(before, {ConfigUpdate::string({"relayProId"}, "6f1c2c1e-0d7e-4a53-9a43-3c0e1f2b8d11")});
+    const std::string after =
+        apply(before, {ConfigUpdate::string({"relayProId"}, "6f1c2c1e-0d7e-4a53-9a43-3c0e1f2b8d11")});
     ASSERT_EQ(after.substr(0, before.size()), before);
     EXPECT_EQ(after.substr(before.size()), "relayProId: \"6f1c2c1e-0d7e-4a53-9a43-3c0e1f2b8d11\"\n");
     EXPECT_EQ(valueAt(after, "relayProId"), "6f1c2c1e-0d7e-4a53-9a43-3c0e1f2b8d11");
@@ -107,13 +114,15 @@ TEST(ConfigWriter, RemovesAKeyWithItsTrailingCommentAndMultiLineValue) {
 
 TEST(ConfigWriter, WritesMigrationAsANestedMappingThenUpdatesItInPlace) {
     const std::string before = exampleConfig();
-    const std::string first = apply(before, {ConfigUpdate::string({"migration", "consoleAddress"}, "new.example.com"),
-                                             ConfigUpdate::string({"migration", "validUntilAt"}, "2026-12-31T00:00:00Z")});
+    const std::string first =
+        apply(before, {ConfigUpdate::string({"migration", "consoleAddress"}, "new.example.com"),
+                       ConfigUpdate::string({"migration", "validUntilAt"}, "2026-12-31T00:00:00Z")});
     ASSERT_EQ(first.substr(0, before.size()), before);
     EXPECT_EQ(first.substr(before.size()),
               "migration:\n  consoleAddress: \"new.example.com\"\n  validUntilAt: \"2026-12-31T00:00:00Z\"\n");
-    const std::string second = apply(first, {ConfigUpdate::string({"migration", "consoleAddress"}, "newer.example.com"),
-                                             ConfigUpdate::string({"migration", "validUntilAt"}, "2027-01-31T00:00:00Z")});
+    const std::string second =
+        apply(first, {ConfigUpdate::string({"migration", "consoleAddress"}, "newer.example.com"),
+                      ConfigUpdate::string({"migration", "validUntilAt"}, "2027-01-31T00:00:00Z")});
     EXPECT_EQ(second.substr(0, before.size()), before);
     EXPECT_EQ(second.substr(before.size()),
               "migration:\n  consoleAddress: \"newer.example.com\"\n  validUntilAt: \"2027-01-31T00:00:00Z\"\n");
@@ -130,7 +139,8 @@ TEST(ConfigWriter, FillsAnEmptySectionAndKeepsItsIndentation) {
               "a: 1\nmigration:\n  consoleAddress: \"x\"\nb: 2\n");
     EXPECT_EQ(apply("migration: ~  # none yet\nb: 2\n", {ConfigUpdate::string({"migration", "consoleAddress"}, "x")}),
               "migration:\n  consoleAddress: \"x\"  # none yet\nb: 2\n");
-    EXPECT_EQ(apply("migration:\n    consoleAddress: \"a\"\n# after\n", {ConfigUpdate::string({"migration", "validUntilAt"}, "t")}),
+    EXPECT_EQ(apply("migration:\n    consoleAddress: \"a\"\n# after\n",
+                    {ConfigUpdate::string({"migration", "validUntilAt"}, "t")}),
               "migration:\n    consoleAddress: \"a\"\n    validUntilAt: \"t\"\n# after\n");
 }
 
@@ -179,7 +189,8 @@ TEST(ConfigWriter, NoValueCanInjectAKey) {
         "|\n  block",
         "*alias",
         "!!tag x",
-        "\xEF\xBB\xBF" "bom",
+        "\xEF\xBB\xBF"
+        "bom",
     };
     for (const auto& v : hostile) {
         const std::string text = "registeredTo: \"\"\nrelayId: 0\n";
@@ -206,7 +217,8 @@ TEST(ConfigWriter, RefusesFilesItCannotEditSafely) {
     EXPECT_FALSE(broken.ok());
     auto notScalar = applyConfigUpdates("relayId: [1]\n", {ConfigUpdate::integer({"relayId"}, 1)});
     EXPECT_FALSE(notScalar.ok());
-    auto sectionScalar = applyConfigUpdates("migration: 5\n", {ConfigUpdate::string({"migration", "consoleAddress"}, "x")});
+    auto sectionScalar =
+        applyConfigUpdates("migration: 5\n", {ConfigUpdate::string({"migration", "consoleAddress"}, "x")});
     EXPECT_FALSE(sectionScalar.ok());
 }
 
@@ -300,7 +312,8 @@ TEST_F(ConfigFile, RefusesAFileOwnedBySomeoneElseNamingTheFix) {
     ::chmod(dir_.c_str(), 0777);
     ::chmod(path_.c_str(), 0666);
     std::string message = asNobody([&] { return write({ConfigUpdate::integer({"relayId"}, 3)}); });
-    EXPECT_NE(message.find("is owned by uid 0, not by the service user (uid 65534); fix: chown"), std::string::npos) << message;
+    EXPECT_NE(message.find("is owned by uid 0, not by the service user (uid 65534); fix: chown"), std::string::npos)
+        << message;
     EXPECT_EQ(readAll(path_), exampleConfig());
 }
 

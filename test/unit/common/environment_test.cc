@@ -64,14 +64,17 @@ TEST(EnvFile, RejectsMalformedLinesWithFileAndLine) {
     }
 }
 
-Environment inherited(EnvVars vars) { return Environment(std::move(vars)); }
+Environment inherited(EnvVars vars) {
+    return Environment(std::move(vars));
+}
 
 TEST(Environment, FileWinsOverInheritedAndRemovedKeysBecomeUnset) {
     Environment env = inherited({{"RELAYPRO_PASSWORD_FILE", "/inherited"},
                                  {"RELAYPRO_HTTPS_LISTEN", "0.0.0.0:1"},
                                  {"AIR_ORGANIZATION_ID", "5"}});
     std::vector<std::string> warnings;
-    ASSERT_TRUE(env.applyFileText("RELAYPRO_PASSWORD_FILE=/from-file\nRELAYPRO_HTTPS_LISTEN=0.0.0.0:2\n", "f", warnings).ok());
+    ASSERT_TRUE(
+        env.applyFileText("RELAYPRO_PASSWORD_FILE=/from-file\nRELAYPRO_HTTPS_LISTEN=0.0.0.0:2\n", "f", warnings).ok());
     EXPECT_EQ(env.get("RELAYPRO_PASSWORD_FILE"), "/from-file");
     EXPECT_EQ(env.get("RELAYPRO_HTTPS_LISTEN"), "0.0.0.0:2");
     EXPECT_EQ(env.get("AIR_ORGANIZATION_ID"), "5");  // never in the file: inherited
@@ -125,9 +128,7 @@ TEST(Environment, MissingFileIsEmptyUnreadableFileIsAnError) {
     std::vector<std::string> warnings;
     EXPECT_TRUE(env.loadFile((dir / "missing.conf").string(), warnings).ok());
     EXPECT_EQ(env.get("RELAYPRO_USER"), "x");
-    {
-        std::ofstream(dir / "env.conf") << "RELAYPRO_USER=y\n";
-    }
+    { std::ofstream(dir / "env.conf") << "RELAYPRO_USER=y\n"; }
     EXPECT_TRUE(env.loadFile((dir / "env.conf").string(), warnings).ok());
     EXPECT_EQ(env.get("RELAYPRO_USER"), "y");
     fs::create_directories(dir / "a-folder.conf");
@@ -137,12 +138,21 @@ TEST(Environment, MissingFileIsEmptyUnreadableFileIsAnError) {
     fs::remove_all(dir);
 }
 
+TEST(Environment, TheExampleFileParsesCleanly) {
+    Environment env;
+    std::vector<std::string> warnings;
+    auto s = env.loadFile(std::string(RELAYPRO_SOURCE_DIR) + "/etc/environment.example.conf", warnings);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_TRUE(warnings.empty());
+}
+
 TEST(Environment, RecognisesItsKeys) {
     for (const char* k : {"RELAYPRO_USER", "AIR_CONSOLE_ADDRESS", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY",
                           "http_proxy", "HTTP_PROXY"}) {
         EXPECT_TRUE(isRelayProEnvKey(k)) << k;
     }
-    for (const char* k : {"PATH", "HOME", "Https_Proxy", "ALL_PROXY", "RELAYPRO"}) EXPECT_FALSE(isRelayProEnvKey(k)) << k;
+    for (const char* k : {"PATH", "HOME", "Https_Proxy", "ALL_PROXY", "RELAYPRO"})
+        EXPECT_FALSE(isRelayProEnvKey(k)) << k;
 }
 
 }  // namespace

@@ -59,9 +59,9 @@ TEST(NoProxy, MatchesNamesSuffixesAddressesAndNetworks) {
 
 TEST(ProxySettings, LowerCaseWinsAndErrorsNameTheVariable) {
     Environment env(EnvVars{{"https_proxy", "http://lower:1"},
-                     {"HTTPS_PROXY", "http://upper:2"},
-                     {"HTTP_PROXY", "http://plain:3"},
-                     {"NO_PROXY", "internal"}});
+                            {"HTTPS_PROXY", "http://upper:2"},
+                            {"HTTP_PROXY", "http://plain:3"},
+                            {"NO_PROXY", "internal"}});
     auto p = proxySettingsFrom(env);
     ASSERT_TRUE(p.ok()) << p.error().message;
     EXPECT_EQ(p->https->host, "lower");

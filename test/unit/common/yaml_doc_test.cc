@@ -11,7 +11,7 @@ TEST(YamlDoc, RecordsPositionsOfKeysAndValues) {
     const YamlNode& root = *doc->root;
     ASSERT_TRUE(root.isMapping());
     ASSERT_EQ(root.entries.size(), 3u);
-    const auto& [k, v] = root.entries[1].second.entries[0];
+    const auto& [k, v] = root.entries[1].value.entries[0];
     EXPECT_EQ(k.text, "key");
     EXPECT_EQ(k.start.line, 3u);
     EXPECT_EQ(k.start.column, 3u);
@@ -23,7 +23,8 @@ TEST(YamlDoc, RecordsPositionsOfKeysAndValues) {
 }
 
 TEST(YamlDoc, OffsetsAreBytesEvenAfterMultiByteCharacters) {
-    const std::string text = "\xEF\xBB\xBF# caf\xC3\xA9 \xE2\x80\x94 \xF0\x9F\x98\x80\nk: \"\xC3\xA9t\xC3\xA9\"\nnext: 1\n";
+    const std::string text =
+        "\xEF\xBB\xBF# caf\xC3\xA9 \xE2\x80\x94 \xF0\x9F\x98\x80\nk: \"\xC3\xA9t\xC3\xA9\"\nnext: 1\n";
     auto doc = parseYaml(text);
     ASSERT_TRUE(doc.ok()) << doc.error().message;
     const YamlNode* k = doc->root->find("k");
@@ -31,7 +32,7 @@ TEST(YamlDoc, OffsetsAreBytesEvenAfterMultiByteCharacters) {
     ASSERT_NE(k, nullptr);
     EXPECT_EQ(text.substr(k->start.offset, k->end.offset - k->start.offset), "\"\xC3\xA9t\xC3\xA9\"");
     EXPECT_EQ(text.substr(next->start.offset, 1), "1");
-    EXPECT_EQ(doc->root->entries[1].first.start.line, 3u);
+    EXPECT_EQ(doc->root->entries[1].key.start.line, 3u);
 }
 
 TEST(YamlDoc, EmptyAndCommentOnlyFilesHaveNoRoot) {

@@ -118,7 +118,8 @@ TEST_F(LogSinkTest, RotatesBeforeALineWouldPassMaxSizeAndCompresses) {
     sink->writeLine(line(3, 80));  // would pass 300: rotates first
     sink->waitForBackground();
     fs::path logs = dir_ / "logs";
-    EXPECT_EQ(listDir(logs), (std::vector<std::string>{"relaypro.log-2026-11-29T13-53-41.123.txt.gz", "relaypro.log.txt"}));
+    EXPECT_EQ(listDir(logs),
+              (std::vector<std::string>{"relaypro.log-2026-11-29T13-53-41.123.txt.gz", "relaypro.log.txt"}));
     EXPECT_EQ(readAll(logs / "relaypro.log.txt"), line(3, 80));
     EXPECT_EQ(gunzip(logs / "relaypro.log-2026-11-29T13-53-41.123.txt.gz"), line(0, 80) + line(1, 80) + line(2, 80));
 }
@@ -152,9 +153,9 @@ TEST_F(LogSinkTest, KeepsAtMostMaxBackups) {
         sink->writeLine(line(i));
     }
     sink->waitForBackground();
-    EXPECT_EQ(listDir(dir_ / "logs"), (std::vector<std::string>{"relaypro.log-2026-11-29T13-53-45.123.txt.gz",
-                                                                "relaypro.log-2026-11-29T13-53-46.123.txt.gz",
-                                                                "relaypro.log.txt"}));
+    EXPECT_EQ(listDir(dir_ / "logs"),
+              (std::vector<std::string>{"relaypro.log-2026-11-29T13-53-45.123.txt.gz",
+                                        "relaypro.log-2026-11-29T13-53-46.123.txt.gz", "relaypro.log.txt"}));
     EXPECT_EQ(gunzip(dir_ / "logs" / "relaypro.log-2026-11-29T13-53-46.123.txt.gz"), line(4));
 }
 
@@ -169,8 +170,9 @@ TEST_F(LogSinkTest, RemovesBackupsOlderThanMaxAgeAndLeavesOtherFilesAlone) {
     std::ofstream(dir_ / "logs" / "relaypro.log-garbage.txt") << "not a rotation\n";
     auto sink = open({.maxAge = 28 * 24h, .compress = false});
     sink->waitForBackground();
-    EXPECT_EQ(listDir(dir_ / "logs"), (std::vector<std::string>{"notes.txt", "relaypro.log-2026-11-27T13-53-40.123.txt.gz",
-                                                                "relaypro.log-garbage.txt", "relaypro.log.txt"}));
+    EXPECT_EQ(listDir(dir_ / "logs"),
+              (std::vector<std::string>{"notes.txt", "relaypro.log-2026-11-27T13-53-40.123.txt.gz",
+                                        "relaypro.log-garbage.txt", "relaypro.log.txt"}));
 }
 
 TEST_F(LogSinkTest, CompressesBackupsThatAnEarlierRunLeftPlain) {
@@ -226,8 +228,10 @@ TEST_F(LogSinkTest, FullDiskDropsAndCountsLinesThenReportsThem) {
         o.path = file.string();
         auto sink = LogSink::open(o);
         if (!sink) ::_exit(10);
-        (*sink)->writeLine(line(1, 100));               // 112 bytes
-        struct rlimit lim {200, RLIM_INFINITY};
+        (*sink)->writeLine(line(1, 100));  // 112 bytes
+        struct rlimit lim {
+            200, RLIM_INFINITY
+        };
         if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(11);
         (*sink)->writeLine(line(2, 100));  // would end at 224 > 200: partial, cut back, dropped
         (*sink)->writeLine(line(3, 100));

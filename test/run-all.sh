@@ -1,0 +1,42 @@
+#!/bin/sh
+# Builds RelayPro and runs every test, the way CI does (.ci/run calls this script):
+#   1. the release build with warnings as errors, all ctest tests;
+#   2. the ASan + UBSan build, all ctest tests (LeakSanitizer checks clean exits);
+#   3. the clang libFuzzer build, each fuzz target for RELAYPRO_FUZZ_SECONDS (default 30);
+#   4. clang-tidy (.clang-tidy) and clang-format (.clang-format) on the project's sources.
+# Installs what it needs with apt first (packaging/install-deps.sh). Run it as root on Debian 12.
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+jobs=$(nproc)
+fuzz_seconds=${RELAYPRO_FUZZ_SECONDS:-30}
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+packaging/install-deps.sh
+
+step "release build (warnings are errors)"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_WERROR=ON
+cmake --build build/release -j "$jobs"
+ctest --test-dir build/release --output-on-failure -j "$jobs"
+
+step "sanitizer build (ASan + UBSan)"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRELAYPRO_WERROR=ON -DRELAYPRO_SANITIZE=ON
+cmake --build build/asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build/asan --output-on-failure -j "$jobs"
+
+step "fuzz build (clang libFuzzer), ${fuzz_seconds}s per target"
+cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_WERROR=ON -DRELAYPRO_FUZZ=ON -DRELAYPRO_FUZZ_SECONDS="$fuzz_seconds"
+cmake --build build/fuzz -j "$jobs"
+ctest --test-dir build/fuzz -L fuzz --output-on-failure -j "$jobs"
+
+step "clang-tidy"
+find common ipc supervisor worker -name '*.cc' | sort | xargs -r -P "$jobs" -n 4 clang-tidy -p build/release --quiet
+
+step "clang-format"
+find common ipc supervisor worker test -name '*.cc' -o -name '*.h' | sort | xargs -r clang-format --dry-run --Werror
+
+printf '\nAll RelayPro tests passed (%s).\n' "$top"
