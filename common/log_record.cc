@@ -119,8 +119,9 @@ void appendUtf8Escaped(std::string& out, std::string_view s) {
             continue;
         }
         // Copy a whole valid sequence, or write U+FFFD for one invalid byte.
-        size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        if (len > 1 && i + len <= s.size() && isValidUtf8(s.substr(i, len))) {
+        uint32_t cp = 0;
+        size_t len = decodeUtf8(s, i, cp);
+        if (len > 1) {
             out.append(s.substr(i, len));
             i += len;
         } else {

@@ -2,6 +2,7 @@
 // nearest-name suggestions, UTF-8 validation.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,7 +21,11 @@ size_t editDistance(std::string_view a, std::string_view b);
 // The candidate closest to `name` (empty when there are no candidates).
 std::string_view nearestName(std::string_view name, std::span<const std::string_view> candidates);
 
-// Whole text is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+// Decodes the UTF-8 sequence at text[i] into `codePoint`; returns its length in bytes, or 0
+// when the bytes there are not well-formed UTF-8 (overlong, surrogate, above U+10FFFF, cut).
+size_t decodeUtf8(std::string_view text, size_t i, uint32_t& codePoint);
+
+// Whole text is well-formed UTF-8.
 bool isValidUtf8(std::string_view text);
 
 std::string_view trimSpace(std::string_view text);  // spaces and tabs at both ends

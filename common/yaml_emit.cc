@@ -2,40 +2,10 @@
 
 #include <cstdint>
 
+#include "common/text.h"
+
 namespace relaypro {
 namespace {
-
-// Decodes one UTF-8 sequence at s[i]; returns its length, or 0 for an invalid byte.
-size_t utf8Length(std::string_view s, size_t i, uint32_t& cp) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t len = 0;
-    if (c < 0x80) {
-        cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0Fu;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07u;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) return 0;
-    for (size_t k = 1; k < len; ++k) {
-        auto cc = static_cast<unsigned char>(s[i + k]);
-        if ((cc & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return len;
-}
 
 // YAML 1.1 c-printable, minus the line breaks that must be escaped inside a quoted scalar.
 bool printableInQuotes(uint32_t cp) {
@@ -57,7 +27,7 @@ std::string yamlDoubleQuoted(std::string_view text) {
     std::string out = "\"";
     for (size_t i = 0; i < text.size();) {
         uint32_t cp = 0;
-        size_t len = utf8Length(text, i, cp);
+        size_t len = decodeUtf8(text, i, cp);
         if (len == 0) {
             // Not UTF-8: keep the byte's value as the code point of the same number, so the
             // file stays valid UTF-8 and the writer's re-read tells the difference.

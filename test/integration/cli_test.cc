@@ -2,12 +2,15 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
+
+#include "test/support/test_files.h"
 
 extern char** environ;
 
@@ -20,23 +23,13 @@ struct Outcome {
     std::string out, err;
 };
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 class Cli : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = fs::temp_directory_path() / ("relaypro-cli-" + std::to_string(::getpid()) + "-" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
         // Never read the machine's own environment file or config.
         env_["RELAYPRO_ENV_FILE"] = (dir_ / "env.conf").string();
         env_["PATH"] = "/usr/bin:/bin";
     }
-    void TearDown() override { fs::remove_all(dir_); }
 
     Outcome run(std::vector<std::string> args) {
         std::vector<std::string> argvStore{RELAYPRO_BINARY};
@@ -63,18 +56,17 @@ protected:
         EXPECT_EQ(waitpid(pid, &status, 0), pid);
         Outcome r;
         r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        r.out = slurp(outPath);
-        r.err = slurp(errPath);
+        r.out = relaypro::testing::readText(outPath);
+        r.err = relaypro::testing::readText(errPath);
         return r;
     }
 
     fs::path write(const std::string& name, const std::string& content) {
-        fs::path p = dir_ / name;
-        std::ofstream(p, std::ios::binary) << content;
-        return p;
+        return relaypro::testing::writeText(dir_ / name, content);
     }
 
-    fs::path dir_;
+    relaypro::testing::TempDir tmp_;
+    const fs::path& dir_ = tmp_.path();
     std::string cwd_;  // the child's working directory; empty = ours
     std::map<std::string, std::string> env_;
 };
@@ -167,6 +159,27 @@ TEST_F(Cli, MissingConfigFileIsAConfigurationError) {
     Outcome r = run({"check-config", "--config", (dir_ / "nope.yml").string()});
     EXPECT_EQ(r.exitCode, 78);
     EXPECT_EQ(r.err, "cannot open " + (dir_ / "nope.yml").string() + ": No such file or directory\n");
+}
+
+// Started as root, check-config reads config.yml as the service user (spec/cli.md): a file only
+// root can read is refused, the same file readable by the service user is accepted.
+TEST_F(Cli, AsRootCheckConfigReadsAsTheServiceUser) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: 1\n");
+    ::chmod(dir_.c_str(), 0755);
+    ::chmod(cfg.c_str(), 0600);
+    env_["RELAYPRO_USER"] = "nobody";
+    Outcome denied = run({"check-config", "--config", cfg.string()});
+    EXPECT_EQ(denied.exitCode, 78);
+    EXPECT_EQ(denied.err, "cannot open " + cfg.string() + ": Permission denied\n");
+    ::chmod(cfg.c_str(), 0644);
+    Outcome allowed = run({"check-config", "--config", cfg.string()});
+    EXPECT_EQ(allowed.exitCode, 0) << allowed.err;
+    // Without such an account it carries on as root.
+    ::chmod(cfg.c_str(), 0600);
+    env_["RELAYPRO_USER"] = "relaypro-no-such-user";
+    Outcome asRoot = run({"check-config", "--config", cfg.string()});
+    EXPECT_EQ(asRoot.exitCode, 0) << asRoot.err;
 }
 
 TEST_F(Cli, CommandsOfLaterIssuesSaySoAndExit1) {

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <functional>
 
+#include "test/support/test_files.h"
+
 namespace relaypro {
 namespace {
 
@@ -54,8 +56,7 @@ struct TestPki {
             " >/dev/null 2>&1 && openssl ecparam -name prime256v1 -genkey -noout -out " +
             (dir / "other-key.pem").string() + " 2>/dev/null";
         EXPECT_EQ(std::system(cmd.c_str()), 0);
-        std::ifstream in(dir / "cert.pem");
-        certPem.assign(std::istreambuf_iterator<char>(in), {});
+        certPem = testing::readText(dir / "cert.pem");
     }
     ~TestPki() { fs::remove_all(dir); }
 };

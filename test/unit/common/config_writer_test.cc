@@ -13,27 +13,18 @@
 #include "common/config.h"
 #include "common/file_io.h"
 #include "common/yaml_doc.h"
+#include "test/support/test_files.h"
 
 namespace relaypro {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string readAll(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::vector<std::string> lines(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    std::string l;
-    while (std::getline(in, l)) out.push_back(l);
-    return out;
-}
+using testing::readText;
+using testing::splitLines;
+using testing::TempDir;
 
 std::string exampleConfig() {
-    return readAll(fs::path(RELAYPRO_SOURCE_DIR) / "etc/config.example.yml");
+    return readText(fs::path(RELAYPRO_SOURCE_DIR) / "etc/config.example.yml");
 }
 
 std::string apply(const std::string& text, const std::vector<ConfigUpdate>& updates) {
@@ -62,7 +53,7 @@ TEST(ConfigWriter, ReplacesExistingKeysInPlaceAndKeepsEveryOtherLine) {
     const std::string after = apply(before, {ConfigUpdate::integer({"relayId"}, 3),
                                              ConfigUpdate::string({"registeredTo"}, "console.example.com:443"),
                                              ConfigUpdate::string({"securityToken"}, "tok-1")});
-    auto a = lines(before), b = lines(after);
+    auto a = splitLines(before), b = splitLines(after);
     ASSERT_EQ(a.size(), b.size());
     int changed = 0;
     for (size_t i = 0; i < a.size(); ++i) {
@@ -92,7 +83,7 @@ TEST(ConfigWriter, AppendsMissingKeysAtTheEndOfTheTopLevelMapping) {
 TEST(ConfigWriter, RemovesTheDeploymentTokenLineOnly) {
     const std::string before = exampleConfig();
     const std::string after = apply(before, {ConfigUpdate::remove({"deploymentToken"})});
-    auto a = lines(before), b = lines(after);
+    auto a = splitLines(before), b = splitLines(after);
     ASSERT_EQ(a.size(), b.size() + 1);
     auto it = std::find(a.begin(), a.end(), "deploymentToken: \"\"");
     ASSERT_NE(it, a.end());
@@ -199,7 +190,7 @@ TEST(ConfigWriter, NoValueCanInjectAKey) {
         EXPECT_EQ(valueAt(*r, "registeredTo"), v);
         EXPECT_EQ(valueAt(*r, "relayId"), "0");
         EXPECT_EQ(valueAt(*r, "securityToken"), "<absent>");
-        EXPECT_EQ(lines(*r).size(), 2u) << *r;
+        EXPECT_EQ(splitLines(*r).size(), 2u) << *r;
     }
     // Bytes that are not UTF-8 cannot be stored as written: refused, not mangled.
     auto bad = applyConfigUpdates("registeredTo: \"\"\n", {ConfigUpdate::string({"registeredTo"}, "\xff\xfe")});
@@ -233,23 +224,16 @@ TEST(ConfigWriter, GeneratesVersion4Uuids) {
 class ConfigFile : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = fs::temp_directory_path() / ("relaypro-writer-" + std::to_string(::getpid()) + "-" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-        path_ = dir_ / "config.yml";
-        std::ofstream(path_) << exampleConfig();
+        path_ = testing::writeText(tmp_ / "config.yml", exampleConfig());
         ::chmod(path_.c_str(), 0640);
-    }
-    void TearDown() override {
-        ::chmod(dir_.c_str(), 0755);
-        fs::remove_all(dir_);
     }
     Status write(const std::vector<ConfigUpdate>& updates) {
         Environment env;
         return writeConfigUpdates(path_.string(), updates, env);
     }
-    fs::path dir_, path_;
+    TempDir tmp_;
+    const fs::path& dir_ = tmp_.path();
+    fs::path path_;
 };
 
 TEST_F(ConfigFile, WritesAtomicallyKeepingModeAndLeavingNoTemporaryFile) {
@@ -257,7 +241,7 @@ TEST_F(ConfigFile, WritesAtomicallyKeepingModeAndLeavingNoTemporaryFile) {
     struct stat st {};
     ASSERT_EQ(::stat(path_.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0640u);
-    EXPECT_EQ(valueAt(readAll(path_), "relayId"), "3");
+    EXPECT_EQ(valueAt(readText(path_), "relayId"), "3");
     int entries = 0;
     for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_)) ++entries;
     EXPECT_EQ(entries, 1);
@@ -279,7 +263,7 @@ TEST_F(ConfigFile, RefusesASymbolicLink) {
     auto s = write({ConfigUpdate::integer({"relayId"}, 3)});
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.error().message.find("is a symbolic link"), std::string::npos);
-    EXPECT_EQ(readAll(dir_ / "real.yml"), exampleConfig());
+    EXPECT_EQ(readText(dir_ / "real.yml"), exampleConfig());
 }
 
 // Runs `body` in a child process switched to uid/gid 65534; returns its message ("" = success).
@@ -314,7 +298,7 @@ TEST_F(ConfigFile, RefusesAFileOwnedBySomeoneElseNamingTheFix) {
     std::string message = asNobody([&] { return write({ConfigUpdate::integer({"relayId"}, 3)}); });
     EXPECT_NE(message.find("is owned by uid 0, not by the service user (uid 65534); fix: chown"), std::string::npos)
         << message;
-    EXPECT_EQ(readAll(path_), exampleConfig());
+    EXPECT_EQ(readText(path_), exampleConfig());
 }
 
 TEST_F(ConfigFile, RefusesWhenTheFolderIsNotWritableNamingTheFix) {
@@ -323,14 +307,14 @@ TEST_F(ConfigFile, RefusesWhenTheFolderIsNotWritableNamingTheFix) {
     ::chmod(dir_.c_str(), 0755);
     std::string message = asNobody([&] { return write({ConfigUpdate::integer({"relayId"}, 3)}); });
     EXPECT_NE(message.find("is not writable by the service user; fix:"), std::string::npos) << message;
-    EXPECT_EQ(readAll(path_), exampleConfig());
+    EXPECT_EQ(readText(path_), exampleConfig());
 }
 
 TEST_F(ConfigFile, RefusesAResultThatIsNotAValidConfiguration) {
     auto s = write({ConfigUpdate::string({"relayProId"}, "not-a-uuid")});
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.error().message.find("would not be a valid configuration"), std::string::npos) << s.error().message;
-    EXPECT_EQ(readAll(path_), exampleConfig());
+    EXPECT_EQ(readText(path_), exampleConfig());
 }
 
 // A crash at every step of the write leaves the old or the new file, never a partial one.
@@ -339,7 +323,7 @@ TEST_F(ConfigFile, CrashAtAnyStepLeavesOldOrNewFile) {
     auto expectedNew = applyConfigUpdates(oldText, {ConfigUpdate::integer({"relayId"}, 8)});
     ASSERT_TRUE(expectedNew.ok());
     for (const char* step : {"opened", "written", "synced", "renamed"}) {
-        std::ofstream(path_, std::ios::trunc) << oldText;
+        testing::writeText(path_, oldText);
         pid_t pid = ::fork();
         if (pid == 0) {
             AtomicWriteOptions o;
@@ -352,7 +336,7 @@ TEST_F(ConfigFile, CrashAtAnyStepLeavesOldOrNewFile) {
         int status = 0;
         ASSERT_EQ(::waitpid(pid, &status, 0), pid);
         ASSERT_TRUE(WIFSIGNALED(status)) << step;
-        std::string now = readAll(path_);
+        std::string now = readText(path_);
         bool renamed = std::string(step) == "renamed";
         EXPECT_EQ(now, renamed ? *expectedNew : oldText) << step;
         // The next write clears what the crash left behind.
@@ -369,7 +353,7 @@ TEST_F(ConfigFile, KilledWriterNeverLeavesAPartialFile) {
     std::string a(200000, 'a'), b(300000, 'b');
     a += "\n";
     b += "\n";
-    std::ofstream(path_, std::ios::trunc) << a;
+    testing::writeText(path_, a);
     for (int round = 0; round < 40; ++round) {
         pid_t pid = ::fork();
         if (pid == 0) {
@@ -379,7 +363,7 @@ TEST_F(ConfigFile, KilledWriterNeverLeavesAPartialFile) {
         ::kill(pid, SIGKILL);
         int status = 0;
         ::waitpid(pid, &status, 0);
-        std::string now = readAll(path_);
+        std::string now = readText(path_);
         ASSERT_TRUE(now == a || now == b) << "round " << round << ": partial file of " << now.size() << " bytes";
         removeStaleTemporaries(path_.string());
     }

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "test/support/test_files.h"
+
 namespace relaypro {
 namespace {
 
@@ -122,8 +124,8 @@ TEST(Environment, WarnsAboutKeysItIgnores) {
 
 TEST(Environment, MissingFileIsEmptyUnreadableFileIsAnError) {
     namespace fs = std::filesystem;
-    fs::path dir = fs::temp_directory_path() / ("relaypro-env-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
+    testing::TempDir tmp;
+    const fs::path& dir = tmp.path();
     Environment env = inherited({{"RELAYPRO_USER", "x"}});
     std::vector<std::string> warnings;
     EXPECT_TRUE(env.loadFile((dir / "missing.conf").string(), warnings).ok());
@@ -135,7 +137,6 @@ TEST(Environment, MissingFileIsEmptyUnreadableFileIsAnError) {
     auto r = env.loadFile((dir / "a-folder.conf").string(), warnings);
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(env.get("RELAYPRO_USER"), "y");
-    fs::remove_all(dir);
 }
 
 TEST(Environment, TheExampleFileParsesCleanly) {

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "test/support/test_files.h"
+
 namespace relaypro {
 namespace {
 
@@ -14,12 +16,8 @@ namespace fs = std::filesystem;
 
 class FileIo : public ::testing::Test {
 protected:
-    void SetUp() override {
-        dir_ = fs::temp_directory_path() / ("relaypro-fileio-" + std::to_string(::getpid()));
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-    fs::path dir_;
+    testing::TempDir tmp_;
+    const fs::path& dir_ = tmp_.path();
 };
 
 TEST_F(FileIo, ReadsWithinTheCapAndRefusesMore) {

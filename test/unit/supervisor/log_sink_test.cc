@@ -14,17 +14,17 @@
 #include <fstream>
 #include <sstream>
 
+#include "test/support/test_files.h"
+
 namespace relaypro {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::system_clock;
-
-std::string readAll(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using testing::readText;
+using testing::splitLines;
+using testing::TempDir;
 
 std::string gunzip(const fs::path& p) {
     gzFile gz = gzopen(p.c_str(), "rb");
@@ -34,14 +34,6 @@ std::string gunzip(const fs::path& p) {
     int n;
     while ((n = gzread(gz, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
     gzclose(gz);
-    return out;
-}
-
-std::vector<std::string> lines(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    std::string l;
-    while (std::getline(in, l)) out.push_back(l);
     return out;
 }
 
@@ -59,14 +51,6 @@ struct FakeClock {
 
 class LogSinkTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        dir_ = fs::temp_directory_path() / ("relaypro-logsink-" + std::to_string(::getpid()) + "-" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
     std::unique_ptr<LogSink> open(LogSinkOptions o) {
         if (o.path.empty()) o.path = (dir_ / "logs" / "relaypro.log.txt").string();
         o.clock = [this] { return clock_.now; };
@@ -79,7 +63,8 @@ protected:
         return "{\"n\":" + std::to_string(i) + ",\"pad\":\"" + std::string(pad, 'x') + "\"}\n";
     }
 
-    fs::path dir_;
+    TempDir tmp_;
+    const fs::path& dir_ = tmp_.path();
     FakeClock clock_;
 };
 
@@ -94,7 +79,7 @@ TEST_F(LogSinkTest, CreatesFolderAndFileAndAppendsRecords) {
     EXPECT_EQ(st.st_mode & 07777, 0750u);
     ASSERT_EQ(::stat(file.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0640u);
-    auto got = lines(readAll(file));
+    auto got = splitLines(readText(file));
     ASSERT_EQ(got.size(), 2u);
     json_error_t err;
     json_t* j = json_loads(got[0].c_str(), 0, &err);
@@ -120,7 +105,7 @@ TEST_F(LogSinkTest, RotatesBeforeALineWouldPassMaxSizeAndCompresses) {
     fs::path logs = dir_ / "logs";
     EXPECT_EQ(listDir(logs),
               (std::vector<std::string>{"relaypro.log-2026-11-29T13-53-41.123.txt.gz", "relaypro.log.txt"}));
-    EXPECT_EQ(readAll(logs / "relaypro.log.txt"), line(3, 80));
+    EXPECT_EQ(readText(logs / "relaypro.log.txt"), line(3, 80));
     EXPECT_EQ(gunzip(logs / "relaypro.log-2026-11-29T13-53-41.123.txt.gz"), line(0, 80) + line(1, 80) + line(2, 80));
 }
 
@@ -132,8 +117,8 @@ TEST_F(LogSinkTest, NoCompressKeepsRotatedFilesPlainAndALongLineStillLands) {
     auto names = listDir(dir_ / "logs");
     ASSERT_EQ(names.size(), 2u);
     EXPECT_EQ(names[0], "relaypro.log-2026-11-29T13-53-40.123.txt");
-    EXPECT_EQ(readAll(dir_ / "logs" / names[0]), line(0, 100));
-    EXPECT_EQ(readAll(dir_ / "logs" / "relaypro.log.txt"), line(1, 100));
+    EXPECT_EQ(readText(dir_ / "logs" / names[0]), line(0, 100));
+    EXPECT_EQ(readText(dir_ / "logs" / "relaypro.log.txt"), line(1, 100));
 }
 
 TEST_F(LogSinkTest, TwoRotationsInOneMillisecondGetDistinctNames) {
@@ -192,8 +177,8 @@ TEST_F(LogSinkTest, ReopenFollowsAnExternalRotation) {
     sink->writeLine(line(2));  // still goes to the moved file, like any open file
     ASSERT_TRUE(sink->reopen().ok());
     sink->writeLine(line(3));
-    EXPECT_EQ(readAll(dir_ / "logs" / "moved.txt"), line(1) + line(2));
-    EXPECT_EQ(readAll(dir_ / "logs" / "relaypro.log.txt"), line(3));
+    EXPECT_EQ(readText(dir_ / "logs" / "moved.txt"), line(1) + line(2));
+    EXPECT_EQ(readText(dir_ / "logs" / "relaypro.log.txt"), line(3));
 }
 
 TEST_F(LogSinkTest, CopiesLinesToTheEchoDescriptor) {
@@ -247,8 +232,8 @@ TEST_F(LogSinkTest, FullDiskDropsAndCountsLinesThenReportsThem) {
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), 0);
-    auto got = lines(readAll(file));
-    ASSERT_EQ(got.size(), 3u) << readAll(file);
+    auto got = splitLines(readText(file));
+    ASSERT_EQ(got.size(), 3u) << readText(file);
     EXPECT_EQ(got[0] + "\n", line(1, 100));
     json_error_t err;
     json_t* j = json_loads(got[1].c_str(), 0, &err);
@@ -261,8 +246,8 @@ TEST_F(LogSinkTest, FullDiskDropsAndCountsLinesThenReportsThem) {
 }
 
 TEST(Gzip, CompressesAndRemovesTheOriginal) {
-    fs::path dir = fs::temp_directory_path() / ("relaypro-gzip-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
+    TempDir tmp;
+    const fs::path& dir = tmp.path();
     std::string content;
     for (int i = 0; i < 10000; ++i) content += "line " + std::to_string(i) + "\n";
     std::ofstream(dir / "f.txt") << content;
@@ -271,7 +256,6 @@ TEST(Gzip, CompressesAndRemovesTheOriginal) {
     EXPECT_EQ(gunzip(dir / "f.txt.gz"), content);
     EXPECT_LT(fs::file_size(dir / "f.txt.gz"), content.size() / 4);
     EXPECT_FALSE(gzipFile((dir / "missing.txt").string()).ok());
-    fs::remove_all(dir);
 }
 
 }  // namespace
