@@ -11,6 +11,7 @@ PACKAGES="
   libgtest-dev libgmock-dev
   clang libclang-rt-14-dev clang-format clang-tidy
   curl openssl ca-certificates python3
+  nats-server squid-openssl
 "
 
 missing=""
@@ -32,6 +33,16 @@ fi
 
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Test peers (squid, nats-server) must not start as services on the build machine: tests run
+# their own instances on loopback. policy-rc.d answers "not now" to every service start.
+policy=/usr/sbin/policy-rc.d
+made_policy=no
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    made_policy=yes
+fi
+trap 'if [ "$made_policy" = yes ]; then rm -f "$policy"; fi' EXIT
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing

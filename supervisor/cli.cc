@@ -11,6 +11,7 @@
 #include "common/environment.h"
 #include "relaypro_version.h"
 #include "supervisor/privileges.h"
+#include "supervisor/run.h"
 
 namespace relaypro {
 namespace {
@@ -70,13 +71,52 @@ const CommandSpec* findCommand(const std::string& name) {
     return nullptr;
 }
 
+std::string envFilePath() {
+    const char* path = std::getenv("RELAYPRO_ENV_FILE");
+    return path != nullptr && *path != '\0' ? path : std::string(kDefaultEnvFile);
+}
+
 // The environment as RelayPro sees it: the process environment overlaid by the environment file.
 Result<Environment> loadEnvironment(std::vector<std::string>& warnings) {
     Environment env = Environment::fromProcess();
-    const char* path = std::getenv("RELAYPRO_ENV_FILE");
-    std::string file = path != nullptr && *path != '\0' ? path : std::string(kDefaultEnvFile);
-    if (auto s = env.loadFile(file, warnings); !s) return s.error();
+    if (auto s = env.loadFile(envFilePath(), warnings); !s) return s.error();
     return env;
+}
+
+int run(const CommandLine& cmd) {
+    // Started as root: the service account (--user, RELAYPRO_USER, air-relaypro) must exist,
+    // unless root is asked for by name.
+    std::optional<Account> account;
+    if (::geteuid() == 0) {
+        std::string name = cmd.user.value_or(serviceUserName());
+        if (name != "root") {
+            account = lookUpAccount(name);
+            if (!account) {
+                std::fprintf(stderr,
+                             "relaypro: the service account \"%s\" does not exist; create it (useradd --system %s) "
+                             "or run with --user root\n",
+                             name.c_str(), name.c_str());
+                return kExitConfig;
+            }
+        }
+    }
+    std::vector<std::string> warnings;
+    auto env = loadEnvironment(warnings);
+    if (!env) {
+        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
+        return kExitConfig;
+    }
+    std::string path = configPathFor(cmd);
+    auto config = loadConfig(path, *env, warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (!config) {
+        std::fprintf(stderr, "%s\n", config.error().message.c_str());
+        return kExitConfig;
+    }
+    if (::geteuid() == 0 && !account)
+        warnings.push_back("running as root (--user root): the service keeps every privilege");
+    return runService(path, envFilePath(), std::move(*env), std::move(*config), std::move(warnings),
+                      std::move(account));
 }
 
 int checkConfig(const CommandLine& cmd) {
@@ -224,6 +264,7 @@ int runCli(int argc, char** argv) {
         return kExitOk;
     }
     if (cmd.command == "check-config") return checkConfig(cmd);
+    if (cmd.command == "run") return run(cmd);
     std::fprintf(stderr, "relaypro: %s is not implemented yet\n", cmd.command.c_str());
     return kExitFailure;
 }

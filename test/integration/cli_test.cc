@@ -182,8 +182,27 @@ TEST_F(Cli, AsRootCheckConfigReadsAsTheServiceUser) {
     EXPECT_EQ(asRoot.exitCode, 0) << asRoot.err;
 }
 
+TEST_F(Cli, RunAsRootNeedsTheServiceAccountOrAnExplicitRoot) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: 1\n");
+    env_["RELAYPRO_USER"] = "relaypro-no-such-user";
+    Outcome r = run({"run", "--config", cfg.string()});
+    EXPECT_EQ(r.exitCode, 78);
+    EXPECT_EQ(r.err,
+              "relaypro: the service account \"relaypro-no-such-user\" does not exist; create it (useradd --system "
+              "relaypro-no-such-user) or run with --user root\n");
+}
+
+TEST_F(Cli, RunWithABrokenConfigExits78BeforeBinding) {
+    fs::path cfg =
+        write("config.yml", "consoleAddress: c\norganizationId: 1\nhttpsProxy:\n  listen: \"0.0.0.0:99999\"\n");
+    Outcome r = run({"run", "--config", cfg.string(), "--user", "root"});
+    EXPECT_EQ(r.exitCode, 78);
+    EXPECT_EQ(r.err, cfg.string() + ":4:3: httpsProxy.listen: \"0.0.0.0:99999\" is not a valid port\n");
+}
+
 TEST_F(Cli, CommandsOfLaterIssuesSaySoAndExit1) {
-    for (std::vector<std::string> args : {std::vector<std::string>{"run"}, {"status"}, {"upgrade"}, {"ca", "init"}}) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"status"}, {"upgrade"}, {"ca", "init"}}) {
         Outcome r = run(args);
         EXPECT_EQ(r.exitCode, 1);
         EXPECT_NE(r.err.find("is not implemented yet"), std::string::npos);

@@ -1,0 +1,307 @@
+// The relay end to end (spec/protocol.md): the real binary, real TLS, real curl, loopback
+// peers that count what reaches them.
+#include "test/support/relay.h"
+
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <sodium.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "test/support/net.h"
+#include "test/support/process.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string basic(const std::string& userPass) {
+    std::string out(sodium_base64_ENCODED_LEN(userPass.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+    sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(userPass.data()), userPass.size(),
+                      sodium_base64_VARIANT_ORIGINAL);
+    out.resize(std::strlen(out.c_str()));
+    return "Basic " + out;
+}
+
+class RelayTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_EQ(sodium_init() >= 0, true);
+        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "hosts", "127.0.0.1 localhost console.test\n");
+    }
+
+    // A relay in front of `consolePort` on "localhost", with Basic u:p.
+    std::unique_ptr<Relay> startRelay(uint16_t consolePort, const std::string& extraYaml = "",
+                                      std::map<std::string, std::string> env = {}) {
+        std::string yaml =
+            "consoleAddress: \"localhost:" + std::to_string(consolePort) +
+            "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n" + extraYaml;
+        env.emplace("RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string());
+        auto relay = std::make_unique<Relay>(dir_, yaml, env);
+        EXPECT_TRUE(relay->ready()) << relay->stderrText() << readText(relay->logFile());
+        return relay;
+    }
+
+    // Sends `request` on a fresh TLS connection to the relay; returns the response head.
+    std::string exchange(const Relay& relay, const std::string& request, Client* keep = nullptr) {
+        Client local;
+        Client& c = keep != nullptr ? *keep : local;
+        if (c.fd() < 0) {
+            EXPECT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
+        }
+        EXPECT_TRUE(c.send(request));
+        return c.readHead();
+    }
+
+    TempDir dir_;
+};
+
+TEST_F(RelayTest, CurlReachesTheConsoleThroughTheRelay) {
+    TestServer console(true, TestServer::httpPage("console check ok"));
+    auto relay = startRelay(console.port());
+    std::string url = "https://localhost:" + std::to_string(console.port()) + "/api/app/check";
+    ChildProcess curl = ChildProcess::spawn(
+        {"/usr/bin/curl", "-sS", "--max-time", "20", "--proxy-user", "u:p", "--proxy-insecure", "-k", url},
+        {{"PATH", "/usr/bin:/bin"}, {"https_proxy", "https://127.0.0.1:" + std::to_string(relay->httpsPort())}},
+        dir_ / "curl.out", dir_ / "curl.err");
+    EXPECT_EQ(curl.wait(30s), 0) << readText(dir_ / "curl.err");
+    EXPECT_EQ(readText(dir_ / "curl.out"), "console check ok");
+    EXPECT_EQ(console.connections(), 1);
+    // The console page closes after its answer: the upstream ends this tunnel.
+    ASSERT_TRUE(relay->waitForLog("tunnel closed", {{"user", "u"}, {"result", "closed_by_upstream"}}));
+    for (const auto& l : relay->log()) {
+        if (l["msg"] != "tunnel closed") continue;
+        EXPECT_EQ(l["target"], "localhost:" + std::to_string(console.port()));
+        EXPECT_EQ(l["client"].rfind("127.0.0.1:", 0), 0u);
+        EXPECT_GT(std::stol(l["bytesUp"]), 0);
+        EXPECT_GT(std::stol(l["bytesDown"]), 0);
+        EXPECT_EQ(l["component"], "worker");
+        EXPECT_EQ(l.text.find("u:p"), std::string::npos);
+    }
+}
+
+TEST_F(RelayTest, WrongPasswordGets407WithBothChallenges) {
+    TestServer console(true, TestServer::httpPage("x"));
+    auto relay = startRelay(console.port());
+    std::string url = "https://localhost:" + std::to_string(console.port()) + "/api/app/check";
+    ChildProcess curl = ChildProcess::spawn(
+        {"/usr/bin/curl", "-sS", "--max-time", "20", "--proxy-user", "u:wrong", "--proxy-insecure", "-k", url},
+        {{"PATH", "/usr/bin:/bin"}, {"https_proxy", "https://127.0.0.1:" + std::to_string(relay->httpsPort())}},
+        dir_ / "curl.out", dir_ / "curl.err");
+    EXPECT_EQ(curl.wait(30s), 56);
+    EXPECT_NE(readText(dir_ / "curl.err").find("407"), std::string::npos);
+
+    std::string target = "localhost:" + std::to_string(console.port());
+    std::string head = exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nHost: " + target +
+                                            "\r\nProxy-Authorization: " + basic("u:nope") + "\r\n\r\n");
+    EXPECT_EQ(head.substr(0, head.find("\r\n")), "HTTP/1.1 407 Proxy Authentication Required");
+    EXPECT_EQ(headersOf(head, "Proxy-Authenticate"),
+              (std::vector<std::string>{"Bearer realm=\"RelayPro\"", "Basic realm=\"RelayPro\""}));
+    EXPECT_EQ(console.connections(), 0);
+    ASSERT_TRUE(relay->waitForLog("request refused",
+                                  {{"status", "407"}, {"reason", "proxy_auth_required"}, {"auth", "Basic"}}));
+    for (const auto& l : relay->log()) EXPECT_EQ(l.text.find("dTpub3Bl"), std::string::npos);  // base64("u:nope")
+}
+
+TEST_F(RelayTest, DisallowedHostOrPortGets403AndTheUpstreamSeesNothing) {
+    TestServer console(true, TestServer::httpPage("x"));
+    TestServer other(false, TestServer::echo());
+    auto relay = startRelay(console.port());
+    const std::string auth = "Proxy-Authorization: " + basic("u:p") + "\r\n";
+    for (const std::string& target :
+         std::vector<std::string>{"127.0.0.1:" + std::to_string(console.port()),  // the console's address, not its name
+                                  "localhost:" + std::to_string(other.port()),    // a port that is not allowed
+                                  "LOCALHOST.:22", "evil.test:443", "localhost.evil:" + std::to_string(console.port()),
+                                  "[::1]:" + std::to_string(console.port())}) {
+        std::string head = exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\n" + auth + "\r\n");
+        EXPECT_EQ(statusOf(head), 403) << target;
+        EXPECT_NE(head.find("\r\n\r\n"), std::string::npos);
+    }
+    EXPECT_EQ(console.connections(), 0);
+    EXPECT_EQ(other.connections(), 0);
+    ASSERT_TRUE(relay->waitForLog("request refused", {{"status", "403"}, {"reason", "target_not_allowed"}}));
+}
+
+TEST_F(RelayTest, TunnelCarriesBytesBothWaysIncludingEarlyData) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = startRelay(echo.port());
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
+    EXPECT_EQ(c.negotiatedAlpn(), "http/1.1");
+    std::string target = "localhost:" + std::to_string(echo.port());
+    // HTTP/1.0 without Host, as Python's urllib3 sends it, with bytes right after the head.
+    ASSERT_TRUE(c.send("CONNECT " + target + " HTTP/1.0\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\nearly"));
+    std::string head = c.readHead();
+    EXPECT_EQ(head, "HTTP/1.1 200 Connection established\r\n\r\n");
+    EXPECT_EQ(c.readExactly(5), "early");
+    ASSERT_TRUE(c.send("ping"));
+    EXPECT_EQ(c.readExactly(4), "ping");
+    c.close();
+    ASSERT_TRUE(relay->waitForLog("tunnel closed", {{"bytesUp", "9"}, {"bytesDown", "9"}}));
+}
+
+TEST_F(RelayTest, HealthCaPemAndKeepAlive) {
+    TestServer console(true, TestServer::httpPage("x"));
+    auto relay = startRelay(console.port());
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
+    std::string h1 = exchange(*relay, "GET /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\n", &c);
+    EXPECT_EQ(statusOf(h1), 200);
+    EXPECT_EQ(c.readExactly(std::stoul(headerOf(h1, "Content-Length"))), R"({"status":"ok"})");
+    std::string h2 = exchange(*relay, "GET /relaypro/v1/ca.pem HTTP/1.1\r\nHost: r\r\n\r\n", &c);
+    EXPECT_EQ(statusOf(h2), 200);
+    EXPECT_EQ(headerOf(h2, "Content-Type"), "application/x-pem-file");
+    std::string pem = c.readExactly(std::stoul(headerOf(h2, "Content-Length")));
+    EXPECT_EQ(pem.rfind("-----BEGIN CERTIFICATE-----", 0), 0u);
+    // The certificate it serves is the one the TLS handshake presented (self-signed for now).
+    X509* peer = SSL_get1_peer_certificate(c.ssl());
+    ASSERT_NE(peer, nullptr);
+    BIO* b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, peer);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(b, &data);
+    EXPECT_EQ(std::string(data, static_cast<size_t>(len)), pem);
+    BIO_free(b);
+    X509_free(peer);
+    // Pipelined: two requests in one write.
+    ASSERT_TRUE(c.send("HEAD /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\nGET /nope HTTP/1.1\r\nHost: r\r\n\r\n"));
+    std::string h3 = c.readHead();
+    EXPECT_EQ(statusOf(h3), 200);
+    EXPECT_EQ(headerOf(h3, "Content-Length"), "15");
+    std::string h4 = c.readHead();
+    EXPECT_EQ(statusOf(h4), 404) << h4;
+}
+
+// Every error status of protocol.md's table, each produced by the bytes that cause it.
+TEST_F(RelayTest, EveryErrorStatusFromTheBytesThatCauseIt) {
+    TestServer console(true, TestServer::httpPage("x"));
+    int closed = listenOn("127.0.0.1");
+    uint16_t closedPort = localPort(closed);
+    ::close(closed);  // nothing listens there now: connection refused
+    auto relay = startRelay(console.port(), "limits:\n  maxHeaderBytes: 1KiB\n  headerTimeout: 300ms\n");
+    const std::string auth = "Proxy-Authorization: " + basic("u:p") + "\r\n";
+    const std::string target = "localhost:" + std::to_string(console.port());
+    struct Case {
+        std::string request;
+        int status;
+        std::string code;
+    } cases[] = {
+        {"CONNECT " + target + " HTTP/1.1\nHost: x\r\n\r\n", 400, "bad_request"},
+        {"CONNECT localhost HTTP/1.1\r\n" + auth + "\r\n", 400, "bad_request"},
+        {"CONNECT u@" + target + " HTTP/1.1\r\n" + auth + "\r\n", 400, "bad_request"},
+        {"CONNECT " + target + " HTTP/1.1\r\n" + auth + auth + "\r\n", 400, "bad_request"},
+        {"CONNECT " + target + " HTTP/1.1\r\n" + auth + "Content-Length: 3\r\n\r\nabc", 400, "bad_request"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "bad_request"},
+        {"GET /nope HTTP/1.1\r\nHost: r\r\n\r\n", 404, "not_found"},
+        {"DELETE /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\n", 405, "method_not_allowed"},
+        {"GET http://" + target + "/ HTTP/1.1\r\nHost: r\r\n\r\n", 405, "method_not_allowed"},
+        {"CONNECT " + target + " HTTP/1.1\r\n\r\n", 407, "proxy_auth_required"},
+        {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: Digest x\r\n\r\n", 407, "proxy_auth_required"},
+        {"GET / HTTP/1.1\r\nHost: r\r\nX: " + std::string(2000, 'x') + "\r\n\r\n", 431, "header_too_large"},
+        {"CONNECT localhost:" + std::to_string(closedPort) + " HTTP/1.1\r\n" + auth + "\r\n", 403,
+         "target_not_allowed"},
+        {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: Bearer abcdefghijklmnopqrstuvwxyz\r\n\r\n", 503,
+         "not_registered"},
+        {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}", 503, "not_registered"},
+        {"GET / HTTP/2.0\r\nHost: r\r\n\r\n", 505, "version_not_supported"},
+    };
+    for (const auto& c : cases) {
+        Client client;
+        ASSERT_TRUE(client.connect("127.0.0.1", relay->httpsPort(), true));
+        ASSERT_TRUE(client.send(c.request));
+        std::string head = client.readHead();
+        EXPECT_EQ(statusOf(head), c.status) << c.request << "\n" << head;
+        std::string body = client.readExactly(std::stoul("0" + headerOf(head, "Content-Length")));
+        EXPECT_EQ(body.rfind("{\"error\":\"" + c.code + "\",\"message\":\"", 0), 0u) << c.request << "\n" << body;
+        if (c.status == 405) {
+            EXPECT_FALSE(headerOf(head, "Allow").empty());
+        }
+        if (c.status == 503) {
+            EXPECT_EQ(headerOf(head, "Retry-After"), "60");
+        }
+    }
+    EXPECT_EQ(console.connections(), 0);
+    // 408: a head that never completes.
+    Client slow;
+    ASSERT_TRUE(slow.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(slow.send("GET /relaypro/v1/health HTTP/1.1\r\nHo"));
+    std::string head = slow.readHead(10s);
+    EXPECT_EQ(statusOf(head), 408) << head;
+    EXPECT_TRUE(slow.waitClosed());
+}
+
+TEST_F(RelayTest, UpstreamFailuresAre502And504) {
+    int closed = listenOn("127.0.0.1");
+    uint16_t closedPort = localPort(closed);
+    ::close(closed);
+    {
+        auto relay = startRelay(closedPort);
+        std::string head = exchange(*relay, "CONNECT localhost:" + std::to_string(closedPort) +
+                                                " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+        EXPECT_EQ(statusOf(head), 502) << head;
+        ASSERT_TRUE(relay->waitForLog("request refused", {{"status", "502"}, {"reason", "upstream_unreachable"}}));
+        relay->stop();
+    }
+    // A listener whose accept queue is full drops new SYNs: the connect never completes.
+    int full = listenOn("127.0.0.1", 0, 0);
+    uint16_t fullPort = localPort(full);
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(fullPort);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        fillers.push_back(fd);
+    }
+    auto relay = startRelay(fullPort, "limits:\n  connectTimeout: 500ms\n");
+    std::string head = exchange(*relay, "CONNECT localhost:" + std::to_string(fullPort) +
+                                            " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+    EXPECT_EQ(statusOf(head), 504) << head;
+    for (int fd : fillers) ::close(fd);
+    ::close(full);
+}
+
+TEST_F(RelayTest, RepeatedAuthenticationFailuresAreRateLimited) {
+    TestServer console(true, TestServer::httpPage("x"));
+    auto relay = startRelay(console.port(), "limits:\n  tokenRequestsPerMinute: 3\n");
+    std::string target = "localhost:" + std::to_string(console.port());
+    std::vector<int> statuses;
+    for (int i = 0; i < 5; ++i) {
+        std::string head =
+            exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:bad") + "\r\n\r\n");
+        statuses.push_back(statusOf(head));
+        if (statusOf(head) == 429) {
+            EXPECT_GE(std::stoi(headerOf(head, "Retry-After")), 1);
+        }
+    }
+    EXPECT_EQ(statuses, (std::vector<int>{407, 407, 407, 429, 429}));
+    // The right password is refused too while the source is over its limit.
+    std::string head =
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+    EXPECT_EQ(statusOf(head), 429);
+}
+
+TEST_F(RelayTest, StopsGracefullyOnSigterm) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = startRelay(echo.port(), "limits:\n  shutdownGrace: 200ms\n");
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(echo.port()) +
+                       " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+    EXPECT_EQ(statusOf(c.readHead()), 200);
+    EXPECT_EQ(relay->stop(SIGTERM), 0);
+    EXPECT_TRUE(c.waitClosed());
+    EXPECT_TRUE(relay->waitForLog("tunnel closed", {{"result", "shutdown"}}));
+    EXPECT_TRUE(relay->waitForLog("stopped"));
+}
+
+}  // namespace
+}  // namespace relaypro::testing

@@ -1,0 +1,110 @@
+// Network peers for integration tests, all on loopback and port 0: a blocking TLS/plain client
+// to talk to RelayPro byte by byte, and small servers standing in for the console (HTTPS page,
+// TCP echo, a slow reader) that count the connections they saw.
+#pragma once
+
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace relaypro::testing {
+
+// A listening TCP socket on `host` (an IP literal) and port 0 (or `port`).
+int listenOn(const std::string& host, uint16_t port = 0, int backlog = 128);
+uint16_t localPort(int fd);
+// Blocking connect with a timeout; -1 on failure.
+int connectTo(const std::string& host, uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// A blocking client connection, plain or TLS (no certificate checks: tests talk to self-signed peers).
+class Client {
+public:
+    ~Client();
+    Client() = default;
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    // Connects to RelayPro; with `tls`, completes a handshake (optionally with SNI / ALPN).
+    bool connect(const std::string& host, uint16_t port, bool tls, const std::string& sni = {},
+                 const std::string& alpn = "http/1.1");
+    bool send(std::string_view data);
+    // Up to `max` bytes; "" on EOF or error (see eof()). Times out after `timeout`.
+    std::string recv(size_t max = 65536, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Reads until "\r\n\r\n" (the response head, with any bytes after it kept for later).
+    std::string readHead(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Reads exactly n bytes (less on EOF/timeout).
+    std::string readExactly(size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Reads until the peer closes.
+    std::string readAll(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Waits for EOF (true) or reports data/timeout (false).
+    bool waitClosed(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    void shutdownWrite();
+    void close();
+    [[nodiscard]] int fd() const { return fd_; }
+    [[nodiscard]] SSL* ssl() const { return ssl_; }
+    [[nodiscard]] bool eof() const { return eof_; }
+    [[nodiscard]] std::string negotiatedAlpn() const;
+
+private:
+    ssize_t rawRead(char* buf, size_t n, std::chrono::milliseconds timeout);
+    int fd_ = -1;
+    SSL_CTX* ctx_ = nullptr;
+    SSL* ssl_ = nullptr;
+    std::string buffered_;
+    bool eof_ = false;
+};
+
+// "HTTP/1.1 407 ..." -> 407; -1 when malformed.
+int statusOf(const std::string& head);
+// The value of header `name` in a response head (first one), "" if absent.
+std::string headerOf(const std::string& head, const std::string& name);
+std::vector<std::string> headersOf(const std::string& head, const std::string& name);
+
+// A small threaded server: accepts on loopback, hands each connection to `handler` on its own
+// thread, counts connections.
+class TestServer {
+public:
+    using Handler = std::function<void(int fd, SSL* ssl)>;
+    // `tls`: a self-signed certificate for "localhost" is made on the fly.
+    TestServer(bool tls, Handler handler, const std::string& host = "127.0.0.1", uint16_t port = 0);
+    ~TestServer();
+    TestServer(const TestServer&) = delete;
+    TestServer& operator=(const TestServer&) = delete;
+
+    [[nodiscard]] uint16_t port() const { return port_; }
+    [[nodiscard]] int connections() const { return connections_.load(); }
+
+    // Ready-made handlers.
+    static Handler httpPage(std::string body);  // answers any request with 200 and `body`, then closes
+    static Handler echo();                      // echoes until the peer closes
+    static Handler plainHttpRecorder(std::shared_ptr<std::string> lastRequest, std::string body);
+
+private:
+    void acceptLoop();
+    int listenFd_ = -1;
+    uint16_t port_ = 0;
+    SSL_CTX* ctx_ = nullptr;
+    Handler handler_;
+    std::atomic<int> connections_{0};
+    std::atomic<bool> stopping_{false};
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::vector<std::thread> workers_;
+};
+
+// Helpers for handlers: read/write all on a plain or TLS connection.
+bool writeAll(int fd, SSL* ssl, std::string_view data);
+std::string readRequestHead(int fd, SSL* ssl);
+
+// A self-signed P-256 certificate and key for `name` (PEM) for test servers.
+void makeTestCertificate(const std::string& name, std::string& certPem, std::string& keyPem);
+
+}  // namespace relaypro::testing

@@ -1,0 +1,132 @@
+// Child processes for integration tests: spawned with an explicit environment and output files,
+// ended by PID (never by name), always reaped — a test never leaves a process behind.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace relaypro::testing {
+
+class ChildProcess {
+public:
+    ChildProcess() = default;
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(const ChildProcess&) = delete;
+    ChildProcess(ChildProcess&& o) noexcept : pid_(o.pid_), exitCode_(o.exitCode_) { o.pid_ = -1; }
+    ChildProcess& operator=(ChildProcess&& o) noexcept {
+        if (this != &o) {
+            kill();
+            pid_ = o.pid_;
+            exitCode_ = o.exitCode_;
+            o.pid_ = -1;
+        }
+        return *this;
+    }
+    ~ChildProcess() { kill(); }
+
+    // `env` is the whole environment of the child. Output goes to the given files ("" = /dev/null).
+    static ChildProcess spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                              const std::filesystem::path& out = {}, const std::filesystem::path& err = {},
+                              const std::filesystem::path& cwd = {}) {
+        std::vector<std::string> argStore = argv;
+        std::vector<char*> args;
+        for (auto& a : argStore) args.push_back(a.data());
+        args.push_back(nullptr);
+        std::vector<std::string> envStore;
+        for (const auto& [k, v] : env) envStore.push_back(k + "=" + v);
+        std::vector<char*> envp;
+        for (auto& e : envStore) envp.push_back(e.data());
+        envp.push_back(nullptr);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&actions, 1, out.empty() ? "/dev/null" : out.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&actions, 2, err.empty() ? "/dev/null" : err.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+        ChildProcess p;
+        if (posix_spawn(&p.pid_, args[0], &actions, nullptr, args.data(), envp.data()) != 0) p.pid_ = -1;
+        posix_spawn_file_actions_destroy(&actions);
+        return p;
+    }
+
+    [[nodiscard]] pid_t pid() const { return pid_; }
+    [[nodiscard]] bool started() const { return pid_ > 0; }
+
+    // Whether it still runs (reaps it if it ended).
+    bool running() {
+        if (pid_ <= 0) return false;
+        int status = 0;
+        pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == 0) return true;
+        record(status);
+        return false;
+    }
+
+    void signal(int sig) const {
+        if (pid_ > 0) ::kill(pid_, sig);
+    }
+
+    // Sends `sig`, waits up to `timeout` (then SIGKILL), returns the exit code (128 + signal
+    // when killed by one).
+    int stop(int sig = SIGTERM, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+        if (pid_ <= 0) return exitCode_;
+        ::kill(pid_, sig);
+        return wait(timeout);
+    }
+
+    // Waits for the process to end by itself (SIGKILL after `timeout`).
+    int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+        if (pid_ <= 0) return exitCode_;
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (!running()) return exitCode_;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        kill();
+        return exitCode_;
+    }
+
+    [[nodiscard]] int exitCode() const { return exitCode_; }
+
+private:
+    void record(int status) {
+        exitCode_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        pid_ = -1;
+    }
+    void kill() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGKILL);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        record(status);
+    }
+
+    pid_t pid_ = -1;
+    int exitCode_ = -1;
+};
+
+// Polls `ready` every few milliseconds until it holds or `timeout` passes. The timeout is a
+// safety net for a broken build, not a measure of speed: keep it generous.
+template <typename F>
+bool eventually(F ready, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (ready()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return ready();
+}
+
+}  // namespace relaypro::testing

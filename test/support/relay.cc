@@ -1,0 +1,90 @@
+#include "test/support/relay.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace relaypro::testing {
+
+Relay::Relay(const TempDir& dir, const std::string& configYaml, std::map<std::string, std::string> env,
+             std::vector<std::string> extraArgs)
+    : dir_(dir.path()) {
+    writeText(dir_ / "config.yml", configYaml);
+    std::map<std::string, std::string> full{{"PATH", "/usr/bin:/bin"},
+                                            {"RELAYPRO_ENV_FILE", (dir_ / "environment.conf").string()},
+                                            {"ASAN_OPTIONS", "detect_leaks=1"}};
+    for (auto& [k, v] : env) full[k] = v;
+    std::vector<std::string> argv{RELAYPRO_BINARY, "run", "--config", (dir_ / "config.yml").string(), "--user", "root"};
+    argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+    process_ = ChildProcess::spawn(argv, full, dir_ / "stdout.txt", dir_ / "stderr.txt");
+    // Only this process's lines count: a test may run relays one after another in one folder.
+    const std::string pid = std::to_string(process_.pid());
+    ready_ = eventually([&] {
+        return !process_.running() || waitForLog("ready", {{"pid", pid}}, std::chrono::milliseconds(0));
+    });
+    ready_ = ready_ && process_.running();
+    for (const auto& l : log()) {
+        if (l["msg"] != "listening" || l["pid"] != pid) continue;
+        std::string address = l["address"];
+        auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+        if (l["kind"] == "https") httpsPort_ = port;
+        if (l["kind"] == "http") httpPort_ = port;
+    }
+}
+
+Relay::~Relay() {
+    if (process_.running()) process_.stop(SIGKILL);
+}
+
+std::vector<LogLine> Relay::log() const {
+    std::vector<LogLine> out;
+    std::ifstream in(logFile());
+    std::string line;
+    while (std::getline(in, line)) {
+        json_error_t err;
+        json_t* j = json_loads(line.c_str(), 0, &err);
+        if (j == nullptr) continue;
+        LogLine l;
+        l.text = line;
+        const char* key = nullptr;
+        json_t* v = nullptr;
+        json_object_foreach(j, key, v) {
+            if (json_is_string(v))
+                l.fields[key] = json_string_value(v);
+            else if (json_is_integer(v))
+                l.fields[key] = std::to_string(json_integer_value(v));
+            else if (json_is_true(v))
+                l.fields[key] = "true";
+            else if (json_is_false(v))
+                l.fields[key] = "false";
+        }
+        json_decref(j);
+        out.push_back(std::move(l));
+    }
+    return out;
+}
+
+bool Relay::waitForLog(const std::string& msg, const std::map<std::string, std::string>& match,
+                       std::chrono::milliseconds timeout) const {
+    return eventually(
+        [&] {
+            for (const auto& l : log()) {
+                if (l["msg"] != msg) continue;
+                bool all = true;
+                for (const auto& [k, v] : match) all = all && l[k] == v;
+                if (all) return true;
+            }
+            return false;
+        },
+        timeout);
+}
+
+long Relay::rssKiB() const {
+    std::ifstream in("/proc/" + std::to_string(process_.pid()) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1;
+}
+
+}  // namespace relaypro::testing

@@ -1,0 +1,45 @@
+// Fixed-size I/O buffers for tunnels, recycled: an idle tunnel holds none, a busy one at most
+// one per direction, and the allocator is not asked on every burst.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+namespace relaypro {
+
+class BufferPool {
+public:
+    static constexpr size_t kBufferSize = 16 * 1024;  // one TLS record
+    explicit BufferPool(size_t keepFree = 256) : keepFree_(keepFree) {}
+    ~BufferPool() {
+        for (char* b : free_) delete[] b;
+    }
+    BufferPool(const BufferPool&) = delete;
+    BufferPool& operator=(const BufferPool&) = delete;
+
+    char* get() {
+        ++inUse_;
+        if (free_.empty()) return new char[kBufferSize];
+        char* b = free_.back();
+        free_.pop_back();
+        return b;
+    }
+    void put(char* b) {
+        if (b == nullptr) return;
+        --inUse_;
+        if (free_.size() < keepFree_) {
+            free_.push_back(b);
+        } else {
+            delete[] b;
+        }
+    }
+    [[nodiscard]] size_t inUse() const { return inUse_; }
+
+private:
+    std::vector<char*> free_;
+    size_t keepFree_;
+    size_t inUse_ = 0;
+};
+
+}  // namespace relaypro

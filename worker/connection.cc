@@ -1,0 +1,883 @@
+#include "worker/connection.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/password_file.h"
+#include "common/text.h"
+#include "worker/buffer_pool.h"
+#include "worker/http_response.h"
+#include "worker/proxy_protocol.h"
+#include "worker/server.h"
+
+namespace relaypro {
+namespace {
+
+// Work per wake-up before yielding to other connections: 16 buffers per direction.
+constexpr int kPumpBudget = 16;
+constexpr size_t kHeadReadChunk = 4096;
+
+std::string peerText(const sockaddr_storage& a) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (a.ss_family == AF_INET) {
+        const auto* s = reinterpret_cast<const sockaddr_in*>(&a);
+        inet_ntop(AF_INET, &s->sin_addr, buf, sizeof buf);
+        return std::string(buf) + ":" + std::to_string(ntohs(s->sin_port));
+    }
+    if (a.ss_family == AF_INET6) {
+        const auto* s = reinterpret_cast<const sockaddr_in6*>(&a);
+        inet_ntop(AF_INET6, &s->sin6_addr, buf, sizeof buf);
+        return "[" + std::string(buf) + "]:" + std::to_string(ntohs(s->sin6_port));
+    }
+    return "unknown";
+}
+
+bool inTrustedSources(const WorkerSettings& s, const sockaddr_storage& a) {
+    if (s.trustedSources.empty()) return false;
+    if (a.ss_family == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
+        for (const auto& c : s.trustedSources) {
+            if (c.contains(AF_INET, reinterpret_cast<const unsigned char*>(&v4->sin_addr))) return true;
+        }
+    } else if (a.ss_family == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
+        const auto* bytes = reinterpret_cast<const unsigned char*>(&v6->sin6_addr);
+        static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        for (const auto& c : s.trustedSources) {
+            if (c.contains(AF_INET6, bytes)) return true;
+            if (std::memcmp(bytes, kMapped, 12) == 0 && c.contains(AF_INET, bytes + 12)) return true;
+        }
+    }
+    return false;
+}
+
+timeval toTimeval(Duration d) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+}
+
+// Request headers that never travel to the console (RFC 9110 §7.6.1 hop-by-hop, and Proxy-*).
+bool isHopByHop(std::string_view name, const RequestHead& h) {
+    static constexpr std::string_view kNames[] = {"Connection",        "Keep-Alive", "TE",  "Trailer",
+                                                  "Transfer-Encoding", "Upgrade",    "Host"};
+    for (auto n : kNames) {
+        if (equalsIgnoreCase(name, n)) return true;
+    }
+    if (name.size() >= 6 && equalsIgnoreCase(name.substr(0, 6), "Proxy-")) return true;
+    // Fields the client listed in Connection are hop-by-hop too.
+    if (auto conn = h.field("Connection")) {
+        std::string_view v = *conn;
+        while (!v.empty()) {
+            size_t comma = v.find(',');
+            if (equalsIgnoreCase(trimSpace(v.substr(0, comma)), name)) return true;
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int fd, const sockaddr_storage& peer)
+    : server_(server),
+      serial_(serial),
+      kind_(kind),
+      state_(State::PeekProxy),
+      peer_(peer),
+      clientText_(peerText(peer)) {
+    char id[40];
+    std::snprintf(id, sizeof id, "%x-%06llx", static_cast<unsigned>(::getpid()),
+                  static_cast<unsigned long long>(serial));
+    id_ = id;
+    client_.attach(fd);
+    event_base* base = server_.base();
+    event_assign(&clientRead_, base, fd, EV_READ | EV_PERSIST, &Connection::onClientEvent, this);
+    event_assign(&clientWrite_, base, fd, EV_WRITE | EV_PERSIST, &Connection::onClientEvent, this);
+    evtimer_assign(&timer_, base, &Connection::onTimer, this);
+    event_assign(&resume_, base, -1, 0, &Connection::onResume, this);
+}
+
+Connection::~Connection() {
+    event_del(&clientRead_);
+    event_del(&clientWrite_);
+    event_del(&timer_);
+    event_del(&resume_);
+    if (upstream_.open()) {
+        event_del(&upstreamRead_);
+        event_del(&upstreamWrite_);
+    }
+    server_.buffers().put(up_.buf);
+    server_.buffers().put(down_.buf);
+}
+
+void Connection::start() {
+    settings_ = server_.settings();
+    // The PROXY header check comes first: a trusted balancer must send one, and anyone else
+    // sending one to the TLS listener gets a readable 400 instead of a TLS alert.
+    bool trusted = inTrustedSources(*settings_, peer_);
+    if (!trusted && kind_ == ListenerKind::Http) {
+        state_ = State::ReadHead;  // a PROXY header here fails the request-head parser: a 400
+        handshakeDone_ = true;
+    }
+    startHeadTimer();
+    drive();
+}
+
+bool Connection::idleBetweenRequests() const {
+    return state_ == State::ReadHead && headBuf_.empty() && handshakeDone_;
+}
+
+void Connection::startHeadTimer() {
+    timeval tv = toTimeval(server_.settings()->limits.headerTimeout);
+    evtimer_add(&timer_, &tv);
+}
+
+// ---------------------------------------------------------------- event plumbing
+
+void Connection::onClientEvent(int, short, void* arg) {
+    static_cast<Connection*>(arg)->drive();
+}
+void Connection::onUpstreamEvent(int, short, void* arg) {
+    static_cast<Connection*>(arg)->drive();
+}
+void Connection::onResume(int, short, void* arg) {
+    static_cast<Connection*>(arg)->drive();
+}
+void Connection::onTimer(int, short, void* arg) {
+    static_cast<Connection*>(arg)->timedOut();
+}
+
+void Connection::drive() {
+    clientWants_ = {};
+    upstreamWants_ = {};
+    while (state_ != State::Closed && step()) {
+    }
+    if (state_ == State::Closed) {
+        server_.connectionClosed(this);  // deletes this
+        return;
+    }
+    arm();
+}
+
+bool Connection::step() {
+    switch (state_) {
+        case State::PeekProxy:
+            return stepPeekProxy();
+        case State::Handshake:
+            return stepHandshake();
+        case State::ReadHead:
+            return stepReadHead();
+        case State::Respond:
+            return stepRespond();
+        case State::Tunnel:
+            return stepTunnel();
+        case State::Forward:
+            return stepForward();
+        case State::Authorizing:
+        case State::Dialing:
+        case State::Closed:
+            return false;
+    }
+    return false;
+}
+
+void Connection::armStream(Stream& s, event& rd, event& wr, short& armed, Wants w) {
+    if (!s.open()) return;
+    short want = static_cast<short>((w.read ? EV_READ : 0) | (w.write ? EV_WRITE : 0));
+    if ((want & EV_READ) != (armed & EV_READ)) {
+        if ((want & EV_READ) != 0)
+            event_add(&rd, nullptr);
+        else
+            event_del(&rd);
+    }
+    if ((want & EV_WRITE) != (armed & EV_WRITE)) {
+        if ((want & EV_WRITE) != 0)
+            event_add(&wr, nullptr);
+        else
+            event_del(&wr);
+    }
+    armed = want;
+}
+
+void Connection::arm() {
+    armStream(client_, clientRead_, clientWrite_, clientArmed_, clientWants_);
+    armStream(upstream_, upstreamRead_, upstreamWrite_, upstreamArmed_, upstreamWants_);
+}
+
+// ---------------------------------------------------------------- before the request
+
+bool Connection::stepPeekProxy() {
+    char buf[kMaxProxyHeaderBytes];
+    ssize_t n = ::recv(client_.fd(), buf, sizeof buf, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        clientWants_.read = true;
+        return false;
+    }
+    if (n <= 0) {
+        close("closed_by_client");
+        return false;
+    }
+    std::string_view data(buf, static_cast<size_t>(n));
+    bool trusted = inTrustedSources(*settings_, peer_);
+    if (trusted) {
+        ProxyHeader h = parseProxyHeader(data);
+        if (h.status == ProxyHeader::Status::Incomplete) {
+            clientWants_.read = true;
+            return false;
+        }
+        if (h.status == ProxyHeader::Status::Invalid) {
+            server_.log().info(
+                "request refused",
+                {{"status", 400},
+                 {"reason", "bad_request"},
+                 {"client", clientText_},
+                 {"detail", std::string("a trusted source sent no valid PROXY header: ") + std::string(h.reason)}});
+            server_.countRefused();
+            close("bad_proxy_header");
+            return false;
+        }
+        [[maybe_unused]] ssize_t consumed = ::recv(client_.fd(), buf, h.length, 0);
+        if (h.hasAddress) {
+            peer_ = h.source;
+            clientText_ = peerText(peer_);
+        }
+    } else if (startsLikeProxyHeader(data)) {
+        if (data.size() < 6) {  // too short to tell yet
+            clientWants_.read = true;
+            return false;
+        }
+        // A PROXY header from a source that is not trusted: a 400, in plain text even on the
+        // TLS listener (the client is not speaking TLS yet).
+        std::string answer = serialize(errorResponse(400, "bad_request"));
+        [[maybe_unused]] ssize_t w = ::send(client_.fd(), answer.data(), answer.size(), MSG_NOSIGNAL);
+        server_.log().info("request refused",
+                           {{"status", 400},
+                            {"reason", "bad_request"},
+                            {"client", clientText_},
+                            {"detail", "PROXY header from a source not in proxyProtocol.trustedSources"}});
+        server_.countRefused();
+        close("bad_proxy_header");
+        return false;
+    }
+    if (kind_ == ListenerKind::Https) {
+        SSL* ssl = SSL_new(server_.tlsContext());
+        if (ssl == nullptr) {
+            close("error");
+            return false;
+        }
+        SSL_set_fd(ssl, client_.fd());
+        SSL_set_accept_state(ssl);
+        int fd = client_.fd();
+        client_.release();
+        client_.attach(fd, ssl);
+        state_ = State::Handshake;
+    } else {
+        handshakeDone_ = true;
+        state_ = State::ReadHead;
+    }
+    return true;
+}
+
+bool Connection::stepHandshake() {
+    Io io = client_.handshake();
+    if (io == Io::Done) {
+        handshakeDone_ = true;
+        state_ = State::ReadHead;
+        return true;
+    }
+    if (io == Io::WantRead)
+        clientWants_.read = true;
+    else if (io == Io::WantWrite)
+        clientWants_.write = true;
+    else
+        close(io == Io::Eof ? "closed_by_client" : "tls_handshake_failed");
+    return false;
+}
+
+bool Connection::stepReadHead() {
+    const auto& s = *server_.settings();
+    if (!headBuf_.empty() && !headComplete_) {
+        // Bytes already here (pipelined after the previous request): parse them first.
+        HeadResult r = parseRequestHead(headBuf_, s.limits.maxHeaderBytes, head_, headScanned_);
+        if (r.status == HeadStatus::Complete) {
+            headComplete_ = true;
+            dispatch();
+            return state_ != State::Closed;
+        }
+        if (r.status == HeadStatus::Invalid) {
+            refuse(r.error.status, r.error.code);
+            return state_ != State::Closed;
+        }
+    }
+    size_t before = headBuf_.size();
+    size_t room = s.limits.maxHeaderBytes + 1 - std::min<size_t>(before, s.limits.maxHeaderBytes);
+    headBuf_.resize(before + std::min(kHeadReadChunk, room));
+    size_t n = 0;
+    Io io = client_.read(headBuf_.data() + before, headBuf_.size() - before, n);
+    headBuf_.resize(before + n);
+    if (io == Io::WantRead || io == Io::WantWrite) {
+        (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
+        if (headBuf_.empty()) std::string().swap(headBuf_);  // an idle keep-alive connection holds no buffer
+        return false;
+    }
+    if (io != Io::Done) {
+        close(io == Io::Eof ? "closed_by_client" : "error");
+        return false;
+    }
+    HeadResult r = parseRequestHead(headBuf_, s.limits.maxHeaderBytes, head_, headScanned_);
+    if (r.status == HeadStatus::Incomplete) return true;  // read more
+    if (r.status == HeadStatus::Invalid) {
+        refuse(r.error.status, r.error.code);
+        return state_ != State::Closed;
+    }
+    headComplete_ = true;
+    dispatch();
+    return state_ != State::Closed;
+}
+
+// ---------------------------------------------------------------- routing
+
+void Connection::dispatch() {
+    evtimer_del(&timer_);
+    settings_ = server_.settings();
+    Route route = routeRequest(kind_, head_);
+    switch (route.kind) {
+        case Route::Kind::Error:
+            refuse(route.status, route.code, route.allow);
+            return;
+        case Route::Kind::Health: {
+            Response r;
+            r.status = server_.draining() ? 503 : 200;
+            r.body = server_.draining() ? R"({"status":"draining"})" : R"({"status":"ok"})";
+            r.headOnly = head_.method == "HEAD";
+            respond(std::move(r), AfterResponse::NextRequest);
+            return;
+        }
+        case Route::Kind::CaPem: {
+            Response r;
+            r.body = settings_->caPem;
+            r.contentType = "application/x-pem-file";
+            r.headOnly = head_.method == "HEAD";
+            respond(std::move(r), AfterResponse::NextRequest);
+            return;
+        }
+        case Route::Kind::Token: {
+            // The console verification arrives with the trust and console issues; until this
+            // relay is registered the endpoint answers as protocol.md says for that state.
+            Response r = errorResponse(503, "not_registered");
+            r.headers.emplace_back("Retry-After", "60");
+            r.close = true;  // the body is not read
+            server_.log().info("request refused", {{"status", 503},
+                                                   {"reason", "not_registered"},
+                                                   {"client", clientText_},
+                                                   {"path", std::string(kTokenPath)}});
+            server_.countRefused();
+            respond(std::move(r), AfterResponse::Close);
+            return;
+        }
+        case Route::Kind::Connect:
+            target_ = targetText();
+            handleConnect();
+            return;
+        case Route::Kind::Forward: {
+            uint16_t port = head_.portGiven ? head_.port : 80;
+            target_ = (head_.hostIsIpv6 ? "[" + std::string(head_.host) + "]" : std::string(head_.host)) + ":" +
+                      std::to_string(port);
+            if (head_.hasBody()) return refuse(400, "bad_request");
+            if (!settings_->policy.allowsPlainHttp(head_.host, head_.hostIsIpv6, port,
+                                                   std::chrono::system_clock::now())) {
+                return refuse(403, "target_not_allowed");
+            }
+            // The request as the console will see it: origin-form, no hop-by-hop or Proxy-*
+            // fields, one Host, Connection: close.
+            std::string hostField = head_.hostIsIpv6 ? "[" + std::string(head_.host) + "]" : std::string(head_.host);
+            if (head_.portGiven && port != 80) hostField += ":" + std::to_string(port);
+            std::string req =
+                std::string(head_.method) + " " + std::string(head_.path) + " HTTP/1.1\r\nHost: " + hostField + "\r\n";
+            for (const auto& f : head_.fields) {
+                if (isHopByHop(f.name, head_)) continue;
+                req += std::string(f.name) + ": " + std::string(f.value) + "\r\n";
+            }
+            req += "Connection: close\r\n\r\n";
+            forwardRequest_ = std::move(req);
+            state_ = State::Dialing;
+            startDial(DialPurpose::PlainHttp);
+            return;
+        }
+    }
+}
+
+std::string Connection::targetText() const {
+    std::string host(head_.host);
+    return (head_.hostIsIpv6 ? "[" + host + "]" : host) + ":" + std::to_string(head_.port);
+}
+
+std::string Connection::authScheme() const {
+    if (!head_.proxyAuthorization) return "";
+    std::string_view v = trimSpace(*head_.proxyAuthorization);
+    std::string_view scheme = v.substr(0, v.find(' '));
+    if (scheme.size() > 16) return "other";
+    for (char c : scheme) {
+        if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-') return "other";
+    }
+    return std::string(scheme);
+}
+
+void Connection::handleConnect() {
+    const auto& s = *settings_;
+    const std::string source = RateLimiter::sourceKey(peer_);
+    auto now = std::chrono::steady_clock::now();
+    if (!server_.authFailures().allowed(source, s.limits.tokenRequestsPerMinute, now)) {
+        Response r = errorResponse(429, "rate_limited");
+        r.headers.emplace_back(
+            "Retry-After", std::to_string(std::max<uint32_t>(1, server_.authFailures().retryAfterSeconds(
+                                                                    source, s.limits.tokenRequestsPerMinute, now))));
+        server_.log().info("request refused", {{"status", 429},
+                                               {"reason", "rate_limited"},
+                                               {"client", clientText_},
+                                               {"target", target_},
+                                               {"auth", authScheme()}});
+        server_.countRefused();
+        respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
+        return;
+    }
+    if (!head_.proxyAuthorization) return challenge(false);
+    std::string_view value = trimSpace(*head_.proxyAuthorization);
+    size_t space = value.find(' ');
+    std::string_view scheme = value.substr(0, space);
+    std::string_view credential =
+        space == std::string_view::npos ? std::string_view() : trimSpace(value.substr(space + 1));
+    if (equalsIgnoreCase(scheme, "Bearer")) {
+        authScheme_ = "Bearer";
+        // Tokens are issued and verified once this relay is registered (trust and console issues).
+        if (!s.registered) {
+            Response r = errorResponse(503, "not_registered");
+            r.headers.emplace_back("Retry-After", "60");
+            server_.log().info("request refused", {{"status", 503},
+                                                   {"reason", "not_registered"},
+                                                   {"client", clientText_},
+                                                   {"target", target_},
+                                                   {"auth", "Bearer"}});
+            server_.countRefused();
+            respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
+            return;
+        }
+        return challenge(true);
+    }
+    if (!equalsIgnoreCase(scheme, "Basic") || !s.passwords) {
+        server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);
+        return challenge(false);
+    }
+    authScheme_ = "Basic";
+    std::string user, password;
+    const PasswordEntry* entry = nullptr;
+    if (decodeBasicCredential(credential, user, password)) entry = s.passwords->find(user);
+    if (entry == nullptr) {
+        sodium_memzero(password.data(), password.size());
+        server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);
+        return challenge(false);
+    }
+    if (!entry->hashed) {
+        bool ok = plainPasswordMatches(entry->secret, password);
+        sodium_memzero(password.data(), password.size());
+        if (!ok) {
+            server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);
+            return challenge(false);
+        }
+        return authorized(user, "Basic");
+    }
+    if (server_.hashVerifier().cached(entry->secret, password)) {
+        sodium_memzero(password.data(), password.size());
+        return authorized(user, "Basic");
+    }
+    identity_ = user;
+    state_ = State::Authorizing;
+    if (!server_.hashVerifier().submit(serial_, entry->secret, std::move(password))) {
+        // Too many checks queued: a flood of guesses must not grow memory or stall others.
+        state_ = State::ReadHead;
+        Response r = errorResponse(429, "rate_limited");
+        r.headers.emplace_back("Retry-After", "1");
+        server_.countRefused();
+        server_.log().info("request refused", {{"status", 429},
+                                               {"reason", "rate_limited"},
+                                               {"client", clientText_},
+                                               {"target", target_},
+                                               {"auth", "Basic"},
+                                               {"detail", "password checks queued"}});
+        respond(std::move(r), AfterResponse::Close);
+    }
+}
+
+void Connection::passwordChecked(bool ok) {
+    if (state_ != State::Authorizing) return;
+    if (!ok) {
+        const auto& s = *settings_;
+        server_.authFailures().consume(RateLimiter::sourceKey(peer_), s.limits.tokenRequestsPerMinute,
+                                       std::chrono::steady_clock::now());
+        state_ = State::ReadHead;
+        challenge(false);
+    } else {
+        authorized(identity_, "Basic");
+    }
+    drive();
+}
+
+void Connection::challenge(bool invalidToken) {
+    Response r = errorResponse(407, invalidToken ? "invalid_token" : "proxy_auth_required");
+    r.headers.emplace_back("Proxy-Authenticate", invalidToken ? R"(Bearer realm="RelayPro", error="invalid_token")"
+                                                              : R"(Bearer realm="RelayPro")");
+    if (settings_->passwords) r.headers.emplace_back("Proxy-Authenticate", R"(Basic realm="RelayPro")");
+    server_.log().info("request refused", {{"status", 407},
+                                           {"reason", invalidToken ? "invalid_token" : "proxy_auth_required"},
+                                           {"client", clientText_},
+                                           {"target", target_},
+                                           {"auth", authScheme()}});
+    server_.countRefused();
+    respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
+}
+
+void Connection::authorized(std::string identity, std::string scheme) {
+    identity_ = std::move(identity);
+    authScheme_ = std::move(scheme);
+    if (!settings_->policy.allows(head_.host, head_.hostIsIpv6, head_.port, std::chrono::system_clock::now())) {
+        state_ = State::ReadHead;
+        return refuse(403, "target_not_allowed");
+    }
+    state_ = State::Dialing;
+    startDial(DialPurpose::Tunnel);
+}
+
+void Connection::startDial(DialPurpose purpose) {
+    dialer_ = std::make_unique<UpstreamDialer>(server_, [this](DialOutcome&& o) { dialed(std::move(o)); });
+    uint16_t port = purpose == DialPurpose::Tunnel ? head_.port : (head_.portGiven ? head_.port : 80);
+    dialer_->start(*settings_, std::string(head_.host), port, purpose);
+}
+
+void Connection::dialed(DialOutcome&& o) {
+    // Called from the dialer's own event: it is safe to drop the dialer after this function.
+    std::unique_ptr<UpstreamDialer> dialer = std::move(dialer_);
+    if (!o.ok) {
+        server_.log().info("request refused", {{"status", o.status},
+                                               {"reason", std::string(o.code)},
+                                               {"client", clientText_},
+                                               {"target", target_},
+                                               {"auth", authScheme_},
+                                               {"detail", o.detail}});
+        server_.countRefused();
+        state_ = State::ReadHead;
+        Response r = errorResponse(o.status, o.code);
+        respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
+        drive();
+        return;
+    }
+    upstream_.attach(o.fd, o.ssl);
+    event_assign(&upstreamRead_, server_.base(), o.fd, EV_READ | EV_PERSIST, &Connection::onUpstreamEvent, this);
+    event_assign(&upstreamWrite_, server_.base(), o.fd, EV_WRITE | EV_PERSIST, &Connection::onUpstreamEvent, this);
+    down_.pending = std::move(o.leftover);
+    viaHttpProxy_ = o.viaHttpProxy;
+    if (forwardRequest_.empty()) {
+        // The tunnel: early bytes the client sent after its CONNECT go up first.
+        up_.pending = headBuf_.substr(head_.headLength);
+        out_ = "HTTP/1.1 200 Connection established\r\n\r\n";
+        outOffset_ = 0;
+        after_ = AfterResponse::StartTunnel;
+        state_ = State::Respond;
+    } else {
+        if (viaHttpProxy_) {
+            // An HTTP proxy takes the request in absolute form.
+            size_t sp = forwardRequest_.find(' ');
+            std::string absolute = "http://" + target_;
+            forwardRequest_.insert(sp + 1, absolute);
+        }
+        up_.pending = std::move(forwardRequest_);
+        // Nothing more goes up: the client's later bytes are not forwarded, and the console's
+        // side stays open for writing (some servers drop a request that is followed by a FIN).
+        up_.sourceEof = true;
+        up_.sinkShut = true;
+        state_ = State::Forward;
+        tunnelStart_ = lastActivity_ = std::chrono::steady_clock::now();
+        server_.tunnelOpened();
+    }
+    drive();
+}
+
+// ---------------------------------------------------------------- responses
+
+void Connection::refuse(int status, std::string_view code, std::string_view allow) {
+    Response r = errorResponse(status, code);
+    if (!allow.empty()) r.headers.emplace_back("Allow", std::string(allow));
+    bool malformed = status == 400 || status == 408 || status == 431 || status == 505;
+    std::vector<LogField> fields{{"status", status}, {"reason", std::string(code)}, {"client", clientText_}};
+    if (!target_.empty()) fields.emplace_back("target", target_);
+    if (headComplete_) fields.emplace_back("auth", authScheme());
+    server_.log().info("request refused", std::move(fields));
+    server_.countRefused();
+    respond(std::move(r),
+            malformed || !headComplete_ || !head_.keepAlive() ? AfterResponse::Close : AfterResponse::NextRequest);
+}
+
+void Connection::respond(Response r, AfterResponse after) {
+    if (server_.draining() || after == AfterResponse::Close) {
+        r.close = true;
+        after = AfterResponse::Close;
+    }
+    out_ = serialize(r);
+    outOffset_ = 0;
+    after_ = after;
+    state_ = State::Respond;
+}
+
+bool Connection::stepRespond() {
+    while (outOffset_ < out_.size()) {
+        size_t n = 0;
+        Io io = client_.write(out_.data() + outOffset_, out_.size() - outOffset_, n);
+        if (io == Io::WantRead || io == Io::WantWrite) {
+            (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
+            return false;
+        }
+        if (io != Io::Done) {
+            close("closed_by_client");
+            return false;
+        }
+        outOffset_ += n;
+    }
+    std::string().swap(out_);
+    outOffset_ = 0;
+    switch (after_) {
+        case AfterResponse::Close:
+            close("closed");
+            return false;
+        case AfterResponse::StartTunnel:
+            std::string().swap(headBuf_);
+            head_ = RequestHead{};
+            state_ = State::Tunnel;
+            tunnelStart_ = lastActivity_ = std::chrono::steady_clock::now();
+            server_.tunnelOpened();
+            if (settings_->limits.idleTimeout > Duration::zero()) {
+                timeval tv = toTimeval(settings_->limits.idleTimeout);
+                evtimer_add(&timer_, &tv);
+            }
+            return true;
+        case AfterResponse::StartForward:
+        case AfterResponse::NextRequest:
+            finishRequest();
+            return true;
+    }
+    return false;
+}
+
+void Connection::finishRequest() {
+    // Keep what the client pipelined after this request; start the next head's clock.
+    size_t used = headComplete_ ? head_.headLength : headBuf_.size();
+    headBuf_.erase(0, std::min(used, headBuf_.size()));
+    if (headBuf_.empty()) std::string().swap(headBuf_);
+    headScanned_ = 0;
+    head_ = RequestHead{};
+    headComplete_ = false;
+    target_.clear();
+    identity_.clear();
+    authScheme_.clear();
+    state_ = State::ReadHead;
+    if (server_.draining() && headBuf_.empty()) {
+        close("drained");
+        return;
+    }
+    startHeadTimer();
+}
+
+// ---------------------------------------------------------------- the tunnel
+
+bool Connection::pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants, Pipe& p, int& budget) {
+    bool progress = false;
+    while (budget > 0) {
+        // Write what we hold, the pre-tunnel bytes first.
+        const char* data = nullptr;
+        size_t avail = 0;
+        if (p.pendingOffset < p.pending.size()) {
+            data = p.pending.data() + p.pendingOffset;
+            avail = p.pending.size() - p.pendingOffset;
+        } else if (p.off < p.len) {
+            data = p.buf + p.off;
+            avail = p.len - p.off;
+        }
+        if (avail > 0) {
+            size_t n = 0;
+            Io io = to.write(data, avail, n);
+            if (io == Io::WantRead || io == Io::WantWrite) {
+                (io == Io::WantRead ? toWants.read : toWants.write) = true;
+                return progress;  // back-pressure: read nothing more until this drains
+            }
+            if (io != Io::Done) {
+                close(&p == &up_ ? "upstream_reset" : "client_reset");
+                return false;
+            }
+            p.bytes += n;
+            progress = true;
+            if (p.pendingOffset < p.pending.size()) {
+                p.pendingOffset += n;
+                if (p.pendingOffset == p.pending.size()) {
+                    std::string().swap(p.pending);
+                    p.pendingOffset = 0;
+                }
+            } else {
+                p.off += n;
+                if (p.off == p.len) {
+                    server_.buffers().put(p.buf);
+                    p.buf = nullptr;
+                    p.len = p.off = 0;
+                }
+            }
+            --budget;
+            continue;
+        }
+        if (p.sourceEof) {
+            if (!p.sinkShut) {
+                Io io = to.shutdownWrite();
+                if (io == Io::WantRead || io == Io::WantWrite) {
+                    (io == Io::WantRead ? toWants.read : toWants.write) = true;
+                    return progress;
+                }
+                p.sinkShut = true;  // an error here means the peer is gone already: nothing to send
+                progress = true;
+            }
+            return progress;
+        }
+        if (p.buf == nullptr) p.buf = server_.buffers().get();
+        size_t n = 0;
+        Io io = from.read(p.buf, BufferPool::kBufferSize, n);
+        if (io == Io::Done) {
+            p.len = n;
+            p.off = 0;
+            lastActivity_ = std::chrono::steady_clock::now();
+            progress = true;
+            continue;
+        }
+        server_.buffers().put(p.buf);
+        p.buf = nullptr;
+        if (io == Io::WantRead || io == Io::WantWrite) {
+            (io == Io::WantRead ? fromWants.read : fromWants.write) = true;
+            return progress;
+        }
+        if (io == Io::Eof) {
+            p.sourceEof = true;
+            if (&p == &up_ && !down_.sourceEof) closeByClient_ = true;
+            progress = true;
+            continue;
+        }
+        close(&p == &up_ ? "client_reset" : "upstream_reset");
+        return false;
+    }
+    // Out of budget with work left: come back after the other connections had their turn.
+    event_active(&resume_, EV_TIMEOUT, 0);
+    return false;
+}
+
+bool Connection::stepTunnel() {
+    int upBudget = kPumpBudget, downBudget = kPumpBudget;
+    pump(client_, clientWants_, upstream_, upstreamWants_, up_, upBudget);
+    if (state_ == State::Closed) return false;
+    pump(upstream_, upstreamWants_, client_, clientWants_, down_, downBudget);
+    if (state_ == State::Closed) return false;
+    if (up_.done() && down_.done()) {
+        close(closeByClient_ ? "closed_by_client" : "closed_by_upstream");
+        return false;
+    }
+    return false;  // pump() ran until everything would block (or yielded)
+}
+
+bool Connection::stepForward() {
+    // Request up (then nothing more from the client), response down until the console closes.
+    int upBudget = kPumpBudget, downBudget = kPumpBudget;
+    Wants ignored;
+    pump(client_, ignored, upstream_, upstreamWants_, up_, upBudget);
+    if (state_ == State::Closed) return false;
+    pump(upstream_, upstreamWants_, client_, clientWants_, down_, downBudget);
+    if (state_ == State::Closed) return false;
+    if (down_.done()) close("closed_by_upstream");
+    return false;
+}
+
+// ---------------------------------------------------------------- ends
+
+void Connection::timedOut() {
+    if (state_ == State::Tunnel) {
+        auto idle = settings_->limits.idleTimeout;
+        auto quiet = std::chrono::steady_clock::now() - lastActivity_;
+        if (idle > Duration::zero() && quiet >= idle) {
+            closeNow("idle_timeout");
+            return;
+        }
+        if (idle > Duration::zero()) {
+            timeval tv = toTimeval(idle - std::chrono::duration_cast<Duration>(quiet));
+            evtimer_add(&timer_, &tv);
+        }
+        return;
+    }
+    if (state_ == State::ReadHead && handshakeDone_ && !headBuf_.empty()) {
+        // Part of a head arrived, the rest did not: 408, then close.
+        Response r = errorResponse(408, "request_timeout");
+        r.close = true;
+        std::string bytes = serialize(r);
+        size_t n = 0;
+        (void)client_.write(bytes.data(), bytes.size(), n);
+        server_.log().info("request refused",
+                           {{"status", 408}, {"reason", "request_timeout"}, {"client", clientText_}});
+        server_.countRefused();
+        closeNow("request_timeout");
+        return;
+    }
+    if (state_ == State::PeekProxy || state_ == State::Handshake || state_ == State::ReadHead) {
+        closeNow(state_ == State::ReadHead && handshakeDone_ ? "idle" : "handshake_timeout");
+    }
+}
+
+void Connection::closeNow(std::string_view result) {
+    close(result);
+    server_.connectionClosed(this);  // deletes this
+}
+
+void Connection::logTunnelClosed(std::string_view result) {
+    auto now = std::chrono::steady_clock::now();
+    std::vector<LogField> f{{"conn", id_}, {"client", clientText_}};
+    if (!identity_.empty()) f.emplace_back(authScheme_ == "Bearer" ? "responder" : "user", identity_);
+    f.emplace_back("target", target_);
+    f.emplace_back("bytesUp", up_.bytes);
+    f.emplace_back("bytesDown", down_.bytes);
+    f.emplace_back("durationMs", std::chrono::duration_cast<std::chrono::milliseconds>(now - tunnelStart_).count());
+    f.emplace_back("result", std::string(result));
+    server_.log().info(state_ == State::Forward ? "request forwarded" : "tunnel closed", std::move(f));
+}
+
+void Connection::close(std::string_view result) {
+    if (state_ == State::Closed) return;
+    if (state_ == State::Tunnel || state_ == State::Forward) {
+        logTunnelClosed(result);
+        server_.tunnelClosed();
+    }
+    if (dialer_) dialer_.reset();
+    event_del(&clientRead_);
+    event_del(&clientWrite_);
+    event_del(&timer_);
+    event_del(&resume_);
+    if (upstream_.open()) {
+        event_del(&upstreamRead_);
+        event_del(&upstreamWrite_);
+    }
+    clientArmed_ = upstreamArmed_ = 0;
+    if (client_.tls() && handshakeDone_) {
+        // Best effort, never waiting: tell the client we are done so it sees a clean end.
+        SSL_set_quiet_shutdown(client_.ssl(), 0);
+        (void)client_.shutdownWrite();
+    }
+    client_.reset();
+    upstream_.reset();
+    state_ = State::Closed;
+}
+
+}  // namespace relaypro

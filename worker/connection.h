@@ -1,0 +1,135 @@
+// One client connection, from accept to close: PROXY header (trusted balancers), TLS
+// handshake, request heads (keep-alive for origin-form requests), routing, authentication,
+// target policy, the upstream, and then the tunnel pump with back-pressure and half-close.
+// All of it is one non-blocking state machine driven by socket readiness.
+#pragma once
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "worker/request_head.h"
+#include "worker/router.h"
+#include "worker/stream.h"
+#include "worker/upstream_dialer.h"
+#include "worker/worker_settings.h"
+
+namespace relaypro {
+
+class Server;
+struct Response;
+
+class Connection {
+public:
+    Connection(Server& server, uint64_t serial, ListenerKind kind, int fd, const sockaddr_storage& peer);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    void start();
+    [[nodiscard]] uint64_t serial() const { return serial_; }
+    [[nodiscard]] bool isTunnel() const { return state_ == State::Tunnel; }
+    // Waiting for a next request with nothing of it received yet (drain closes these).
+    [[nodiscard]] bool idleBetweenRequests() const;
+    // Closes at once (drain deadline, shutdown).
+    void closeNow(std::string_view result);
+    // The password check this connection waits for has finished.
+    void passwordChecked(bool ok);
+
+private:
+    enum class State { PeekProxy, Handshake, ReadHead, Authorizing, Dialing, Respond, Tunnel, Forward, Closed };
+    enum class AfterResponse { NextRequest, Close, StartTunnel, StartForward };
+
+    struct Wants {
+        bool read = false;
+        bool write = false;
+    };
+    // One direction of a tunnel: bytes read from one side waiting to be written to the other.
+    struct Pipe {
+        std::string pending;  // bytes that arrived before the tunnel (early data, proxy leftovers)
+        size_t pendingOffset = 0;
+        char* buf = nullptr;
+        size_t len = 0;
+        size_t off = 0;
+        bool sourceEof = false;
+        bool sinkShut = false;
+        uint64_t bytes = 0;
+        [[nodiscard]] bool done() const { return sourceEof && sinkShut; }
+    };
+
+    static void onClientEvent(int fd, short what, void* arg);
+    static void onUpstreamEvent(int fd, short what, void* arg);
+    static void onTimer(int fd, short what, void* arg);
+    static void onResume(int fd, short what, void* arg);
+
+    void drive();
+    bool step();
+    bool stepPeekProxy();
+    bool stepHandshake();
+    bool stepReadHead();
+    bool stepRespond();
+    bool stepTunnel();
+    bool stepForward();
+    bool pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants, Pipe& pipe, int& budget);
+    void arm();
+    void armStream(Stream& s, event& rd, event& wr, short& armed, Wants w);
+
+    void dispatch();
+    void handleConnect();
+    void authorized(std::string identity, std::string scheme);
+    void startDial(DialPurpose purpose);
+    void dialed(DialOutcome&& outcome);
+    void respond(Response response, AfterResponse after);
+    void refuse(int status, std::string_view code, std::string_view allow = {});
+    void challenge(bool invalidToken);
+    void startHeadTimer();
+    void timedOut();
+    void finishRequest();
+    void close(std::string_view result);
+    void logTunnelClosed(std::string_view result);
+    [[nodiscard]] std::string targetText() const;
+    [[nodiscard]] std::string authScheme() const;
+
+    Server& server_;
+    uint64_t serial_;
+    ListenerKind kind_;
+    State state_;
+    sockaddr_storage peer_;
+    std::string clientText_;  // "ip:port" of the client (after a PROXY header: the real client)
+    std::string id_;          // connection id in logs
+    Stream client_;
+    Stream upstream_;
+    event clientRead_{}, clientWrite_{}, upstreamRead_{}, upstreamWrite_{}, timer_{}, resume_{};
+    short clientArmed_ = 0, upstreamArmed_ = 0;
+    Wants clientWants_, upstreamWants_;
+    bool handshakeDone_ = false;
+
+    // The request being read or served. The head's views point into headBuf_.
+    std::string headBuf_;
+    size_t headScanned_ = 0;
+    RequestHead head_;
+    bool headComplete_ = false;
+    std::shared_ptr<const WorkerSettings> settings_;  // the snapshot this request uses
+    std::string out_;
+    size_t outOffset_ = 0;
+    AfterResponse after_ = AfterResponse::NextRequest;
+    std::unique_ptr<UpstreamDialer> dialer_;
+    std::string identity_;    // who authenticated: Basic user or Responder id
+    std::string authScheme_;  // "Basic", "Bearer", or empty
+    std::string target_;      // "host:port" of the CONNECT (or forward)
+    std::string forwardRequest_;
+    bool viaHttpProxy_ = false;
+
+    Pipe up_;    // client -> upstream
+    Pipe down_;  // upstream -> client
+    std::chrono::steady_clock::time_point tunnelStart_;
+    std::chrono::steady_clock::time_point lastActivity_;
+    bool closeByClient_ = false;
+};
+
+}  // namespace relaypro

@@ -1,0 +1,238 @@
+#include "worker/server.h"
+
+#include <event2/dns.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "worker/connection.h"
+
+namespace relaypro {
+namespace {
+
+constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+               void*) {
+    unsigned char* selected = nullptr;
+    if (SSL_select_next_proto(&selected, outlen, kAlpnHttp11, sizeof kAlpnHttp11, in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+        *out = selected;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;  // a client that offers only other protocols still gets HTTP/1.1
+}
+
+Result<SSL_CTX*> makeServerContext(const TlsMaterial& tls) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == nullptr) return Error{"cannot create the TLS context"};
+    auto fail = [&](const char* what) {
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return Error{what};
+    };
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_COMPRESSION);
+    // Idle tunnels are the scale limit: OpenSSL frees its record buffers while a connection is quiet.
+    SSL_CTX_set_mode(ctx,
+                     SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_alpn_select_cb(ctx, &selectAlpn, nullptr);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+
+    BIO* certBio = BIO_new_mem_buf(tls.certificateChainPem.data(), static_cast<int>(tls.certificateChainPem.size()));
+    X509* leaf = PEM_read_bio_X509(certBio, nullptr, nullptr, nullptr);
+    if (leaf == nullptr || SSL_CTX_use_certificate(ctx, leaf) != 1) {
+        X509_free(leaf);
+        BIO_free(certBio);
+        return fail("the server certificate is not usable PEM");
+    }
+    X509_free(leaf);
+    while (X509* chain = PEM_read_bio_X509(certBio, nullptr, nullptr, nullptr)) {
+        if (SSL_CTX_add0_chain_cert(ctx, chain) != 1) {
+            X509_free(chain);
+            BIO_free(certBio);
+            return fail("the certificate chain is not usable");
+        }
+    }
+    BIO_free(certBio);
+    BIO* keyBio = BIO_new_mem_buf(tls.privateKeyPem.data(), static_cast<int>(tls.privateKeyPem.size()));
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(keyBio, nullptr, nullptr, nullptr);
+    BIO_free(keyBio);
+    if (key == nullptr || SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        EVP_PKEY_free(key);
+        return fail("the server key does not match its certificate");
+    }
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return ctx;
+}
+
+}  // namespace
+
+Server::Server(event_base* base, LogOutput* log) : base_(base), log_(log, "worker") {}
+
+Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<ListenerSocket> listeners,
+                                               const TlsMaterial& tls, std::shared_ptr<const WorkerSettings> settings,
+                                               LogOutput* log) {
+    std::unique_ptr<Server> s(new Server(base, log));
+    s->settings_ = std::move(settings);
+    s->log_.setMinLevel(s->settings_->debugLogging ? LogLevel::Debug : LogLevel::Info);
+    auto ctx = makeServerContext(tls);
+    if (!ctx) return ctx.error();
+    s->tls_ = *ctx;
+    s->dns_ = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (s->dns_ == nullptr) return Error{"cannot create the DNS resolver"};
+    s->configureDns();
+    Server* raw = s.get();
+    auto verifier = HashVerifier::create(base, [raw](uint64_t ticket, bool ok) {
+        if (Connection* c = raw->find(ticket)) c->passwordChecked(ok);
+    });
+    if (!verifier) return verifier.error();
+    s->verifier_ = std::move(*verifier);
+    s->resumeAccept_ = evtimer_new(base, &Server::onResumeAccept, raw);
+    for (const auto& l : listeners) {
+        auto entry = std::make_unique<Listener>(Listener{raw, l.kind, nullptr});
+        entry->listener = evconnlistener_new(base, &Server::onAccept, entry.get(),
+                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l.fd);
+        if (entry->listener == nullptr) {
+            ::close(l.fd);
+            return Error{"cannot watch a listening socket"};
+        }
+        evconnlistener_set_error_cb(entry->listener, &Server::onAcceptError);
+        s->listeners_.push_back(std::move(entry));
+    }
+    return s;
+}
+
+Server::~Server() {
+    std::vector<Connection*> all;
+    for (auto& [serial, c] : live_) all.push_back(c);
+    live_.clear();
+    for (Connection* c : all) delete c;
+    for (auto& l : listeners_) evconnlistener_free(l->listener);
+    if (resumeAccept_ != nullptr) event_free(resumeAccept_);
+    verifier_.reset();
+    if (dns_ != nullptr) evdns_base_free(dns_, 0);
+    if (tls_ != nullptr) SSL_CTX_free(tls_);
+    if (proxyClient_ != nullptr) SSL_CTX_free(proxyClient_);
+}
+
+void Server::configureDns() {
+    evdns_base_clear_nameservers_and_suspend(dns_);
+    evdns_base_search_clear(dns_);
+    const ResolverConfig& r = settings_->names.resolver;
+    for (const auto& ns : r.nameservers) {
+        std::string withPort = ns.find(':') != std::string::npos ? "[" + ns + "]:53" : ns + ":53";
+        evdns_base_nameserver_ip_add(dns_, withPort.c_str());
+    }
+    for (const auto& domain : r.search) evdns_base_search_add(dns_, domain.c_str());
+    evdns_base_search_ndots_set(dns_, r.ndots);
+    evdns_base_set_option(dns_, "timeout:", std::to_string(r.timeoutSeconds).c_str());
+    evdns_base_set_option(dns_, "attempts:", std::to_string(r.attempts).c_str());
+    evdns_base_set_option(dns_, "randomize-case:", "0");
+    evdns_base_resume(dns_);
+}
+
+void Server::applySettings(std::shared_ptr<const WorkerSettings> settings) {
+    bool dnsChanged = settings->names.resolver.nameservers != settings_->names.resolver.nameservers ||
+                      settings->names.resolver.search != settings_->names.resolver.search;
+    settings_ = std::move(settings);
+    log_.setMinLevel(settings_->debugLogging ? LogLevel::Debug : LogLevel::Info);
+    if (dnsChanged) configureDns();
+}
+
+SSL_CTX* Server::proxyClientContext() {
+    if (proxyClient_ == nullptr) {
+        proxyClient_ = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_min_proto_version(proxyClient_, TLS1_2_VERSION);
+        SSL_CTX_set_default_verify_paths(proxyClient_);
+        SSL_CTX_set_verify(proxyClient_, SSL_VERIFY_PEER, nullptr);
+        SSL_CTX_set_mode(proxyClient_, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+    return proxyClient_;
+}
+
+Connection* Server::find(uint64_t serial) const {
+    auto it = live_.find(serial);
+    return it == live_.end() ? nullptr : it->second;
+}
+
+void Server::onAccept(evconnlistener*, int fd, sockaddr* addr, int len, void* arg) {
+    auto* l = static_cast<Listener*>(arg);
+    l->server->accept(l->kind, fd, addr, static_cast<socklen_t>(len));
+}
+
+void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t len) {
+    const auto& s = *settings_;
+    if (draining_ || (s.maxConnections > 0 && live_.size() >= s.maxConnections)) {
+        // Beyond maxConnections a new connection is closed at once (config.md).
+        ::close(fd);
+        return;
+    }
+    sockaddr_storage peer{};
+    std::memcpy(&peer, addr, std::min(static_cast<size_t>(len), sizeof peer));
+    uint64_t serial = nextSerial_++;
+    auto* c = new Connection(*this, serial, kind, fd, peer);
+    live_[serial] = c;
+    stats_.connections = live_.size();
+    c->start();  // may close (and delete) it already
+}
+
+void Server::onAcceptError(evconnlistener*, void* arg) {
+    auto* l = static_cast<Listener*>(arg);
+    Server* self = l->server;
+    int err = EVUTIL_SOCKET_ERROR();
+    // Out of descriptors (or kernel memory): stop accepting briefly instead of spinning on a
+    // listener that stays readable; closed connections free descriptors meanwhile.
+    for (auto& each : self->listeners_) evconnlistener_disable(each->listener);
+    timeval tv{0, 100000};
+    evtimer_add(self->resumeAccept_, &tv);
+    self->log_.warn("accept failed; pausing accepts for 100ms", {{"error", std::string(std::strerror(err))}});
+}
+
+void Server::onResumeAccept(int, short, void* arg) {
+    auto* self = static_cast<Server*>(arg);
+    if (self->draining_) return;
+    for (auto& l : self->listeners_) evconnlistener_enable(l->listener);
+}
+
+void Server::connectionClosed(Connection* c) {
+    live_.erase(c->serial());
+    delete c;
+    stats_.connections = live_.size();
+    if (draining_ && live_.empty() && onEmpty_) onEmpty_();
+}
+
+void Server::tunnelOpened() {
+    ++stats_.tunnels;
+    ++stats_.totalTunnels;
+}
+
+void Server::tunnelClosed() {
+    --stats_.tunnels;
+}
+
+void Server::beginDrain() {
+    if (draining_) return;
+    draining_ = true;
+    for (auto& l : listeners_) evconnlistener_disable(l->listener);
+    std::vector<Connection*> idle;
+    for (auto& [serial, c] : live_) {
+        if (c->idleBetweenRequests()) idle.push_back(c);
+    }
+    for (Connection* c : idle) c->closeNow("drained");
+    if (live_.empty() && onEmpty_) onEmpty_();
+}
+
+void Server::closeAll() {
+    std::vector<Connection*> all;
+    for (auto& [serial, c] : live_) all.push_back(c);
+    for (Connection* c : all) c->closeNow("shutdown");
+}
+
+}  // namespace relaypro

@@ -1,0 +1,112 @@
+// The serving loop of one worker: listeners given as sockets, the TLS context, the live
+// connections, and what they share (settings snapshot, DNS, buffer pool, password-check
+// thread, failure rate limits). Runs on the caller's libevent base; never opens a file.
+#pragma once
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/log_record.h"
+#include "common/result.h"
+#include "worker/buffer_pool.h"
+#include "worker/hash_verifier.h"
+#include "worker/rate_limiter.h"
+#include "worker/router.h"
+#include "worker/worker_settings.h"
+
+struct evconnlistener;
+struct evdns_base;
+
+namespace relaypro {
+
+class Connection;
+
+struct ListenerSocket {
+    ListenerKind kind;
+    int fd;  // bound and listening; the server takes ownership
+};
+
+struct ServerStats {
+    uint64_t connections = 0;   // open client connections
+    uint64_t tunnels = 0;       // open tunnels
+    uint64_t totalTunnels = 0;  // tunnels established since start
+    uint64_t refused = 0;       // requests answered with an error
+};
+
+class Server {
+public:
+    static Result<std::unique_ptr<Server>> create(event_base* base, std::vector<ListenerSocket> listeners,
+                                                  const TlsMaterial& tls,
+                                                  std::shared_ptr<const WorkerSettings> settings, LogOutput* log);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // New requests use the new snapshot; requests in flight keep theirs.
+    void applySettings(std::shared_ptr<const WorkerSettings> settings);
+    // Stop accepting, answer health with 503, close idle keep-alive connections; tunnels stay.
+    void beginDrain();
+    // Close every connection now (the end of a grace period).
+    void closeAll();
+    [[nodiscard]] bool draining() const { return draining_; }
+    [[nodiscard]] ServerStats stats() const { return stats_; }
+    // Called when the last connection of a draining server closed.
+    void onEmpty(std::function<void()> callback) { onEmpty_ = std::move(callback); }
+
+    // For connections.
+    [[nodiscard]] event_base* base() const { return base_; }
+    [[nodiscard]] const std::shared_ptr<const WorkerSettings>& settings() const { return settings_; }
+    [[nodiscard]] SSL_CTX* tlsContext() const { return tls_; }
+    [[nodiscard]] SSL_CTX* proxyClientContext();
+    [[nodiscard]] evdns_base* dns() const { return dns_; }
+    [[nodiscard]] BufferPool& buffers() { return buffers_; }
+    [[nodiscard]] HashVerifier& hashVerifier() { return *verifier_; }
+    [[nodiscard]] RateLimiter& authFailures() { return authFailures_; }
+    [[nodiscard]] const Logger& log() const { return log_; }
+    Connection* find(uint64_t serial) const;
+    void connectionClosed(Connection* c);
+    void tunnelOpened();
+    void tunnelClosed();
+    void countRefused() { ++stats_.refused; }
+
+private:
+    Server(event_base* base, LogOutput* log);
+    static void onAccept(evconnlistener* l, int fd, sockaddr* addr, int len, void* arg);
+    static void onAcceptError(evconnlistener* l, void* arg);
+    static void onResumeAccept(int, short, void* arg);
+    void accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t len);
+    void configureDns();
+
+    event_base* base_;
+    Logger log_;
+    std::shared_ptr<const WorkerSettings> settings_;
+    SSL_CTX* tls_ = nullptr;
+    SSL_CTX* proxyClient_ = nullptr;
+    evdns_base* dns_ = nullptr;
+    struct Listener {
+        Server* server;
+        ListenerKind kind;
+        evconnlistener* listener;
+    };
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    event* resumeAccept_ = nullptr;
+    std::unordered_map<uint64_t, Connection*> live_;
+    uint64_t nextSerial_ = 1;
+    BufferPool buffers_;
+    std::unique_ptr<HashVerifier> verifier_;
+    RateLimiter authFailures_;
+    ServerStats stats_;
+    bool draining_ = false;
+    std::function<void()> onEmpty_;
+};
+
+}  // namespace relaypro
