@@ -1,0 +1,194 @@
+// The relay with real third-party peers on loopback: a real nats-server behind a tunnel, and a
+// real squid as the upstream proxy (proxyEnabled + HTTPS_PROXY, NO_PROXY, squid's own 407).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "test/support/net.h"
+#include "test/support/process.h"
+#include "test/support/relay.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A loopback address of this test run's own (127.0.0.0/8 is all local), so fixed ports such as
+// NATS's 4222 never collide with anything else on the machine.
+std::string privateLoopback() {
+    std::random_device rd;
+    return "127." + std::to_string(20 + rd() % 200) + "." + std::to_string(rd() % 250 + 1) + "." +
+           std::to_string(rd() % 250 + 1);
+}
+
+bool portOpen(const std::string& host, uint16_t port) {
+    int fd = connectTo(host, port, 200ms);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+}
+
+class Peers : public ::testing::Test {
+protected:
+    void SetUp() override { writeText(tmp_ / "passwords.txt", "u:p\n"); }
+
+    std::unique_ptr<Relay> relay(const std::string& consoleAddress, const std::string& hosts,
+                                 const std::string& extraYaml = "", std::map<std::string, std::string> env = {}) {
+        writeText(tmp_ / "hosts", hosts);
+        env.emplace("RELAYPRO_HOSTS_FILE", (tmp_ / "hosts").string());
+        auto r = std::make_unique<Relay>(
+            tmp_,
+            "consoleAddress: \"" + consoleAddress +
+                "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n" +
+                extraYaml,
+            env);
+        EXPECT_TRUE(r->ready()) << r->stderrText() << readText(r->logFile());
+        return r;
+    }
+
+    static void connect(Client& c, const Relay& r, const std::string& target, int expect = 200) {
+        ASSERT_TRUE(c.connect("127.0.0.1", r.httpsPort(), true));
+        ASSERT_TRUE(c.send("CONNECT " + target + " HTTP/1.1\r\nHost: " + target +
+                           "\r\nProxy-Authorization: Basic dTpw\r\n\r\n"));
+        std::string head = c.readHead();
+        ASSERT_EQ(statusOf(head), expect) << head;
+    }
+
+    TempDir tmp_;
+};
+
+TEST_F(Peers, NatsServerOnTheConsolePort4222ThroughATunnel) {
+    if (::access("/usr/sbin/nats-server", X_OK) != 0)
+        GTEST_SKIP() << "nats-server is not installed (packaging/install-deps.sh)";
+    std::string ip = privateLoopback();
+    ChildProcess nats = ChildProcess::spawn({"/usr/sbin/nats-server", "-a", ip, "-p", "4222"},
+                                            {{"PATH", "/usr/bin:/bin"}}, tmp_ / "nats.out", tmp_ / "nats.err");
+    ASSERT_TRUE(eventually([&] { return portOpen(ip, 4222); })) << readText(tmp_ / "nats.err");
+    auto r = relay("nats.test", ip + " nats.test\n");
+    Client c;
+    connect(c, *r, "nats.test:4222");
+    std::string info = c.recv(4096);
+    ASSERT_EQ(info.rfind("INFO {", 0), 0u) << info;
+    ASSERT_TRUE(c.send("CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n"));
+    EXPECT_EQ(c.readExactly(6), "PONG\r\n");
+    ASSERT_TRUE(c.send("SUB greetings 1\r\nPUB greetings 5\r\nhello\r\nPING\r\n"));
+    EXPECT_EQ(c.readExactly(std::string("MSG greetings 1 5\r\nhello\r\nPONG\r\n").size()),
+              "MSG greetings 1 5\r\nhello\r\nPONG\r\n");
+    c.close();
+    EXPECT_TRUE(r->waitForLog("tunnel closed", {{"target", "nats.test:4222"}}));
+    nats.stop(SIGTERM);
+}
+
+class Squid {
+public:
+    // A squid on loopback that allows CONNECT anywhere; with `requireAuth`, only for user "sq".
+    Squid(const TempDir& dir, bool requireAuth) : dir_(dir.path() / (requireAuth ? "squid-auth" : "squid")) {
+        std::filesystem::create_directories(dir_);
+        ::chmod(dir_.c_str(), 0777);  // squid writes its logs as its own user
+        int probe = listenOn("127.0.0.1");
+        port_ = localPort(probe);
+        ::close(probe);
+        std::string conf =
+            "http_port 127.0.0.1:" + std::to_string(port_) + "\npid_filename " + (dir_ / "squid.pid").string() +
+            "\naccess_log stdio:" + (dir_ / "access.log").string() + "\ncache_log " + (dir_ / "cache.log").string() +
+            "\ncache deny all\ncache_mem 8 MB\nshutdown_lifetime 0 seconds\ncoredump_dir " + dir_.string() + "\n";
+        if (requireAuth) {
+            ChildProcess pw = ChildProcess::spawn(
+                {"/bin/sh", "-c",
+                 "printf 'sq:%s\\n' \"$(openssl passwd -apr1 sqpass)\" > " + (dir_ / "passwd").string()},
+                {{"PATH", "/usr/bin:/bin"}});
+            pw.wait();
+            ::chmod((dir_ / "passwd").c_str(), 0644);
+            conf += "auth_param basic program /usr/lib/squid/basic_ncsa_auth " + (dir_ / "passwd").string() +
+                    "\nacl authed proxy_auth REQUIRED\nhttp_access allow authed\nhttp_access deny all\n";
+        } else {
+            conf += "http_access allow all\n";
+        }
+        writeText(dir_ / "squid.conf", conf);
+        process_ = ChildProcess::spawn({"/usr/sbin/squid", "-N", "-f", (dir_ / "squid.conf").string()},
+                                       {{"PATH", "/usr/bin:/bin"}}, dir_ / "out.txt", dir_ / "err.txt");
+        ready_ = eventually([&] { return portOpen("127.0.0.1", port_); }, 30s);
+    }
+    ~Squid() { process_.stop(SIGKILL); }
+    [[nodiscard]] bool ready() const { return ready_; }
+    [[nodiscard]] uint16_t port() const { return port_; }
+    [[nodiscard]] std::string accessLog() const { return readText(dir_ / "access.log"); }
+    [[nodiscard]] std::string errors() const { return readText(dir_ / "err.txt") + readText(dir_ / "cache.log"); }
+
+private:
+    std::filesystem::path dir_;
+    uint16_t port_ = 0;
+    ChildProcess process_;
+    bool ready_ = false;
+};
+
+TEST_F(Peers, TunnelsGoThroughSquidUnlessNoProxySaysOtherwise) {
+    if (::access("/usr/sbin/squid", X_OK) != 0) GTEST_SKIP() << "squid is not installed (packaging/install-deps.sh)";
+    Squid squid(tmp_, false);
+    ASSERT_TRUE(squid.ready()) << squid.errors();
+    TestServer console(false, TestServer::echo());
+    std::string target = "localhost:" + std::to_string(console.port());  // a name squid resolves too
+    {
+        auto r = relay(target, "127.0.0.1 localhost\n", "proxyEnabled: true\n",
+                       {{"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(squid.port())}});
+        Client c;
+        connect(c, *r, target);
+        ASSERT_TRUE(c.send("through squid"));
+        EXPECT_EQ(c.readExactly(13), "through squid");
+        c.close();
+        ASSERT_TRUE(eventually([&] { return squid.accessLog().find("CONNECT " + target) != std::string::npos; }, 10s))
+            << squid.accessLog() << squid.errors();
+        r->stop();
+    }
+    std::string before = squid.accessLog();
+    {
+        auto r =
+            relay(target, "127.0.0.1 localhost\n", "proxyEnabled: true\n",
+                  {{"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(squid.port())}, {"NO_PROXY", "localhost"}});
+        Client c;
+        connect(c, *r, target);
+        ASSERT_TRUE(c.send("direct"));
+        EXPECT_EQ(c.readExactly(6), "direct");
+        c.close();
+        r->stop();
+    }
+    std::this_thread::sleep_for(200ms);  // squid writes its log lines as requests end; there must be none
+    EXPECT_EQ(squid.accessLog(), before);
+    EXPECT_EQ(console.connections(), 2);
+}
+
+TEST_F(Peers, SquidsOwn407BecomesA502WithAClearLogLine) {
+    if (::access("/usr/sbin/squid", X_OK) != 0) GTEST_SKIP() << "squid is not installed (packaging/install-deps.sh)";
+    Squid squid(tmp_, true);
+    ASSERT_TRUE(squid.ready()) << squid.errors();
+    TestServer console(false, TestServer::echo());
+    std::string target = "localhost:" + std::to_string(console.port());
+    {
+        auto r = relay(target, "127.0.0.1 localhost\n", "proxyEnabled: true\n",
+                       {{"https_proxy", "http://127.0.0.1:" + std::to_string(squid.port())}});
+        Client c;
+        connect(c, *r, target, 502);
+        EXPECT_TRUE(r->waitForLog("request refused", {{"status", "502"}, {"reason", "upstream_unreachable"}}));
+        bool explained = false;
+        for (const auto& l : r->log()) {
+            explained = explained || l["detail"].find("status 407") != std::string::npos;
+        }
+        EXPECT_TRUE(explained);
+        r->stop();
+    }
+    EXPECT_EQ(console.connections(), 0);
+    // With the credentials in the proxy URL the same squid lets the tunnel through.
+    auto r = relay(target, "127.0.0.1 localhost\n", "proxyEnabled: true\n",
+                   {{"https_proxy", "http://sq:sqpass@127.0.0.1:" + std::to_string(squid.port())}});
+    Client c;
+    connect(c, *r, target);
+    ASSERT_TRUE(c.send("authenticated"));
+    EXPECT_EQ(c.readExactly(13), "authenticated");
+    for (const auto& l : r->log()) EXPECT_EQ(l.text.find("sqpass"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace relaypro::testing
