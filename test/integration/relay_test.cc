@@ -303,5 +303,184 @@ TEST_F(RelayTest, StopsGracefullyOnSigterm) {
     EXPECT_TRUE(relay->waitForLog("stopped"));
 }
 
+TEST_F(RelayTest, ServesClientsWithoutSniWithANameOrWithAnAddressAsSni) {
+    TestServer console(true, TestServer::httpPage("x"));
+    auto relay = startRelay(console.port());
+    for (const char* sni : {"", "localhost", "127.0.0.1", "relay.example.com"}) {
+        Client c;
+        ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true, sni)) << sni;
+        ASSERT_TRUE(c.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\n"));
+        EXPECT_EQ(statusOf(c.readHead()), 200) << sni;
+    }
+    // No ALPN, or only other protocols offered: still HTTP/1.1.
+    Client h2;
+    ASSERT_TRUE(h2.connect("127.0.0.1", relay->httpsPort(), true, "", "h2"));
+    EXPECT_EQ(h2.negotiatedAlpn(), "");
+    ASSERT_TRUE(h2.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\n"));
+    EXPECT_EQ(statusOf(h2.readHead()), 200);
+}
+
+TEST_F(RelayTest, Argon2idPasswordsAreCheckedOffTheLoop) {
+    char hash[crypto_pwhash_STRBYTES];
+    ASSERT_EQ(crypto_pwhash_str(hash, "s3cret", 6, 1, 8 << 20), 0);
+    writeText(dir_ / "passwords.txt", std::string("h:") + hash + "\n");
+    TestServer echo(false, TestServer::echo());
+    auto relay = startRelay(echo.port());
+    std::string target = "localhost:" + std::to_string(echo.port());
+    Client ok;
+    ASSERT_TRUE(ok.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(ok.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("h:s3cret") + "\r\n\r\n"));
+    EXPECT_EQ(statusOf(ok.readHead()), 200);
+    ASSERT_TRUE(ok.send("x"));
+    EXPECT_EQ(ok.readExactly(1), "x");
+    std::string bad =
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("h:wrong") + "\r\n\r\n");
+    EXPECT_EQ(statusOf(bad), 407);
+    // A cached success answers at once the second time (and still right).
+    Client again;
+    ASSERT_TRUE(again.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(
+        again.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("h:s3cret") + "\r\n\r\n"));
+    EXPECT_EQ(statusOf(again.readHead()), 200);
+}
+
+TEST_F(RelayTest, ProxyProtocolFromTrustedSourcesOnly) {
+    TestServer console(true, TestServer::httpPage("x"));
+    std::string target = "localhost:" + std::to_string(console.port());
+    {
+        auto relay = startRelay(console.port(), "proxyProtocol:\n  trustedSources: [127.0.0.1/32]\n");
+        Client c;
+        ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true, "", "http/1.1",
+                              "PROXY TCP4 203.0.113.7 127.0.0.1 51544 443\r\n"));
+        ASSERT_TRUE(c.send("CONNECT " + target + " HTTP/1.1\r\n\r\n"));
+        EXPECT_EQ(statusOf(c.readHead()), 407);
+        EXPECT_TRUE(relay->waitForLog("request refused", {{"status", "407"}, {"client", "203.0.113.7:51544"}}));
+        // v2 from the balancer works too.
+        std::string v2("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc6\x33\x64\x09\x7f\x00\x00\x01\x1f\x90\x01\xbb", 28);
+        Client c2;
+        ASSERT_TRUE(c2.connect("127.0.0.1", relay->httpsPort(), true, "", "http/1.1", v2));
+        ASSERT_TRUE(c2.send("CONNECT " + target + " HTTP/1.1\r\n\r\n"));
+        EXPECT_EQ(statusOf(c2.readHead()), 407);
+        EXPECT_TRUE(relay->waitForLog("request refused", {{"client", "198.51.100.9:8080"}}));
+        // A trusted source that sends no header is not served.
+        Client bare;
+        EXPECT_FALSE(bare.connect("127.0.0.1", relay->httpsPort(), true));
+        relay->stop();
+    }
+    auto relay = startRelay(console.port(), "proxyProtocol:\n  trustedSources: [10.0.0.0/8]\n");
+    int fd = connectTo("127.0.0.1", relay->httpsPort());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(writeAll(fd, nullptr, "PROXY TCP4 203.0.113.7 127.0.0.1 51544 443\r\n"));
+    char buf[512] = {};
+    ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(buf).rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << buf;
+}
+
+TEST_F(RelayTest, PlainHttpListenerServesOnlyHealthAndConsolePort80) {
+    TestServer console(true, TestServer::httpPage("x"));
+    auto relay = startRelay(console.port(), "", {{"RELAYPRO_HTTP_LISTEN", "127.0.0.1:0"}});
+    ASSERT_NE(relay->httpPort(), 0);
+    std::string target = "localhost:" + std::to_string(console.port());
+    struct Case {
+        std::string request;
+        int status;
+        std::string code;
+    } cases[] = {
+        {"CONNECT " + target + " HTTP/1.1\r\n\r\n", 403, "tls_required"},
+        {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n", 403, "tls_required"},
+        {"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n", 403,
+         "tls_required"},
+        {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}", 403, "tls_required"},
+        {"GET /relaypro/v1/ca.pem HTTP/1.1\r\nHost: r\r\n\r\n", 403, "tls_required"},
+        {"GET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n", 403, "target_not_allowed"},
+        {"GET http://localhost:8080/ HTTP/1.1\r\nHost: localhost\r\n\r\n", 403, "target_not_allowed"},
+        {"POST http://localhost/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n", 403, "tls_required"},
+    };
+    for (const auto& c : cases) {
+        Client client;
+        ASSERT_TRUE(client.connect("127.0.0.1", relay->httpPort(), false));
+        ASSERT_TRUE(client.send(c.request));
+        std::string head = client.readHead();
+        EXPECT_EQ(statusOf(head), c.status) << c.request;
+        std::string body = client.readExactly(std::stoul("0" + headerOf(head, "Content-Length")));
+        EXPECT_NE(body.find("\"" + c.code + "\""), std::string::npos) << c.request << body;
+    }
+    Client health;
+    ASSERT_TRUE(health.connect("127.0.0.1", relay->httpPort(), false));
+    ASSERT_TRUE(health.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\n"));
+    EXPECT_EQ(statusOf(health.readHead()), 200);
+    EXPECT_EQ(console.connections(), 0);
+    // Only the scheme of a presented credential is logged.
+    for (const auto& l : relay->log()) EXPECT_EQ(l.text.find("dTpw"), std::string::npos);
+    EXPECT_TRUE(
+        relay->waitForLog("request refused", {{"status", "403"}, {"reason", "tls_required"}, {"auth", "Basic"}}));
+}
+
+TEST_F(RelayTest, PlainHttpIsForwardedToTheConsolesPort80RewrittenToOriginForm) {
+    if (::geteuid() != 0) GTEST_SKIP() << "binding port 80 needs root";
+    auto lastRequest = std::make_shared<std::string>();
+    // Port 80 on a loopback address of this test's own.
+    std::string ip = "127.81." + std::to_string(::getpid() % 250 + 1) + ".80";
+    TestServer console80(false, TestServer::plainHttpRecorder(lastRequest, "reachable"), ip, 80);
+    ASSERT_NE(console80.port(), 0);
+    writeText(dir_ / "hosts", ip + " console.test\n");
+    auto relay = std::make_unique<Relay>(
+        dir_, "consoleAddress: console.test\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n",
+        std::map<std::string, std::string>{{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()},
+                                           {"RELAYPRO_HTTP_LISTEN", "127.0.0.1:0"}});
+    ASSERT_TRUE(relay->ready());
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", relay->httpPort(), false));
+    ASSERT_TRUE(c.send(
+        "GET http://Console.Test/api/app/check?x=1 HTTP/1.1\r\nHost: console.test\r\nX-Custom: v\r\n"
+        "Proxy-Connection: keep-alive\r\nKeep-Alive: 300\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\n\r\n"));
+    std::string head = c.readHead();
+    EXPECT_EQ(statusOf(head), 200) << head;
+    EXPECT_EQ(c.readAll(), "reachable");
+    EXPECT_EQ(*lastRequest,
+              "GET /api/app/check?x=1 HTTP/1.1\r\nHost: Console.Test\r\nX-Custom: v\r\nConnection: close\r\n\r\n");
+    // HEAD works; other ports, methods and hosts do not reach it.
+    Client h;
+    ASSERT_TRUE(h.connect("127.0.0.1", relay->httpPort(), false));
+    ASSERT_TRUE(h.send("HEAD http://console.test/ HTTP/1.0\r\n\r\n"));
+    EXPECT_EQ(statusOf(h.readHead()), 200);
+    EXPECT_EQ(console80.connections(), 2);
+    EXPECT_TRUE(relay->waitForLog("request forwarded", {{"target", "Console.Test:80"}}));
+}
+
+TEST_F(RelayTest, ReloadTurnsBasicOffWithoutClosingOpenTunnels) {
+    TestServer echo(false, TestServer::echo());
+    writeText(dir_ / "environment.conf", "RELAYPRO_PASSWORD_FILE=" + (dir_ / "passwords.txt").string() + "\n");
+    std::string yaml = "consoleAddress: \"localhost:" + std::to_string(echo.port()) +
+                       "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n";
+    auto relay = std::make_unique<Relay>(
+        dir_, yaml, std::map<std::string, std::string>{{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
+    ASSERT_TRUE(relay->ready()) << relay->stderrText();
+    std::string target = "localhost:" + std::to_string(echo.port());
+    Client open;
+    ASSERT_TRUE(open.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(open.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+    ASSERT_EQ(statusOf(open.readHead()), 200);
+    writeText(dir_ / "environment.conf", "# Basic authentication removed\n");
+    relay->signal(SIGHUP);
+    ASSERT_TRUE(relay->waitForLog("reload", {{"changed", "passwordFile"}}));
+    std::string head =
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+    EXPECT_EQ(statusOf(head), 407);
+    EXPECT_EQ(headersOf(head, "Proxy-Authenticate"), (std::vector<std::string>{"Bearer realm=\"RelayPro\""}));
+    ASSERT_TRUE(open.send("still open"));
+    EXPECT_EQ(open.readExactly(10), "still open");
+    // A broken file on reload changes nothing.
+    writeText(dir_ / "config.yml", yaml + "workers: many\n");
+    relay->signal(SIGHUP);
+    ASSERT_TRUE(relay->waitForLog("reload failed; keeping the running configuration"));
+    Client health;
+    ASSERT_TRUE(health.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(health.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\n"));
+    EXPECT_EQ(statusOf(health.readHead()), 200);
+}
+
 }  // namespace
 }  // namespace relaypro::testing

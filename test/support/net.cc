@@ -103,10 +103,11 @@ void Client::close() {
     fd_ = -1;
 }
 
-bool Client::connect(const std::string& host, uint16_t port, bool tls, const std::string& sni,
-                     const std::string& alpn) {
+bool Client::connect(const std::string& host, uint16_t port, bool tls, const std::string& sni, const std::string& alpn,
+                     std::string_view preamble) {
     fd_ = connectTo(host, port);
     if (fd_ < 0) return false;
+    if (!preamble.empty() && !writeAll(fd_, nullptr, preamble)) return false;
     if (!tls) return true;
     ctx_ = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);

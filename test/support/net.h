@@ -33,8 +33,9 @@ public:
     Client& operator=(const Client&) = delete;
 
     // Connects to RelayPro; with `tls`, completes a handshake (optionally with SNI / ALPN).
+    // `preamble` is sent in clear before the TLS handshake (a PROXY protocol header).
     bool connect(const std::string& host, uint16_t port, bool tls, const std::string& sni = {},
-                 const std::string& alpn = "http/1.1");
+                 const std::string& alpn = "http/1.1", std::string_view preamble = {});
     bool send(std::string_view data);
     // Up to `max` bytes; "" on EOF or error (see eof()). Times out after `timeout`.
     std::string recv(size_t max = 65536, std::chrono::milliseconds timeout = std::chrono::seconds(10));
