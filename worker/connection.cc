@@ -455,7 +455,7 @@ void Connection::handleConnect() {
         space == std::string_view::npos ? std::string_view() : trimSpace(value.substr(space + 1));
     if (equalsIgnoreCase(scheme, "Bearer")) {
         authScheme_ = "Bearer";
-        // Tokens are issued and verified once this relay is registered (trust and console issues).
+        // Tokens are issued and verified once this relay is registered with its console.
         if (!s.registered) {
             Response r = errorResponse(503, "not_registered");
             r.headers.emplace_back("Retry-After", "60");
@@ -468,7 +468,12 @@ void Connection::handleConnect() {
             respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
             return;
         }
-        return challenge(true);
+        BearerCheck check = server_.checkBearer(credential);
+        if (!check.valid) {
+            server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);
+            return challenge(true);
+        }
+        return authorized(std::move(check.responderId), "Bearer");
     }
     if (!equalsIgnoreCase(scheme, "Basic") || !s.passwords) {
         server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);

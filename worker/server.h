@@ -35,6 +35,14 @@ struct ListenerSocket {
     int fd;  // bound and listening; the server takes ownership
 };
 
+// The Bearer hook: checks a token from Proxy-Authorization and names the Responder it was
+// issued to. The token verifier (trust issue) plugs in here; without one, no token is valid.
+struct BearerCheck {
+    bool valid = false;
+    std::string responderId;
+};
+using BearerVerifier = std::function<BearerCheck(std::string_view token)>;
+
 struct ServerStats {
     uint64_t connections = 0;   // open client connections
     uint64_t tunnels = 0;       // open tunnels
@@ -61,6 +69,10 @@ public:
     [[nodiscard]] ServerStats stats() const { return stats_; }
     // Called when the last connection of a draining server closed.
     void onEmpty(std::function<void()> callback) { onEmpty_ = std::move(callback); }
+    void setBearerVerifier(BearerVerifier verifier) { bearer_ = std::move(verifier); }
+    [[nodiscard]] BearerCheck checkBearer(std::string_view token) const {
+        return bearer_ ? bearer_(token) : BearerCheck{};
+    }
 
     // For connections.
     [[nodiscard]] event_base* base() const { return base_; }
@@ -107,6 +119,7 @@ private:
     ServerStats stats_;
     bool draining_ = false;
     std::function<void()> onEmpty_;
+    BearerVerifier bearer_;
 };
 
 }  // namespace relaypro

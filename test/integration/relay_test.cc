@@ -482,5 +482,81 @@ TEST_F(RelayTest, ReloadTurnsBasicOffWithoutClosingOpenTunnels) {
     EXPECT_EQ(statusOf(health.readHead()), 200);
 }
 
+TEST_F(RelayTest, TriesEveryResolvedAddressInOrder) {
+    TestServer echo(false, TestServer::echo());
+    // console.test has an address where nothing listens first, then the right one.
+    writeText(dir_ / "hosts", "127.0.0.2 console.test\n::1 console.test\n127.0.0.1 console.test localhost\n");
+    int unused = listenOn("127.0.0.2", echo.port());  // bound but never accepting on .2 would hang; close it
+    if (unused >= 0) ::close(unused);
+    std::string yaml = "consoleAddress: \"console.test:" + std::to_string(echo.port()) +
+                       "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n";
+    Relay relay(dir_, yaml, {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
+    ASSERT_TRUE(relay.ready());
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
+    ASSERT_TRUE(c.send("CONNECT console.test:" + std::to_string(echo.port()) +
+                       " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+    ASSERT_EQ(statusOf(c.readHead()), 200);
+    ASSERT_TRUE(c.send("third address"));
+    EXPECT_EQ(c.readExactly(13), "third address");
+}
+
+TEST_F(RelayTest, IdleTunnelsCloseAfterIdleTimeout) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = startRelay(echo.port(), "limits:\n  idleTimeout: 300ms\n");
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(echo.port()) +
+                       " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+    ASSERT_EQ(statusOf(c.readHead()), 200);
+    // Traffic keeps it open past the timeout...
+    for (int i = 0; i < 4; ++i) {
+        std::this_thread::sleep_for(150ms);
+        ASSERT_TRUE(c.send("k"));
+        ASSERT_EQ(c.readExactly(1), "k");
+    }
+    // ...silence ends it.
+    EXPECT_TRUE(c.waitClosed(10s));
+    EXPECT_TRUE(relay->waitForLog("tunnel closed", {{"result", "idle_timeout"}, {"bytesUp", "4"}}));
+}
+
+TEST_F(RelayTest, ConnectionsBeyondMaxConnectionsAreClosedAtOnce) {
+    TestServer console(true, TestServer::httpPage("x"));
+    auto relay = startRelay(console.port(), "limits:\n  maxConnections: 2\n");
+    Client a, b, c;
+    ASSERT_TRUE(a.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(b.connect("127.0.0.1", relay->httpsPort(), true));
+    EXPECT_FALSE(c.connect("127.0.0.1", relay->httpsPort(), true));  // accepted, then closed at once
+    a.close();
+    // A slot frees up when a connection ends.
+    ASSERT_TRUE(eventually([&] {
+        Client d;
+        return d.connect("127.0.0.1", relay->httpsPort(), true);
+    }));
+}
+
+TEST_F(RelayTest, OperatorCertificateFromCertFileAndKeyFile) {
+    std::string cert, key;
+    makeTestCertificate("relay.example.com", cert, key);
+    writeText(dir_ / "server.pem", cert);
+    writeText(dir_ / "server.key", key);
+    TestServer console(true, TestServer::httpPage("x"));
+    Relay relay(dir_, "consoleAddress: \"localhost:" + std::to_string(console.port()) +
+                          "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n  certFile: server.pem\n  "
+                          "keyFile: server.key\n");
+    ASSERT_TRUE(relay.ready()) << relay.stderrText();
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true, "relay.example.com"));
+    X509* peer = SSL_get1_peer_certificate(c.ssl());
+    ASSERT_NE(peer, nullptr);
+    BIO* b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, peer);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(b, &data);
+    EXPECT_EQ(std::string(data, static_cast<size_t>(len)), cert);
+    BIO_free(b);
+    X509_free(peer);
+}
+
 }  // namespace
 }  // namespace relaypro::testing

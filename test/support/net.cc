@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +15,12 @@
 
 namespace relaypro::testing {
 namespace {
+
+// Peers that close on us (that is what many tests provoke) must not kill the test with SIGPIPE.
+const bool kSigpipeIgnored = [] {
+    ::signal(SIGPIPE, SIG_IGN);
+    return true;
+}();
 
 bool fillAddress(const std::string& host, uint16_t port, sockaddr_storage& a, socklen_t& len) {
     std::memset(&a, 0, sizeof a);
