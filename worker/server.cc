@@ -4,6 +4,8 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -174,6 +176,9 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
         ::close(fd);
         return;
     }
+    // Small writes (handshake flights, answers) go out at once, not after a delayed ACK.
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     sockaddr_storage peer{};
     std::memcpy(&peer, addr, std::min(static_cast<size_t>(len), sizeof peer));
     uint64_t serial = nextSerial_++;
