@@ -7,12 +7,12 @@
 
 namespace relaypro {
 
-HashVerifier::HashVerifier(event_base* base, Done done) : base_(base), done_(std::move(done)) {
+HashVerifier::HashVerifier(Done done) : done_(std::move(done)) {
     randombytes_buf(key_, sizeof key_);
 }
 
 Result<std::unique_ptr<HashVerifier>> HashVerifier::create(event_base* base, Done done) {
-    std::unique_ptr<HashVerifier> v(new HashVerifier(base, std::move(done)));
+    std::unique_ptr<HashVerifier> v(new HashVerifier(std::move(done)));
     v->eventFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (v->eventFd_ < 0) return sysError("eventfd");
     v->ev_ = event_new(base, v->eventFd_, EV_READ | EV_PERSIST, &HashVerifier::onDone, v.get());

@@ -40,7 +40,7 @@ public:
     bool submit(uint64_t ticket, std::string hash, std::string password);
 
 private:
-    HashVerifier(event_base* base, Done done);
+    explicit HashVerifier(Done done);
     struct Job {
         uint64_t ticket;
         std::string hash;
@@ -51,7 +51,6 @@ private:
     static void onDone(int fd, short, void* arg);
     std::string cacheKey(const std::string& hash, std::string_view password) const;
 
-    event_base* base_;
     Done done_;
     int eventFd_ = -1;
     event* ev_ = nullptr;
