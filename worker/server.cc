@@ -2,10 +2,10 @@
 
 #include <event2/dns.h>
 #include <event2/listener.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <unistd.h>
 
 #include <cstring>
