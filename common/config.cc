@@ -471,6 +471,7 @@ public:
         cfg_.logger.path = loggerPath(cfg_, cfg_.logger.fileName);
         cfg_.serverName = defaultServerName();
         cfg_.hostsFile = std::string(kDefaultHostsFile);
+        cfg_.resolvConfFile = std::string(kDefaultResolvConfFile);
 
         auto doc = parseYaml(src_.text);
         if (!doc) return Error{src_.path + ":" + doc.error().message};
@@ -597,6 +598,12 @@ private:
                 envError("RELAYPRO_HOSTS_FILE", s.error().message);
             else
                 cfg_.hostsFile = resolvePath(cfg_.folder, *v);
+        }
+        if (auto v = env_.get("RELAYPRO_RESOLV_CONF"); v && !v->empty()) {
+            if (auto s = checkPathText(*v); !s)
+                envError("RELAYPRO_RESOLV_CONF", s.error().message);
+            else
+                cfg_.resolvConfFile = resolvePath(cfg_.folder, *v);
         }
         cfg_.caBundleFile = resolvePath(cfg_.privateFolder, std::string(kCaBundleName));
         if (auto v = env_.get("RELAYPRO_CA_BUNDLE_FILE"); v && !v->empty()) {
@@ -800,6 +807,7 @@ std::vector<FieldChange> diffConfigs(const Config& a, const Config& b) {
     if (a.httpListen != b.httpListen) out.push_back({"RELAYPRO_HTTP_LISTEN", Apply::Restart});
     if (a.caBundleFile != b.caBundleFile) out.push_back({"RELAYPRO_CA_BUNDLE_FILE", Apply::Restart});
     if (a.hostsFile != b.hostsFile) out.push_back({"RELAYPRO_HOSTS_FILE", Apply::Reload});
+    if (a.resolvConfFile != b.resolvConfFile) out.push_back({"RELAYPRO_RESOLV_CONF", Apply::Reload});
     if (a.proxy.https != b.proxy.https) out.push_back({"https_proxy", Apply::Reload});
     if (a.proxy.http != b.proxy.http) out.push_back({"http_proxy", Apply::Reload});
     if (!(a.proxy.noProxy == b.proxy.noProxy)) out.push_back({"no_proxy", Apply::Reload});
@@ -839,6 +847,7 @@ std::string renderEffectiveConfig(const Config& c) {
     out += "#   RELAYPRO_HTTP_LISTEN: " + (c.httpListen ? yamlDoubleQuoted(c.httpListen->text()) : "off") + "\n";
     out += "#   RELAYPRO_CA_BUNDLE_FILE: " + yamlDoubleQuoted(c.caBundleFile) + "\n";
     out += "#   RELAYPRO_HOSTS_FILE: " + yamlDoubleQuoted(c.hostsFile) + "\n";
+    out += "#   RELAYPRO_RESOLV_CONF: " + yamlDoubleQuoted(c.resolvConfFile) + "\n";
     if (c.proxyEnabled) {
         out += "#   https_proxy: " + (c.proxy.https ? yamlDoubleQuoted(c.proxy.https->redacted()) : "none") + "\n";
         out += "#   http_proxy: " + (c.proxy.http ? yamlDoubleQuoted(c.proxy.http->redacted()) : "none") + "\n";

@@ -23,6 +23,7 @@ namespace relaypro {
 
 inline constexpr std::string_view kDefaultConfigPath = "/opt/binalyze/air/relaypro/config.yml";
 inline constexpr std::string_view kDefaultHostsFile = "/etc/hosts";
+inline constexpr std::string_view kDefaultResolvConfFile = "/etc/resolv.conf";
 inline constexpr std::string_view kControlSocketName = "control.sock";
 inline constexpr std::string_view kCaBundleName = "ca-bundle.pem";
 inline constexpr size_t kMaxUnixSocketPath = 107;
@@ -89,6 +90,7 @@ struct Config {
     std::optional<HostPort> httpListen;  // RELAYPRO_HTTP_LISTEN
     std::string caBundleFile;            // RELAYPRO_CA_BUNDLE_FILE, default <privateFolder>/ca-bundle.pem
     std::string hostsFile;               // RELAYPRO_HOSTS_FILE, default /etc/hosts
+    std::string resolvConfFile;          // RELAYPRO_RESOLV_CONF (an extension), default /etc/resolv.conf
     ProxySettings proxy;                 // read when proxyEnabled
 
     [[nodiscard]] std::string controlSocketPath() const;

@@ -18,10 +18,10 @@ constexpr std::array<std::string_view, 6> kProxyKeys{"http_proxy",  "HTTP_PROXY"
 // is read, so a value in the file could never apply.
 constexpr std::array<std::string_view, 2> kNotFromFile{"RELAYPRO_ENV_FILE", "RELAYPRO_CONFIG"};
 
-constexpr std::array<std::string_view, 9> kKnownRelayProKeys{
-    "RELAYPRO_CONFIG",      "RELAYPRO_USER",          "RELAYPRO_HTTPS_LISTEN",
-    "RELAYPRO_HTTP_LISTEN", "RELAYPRO_PASSWORD_FILE", "RELAYPRO_CA_BUNDLE_FILE",
-    "RELAYPRO_LOGGER_CONF", "RELAYPRO_ENV_FILE",      "RELAYPRO_HOSTS_FILE"};
+constexpr std::array<std::string_view, 10> kKnownRelayProKeys{
+    "RELAYPRO_CONFIG",        "RELAYPRO_USER",           "RELAYPRO_HTTPS_LISTEN", "RELAYPRO_HTTP_LISTEN",
+    "RELAYPRO_PASSWORD_FILE", "RELAYPRO_CA_BUNDLE_FILE", "RELAYPRO_LOGGER_CONF",  "RELAYPRO_ENV_FILE",
+    "RELAYPRO_HOSTS_FILE",    "RELAYPRO_RESOLV_CONF"};
 constexpr std::array<std::string_view, 4> kKnownAirKeys{"AIR_CONSOLE_ADDRESS", "AIR_ORGANIZATION_ID",
                                                         "AIR_DEPLOYMENT_TOKEN", "AIR_CONSOLE_CA_CERT"};
 

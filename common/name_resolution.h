@@ -13,8 +13,6 @@
 
 namespace relaypro {
 
-inline constexpr std::string_view kDefaultResolvConf = "/etc/resolv.conf";
-
 struct HostsTable {
     // Lower-case name without a trailing dot -> addresses in file order (IP literals as text).
     std::map<std::string, std::vector<std::string>, std::less<>> names;

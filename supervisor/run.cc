@@ -214,7 +214,7 @@ private:
             if (!pf) return pf.error();
             passwords = std::make_shared<const PasswordFile>(std::move(*pf));
         }
-        auto names = loadNameResolution(c.hostsFile, std::string(kDefaultResolvConf));
+        auto names = loadNameResolution(c.hostsFile, c.resolvConfFile);
         if (!names) return names.error();
         return WorkerSettings::fromConfig(c, std::move(passwords), std::move(*names), caPem_, connectionShare(c, 1));
     }

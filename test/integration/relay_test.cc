@@ -558,5 +558,58 @@ TEST_F(RelayTest, OperatorCertificateFromCertFileAndKeyFile) {
     X509_free(peer);
 }
 
+// Names the hosts file does not know go to DNS: evdns, configured from the resolver file the
+// supervisor read (RELAYPRO_RESOLV_CONF here, /etc/resolv.conf in production).
+TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
+    if (::geteuid() != 0) GTEST_SKIP() << "a DNS server on port 53 needs root";
+    std::string ns = "127.53." + std::to_string(::getpid() % 250 + 1) + ".53";
+    DnsServer dns(ns, 53, {{"dns.test", "127.0.0.1"}});
+    ASSERT_TRUE(dns.ok());
+    TestServer echo(false, TestServer::echo());
+    writeText(dir_ / "resolv.conf", "# test resolver\nnameserver " + ns + "\noptions timeout:1 attempts:1\n");
+    writeText(dir_ / "hosts", "127.0.0.1 localhost\n");
+    std::map<std::string, std::string> env{{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()},
+                                           {"RELAYPRO_RESOLV_CONF", (dir_ / "resolv.conf").string()}};
+    {
+        Relay relay(dir_,
+                    "consoleAddress: \"dns.test:" + std::to_string(echo.port()) +
+                        "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n",
+                    env);
+        ASSERT_TRUE(relay.ready());
+        Client c;
+        ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
+        ASSERT_TRUE(c.send("CONNECT dns.test:" + std::to_string(echo.port()) +
+                           " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+        ASSERT_EQ(statusOf(c.readHead()), 200);
+        ASSERT_TRUE(c.send("resolved"));
+        EXPECT_EQ(c.readExactly(8), "resolved");
+        EXPECT_GE(dns.queries(), 1);
+        c.close();
+        relay.stop();
+    }
+    // A name DNS does not know: 502, and the log says why.
+    Relay relay(dir_,
+                "consoleAddress: \"nx.test:" + std::to_string(echo.port()) +
+                    "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n",
+                env);
+    ASSERT_TRUE(relay.ready());
+    std::string head = exchange(relay, "CONNECT nx.test:" + std::to_string(echo.port()) +
+                                           " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+    EXPECT_EQ(statusOf(head), 502);
+    bool explained = false;
+    for (const auto& l : relay.log())
+        explained = explained || l["detail"].find("DNS lookup of nx.test failed") != std::string::npos;
+    EXPECT_TRUE(explained);
+}
+
+TEST_F(RelayTest, Sigusr1ReopensTheLogFile) {
+    TestServer console(true, TestServer::httpPage("x"));
+    auto relay = startRelay(console.port());
+    std::filesystem::rename(relay->logFile(), dir_ / "moved.log");
+    relay->signal(SIGUSR1);
+    ASSERT_TRUE(eventually([&] { return readText(relay->logFile()).find("log file reopened") != std::string::npos; }));
+    EXPECT_NE(readText(dir_ / "moved.log").find("\"ready\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace relaypro::testing

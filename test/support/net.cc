@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstring>
 
 namespace relaypro::testing {
@@ -395,6 +396,70 @@ void TestServer::acceptLoop() {
             }
             ::close(fd);
         });
+    }
+}
+
+DnsServer::DnsServer(const std::string& ip, uint16_t port, std::map<std::string, std::string> aRecords)
+    : records_(std::move(aRecords)) {
+    sockaddr_storage a{};
+    socklen_t len = 0;
+    if (!fillAddress(ip, port, a, len)) return;
+    fd_ = ::socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0) {
+        ::close(fd_);
+        fd_ = -1;
+        return;
+    }
+    thread_ = std::thread([this] { loop(); });
+}
+
+DnsServer::~DnsServer() {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void DnsServer::loop() {
+    unsigned char q[512];
+    while (!stopping_) {
+        if (!waitFor(fd_, POLLIN, std::chrono::milliseconds(50))) continue;
+        sockaddr_storage from{};
+        socklen_t fromLen = sizeof from;
+        ssize_t n = ::recvfrom(fd_, q, sizeof q, 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
+        if (n < 12) continue;
+        ++queries_;
+        // The question: labels up to a zero byte, then type and class.
+        size_t pos = 12;
+        std::string name;
+        while (pos < static_cast<size_t>(n) && q[pos] != 0) {
+            size_t l = q[pos];
+            if (pos + 1 + l > static_cast<size_t>(n)) break;
+            if (!name.empty()) name += '.';
+            name.append(reinterpret_cast<char*>(q + pos + 1), l);
+            pos += 1 + l;
+        }
+        size_t questionEnd = pos + 5;
+        if (questionEnd > static_cast<size_t>(n)) continue;
+        unsigned type = (static_cast<unsigned>(q[pos + 1]) << 8) | q[pos + 2];
+        std::string lower;
+        for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        auto it = records_.find(lower);
+        std::string r(reinterpret_cast<char*>(q), questionEnd);
+        r[2] = static_cast<char>(0x81);                                // response, recursion desired
+        r[3] = static_cast<char>(it == records_.end() ? 0x83 : 0x80);  // NXDOMAIN or no error
+        r[4] = 0;
+        r[5] = 1;
+        r[6] = 0;
+        r[7] = static_cast<char>(it != records_.end() && type == 1 ? 1 : 0);
+        r[8] = r[9] = r[10] = r[11] = 0;  // no authority, no additional (drop EDNS)
+        if (it != records_.end() && type == 1) {
+            in_addr addr{};
+            inet_pton(AF_INET, it->second.c_str(), &addr);
+            const unsigned char answer[] = {0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4};
+            r.append(reinterpret_cast<const char*>(answer), sizeof answer);
+            r.append(reinterpret_cast<const char*>(&addr), 4);
+        }
+        ::sendto(fd_, r.data(), r.size(), 0, reinterpret_cast<sockaddr*>(&from), fromLen);
     }
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -99,6 +100,25 @@ private:
     std::thread acceptor_;
     std::mutex mutex_;
     std::vector<std::thread> workers_;
+};
+
+// A tiny DNS server over UDP: A records for the names it knows, NXDOMAIN for others, no AAAA.
+class DnsServer {
+public:
+    DnsServer(const std::string& ip, uint16_t port, std::map<std::string, std::string> aRecords);
+    ~DnsServer();
+    DnsServer(const DnsServer&) = delete;
+    DnsServer& operator=(const DnsServer&) = delete;
+    [[nodiscard]] bool ok() const { return fd_ >= 0; }
+    [[nodiscard]] int queries() const { return queries_.load(); }
+
+private:
+    void loop();
+    int fd_ = -1;
+    std::map<std::string, std::string> records_;
+    std::atomic<int> queries_{0};
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
 };
 
 // Helpers for handlers: read/write all on a plain or TLS connection.
