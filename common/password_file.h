@@ -30,6 +30,12 @@ public:
     static Result<PasswordFile> parse(std::string_view text, std::string_view label);
     // Reads and parses `path`.
     static Result<PasswordFile> load(const std::string& path);
+    // From entries already checked (a worker rebuilding what the supervisor parsed).
+    static PasswordFile fromEntries(std::vector<PasswordEntry> entries) {
+        PasswordFile f;
+        f.entries_ = std::move(entries);
+        return f;
+    }
 
     [[nodiscard]] const std::vector<PasswordEntry>& entries() const { return entries_; }
     [[nodiscard]] const PasswordEntry* find(std::string_view user) const;

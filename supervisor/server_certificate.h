@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/result.h"
-#include "worker/worker_settings.h"
+#include "common/worker_settings.h"
 
 namespace relaypro {
 

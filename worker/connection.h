@@ -13,11 +13,11 @@
 #include <memory>
 #include <string>
 
+#include "common/worker_settings.h"
 #include "worker/request_head.h"
 #include "worker/router.h"
 #include "worker/stream.h"
 #include "worker/upstream_dialer.h"
-#include "worker/worker_settings.h"
 
 namespace relaypro {
 

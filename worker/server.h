@@ -17,11 +17,11 @@
 
 #include "common/log_record.h"
 #include "common/result.h"
+#include "common/worker_settings.h"
 #include "worker/buffer_pool.h"
 #include "worker/hash_verifier.h"
 #include "worker/rate_limiter.h"
 #include "worker/router.h"
-#include "worker/worker_settings.h"
 
 struct evconnlistener;
 struct evdns_base;

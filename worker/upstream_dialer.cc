@@ -12,8 +12,8 @@
 #include <cstring>
 
 #include "common/config_values.h"
+#include "common/worker_settings.h"
 #include "worker/server.h"
-#include "worker/worker_settings.h"
 
 namespace relaypro {
 

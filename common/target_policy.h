@@ -23,6 +23,9 @@ public:
     // `host` as the request wrote it (brackets removed; `ipv6` tells they were there).
     [[nodiscard]] bool allows(std::string_view host, bool ipv6, uint16_t port,
                               std::chrono::system_clock::time_point now) const;
+    [[nodiscard]] const ConsoleAddress& console() const { return console_; }
+    [[nodiscard]] const std::optional<Migration>& migration() const { return migration_; }
+
     // The plain-HTTP listener's rule: the console host (or migration host), port 80 only.
     [[nodiscard]] bool allowsPlainHttp(std::string_view host, bool ipv6, uint16_t port,
                                        std::chrono::system_clock::time_point now) const;

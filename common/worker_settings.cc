@@ -1,4 +1,4 @@
-#include "worker/worker_settings.h"
+#include "common/worker_settings.h"
 
 namespace relaypro {
 

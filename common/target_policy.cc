@@ -1,4 +1,4 @@
-#include "worker/target_policy.h"
+#include "common/target_policy.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>

@@ -13,7 +13,7 @@
 #include "common/name_resolution.h"
 #include "common/password_file.h"
 #include "common/proxy_env.h"
-#include "worker/target_policy.h"
+#include "common/target_policy.h"
 
 namespace relaypro {
 

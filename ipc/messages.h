@@ -1,0 +1,309 @@
+// The one schema of supervisor <-> worker messages. Every message type is listed here, with the
+// direction it travels and its exact encoding; nothing else crosses between the processes (never
+// a raw struct: the two sides may be different builds during an upgrade).
+//
+// A datagram on the SOCK_SEQPACKET channel is one frame:
+//   u16 type | u16 reserved (0) | u32 generation | u32 body length | body
+// The generation names the worker generation the message belongs to; stale ones are ignored.
+// Frames are at most kMaxFrameBytes; larger data (the settings snapshot) travels in chunks.
+// A side that receives a type it does not know answers Unknown{type} and carries on; a frame
+// that does not decode exactly (short, long, trailing bytes, bad values) is a protocol error.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/log_record.h"
+#include "ipc/wire.h"
+
+namespace relaypro::ipc {
+
+// Raised when a message changes incompatibly. Hello carries it; a supervisor speaks every
+// version from kOldestProtocolVersion up, so it can drive draining workers of the previous build.
+inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kOldestProtocolVersion = 1;
+
+inline constexpr size_t kFrameHeaderBytes = 12;
+inline constexpr size_t kMaxFrameBytes = 64 * 1024;
+inline constexpr size_t kMaxBodyBytes = kMaxFrameBytes - kFrameHeaderBytes;
+inline constexpr size_t kMaxChunkBytes = 60 * 1024;
+inline constexpr size_t kMaxFdsPerFrame = 16;
+
+enum class MessageType : uint16_t {
+    Hello = 1,            // S->W  first message: protocol version, worker index
+    HelloAck = 2,         // W->S  the worker's protocol version and pid
+    SettingsChunk = 3,    // S->W  a piece of a settings snapshot (ipc/snapshot.h)
+    Material = 4,         // S->W  TLS certificate chain and private key (PEM)
+    Listeners = 5,        // S->W  listener kinds; the listening sockets ride along (SCM_RIGHTS)
+    Start = 6,            // S->W  everything is there: start serving
+    Ready = 7,            // W->S  serving
+    Ping = 8,             // S->W  are you alive?
+    Pong = 9,             // W->S  yes, with counters
+    Drain = 10,           // S->W  stop accepting, finish tunnels within the grace, then exit
+    Stop = 11,            // S->W  close everything now and exit
+    Log = 12,             // W->S  a log record for the supervisor's log file
+    VerifyRequest = 13,   // W->S  verify a Responder with the console (token endpoint)
+    VerifyAnswer = 14,    // S->W  the answer
+    Unknown = 15,         // both  "I do not know message type N"
+    SelfTest = 16,        // S->W  test builds only: try what the sandbox must forbid
+    SelfTestResult = 17,  // W->S  what happened
+};
+
+[[nodiscard]] std::string_view messageName(MessageType t);
+
+struct FrameHeader {
+    MessageType type;
+    uint32_t generation;
+    uint32_t bodyLength;
+};
+
+// A frame from its parts; the body must not exceed kMaxBodyBytes.
+std::string encodeFrame(MessageType type, uint32_t generation, std::string_view body);
+// Parses the header of a received datagram; nullopt unless the length matches exactly and the
+// reserved field is zero. The type may be one this build does not know.
+std::optional<FrameHeader> decodeFrameHeader(std::string_view datagram);
+
+// ---------------------------------------------------------------- message bodies
+
+struct Hello {
+    static constexpr MessageType kType = MessageType::Hello;
+    uint16_t protocolVersion = kProtocolVersion;
+    uint32_t workerIndex = 0;
+    void encode(Writer& w) const {
+        w.u16(protocolVersion);
+        w.u32(workerIndex);
+    }
+    static bool decode(Reader& r, Hello& m) {
+        m.protocolVersion = r.u16();
+        m.workerIndex = r.u32();
+        return r.finish();
+    }
+};
+
+struct HelloAck {
+    static constexpr MessageType kType = MessageType::HelloAck;
+    uint16_t protocolVersion = kProtocolVersion;
+    uint32_t pid = 0;
+    void encode(Writer& w) const {
+        w.u16(protocolVersion);
+        w.u32(pid);
+    }
+    static bool decode(Reader& r, HelloAck& m) {
+        m.protocolVersion = r.u16();
+        m.pid = r.u32();
+        return r.finish() && m.pid > 0;
+    }
+};
+
+struct SettingsChunk {
+    static constexpr MessageType kType = MessageType::SettingsChunk;
+    uint32_t snapshotId = 0;
+    uint16_t index = 0;
+    uint16_t count = 0;
+    std::string data;
+    void encode(Writer& w) const {
+        w.u32(snapshotId);
+        w.u16(index);
+        w.u16(count);
+        w.bytes(data);
+    }
+    static bool decode(Reader& r, SettingsChunk& m) {
+        m.snapshotId = r.u32();
+        m.index = r.u16();
+        m.count = r.u16();
+        m.data = r.bytes(kMaxChunkBytes);
+        return r.finish() && m.count > 0 && m.index < m.count;
+    }
+};
+
+struct Material {
+    static constexpr MessageType kType = MessageType::Material;
+    std::string certificateChainPem;
+    std::string privateKeyPem;
+    void encode(Writer& w) const {
+        w.bytes(certificateChainPem);
+        w.bytes(privateKeyPem);
+    }
+    static bool decode(Reader& r, Material& m) {
+        m.certificateChainPem = r.bytes(48 * 1024);
+        m.privateKeyPem = r.bytes(8 * 1024);
+        return r.finish() && !m.certificateChainPem.empty() && !m.privateKeyPem.empty();
+    }
+};
+
+struct Listeners {
+    static constexpr MessageType kType = MessageType::Listeners;
+    std::vector<uint8_t> kinds;  // ListenerKind of each attached socket, in order (0 https, 1 http)
+    void encode(Writer& w) const {
+        w.u32(static_cast<uint32_t>(kinds.size()));
+        for (uint8_t k : kinds) w.u8(k);
+    }
+    static bool decode(Reader& r, Listeners& m) {
+        uint32_t n = r.count(kMaxFdsPerFrame);
+        m.kinds.clear();
+        for (uint32_t i = 0; i < n; ++i) {
+            uint8_t k = r.u8();
+            if (k > 1) r.fail();
+            m.kinds.push_back(k);
+        }
+        return r.finish() && n > 0;
+    }
+};
+
+struct Empty {
+    void encode(Writer&) const {}
+    template <typename T>
+    static bool decodeEmpty(Reader& r, T&) {
+        return r.finish();
+    }
+};
+struct Start : Empty {
+    static constexpr MessageType kType = MessageType::Start;
+    static bool decode(Reader& r, Start& m) { return decodeEmpty(r, m); }
+};
+struct Ready : Empty {
+    static constexpr MessageType kType = MessageType::Ready;
+    static bool decode(Reader& r, Ready& m) { return decodeEmpty(r, m); }
+};
+struct Stop : Empty {
+    static constexpr MessageType kType = MessageType::Stop;
+    static bool decode(Reader& r, Stop& m) { return decodeEmpty(r, m); }
+};
+struct SelfTest : Empty {
+    static constexpr MessageType kType = MessageType::SelfTest;
+    static bool decode(Reader& r, SelfTest& m) { return decodeEmpty(r, m); }
+};
+
+struct Ping {
+    static constexpr MessageType kType = MessageType::Ping;
+    uint64_t sequence = 0;
+    void encode(Writer& w) const { w.u64(sequence); }
+    static bool decode(Reader& r, Ping& m) {
+        m.sequence = r.u64();
+        return r.finish();
+    }
+};
+
+struct Pong {
+    static constexpr MessageType kType = MessageType::Pong;
+    uint64_t sequence = 0;
+    uint64_t connections = 0;
+    uint64_t tunnels = 0;
+    uint64_t totalTunnels = 0;
+    uint64_t refused = 0;
+    void encode(Writer& w) const {
+        w.u64(sequence);
+        w.u64(connections);
+        w.u64(tunnels);
+        w.u64(totalTunnels);
+        w.u64(refused);
+    }
+    static bool decode(Reader& r, Pong& m) {
+        m.sequence = r.u64();
+        m.connections = r.u64();
+        m.tunnels = r.u64();
+        m.totalTunnels = r.u64();
+        m.refused = r.u64();
+        return r.finish();
+    }
+};
+
+struct Drain {
+    static constexpr MessageType kType = MessageType::Drain;
+    uint64_t graceMs = 0;  // after it, remaining tunnels are closed
+    void encode(Writer& w) const { w.u64(graceMs); }
+    static bool decode(Reader& r, Drain& m) {
+        m.graceMs = r.u64();
+        return r.finish();
+    }
+};
+
+struct Log {
+    static constexpr MessageType kType = MessageType::Log;
+    static constexpr uint32_t kMaxFields = 32;
+    LogRecord record;
+    void encode(Writer& w) const;
+    static bool decode(Reader& r, Log& m);
+};
+
+struct VerifyRequest {
+    static constexpr MessageType kType = MessageType::VerifyRequest;
+    uint64_t ticket = 0;
+    std::string responderId;
+    std::string credential;
+    std::string source;  // the client's rate-limit key
+    void encode(Writer& w) const {
+        w.u64(ticket);
+        w.bytes(responderId);
+        w.bytes(credential);
+        w.bytes(source);
+    }
+    static bool decode(Reader& r, VerifyRequest& m) {
+        m.ticket = r.u64();
+        m.responderId = r.bytes(256);
+        m.credential = r.bytes(8192);
+        m.source = r.bytes(64);
+        return r.finish();
+    }
+};
+
+struct VerifyAnswer {
+    static constexpr MessageType kType = MessageType::VerifyAnswer;
+    enum class Result : uint8_t { Valid = 0, Invalid = 1, RateLimited = 2, NotRegistered = 3, ConsoleUnavailable = 4 };
+    uint64_t ticket = 0;
+    Result result = Result::Invalid;
+    uint32_t retryAfterSeconds = 0;
+    void encode(Writer& w) const {
+        w.u64(ticket);
+        w.u8(static_cast<uint8_t>(result));
+        w.u32(retryAfterSeconds);
+    }
+    static bool decode(Reader& r, VerifyAnswer& m) {
+        m.ticket = r.u64();
+        uint8_t v = r.u8();
+        if (v > 4) r.fail();
+        m.result = static_cast<Result>(v);
+        m.retryAfterSeconds = r.u32();
+        return r.finish();
+    }
+};
+
+struct Unknown {
+    static constexpr MessageType kType = MessageType::Unknown;
+    uint16_t type = 0;
+    void encode(Writer& w) const { w.u16(type); }
+    static bool decode(Reader& r, Unknown& m) {
+        m.type = r.u16();
+        return r.finish();
+    }
+};
+
+struct SelfTestResult {
+    static constexpr MessageType kType = MessageType::SelfTestResult;
+    std::string report;  // "check=result" lines
+    void encode(Writer& w) const { w.bytes(report); }
+    static bool decode(Reader& r, SelfTestResult& m) {
+        m.report = r.bytes(8192);
+        return r.finish();
+    }
+};
+
+// The frame for a message.
+template <typename M>
+std::string frame(const M& message, uint32_t generation) {
+    Writer w;
+    message.encode(w);
+    return encodeFrame(M::kType, generation, w.data());
+}
+
+// Decodes a body as message M; false when it is not exactly one valid M.
+template <typename M>
+bool decodeBody(std::string_view body, M& out) {
+    Reader r(body);
+    return M::decode(r, out);
+}
+
+}  // namespace relaypro::ipc

@@ -1,0 +1,105 @@
+#include "ipc/channel.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+
+namespace relaypro::ipc {
+namespace {
+
+struct Loop {
+    event_base* base = event_base_new();
+    ~Loop() { event_base_free(base); }
+    void runOnce() { event_base_loop(base, EVLOOP_NONBLOCK); }
+    template <typename F>
+    bool until(F done) {
+        for (int i = 0; i < 1000 && !done(); ++i) {
+            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+            if (!done()) ::usleep(1000);
+        }
+        return done();
+    }
+};
+
+TEST(IpcChannel, CarriesFramesAndDescriptors) {
+    Loop loop;
+    auto pair = Channel::socketPair();
+    ASSERT_TRUE(pair.ok());
+    std::vector<Received> got;
+    std::string closedReason;
+    Channel a(
+        loop.base, std::move(pair->first), [](Received&&) {}, [](const std::string&) {});
+    Channel b(
+        loop.base, std::move(pair->second), [&](Received&& r) { got.push_back(std::move(r)); },
+        [&](const std::string& why) { closedReason = why; });
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    ASSERT_TRUE(a.send(Listeners{{0}}, 2, {fds[0]}));
+    ASSERT_TRUE(a.send(Ping{1}, 2));
+    ASSERT_TRUE(loop.until([&] { return got.size() == 2; }));
+    EXPECT_EQ(got[0].header.type, MessageType::Listeners);
+    ASSERT_EQ(got[0].fds.size(), 1u);
+    // The received descriptor is the same pipe, and close-on-exec.
+    ASSERT_EQ(::write(fds[1], "z", 1), 1);
+    char c = 0;
+    ASSERT_EQ(::read(got[0].fds[0].get(), &c, 1), 1);
+    EXPECT_EQ(c, 'z');
+    EXPECT_NE(::fcntl(got[0].fds[0].get(), F_GETFD) & FD_CLOEXEC, 0);
+    Ping ping;
+    EXPECT_TRUE(decodeBody(got[1].body, ping));
+    EXPECT_EQ(ping.sequence, 1u);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    EXPECT_EQ(closedReason, "");
+}
+
+TEST(IpcChannel, ClosesOnMalformedOrOversizedFramesAndOnPeerExit) {
+    Loop loop;
+    for (int variant = 0; variant < 3; ++variant) {
+        auto pair = Channel::socketPair();
+        ASSERT_TRUE(pair.ok());
+        std::string reason;
+        int received = 0;
+        UniqueFd raw = std::move(pair->first);
+        Channel b(
+            loop.base, std::move(pair->second), [&](Received&&) { ++received; },
+            [&](const std::string& why) { reason = why; });
+        if (variant == 0) {
+            ASSERT_TRUE(sendFrame(raw.get(), "garbage-not-a-frame").ok());
+        } else if (variant == 1) {
+            ASSERT_TRUE(sendFrame(raw.get(), std::string(kMaxFrameBytes + 100, 'x')).ok());
+        } else {
+            raw.reset();
+        }
+        ASSERT_TRUE(loop.until([&] { return !reason.empty(); })) << variant;
+        EXPECT_EQ(received, 0);
+        EXPECT_FALSE(b.open());
+        const char* expected[] = {"a malformed frame header", "a frame longer than", "the peer closed the channel"};
+        EXPECT_EQ(reason.rfind(expected[variant], 0), 0u) << reason;
+    }
+}
+
+TEST(IpcChannel, QueuesWhatTheSocketCannotTakeAndFlushesIt) {
+    Loop loop;
+    auto pair = Channel::socketPair();
+    ASSERT_TRUE(pair.ok());
+    int received = 0;
+    Channel a(
+        loop.base, std::move(pair->first), [](Received&&) {}, [](const std::string&) {});
+    UniqueFd peer = std::move(pair->second);
+    // Fill the socket: frames beyond its buffer wait in the queue.
+    std::string big(kMaxBodyBytes, 'b');
+    for (int i = 0; i < 64; ++i) ASSERT_TRUE(a.send(encodeFrame(MessageType::Log, 1, big)));
+    EXPECT_GT(a.queuedBytes(), 0u);
+    Channel b(
+        loop.base, std::move(peer), [&](Received&&) { ++received; }, [](const std::string&) {});
+    ASSERT_TRUE(loop.until([&] { return received == 64; }));
+    EXPECT_EQ(a.queuedBytes(), 0u);
+}
+
+}  // namespace
+}  // namespace relaypro::ipc
