@@ -40,6 +40,10 @@ std::string_view messageName(MessageType t) {
             return "SelfTest";
         case MessageType::SelfTestResult:
             return "SelfTestResult";
+        case MessageType::AuthFailure:
+            return "AuthFailure";
+        case MessageType::SourceBlocked:
+            return "SourceBlocked";
     }
     return "unknown";
 }

@@ -50,7 +50,10 @@ enum class MessageType : uint16_t {
     Unknown = 15,         // both  "I do not know message type N"
     SelfTest = 16,        // S->W  test builds only: try what the sandbox must forbid
     SelfTestResult = 17,  // W->S  what happened
+    AuthFailure = 18,     // W->S  a source failed authentication (the supervisor counts per source)
+    SourceBlocked = 19,   // S->W  a source is over its limit: answer it 429 until then
 };
+inline constexpr uint16_t kLastMessageType = 19;
 
 [[nodiscard]] std::string_view messageName(MessageType t);
 
@@ -172,9 +175,26 @@ struct Stop : Empty {
     static constexpr MessageType kType = MessageType::Stop;
     static bool decode(Reader& r, Stop& m) { return decodeEmpty(r, m); }
 };
-struct SelfTest : Empty {
+// Test builds only (RELAYPRO_TEST_HOOKS=1): what the sandbox must forbid, tried for real.
+struct SelfTest {
     static constexpr MessageType kType = MessageType::SelfTest;
-    static bool decode(Reader& r, SelfTest& m) { return decodeEmpty(r, m); }
+    std::vector<std::string> paths;  // files a worker must not open (config.yml, the CA bundle, …)
+    std::string controlSocket;       // a Unix socket it must not reach
+    uint32_t supervisorPid = 0;      // a process it must not trace, read or signal
+    void encode(Writer& w) const {
+        w.u32(static_cast<uint32_t>(paths.size()));
+        for (const auto& p : paths) w.bytes(p);
+        w.bytes(controlSocket);
+        w.u32(supervisorPid);
+    }
+    static bool decode(Reader& r, SelfTest& m) {
+        uint32_t n = r.count(16);
+        m.paths.clear();
+        for (uint32_t i = 0; i < n && r.ok(); ++i) m.paths.push_back(r.bytes(4096));
+        m.controlSocket = r.bytes(4096);
+        m.supervisorPid = r.u32();
+        return r.finish();
+    }
 };
 
 struct Ping {
@@ -288,6 +308,31 @@ struct SelfTestResult {
     static bool decode(Reader& r, SelfTestResult& m) {
         m.report = r.bytes(8192);
         return r.finish();
+    }
+};
+
+struct AuthFailure {
+    static constexpr MessageType kType = MessageType::AuthFailure;
+    std::string source;  // RateLimiter::sourceKey of the client
+    void encode(Writer& w) const { w.bytes(source); }
+    static bool decode(Reader& r, AuthFailure& m) {
+        m.source = r.bytes(32);
+        return r.finish() && !m.source.empty();
+    }
+};
+
+struct SourceBlocked {
+    static constexpr MessageType kType = MessageType::SourceBlocked;
+    std::string source;
+    uint32_t retryAfterMs = 0;
+    void encode(Writer& w) const {
+        w.bytes(source);
+        w.u32(retryAfterMs);
+    }
+    static bool decode(Reader& r, SourceBlocked& m) {
+        m.source = r.bytes(32);
+        m.retryAfterMs = r.u32();
+        return r.finish() && !m.source.empty() && m.retryAfterMs <= 3600 * 1000;
     }
 };
 

@@ -2,16 +2,20 @@
 
 #include <arpa/inet.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/config.h"
@@ -24,7 +28,7 @@
 #include "supervisor/log_sink.h"
 #include "supervisor/privileges.h"
 #include "supervisor/server_certificate.h"
-#include "worker/server.h"
+#include "supervisor/worker_pool.h"
 
 namespace relaypro {
 namespace {
@@ -111,22 +115,28 @@ public:
 
     int run() {
         ::signal(SIGPIPE, SIG_IGN);
+        // Our own image, opened now: workers are exec'ed from it even if the file is replaced
+        // on disk later (a package upgrade), so they always match this supervisor.
+        executable_.reset(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+        if (!executable_)
+            return fatal(kExitFailure, std::string("cannot open /proc/self/exe: ") + std::strerror(errno));
         // Bind first (a port below 1024 may need root or CAP_NET_BIND_SERVICE), then drop to the
         // service account, then create files: they belong to that account.
-        std::vector<ListenerSocket> sockets;
         auto https = bindListener(config_.httpsListen);
         if (!https) return fatal(kExitFailure, https.error().message);
         listeners_.push_back({"https", boundAddress(https->get())});
-        sockets.push_back({ListenerKind::Https, https->release()});
+        listenerFds_.push_back({0, std::move(*https)});
         if (config_.httpListen) {
             auto http = bindListener(*config_.httpListen);
             if (!http) return fatal(kExitFailure, http.error().message);
             listeners_.push_back({"http", boundAddress(http->get())});
-            sockets.push_back({ListenerKind::Http, http->release()});
+            listenerFds_.push_back({1, std::move(*http)});
         }
         if (account_) {
             if (auto s = switchToAccount(*account_); !s) return fatal(kExitFailure, s.error().describe());
         }
+        // Nobody of our uid (a compromised worker included) may trace us or read our memory.
+        ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
         LogSinkOptions lo;
         lo.path = config_.logger.path;
@@ -150,37 +160,61 @@ public:
         if (!material) return fatal(kExitConfig, "server certificate: " + material.error().message);
         caPem_ = material->certificateChainPem.substr(
             0, material->certificateChainPem.find("-----END CERTIFICATE-----") + 26);
-
+        workers_ = config_.workers != 0
+                       ? config_.workers
+                       : static_cast<unsigned>(std::clamp<long>(::sysconf(_SC_NPROCESSORS_ONLN), 1, 64));
         auto settings = buildSettings(config_);
         if (!settings) return fatal(kExitConfig, settings.error().message);
 
         base_ = event_base_new();
         if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
-        auto server = Server::create(base_, std::move(sockets), *material, *settings, sink_.get());
-        sodium_memzero(material->privateKeyPem.data(), material->privateKeyPem.size());
-        if (!server) return fatal(kExitFailure, server.error().message);
-        server_ = std::move(*server);
-        server_->onEmpty([this] { event_base_loopexit(base_, nullptr); });
+        WorkerPool::Setup setup;
+        for (const auto& [kind, fd] : listenerFds_) setup.listeners.push_back({kind, fd.get()});
+        setup.material = std::move(*material);
+        setup.settings = *settings;
+        const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
+        setup.testHooks = hooks != nullptr && std::string_view(hooks) == "1";
+        setup.selfTest.paths = {configPath_, config_.caBundleFile, config_.logger.path};
+        if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
+        setup.selfTest.controlSocket = config_.controlSocketPath();
+        pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), std::move(setup));
 
-        event* term = evsignal_new(base_, SIGTERM, &Service::onStop, this);
-        event* intr = evsignal_new(base_, SIGINT, &Service::onStop, this);
-        event* hup = evsignal_new(base_, SIGHUP, &Service::onReload, this);
-        event* usr1 = evsignal_new(base_, SIGUSR1, &Service::onReopen, this);
-        for (event* e : {term, intr, hup, usr1}) event_add(e, nullptr);
-
-        for (const auto& [kind, address] : listeners_) log_->info("listening", {{"kind", kind}, {"address", address}});
-        log_->info("ready", {{"tunnelsMax", settings->get()->maxConnections}});
-        sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", statusLine().c_str(), static_cast<unsigned long>(::getpid()));
+        std::vector<event*> signals;
+        for (auto [sig, cb] : {std::pair{SIGTERM, &Service::onStop}, std::pair{SIGINT, &Service::onStop},
+                               std::pair{SIGHUP, &Service::onReload}, std::pair{SIGUSR1, &Service::onReopen},
+                               std::pair{SIGCHLD, &Service::onChild}}) {
+            event* e = evsignal_new(base_, sig, cb, this);
+            event_add(e, nullptr);
+            signals.push_back(e);
+        }
+        int exitCode = kExitOk;
+        pool_->startGeneration(
+            1, workers_, executable_.get(),
+            [this] {
+                pool_->setCurrent(1);
+                for (const auto& [kind, address] : listeners_)
+                    log_->info("listening", {{"kind", kind}, {"address", address}});
+                log_->info("ready", {{"workers", workers_}, {"tunnelsMax", maxConnectionsPerWorker_ * workers_}});
+                sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", statusLine().c_str(),
+                           static_cast<unsigned long>(::getpid()));
+                startWatchdog();
+            },
+            [this, &exitCode](const std::string& why) {
+                log_->error("workers did not start", {{"error", why}});
+                std::fprintf(stderr, "relaypro: workers did not start: %s\n", why.c_str());
+                exitCode = kExitFailure;
+                event_base_loopexit(base_, nullptr);
+            });
 
         event_base_dispatch(base_);
 
-        log_->info("stopped", {{"totalTunnels", server_->stats().totalTunnels}});
-        server_.reset();
-        for (event* e : {term, intr, hup, usr1}) event_free(e);
-        if (graceTimer_ != nullptr) event_free(graceTimer_);
+        log_->info("stopped", {{"totalTunnels", pool_->stats().totalTunnels}});
+        pool_.reset();
+        for (event* e : signals) event_free(e);
+        if (watchdog_ != nullptr) event_free(watchdog_);
         event_base_free(base_);
         sink_->waitForBackground();
-        return kExitOk;
+        return exitCode;
     }
 
     std::vector<std::string> startWarnings_;
@@ -216,17 +250,35 @@ private:
         }
         auto names = loadNameResolution(c.hostsFile, c.resolvConfFile);
         if (!names) return names.error();
-        return WorkerSettings::fromConfig(c, std::move(passwords), std::move(*names), caPem_, connectionShare(c, 1));
+        maxConnectionsPerWorker_ = connectionShare(c, workers_);
+        return WorkerSettings::fromConfig(c, std::move(passwords), std::move(*names), caPem_, maxConnectionsPerWorker_);
     }
 
     std::string statusLine() const {
-        auto st = server_ ? server_->stats() : ServerStats{};
-        return std::string(server_ && server_->draining() ? "stopping" : "serving") + "; 1 worker; " +
+        PoolStats st = pool_ ? pool_->stats() : PoolStats{};
+        size_t serving = pool_ ? pool_->serving(pool_->current()) : 0;
+        return std::string(stopping_ ? "stopping" : "serving") + "; " + std::to_string(serving) + " workers; " +
                std::to_string(st.tunnels) + " tunnels; not registered";
+    }
+
+    void startWatchdog() {
+        uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+        watchdog_ = event_new(base_, -1, EV_PERSIST, &Service::onWatchdog, this);
+        uint64_t half = usec / 2;
+        timeval tv{static_cast<time_t>(half / 1000000), static_cast<suseconds_t>(half % 1000000)};
+        event_add(watchdog_, &tv);
+    }
+
+    static void onWatchdog(int, short, void* arg) {
+        auto* self = static_cast<Service*>(arg);
+        // Only while this loop runs and at least one worker of the current generation serves.
+        if (self->pool_->serving(self->pool_->current()) > 0) sd_notify(0, "WATCHDOG=1");
     }
 
     static void onStop(int, short, void* arg) { static_cast<Service*>(arg)->stop(); }
     static void onReload(int, short, void* arg) { static_cast<Service*>(arg)->reload(); }
+    static void onChild(int, short, void* arg) { static_cast<Service*>(arg)->pool_->reap(); }
     static void onReopen(int, short, void* arg) {
         auto* self = static_cast<Service*>(arg);
         if (auto s = self->sink_->reopen(); !s) {
@@ -235,28 +287,15 @@ private:
             self->log_->info("log file reopened");
         }
     }
-    static void onGrace(int, short, void* arg) {
-        auto* self = static_cast<Service*>(arg);
-        self->log_->info("shutdown grace ended; closing remaining connections",
-                         {{"tunnels", self->server_->stats().tunnels}});
-        self->server_->closeAll();
-        event_base_loopexit(self->base_, nullptr);
-    }
 
     void stop() {
         if (stopping_) return;
         stopping_ = true;
         sd_notify(0, "STOPPING=1");
-        log_->info("stopping", {{"connections", server_->stats().connections}, {"tunnels", server_->stats().tunnels}});
-        server_->beginDrain();
-        if (server_->stats().connections == 0) {
-            event_base_loopexit(base_, nullptr);
-            return;
-        }
-        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.shutdownGrace).count();
-        timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-        graceTimer_ = evtimer_new(base_, &Service::onGrace, this);
-        evtimer_add(graceTimer_, &tv);
+        PoolStats st = pool_->stats();
+        log_->info("stopping", {{"connections", st.connections}, {"tunnels", st.tunnels}});
+        auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.shutdownGrace);
+        pool_->stopAll(grace, [this] { event_base_loopexit(base_, nullptr); });
     }
 
     void reload() {
@@ -288,7 +327,7 @@ private:
         if (!settings) return failed(settings.error().message);
         env_ = std::move(env);
         config_ = std::move(merged);
-        server_->applySettings(*settings);
+        pool_->pushSettings(*settings);
         log_->setMinLevel(config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
         std::string list;
         for (const auto& f : changed) list += (list.empty() ? "" : ",") + f;
@@ -300,13 +339,17 @@ private:
     std::string envFile_;
     Environment env_;
     Config config_;
+    UniqueFd executable_;
+    std::vector<std::pair<uint8_t, UniqueFd>> listenerFds_;
     std::unique_ptr<LogSink> sink_;
     std::unique_ptr<Logger> log_;
     std::string caPem_;
     std::vector<std::pair<std::string, std::string>> listeners_;
+    unsigned workers_ = 1;
+    uint64_t maxConnectionsPerWorker_ = 0;
     event_base* base_ = nullptr;
-    std::unique_ptr<Server> server_;
-    event* graceTimer_ = nullptr;
+    std::unique_ptr<WorkerPool> pool_;
+    event* watchdog_ = nullptr;
     bool stopping_ = false;
 };
 

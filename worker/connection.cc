@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/password_file.h"
+#include "common/rate_limiter.h"
 #include "common/text.h"
 #include "worker/buffer_pool.h"
 #include "worker/http_response.h"
@@ -432,12 +433,9 @@ std::string Connection::authScheme() const {
 void Connection::handleConnect() {
     const auto& s = *settings_;
     const std::string source = RateLimiter::sourceKey(peer_);
-    auto now = std::chrono::steady_clock::now();
-    if (!server_.authFailures().allowed(source, s.limits.tokenRequestsPerMinute, now)) {
+    if (uint32_t wait = server_.blockedFor(source); wait > 0) {
         Response r = errorResponse(429, "rate_limited");
-        r.headers.emplace_back(
-            "Retry-After", std::to_string(std::max<uint32_t>(1, server_.authFailures().retryAfterSeconds(
-                                                                    source, s.limits.tokenRequestsPerMinute, now))));
+        r.headers.emplace_back("Retry-After", std::to_string(wait));
         server_.log().info("request refused", {{"status", 429},
                                                {"reason", "rate_limited"},
                                                {"client", clientText_},
@@ -470,13 +468,13 @@ void Connection::handleConnect() {
         }
         BearerCheck check = server_.checkBearer(credential);
         if (!check.valid) {
-            server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);
+            server_.reportAuthFailure(source);
             return challenge(true);
         }
         return authorized(std::move(check.responderId), "Bearer");
     }
     if (!equalsIgnoreCase(scheme, "Basic") || !s.passwords) {
-        server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);
+        server_.reportAuthFailure(source);
         return challenge(false);
     }
     authScheme_ = "Basic";
@@ -485,14 +483,14 @@ void Connection::handleConnect() {
     if (decodeBasicCredential(credential, user, password)) entry = s.passwords->find(user);
     if (entry == nullptr) {
         sodium_memzero(password.data(), password.size());
-        server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);
+        server_.reportAuthFailure(source);
         return challenge(false);
     }
     if (!entry->hashed) {
         bool ok = plainPasswordMatches(entry->secret, password);
         sodium_memzero(password.data(), password.size());
         if (!ok) {
-            server_.authFailures().consume(source, s.limits.tokenRequestsPerMinute, now);
+            server_.reportAuthFailure(source);
             return challenge(false);
         }
         return authorized(user, "Basic");
@@ -522,9 +520,7 @@ void Connection::handleConnect() {
 void Connection::passwordChecked(bool ok) {
     if (state_ != State::Authorizing) return;
     if (!ok) {
-        const auto& s = *settings_;
-        server_.authFailures().consume(RateLimiter::sourceKey(peer_), s.limits.tokenRequestsPerMinute,
-                                       std::chrono::steady_clock::now());
+        server_.reportAuthFailure(RateLimiter::sourceKey(peer_));
         state_ = State::ReadHead;
         challenge(false);
     } else {

@@ -213,6 +213,27 @@ void Server::connectionClosed(Connection* c) {
     if (draining_ && live_.empty() && onEmpty_) onEmpty_();
 }
 
+void Server::blockSource(const std::string& source, std::chrono::milliseconds duration) {
+    auto now = std::chrono::steady_clock::now();
+    if (blocked_.size() > 100000) {
+        std::erase_if(blocked_, [&](const auto& e) { return e.second <= now; });
+        if (blocked_.size() > 100000) blocked_.clear();  // a flood of sources must not grow memory
+    }
+    blocked_[source] = now + duration;
+}
+
+uint32_t Server::blockedFor(const std::string& source) {
+    if (blocked_.empty()) return 0;
+    auto it = blocked_.find(source);
+    if (it == blocked_.end()) return 0;
+    auto left = it->second - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) {
+        blocked_.erase(it);
+        return 0;
+    }
+    return static_cast<uint32_t>(std::max<int64_t>(1, std::chrono::ceil<std::chrono::seconds>(left).count()));
+}
+
 void Server::tunnelOpened() {
     ++stats_.tunnels;
     ++stats_.totalTunnels;

@@ -20,7 +20,6 @@
 #include "common/worker_settings.h"
 #include "worker/buffer_pool.h"
 #include "worker/hash_verifier.h"
-#include "worker/rate_limiter.h"
 #include "worker/router.h"
 
 struct evconnlistener;
@@ -82,7 +81,15 @@ public:
     [[nodiscard]] evdns_base* dns() const { return dns_; }
     [[nodiscard]] BufferPool& buffers() { return buffers_; }
     [[nodiscard]] HashVerifier& hashVerifier() { return *verifier_; }
-    [[nodiscard]] RateLimiter& authFailures() { return authFailures_; }
+    // Authentication failures are counted by the supervisor across all workers; it tells every
+    // worker which sources are over their limit. Without a supervisor (unit tests), nothing blocks.
+    void onAuthFailure(std::function<void(const std::string& source)> report) { reportFailure_ = std::move(report); }
+    void reportAuthFailure(const std::string& source) {
+        if (reportFailure_) reportFailure_(source);
+    }
+    void blockSource(const std::string& source, std::chrono::milliseconds duration);
+    // Seconds until `source` may try again (0: it may now).
+    [[nodiscard]] uint32_t blockedFor(const std::string& source);
     [[nodiscard]] const Logger& log() const { return log_; }
     Connection* find(uint64_t serial) const;
     void connectionClosed(Connection* c);
@@ -115,7 +122,8 @@ private:
     uint64_t nextSerial_ = 1;
     BufferPool buffers_;
     std::unique_ptr<HashVerifier> verifier_;
-    RateLimiter authFailures_;
+    std::function<void(const std::string&)> reportFailure_;
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> blocked_;
     ServerStats stats_;
     bool draining_ = false;
     std::function<void()> onEmpty_;

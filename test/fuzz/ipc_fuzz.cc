@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view in(reinterpret_cast<const char*>(data), size);
     auto header = decodeFrameHeader(in);
     std::string_view body = header ? in.substr(kFrameHeaderBytes) : in;
-    switch (header ? header->type : static_cast<MessageType>(size % 18)) {
+    switch (header ? header->type : static_cast<MessageType>(size % 20)) {
         case MessageType::Hello:
             check<Hello>(body);
             break;

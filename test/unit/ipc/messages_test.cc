@@ -35,7 +35,7 @@ TEST(IpcMessages, EveryMessageRoundTripsAndRejectsShortAndLongBodies) {
     roundTrip(Start{});
     roundTrip(Ready{});
     roundTrip(Stop{});
-    roundTrip(SelfTest{});
+    roundTrip(SelfTest{{"/etc/relay/config.yml", "/x"}, "/run/control.sock", 42});
     roundTrip(Ping{99});
     roundTrip(Pong{99, 1, 2, 3, 4});
     roundTrip(Drain{15000});
@@ -52,6 +52,8 @@ TEST(IpcMessages, EveryMessageRoundTripsAndRejectsShortAndLongBodies) {
     roundTrip(VerifyAnswer{1, VerifyAnswer::Result::ConsoleUnavailable, 5});
     roundTrip(Unknown{0x7777});
     roundTrip(SelfTestResult{"open=denied\n"});
+    roundTrip(AuthFailure{"4\x7f\x00\x00\x01"});
+    roundTrip(SourceBlocked{"4\x7f\x00\x00\x01", 20000});
 }
 
 TEST(IpcMessages, DecodersRejectValuesOutOfRange) {

@@ -1,4 +1,4 @@
-#include "worker/rate_limiter.h"
+#include "common/rate_limiter.h"
 
 #include <netinet/in.h>
 

@@ -1,0 +1,507 @@
+#include "supervisor/worker_pool.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ipc/snapshot.h"
+
+extern char** environ;  // NOLINT(readability-redundant-declaration)
+
+namespace relaypro {
+namespace {
+
+constexpr std::chrono::milliseconds kMaxBackoff{30000};
+constexpr std::chrono::seconds kStableAfter{30};
+constexpr std::chrono::seconds kStartTimeout{20};
+
+#ifndef CLOSE_RANGE_CLOEXEC
+constexpr unsigned kCloseRangeCloexec = 1U << 2;
+#else
+constexpr unsigned kCloseRangeCloexec = CLOSE_RANGE_CLOEXEC;
+#endif
+
+// The environment a worker gets: nothing of the supervisor's (it may hold AIR_DEPLOYMENT_TOKEN),
+// only what sanitizer builds and test hooks need.
+std::vector<std::string> workerEnvironment() {
+    std::vector<std::string> env;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        std::string_view kv = *e;
+        if (kv.starts_with("ASAN_OPTIONS=")) {
+            // LeakSanitizer cannot run inside the seccomp sandbox (it needs ptrace): leaks are
+            // checked in the supervisor and the unit tests.
+            env.emplace_back(std::string(kv) + ":detect_leaks=0");
+        } else if (kv.starts_with("UBSAN_OPTIONS=") || kv == "RELAYPRO_TEST_HOOKS=1") {
+            env.emplace_back(kv);
+        }
+    }
+    if (std::none_of(env.begin(), env.end(), [](const std::string& s) { return s.starts_with("ASAN_OPTIONS="); })) {
+        env.emplace_back("ASAN_OPTIONS=detect_leaks=0");
+    }
+    return env;
+}
+
+std::string exitText(int status) {
+    if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return std::string("signal ") + ::strsignal(WTERMSIG(status));
+    return "status " + std::to_string(status);
+}
+
+}  // namespace
+
+WorkerPool::WorkerPool(event_base* base, const Logger& log, LogOutput* workerLog, Setup setup)
+    : base_(base), log_(log), workerLog_(workerLog), setup_(std::move(setup)) {
+    settingsBytes_ = ipc::encodeSettings(*setup_.settings);
+    pingTimer_ = event_new(base_, -1, EV_PERSIST, &WorkerPool::onPingTimer, this);
+    timeval second{1, 0};
+    event_add(pingTimer_, &second);
+}
+
+WorkerPool::~WorkerPool() {
+    for (auto& [pid, w] : workers_) ::kill(pid, SIGKILL);
+    workers_.clear();
+    for (auto& s : slots_) {
+        if (s->respawn != nullptr) event_free(s->respawn);
+    }
+    for (auto& [g, p] : pending_) {
+        if (p.timeout != nullptr) event_free(p.timeout);
+    }
+    if (pingTimer_ != nullptr) event_free(pingTimer_);
+    sodium_memzero(setup_.material.privateKeyPem.data(), setup_.material.privateKeyPem.size());
+}
+
+Result<pid_t> WorkerPool::spawn(uint32_t generation, size_t slot, int executableFd) {
+    auto pair = ipc::Channel::socketPair();
+    if (!pair) return pair.error();
+    UniqueFd ours = std::move(pair->first);
+    UniqueFd theirs = std::move(pair->second);
+
+    // Everything the child needs is prepared before fork: between fork and exec it may only
+    // make async-signal-safe calls (the supervisor has other threads).
+    std::vector<std::string> envStore = workerEnvironment();
+    std::vector<char*> envp;
+    for (auto& e : envStore) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    char arg0[] = "relaypro";
+    char arg1[] = "worker";
+    char* argv[] = {arg0, arg1, nullptr};
+    const pid_t parent = ::getpid();
+    const int childFd = theirs.get();
+
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);  // no handler may run in the child before exec
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (::getppid() != parent) ::_exit(127);
+        if (childFd == 3) {
+            ::fcntl(3, F_SETFD, 0);
+        } else if (::dup2(childFd, 3) != 3) {
+            ::_exit(127);
+        }
+        // Every other descriptor closes at exec (listening sockets travel by SCM_RIGHTS).
+        if (::syscall(SYS_close_range, 4U, ~0U, kCloseRangeCloexec) != 0) {
+            for (int fd = 4; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::syscall(SYS_execveat, executableFd, "", argv, envp.data(), AT_EMPTY_PATH);
+        ::_exit(127);
+    }
+    int forkErrno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) return sysError("fork", forkErrno);
+    theirs.reset();
+
+    auto w = std::make_unique<Worker>();
+    w->pool = this;
+    w->pid = pid;
+    w->generation = generation;
+    w->slot = slot;
+    w->started = std::chrono::steady_clock::now();
+    w->channel = std::make_unique<ipc::Channel>(
+        base_, std::move(ours), [this, pid](ipc::Received&& r) { onMessage(pid, std::move(r)); },
+        [this, pid](const std::string& reason) { onChannelClosed(pid, reason); });
+    Worker& ref = *w;
+    workers_[pid] = std::move(w);
+    sendStartup(ref);
+    log_.info("worker started", {{"workerPid", pid}, {"generation", generation}, {"slot", slot}});
+    return pid;
+}
+
+void WorkerPool::sendStartup(Worker& w) {
+    ipc::Channel& c = *w.channel;
+    bool ok = c.send(ipc::Hello{ipc::kProtocolVersion, static_cast<uint32_t>(w.slot)}, w.generation);
+    sendSettings(w);
+    ok = ok && c.send(ipc::Material{setup_.material.certificateChainPem, setup_.material.privateKeyPem}, w.generation);
+    ipc::Listeners l;
+    std::vector<int> fds;
+    for (const auto& h : setup_.listeners) {
+        l.kinds.push_back(h.kind);
+        fds.push_back(h.fd);
+    }
+    ok = ok && c.send(l, w.generation, fds);
+    ok = ok && c.send(ipc::Start{}, w.generation);
+    if (!ok) replace(w, "cannot send its start-up messages");
+}
+
+void WorkerPool::sendSettings(Worker& w) {
+    for (const auto& chunk : ipc::chunkSnapshot(snapshotId_, settingsBytes_)) {
+        if (!w.channel->send(chunk, w.generation)) {
+            replace(w, "its channel is full");
+            return;
+        }
+    }
+}
+
+void WorkerPool::startGeneration(uint32_t generation, size_t count, int executableFd, std::function<void()> onReady,
+                                 std::function<void(const std::string&)> onFailed) {
+    Pending& p = pending_[generation];
+    p.waiting = count;
+    p.onReady = std::move(onReady);
+    p.onFailed = std::move(onFailed);
+    p.timeout = evtimer_new(base_, &WorkerPool::onStartTimeout, this);
+    timeval tv{kStartTimeout.count(), 0};
+    evtimer_add(p.timeout, &tv);
+    if (generation > current_ || current_ == 0) {
+        // Respawns of the generation that becomes current use its executable.
+        executableFd_ = executableFd;
+        workerCount_ = count;
+    }
+    while (slots_.size() < count) {
+        auto slot = std::make_unique<Slot>();
+        slot->pool = this;
+        slot->index = slots_.size();
+        slots_.push_back(std::move(slot));
+    }
+    for (size_t i = 0; i < count; ++i) {
+        auto r = spawn(generation, i, executableFd);
+        if (!r) {
+            generationFailed(generation, r.error().describe());
+            return;
+        }
+    }
+}
+
+void WorkerPool::onStartTimeout(int, short, void* arg) {
+    auto* self = static_cast<WorkerPool*>(arg);
+    for (auto& [g, p] : self->pending_) {
+        self->generationFailed(g, "workers were not ready within " + std::to_string(kStartTimeout.count()) + "s");
+        return;  // generationFailed erased the entry; one timeout at a time
+    }
+}
+
+void WorkerPool::generationFailed(uint32_t generation, const std::string& why) {
+    auto it = pending_.find(generation);
+    if (it == pending_.end()) return;
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    if (p.timeout != nullptr) event_free(p.timeout);
+    kill(generation);
+    if (p.onFailed) p.onFailed(why);
+}
+
+void WorkerPool::pushSettings(std::shared_ptr<const WorkerSettings> settings) {
+    setup_.settings = std::move(settings);
+    settingsBytes_ = ipc::encodeSettings(*setup_.settings);
+    ++snapshotId_;
+    std::vector<Worker*> targets;
+    for (auto& [pid, w] : workers_) {
+        if (w->state == State::Starting || w->state == State::Serving) targets.push_back(w.get());
+    }
+    for (Worker* w : targets) sendSettings(*w);
+}
+
+void WorkerPool::drain(uint32_t generation, std::chrono::milliseconds grace) {
+    for (auto& [pid, w] : workers_) {
+        if (w->generation != generation || w->state == State::Draining || w->state == State::Stopping) continue;
+        w->state = State::Draining;
+        w->channel->send(ipc::Drain{static_cast<uint64_t>(grace.count())}, w->generation);
+    }
+}
+
+void WorkerPool::stopAll(std::chrono::milliseconds grace, std::function<void()> onAllExited) {
+    stopping_ = true;
+    onAllExited_ = std::move(onAllExited);
+    for (auto& s : slots_) {
+        if (s->respawn != nullptr) evtimer_del(s->respawn);
+    }
+    std::vector<uint32_t> generations;
+    for (auto& [pid, w] : workers_) generations.push_back(w->generation);
+    for (uint32_t g : generations) drain(g, grace);
+    if (workers_.empty() && onAllExited_) onAllExited_();
+}
+
+void WorkerPool::kill(uint32_t generation) {
+    for (auto& [pid, w] : workers_) {
+        if (w->generation != generation) continue;
+        w->state = State::Stopping;
+        ::kill(pid, SIGKILL);
+    }
+}
+
+bool WorkerPool::permitted(const Worker& w, ipc::MessageType t) const {
+    // The permission table: what a worker may send in each of its states.
+    using T = ipc::MessageType;
+    if (t == T::Log || t == T::Unknown) return true;
+    switch (w.state) {
+        case State::Starting:
+            return (t == T::HelloAck && !w.helloAcked) || (t == T::Ready && w.helloAcked);
+        case State::Serving:
+            return t == T::Pong || t == T::VerifyRequest || t == T::AuthFailure ||
+                   (t == T::SelfTestResult && w.selfTestSent);
+        case State::Draining:
+        case State::Stopping:
+            return t == T::Pong;
+    }
+    return false;
+}
+
+void WorkerPool::onMessage(pid_t pid, ipc::Received&& r) {
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) return;
+    Worker& w = *it->second;
+    if (r.header.generation != w.generation) return replace(w, "it sent a message of another generation");
+    if (!r.fds.empty()) return replace(w, "it sent file descriptors");
+    // A type this build does not know: not a violation by itself (a newer worker), answered.
+    bool known =
+        static_cast<uint16_t>(r.header.type) >= 1 && static_cast<uint16_t>(r.header.type) <= ipc::kLastMessageType;
+    if (!known) {
+        w.channel->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, w.generation);
+        return;
+    }
+    if (!permitted(w, r.header.type)) {
+        return replace(w, std::string("it sent ") + std::string(ipc::messageName(r.header.type)) + " while " +
+                              (w.state == State::Starting  ? "starting"
+                               : w.state == State::Serving ? "serving"
+                                                           : "draining"));
+    }
+    switch (r.header.type) {
+        case ipc::MessageType::HelloAck: {
+            ipc::HelloAck m;
+            if (!ipc::decodeBody(r.body, m) || m.pid != static_cast<uint32_t>(pid))
+                return replace(w, "a malformed HelloAck");
+            if (m.protocolVersion < ipc::kOldestProtocolVersion)
+                return replace(w, "an unsupported IPC protocol version");
+            w.helloAcked = true;
+            return;
+        }
+        case ipc::MessageType::Ready: {
+            ipc::Ready m;
+            if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed Ready");
+            w.state = State::Serving;
+            log_.info("worker ready", {{"workerPid", pid}, {"generation", w.generation}});
+            if (setup_.testHooks && !w.selfTestSent) {
+                w.selfTestSent = true;
+                ipc::SelfTest t = setup_.selfTest;
+                t.supervisorPid = static_cast<uint32_t>(::getpid());
+                w.channel->send(t, w.generation);
+            }
+            auto p = pending_.find(w.generation);
+            if (p != pending_.end() && --p->second.waiting == 0) {
+                Pending done = std::move(p->second);
+                pending_.erase(p);
+                if (done.timeout != nullptr) event_free(done.timeout);
+                if (done.onReady) done.onReady();
+            }
+            return;
+        }
+        case ipc::MessageType::Pong: {
+            ipc::Pong m;
+            if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed Pong");
+            w.outstandingPings = 0;
+            w.stats = m;
+            return;
+        }
+        case ipc::MessageType::Log: {
+            ipc::Log m;
+            if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed Log record");
+            // Who sent it is known here; the record does not get to say otherwise.
+            m.record.pid = pid;
+            m.record.component = "worker";
+            if (workerLog_ != nullptr) workerLog_->write(m.record);
+            return;
+        }
+        case ipc::MessageType::VerifyRequest: {
+            ipc::VerifyRequest m;
+            if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed VerifyRequest");
+            // Registration with the console comes with its own issue; until then, not registered.
+            w.channel->send(ipc::VerifyAnswer{m.ticket, ipc::VerifyAnswer::Result::NotRegistered, 60}, w.generation);
+            return;
+        }
+        case ipc::MessageType::AuthFailure: {
+            ipc::AuthFailure m;
+            if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed AuthFailure");
+            return authenticationFailed(m.source);
+        }
+        case ipc::MessageType::SelfTestResult: {
+            ipc::SelfTestResult m;
+            if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed SelfTestResult");
+            log_.info("sandbox self-test", {{"workerPid", pid}, {"report", m.report}});
+            return;
+        }
+        case ipc::MessageType::Unknown:
+            log_.warn("a worker did not understand a message", {{"workerPid", pid}});
+            return;
+        default:
+            return replace(w, "an unexpected message");
+    }
+}
+
+void WorkerPool::onChannelClosed(pid_t pid, const std::string& reason) {
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) return;
+    Worker& w = *it->second;
+    if (w.state == State::Stopping) return;
+    // A worker that exits closes its end; one that sends garbage gets replaced. Either way it
+    // must not linger: the exit is handled when it is reaped.
+    replace(w, "its channel closed: " + reason);
+}
+
+void WorkerPool::replace(Worker& w, const std::string& why) {
+    if (w.state == State::Stopping) return;
+    bool wasDraining = w.state == State::Draining;
+    w.state = State::Stopping;
+    if (!wasDraining || why.rfind("its channel closed", 0) != 0) {
+        log_.warn("replacing a worker", {{"workerPid", w.pid}, {"generation", w.generation}, {"reason", why}});
+    }
+    ::kill(w.pid, SIGKILL);
+}
+
+std::vector<std::pair<pid_t, int>> WorkerPool::reap() {
+    std::vector<std::pair<pid_t, int>> others;
+    while (true) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) break;
+        if (workers_.contains(pid)) {
+            workerExited(pid, status);
+        } else {
+            others.emplace_back(pid, status);
+        }
+    }
+    return others;
+}
+
+void WorkerPool::workerExited(pid_t pid, int status) {
+    auto it = workers_.find(pid);
+    std::unique_ptr<Worker> w = std::move(it->second);
+    workers_.erase(it);
+    bool expected = w->state == State::Draining || (w->state == State::Stopping && stopping_);
+    std::vector<LogField> f{{"workerPid", pid}, {"generation", w->generation}, {"status", exitText(status)}};
+    if (expected) {
+        log_.info("worker exited", std::move(f));
+    } else {
+        log_.warn("worker exited unexpectedly", std::move(f));
+    }
+    if (pending_.contains(w->generation) && w->state != State::Serving) {
+        generationFailed(w->generation,
+                         "a worker of the new generation exited before it was ready (" + exitText(status) + ")");
+    }
+    exitedTunnels_ += w->stats.totalTunnels;
+    if (!stopping_ && w->generation == current_ && !expected && w->slot < slots_.size()) {
+        Slot& s = *slots_[w->slot];
+        if (std::chrono::steady_clock::now() - w->started > kStableAfter) s.backoff = std::chrono::milliseconds(100);
+        scheduleRespawn(w->slot);
+    }
+    if (stopping_ && workers_.empty() && onAllExited_) {
+        auto done = std::move(onAllExited_);
+        done();
+    }
+}
+
+void WorkerPool::scheduleRespawn(size_t slot) {
+    Slot& s = *slots_[slot];
+    if (s.respawn == nullptr) s.respawn = evtimer_new(base_, &WorkerPool::onRespawn, &s);
+    auto ms = s.backoff.count();
+    timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+    evtimer_add(s.respawn, &tv);
+    log_.info("respawning a worker", {{"slot", slot}, {"inMs", static_cast<int64_t>(ms)}});
+    s.backoff = std::min(kMaxBackoff, s.backoff * 2);
+}
+
+void WorkerPool::onRespawn(int, short, void* arg) {
+    auto* slot = static_cast<Slot*>(arg);
+    WorkerPool* self = slot->pool;
+    if (self->stopping_) return;
+    auto r = self->spawn(self->current_, slot->index, self->executableFd_);
+    if (!r) {
+        self->log_.error("cannot respawn a worker", {{"error", r.error().describe()}});
+        self->scheduleRespawn(slot->index);
+    }
+}
+
+void WorkerPool::onPingTimer(int, short, void* arg) {
+    auto* self = static_cast<WorkerPool*>(arg);
+    ++self->pingSequence_;
+    std::vector<Worker*> late;
+    for (auto& [pid, w] : self->workers_) {
+        if (w->state != State::Serving && w->state != State::Draining) continue;
+        if (w->outstandingPings >= 2) {
+            late.push_back(w.get());
+            continue;
+        }
+        ++w->outstandingPings;
+        w->channel->send(ipc::Ping{self->pingSequence_}, w->generation);
+    }
+    for (Worker* w : late) self->replace(*w, "it missed two pings");
+}
+
+void WorkerPool::authenticationFailed(const std::string& source) {
+    // One bucket per source across all workers (protocol.md): once it is empty, every worker
+    // answers that source 429 until the next token.
+    uint32_t perMinute = setup_.settings->limits.tokenRequestsPerMinute;
+    auto now = std::chrono::steady_clock::now();
+    sources_.consume(source, perMinute, now);
+    if (sources_.allowed(source, perMinute, now)) return;
+    uint32_t wait = std::max<uint32_t>(1, sources_.retryAfterSeconds(source, perMinute, now));
+    for (auto& [pid, w] : workers_) {
+        if (w->state == State::Serving) w->channel->send(ipc::SourceBlocked{source, wait * 1000}, w->generation);
+    }
+}
+
+size_t WorkerPool::serving(uint32_t generation) const {
+    size_t n = 0;
+    for (const auto& [pid, w] : workers_) n += w->generation == generation && w->state == State::Serving ? 1U : 0U;
+    return n;
+}
+
+PoolStats WorkerPool::stats() const {
+    PoolStats s;
+    s.totalTunnels = exitedTunnels_;
+    for (const auto& [pid, w] : workers_) {
+        s.connections += w->stats.connections;
+        s.tunnels += w->stats.tunnels;
+        s.totalTunnels += w->stats.totalTunnels;
+    }
+    return s;
+}
+
+std::vector<WorkerView> WorkerPool::view() const {
+    std::vector<WorkerView> out;
+    for (const auto& [pid, w] : workers_) {
+        std::string state = w->state == State::Starting  ? "starting"
+                            : w->state == State::Serving ? "serving"
+                                                         : "draining";
+        out.push_back({pid, w->generation, state, w->stats.connections, w->stats.tunnels});
+    }
+    return out;
+}
+
+std::vector<pid_t> WorkerPool::pids() const {
+    std::vector<pid_t> out;
+    for (const auto& [pid, w] : workers_) out.push_back(pid);
+    return out;
+}
+
+}  // namespace relaypro

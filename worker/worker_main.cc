@@ -1,0 +1,273 @@
+#include "worker/worker_main.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string_view>
+
+#include "ipc/channel.h"
+#include "ipc/messages.h"
+#include "ipc/snapshot.h"
+#include "worker/sandbox.h"
+#include "worker/server.h"
+
+namespace relaypro {
+namespace {
+
+// Log records travel to the supervisor, which owns the log file. A full channel drops records
+// rather than blocking the loop; the count goes out with the next record that fits.
+class IpcLogOutput : public LogOutput {
+public:
+    IpcLogOutput(ipc::Channel& channel, const uint32_t& generation) : channel_(channel), generation_(generation) {}
+    void write(const LogRecord& record) override {
+        ipc::Log m;
+        m.record = record;
+        if (dropped_ > 0) m.record.fields.emplace_back("droppedBefore", dropped_);
+        if (channel_.send(m, generation_)) {
+            dropped_ = 0;
+        } else {
+            ++dropped_;
+        }
+    }
+
+private:
+    ipc::Channel& channel_;
+    const uint32_t& generation_;
+    uint64_t dropped_ = 0;
+};
+
+class Worker {
+public:
+    Worker(event_base* base, int channelFd, bool testHooks) : base_(base), testHooks_(testHooks) {
+        channel_ = std::make_unique<ipc::Channel>(
+            base, UniqueFd(channelFd), [this](ipc::Received&& r) { onMessage(std::move(r)); },
+            [this](const std::string& reason) { onChannelClosed(reason); });
+        log_ = std::make_unique<IpcLogOutput>(*channel_, generation_);
+        if (testHooks_) {
+            // Test hooks: SIGUSR1 sends garbage, SIGUSR2 a message a serving worker may not send.
+            garbage_ = evsignal_new(base_, SIGUSR1, &Worker::onGarbageHook, this);
+            unpermitted_ = evsignal_new(base_, SIGUSR2, &Worker::onUnpermittedHook, this);
+            event_add(garbage_, nullptr);
+            event_add(unpermitted_, nullptr);
+        }
+    }
+
+    ~Worker() {
+        if (garbage_ != nullptr) event_free(garbage_);
+        if (unpermitted_ != nullptr) event_free(unpermitted_);
+        if (graceTimer_ != nullptr) event_free(graceTimer_);
+    }
+
+    int run() {
+        event_base_dispatch(base_);
+        if (server_) server_->closeAll();
+        server_.reset();
+        channel_->flush(1000);
+        return exitCode_;
+    }
+
+private:
+    void onChannelClosed(const std::string& reason) {
+        // The supervisor is gone (or spoke garbage): nobody would see our logs; stop at once.
+        std::fprintf(stderr, "relaypro worker %d: channel to the supervisor closed: %s\n", ::getpid(), reason.c_str());
+        exitCode_ = 1;
+        event_base_loopbreak(base_);
+    }
+
+    void fatal(const std::string& why) {
+        Logger(log_.get(), "worker").error(why);
+        exitCode_ = 1;
+        event_base_loopexit(base_, nullptr);
+    }
+
+    template <typename M>
+    bool decode(const ipc::Received& r, M& m) {
+        if (ipc::decodeBody(r.body, m)) return true;
+        fatal(std::string("malformed ") + std::string(ipc::messageName(r.header.type)) + " from the supervisor");
+        return false;
+    }
+
+    void onMessage(ipc::Received&& r) {
+        switch (r.header.type) {
+            case ipc::MessageType::Hello: {
+                ipc::Hello m;
+                if (!decode(r, m)) return;
+                if (m.protocolVersion < ipc::kOldestProtocolVersion)
+                    return fatal("the supervisor speaks an older IPC protocol");
+                generation_ = r.header.generation;
+                channel_->send(ipc::HelloAck{ipc::kProtocolVersion, static_cast<uint32_t>(::getpid())}, generation_);
+                return;
+            }
+            case ipc::MessageType::SettingsChunk: {
+                ipc::SettingsChunk m;
+                if (!decode(r, m)) return;
+                if (auto s = assembler_.add(m); !s) return fatal(s.error().message);
+                if (!assembler_.complete()) return;
+                auto settings = ipc::decodeSettings(assembler_.take());
+                if (!settings) return fatal(settings.error().message);
+                settings_ = *settings;
+                if (server_) server_->applySettings(settings_);
+                return;
+            }
+            case ipc::MessageType::Material: {
+                ipc::Material m;
+                if (!decode(r, m)) return;
+                material_ = TlsMaterial{std::move(m.certificateChainPem), std::move(m.privateKeyPem)};
+                return;
+            }
+            case ipc::MessageType::Listeners: {
+                ipc::Listeners m;
+                if (!decode(r, m)) return;
+                if (m.kinds.size() != r.fds.size()) return fatal("listener kinds and sockets do not match");
+                listeners_.clear();
+                for (size_t i = 0; i < r.fds.size(); ++i) {
+                    listeners_.push_back(
+                        {m.kinds[i] == 0 ? ListenerKind::Https : ListenerKind::Http, r.fds[i].release()});
+                }
+                return;
+            }
+            case ipc::MessageType::Start:
+                return start();
+            case ipc::MessageType::Ping: {
+                ipc::Ping m;
+                if (!decode(r, m)) return;
+                ServerStats st = server_ ? server_->stats() : ServerStats{};
+                channel_->send(ipc::Pong{m.sequence, st.connections, st.tunnels, st.totalTunnels, st.refused},
+                               generation_);
+                return;
+            }
+            case ipc::MessageType::Drain: {
+                ipc::Drain m;
+                if (!decode(r, m)) return;
+                return drain(m.graceMs);
+            }
+            case ipc::MessageType::Stop:
+                event_base_loopexit(base_, nullptr);
+                return;
+            case ipc::MessageType::SourceBlocked: {
+                ipc::SourceBlocked m;
+                if (!decode(r, m)) return;
+                if (server_) server_->blockSource(m.source, std::chrono::milliseconds(m.retryAfterMs));
+                return;
+            }
+            case ipc::MessageType::SelfTest: {
+                ipc::SelfTest m;
+                if (!decode(r, m)) return;
+                if (!testHooks_) {
+                    channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);
+                    return;
+                }
+                channel_->send(
+                    ipc::SelfTestResult{sandboxSelfTest(m.paths, m.controlSocket, static_cast<int>(m.supervisorPid))},
+                    generation_);
+                return;
+            }
+            case ipc::MessageType::Unknown:
+                return;  // the supervisor did not know something we sent: nothing to do
+            default:
+                channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);
+                return;
+        }
+    }
+
+    void start() {
+        if (server_) return;
+        if (!settings_ || !material_ || listeners_.empty())
+            return fatal("start before settings, material and listeners");
+        auto server = Server::create(base_, std::move(listeners_), *material_, settings_, log_.get());
+        sodium_memzero(material_->privateKeyPem.data(), material_->privateKeyPem.size());
+        material_.reset();
+        if (!server) return fatal(server.error().message);
+        server_ = std::move(*server);
+        server_->onAuthFailure(
+            [this](const std::string& source) { channel_->send(ipc::AuthFailure{source}, generation_); });
+        server_->onEmpty([this] {
+            if (server_->draining()) event_base_loopexit(base_, nullptr);
+        });
+        // Everything this worker will ever need from the file system is loaded now.
+        SandboxReport report = enterSandbox();
+        Logger log(log_.get(), "worker");
+        for (const auto& w : report.warnings) log.warn(w);
+        if (!report.ok) return fatal("sandbox: " + report.error);
+        log.info("worker serving",
+                 {{"generation", generation_}, {"seccomp", report.seccomp}, {"landlock", report.landlock}});
+        channel_->send(ipc::Ready{}, generation_);
+    }
+
+    void drain(uint64_t graceMs) {
+        if (!server_) {
+            event_base_loopexit(base_, nullptr);
+            return;
+        }
+        server_->beginDrain();
+        if (server_->stats().connections == 0) {
+            event_base_loopexit(base_, nullptr);
+            return;
+        }
+        timeval tv{static_cast<time_t>(graceMs / 1000), static_cast<suseconds_t>((graceMs % 1000) * 1000)};
+        graceTimer_ = evtimer_new(base_, &Worker::onGraceEnd, this);
+        evtimer_add(graceTimer_, &tv);
+    }
+
+    static void onGraceEnd(int, short, void* arg) {
+        auto* self = static_cast<Worker*>(arg);
+        self->server_->closeAll();
+        event_base_loopexit(self->base_, nullptr);
+    }
+
+    static void onGarbageHook(int, short, void* arg) {
+        auto* self = static_cast<Worker*>(arg);
+        (void)ipc::sendFrame(self->channel_->fd(), "this is not a frame");
+    }
+    static void onUnpermittedHook(int, short, void* arg) {
+        auto* self = static_cast<Worker*>(arg);
+        self->channel_->send(ipc::Hello{}, self->generation_);
+    }
+
+    event_base* base_;
+    bool testHooks_ = false;
+    event* garbage_ = nullptr;
+    event* unpermitted_ = nullptr;
+    uint32_t generation_ = 0;
+    std::unique_ptr<ipc::Channel> channel_;
+    std::unique_ptr<IpcLogOutput> log_;
+    ipc::SnapshotAssembler assembler_;
+    std::shared_ptr<const WorkerSettings> settings_;
+    std::optional<TlsMaterial> material_;
+    std::vector<ListenerSocket> listeners_;
+    std::unique_ptr<Server> server_;
+    event* graceTimer_ = nullptr;
+    int exitCode_ = 0;
+};
+
+}  // namespace
+
+int runWorker(int channelFd) {
+    ::signal(SIGPIPE, SIG_IGN);
+    // Signals meant for the service go to the supervisor; a worker only dies with it.
+    ::signal(SIGHUP, SIG_IGN);
+    ::signal(SIGINT, SIG_IGN);
+    ::signal(SIGTERM, SIG_IGN);
+    ::signal(SIGUSR1, SIG_IGN);
+    ::signal(SIGUSR2, SIG_IGN);
+    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
+    bool testHooks = hooks != nullptr && std::string_view(hooks) == "1";
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    event_base* base = event_base_new();
+    if (base == nullptr) return 1;
+    int code = 0;
+    {
+        Worker w(base, channelFd, testHooks);
+        code = w.run();
+    }
+    event_base_free(base);
+    return code;
+}
+
+}  // namespace relaypro
