@@ -19,6 +19,7 @@ if(RELAYPRO_SANITIZE)
   set(_san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
   target_compile_options(relaypro_build_flags INTERFACE ${_san})
   target_link_options(relaypro_build_flags INTERFACE ${_san})
+  target_compile_definitions(relaypro_build_flags INTERFACE RELAYPRO_SANITIZE_BUILD=1)
 endif()
 
 # Fuzz builds (clang): coverage instrumentation and sanitizers on all project code; the

@@ -22,6 +22,11 @@ namespace {
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
 constexpr std::chrono::seconds kStableAfter{30};
 constexpr std::chrono::seconds kStartTimeout{20};
+#ifdef RELAYPRO_SANITIZE_BUILD
+constexpr bool kKeepStderr = true;
+#else
+constexpr bool kKeepStderr = false;
+#endif
 
 #ifndef CLOSE_RANGE_CLOEXEC
 constexpr unsigned kCloseRangeCloexec = 1U << 2;
@@ -59,6 +64,7 @@ std::string exitText(int status) {
 
 WorkerPool::WorkerPool(event_base* base, const Logger& log, LogOutput* workerLog, Setup setup)
     : base_(base), log_(log), workerLog_(workerLog), setup_(std::move(setup)) {
+    devNull_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
     settingsBytes_ = ipc::encodeSettings(*setup_.settings);
     pingTimer_ = event_new(base_, -1, EV_PERSIST, &WorkerPool::onPingTimer, this);
     timeval second{1, 0};
@@ -95,6 +101,7 @@ Result<pid_t> WorkerPool::spawn(uint32_t generation, size_t slot, int executable
     char* argv[] = {arg0, arg1, nullptr};
     const pid_t parent = ::getpid();
     const int childFd = theirs.get();
+    const int devNull = devNull_.get();
 
     sigset_t all, old;
     sigfillset(&all);
@@ -103,6 +110,13 @@ Result<pid_t> WorkerPool::spawn(uint32_t generation, size_t slot, int executable
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         if (::getppid() != parent) ::_exit(127);
+        int exe = executableFd;
+        if (exe == 3) exe = ::fcntl(exe, F_DUPFD_CLOEXEC, 4);  // fd 3 is about to become the channel
+        // A worker holds no descriptor to a file: its standard streams go to /dev/null (its
+        // messages travel as log records). Sanitizer builds keep stderr for their reports.
+        ::dup2(devNull, 0);
+        ::dup2(devNull, 1);
+        if (!kKeepStderr) ::dup2(devNull, 2);
         if (childFd == 3) {
             ::fcntl(3, F_SETFD, 0);
         } else if (::dup2(childFd, 3) != 3) {
@@ -115,7 +129,7 @@ Result<pid_t> WorkerPool::spawn(uint32_t generation, size_t slot, int executable
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::syscall(SYS_execveat, executableFd, "", argv, envp.data(), AT_EMPTY_PATH);
+        ::syscall(SYS_execveat, exe, "", argv, envp.data(), AT_EMPTY_PATH);
         ::_exit(127);
     }
     int forkErrno = errno;
@@ -362,19 +376,16 @@ void WorkerPool::onChannelClosed(pid_t pid, const std::string& reason) {
     auto it = workers_.find(pid);
     if (it == workers_.end()) return;
     Worker& w = *it->second;
-    if (w.state == State::Stopping) return;
-    // A worker that exits closes its end; one that sends garbage gets replaced. Either way it
-    // must not linger: the exit is handled when it is reaped.
+    // A draining worker closes its end as it exits: that is the expected end, reaped shortly.
+    if (w.state == State::Stopping || w.state == State::Draining) return;
+    // Otherwise it crashed or sent garbage: it must not linger (the exit is handled when reaped).
     replace(w, "its channel closed: " + reason);
 }
 
 void WorkerPool::replace(Worker& w, const std::string& why) {
     if (w.state == State::Stopping) return;
-    bool wasDraining = w.state == State::Draining;
     w.state = State::Stopping;
-    if (!wasDraining || why.rfind("its channel closed", 0) != 0) {
-        log_.warn("replacing a worker", {{"workerPid", w.pid}, {"generation", w.generation}, {"reason", why}});
-    }
+    log_.warn("replacing a worker", {{"workerPid", w.pid}, {"generation", w.generation}, {"reason", why}});
     ::kill(w.pid, SIGKILL);
 }
 

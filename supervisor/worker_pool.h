@@ -136,6 +136,7 @@ private:
     uint32_t snapshotId_ = 1;
     uint32_t current_ = 0;
     int executableFd_ = -1;  // of the current generation, for respawns
+    UniqueFd devNull_;
     size_t workerCount_ = 0;
     std::map<pid_t, std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<Slot>> slots_;  // stable addresses: their timers point at them

@@ -1,0 +1,293 @@
+// The process model (spec/lifecycle.md): a supervisor that forks workers from its own image and
+// talks sd_notify to a service manager (played here by the project's own harness), workers that
+// are confined and replaced, never taking the service down.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "test/support/net.h"
+#include "test/support/process.h"
+#include "test/support/relay.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// The service manager's end of sd_notify: a datagram socket that records every message with the
+// sender's pid (from the kernel, SO_PASSCRED) and when it came.
+class NotifyHarness {
+public:
+    struct Message {
+        std::string text;
+        pid_t pid;
+        Clock::time_point at;
+    };
+    explicit NotifyHarness(const std::filesystem::path& path) : path_(path) {
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        int one = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+        timeval tv{0, 100000};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        thread_ = std::thread([this] { loop(); });
+    }
+    ~NotifyHarness() {
+        stop_ = true;
+        thread_.join();
+        ::close(fd_);
+    }
+    std::vector<Message> messages() {
+        std::lock_guard lock(mutex_);
+        return messages_;
+    }
+    // Messages containing `needle`.
+    std::vector<Message> with(const std::string& needle) {
+        std::vector<Message> out;
+        for (auto& m : messages()) {
+            if (m.text.find(needle) != std::string::npos) out.push_back(m);
+        }
+        return out;
+    }
+
+private:
+    void loop() {
+        while (!stop_) {
+            char buf[4096];
+            alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+            iovec iov{buf, sizeof buf};
+            msghdr msg{};
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+            ssize_t n = ::recvmsg(fd_, &msg, 0);
+            if (n <= 0) continue;
+            pid_t pid = -1;
+            for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+                    ucred cred{};
+                    std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+                    pid = cred.pid;
+                }
+            }
+            std::lock_guard lock(mutex_);
+            messages_.push_back({std::string(buf, static_cast<size_t>(n)), pid, Clock::now()});
+        }
+    }
+    std::filesystem::path path_;
+    int fd_ = -1;
+    std::atomic<bool> stop_{false};
+    std::mutex mutex_;
+    std::vector<Message> messages_;
+    std::thread thread_;
+};
+
+std::vector<pid_t> workerPids(const Relay& relay) {
+    std::vector<pid_t> out;
+    for (const auto& l : relay.log()) {
+        if (l["msg"] == "worker ready") out.push_back(std::stoi(l["workerPid"]));
+    }
+    return out;
+}
+
+std::string procStatus(pid_t pid, const std::string& key) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(key + ":", 0) != 0) continue;
+        std::string v = line.substr(key.size() + 1);
+        size_t a = v.find_first_not_of(" \t");
+        return a == std::string::npos ? "" : v.substr(a);
+    }
+    return "";
+}
+
+class ProcessModel : public ::testing::Test {
+protected:
+    void SetUp() override {
+        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "hosts", "127.0.0.1 localhost\n");
+    }
+    std::unique_ptr<Relay> start(uint16_t consolePort, const std::string& extra = "",
+                                 std::map<std::string, std::string> env = {}) {
+        env.emplace("RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string());
+        auto r = std::make_unique<Relay>(
+            dir_,
+            "consoleAddress: \"localhost:" + std::to_string(consolePort) +
+                "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n" + extra,
+            env);
+        EXPECT_TRUE(r->ready()) << r->stderrText() << readText(r->logFile());
+        return r;
+    }
+    static void tunnel(Client& c, const Relay& r, uint16_t port) {
+        ASSERT_TRUE(c.connect("127.0.0.1", r.httpsPort(), true));
+        ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(port) +
+                           " HTTP/1.1\r\nProxy-Authorization: Basic dTpw\r\n\r\n"));
+        ASSERT_EQ(statusOf(c.readHead()), 200);
+    }
+    TempDir dir_;
+};
+
+TEST_F(ProcessModel, SdNotifyLifecycleAndWatchdog) {
+    TestServer echo(false, TestServer::echo());
+    NotifyHarness harness(dir_ / "notify.sock");
+    auto relay = start(echo.port(), "workers: 2\n",
+                       {{"NOTIFY_SOCKET", (dir_ / "notify.sock").string()}, {"WATCHDOG_USEC", "400000"}});
+    ASSERT_TRUE(eventually([&] { return !harness.with("READY=1").empty(); }));
+    auto ready = harness.with("READY=1").front();
+    EXPECT_EQ(ready.pid, relay->pid());
+    EXPECT_NE(ready.text.find("STATUS=serving; 2 workers;"), std::string::npos) << ready.text;
+    // WATCHDOG=1 about every 200 ms (half of WATCHDOG_USEC), from the supervisor.
+    ASSERT_TRUE(eventually([&] { return harness.with("WATCHDOG=1").size() >= 5; }));
+    auto pings = harness.with("WATCHDOG=1");
+    for (const auto& p : pings) EXPECT_EQ(p.pid, relay->pid());
+    auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(pings[4].at - pings[0].at) / 4;
+    EXPECT_GT(gap.count(), 100);
+    EXPECT_LT(gap.count(), 400);
+    // A supervisor whose loop is stopped sends no pings: systemd would restart it.
+    relay->signal(SIGSTOP);
+    std::this_thread::sleep_for(100ms);
+    size_t before = harness.with("WATCHDOG=1").size();
+    std::this_thread::sleep_for(1s);
+    EXPECT_EQ(harness.with("WATCHDOG=1").size(), before);
+    relay->signal(SIGCONT);
+    ASSERT_TRUE(eventually([&] { return harness.with("WATCHDOG=1").size() > before; }));
+    // Reload: RELOADING=1 with MONOTONIC_USEC, then READY=1 again.
+    relay->signal(SIGHUP);
+    ASSERT_TRUE(
+        eventually([&] { return harness.with("RELOADING=1").size() == 1 && harness.with("READY=1").size() == 2; }));
+    auto reloading = harness.with("RELOADING=1").front();
+    EXPECT_NE(reloading.text.find("MONOTONIC_USEC="), std::string::npos);
+    EXPECT_EQ(reloading.pid, relay->pid());
+    EXPECT_EQ(harness.with("READY=1").back().pid, relay->pid());
+    // Stop: STOPPING=1, exit 0.
+    const pid_t supervisor = relay->pid();
+    EXPECT_EQ(relay->stop(SIGTERM), 0);
+    ASSERT_EQ(harness.with("STOPPING=1").size(), 1u);
+    EXPECT_EQ(harness.with("STOPPING=1").front().pid, supervisor);
+    for (const auto& m : harness.messages()) EXPECT_EQ(m.pid, harness.messages().front().pid) << m.text;
+}
+
+TEST_F(ProcessModel, WorkersAreConfined) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "workers: 2\n", {{"RELAYPRO_TEST_HOOKS", "1"}});
+    ASSERT_TRUE(relay->waitForLog("sandbox self-test"));
+    ASSERT_TRUE(eventually([&] {
+        int n = 0;
+        for (const auto& l : relay->log()) n += l["msg"] == "sandbox self-test" ? 1 : 0;
+        return n == 2;
+    }));
+    for (const auto& l : relay->log()) {
+        if (l["msg"] != "sandbox self-test") continue;
+        const std::string report = l["report"];
+        // config.yml, the CA bundle path, the log file and the password file: none opens.
+        EXPECT_NE(report.find("open:" + (dir_ / "config.yml").string() + "=EACCES"), std::string::npos) << report;
+        EXPECT_NE(report.find("open:" + (dir_ / "passwords.txt").string() + "=EACCES"), std::string::npos) << report;
+        EXPECT_NE(report.find("ca-bundle.pem=EACCES"), std::string::npos) << report;
+        EXPECT_NE(report.find("socket:unix=EPERM"), std::string::npos) << report;
+        EXPECT_NE(report.find("ptrace:supervisor=EPERM"), std::string::npos) << report;
+        EXPECT_NE(report.find("process_vm_readv:supervisor=EPERM"), std::string::npos) << report;
+        EXPECT_NE(report.find("kill:supervisor=EPERM"), std::string::npos) << report;
+        EXPECT_NE(report.find("execve=EPERM"), std::string::npos) << report;
+        EXPECT_NE(report.find("socket:inet=allowed"), std::string::npos) << report;
+    }
+    auto workers = workerPids(*relay);
+    ASSERT_EQ(workers.size(), 2u);
+    for (pid_t pid : workers) {
+        EXPECT_EQ(procStatus(pid, "NoNewPrivs"), "1");
+        EXPECT_EQ(procStatus(pid, "Seccomp"), "2");
+        for (const char* cap : {"CapInh", "CapPrm", "CapEff", "CapAmb"})
+            EXPECT_EQ(procStatus(pid, cap), "0000000000000000") << cap;
+        if (::geteuid() == 0) {
+            EXPECT_EQ(procStatus(pid, "Uid").substr(0, 5), "65534");  // supervisor stayed root: workers are nobody
+        }
+        // No descriptor to a regular file.
+        for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+            std::error_code ec;
+            auto st = std::filesystem::status(e.path(), ec);
+            EXPECT_FALSE(!ec && std::filesystem::is_regular_file(st))
+                << pid << " holds " << std::filesystem::read_symlink(e.path());
+        }
+    }
+    // The supervisor cannot be traced or read by its own uid either.
+    EXPECT_EQ(procStatus(relay->pid(), "NoNewPrivs"), "0");
+}
+
+TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "workers: 2\n");
+    // Open tunnels until both workers hold some (the kernel picks the worker).
+    std::vector<std::unique_ptr<Client>> tunnels;
+    for (int i = 0; i < 12; ++i) {
+        auto c = std::make_unique<Client>();
+        tunnel(*c, *relay, echo.port());
+        tunnels.push_back(std::move(c));
+    }
+    auto workers = workerPids(*relay);
+    ASSERT_EQ(workers.size(), 2u);
+    pid_t victim = workers[0];
+    ASSERT_EQ(::kill(victim, SIGKILL), 0);
+    // Tunnels of the other worker still carry bytes; the victim's are closed.
+    int alive = 0, dead = 0;
+    for (auto& c : tunnels) {
+        if (c->send("x") && c->readExactly(1, 3s) == "x") {
+            ++alive;
+        } else {
+            ++dead;
+        }
+    }
+    EXPECT_GT(alive, 0);
+    EXPECT_GT(dead, 0);
+    EXPECT_EQ(alive + dead, 12);
+    // A replacement serves within a second.
+    auto killedAt = Clock::now();
+    ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 3; }, 5s));
+    EXPECT_LT(Clock::now() - killedAt, 1s);
+    EXPECT_TRUE(relay->waitForLog("worker exited unexpectedly", {{"workerPid", std::to_string(victim)}}));
+    for (int i = 0; i < 6; ++i) {
+        Client fresh;
+        tunnel(fresh, *relay, echo.port());
+        ASSERT_TRUE(fresh.send("y"));
+        EXPECT_EQ(fresh.readExactly(1), "y");
+    }
+}
+
+TEST_F(ProcessModel, AWorkerThatSendsGarbageIsReplacedAlone) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "workers: 2\n", {{"RELAYPRO_TEST_HOOKS", "1"}});
+    auto workers = workerPids(*relay);
+    ASSERT_EQ(workers.size(), 2u);
+    ::kill(workers[0], SIGUSR1);  // test hook: garbage on the channel
+    ASSERT_TRUE(relay->waitForLog("replacing a worker", {{"workerPid", std::to_string(workers[0])}}));
+    ::kill(workers[1], SIGUSR2);  // test hook: a message a serving worker may not send
+    ASSERT_TRUE(relay->waitForLog("replacing a worker", {{"workerPid", std::to_string(workers[1])}}));
+    ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 4; }));
+    bool garbage = false, unpermitted = false;
+    for (const auto& l : relay->log()) {
+        if (l["msg"] != "replacing a worker") continue;
+        garbage = garbage || l["reason"].find("malformed frame header") != std::string::npos;
+        unpermitted = unpermitted || l["reason"].find("it sent Hello while serving") != std::string::npos;
+    }
+    EXPECT_TRUE(garbage);
+    EXPECT_TRUE(unpermitted);
+    // The supervisor is unharmed and the service serves.
+    EXPECT_TRUE(relay->process().running());
+    Client c;
+    tunnel(c, *relay, echo.port());
+}
+
+}  // namespace
+}  // namespace relaypro::testing
