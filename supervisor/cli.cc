@@ -1,5 +1,6 @@
 #include "supervisor/cli.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include "common/config.h"
 #include "common/environment.h"
 #include "relaypro_version.h"
+#include "supervisor/control_socket.h"
 #include "supervisor/privileges.h"
 #include "supervisor/run.h"
 
@@ -81,6 +83,74 @@ Result<Environment> loadEnvironment(std::vector<std::string>& warnings) {
     Environment env = Environment::fromProcess();
     if (auto s = env.loadFile(envFilePath(), warnings); !s) return s.error();
     return env;
+}
+
+// status and upgrade: the running service answers over its control socket.
+int talkToService(const CommandLine& cmd) {
+    if (auto s = switchToServiceUserIfPresent(); !s) {
+        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
+        return kExitFailure;
+    }
+    std::vector<std::string> warnings;
+    auto env = loadEnvironment(warnings);
+    if (!env) {
+        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
+        return kExitConfig;
+    }
+    auto config = loadConfig(configPathFor(cmd), *env, warnings);
+    if (!config) {
+        std::fprintf(stderr, "%s\n", config.error().message.c_str());
+        return kExitConfig;
+    }
+    bool upgrade = cmd.command == "upgrade";
+    unsigned timeout = cmd.timeoutSeconds.value_or(60);
+    std::string request = upgrade ? "{\"command\":\"upgrade\",\"timeoutSeconds\":" + std::to_string(timeout) + "}"
+                                  : "{\"command\":\"status\"}";
+    auto answer = controlRequest(config->controlSocketPath(), request, upgrade ? static_cast<int>(timeout) + 30 : 10);
+    if (!answer) {
+        std::fprintf(stderr, "relaypro: %s\n", answer.error().describe().c_str());
+        return kExitFailure;
+    }
+    json_error_t err;
+    json_t* j = json_loads(answer->c_str(), 0, &err);
+    if (j == nullptr) {
+        std::fprintf(stderr, "relaypro: the service sent a malformed answer\n");
+        return kExitFailure;
+    }
+    int code = kExitOk;
+    if (const char* e = json_string_value(json_object_get(j, "error"))) {
+        std::fprintf(stderr, "relaypro: %s\n", e);
+        code = kExitFailure;
+    } else if (upgrade) {
+        std::printf("upgraded: generation %lld serving\n",
+                    static_cast<long long>(json_integer_value(json_object_get(j, "generation"))));
+    } else if (cmd.json) {
+        std::printf("%s\n", answer->c_str());
+    } else {
+        json_t* reg = json_object_get(j, "registration");
+        std::printf("RelayPro %s, pid %lld, generation %lld, up %llds\n",
+                    json_string_value(json_object_get(j, "version")),
+                    static_cast<long long>(json_integer_value(json_object_get(j, "pid"))),
+                    static_cast<long long>(json_integer_value(json_object_get(j, "generation"))),
+                    static_cast<long long>(json_integer_value(json_object_get(j, "uptimeSeconds"))));
+        std::printf("registration: %s\n", json_string_value(json_object_get(reg, "state")));
+        size_t i = 0;
+        json_t* v = nullptr;
+        json_array_foreach(json_object_get(j, "listeners"), i, v) {
+            std::printf("listener %s %s\n", json_string_value(json_object_get(v, "kind")),
+                        json_string_value(json_object_get(v, "address")));
+        }
+        json_array_foreach(json_object_get(j, "workers"), i, v) {
+            std::printf("worker %lld generation %lld %s: %lld tunnels, %lld connections\n",
+                        static_cast<long long>(json_integer_value(json_object_get(v, "pid"))),
+                        static_cast<long long>(json_integer_value(json_object_get(v, "generation"))),
+                        json_string_value(json_object_get(v, "state")),
+                        static_cast<long long>(json_integer_value(json_object_get(v, "tunnels"))),
+                        static_cast<long long>(json_integer_value(json_object_get(v, "connections"))));
+        }
+    }
+    json_decref(j);
+    return code;
 }
 
 int run(const CommandLine& cmd) {
@@ -265,6 +335,7 @@ int runCli(int argc, char** argv) {
     }
     if (cmd.command == "check-config") return checkConfig(cmd);
     if (cmd.command == "run") return run(cmd);
+    if (cmd.command == "status" || cmd.command == "upgrade") return talkToService(cmd);
     std::fprintf(stderr, "relaypro: %s is not implemented yet\n", cmd.command.c_str());
     return kExitFailure;
 }

@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "common/unique_fd.h"
 #include "relaypro_version.h"
 #include "supervisor/cli.h"
+#include "supervisor/control_socket.h"
 #include "supervisor/log_sink.h"
 #include "supervisor/privileges.h"
 #include "supervisor/server_certificate.h"
@@ -153,6 +155,7 @@ public:
         for (const auto& w : startWarnings_) log_->warn(w);
         log_->info("start", {{"version", RELAYPRO_VERSION}, {"config", configPath_}});
         ensureRelayProId();
+        if (auto s = ensurePrivateFolder(); !s) return fatal(kExitConfig, s.error().describe());
 
         auto material = config_.certFile.empty()
                             ? makeSelfSignedCertificate(config_.serverName, std::chrono::hours(24 * 365))
@@ -178,6 +181,19 @@ public:
         if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
         setup.selfTest.controlSocket = config_.controlSocketPath();
         pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), std::move(setup));
+
+        auto control = ControlSocket::open(
+            base_, config_.controlSocketPath(), *log_,
+            [this](const std::string& command, json_t* request, ControlSocket::Respond respond) {
+                onControl(command, request, std::move(respond));
+            },
+            [this](pid_t pid) {
+                auto pids = pool_->pids();
+                return std::find(pids.begin(), pids.end(), pid) != pids.end();
+            });
+        if (!control) return fatal(kExitFailure, control.error().describe());
+        control_ = std::move(*control);
+        started_ = std::chrono::steady_clock::now();
 
         std::vector<event*> signals;
         for (auto [sig, cb] : {std::pair{SIGTERM, &Service::onStop}, std::pair{SIGINT, &Service::onStop},
@@ -209,6 +225,7 @@ public:
         event_base_dispatch(base_);
 
         log_->info("stopped", {{"totalTunnels", pool_->stats().totalTunnels}});
+        control_.reset();
         pool_.reset();
         for (event* e : signals) event_free(e);
         if (watchdog_ != nullptr) event_free(watchdog_);
@@ -233,6 +250,54 @@ private:
         } else {
             log_->info("relayProId generated", {{"relayProId", config_.relayProId}});
         }
+    }
+
+    // <privateFolder>, mode 0700, created as the service account; an existing one must be a
+    // folder (not a link) of ours.
+    Status ensurePrivateFolder() {
+        const std::string& dir = config_.privateFolder;
+        if (::mkdir(dir.c_str(), 0700) == 0) return {};
+        if (errno != EEXIST) return sysError("cannot create the private folder " + dir);
+        struct stat st {};
+        if (::lstat(dir.c_str(), &st) != 0) return sysError("cannot inspect the private folder " + dir);
+        if (!S_ISDIR(st.st_mode)) return Error{"the private folder " + dir + " is not a folder (a link is refused)"};
+        if (st.st_uid != ::geteuid()) {
+            return Error{"the private folder " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+                         "; it must belong to the service account (chown it)"};
+        }
+        if ((st.st_mode & 077) != 0)
+            log_->warn("the private folder is open to others; chmod 700 it", {{"folder", dir}});
+        return {};
+    }
+
+    void onControl(const std::string& command, json_t* /*request*/, ControlSocket::Respond respond) {
+        if (command == "status") return respond(statusJson());
+        log_->warn("control socket request refused",
+                   {{"reason", "unknown command"}, {"command", command.substr(0, 64)}});
+        respond(json_pack("{s:s}", "error", "unknown command"));
+    }
+
+    json_t* statusJson() {
+        json_t* listeners = json_array();
+        for (const auto& [kind, address] : listeners_) {
+            json_array_append_new(listeners, json_pack("{s:s,s:s}", "kind", kind.c_str(), "address", address.c_str()));
+        }
+        json_t* workers = json_array();
+        for (const auto& w : pool_->view()) {
+            json_array_append_new(workers, json_pack("{s:I,s:I,s:s,s:I,s:I}", "pid", static_cast<json_int_t>(w.pid),
+                                                     "generation", static_cast<json_int_t>(w.generation), "state",
+                                                     w.state.c_str(), "tunnels", static_cast<json_int_t>(w.tunnels),
+                                                     "connections", static_cast<json_int_t>(w.connections)));
+        }
+        auto uptime =
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
+        json_t* registration =
+            json_pack("{s:s,s:I,s:s}", "state", "unregistered", "relayId", static_cast<json_int_t>(config_.relayId),
+                      "registeredTo", config_.registeredTo.c_str());
+        return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", RELAYPRO_VERSION, "pid",
+                         static_cast<json_int_t>(::getpid()), "generation", static_cast<json_int_t>(pool_->current()),
+                         "uptimeSeconds", static_cast<json_int_t>(uptime), "registration", registration,
+                         "caFingerprint", "", "listeners", listeners, "workers", workers);
     }
 
     int fatal(int code, const std::string& message) {
@@ -349,6 +414,8 @@ private:
     uint64_t maxConnectionsPerWorker_ = 0;
     event_base* base_ = nullptr;
     std::unique_ptr<WorkerPool> pool_;
+    std::unique_ptr<ControlSocket> control_;
+    std::chrono::steady_clock::time_point started_;
     event* watchdog_ = nullptr;
     bool stopping_ = false;
 };

@@ -1,0 +1,59 @@
+// The control socket (<privateFolder>/control.sock, mode 0600; spec/cli.md): `relaypro status`
+// and `relaypro upgrade` talk to the running service over it. One JSON request line, one JSON
+// answer line. A peer is accepted only if SO_PEERCRED shows uid 0 or the service's own uid and
+// a pid that is not one of the workers'. Anything malformed or unknown is refused and logged.
+#pragma once
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/log_record.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace relaypro {
+
+class ControlSocket {
+public:
+    // `respond` may be called later (an upgrade answers when it is done), exactly once.
+    using Respond = std::function<void(json_t* answer)>;  // takes ownership of answer
+    using Handler = std::function<void(const std::string& command, json_t* request, Respond respond)>;
+    using IsWorker = std::function<bool(pid_t)>;
+
+    static Result<std::unique_ptr<ControlSocket>> open(event_base* base, const std::string& path, const Logger& log,
+                                                       Handler handler, IsWorker isWorker);
+    ~ControlSocket();
+    ControlSocket(const ControlSocket&) = delete;
+    ControlSocket& operator=(const ControlSocket&) = delete;
+
+private:
+    struct Client;
+    ControlSocket(event_base* base, const Logger& log, Handler handler, IsWorker isWorker);
+    static void onAccept(int fd, short, void* arg);
+    static void onClientReadable(int fd, short, void* arg);
+    static void onClientTimeout(int fd, short, void* arg);
+    void dispatch(Client* c);
+    void finish(Client* c, json_t* answer);
+    void drop(Client* c);
+
+    event_base* base_;
+    const Logger& log_;
+    Handler handler_;
+    IsWorker isWorker_;
+    std::string path_;
+    UniqueFd fd_;
+    event* acceptEvent_ = nullptr;
+    std::vector<std::unique_ptr<Client>> clients_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// The client side: sends one request, waits for the answer line (up to `timeoutSeconds`).
+Result<std::string> controlRequest(const std::string& path, const std::string& requestJson, int timeoutSeconds);
+
+}  // namespace relaypro
