@@ -10,7 +10,7 @@
 
 #include "common/config.h"
 #include "common/environment.h"
-#include "relaypro_version.h"
+#include "supervisor/version.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/privileges.h"
 #include "supervisor/run.h"
@@ -330,7 +330,7 @@ int runCli(int argc, char** argv) {
         return kExitOk;
     }
     if (cmd.command == "version") {
-        std::printf("relaypro %s (%s)\n", RELAYPRO_VERSION, RELAYPRO_GIT_DESCRIBE);
+        std::printf("relaypro %s (%s)\n", std::string(versionString()).c_str(), std::string(gitDescribe()).c_str());
         return kExitOk;
     }
     if (cmd.command == "check-config") return checkConfig(cmd);

@@ -24,7 +24,7 @@
 #include "common/name_resolution.h"
 #include "common/password_file.h"
 #include "common/unique_fd.h"
-#include "relaypro_version.h"
+#include "supervisor/version.h"
 #include "supervisor/cli.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/log_sink.h"
@@ -153,7 +153,7 @@ public:
         log_ = std::make_unique<Logger>(sink_.get(), "supervisor",
                                         config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
         for (const auto& w : startWarnings_) log_->warn(w);
-        log_->info("start", {{"version", RELAYPRO_VERSION}, {"config", configPath_}});
+        log_->info("start", {{"version", std::string(versionString())}, {"config", configPath_}});
         ensureRelayProId();
         if (auto s = ensurePrivateFolder(); !s) return fatal(kExitConfig, s.error().describe());
 
@@ -294,7 +294,7 @@ private:
         json_t* registration =
             json_pack("{s:s,s:I,s:s}", "state", "unregistered", "relayId", static_cast<json_int_t>(config_.relayId),
                       "registeredTo", config_.registeredTo.c_str());
-        return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", RELAYPRO_VERSION, "pid",
+        return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", std::string(versionString()).c_str(), "pid",
                          static_cast<json_int_t>(::getpid()), "generation", static_cast<json_int_t>(pool_->current()),
                          "uptimeSeconds", static_cast<json_int_t>(uptime), "registration", registration,
                          "caFingerprint", "", "listeners", listeners, "workers", workers);

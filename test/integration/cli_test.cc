@@ -201,8 +201,21 @@ TEST_F(Cli, RunWithABrokenConfigExits78BeforeBinding) {
     EXPECT_EQ(r.err, cfg.string() + ":4:3: httpsProxy.listen: \"0.0.0.0:99999\" is not a valid port\n");
 }
 
+TEST_F(Cli, StatusAndUpgradeSayWhenTheServiceIsNotRunning) {
+    fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: 1\n");
+    for (std::vector<std::string> args : {std::vector<std::string>{"status"}, {"status", "--json"}, {"upgrade"}}) {
+        args.push_back("--config");
+        args.push_back(cfg.string());
+        Outcome r = run(args);
+        EXPECT_EQ(r.exitCode, 1);
+        EXPECT_NE(r.err.find("the service is not running (cannot connect to " + (dir_ / "private" / "control.sock").string()),
+                  std::string::npos)
+            << r.err;
+    }
+}
+
 TEST_F(Cli, CommandsOfLaterIssuesSaySoAndExit1) {
-    for (std::vector<std::string> args : {std::vector<std::string>{"status"}, {"upgrade"}, {"ca", "init"}}) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"ca", "init"}, {"ca", "show"}}) {
         Outcome r = run(args);
         EXPECT_EQ(r.exitCode, 1);
         EXPECT_NE(r.err.find("is not implemented yet"), std::string::npos);
