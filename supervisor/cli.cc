@@ -10,10 +10,10 @@
 
 #include "common/config.h"
 #include "common/environment.h"
-#include "supervisor/version.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/privileges.h"
 #include "supervisor/run.h"
+#include "supervisor/version.h"
 
 namespace relaypro {
 namespace {
@@ -71,6 +71,12 @@ const CommandSpec* findCommand(const std::string& name) {
         if (name == c.name) return &c;
     }
     return nullptr;
+}
+
+// This process's own arguments (an upgrade re-executes with them).
+std::vector<std::string>& processArguments() {
+    static std::vector<std::string> args;
+    return args;
 }
 
 std::string envFilePath() {
@@ -183,10 +189,16 @@ int run(const CommandLine& cmd) {
         std::fprintf(stderr, "%s\n", config.error().message.c_str());
         return kExitConfig;
     }
-    if (::geteuid() == 0 && !account)
+    if (::geteuid() == 0 && !account) {
         warnings.push_back("running as root (--user root): the service keeps every privilege");
-    return runService(path, envFilePath(), std::move(*env), std::move(*config), std::move(warnings),
-                      std::move(account));
+    }
+    ServiceOptions options;
+    options.configPath = path;
+    options.envFile = envFilePath();
+    options.argv = processArguments();
+    options.startWarnings = std::move(warnings);
+    options.account = std::move(account);
+    return runService(std::move(options), std::move(*env), std::move(*config));
 }
 
 int checkConfig(const CommandLine& cmd) {
@@ -312,6 +324,7 @@ int runCli(int argc, char** argv) {
         std::fprintf(stderr, "relaypro: libsodium cannot initialise\n");
         return kExitFailure;
     }
+    processArguments().assign(argv, argv + argc);
     std::vector<std::string> args(argv + 1, argv + argc);
     ParsedCommandLine parsed = parseCommandLine(args);
     if (!parsed.command) {

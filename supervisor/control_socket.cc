@@ -74,6 +74,22 @@ Result<std::unique_ptr<ControlSocket>> ControlSocket::open(event_base* base, con
     return s;
 }
 
+std::unique_ptr<ControlSocket> ControlSocket::adopt(event_base* base, int fd, const std::string& path,
+                                                    const Logger& log, Handler handler, IsWorker isWorker) {
+    std::unique_ptr<ControlSocket> s(new ControlSocket(base, log, std::move(handler), std::move(isWorker)));
+    s->path_ = path;
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    s->fd_.reset(fd);
+    s->acceptEvent_ = event_new(base, fd, EV_READ | EV_PERSIST, &ControlSocket::onAccept, s.get());
+    event_add(s->acceptEvent_, nullptr);
+    return s;
+}
+
+int ControlSocket::release() {
+    if (acceptEvent_ != nullptr) event_del(acceptEvent_);
+    return fd_.release();
+}
+
 ControlSocket::~ControlSocket() {
     *alive_ = false;
     clients_.clear();

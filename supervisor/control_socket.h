@@ -28,6 +28,11 @@ public:
 
     static Result<std::unique_ptr<ControlSocket>> open(event_base* base, const std::string& path, const Logger& log,
                                                        Handler handler, IsWorker isWorker);
+    // Takes over a listening control socket handed over by the previous supervisor image.
+    static std::unique_ptr<ControlSocket> adopt(event_base* base, int fd, const std::string& path, const Logger& log,
+                                                Handler handler, IsWorker isWorker);
+    // Gives the listening socket away (upgrade); the socket file stays.
+    int release();
     ~ControlSocket();
     ControlSocket(const ControlSocket&) = delete;
     ControlSocket& operator=(const ControlSocket&) = delete;

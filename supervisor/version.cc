@@ -8,7 +8,11 @@
 
 namespace relaypro {
 
-std::string_view versionString() { return RELAYPRO_VERSION RELAYPRO_VERSION_SUFFIX; }
-std::string_view gitDescribe() { return RELAYPRO_GIT_DESCRIBE; }
+std::string_view versionString() {
+    return RELAYPRO_VERSION RELAYPRO_VERSION_SUFFIX;
+}
+std::string_view gitDescribe() {
+    return RELAYPRO_GIT_DESCRIBE;
+}
 
 }  // namespace relaypro

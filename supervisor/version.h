@@ -7,7 +7,7 @@
 
 namespace relaypro {
 
-std::string_view versionString();   // semver, e.g. "0.1.0"
-std::string_view gitDescribe();     // e.g. "da560d7-dirty"
+std::string_view versionString();  // semver, e.g. "0.1.0"
+std::string_view gitDescribe();    // e.g. "da560d7-dirty"
 
 }  // namespace relaypro

@@ -509,6 +509,63 @@ std::vector<WorkerView> WorkerPool::view() const {
     return out;
 }
 
+std::vector<HandoverWorker> WorkerPool::handover() {
+    std::vector<HandoverWorker> out;
+    for (auto& [pid, w] : workers_) {
+        w->channel->flush(1000);
+        HandoverWorker h;
+        h.pid = pid;
+        h.generation = w->generation;
+        h.slot = static_cast<uint32_t>(w->slot);
+        h.state = w->state == State::Starting ? 0 : w->state == State::Serving ? 1 : 2;
+        h.channelFd = w->channel->release().release();
+        h.totalTunnels = w->stats.totalTunnels;
+        if (w->state == State::Stopping) {
+            // Being replaced: it dies shortly; the next image reaps it as an unknown child.
+            ::close(h.channelFd);
+            continue;
+        }
+        out.push_back(h);
+    }
+    workers_.clear();
+    return out;
+}
+
+void WorkerPool::adopt(const std::vector<HandoverWorker>& list, uint32_t current, int executableFd,
+                       size_t workerCount) {
+    current_ = current;
+    executableFd_ = executableFd;
+    workerCount_ = workerCount;
+    while (slots_.size() < workerCount) {
+        auto slot = std::make_unique<Slot>();
+        slot->pool = this;
+        slot->index = slots_.size();
+        slots_.push_back(std::move(slot));
+    }
+    std::vector<bool> covered(workerCount, false);
+    for (const auto& h : list) {
+        auto w = std::make_unique<Worker>();
+        pid_t pid = h.pid;
+        w->pool = this;
+        w->pid = pid;
+        w->generation = h.generation;
+        w->slot = h.slot;
+        w->state = h.state == 0 ? State::Starting : h.state == 1 ? State::Serving : State::Draining;
+        w->helloAcked = h.state != 0;
+        w->started = std::chrono::steady_clock::now();
+        w->stats.totalTunnels = h.totalTunnels;
+        ::fcntl(h.channelFd, F_SETFD, FD_CLOEXEC);
+        w->channel = std::make_unique<ipc::Channel>(
+            base_, UniqueFd(h.channelFd), [this, pid](ipc::Received&& r) { onMessage(pid, std::move(r)); },
+            [this, pid](const std::string& reason) { onChannelClosed(pid, reason); });
+        if (h.generation == current && h.slot < workerCount && w->state != State::Draining) covered[h.slot] = true;
+        workers_[pid] = std::move(w);
+    }
+    for (size_t i = 0; i < workerCount; ++i) {
+        if (!covered[i]) scheduleRespawn(i);
+    }
+}
+
 std::vector<pid_t> WorkerPool::pids() const {
     std::vector<pid_t> out;
     for (const auto& [pid, w] : workers_) out.push_back(pid);

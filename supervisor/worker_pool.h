@@ -24,6 +24,7 @@
 #include "common/worker_settings.h"
 #include "ipc/channel.h"
 #include "ipc/messages.h"
+#include "supervisor/handover.h"
 
 namespace relaypro {
 
@@ -84,6 +85,15 @@ public:
     [[nodiscard]] PoolStats stats() const;
     [[nodiscard]] std::vector<WorkerView> view() const;
     [[nodiscard]] std::vector<pid_t> pids() const;
+
+    // Upgrade: gives every worker's channel away (queues flushed) for the next supervisor image.
+    // The pool is unusable afterwards, except through adopt() (an exec that failed).
+    std::vector<HandoverWorker> handover();
+    // The next image: takes over workers from the hand-over. Slots of the current generation
+    // that have no live worker are respawned.
+    void adopt(const std::vector<HandoverWorker>& workers, uint32_t current, int executableFd, size_t workerCount);
+    [[nodiscard]] uint64_t exitedTunnels() const { return exitedTunnels_; }
+    void setExitedTunnels(uint64_t n) { exitedTunnels_ = n; }
 
 private:
     enum class State { Starting, Serving, Draining, Stopping };

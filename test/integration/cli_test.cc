@@ -208,8 +208,9 @@ TEST_F(Cli, StatusAndUpgradeSayWhenTheServiceIsNotRunning) {
         args.push_back(cfg.string());
         Outcome r = run(args);
         EXPECT_EQ(r.exitCode, 1);
-        EXPECT_NE(r.err.find("the service is not running (cannot connect to " + (dir_ / "private" / "control.sock").string()),
-                  std::string::npos)
+        EXPECT_NE(
+            r.err.find("the service is not running (cannot connect to " + (dir_ / "private" / "control.sock").string()),
+            std::string::npos)
             << r.err;
     }
 }

@@ -6,14 +6,14 @@
 namespace relaypro::testing {
 
 Relay::Relay(const TempDir& dir, const std::string& configYaml, std::map<std::string, std::string> env,
-             std::vector<std::string> extraArgs)
+             std::vector<std::string> extraArgs, const std::string& binary)
     : dir_(dir.path()) {
     writeText(dir_ / "config.yml", configYaml);
     std::map<std::string, std::string> full{{"PATH", "/usr/bin:/bin"},
                                             {"RELAYPRO_ENV_FILE", (dir_ / "environment.conf").string()},
                                             {"ASAN_OPTIONS", "detect_leaks=1"}};
     for (auto& [k, v] : env) full[k] = v;
-    std::vector<std::string> argv{RELAYPRO_BINARY, "run", "--config", (dir_ / "config.yml").string(), "--user", "root"};
+    std::vector<std::string> argv{binary, "run", "--config", (dir_ / "config.yml").string(), "--user", "root"};
     argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
     process_ = ChildProcess::spawn(argv, full, dir_ / "stdout.txt", dir_ / "stderr.txt");
     // Only this process's lines count: a test may run relays one after another in one folder.

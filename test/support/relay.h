@@ -29,8 +29,9 @@ struct LogLine {
 class Relay {
 public:
     // `configYaml` is written as config.yml in `dir`; `env` adds to a minimal environment.
+    // `binary`: the relaypro executable to run (an upgrade test runs an installed copy).
     Relay(const TempDir& dir, const std::string& configYaml, std::map<std::string, std::string> env = {},
-          std::vector<std::string> extraArgs = {});
+          std::vector<std::string> extraArgs = {}, const std::string& binary = RELAYPRO_BINARY);
     ~Relay();
     Relay(const Relay&) = delete;
     Relay& operator=(const Relay&) = delete;

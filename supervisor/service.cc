@@ -1,0 +1,702 @@
+#include "supervisor/service.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/config_writer.h"
+#include "common/file_io.h"
+#include "common/name_resolution.h"
+#include "common/password_file.h"
+#include "supervisor/cli.h"
+#include "supervisor/listeners.h"
+#include "supervisor/server_certificate.h"
+#include "supervisor/version.h"
+
+extern char** environ;  // NOLINT(readability-redundant-declaration)
+
+namespace relaypro {
+namespace {
+
+// Signals that must not be lost (or kill the service) while an image is exec'ing.
+constexpr int kServiceSignals[] = {SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGCHLD};
+
+sigset_t serviceSignalSet() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : kServiceSignals) sigaddset(&set, s);
+    return set;
+}
+
+// limits.maxConnections auto: (RLIMIT_NOFILE - 64) / 2 per worker, after raising the soft limit
+// to the hard one (a tunnel takes two descriptors).
+uint64_t connectionShare(const Config& c, unsigned workers) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &lim);
+        ::getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    uint64_t perProcess = lim.rlim_cur > 64 ? (lim.rlim_cur - 64) / 2 : 1;
+    if (c.limits.maxConnections == 0) return perProcess;
+    return std::max<uint64_t>(1, std::min<uint64_t>(perProcess, c.limits.maxConnections / workers));
+}
+
+// The running values of fields that only a restart changes.
+Config keepRestartFields(const Config& running, Config next) {
+    next.serverName = running.serverName;
+    next.privateFolder = running.privateFolder;
+    next.httpsListen = running.httpsListen;
+    next.certFile = running.certFile;
+    next.keyFile = running.keyFile;
+    next.logger = running.logger;
+    next.workers = running.workers;
+    next.metricsListen = running.metricsListen;
+    next.httpListen = running.httpListen;
+    next.caBundleFile = running.caBundleFile;
+    return next;
+}
+
+uint64_t monotonicMicros() {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<uint64_t>(now.tv_sec) * 1000000ULL + static_cast<uint64_t>(now.tv_nsec) / 1000ULL;
+}
+
+}  // namespace
+
+Service::Service(ServiceOptions options, Environment env, Config config)
+    : options_(std::move(options)), env_(std::move(env)), config_(std::move(config)) {}
+
+Service::~Service() {
+    control_.reset();
+    pool_.reset();
+    for (event* e : signalEvents_) event_free(e);
+    if (watchdog_ != nullptr) event_free(watchdog_);
+    if (reexec_ != nullptr) event_free(reexec_);
+    if (upgrade_ && upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
+    if (base_ != nullptr) event_base_free(base_);
+    sodium_memzero(material_.privateKeyPem.data(), material_.privateKeyPem.size());
+}
+
+int Service::run() {
+    ::signal(SIGPIPE, SIG_IGN);
+    // A previous image may have blocked these across its exec; they are unblocked once the
+    // loop's handlers are in place (installHandlers).
+    sigset_t set = serviceSignalSet();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    const char* handover = std::getenv(kHandoverEnv);
+    int code = 0;
+    if (handover != nullptr) {
+        int fd = std::atoi(handover);
+        ::unsetenv(kHandoverEnv);  // nothing started from here may see it
+        code = takeOver(fd);
+    } else {
+        code = freshStart();
+    }
+    if (code != 0) return code;
+    event_base_dispatch(base_);
+    log_->info("stopped", {{"totalTunnels", pool_->stats().totalTunnels}});
+    control_.reset();
+    pool_.reset();
+    sink_->waitForBackground();
+    return exitCode_;
+}
+
+int Service::openLog() {
+    LogSinkOptions lo;
+    lo.path = config_.logger.path;
+    lo.maxSize = config_.logger.maxSize;
+    lo.maxAge = config_.logger.maxAge;
+    lo.maxBackups = config_.logger.maxBackups;
+    lo.compress = !config_.logger.noCompress;
+    lo.echoFd = ::isatty(STDERR_FILENO) == 1 ? STDERR_FILENO : -1;
+    auto sink = LogSink::open(lo);
+    if (!sink) return fatal(kExitFailure, sink.error().describe());
+    sink_ = std::move(*sink);
+    log_ = std::make_unique<Logger>(sink_.get(), "supervisor", config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
+    return 0;
+}
+
+int Service::freshStart() {
+    // Our own image, opened now: workers are exec'ed from it even if the file is replaced on
+    // disk later (a package upgrade), so they always match this supervisor.
+    executable_.reset(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+    if (!executable_) return fatal(kExitFailure, std::string("cannot open /proc/self/exe: ") + std::strerror(errno));
+    char path[4096] = {};
+    ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    executablePath_ = n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
+    // Bind first (a port below 1024 may need root or CAP_NET_BIND_SERVICE), then drop to the
+    // service account, then create files: they belong to that account.
+    auto addListener = [&](uint8_t kind, const HostPort& address) -> int {
+        UniqueFd fd = adoptActivatedListener(address);
+        if (!fd) {
+            auto bound = bindListener(address);
+            if (!bound) return fatal(kExitFailure, bound.error().message);
+            fd = std::move(*bound);
+        }
+        std::string text = boundAddress(fd.get());
+        listeners_.push_back({kind, std::move(fd), text});
+        return 0;
+    };
+    if (int rc = addListener(0, config_.httpsListen); rc != 0) return rc;
+    if (config_.httpListen) {
+        if (int rc = addListener(1, *config_.httpListen); rc != 0) return rc;
+    }
+    if (options_.account) {
+        if (auto s = switchToAccount(*options_.account); !s) return fatal(kExitFailure, s.error().describe());
+    }
+    // Nobody of our uid (a compromised worker included) may trace us or read our memory.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (int rc = openLog(); rc != 0) return rc;
+    for (const auto& w : options_.startWarnings) log_->warn(w);
+    log_->info("start", {{"version", std::string(versionString())}, {"config", options_.configPath}});
+    if (auto s = ensurePrivateFolder(); !s) return fatal(kExitConfig, s.error().describe());
+    ensureRelayProId();
+
+    auto material = config_.certFile.empty()
+                        ? makeSelfSignedCertificate(config_.serverName, std::chrono::hours(24 * 365))
+                        : loadCertificateFiles(config_.certFile, config_.keyFile);
+    if (!material) return fatal(kExitConfig, "server certificate: " + material.error().message);
+    material_ = std::move(*material);
+    caPem_ =
+        material_.certificateChainPem.substr(0, material_.certificateChainPem.find("-----END CERTIFICATE-----") + 26);
+    workers_ = config_.workers != 0 ? config_.workers
+                                    : static_cast<unsigned>(std::clamp<long>(::sysconf(_SC_NPROCESSORS_ONLN), 1, 64));
+    auto settings = buildSettings(config_);
+    if (!settings) return fatal(kExitConfig, settings.error().message);
+
+    base_ = event_base_new();
+    if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
+    WorkerPool::Setup setup;
+    for (const auto& l : listeners_) setup.listeners.push_back({l.kind, l.fd.get()});
+    setup.material = material_;
+    setup.settings = *settings;
+    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
+    setup.testHooks = hooks != nullptr && std::string_view(hooks) == "1";
+    setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
+    if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
+    setup.selfTest.controlSocket = config_.controlSocketPath();
+    pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), std::move(setup));
+    started_ = std::chrono::system_clock::now();
+    openControl(std::nullopt);
+    if (!control_) return kExitFailure;
+    installHandlers();
+
+    pool_->startGeneration(
+        1, workers_, executable_.get(),
+        [this] {
+            pool_->setCurrent(1);
+            for (const auto& l : listeners_)
+                log_->info("listening", {{"kind", l.kind == 0 ? "https" : "http"}, {"address", l.address}});
+            log_->info("ready", {{"workers", workers_}, {"tunnelsMax", maxConnectionsPerWorker_ * workers_}});
+            notifyReady();
+            startWatchdog();
+        },
+        [this](const std::string& why) {
+            log_->error("workers did not start", {{"error", why}});
+            std::fprintf(stderr, "relaypro: workers did not start: %s\n", why.c_str());
+            exitCode_ = kExitFailure;
+            event_base_loopexit(base_, nullptr);
+        });
+    return 0;
+}
+
+int Service::takeOver(int handoverFd) {
+    auto state = readHandover(handoverFd);
+    if (!state) return fatal(kExitFailure, "cannot take over from the previous image: " + state.error().message);
+    executable_.reset(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+    char path[4096] = {};
+    ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    executablePath_ = n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
+    for (const auto& l : state->listeners) {
+        ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
+        listeners_.push_back({l.kind, UniqueFd(l.fd), l.address});
+    }
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    // The environment file and config.yml are read again: an upgrade applies every field but
+    // the listeners (which this image keeps as they were bound).
+    env_.restoreEverHeld({state->everHeldEnv.begin(), state->everHeldEnv.end()});
+    std::vector<std::string> warnings;
+    Config previous = config_;
+    if (auto s = env_.loadFile(options_.envFile, warnings); s) {
+        auto next = loadConfig(options_.configPath, env_, warnings);
+        if (next) {
+            config_ = std::move(*next);
+            config_.httpsListen = previous.httpsListen;
+            config_.httpListen = previous.httpListen;
+        }
+    }
+    if (int rc = openLog(); rc != 0) return rc;
+    for (const auto& w : warnings) log_->warn(w);
+    log_->info("supervisor re-executed",
+               {{"version", std::string(versionString())}, {"workers", state->workers.size()}});
+    if (auto s = ensurePrivateFolder(); !s) log_->error(s.error().describe());
+    material_ = TlsMaterial{state->certificateChainPem, state->privateKeyPem};
+    sodium_memzero(state->privateKeyPem.data(), state->privateKeyPem.size());
+    caPem_ = state->caPem;
+    workers_ = config_.workers != 0 ? config_.workers
+                                    : static_cast<unsigned>(std::clamp<long>(::sysconf(_SC_NPROCESSORS_ONLN), 1, 64));
+    auto settings = buildSettings(config_);
+    if (!settings) return fatal(kExitConfig, settings.error().message);
+
+    base_ = event_base_new();
+    if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
+    WorkerPool::Setup setup;
+    for (const auto& l : listeners_) setup.listeners.push_back({l.kind, l.fd.get()});
+    setup.material = material_;
+    setup.settings = *settings;
+    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
+    setup.testHooks = hooks != nullptr && std::string_view(hooks) == "1";
+    setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
+    setup.selfTest.controlSocket = config_.controlSocketPath();
+    pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), std::move(setup));
+    pool_->setExitedTunnels(state->exitedTunnels);
+    pool_->adopt(state->workers, state->currentGeneration, executable_.get(), workers_);
+    pool_->pushSettings(*settings);
+    started_ = std::chrono::system_clock::time_point(std::chrono::milliseconds(state->startedUnixMs));
+    openControl(state->controlFd >= 0 ? std::optional<int>(state->controlFd) : std::nullopt);
+    installHandlers();
+    childrenExited();  // any worker that ended while the images changed
+    notifyReady();
+    startWatchdog();
+    return 0;
+}
+
+void Service::installHandlers() {
+    for (int sig : kServiceSignals) {
+        event* e = evsignal_new(base_, sig, &Service::onSignal, this);
+        event_add(e, nullptr);
+        signalEvents_.push_back(e);
+    }
+    reexec_ = event_new(base_, -1, 0, &Service::onReexec, this);
+    sigset_t set = serviceSignalSet();
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+void Service::openControl(std::optional<int> adoptFd) {
+    auto handler = [this](const std::string& command, json_t* request, ControlSocket::Respond respond) {
+        onControl(command, request, std::move(respond));
+    };
+    auto isWorker = [this](pid_t pid) {
+        auto pids = pool_->pids();
+        return std::find(pids.begin(), pids.end(), pid) != pids.end();
+    };
+    if (adoptFd) {
+        control_ = ControlSocket::adopt(base_, *adoptFd, config_.controlSocketPath(), *log_, handler, isWorker);
+        return;
+    }
+    auto control = ControlSocket::open(base_, config_.controlSocketPath(), *log_, handler, isWorker);
+    if (!control) {
+        fatal(kExitFailure, control.error().describe());
+        return;
+    }
+    control_ = std::move(*control);
+}
+
+// <privateFolder>, mode 0700, created as the service account; an existing one must be a
+// folder (not a link) of ours.
+Status Service::ensurePrivateFolder() {
+    const std::string& dir = config_.privateFolder;
+    if (::mkdir(dir.c_str(), 0700) == 0) return {};
+    if (errno != EEXIST) return sysError("cannot create the private folder " + dir);
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0) return sysError("cannot inspect the private folder " + dir);
+    if (!S_ISDIR(st.st_mode)) return Error{"the private folder " + dir + " is not a folder (a link is refused)"};
+    if (st.st_uid != ::geteuid()) {
+        return Error{"the private folder " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+                     "; it must belong to the service account (chown it)"};
+    }
+    if ((st.st_mode & 077) != 0) log_->warn("the private folder is open to others; chmod 700 it", {{"folder", dir}});
+    return {};
+}
+
+// relayProId is generated once and written back (config.md); if config.yml cannot be written,
+// the id lives in memory and the error names the fix.
+void Service::ensureRelayProId() {
+    if (!config_.relayProId.empty()) return;
+    config_.relayProId = generateUuidV4();
+    if (auto s =
+            writeConfigUpdates(options_.configPath, {ConfigUpdate::string({"relayProId"}, config_.relayProId)}, env_);
+        !s) {
+        log_->error("relayProId could not be stored",
+                    {{"error", s.error().message}, {"relayProId", config_.relayProId}});
+    } else {
+        log_->info("relayProId generated", {{"relayProId", config_.relayProId}});
+    }
+}
+
+Result<std::shared_ptr<const WorkerSettings>> Service::buildSettings(const Config& c) {
+    std::shared_ptr<const PasswordFile> passwords;
+    if (!c.passwordFile.empty()) {
+        auto pf = PasswordFile::load(c.passwordFile);
+        if (!pf) return pf.error();
+        passwords = std::make_shared<const PasswordFile>(std::move(*pf));
+    }
+    auto names = loadNameResolution(c.hostsFile, c.resolvConfFile);
+    if (!names) return names.error();
+    maxConnectionsPerWorker_ = connectionShare(c, workers_);
+    return WorkerSettings::fromConfig(c, std::move(passwords), std::move(*names), caPem_, maxConnectionsPerWorker_);
+}
+
+int Service::fatal(int code, const std::string& message) {
+    if (log_) log_->error(message);
+    std::fprintf(stderr, "relaypro: %s\n", message.c_str());
+    return code;
+}
+
+std::string Service::statusLine() const {
+    PoolStats st = pool_ ? pool_->stats() : PoolStats{};
+    size_t serving = pool_ ? pool_->serving(pool_->current()) : 0;
+    std::string state = stopping_ ? "stopping" : upgrade_ ? "upgrading" : "serving";
+    return state + "; " + std::to_string(serving) + " workers; " + std::to_string(st.tunnels) +
+           " tunnels; not registered";
+}
+
+void Service::notifyReady(const std::string& extra) {
+    std::string status = statusLine() + extra;
+    sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", status.c_str(), static_cast<unsigned long>(::getpid()));
+}
+
+json_t* Service::statusJson() {
+    json_t* listeners = json_array();
+    for (const auto& l : listeners_) {
+        json_array_append_new(
+            listeners, json_pack("{s:s,s:s}", "kind", l.kind == 0 ? "https" : "http", "address", l.address.c_str()));
+    }
+    json_t* workers = json_array();
+    for (const auto& w : pool_->view()) {
+        json_array_append_new(workers, json_pack("{s:I,s:I,s:s,s:I,s:I}", "pid", static_cast<json_int_t>(w.pid),
+                                                 "generation", static_cast<json_int_t>(w.generation), "state",
+                                                 w.state.c_str(), "tunnels", static_cast<json_int_t>(w.tunnels),
+                                                 "connections", static_cast<json_int_t>(w.connections)));
+    }
+    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count();
+    json_t* registration =
+        json_pack("{s:s,s:I,s:s}", "state", "unregistered", "relayId", static_cast<json_int_t>(config_.relayId),
+                  "registeredTo", config_.registeredTo.c_str());
+    std::string version(versionString());
+    return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", version.c_str(), "pid",
+                     static_cast<json_int_t>(::getpid()), "generation", static_cast<json_int_t>(pool_->current()),
+                     "uptimeSeconds", static_cast<json_int_t>(std::max<int64_t>(0, uptime)), "registration",
+                     registration, "caFingerprint", "", "listeners", listeners, "workers", workers);
+}
+
+void Service::startWatchdog() {
+    uint64_t usec = 0;
+    if (watchdog_ != nullptr || sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    watchdog_ = event_new(base_, -1, EV_PERSIST, &Service::onWatchdog, this);
+    uint64_t half = usec / 2;
+    timeval tv{static_cast<time_t>(half / 1000000), static_cast<suseconds_t>(half % 1000000)};
+    event_add(watchdog_, &tv);
+}
+
+void Service::onWatchdog(int, short, void* arg) {
+    auto* self = static_cast<Service*>(arg);
+    // Only while this loop runs and at least one worker of the current generation serves.
+    if (self->pool_->serving(self->pool_->current()) > 0) sd_notify(0, "WATCHDOG=1");
+}
+
+void Service::onSignal(int sig, short, void* arg) {
+    auto* self = static_cast<Service*>(arg);
+    switch (sig) {
+        case SIGTERM:
+        case SIGINT:
+            return self->stop();
+        case SIGHUP:
+            return self->reload();
+        case SIGUSR2:
+            return self->beginUpgrade(std::chrono::seconds(60), {});
+        case SIGCHLD:
+            return self->childrenExited();
+        case SIGUSR1:
+            if (auto s = self->sink_->reopen(); !s) {
+                std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
+            } else {
+                self->log_->info("log file reopened");
+            }
+            return;
+        default:
+            return;
+    }
+}
+
+void Service::childrenExited() {
+    for (const auto& [pid, status] : pool_->reap()) {
+        if (upgrade_ && pid == upgrade_->checkPid) upgradeChecked(status);
+    }
+}
+
+void Service::onControl(const std::string& command, json_t* request, ControlSocket::Respond respond) {
+    if (command == "status") return respond(statusJson());
+    if (command == "upgrade") {
+        json_t* t = json_object_get(request, "timeoutSeconds");
+        json_int_t seconds = json_is_integer(t) ? json_integer_value(t) : 60;
+        return beginUpgrade(std::chrono::seconds(std::clamp<json_int_t>(seconds, 1, 86400)), std::move(respond));
+    }
+    log_->warn("control socket request refused", {{"reason", "unknown command"}, {"command", command.substr(0, 64)}});
+    respond(json_pack("{s:s}", "error", "unknown command"));
+}
+
+void Service::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    sd_notify(0, "STOPPING=1");
+    PoolStats st = pool_->stats();
+    log_->info("stopping", {{"connections", st.connections}, {"tunnels", st.tunnels}});
+    if (upgrade_) upgradeFailed("the service is stopping");
+    auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.shutdownGrace);
+    pool_->stopAll(grace, [this] { event_base_loopexit(base_, nullptr); });
+}
+
+void Service::reload() {
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(monotonicMicros()));
+    std::vector<std::string> warnings;
+    Environment env = env_;
+    auto failed = [&](const std::string& why) {
+        log_->error("reload failed; keeping the running configuration", {{"error", why}});
+        notifyReady("; reload failed: " + why.substr(0, 200));
+    };
+    if (auto s = env.loadFile(options_.envFile, warnings); !s) return failed(s.error().message);
+    auto next = loadConfig(options_.configPath, env, warnings);
+    if (!next) return failed(next.error().message);
+    for (const auto& w : warnings) log_->warn(w);
+    Config merged = keepRestartFields(config_, *next);
+    std::vector<std::string> changed;
+    for (const auto& ch : diffConfigs(config_, *next)) {
+        if (ch.apply == Apply::Restart) {
+            log_->warn(ch.field + " changed; takes effect after restart", {{"field", ch.field}});
+        } else {
+            changed.push_back(ch.field);
+        }
+    }
+    auto settings = buildSettings(merged);
+    if (!settings) return failed(settings.error().message);
+    env_ = std::move(env);
+    config_ = std::move(merged);
+    pool_->pushSettings(*settings);
+    log_->setMinLevel(config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
+    std::string list;
+    for (const auto& f : changed) list += (list.empty() ? "" : ",") + f;
+    log_->info("reload", {{"changed", list}});
+    notifyReady();
+}
+
+// ---------------------------------------------------------------- upgrade
+
+std::string Service::installedBinary() const {
+    // Tests point this at another build; in production it is the path this image came from.
+    if (const char* p = std::getenv("RELAYPRO_INSTALLED_BINARY"); p != nullptr && *p != '\0') return p;
+    std::string path = executablePath_;
+    const std::string deleted = " (deleted)";  // the package replaced the file under us
+    if (path.size() > deleted.size() && path.ends_with(deleted)) path.resize(path.size() - deleted.size());
+    return path;
+}
+
+void Service::beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond respond) {
+    auto refuse = [&](const std::string& why) {
+        log_->error("upgrade refused", {{"error", why}});
+        if (respond) respond(json_pack("{s:s}", "error", why.c_str()));
+    };
+    if (upgrade_) return refuse("an upgrade is already running");
+    if (stopping_) return refuse("the service is stopping");
+    upgrade_.emplace();
+    upgrade_->respond = std::move(respond);
+    upgrade_->timeout = timeout;
+    upgrade_->binary = installedBinary();
+    log_->info("upgrade: checking the configuration with the installed binary", {{"binary", upgrade_->binary}});
+
+    // 1. The installed binary's check-config against the live configuration.
+    int errPipe[2];
+    if (::pipe2(errPipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return upgradeFailed("pipe: " + std::string(std::strerror(errno)));
+    upgrade_->checkStderr.reset(errPipe[0]);
+    std::vector<std::string> argStore{upgrade_->binary, "check-config", "--config", options_.configPath};
+    std::vector<char*> argv;
+    for (auto& a : argStore) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int devNull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(devNull, 0);
+        ::dup2(devNull, 1);
+        ::dup2(errPipe[1], 2);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::execve(argv[0], argv.data(), environ);
+        ::_exit(127);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ::close(errPipe[1]);
+    ::close(devNull);
+    if (pid < 0) return upgradeFailed("fork: " + std::string(std::strerror(errno)));
+    upgrade_->checkPid = pid;
+    upgrade_->checkTimer = evtimer_new(base_, &Service::onCheckTimeout, this);
+    timeval tv{30, 0};
+    evtimer_add(upgrade_->checkTimer, &tv);
+}
+
+void Service::onCheckTimeout(int, short, void* arg) {
+    auto* self = static_cast<Service*>(arg);
+    if (!self->upgrade_ || self->upgrade_->checkPid <= 0) return;
+    ::kill(self->upgrade_->checkPid, SIGKILL);  // reaped as usual; the answer is the timeout
+    self->upgrade_->checkPid = -1;
+    self->upgradeFailed("the installed binary's check-config did not finish within 30s");
+}
+
+void Service::upgradeChecked(int status) {
+    evtimer_del(upgrade_->checkTimer);
+    upgrade_->checkPid = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char buf[2048] = {};
+        ssize_t n = ::read(upgrade_->checkStderr.get(), buf, sizeof buf - 1);
+        std::string reason = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+        while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+        std::string code = WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status)) : "a signal";
+        return upgradeFailed("the installed binary refuses the configuration (" + code + ")" +
+                             (reason.empty() ? "" : ": " + reason));
+    }
+    // 2. Re-read the configuration, open the installed binary, start the next generation.
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(monotonicMicros()));
+    std::vector<std::string> warnings;
+    Environment env = env_;
+    if (auto s = env.loadFile(options_.envFile, warnings); !s) return upgradeFailed(s.error().message);
+    auto next = loadConfig(options_.configPath, env, warnings);
+    if (!next) return upgradeFailed(next.error().message);
+    Config merged = *next;
+    merged.httpsListen = config_.httpsListen;  // listeners stay as bound
+    merged.httpListen = config_.httpListen;
+    for (const auto& ch : diffConfigs(config_, *next)) {
+        if (ch.field == "httpsProxy.listen" || ch.field == "RELAYPRO_HTTP_LISTEN") {
+            log_->warn(ch.field + " changed; takes effect after restart", {{"field", ch.field}});
+        }
+    }
+    auto settings = buildSettings(merged);
+    if (!settings) return upgradeFailed(settings.error().message);
+    upgrade_->executable.reset(::open(upgrade_->binary.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!upgrade_->executable) return upgradeFailed("cannot open " + upgrade_->binary + ": " + std::strerror(errno));
+    env_ = std::move(env);
+    config_ = std::move(merged);
+    pool_->pushSettings(*settings);
+    upgrade_->generation = pool_->current() + 1;
+    log_->info("upgrade: starting the next generation", {{"generation", upgrade_->generation}, {"workers", workers_}});
+    pool_->startGeneration(
+        upgrade_->generation, workers_, upgrade_->executable.get(), [this] { upgradeReady(); },
+        [this](const std::string& why) { upgradeFailed("the new workers did not start: " + why); });
+}
+
+void Service::upgradeReady() {
+    // 3. The new generation serves: the old one drains (stops accepting, keeps its tunnels
+    // until they end or drainTimeout passes).
+    uint32_t old = pool_->current();
+    pool_->setCurrent(upgrade_->generation);
+    auto drain = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.drainTimeout);
+    pool_->drain(old, drain);
+    log_->info("upgrade: new generation serving; the old one drains",
+               {{"generation", upgrade_->generation},
+                {"draining", old},
+                {"drainTimeoutMs", static_cast<int64_t>(drain.count())}});
+    if (upgrade_->respond) {
+        upgrade_->respond(json_pack("{s:b,s:I}", "ok", 1, "generation", static_cast<json_int_t>(upgrade_->generation)));
+        upgrade_->respond = nullptr;
+    }
+    // 4. Re-execute the installed binary in place, from the loop (not from inside a callback).
+    event_active(reexec_, EV_TIMEOUT, 0);
+}
+
+void Service::upgradeFailed(const std::string& why) {
+    if (!upgrade_) return;
+    log_->error("upgrade failed; the running generation keeps serving", {{"error", why}});
+    if (upgrade_->respond) upgrade_->respond(json_pack("{s:s}", "error", ("upgrade failed: " + why).c_str()));
+    if (upgrade_->checkPid > 0) ::kill(upgrade_->checkPid, SIGKILL);
+    if (upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
+    upgrade_.reset();
+    notifyReady("; upgrade failed");
+}
+
+void Service::onReexec(int, short, void* arg) {
+    static_cast<Service*>(arg)->reexecute();
+}
+
+void Service::reexecute() {
+    HandoverState state;
+    state.currentGeneration = pool_->current();
+    state.startedUnixMs = std::chrono::duration_cast<std::chrono::milliseconds>(started_.time_since_epoch()).count();
+    for (const auto& l : listeners_) state.listeners.push_back({l.kind, l.fd.get(), l.address});
+    state.controlFd = control_ ? control_->release() : -1;
+    state.workers = pool_->handover();
+    state.exitedTunnels = pool_->exitedTunnels();
+    for (const auto& k : env_.everHeld()) state.everHeldEnv.push_back(k);
+    state.certificateChainPem = material_.certificateChainPem;
+    state.privateKeyPem = material_.privateKeyPem;
+    state.caPem = caPem_;
+    auto memfd = writeHandover(state);
+    sodium_memzero(state.privateKeyPem.data(), state.privateKeyPem.size());
+
+    auto recover = [&](const std::string& why) {
+        // The exec did not happen: this image takes its workers back and carries on.
+        log_->error("upgrade: the supervisor could not re-execute; this image keeps running", {{"error", why}});
+        for (int fd : handoverDescriptors(state)) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        pool_->adopt(state.workers, state.currentGeneration, upgrade_->executable.get(), workers_);
+        if (state.controlFd >= 0) {
+            control_ = ControlSocket::adopt(
+                base_, state.controlFd, config_.controlSocketPath(), *log_,
+                [this](const std::string& c, json_t* r, ControlSocket::Respond respond) {
+                    onControl(c, r, std::move(respond));
+                },
+                [this](pid_t pid) {
+                    auto pids = pool_->pids();
+                    return std::find(pids.begin(), pids.end(), pid) != pids.end();
+                });
+        }
+        executable_ = std::move(upgrade_->executable);
+        if (upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
+        upgrade_.reset();
+        notifyReady();
+    };
+    if (!memfd) return recover(memfd.error().describe());
+    for (int fd : handoverDescriptors(state)) ::fcntl(fd, F_SETFD, 0);
+
+    std::vector<std::string> envStore;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) envStore.emplace_back(*e);
+    envStore.push_back(std::string(kHandoverEnv) + "=" + std::to_string(*memfd));
+    std::vector<char*> envp;
+    for (auto& e : envStore) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> argStore = options_.argv;
+    std::vector<char*> argv;
+    for (auto& a : argStore) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    log_->info("upgrade: re-executing the supervisor", {{"binary", upgrade_->binary}});
+    sink_->waitForBackground();
+    // No signal may act between here and the new image's handlers: they stay blocked (and
+    // pending) across the exec; the new image unblocks them once its loop can take them.
+    sigset_t set = serviceSignalSet();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    ::syscall(SYS_execveat, upgrade_->executable.get(), "", argv.data(), envp.data(), AT_EMPTY_PATH);
+    int err = errno;
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    ::close(*memfd);
+    recover(std::string("execveat: ") + std::strerror(err));
+}
+
+}  // namespace relaypro

@@ -1,0 +1,119 @@
+// The supervisor's life (spec/lifecycle.md): start (or take over from the previous image after
+// an upgrade's re-exec), reload, upgrade with draining, stop, watchdog, and the control socket.
+// Signals arrive as loop events; every wait has a timeout.
+#pragma once
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/environment.h"
+#include "common/unique_fd.h"
+#include "common/worker_settings.h"
+#include "supervisor/control_socket.h"
+#include "supervisor/handover.h"
+#include "supervisor/log_sink.h"
+#include "supervisor/privileges.h"
+#include "supervisor/worker_pool.h"
+
+namespace relaypro {
+
+struct ServiceOptions {
+    std::string configPath;
+    std::string envFile;
+    std::vector<std::string> argv;  // this process's arguments: an upgrade re-executes with them
+    std::vector<std::string> startWarnings;
+    std::optional<Account> account;  // switch to it once listeners are bound (started as root)
+};
+
+class Service {
+public:
+    Service(ServiceOptions options, Environment env, Config config);
+    ~Service();
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    // Runs until stopped; returns the exit code.
+    int run();
+
+private:
+    struct Upgrade {
+        ControlSocket::Respond respond;  // may be empty (SIGUSR2)
+        std::chrono::seconds timeout{60};
+        std::string binary;
+        pid_t checkPid = -1;
+        UniqueFd checkStderr;
+        UniqueFd executable;
+        uint32_t generation = 0;
+        event* checkTimer = nullptr;
+    };
+
+    int freshStart();
+    int takeOver(int handoverFd);
+    int openLog();
+    void installHandlers();
+    void openControl(std::optional<int> adoptFd);
+    Status ensurePrivateFolder();
+    void ensureRelayProId();
+    Result<std::shared_ptr<const WorkerSettings>> buildSettings(const Config& c);
+    int fatal(int code, const std::string& message);
+    std::string statusLine() const;
+    json_t* statusJson();
+    void notifyReady(const std::string& extra = {});
+    void startWatchdog();
+
+    void reload();
+    void stop();
+    void onControl(const std::string& command, json_t* request, ControlSocket::Respond respond);
+    void childrenExited();
+
+    void beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond respond);
+    void upgradeChecked(int status);
+    void upgradeReady();
+    void upgradeFailed(const std::string& why);
+    void reexecute();
+    std::string installedBinary() const;
+
+    static void onSignal(int sig, short, void* arg);
+    static void onWatchdog(int, short, void* arg);
+    static void onCheckTimeout(int, short, void* arg);
+    static void onReexec(int, short, void* arg);
+
+    ServiceOptions options_;
+    Environment env_;
+    Config config_;
+    UniqueFd executable_;
+    std::string executablePath_;  // the path this image was started from (the "installed binary")
+    struct Listener {
+        uint8_t kind;
+        UniqueFd fd;
+        std::string address;
+    };
+    std::vector<Listener> listeners_;
+    std::unique_ptr<LogSink> sink_;
+    std::unique_ptr<Logger> log_;
+    TlsMaterial material_;
+    std::string caPem_;
+    unsigned workers_ = 1;
+    uint64_t maxConnectionsPerWorker_ = 0;
+    event_base* base_ = nullptr;
+    std::unique_ptr<WorkerPool> pool_;
+    std::unique_ptr<ControlSocket> control_;
+    std::vector<event*> signalEvents_;
+    event* watchdog_ = nullptr;
+    event* reexec_ = nullptr;
+    std::chrono::system_clock::time_point started_;
+    std::optional<Upgrade> upgrade_;
+    bool stopping_ = false;
+    int exitCode_ = 0;
+};
+
+}  // namespace relaypro
