@@ -216,6 +216,9 @@ TEST_F(ProcessModel, WorkersAreConfined) {
         }
         // No descriptor to a regular file.
         for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+#ifdef RELAYPRO_SANITIZE_BUILD
+            if (e.path().filename() == "2") continue;  // sanitizer builds keep stderr for their reports
+#endif
             std::error_code ec;
             auto st = std::filesystem::status(e.path(), ec);
             EXPECT_FALSE(!ec && std::filesystem::is_regular_file(st))
