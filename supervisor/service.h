@@ -34,6 +34,18 @@ struct ServiceOptions {
     std::optional<Account> account;  // switch to it once listeners are bound (started as root)
 };
 
+// An upgrade in progress (at most one at a time).
+struct UpgradeInProgress {
+    ControlSocket::Respond respond;  // may be empty (SIGUSR2)
+    std::chrono::seconds timeout{60};
+    std::string binary;
+    pid_t checkPid = -1;
+    UniqueFd checkStderr;
+    UniqueFd executable;
+    uint32_t generation = 0;
+    event* checkTimer = nullptr;
+};
+
 class Service {
 public:
     Service(ServiceOptions options, Environment env, Config config);
@@ -45,17 +57,6 @@ public:
     int run();
 
 private:
-    struct Upgrade {
-        ControlSocket::Respond respond;  // may be empty (SIGUSR2)
-        std::chrono::seconds timeout{60};
-        std::string binary;
-        pid_t checkPid = -1;
-        UniqueFd checkStderr;
-        UniqueFd executable;
-        uint32_t generation = 0;
-        event* checkTimer = nullptr;
-    };
-
     int freshStart();
     int takeOver(int handoverFd);
     int openLog();
@@ -111,7 +112,7 @@ private:
     event* watchdog_ = nullptr;
     event* reexec_ = nullptr;
     std::chrono::system_clock::time_point started_;
-    std::optional<Upgrade> upgrade_;
+    std::optional<UpgradeInProgress> upgrade_;
     bool stopping_ = false;
     int exitCode_ = 0;
 };

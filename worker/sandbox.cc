@@ -169,13 +169,16 @@ bool applySeccomp(SandboxReport& r) {
     };
     bool ok = true;
     for (int sc : kAllowed) ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sc, 0) == 0;
+    // A rule allowed only when the first argument equals `value`.
+    auto allowIfFirstIs = [&](int syscallNumber, scmp_datum_t value) {
+        scmp_arg_cmp cmp{0, SCMP_CMP_EQ, value, 0};
+        return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, syscallNumber, 1, &cmp) == 0;
+    };
     // Sockets: the Internet only (no AF_UNIX: the control socket stays out of reach).
-    ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET)) == 0;
-    ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6)) == 0;
+    ok = ok && allowIfFirstIs(SCMP_SYS(socket), AF_INET) && allowIfFirstIs(SCMP_SYS(socket), AF_INET6);
     // Signals: only to itself (abort(), raise()).
     auto self = static_cast<scmp_datum_t>(::getpid());
-    ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A0(SCMP_CMP_EQ, self)) == 0;
-    ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, self)) == 0;
+    ok = ok && allowIfFirstIs(SCMP_SYS(kill), self) && allowIfFirstIs(SCMP_SYS(tgkill), self);
     // Files: a clear "permission denied" (the default EPERM reads like a bug).
     ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0) == 0;
     ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0) == 0;
