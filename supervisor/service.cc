@@ -460,6 +460,8 @@ void Service::stop() {
     log_->info("stopping", {{"connections", st.connections}, {"tunnels", st.tunnels}});
     if (upgrade_) upgradeFailed("the service is stopping");
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.shutdownGrace);
+    // The unit's stop timeout may be shorter than the grace: ask for the grace plus a margin.
+    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", static_cast<unsigned long long>(grace.count() + 5000) * 1000ULL);
     pool_->stopAll(grace, [this] { event_base_loopexit(base_, nullptr); });
 }
 

@@ -173,11 +173,12 @@ TEST_F(ProcessModel, SdNotifyLifecycleAndWatchdog) {
     EXPECT_NE(reloading.text.find("MONOTONIC_USEC="), std::string::npos);
     EXPECT_EQ(reloading.pid, relay->pid());
     EXPECT_EQ(harness.with("READY=1").back().pid, relay->pid());
-    // Stop: STOPPING=1, exit 0.
+    // Stop: STOPPING=1 (and room for the drain: EXTEND_TIMEOUT_USEC), exit 0.
     const pid_t supervisor = relay->pid();
     EXPECT_EQ(relay->stop(SIGTERM), 0);
     ASSERT_EQ(harness.with("STOPPING=1").size(), 1u);
     EXPECT_EQ(harness.with("STOPPING=1").front().pid, supervisor);
+    ASSERT_EQ(harness.with("EXTEND_TIMEOUT_USEC=20000000").size(), 1u);  // shutdownGrace 15s + 5s
     for (const auto& m : harness.messages()) EXPECT_EQ(m.pid, harness.messages().front().pid) << m.text;
 }
 
@@ -266,6 +267,20 @@ TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
         ASSERT_TRUE(fresh.send("y"));
         EXPECT_EQ(fresh.readExactly(1), "y");
     }
+}
+
+TEST_F(ProcessModel, AWorkerThatMissesTwoPingsIsReplaced) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "workers: 2\n");
+    auto workers = workerPids(*relay);
+    ASSERT_EQ(workers.size(), 2u);
+    ::kill(workers[0], SIGSTOP);  // alive but silent, like a worker stuck in a loop
+    ASSERT_TRUE(relay->waitForLog("replacing a worker",
+                                  {{"workerPid", std::to_string(workers[0])}, {"reason", "it missed two pings"}}));
+    ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 3; }));
+    EXPECT_TRUE(relay->waitForLog("worker exited unexpectedly", {{"workerPid", std::to_string(workers[0])}}));
+    Client c;
+    tunnel(c, *relay, echo.port());
 }
 
 TEST_F(ProcessModel, AWorkerThatSendsGarbageIsReplacedAlone) {
