@@ -193,11 +193,11 @@ TEST_F(Upgrade, TwentyReloadsAndTenUpgradesUnderLoadLoseNothing) {
         json_decref(st);
         std::this_thread::sleep_for(100ms);
     }
-    uint64_t streamed = load.streamedBytes();
-    ASSERT_TRUE(eventually([&] { return load.streamedBytes() > streamed + 100000; }));  // streams still flow
+    // Both kinds of load still flow after the last upgrade (progress, not a rate: no speed assumed).
+    uint64_t streamed = load.streamedBytes(), opened = load.tunnels();
+    ASSERT_TRUE(eventually([&] { return load.streamedBytes() > streamed + 100000 && load.tunnels() > opened + 20; }));
     load.stop();
     EXPECT_EQ(load.failures(), std::vector<std::string>{});
-    EXPECT_GT(load.tunnels(), 50u);
     // With the streams closed, the old generations finish and leave.
     ASSERT_TRUE(eventually(
         [&] {
