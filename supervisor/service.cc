@@ -144,6 +144,7 @@ int Service::freshStart() {
     // service account, then create files: they belong to that account.
     auto addListener = [&](uint8_t kind, const HostPort& address) -> int {
         UniqueFd fd = adoptActivatedListener(address);
+        if (fd) activated_.push_back(kind);
         if (!fd) {
             auto bound = bindListener(address);
             if (!bound) return fatal(kExitFailure, bound.error().message);
@@ -201,8 +202,12 @@ int Service::freshStart() {
         1, workers_, executable_.get(),
         [this] {
             pool_->setCurrent(1);
-            for (const auto& l : listeners_)
-                log_->info("listening", {{"kind", l.kind == 0 ? "https" : "http"}, {"address", l.address}});
+            for (const auto& l : listeners_) {
+                bool fromSystemd = std::find(activated_.begin(), activated_.end(), l.kind) != activated_.end();
+                log_->info("listening", {{"kind", l.kind == 0 ? "https" : "http"},
+                                         {"address", l.address},
+                                         {"socketActivation", fromSystemd}});
+            }
             log_->info("ready", {{"workers", workers_}, {"tunnelsMax", maxConnectionsPerWorker_ * workers_}});
             notifyReady();
             startWatchdog();

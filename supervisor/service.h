@@ -99,6 +99,7 @@ private:
         std::string address;
     };
     std::vector<Listener> listeners_;
+    std::vector<uint8_t> activated_;  // kinds whose socket came from systemd (LISTEN_FDS)
     std::unique_ptr<LogSink> sink_;
     std::unique_ptr<Logger> log_;
     TlsMaterial material_;

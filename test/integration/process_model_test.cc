@@ -269,6 +269,30 @@ TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
     }
 }
 
+TEST_F(ProcessModel, AdoptsASocketFromSystemdSocketActivation) {
+    if (::access("/usr/bin/systemd-socket-activate", X_OK) != 0)
+        GTEST_SKIP() << "systemd-socket-activate is not installed";
+    int probe = listenOn("127.0.0.1");
+    uint16_t port = localPort(probe);
+    ::close(probe);
+    writeText(dir_ / "config.yml",
+              "consoleAddress: \"localhost:1\"\norganizationId: 1\nworkers: 1\nhttpsProxy:\n  listen: \"127.0.0.1:" +
+                  std::to_string(port) + "\"\n");
+    // systemd-socket-activate listens, and starts the relay (with LISTEN_FDS) on the first connection.
+    ChildProcess activator =
+        ChildProcess::spawn({"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port), "-E",
+                             "RELAYPRO_ENV_FILE=" + (dir_ / "environment.conf").string(), RELAYPRO_BINARY, "run",
+                             "--config", (dir_ / "config.yml").string(), "--user", "root"},
+                            {{"PATH", "/usr/bin:/bin"}}, dir_ / "activate.out", dir_ / "activate.err");
+    Client c;
+    ASSERT_TRUE(eventually([&] { return c.connect("127.0.0.1", port, true); })) << readText(dir_ / "activate.err");
+    ASSERT_TRUE(c.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\n"));
+    EXPECT_EQ(statusOf(c.readHead()), 200);
+    std::string log = readText(dir_ / "logs" / "relaypro.log.txt");
+    EXPECT_NE(log.find("\"socketActivation\":true"), std::string::npos) << log;
+    EXPECT_EQ(activator.stop(SIGTERM), 0);
+}
+
 TEST_F(ProcessModel, AWorkerThatMissesTwoPingsIsReplaced) {
     TestServer echo(false, TestServer::echo());
     auto relay = start(echo.port(), "workers: 2\n");
