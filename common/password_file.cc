@@ -112,7 +112,7 @@ bool hashedPasswordMatches(const std::string& hash, std::string_view presented) 
 }
 
 bool decodeBasicCredential(std::string_view base64, std::string& user, std::string& password) {
-    if (base64.empty() || base64.size() > 4096) return false;
+    if (base64.empty() || base64.size() > 4096 || !isBase64Alphabet(base64, false, true)) return false;
     std::string decoded(base64.size(), '\0');
     size_t len = 0;
     if (sodium_base642bin(reinterpret_cast<unsigned char*>(decoded.data()), decoded.size(), base64.data(),

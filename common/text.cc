@@ -105,6 +105,16 @@ size_t decodeUtf8(std::string_view s, size_t i, uint32_t& cp) {
     return len;
 }
 
+bool isBase64Alphabet(std::string_view text, bool urlSafe, bool padding) {
+    for (char c : text) {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) continue;
+        if (urlSafe ? (c == '-' || c == '_') : (c == '+' || c == '/')) continue;
+        if (padding && c == '=') continue;
+        return false;
+    }
+    return true;
+}
+
 bool isValidUtf8(std::string_view s) {
     uint32_t cp = 0;
     for (size_t i = 0; i < s.size();) {

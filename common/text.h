@@ -26,6 +26,10 @@ std::string_view nearestName(std::string_view name, std::span<const std::string_
 size_t decodeUtf8(std::string_view text, size_t i, uint32_t& codePoint);
 
 // Whole text is well-formed UTF-8.
+// Every byte is in base64's alphabet (URL-safe: A-Z a-z 0-9 - _; else + /), padding '=' allowed
+// only where `padding` says. libsodium 1.0.18's decoder maps some bytes >= 0x80 to digits, so
+// callers check the alphabet first.
+bool isBase64Alphabet(std::string_view text, bool urlSafe, bool padding);
 bool isValidUtf8(std::string_view text);
 
 std::string_view trimSpace(std::string_view text);  // spaces and tabs at both ends
