@@ -1,5 +1,7 @@
 #include "common/worker_settings.h"
 
+#include <sodium.h>
+
 namespace relaypro {
 
 std::shared_ptr<const WorkerSettings> WorkerSettings::fromConfig(const Config& config,
@@ -17,7 +19,16 @@ std::shared_ptr<const WorkerSettings> WorkerSettings::fromConfig(const Config& c
     s->trustedSources = config.trustedSources;
     s->caPem = std::move(caPem);
     s->debugLogging = config.debugLogging;
+    s->organizationId = config.organizationId;
+    s->tokenLifetime = std::chrono::duration_cast<std::chrono::seconds>(config.tokenDuration);
+    s->tokenClockSkew = std::chrono::duration_cast<std::chrono::seconds>(config.tokenClockSkew);
     return s;
+}
+
+void WorkerSecrets::wipe() {
+    sodium_memzero(tls.privateKeyPem.data(), tls.privateKeyPem.size());
+    for (auto& k : ticketKeys) sodium_memzero(k.bytes.data(), k.bytes.size());
+    for (auto& m : masters) sodium_memzero(m.key.data(), m.key.size());
 }
 
 }  // namespace relaypro

@@ -10,13 +10,18 @@
 // that does not decode exactly (short, long, trailing bytes, bad values) is a protocol error.
 #pragma once
 
+#include <sodium.h>
+
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/log_record.h"
+#include "common/worker_settings.h"
 #include "ipc/wire.h"
 
 namespace relaypro::ipc {
@@ -122,18 +127,59 @@ struct SettingsChunk {
     }
 };
 
+// The worker's secrets (WorkerSecrets): sent before Start, and again whenever they change (the
+// hourly ticket key, the daily token master, a renewed certificate).
 struct Material {
     static constexpr MessageType kType = MessageType::Material;
-    std::string certificateChainPem;
-    std::string privateKeyPem;
+    static constexpr uint8_t kMaxKeys = 4;
+    WorkerSecrets secrets;
     void encode(Writer& w) const {
-        w.bytes(certificateChainPem);
-        w.bytes(privateKeyPem);
+        w.bytes(secrets.tls.certificateChainPem);
+        w.bytes(secrets.tls.privateKeyPem);
+        w.u8(static_cast<uint8_t>(secrets.ticketKeys.size()));
+        for (const auto& k : secrets.ticketKeys) {
+            w.i64(k.hour);
+            w.bytes(std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.bytes.size()));
+        }
+        w.u8(static_cast<uint8_t>(secrets.masters.size()));
+        for (const auto& m : secrets.masters) {
+            w.i64(m.day);
+            w.bytes(std::string_view(reinterpret_cast<const char*>(m.key.data()), m.key.size()));
+        }
     }
     static bool decode(Reader& r, Material& m) {
-        m.certificateChainPem = r.bytes(48 * 1024);
-        m.privateKeyPem = r.bytes(8 * 1024);
-        return r.finish() && !m.certificateChainPem.empty() && !m.privateKeyPem.empty();
+        m.secrets.tls.certificateChainPem = r.bytes(48 * 1024);
+        m.secrets.tls.privateKeyPem = r.bytes(8 * 1024);
+        uint8_t tickets = r.u8();
+        if (tickets == 0 || tickets > kMaxKeys) r.fail();
+        for (uint8_t i = 0; i < tickets && r.ok(); ++i) {
+            TicketKey k;
+            k.hour = r.i64();
+            if (!readFixed(r, k.bytes)) return false;
+            m.secrets.ticketKeys.push_back(k);
+        }
+        uint8_t masters = r.u8();
+        if (masters == 0 || masters > kMaxKeys) r.fail();
+        for (uint8_t i = 0; i < masters && r.ok(); ++i) {
+            DayMaster d;
+            d.day = r.i64();
+            if (!readFixed(r, d.key)) return false;
+            m.secrets.masters.push_back(d);
+        }
+        return r.finish() && !m.secrets.tls.certificateChainPem.empty() && !m.secrets.tls.privateKeyPem.empty();
+    }
+
+private:
+    template <size_t N>
+    static bool readFixed(Reader& r, std::array<unsigned char, N>& out) {
+        std::string b = r.bytes(N);
+        if (b.size() != N) {
+            r.fail();
+            return false;
+        }
+        std::memcpy(out.data(), b.data(), N);
+        sodium_memzero(b.data(), b.size());
+        return true;
     }
 };
 

@@ -102,6 +102,9 @@ std::string encodeSettings(const WorkerSettings& s) {
     w.boolean(s.registered);
     w.bytes(s.caPem);
     w.boolean(s.debugLogging);
+    w.i64(s.organizationId);
+    w.u32(static_cast<uint32_t>(s.tokenLifetime.count()));
+    w.u32(static_cast<uint32_t>(s.tokenClockSkew.count()));
     return w.take();
 }
 
@@ -176,6 +179,11 @@ Result<std::shared_ptr<const WorkerSettings>> decodeSettings(std::string_view by
     s->registered = r.boolean();
     s->caPem = r.bytes(1 << 20);
     s->debugLogging = r.boolean();
+    s->organizationId = r.i64();
+    s->tokenLifetime = std::chrono::seconds(r.u32());
+    s->tokenClockSkew = std::chrono::seconds(r.u32());
+    if (s->tokenLifetime.count() < 60 || s->tokenLifetime.count() > 24 * 3600 || s->tokenClockSkew.count() > 24 * 3600)
+        r.fail();
     if (!r.finish()) return Error{"malformed settings snapshot"};
     return std::shared_ptr<const WorkerSettings>(std::move(s));
 }

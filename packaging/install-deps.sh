@@ -11,7 +11,7 @@ PACKAGES="
   libgtest-dev libgmock-dev
   clang libclang-rt-14-dev clang-format clang-tidy
   curl openssl ca-certificates python3
-  nats-server squid-openssl
+  nats-server squid-openssl haproxy python3-cryptography python3-jwcrypto
 "
 
 missing=""

@@ -2,14 +2,20 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "common/config.h"
 #include "common/environment.h"
+#include "common/file_io.h"
+#include "supervisor/ca_bundle.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/privileges.h"
 #include "supervisor/run.h"
@@ -218,7 +224,73 @@ int checkConfig(const CommandLine& cmd) {
         std::fprintf(stderr, "%s\n", config.error().message.c_str());
         return kExitConfig;
     }
+    // A CA bundle that exists must be usable (a missing one is created at start). An upgrade
+    // runs this check with the new binary before it switches.
+    if (::access(config->caBundleFile.c_str(), F_OK) == 0) {
+        auto bundle = CaBundle::load(config->caBundleFile, std::chrono::system_clock::now());
+        if (!bundle) {
+            std::fprintf(stderr, "relaypro: %s\n", bundle.error().message.c_str());
+            return kExitConfig;
+        }
+    }
     std::fputs(renderEffectiveConfig(*config).c_str(), stdout);
+    return kExitOk;
+}
+
+void printCaBundle(const CaBundle& ca) {
+    std::printf("subject: %s\n", ca.subject().c_str());
+    std::printf("notBefore: %s\n", ca.notBefore().c_str());
+    std::printf("notAfter: %s\n", ca.notAfter().c_str());
+    std::printf("sha256 Fingerprint=%s\n", ca.fingerprintColons().c_str());
+}
+
+// ca init / ca show: as the service user, like the service itself.
+int caCommand(const CommandLine& cmd) {
+    if (auto s = switchToServiceUserIfPresent(); !s) {
+        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
+        return kExitFailure;
+    }
+    std::vector<std::string> warnings;
+    auto env = loadEnvironment(warnings);
+    if (!env) {
+        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
+        return kExitConfig;
+    }
+    auto config = loadConfig(configPathFor(cmd), *env, warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (!config) {
+        std::fprintf(stderr, "%s\n", config.error().message.c_str());
+        return kExitConfig;
+    }
+    const std::string& path = config->caBundleFile;
+    if (cmd.command == "ca show") {
+        if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+            std::fprintf(stderr, "relaypro: no CA bundle at %s; `relaypro ca init` creates one\n", path.c_str());
+            return kExitFailure;
+        }
+        auto ca = CaBundle::load(path, std::chrono::system_clock::now());
+        if (!ca) {
+            std::fprintf(stderr, "relaypro: %s\n", ca.error().message.c_str());
+            return kExitConfig;
+        }
+        std::printf("file: %s\n", path.c_str());
+        printCaBundle(*ca);
+        return kExitOk;
+    }
+    // The bundle's folder is created like the private folder: 0700.
+    const std::string dir = dirName(path);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        std::fprintf(stderr, "relaypro: cannot create %s: %s\n", dir.c_str(), std::strerror(errno));
+        return kExitFailure;
+    }
+    bool created = false;
+    auto ca = CaBundle::loadOrCreate(path, created);
+    if (!ca) {
+        std::fprintf(stderr, "relaypro: %s\n", ca.error().message.c_str());
+        return kExitConfig;
+    }
+    std::printf("%s %s\n", created ? "created" : "exists:", path.c_str());
+    printCaBundle(*ca);
     return kExitOk;
 }
 
@@ -349,6 +421,7 @@ int runCli(int argc, char** argv) {
     if (cmd.command == "check-config") return checkConfig(cmd);
     if (cmd.command == "run") return run(cmd);
     if (cmd.command == "status" || cmd.command == "upgrade") return talkToService(cmd);
+    if (cmd.command == "ca init" || cmd.command == "ca show") return caCommand(cmd);
     std::fprintf(stderr, "relaypro: %s is not implemented yet\n", cmd.command.c_str());
     return kExitFailure;
 }

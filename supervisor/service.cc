@@ -24,7 +24,6 @@
 #include "common/password_file.h"
 #include "supervisor/cli.h"
 #include "supervisor/listeners.h"
-#include "supervisor/server_certificate.h"
 #include "supervisor/version.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
@@ -83,14 +82,15 @@ Service::Service(ServiceOptions options, Environment env, Config config)
     : options_(std::move(options)), env_(std::move(env)), config_(std::move(config)) {}
 
 Service::~Service() {
+    console_.reset();  // in-flight console requests end without calling back
     control_.reset();
     pool_.reset();
     for (event* e : signalEvents_) event_free(e);
     if (watchdog_ != nullptr) event_free(watchdog_);
+    if (keyTimer_ != nullptr) event_free(keyTimer_);
     if (reexec_ != nullptr) event_free(reexec_);
     if (upgrade_ && upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
     if (base_ != nullptr) event_base_free(base_);
-    sodium_memzero(material_.privateKeyPem.data(), material_.privateKeyPem.size());
 }
 
 int Service::run() {
@@ -169,13 +169,10 @@ int Service::freshStart() {
     if (auto s = ensurePrivateFolder(); !s) return fatal(kExitConfig, s.error().describe());
     ensureRelayProId();
 
-    auto material = config_.certFile.empty()
-                        ? makeSelfSignedCertificate(config_.serverName, std::chrono::hours(24 * 365))
-                        : loadCertificateFiles(config_.certFile, config_.keyFile);
-    if (!material) return fatal(kExitConfig, "server certificate: " + material.error().message);
-    material_ = std::move(*material);
-    caPem_ =
-        material_.certificateChainPem.substr(0, material_.certificateChainPem.find("-----END CERTIFICATE-----") + 26);
+    auto trust = Trust::open(config_, *log_);
+    if (!trust) return fatal(kExitConfig, trust.error().message);
+    trust_ = std::make_unique<Trust>(std::move(*trust));
+    caPem_ = trust_->ca().certificatePem();
     workers_ = config_.workers != 0 ? config_.workers
                                     : static_cast<unsigned>(std::clamp<long>(::sysconf(_SC_NPROCESSORS_ONLN), 1, 64));
     auto settings = buildSettings(config_);
@@ -183,10 +180,16 @@ int Service::freshStart() {
 
     base_ = event_base_new();
     if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
+    console_ = std::make_unique<ConsoleClient>(base_, *log_);
+    console_->configure(config_, (*settings)->names.hosts);
+    randombytes_buf(verifyCacheKey_.data(), verifyCacheKey_.size());
     WorkerPool::Setup setup;
     for (const auto& l : listeners_) setup.listeners.push_back({l.kind, l.fd.get()});
-    setup.material = material_;
+    setup.secrets = trust_->secrets(std::chrono::system_clock::now());
     setup.settings = *settings;
+    setup.verify = [this](const ipc::VerifyRequest& request, WorkerPool::VerifyDone done) {
+        verifyResponder(request, std::move(done));
+    };
     const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
     setup.testHooks = hooks != nullptr && std::string_view(hooks) == "1";
     setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
@@ -211,6 +214,7 @@ int Service::freshStart() {
             log_->info("ready", {{"workers", workers_}, {"tunnelsMax", maxConnectionsPerWorker_ * workers_}});
             notifyReady();
             startWatchdog();
+            scheduleKeyCheck();
         },
         [this](const std::string& why) {
             log_->error("workers did not start", {{"error", why}});
@@ -251,9 +255,13 @@ int Service::takeOver(int handoverFd) {
     log_->info("supervisor re-executed",
                {{"version", std::string(versionString())}, {"workers", state->workers.size()}});
     if (auto s = ensurePrivateFolder(); !s) log_->error(s.error().describe());
-    material_ = TlsMaterial{state->certificateChainPem, state->privateKeyPem};
+    // The CA bundle is read again (a replaced bundle takes effect now); the certificate in use
+    // is kept unless the configuration names another.
+    auto trust = Trust::open(config_, *log_, TlsMaterial{state->certificateChainPem, state->privateKeyPem});
     sodium_memzero(state->privateKeyPem.data(), state->privateKeyPem.size());
-    caPem_ = state->caPem;
+    if (!trust) return fatal(kExitConfig, trust.error().message);
+    trust_ = std::make_unique<Trust>(std::move(*trust));
+    caPem_ = trust_->ca().certificatePem();
     workers_ = config_.workers != 0 ? config_.workers
                                     : static_cast<unsigned>(std::clamp<long>(::sysconf(_SC_NPROCESSORS_ONLN), 1, 64));
     auto settings = buildSettings(config_);
@@ -261,10 +269,16 @@ int Service::takeOver(int handoverFd) {
 
     base_ = event_base_new();
     if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
+    console_ = std::make_unique<ConsoleClient>(base_, *log_);
+    console_->configure(config_, (*settings)->names.hosts);
+    randombytes_buf(verifyCacheKey_.data(), verifyCacheKey_.size());
     WorkerPool::Setup setup;
     for (const auto& l : listeners_) setup.listeners.push_back({l.kind, l.fd.get()});
-    setup.material = material_;
+    setup.secrets = trust_->secrets(std::chrono::system_clock::now());
     setup.settings = *settings;
+    setup.verify = [this](const ipc::VerifyRequest& request, WorkerPool::VerifyDone done) {
+        verifyResponder(request, std::move(done));
+    };
     const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
     setup.testHooks = hooks != nullptr && std::string_view(hooks) == "1";
     setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
@@ -273,12 +287,15 @@ int Service::takeOver(int handoverFd) {
     pool_->setExitedTunnels(state->exitedTunnels);
     pool_->adopt(state->workers, state->currentGeneration, executable_.get(), workers_);
     pool_->pushSettings(*settings);
+    // Adopted workers hold what the previous image gave them; a replaced bundle changes it.
+    pool_->pushSecrets(trust_->secrets(std::chrono::system_clock::now()));
     started_ = std::chrono::system_clock::time_point(std::chrono::milliseconds(state->startedUnixMs));
     openControl(state->controlFd >= 0 ? std::optional<int>(state->controlFd) : std::nullopt);
     installHandlers();
     childrenExited();  // any worker that ended while the images changed
     notifyReady();
     startWatchdog();
+    scheduleKeyCheck();
     return 0;
 }
 
@@ -355,7 +372,114 @@ Result<std::shared_ptr<const WorkerSettings>> Service::buildSettings(const Confi
     auto names = loadNameResolution(c.hostsFile, c.resolvConfFile);
     if (!names) return names.error();
     maxConnectionsPerWorker_ = connectionShare(c, workers_);
-    return WorkerSettings::fromConfig(c, std::move(passwords), std::move(*names), caPem_, maxConnectionsPerWorker_);
+    auto settings =
+        WorkerSettings::fromConfig(c, std::move(passwords), std::move(*names), caPem_, maxConnectionsPerWorker_);
+    auto mutableSettings = std::const_pointer_cast<WorkerSettings>(settings);
+    mutableSettings->registered = registered(c);
+    return settings;
+}
+
+// Registered: the console gave this relay an id and a security token for the console address
+// configured now (console-api.md). The registration itself runs in the console client.
+bool Service::registered(const Config& c) const {
+    if (revoked_ || c.securityToken.empty() || c.relayId == 0 || c.registeredTo.empty()) return false;
+    auto to = parseConsoleAddress(c.registeredTo);
+    return to && to->normalized() == c.consoleAddress.normalized();
+}
+
+void Service::verifyResponder(const ipc::VerifyRequest& request, WorkerPool::VerifyDone done) {
+    using R = ipc::VerifyAnswer::Result;
+    if (!registered(config_)) return done(R::NotRegistered, 60);
+    // Cache key: the Responder and a keyed hash of its credential (the credential itself is
+    // never kept).
+    unsigned char digest[32];
+    crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(request.credential.data()),
+                       request.credential.size(), verifyCacheKey_.data(), verifyCacheKey_.size());
+    std::string key = request.responderId;
+    key.push_back('\0');
+    key.append(reinterpret_cast<const char*>(digest), sizeof digest);
+    const auto now = std::chrono::steady_clock::now();
+    if (auto it = verifyCache_.find(key); it != verifyCache_.end()) {
+        if (it->second.expires > now) return done(it->second.valid ? R::Valid : R::Invalid, 0);
+        verifyCache_.erase(it);
+    }
+    if (verifyCache_.size() >= 100000) {
+        std::erase_if(verifyCache_, [now](const auto& e) { return e.second.expires <= now; });
+        if (verifyCache_.size() >= 100000) verifyCache_.clear();
+    }
+    json_t* body = json_pack("{s:I,s:s%,s:s%}", "relayId", static_cast<json_int_t>(config_.relayId), "responderId",
+                             request.responderId.data(), request.responderId.size(), "credential",
+                             request.credential.data(), request.credential.size());
+    if (body == nullptr) return done(R::Invalid, 0);  // not UTF-8: workers check this, but are not trusted
+    char* text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    std::string bodyText = text != nullptr ? text : "{}";
+    if (text != nullptr) {
+        sodium_memzero(text, std::strlen(text));
+        std::free(text);
+    }
+    const std::string responderId = request.responderId;
+    const int64_t organizationId = config_.organizationId;
+    console_->post(
+        "/api/public/relay-pro/responders/verify", config_.securityToken, bodyText, std::chrono::seconds(5),
+        [this, responderId, organizationId, key, done = std::move(done)](ConsoleResponse&& r) {
+            if (!r.transportOk || r.status >= 500) {
+                log_->warn("console verify failed",
+                           {{"responder", responderId},
+                            {"status", static_cast<int64_t>(r.status)},
+                            {"error", r.transportOk ? "server error" : r.transportError}});
+                return done(R::ConsoleUnavailable, 5);
+            }
+            if (r.status == 401 || r.status == 403) {
+                consoleRevoked("verify");
+                return done(R::NotRegistered, 60);
+            }
+            if (r.status != 200 || r.envelope == nullptr) {
+                log_->warn("console verify answered unexpectedly",
+                           {{"responder", responderId}, {"status", static_cast<int64_t>(r.status)}});
+                return done(R::ConsoleUnavailable, 5);
+            }
+            json_t* result = r.result();
+            const char* id = json_string_value(json_object_get(result, "responderId"));
+            json_t* org = json_object_get(result, "organizationId");
+            // Valid only when the console says so about this Responder, in this relay's organization.
+            bool valid = r.success() && json_is_true(json_object_get(result, "valid")) && id != nullptr &&
+                         responderId == id && json_is_integer(org) && json_integer_value(org) == organizationId;
+            auto expires = std::chrono::steady_clock::now() + (valid ? std::chrono::seconds(60) : std::chrono::seconds(5));
+            verifyCache_[key] = VerifyCacheEntry{valid, expires};
+            log_->info("responder verified", {{"responder", responderId}, {"valid", valid}});
+            done(valid ? R::Valid : R::Invalid, 0);
+        });
+    sodium_memzero(bodyText.data(), bodyText.size());
+}
+
+// The console no longer accepts this relay's securityToken (console-api.md): Bearer CONNECTs
+// and the token endpoint answer 503 not_registered until it registers again; Basic and open
+// tunnels run on.
+void Service::consoleRevoked(const std::string& what) {
+    if (revoked_) return;
+    revoked_ = true;
+    verifyCache_.clear();
+    log_->error("the console revoked this RelayPro (401/403); a new deployment token is needed to register again",
+                {{"during", what}, {"relayId", config_.relayId}});
+    if (auto settings = buildSettings(config_)) pool_->pushSettings(*settings);
+}
+
+void Service::scheduleKeyCheck() {
+    if (keyTimer_ == nullptr) keyTimer_ = evtimer_new(base_, &Service::onKeyTimer, this);
+    auto wait = Trust::untilNextCheck(std::chrono::system_clock::now()) + std::chrono::milliseconds(1);
+    timeval tv{static_cast<time_t>(wait.count() / 1000), static_cast<suseconds_t>((wait.count() % 1000) * 1000)};
+    evtimer_add(keyTimer_, &tv);
+}
+
+void Service::onKeyTimer(int, short, void* arg) {
+    auto* self = static_cast<Service*>(arg);
+    auto now = std::chrono::system_clock::now();
+    if (self->trust_->refresh(now, *self->log_)) {
+        self->pool_->pushSecrets(self->trust_->secrets(now));
+        self->log_->debug("worker keys rotated");
+    }
+    self->scheduleKeyCheck();
 }
 
 int Service::fatal(int code, const std::string& message) {
@@ -369,7 +493,7 @@ std::string Service::statusLine() const {
     size_t serving = pool_ ? pool_->serving(pool_->current()) : 0;
     std::string state = stopping_ ? "stopping" : upgrade_ ? "upgrading" : "serving";
     return state + "; " + std::to_string(serving) + " workers; " + std::to_string(st.tunnels) +
-           " tunnels; not registered";
+           (registered(config_) ? " tunnels; registered" : " tunnels; not registered");
 }
 
 void Service::notifyReady(const std::string& extra) {
@@ -392,13 +516,13 @@ json_t* Service::statusJson() {
     }
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count();
     json_t* registration =
-        json_pack("{s:s,s:I,s:s}", "state", "unregistered", "relayId", static_cast<json_int_t>(config_.relayId),
+        json_pack("{s:s,s:I,s:s}", "state", registered(config_) ? "registered" : "unregistered", "relayId", static_cast<json_int_t>(config_.relayId),
                   "registeredTo", config_.registeredTo.c_str());
     std::string version(versionString());
     return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", version.c_str(), "pid",
                      static_cast<json_int_t>(::getpid()), "generation", static_cast<json_int_t>(pool_->current()),
                      "uptimeSeconds", static_cast<json_int_t>(std::max<int64_t>(0, uptime)), "registration",
-                     registration, "caFingerprint", "", "listeners", listeners, "workers", workers);
+                     registration, "caFingerprint", trust_->ca().fingerprintHex().c_str(), "listeners", listeners, "workers", workers);
 }
 
 void Service::startWatchdog() {
@@ -496,6 +620,8 @@ void Service::reload() {
     env_ = std::move(env);
     config_ = std::move(merged);
     pool_->pushSettings(*settings);
+    console_->configure(config_, (*settings)->names.hosts);
+    verifyCache_.clear();
     log_->setMinLevel(config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
     std::string list;
     for (const auto& f : changed) list += (list.empty() ? "" : ",") + f;
@@ -603,6 +729,8 @@ void Service::upgradeChecked(int status) {
     env_ = std::move(env);
     config_ = std::move(merged);
     pool_->pushSettings(*settings);
+    console_->configure(config_, (*settings)->names.hosts);
+    verifyCache_.clear();
     upgrade_->generation = pool_->current() + 1;
     log_->info("upgrade: starting the next generation", {{"generation", upgrade_->generation}, {"workers", workers_}});
     pool_->startGeneration(
@@ -652,8 +780,8 @@ void Service::reexecute() {
     state.workers = pool_->handover();
     state.exitedTunnels = pool_->exitedTunnels();
     for (const auto& k : env_.everHeld()) state.everHeldEnv.push_back(k);
-    state.certificateChainPem = material_.certificateChainPem;
-    state.privateKeyPem = material_.privateKeyPem;
+    state.certificateChainPem = trust_->tls().certificateChainPem;
+    state.privateKeyPem = trust_->tls().privateKeyPem;
     state.caPem = caPem_;
     auto memfd = writeHandover(state);
     sodium_memzero(state.privateKeyPem.data(), state.privateKeyPem.size());

@@ -7,21 +7,25 @@
 #include <jansson.h>
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/config.h"
 #include "common/environment.h"
 #include "common/unique_fd.h"
 #include "common/worker_settings.h"
+#include "supervisor/console_client.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/handover.h"
 #include "supervisor/log_sink.h"
 #include "supervisor/privileges.h"
+#include "supervisor/trust.h"
 #include "supervisor/worker_pool.h"
 
 namespace relaypro {
@@ -70,6 +74,13 @@ private:
     json_t* statusJson();
     void notifyReady(const std::string& extra = {});
     void startWatchdog();
+    // Rotates ticket keys (hourly) and token masters (daily), renews the certificate.
+    void scheduleKeyCheck();
+    static void onKeyTimer(int, short, void* arg);
+    [[nodiscard]] bool registered(const Config& c) const;
+    // The token endpoint's question to the console (console-api.md, verify), with a short cache.
+    void verifyResponder(const ipc::VerifyRequest& request, WorkerPool::VerifyDone done);
+    void consoleRevoked(const std::string& what);
 
     void reload();
     void stop();
@@ -102,8 +113,17 @@ private:
     std::vector<uint8_t> activated_;  // kinds whose socket came from systemd (LISTEN_FDS)
     std::unique_ptr<LogSink> sink_;
     std::unique_ptr<Logger> log_;
-    TlsMaterial material_;
+    std::unique_ptr<Trust> trust_;
+    std::unique_ptr<ConsoleClient> console_;
+    bool revoked_ = false;  // the console answered 401/403 to this relay's securityToken
+    struct VerifyCacheEntry {
+        bool valid;
+        std::chrono::steady_clock::time_point expires;
+    };
+    std::unordered_map<std::string, VerifyCacheEntry> verifyCache_;
+    std::array<unsigned char, 32> verifyCacheKey_{};
     std::string caPem_;
+    event* keyTimer_ = nullptr;
     unsigned workers_ = 1;
     uint64_t maxConnectionsPerWorker_ = 0;
     event_base* base_ = nullptr;

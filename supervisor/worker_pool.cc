@@ -81,7 +81,6 @@ WorkerPool::~WorkerPool() {
         if (p.timeout != nullptr) event_free(p.timeout);
     }
     if (pingTimer_ != nullptr) event_free(pingTimer_);
-    sodium_memzero(setup_.material.privateKeyPem.data(), setup_.material.privateKeyPem.size());
 }
 
 Result<pid_t> WorkerPool::spawn(uint32_t generation, size_t slot, int executableFd) {
@@ -157,7 +156,7 @@ void WorkerPool::sendStartup(Worker& w) {
     ipc::Channel& c = *w.channel;
     bool ok = c.send(ipc::Hello{ipc::kProtocolVersion, static_cast<uint32_t>(w.slot)}, w.generation);
     sendSettings(w);
-    ok = ok && c.send(ipc::Material{setup_.material.certificateChainPem, setup_.material.privateKeyPem}, w.generation);
+    ok = ok && c.send(ipc::Material{setup_.secrets}, w.generation);
     ipc::Listeners l;
     std::vector<int> fds;
     for (const auto& h : setup_.listeners) {
@@ -236,6 +235,17 @@ void WorkerPool::pushSettings(std::shared_ptr<const WorkerSettings> settings) {
     for (Worker* w : targets) sendSettings(*w);
 }
 
+void WorkerPool::pushSecrets(const WorkerSecrets& secrets) {
+    setup_.secrets = secrets;
+    std::vector<Worker*> targets;
+    for (auto& [pid, w] : workers_) {
+        if (w->state != State::Stopping) targets.push_back(w.get());
+    }
+    for (Worker* w : targets) {
+        if (!w->channel->send(ipc::Material{setup_.secrets}, w->generation)) replace(*w, "cannot send new secrets");
+    }
+}
+
 void WorkerPool::drain(uint32_t generation, std::chrono::milliseconds grace) {
     for (auto& [pid, w] : workers_) {
         if (w->generation != generation || w->state == State::Draining || w->state == State::Stopping) continue;
@@ -275,6 +285,8 @@ bool WorkerPool::permitted(const Worker& w, ipc::MessageType t) const {
             return t == T::Pong || t == T::VerifyRequest || t == T::AuthFailure ||
                    (t == T::SelfTestResult && w.selfTestSent);
         case State::Draining:
+            // Requests in flight finish while a worker drains, token requests included.
+            return t == T::Pong || t == T::VerifyRequest || t == T::AuthFailure;
         case State::Stopping:
             return t == T::Pong;
     }
@@ -349,9 +361,7 @@ void WorkerPool::onMessage(pid_t pid, ipc::Received&& r) {
         case ipc::MessageType::VerifyRequest: {
             ipc::VerifyRequest m;
             if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed VerifyRequest");
-            // Registration with the console comes with its own issue; until then, not registered.
-            w.channel->send(ipc::VerifyAnswer{m.ticket, ipc::VerifyAnswer::Result::NotRegistered, 60}, w.generation);
-            return;
+            return verifyRequested(w, std::move(m));
         }
         case ipc::MessageType::AuthFailure: {
             ipc::AuthFailure m;
@@ -466,6 +476,28 @@ void WorkerPool::onPingTimer(int, short, void* arg) {
         w->channel->send(ipc::Ping{self->pingSequence_}, w->generation);
     }
     for (Worker* w : late) self->replace(*w, "it missed two pings");
+}
+
+// The token endpoint's per-source rate (protocol.md) is counted here, across all workers; then
+// the console client decides. The answer goes back to the worker if it is still there.
+void WorkerPool::verifyRequested(Worker& w, ipc::VerifyRequest&& m) {
+    const pid_t pid = w.pid;
+    const uint32_t generation = w.generation;
+    const uint64_t ticket = m.ticket;
+    auto answer = [this, pid, generation, ticket](ipc::VerifyAnswer::Result result, uint32_t retryAfter) {
+        auto it = workers_.find(pid);
+        if (it == workers_.end() || it->second->generation != generation) return;
+        it->second->channel->send(ipc::VerifyAnswer{ticket, result, retryAfter}, generation);
+    };
+    uint32_t perMinute = setup_.settings->limits.tokenRequestsPerMinute;
+    auto now = std::chrono::steady_clock::now();
+    if (!tokenRequests_.allowed(m.source, perMinute, now)) {
+        return answer(ipc::VerifyAnswer::Result::RateLimited,
+                      std::max<uint32_t>(1, tokenRequests_.retryAfterSeconds(m.source, perMinute, now)));
+    }
+    tokenRequests_.consume(m.source, perMinute, now);
+    if (!setup_.verify) return answer(ipc::VerifyAnswer::Result::NotRegistered, 60);
+    setup_.verify(m, std::move(answer));
 }
 
 void WorkerPool::authenticationFailed(const std::string& source) {

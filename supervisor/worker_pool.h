@@ -49,9 +49,15 @@ struct PoolStats {
 
 class WorkerPool {
 public:
+    // The answer to a worker's VerifyRequest: the result and, for refusals, Retry-After.
+    using VerifyDone = std::function<void(ipc::VerifyAnswer::Result, uint32_t retryAfterSeconds)>;
+    // Asks the console about a Responder (the supervisor's console client); calls `done` once.
+    using Verifier = std::function<void(const ipc::VerifyRequest&, VerifyDone done)>;
+
     struct Setup {
         std::vector<ListenerHandle> listeners;
-        TlsMaterial material;  // wiped when the pool goes
+        WorkerSecrets secrets;  // wipes itself
+        Verifier verify;        // without one, every Responder is "not registered"
         std::shared_ptr<const WorkerSettings> settings;
         bool testHooks = false;
         ipc::SelfTest selfTest;  // sent after each Ready when testHooks
@@ -71,6 +77,9 @@ public:
     [[nodiscard]] uint32_t current() const { return current_; }
 
     void pushSettings(std::shared_ptr<const WorkerSettings> settings);
+    // New secrets (hourly ticket key, daily token master, a renewed certificate) for every
+    // worker, and for the workers started from now on.
+    void pushSecrets(const WorkerSecrets& secrets);
     // Tells a generation to stop accepting and to close what is left after `grace`.
     void drain(uint32_t generation, std::chrono::milliseconds grace);
     // Stops every worker (drain with grace), then calls `onAllExited`.
@@ -131,6 +140,7 @@ private:
     bool permitted(const Worker& w, ipc::MessageType t) const;
     void replace(Worker& w, const std::string& why);
     void authenticationFailed(const std::string& source);
+    void verifyRequested(Worker& w, ipc::VerifyRequest&& m);
     void workerExited(pid_t pid, int status);
     void scheduleRespawn(size_t slot);
     void generationFailed(uint32_t generation, const std::string& why);
@@ -154,7 +164,8 @@ private:
     event* pingTimer_ = nullptr;
     uint64_t pingSequence_ = 0;
     uint64_t exitedTunnels_ = 0;
-    RateLimiter sources_;  // authentication failures (and, later, token requests) per source  // tunnels served by
+    RateLimiter sources_;         // authentication failures per source
+    RateLimiter tokenRequests_;   // token requests per source  // authentication failures (and, later, token requests) per source  // tunnels served by
                            // workers that are gone (totals survive them)
     bool stopping_ = false;
     std::function<void()> onAllExited_;

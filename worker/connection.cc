@@ -1,13 +1,16 @@
 #include "worker/connection.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "common/config_values.h"
 #include "common/password_file.h"
 #include "common/rate_limiter.h"
 #include "common/text.h"
@@ -174,12 +177,15 @@ bool Connection::step() {
             return stepHandshake();
         case State::ReadHead:
             return stepReadHead();
+        case State::ReadBody:
+            return stepReadBody();
         case State::Respond:
             return stepRespond();
         case State::Tunnel:
             return stepTunnel();
         case State::Forward:
             return stepForward();
+        case State::Verifying:
         case State::Authorizing:
         case State::Dialing:
         case State::Closed:
@@ -368,20 +374,9 @@ void Connection::dispatch() {
             respond(std::move(r), AfterResponse::NextRequest);
             return;
         }
-        case Route::Kind::Token: {
-            // The console verification arrives with the trust and console issues; until this
-            // relay is registered the endpoint answers as protocol.md says for that state.
-            Response r = errorResponse(503, "not_registered");
-            r.headers.emplace_back("Retry-After", "60");
-            r.close = true;  // the body is not read
-            server_.log().info("request refused", {{"status", 503},
-                                                   {"reason", "not_registered"},
-                                                   {"client", clientText_},
-                                                   {"path", std::string(kTokenPath)}});
-            server_.countRefused();
-            respond(std::move(r), AfterResponse::Close);
+        case Route::Kind::Token:
+            startTokenRequest();
             return;
-        }
         case Route::Kind::Connect:
             target_ = targetText();
             handleConnect();
@@ -428,6 +423,165 @@ std::string Connection::authScheme() const {
         if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-') return "other";
     }
     return std::string(scheme);
+}
+
+// ---------------------------------------------------------------- token endpoint
+
+namespace {
+
+constexpr size_t kMaxTokenBody = 16 * 1024;
+constexpr auto kVerifyTimeout = std::chrono::seconds(15);
+
+bool printableResponderId(std::string_view id) {
+    if (id.empty() || id.size() > 256 || !isValidUtf8(id)) return false;
+    return std::none_of(id.begin(), id.end(), [](char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        return c < 0x20 || c == 0x7F;
+    });
+}
+
+}  // namespace
+
+void Connection::startTokenRequest() {
+    if (head_.chunked || !head_.contentLength) {
+        return refuseToken(400, "bad_request", 0, "the body needs a Content-Length");
+    }
+    if (*head_.contentLength == 0 || *head_.contentLength > kMaxTokenBody) {
+        return refuseToken(400, "bad_request", 0, "body size out of range");
+    }
+    bodyExpected_ = static_cast<size_t>(*head_.contentLength);
+    size_t have = headBuf_.size() - std::min(head_.headLength, headBuf_.size());
+    bodyFromHead_ = std::min(have, bodyExpected_);
+    body_.assign(headBuf_, head_.headLength, bodyFromHead_);
+    state_ = State::ReadBody;
+    startHeadTimer();  // the body has the head's time limit
+    if (body_.size() == bodyExpected_) tokenBodyComplete();
+}
+
+bool Connection::stepReadBody() {
+    size_t before = body_.size();
+    body_.resize(bodyExpected_);
+    size_t n = 0;
+    Io io = client_.read(body_.data() + before, bodyExpected_ - before, n);
+    body_.resize(before + n);
+    if (io == Io::WantRead || io == Io::WantWrite) {
+        (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
+        return false;
+    }
+    if (io != Io::Done) {
+        close(io == Io::Eof ? "closed_by_client" : "error");
+        return false;
+    }
+    if (body_.size() == bodyExpected_) tokenBodyComplete();
+    return state_ != State::Closed;
+}
+
+void Connection::tokenBodyComplete() {
+    evtimer_del(&timer_);
+    // Exactly {"responderId": <1-256 bytes printable UTF-8>, "credential": <1-8192 bytes>}.
+    json_error_t err;
+    json_t* j = json_loadb(body_.data(), body_.size(), JSON_REJECT_DUPLICATES, &err);
+    std::string responderId, credential;
+    const char* problem = nullptr;
+    if (j == nullptr || !json_is_object(j)) {
+        problem = "the body is not a JSON object";
+    } else if (json_object_size(j) != 2 || !json_is_string(json_object_get(j, "responderId")) ||
+               !json_is_string(json_object_get(j, "credential"))) {
+        problem = "the body must hold exactly the strings responderId and credential";
+    } else {
+        json_t* id = json_object_get(j, "responderId");
+        json_t* cred = json_object_get(j, "credential");
+        responderId.assign(json_string_value(id), json_string_length(id));
+        credential.assign(json_string_value(cred), json_string_length(cred));
+        if (!printableResponderId(responderId)) {
+            problem = "responderId must be 1 to 256 bytes of printable UTF-8";
+        } else if (credential.empty() || credential.size() > 8192) {
+            problem = "credential must be 1 to 8192 bytes";
+        }
+    }
+    if (j != nullptr) {
+        if (json_t* cred = json_object_get(j, "credential"); json_is_string(cred)) {
+            sodium_memzero(const_cast<char*>(json_string_value(cred)), json_string_length(cred));
+        }
+        json_decref(j);
+    }
+    sodium_memzero(body_.data(), body_.size());
+    if (problem != nullptr) {
+        sodium_memzero(credential.data(), credential.size());
+        return refuseToken(400, "bad_request", 0, problem);
+    }
+    identity_ = responderId;
+    if (!settings_->registered) {
+        sodium_memzero(credential.data(), credential.size());
+        return refuseToken(503, "not_registered", 60, "");
+    }
+    state_ = State::Verifying;
+    bool sent = server_.requestVerify(serial_, responderId, credential, RateLimiter::sourceKey(peer_));
+    sodium_memzero(credential.data(), credential.size());
+    if (!sent) return refuseToken(503, "not_registered", 60, "");
+    timeval tv = toTimeval(kVerifyTimeout);
+    evtimer_add(&timer_, &tv);
+}
+
+void Connection::verified(VerifyResult result, uint32_t retryAfterSeconds) {
+    if (state_ != State::Verifying) return;
+    evtimer_del(&timer_);
+    switch (result) {
+        case VerifyResult::Valid: {
+            const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+            auto token = server_.issueToken(identity_, now);
+            if (!token) {
+                // Only at a day boundary, for the moment before the new master arrives.
+                refuseToken(503, "console_unavailable", 1, token.error().message);
+                break;
+            }
+            const int64_t lifetime = settings_->tokenLifetime.count();
+            Response r;
+            r.body = "{\"token\":\"" + *token + "\",\"tokenType\":\"Bearer\",\"expiresIn\":" +
+                     std::to_string(lifetime) + ",\"expiresAt\":\"" +
+                     formatRfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now + lifetime))) +
+                     "\"}";
+            r.headers.emplace_back("Cache-Control", "no-store");
+            sodium_memzero(token->data(), token->size());
+            server_.log().info("token issued", {{"client", clientText_},
+                                                {"responder", identity_},
+                                                {"expiresIn", lifetime}});
+            respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
+            break;
+        }
+        case VerifyResult::Invalid:
+            refuseToken(401, "invalid_credentials", 0, "");
+            break;
+        case VerifyResult::RateLimited:
+            refuseToken(429, "rate_limited", std::max<uint32_t>(1, retryAfterSeconds), "");
+            break;
+        case VerifyResult::NotRegistered:
+            refuseToken(503, "not_registered", std::max<uint32_t>(1, retryAfterSeconds), "");
+            break;
+        case VerifyResult::ConsoleUnavailable:
+            refuseToken(503, "console_unavailable", std::max<uint32_t>(1, retryAfterSeconds), "");
+            break;
+    }
+    drive();
+}
+
+void Connection::refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail) {
+    Response r = errorResponse(status, code);
+    if (retryAfter > 0) r.headers.emplace_back("Retry-After", std::to_string(retryAfter));
+    std::vector<LogField> fields{{"status", status},
+                                 {"reason", std::string(code)},
+                                 {"client", clientText_},
+                                 {"path", std::string(kTokenPath)}};
+    if (!identity_.empty()) fields.emplace_back("responder", identity_);
+    if (!detail.empty()) fields.emplace_back("detail", std::string(detail));
+    server_.log().info("request refused", std::move(fields));
+    server_.countRefused();
+    // A body that was not read (or not wholly) leaves the connection out of step: close it.
+    bool bodyRead = bodyExpected_ > 0 && body_.size() == bodyExpected_;
+    respond(std::move(r), status != 400 && bodyRead && head_.keepAlive() ? AfterResponse::NextRequest
+                                                                           : AfterResponse::Close);
 }
 
 void Connection::handleConnect() {
@@ -675,8 +829,12 @@ bool Connection::stepRespond() {
 
 void Connection::finishRequest() {
     // Keep what the client pipelined after this request; start the next head's clock.
-    size_t used = headComplete_ ? head_.headLength : headBuf_.size();
+    size_t used = headComplete_ ? head_.headLength + bodyFromHead_ : headBuf_.size();
     headBuf_.erase(0, std::min(used, headBuf_.size()));
+    sodium_memzero(body_.data(), body_.size());
+    std::string().swap(body_);
+    bodyExpected_ = 0;
+    bodyFromHead_ = 0;
     if (headBuf_.empty()) std::string().swap(headBuf_);
     headScanned_ = 0;
     head_ = RequestHead{};
@@ -831,6 +989,26 @@ void Connection::timedOut() {
                            {{"status", 408}, {"reason", "request_timeout"}, {"client", clientText_}});
         server_.countRefused();
         closeNow("request_timeout");
+        return;
+    }
+    if (state_ == State::ReadBody) {
+        Response r = errorResponse(408, "request_timeout");
+        r.close = true;
+        std::string bytes = serialize(r);
+        size_t n = 0;
+        (void)client_.write(bytes.data(), bytes.size(), n);
+        server_.log().info("request refused", {{"status", 408},
+                                               {"reason", "request_timeout"},
+                                               {"client", clientText_},
+                                               {"path", std::string(kTokenPath)}});
+        server_.countRefused();
+        closeNow("request_timeout");
+        return;
+    }
+    if (state_ == State::Verifying) {
+        // The supervisor did not answer (it may be re-executing for an upgrade): try again soon.
+        refuseToken(503, "console_unavailable", 5, "no answer from the supervisor");
+        drive();
         return;
     }
     if (state_ == State::PeekProxy || state_ == State::Handshake || state_ == State::ReadHead) {

@@ -16,6 +16,7 @@
 #include "common/worker_settings.h"
 #include "worker/request_head.h"
 #include "worker/router.h"
+#include "worker/server_types.h"
 #include "worker/stream.h"
 #include "worker/upstream_dialer.h"
 
@@ -40,9 +41,23 @@ public:
     void closeNow(std::string_view result);
     // The password check this connection waits for has finished.
     void passwordChecked(bool ok);
+    // The supervisor's answer about the Responder of a token request.
+    void verified(VerifyResult result, uint32_t retryAfterSeconds);
 
 private:
-    enum class State { PeekProxy, Handshake, ReadHead, Authorizing, Dialing, Respond, Tunnel, Forward, Closed };
+    enum class State {
+        PeekProxy,
+        Handshake,
+        ReadHead,
+        ReadBody,
+        Verifying,
+        Authorizing,
+        Dialing,
+        Respond,
+        Tunnel,
+        Forward,
+        Closed
+    };
     enum class AfterResponse { NextRequest, Close, StartTunnel, StartForward };
 
     struct Wants {
@@ -72,6 +87,7 @@ private:
     bool stepPeekProxy();
     bool stepHandshake();
     bool stepReadHead();
+    bool stepReadBody();
     bool stepRespond();
     bool stepTunnel();
     bool stepForward();
@@ -81,6 +97,9 @@ private:
 
     void dispatch();
     void handleConnect();
+    void startTokenRequest();
+    void tokenBodyComplete();
+    void refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail);
     void authorized(std::string identity, std::string scheme);
     void startDial(DialPurpose purpose);
     void dialed(DialOutcome&& outcome);
@@ -123,6 +142,10 @@ private:
     std::string authScheme_;  // "Basic", "Bearer", or empty
     std::string target_;      // "host:port" of the CONNECT (or forward)
     std::string forwardRequest_;
+    // The token request's body: bytes that came with the head, then the rest as it arrives.
+    std::string body_;
+    size_t bodyExpected_ = 0;
+    size_t bodyFromHead_ = 0;
     bool viaHttpProxy_ = false;
 
     Pipe up_;    // client -> upstream

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -78,14 +79,12 @@ Result<SSL_CTX*> makeServerContext(const TlsMaterial& tls) {
 Server::Server(event_base* base, LogOutput* log) : base_(base), log_(log, "worker") {}
 
 Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<ListenerSocket> listeners,
-                                               const TlsMaterial& tls, std::shared_ptr<const WorkerSettings> settings,
-                                               LogOutput* log) {
+                                               const WorkerSecrets& secrets,
+                                               std::shared_ptr<const WorkerSettings> settings, LogOutput* log) {
     std::unique_ptr<Server> s(new Server(base, log));
     s->settings_ = std::move(settings);
     s->log_.setMinLevel(s->settings_->debugLogging ? LogLevel::Debug : LogLevel::Info);
-    auto ctx = makeServerContext(tls);
-    if (!ctx) return ctx.error();
-    s->tls_ = *ctx;
+    if (auto u = s->updateSecrets(secrets); !u) return u.error();
     s->dns_ = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (s->dns_ == nullptr) return Error{"cannot create the DNS resolver"};
     s->configureDns();
@@ -121,6 +120,40 @@ Server::~Server() {
     if (dns_ != nullptr) evdns_base_free(dns_, 0);
     if (tls_ != nullptr) SSL_CTX_free(tls_);
     if (proxyClient_ != nullptr) SSL_CTX_free(proxyClient_);
+}
+
+Status Server::updateSecrets(const WorkerSecrets& secrets) {
+    if (secrets.tls.certificateChainPem != certificatePem_) {
+        auto ctx = makeServerContext(secrets.tls);
+        if (!ctx) return ctx.error();
+        keys_.attach(*ctx);
+        // Connections in their handshake hold a reference to the context they started with.
+        if (tls_ != nullptr) SSL_CTX_free(tls_);
+        tls_ = *ctx;
+        certificatePem_ = secrets.tls.certificateChainPem;
+    }
+    keys_.update(secrets.ticketKeys, secrets.masters);
+    return {};
+}
+
+BearerCheck Server::checkBearer(std::string_view token) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    auto claims = verifyToken(
+        token, [this](int64_t day, std::string_view responderId) { return keys_.responderKeyFor(day, responderId); },
+        settings_->organizationId, now, settings_->tokenClockSkew.count());
+    if (!claims) return BearerCheck{false, "", claims.error().message};
+    return BearerCheck{true, std::move(claims->responderId), ""};
+}
+
+Result<std::string> Server::issueToken(std::string_view responderId, int64_t now) {
+    auto master = keys_.masterFor(utcDay(now));
+    if (!master) return Error{"today's token master is not held"};
+    auto token = relaypro::issueToken(*master, responderId, settings_->organizationId, now,
+                                      settings_->tokenLifetime.count());
+    sodium_memzero(master->data(), master->size());
+    return token;
 }
 
 void Server::configureDns() {

@@ -20,7 +20,9 @@
 #include "common/worker_settings.h"
 #include "worker/buffer_pool.h"
 #include "worker/hash_verifier.h"
+#include "worker/key_store.h"
 #include "worker/router.h"
+#include "worker/server_types.h"
 
 struct evconnlistener;
 struct evdns_base;
@@ -34,13 +36,12 @@ struct ListenerSocket {
     int fd;  // bound and listening; the server takes ownership
 };
 
-// The Bearer hook: checks a token from Proxy-Authorization and names the Responder it was
-// issued to. The token verifier (trust issue) plugs in here; without one, no token is valid.
+// The outcome of checking a Bearer token from Proxy-Authorization.
 struct BearerCheck {
     bool valid = false;
     std::string responderId;
+    std::string reason;  // why it failed, for debug logs only
 };
-using BearerVerifier = std::function<BearerCheck(std::string_view token)>;
 
 struct ServerStats {
     uint64_t connections = 0;   // open client connections
@@ -52,7 +53,7 @@ struct ServerStats {
 class Server {
 public:
     static Result<std::unique_ptr<Server>> create(event_base* base, std::vector<ListenerSocket> listeners,
-                                                  const TlsMaterial& tls,
+                                                  const WorkerSecrets& secrets,
                                                   std::shared_ptr<const WorkerSettings> settings, LogOutput* log);
     ~Server();
     Server(const Server&) = delete;
@@ -68,9 +69,22 @@ public:
     [[nodiscard]] ServerStats stats() const { return stats_; }
     // Called when the last connection of a draining server closed.
     void onEmpty(std::function<void()> callback) { onEmpty_ = std::move(callback); }
-    void setBearerVerifier(BearerVerifier verifier) { bearer_ = std::move(verifier); }
-    [[nodiscard]] BearerCheck checkBearer(std::string_view token) const {
-        return bearer_ ? bearer_(token) : BearerCheck{};
+    // New keys from the supervisor; a new certificate serves new handshakes.
+    Status updateSecrets(const WorkerSecrets& secrets);
+    // Verifies a Responder token with the masters held (protocol.md, "Token format").
+    BearerCheck checkBearer(std::string_view token);
+    // Issues a token for a Responder the console vouched for, with today's master.
+    Result<std::string> issueToken(std::string_view responderId, int64_t now);
+    [[nodiscard]] KeyStore& keys() { return keys_; }
+    // Token requests go to the supervisor, which counts the rate and asks the console; its
+    // answer comes back through Connection::verified. Without a supervisor (unit tests) the
+    // relay is not registered.
+    using VerifySender = std::function<bool(uint64_t serial, const std::string& responderId,
+                                            const std::string& credential, const std::string& source)>;
+    void onVerify(VerifySender sender) { verify_ = std::move(sender); }
+    bool requestVerify(uint64_t serial, const std::string& responderId, const std::string& credential,
+                       const std::string& source) {
+        return verify_ ? verify_(serial, responderId, credential, source) : false;
     }
 
     // For connections.
@@ -127,7 +141,9 @@ private:
     ServerStats stats_;
     bool draining_ = false;
     std::function<void()> onEmpty_;
-    BearerVerifier bearer_;
+    KeyStore keys_;
+    std::string certificatePem_;
+    VerifySender verify_;  // the one tls_ serves
 };
 
 }  // namespace relaypro

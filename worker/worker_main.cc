@@ -15,6 +15,7 @@
 #include "ipc/messages.h"
 #include "ipc/snapshot.h"
 #include "worker/sandbox.h"
+#include "worker/connection.h"
 #include "worker/server.h"
 
 namespace relaypro {
@@ -118,7 +119,14 @@ private:
             case ipc::MessageType::Material: {
                 ipc::Material m;
                 if (!decode(r, m)) return;
-                material_ = TlsMaterial{std::move(m.certificateChainPem), std::move(m.privateKeyPem)};
+                if (server_) {
+                    if (auto s = server_->updateSecrets(m.secrets); !s) {
+                        Logger(log_.get(), "worker").error("new TLS material refused; serving on with the previous",
+                                                           {{"error", s.error().message}});
+                    }
+                    return;
+                }
+                material_ = std::move(m.secrets);
                 return;
             }
             case ipc::MessageType::Listeners: {
@@ -150,6 +158,15 @@ private:
             case ipc::MessageType::Stop:
                 event_base_loopexit(base_, nullptr);
                 return;
+            case ipc::MessageType::VerifyAnswer: {
+                ipc::VerifyAnswer m;
+                if (!decode(r, m)) return;
+                if (!server_) return;
+                if (Connection* c = server_->find(m.ticket)) {
+                    c->verified(static_cast<VerifyResult>(m.result), m.retryAfterSeconds);
+                }
+                return;
+            }
             case ipc::MessageType::SourceBlocked: {
                 ipc::SourceBlocked m;
                 if (!decode(r, m)) return;
@@ -181,12 +198,18 @@ private:
         if (!settings_ || !material_ || listeners_.empty())
             return fatal("start before settings, material and listeners");
         auto server = Server::create(base_, std::move(listeners_), *material_, settings_, log_.get());
-        sodium_memzero(material_->privateKeyPem.data(), material_->privateKeyPem.size());
-        material_.reset();
+        material_.reset();  // wipes itself
         if (!server) return fatal(server.error().message);
         server_ = std::move(*server);
         server_->onAuthFailure(
             [this](const std::string& source) { channel_->send(ipc::AuthFailure{source}, generation_); });
+        server_->onVerify([this](uint64_t serial, const std::string& responderId, const std::string& credential,
+                                 const std::string& source) {
+            ipc::VerifyRequest m{serial, responderId, credential, source};
+            bool sent = channel_->send(m, generation_);
+            sodium_memzero(m.credential.data(), m.credential.size());
+            return sent;
+        });
         server_->onEmpty([this] {
             if (server_->draining()) event_base_loopexit(base_, nullptr);
         });
@@ -239,7 +262,7 @@ private:
     std::unique_ptr<IpcLogOutput> log_;
     ipc::SnapshotAssembler assembler_;
     std::shared_ptr<const WorkerSettings> settings_;
-    std::optional<TlsMaterial> material_;
+    std::optional<WorkerSecrets> material_;
     std::vector<ListenerSocket> listeners_;
     std::unique_ptr<Server> server_;
     event* graceTimer_ = nullptr;

@@ -215,12 +215,58 @@ TEST_F(Cli, StatusAndUpgradeSayWhenTheServiceIsNotRunning) {
     }
 }
 
-TEST_F(Cli, CommandsOfLaterIssuesSaySoAndExit1) {
-    for (std::vector<std::string> args : {std::vector<std::string>{"ca", "init"}, {"ca", "show"}}) {
-        Outcome r = run(args);
-        EXPECT_EQ(r.exitCode, 1);
-        EXPECT_NE(r.err.find("is not implemented yet"), std::string::npos);
-    }
+// ca init creates the bundle once (RSA 3072 PKCS#1 + a 10-year CA certificate, 0600) and prints
+// what `openssl x509 -fingerprint -sha256` prints; ca show prints the same; a broken bundle is a
+// configuration error.
+TEST_F(Cli, CaInitAndShow) {
+    fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: 1\n");
+    const fs::path bundle = dir_ / "private" / "ca-bundle.pem";
+    Outcome missing = run({"ca", "show", "--config", cfg.string()});
+    EXPECT_EQ(missing.exitCode, 1);
+    EXPECT_NE(missing.err.find("ca init"), std::string::npos) << missing.err;
+
+    Outcome init = run({"ca", "init", "--config", cfg.string()});
+    ASSERT_EQ(init.exitCode, 0) << init.err;
+    EXPECT_EQ(init.out.rfind("created " + bundle.string() + "\n", 0), 0u) << init.out;
+    struct stat st {};
+    ASSERT_EQ(::stat(bundle.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    ASSERT_EQ(::stat(bundle.parent_path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    std::string pem = relaypro::testing::readText(bundle);
+    EXPECT_EQ(pem.rfind("-----BEGIN RSA PRIVATE KEY-----\n", 0), 0u);
+    EXPECT_NE(pem.find("-----BEGIN CERTIFICATE-----"), std::string::npos);
+
+    // The fingerprint line is openssl's own; the key is 3072 bits; the certificate a CA.
+    std::string fp = relaypro::testing::commandOutput("openssl x509 -noout -fingerprint -sha256 -in " + bundle.string());
+    EXPECT_NE(init.out.find(fp), std::string::npos) << init.out << "\nopenssl: " << fp;
+    std::string text = relaypro::testing::commandOutput("openssl x509 -noout -text -in " + bundle.string());
+    EXPECT_NE(text.find("Public-Key: (3072 bit)"), std::string::npos);
+    EXPECT_NE(text.find("CA:TRUE"), std::string::npos);
+    EXPECT_NE(init.out.find("subject: "), std::string::npos);
+    EXPECT_NE(init.out.find("notAfter: "), std::string::npos);
+
+    Outcome again = run({"ca", "init", "--config", cfg.string()});
+    ASSERT_EQ(again.exitCode, 0);
+    EXPECT_EQ(again.out.rfind("exists: " + bundle.string() + "\n", 0), 0u) << again.out;
+    EXPECT_NE(again.out.find(fp), std::string::npos);
+    Outcome show = run({"ca", "show", "--config", cfg.string()});
+    ASSERT_EQ(show.exitCode, 0);
+    EXPECT_NE(show.out.find(fp), std::string::npos);
+    EXPECT_EQ(relaypro::testing::readText(bundle), pem);
+
+    // RELAYPRO_CA_BUNDLE_FILE names another file; a PKCS#8 key there is refused with the fix.
+    fs::path pkcs8 = dir_ / "pkcs8.pem";
+    relaypro::testing::commandOutput("openssl pkcs8 -topk8 -nocrypt -in " + bundle.string() + " -out " + pkcs8.string() +
+                                     " && openssl x509 -in " + bundle.string() + " >> " + pkcs8.string() +
+                                     " && chmod 600 " + pkcs8.string());
+    env_["RELAYPRO_CA_BUNDLE_FILE"] = pkcs8.string();
+    Outcome bad = run({"ca", "show", "--config", cfg.string()});
+    EXPECT_EQ(bad.exitCode, 78);
+    EXPECT_NE(bad.err.find("PKCS#8"), std::string::npos) << bad.err;
+    Outcome check = run({"check-config", "--config", cfg.string()});
+    EXPECT_EQ(check.exitCode, 78);
+    EXPECT_NE(check.err.find("PKCS#8"), std::string::npos) << check.err;
 }
 
 }  // namespace

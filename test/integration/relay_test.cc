@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <openssl/sha.h>
 #include <sodium.h>
 
@@ -159,15 +160,20 @@ TEST_F(RelayTest, HealthCaPemAndKeepAlive) {
     EXPECT_EQ(headerOf(h2, "Content-Type"), "application/x-pem-file");
     std::string pem = c.readExactly(std::stoul(headerOf(h2, "Content-Length")));
     EXPECT_EQ(pem.rfind("-----BEGIN CERTIFICATE-----", 0), 0u);
-    // The certificate it serves is the one the TLS handshake presented (self-signed for now).
+    // It serves the CA certificate; the handshake presented a P-256 certificate that CA signed.
     X509* peer = SSL_get1_peer_certificate(c.ssl());
     ASSERT_NE(peer, nullptr);
-    BIO* b = BIO_new(BIO_s_mem());
-    PEM_write_bio_X509(b, peer);
-    char* data = nullptr;
-    long len = BIO_get_mem_data(b, &data);
-    EXPECT_EQ(std::string(data, static_cast<size_t>(len)), pem);
+    BIO* b = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    X509* ca = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
     BIO_free(b);
+    ASSERT_NE(ca, nullptr);
+    EVP_PKEY* caKey = X509_get0_pubkey(ca);
+    EXPECT_EQ(X509_verify(peer, caKey), 1);
+    EXPECT_EQ(X509_NAME_cmp(X509_get_issuer_name(peer), X509_get_subject_name(ca)), 0);
+    EXPECT_EQ(EVP_PKEY_get_base_id(X509_get0_pubkey(peer)), EVP_PKEY_EC);
+    EXPECT_EQ(X509_check_ca(peer), 0);
+    EXPECT_GE(X509_check_ca(ca), 1);
+    X509_free(ca);
     X509_free(peer);
     // Pipelined: two requests in one write.
     ASSERT_TRUE(c.send("HEAD /relaypro/v1/health HTTP/1.1\r\nHost: r\r\n\r\nGET /nope HTTP/1.1\r\nHost: r\r\n\r\n"));
@@ -208,7 +214,9 @@ TEST_F(RelayTest, EveryErrorStatusFromTheBytesThatCauseIt) {
          "target_not_allowed"},
         {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: Bearer abcdefghijklmnopqrstuvwxyz\r\n\r\n", 503,
          "not_registered"},
-        {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}", 503, "not_registered"},
+        {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 36\r\n\r\n{\"responderId\":\"r\",\"credential\":\"c\"}",
+         503, "not_registered"},
+        {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}", 400, "bad_request"},
         {"GET / HTTP/2.0\r\nHost: r\r\n\r\n", 505, "version_not_supported"},
     };
     for (const auto& c : cases) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -57,6 +58,24 @@ inline std::vector<std::string> splitLines(const std::string& text) {
     std::istringstream in(text);
     std::string line;
     while (std::getline(in, line)) out.push_back(line);
+    return out;
+}
+
+// Runs a shell command (a real tool such as openssl) and returns its standard output with the
+// trailing newline removed. A failing command fails the calling test.
+inline std::string commandOutput(const std::string& command) {
+    std::string out;
+    FILE* p = ::popen(command.c_str(), "r");
+    if (p == nullptr) {
+        ADD_FAILURE() << "cannot run " << command;
+        return out;
+    }
+    char buf[4096];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    int status = ::pclose(p);
+    EXPECT_EQ(status, 0) << command;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
 }
 

@@ -30,7 +30,14 @@ TEST(IpcMessages, EveryMessageRoundTripsAndRejectsShortAndLongBodies) {
     roundTrip(Hello{kProtocolVersion, 3});
     roundTrip(HelloAck{kProtocolVersion, 4242});
     roundTrip(SettingsChunk{7, 1, 3, "chunk"});
-    roundTrip(Material{"-----BEGIN CERTIFICATE-----", "-----BEGIN PRIVATE KEY-----"});
+    Material material;
+    material.secrets.tls = {"-----BEGIN CERTIFICATE-----", "-----BEGIN PRIVATE KEY-----"};
+    material.secrets.ticketKeys.push_back({490000, {}});
+    material.secrets.ticketKeys.push_back({489999, {}});
+    material.secrets.ticketKeys[0].bytes.fill(7);
+    material.secrets.masters.push_back({20416, {}});
+    material.secrets.masters[0].key.fill(9);
+    roundTrip(material);
     roundTrip(Listeners{{0, 1}});
     roundTrip(Start{});
     roundTrip(Ready{});

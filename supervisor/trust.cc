@@ -1,0 +1,116 @@
+#include "supervisor/trust.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+
+#include <ctime>
+
+#include "common/config_values.h"
+#include "common/file_io.h"
+
+namespace relaypro {
+namespace {
+
+int64_t unixSeconds(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+int64_t hourOf(std::chrono::system_clock::time_point t) {
+    int64_t s = unixSeconds(t);
+    return s >= 0 ? s / 3600 : (s - 3599) / 3600;
+}
+
+}  // namespace
+
+std::optional<std::chrono::system_clock::time_point> certificateNotAfter(const std::string& pem) {
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (cert == nullptr) return std::nullopt;
+    struct tm tm {};
+    bool ok = ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1;
+    X509_free(cert);
+    if (!ok) return std::nullopt;
+    return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+Result<Trust> Trust::open(const Config& config, const Logger& log, std::optional<TlsMaterial> previous) {
+    bool created = false;
+    auto ca = CaBundle::loadOrCreate(config.caBundleFile, created);
+    if (!ca) return ca.error();
+    if (created) {
+        log.info("CA bundle created", {{"file", config.caBundleFile},
+                                       {"fingerprint", ca->fingerprintHex()},
+                                       {"notAfter", ca->notAfter()}});
+    }
+    const auto now = std::chrono::system_clock::now();
+    if (ca->expiresAt() - now < kRenewWithin) {
+        log.warn("the CA certificate expires soon; replace the CA bundle (Responders then fetch new tokens)",
+                 {{"file", config.caBundleFile}, {"notAfter", ca->notAfter()}});
+    }
+    Trust t(std::move(*ca), config.serverName);
+    if (!config.certFile.empty()) {
+        auto cert = readFile(config.certFile, 1 << 20);
+        if (!cert) return Error{"httpsProxy.certFile: " + cert.error().describe()};
+        auto key = readFile(config.keyFile, 1 << 20);
+        if (!key) return Error{"httpsProxy.keyFile: " + key.error().describe()};
+        t.tls_ = TlsMaterial{std::move(*cert), std::move(*key)};
+        sodium_memzero(key->data(), key->size());
+        t.operatorCertificate_ = true;
+    } else if (previous && certificateNotAfter(previous->certificateChainPem)) {
+        t.tls_ = std::move(*previous);
+        t.tlsExpires_ = *certificateNotAfter(t.tls_.certificateChainPem);
+    } else if (auto s = t.issue(log); !s) {
+        return s.error();
+    }
+    t.lastHour_ = hourOf(now);
+    return t;
+}
+
+Status Trust::issue(const Logger& log) {
+    auto m = ca_.issueServerCertificate(serverName_, kCertificateLifetime);
+    if (!m) return Error{"server certificate: " + m.error().message};
+    sodium_memzero(tls_.privateKeyPem.data(), tls_.privateKeyPem.size());
+    tls_ = std::move(*m);
+    tlsExpires_ = certificateNotAfter(tls_.certificateChainPem).value_or(std::chrono::system_clock::time_point{});
+    log.info("server certificate issued",
+             {{"serverName", serverName_}, {"notAfter", formatRfc3339(tlsExpires_)}});
+    return {};
+}
+
+WorkerSecrets Trust::secrets(std::chrono::system_clock::time_point now) const {
+    WorkerSecrets s;
+    s.tls = tls_;
+    const int64_t hour = hourOf(now);
+    s.ticketKeys = {ca_.ticketKey(hour), ca_.ticketKey(hour - 1)};
+    const int64_t day = utcDay(unixSeconds(now));
+    s.masters = {DayMaster{day, ca_.tokenMaster(day)}, DayMaster{day - 1, ca_.tokenMaster(day - 1)}};
+    return s;
+}
+
+bool Trust::refresh(std::chrono::system_clock::time_point now, const Logger& log) {
+    bool changed = false;
+    if (!operatorCertificate_ && tlsExpires_ - now < kRenewWithin) {
+        if (auto s = issue(log); s) {
+            changed = true;
+        } else {
+            log.error("cannot renew the server certificate; serving on with the current one",
+                      {{"error", s.error().message}, {"notAfter", formatRfc3339(tlsExpires_)}});
+        }
+    }
+    const int64_t hour = hourOf(now);
+    if (hour != lastHour_) {
+        lastHour_ = hour;
+        changed = true;
+    }
+    return changed;
+}
+
+std::chrono::milliseconds Trust::untilNextCheck(std::chrono::system_clock::time_point now) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    int64_t toBoundary = 3'600'000 - (ms % 3'600'000 + 3'600'000) % 3'600'000;
+    return std::chrono::milliseconds(std::min<int64_t>(toBoundary, 60'000));
+}
+
+}  // namespace relaypro
