@@ -154,6 +154,7 @@ namespace {
 
 // Keeps the key's PKCS#1 DER in locked memory for the derivations.
 Status captureDer(EVP_PKEY* key, unsigned char*& der, size_t& derLen) {
+    if (sodium_init() < 0) return Error{"libsodium cannot initialise"};
     int len = i2d_PrivateKey(key, nullptr);
     if (len <= 0) return Error{"cannot encode the CA key: " + opensslError()};
     der = static_cast<unsigned char*>(sodium_malloc(static_cast<size_t>(len)));

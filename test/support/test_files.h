@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -77,6 +78,24 @@ inline std::string commandOutput(const std::string& command) {
     EXPECT_EQ(status, 0) << command;
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
+}
+
+struct CommandResult {
+    int exitCode = -1;
+    std::string out;  // standard output (stderr too when the command redirects it)
+};
+
+// Runs a shell command and returns its exit code and output, whatever the exit code.
+inline CommandResult runCommand(const std::string& command) {
+    CommandResult r;
+    FILE* p = ::popen(command.c_str(), "r");
+    if (p == nullptr) return r;
+    char buf[4096];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    int status = ::pclose(p);
+    r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
 }
 
 }  // namespace relaypro::testing

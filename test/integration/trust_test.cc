@@ -1,0 +1,339 @@
+// The production authentication end to end (protocol.md): real curl asks the token endpoint,
+// which asks a console (console_sim.py, real HTTPS) through the supervisor; then curl tunnels
+// with the Bearer token. Tokens that must fail get 407 invalid_token; an independent peer
+// (python3-cryptography + python3-jwcrypto) decrypts RelayPro's tokens; restarts and upgrades
+// keep tokens and TLS sessions valid, a new CA bundle does not.
+#include <gtest/gtest.h>
+#include <jansson.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <memory>
+#include <regex>
+
+#include "common/jose.h"
+#include "common/token.h"
+#include "supervisor/ca_bundle.h"
+#include "test/support/console.h"
+#include "test/support/net.h"
+#include "test/support/process.h"
+#include "test/support/relay.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr const char* kVerifyPath = "/api/public/relay-pro/responders/verify";
+
+std::string jsonString(const std::string& text, const char* member) {
+    json_error_t err;
+    json_t* j = json_loads(text.c_str(), 0, &err);
+    const char* v = json_string_value(json_object_get(j, member));
+    std::string out = v != nullptr ? v : "";
+    json_decref(j);
+    return out;
+}
+
+int64_t jsonInteger(const std::string& text, const char* member) {
+    json_error_t err;
+    json_t* j = json_loads(text.c_str(), 0, &err);
+    int64_t v = json_integer_value(json_object_get(j, member));
+    json_decref(j);
+    return v;
+}
+
+// curl's body and, on the last line, the status (-w).
+struct HttpResult {
+    int status = 0;
+    std::string body;
+};
+
+HttpResult curl(const std::string& args) {
+    CommandResult r = runCommand("curl -s -S --max-time 20 -w '\\n%{http_code}' " + args + " 2>&1");
+    HttpResult h;
+    size_t nl = r.out.rfind('\n');
+    if (nl == std::string::npos) return h;
+    h.body = r.out.substr(0, nl);
+    h.status = std::atoi(r.out.c_str() + nl + 1);
+    return h;
+}
+
+class TrustTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        console_ = std::make_unique<ConsoleSim>(tmp_.path());
+        ASSERT_TRUE(console_->started());
+        console_->setState(R"({"responders": {"resp-A": "cred-A", "resp-B": "cred-B"}})");
+    }
+
+    std::string configYaml(const std::string& extra = "") const {
+        return console_->registeredConfig() + "serverName: \"127.0.0.1\"\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n" +
+               extra;
+    }
+
+    std::unique_ptr<Relay> start(const std::string& extra = "", std::map<std::string, std::string> env = {},
+                                 const std::string& binary = RELAYPRO_BINARY) {
+        auto r = std::make_unique<Relay>(tmp_, configYaml(extra), env, std::vector<std::string>{}, binary);
+        EXPECT_TRUE(r->ready()) << r->stderrText() << readText(r->logFile());
+        return r;
+    }
+
+    fs::path bundleFile() const { return tmp_ / "private" / "ca-bundle.pem"; }
+
+    // The CA certificate, fetched from the relay (a test can trust what it fetched itself).
+    fs::path fetchCa(const Relay& r) {
+        fs::path out = tmp_ / ("ca-" + std::to_string(r.httpsPort()) + ".pem");
+        HttpResult h = curl("-k -o " + out.string() + " https://127.0.0.1:" + std::to_string(r.httpsPort()) +
+                            "/relaypro/v1/ca.pem");
+        EXPECT_EQ(h.status, 200);
+        return out;
+    }
+
+    HttpResult requestToken(const Relay& r, const std::string& body, const std::string& extra = "") {
+        fs::path ca = fetchCa(r);
+        writeText(tmp_ / "token-body.json", body);
+        return curl("--cacert " + ca.string() + " -H 'Content-Type: application/json' --data-binary @" +
+                    (tmp_ / "token-body.json").string() + " " + extra + " https://127.0.0.1:" +
+                    std::to_string(r.httpsPort()) + "/relaypro/v1/token");
+    }
+
+    std::string token(const Relay& r, const std::string& id, const std::string& credential) {
+        HttpResult h = requestToken(r, R"({"responderId":")" + id + R"(","credential":")" + credential + R"("})");
+        EXPECT_EQ(h.status, 200) << h.body;
+        return jsonString(h.body, "token");
+    }
+
+    // GET https://<console>/hello through the relay with the token, as curl does it.
+    HttpResult tunnelGet(const Relay& r, const std::string& token, const std::string& extra = "") {
+        fs::path ca = fetchCa(r);
+        return curl("--proxy https://127.0.0.1:" + std::to_string(r.httpsPort()) + " --proxy-cacert " + ca.string() +
+                    " --proxy-header 'Proxy-Authorization: Bearer " + token + "' --cacert " +
+                    console_->certFile().string() + " " + extra + " https://" + console_->address() + "/hello");
+    }
+
+    // A raw CONNECT with the token: the status and the Proxy-Authenticate fields.
+    std::pair<int, std::string> connectWith(uint16_t port, const std::string& token) {
+        Client c;
+        if (!c.connect("127.0.0.1", port, true)) return {0, ""};
+        c.send("CONNECT " + console_->address() + " HTTP/1.1\r\nHost: " + console_->address() +
+               "\r\nProxy-Authorization: Bearer " + token + "\r\n\r\n");
+        std::string head = c.readHead();
+        std::string challenges;
+        for (const auto& v : headersOf(head, "Proxy-Authenticate")) challenges += v + ";";
+        return {statusOf(head), challenges};
+    }
+
+    void expectInvalidToken(uint16_t port, const std::string& token, const std::string& what) {
+        auto [status, challenges] = connectWith(port, token);
+        EXPECT_EQ(status, 407) << what;
+        EXPECT_NE(challenges.find(R"(Bearer realm="RelayPro", error="invalid_token")"), std::string::npos)
+            << what << ": " << challenges;
+    }
+
+    TempDir tmp_;
+    std::unique_ptr<ConsoleSim> console_;
+};
+
+int64_t nowSeconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+TEST_F(TrustTest, CurlGetsATokenThenTunnelsWithIt) {
+    auto relay = start();
+    HttpResult h = requestToken(*relay, R"({"responderId":"resp-A","credential":"cred-A"})", "-D " +
+                                                                                             (tmp_ / "h.txt").string());
+    ASSERT_EQ(h.status, 200) << h.body;
+    EXPECT_EQ(jsonString(h.body, "tokenType"), "Bearer");
+    EXPECT_EQ(jsonInteger(h.body, "expiresIn"), 3600);
+    auto expiresAt = jsonString(h.body, "expiresAt");
+    EXPECT_TRUE(std::regex_match(expiresAt, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"))) << expiresAt;
+    EXPECT_NE(readText(tmp_ / "h.txt").find("Cache-Control: no-store"), std::string::npos);
+    std::string t = jsonString(h.body, "token");
+    ASSERT_FALSE(t.empty());
+
+    // The console was asked once, with the relay's credential, id and the Responder's pair.
+    auto journal = console_->journal();
+    ASSERT_EQ(console_->count(kVerifyPath), 1u);
+    EXPECT_EQ(journal.back().second, R"({"credential":"cred-A","relayId":3,"responderId":"resp-A"})");
+
+    HttpResult g = tunnelGet(*relay, t);
+    EXPECT_EQ(g.status, 200) << g.body;
+    EXPECT_NE(g.body.find(R"("page": "/hello")"), std::string::npos) << g.body;
+    ASSERT_TRUE(relay->waitForLog("tunnel closed", {{"responder", "resp-A"}}));
+
+    // A second token request within the cache's minute does not ask the console again.
+    EXPECT_FALSE(token(*relay, "resp-A", "cred-A").empty());
+    EXPECT_EQ(console_->count(kVerifyPath), 1u);
+
+    // No token, no credential, no security token in any log line.
+    std::string log = readText(relay->logFile());
+    EXPECT_EQ(log.find(t.substr(t.size() - 22)), std::string::npos);
+    EXPECT_EQ(log.find("cred-A"), std::string::npos);
+    EXPECT_EQ(log.find("st-9f3k2"), std::string::npos);
+}
+
+TEST_F(TrustTest, TokensThatMustFailGet407InvalidToken) {
+    auto relay = start();
+    const uint16_t port = relay->httpsPort();
+    std::string a = token(*relay, "resp-A", "cred-A");
+    std::string b = token(*relay, "resp-B", "cred-B");
+    ASSERT_EQ(connectWith(port, a).first, 200);
+    ASSERT_EQ(connectWith(port, b).first, 200);
+
+    // A's token with B's kid in its header.
+    std::string headerB = *base64UrlDecode(b.substr(0, b.find('.')));
+    expectInvalidToken(port, base64UrlEncode(headerB) + a.substr(a.find('.')), "A's token with B's kid");
+    // One character edited in the header, the IV, the ciphertext and the tag.
+    size_t d1 = a.find('.'), d2 = a.find('.', d1 + 1), d3 = a.find('.', d2 + 1), d4 = a.find('.', d3 + 1);
+    for (size_t at : {size_t{5}, d2 + 2, d3 + 5, d4 + 5}) {
+        std::string edited = a;
+        edited[at] = edited[at] == 'A' ? 'B' : 'A';
+        expectInvalidToken(port, edited, "edited at " + std::to_string(at));
+    }
+    // Expired, made with this bundle's real keys (which make a valid token too).
+    auto ca = CaBundle::load(bundleFile().string(), std::chrono::system_clock::now());
+    ASSERT_TRUE(ca) << ca.error().message;
+    const int64_t now = nowSeconds();
+    auto expired = issueToken(ca->tokenMaster(utcDay(now - 7200)), "resp-A", 1, now - 7200, 3600);
+    ASSERT_TRUE(expired);
+    expectInvalidToken(port, *expired, "expired");
+    auto fresh = issueToken(ca->tokenMaster(utcDay(now)), "resp-A", 1, now, 3600);
+    ASSERT_TRUE(fresh);
+    EXPECT_EQ(connectWith(port, *fresh).first, 200) << "the same keys make a valid token";
+    auto otherOrg = issueToken(ca->tokenMaster(utcDay(now)), "resp-A", 2, now, 3600);
+    expectInvalidToken(port, *otherOrg, "another organization");
+    // From another CA bundle.
+    auto other = CaBundle::generate(std::chrono::system_clock::now());
+    ASSERT_TRUE(other);
+    auto foreign = issueToken(other->tokenMaster(utcDay(now)), "resp-A", 1, now, 3600);
+    expectInvalidToken(port, *foreign, "another CA bundle");
+    expectInvalidToken(port, "not-a-token", "garbage");
+    EXPECT_TRUE(relay->waitForLog("request refused", {{"reason", "invalid_token"}}));
+}
+
+TEST_F(TrustTest, AnIndependentPeerDecryptsTheTokens) {
+    if (::access("/usr/lib/python3/dist-packages/jwcrypto", F_OK) != 0)
+        GTEST_SKIP() << "python3-jwcrypto is not installed (packaging/install-deps.sh)";
+    auto relay = start();
+    std::string t = token(*relay, "resp-A", "cred-A");
+    const int64_t before = nowSeconds();
+    CommandResult peer = runCommand("/usr/bin/python3 " + std::string(RELAYPRO_SOURCE_DIR) +
+                                    "/test/support/jwe_peer.py " + bundleFile().string() + " " + t + " 2>&1");
+    ASSERT_EQ(peer.exitCode, 0) << peer.out;
+    json_error_t err;
+    json_t* j = json_loads(peer.out.c_str(), 0, &err);
+    ASSERT_NE(j, nullptr) << peer.out;
+    json_t* header = json_object_get(j, "header");
+    json_t* claims = json_object_get(j, "claims");
+    EXPECT_EQ(json_object_size(header), 4u);
+    EXPECT_STREQ(json_string_value(json_object_get(header, "alg")), "dir");
+    EXPECT_STREQ(json_string_value(json_object_get(header, "enc")), "A256GCM");
+    EXPECT_STREQ(json_string_value(json_object_get(header, "typ")), "JWT");
+    EXPECT_EQ(json_object_size(claims), 7u);
+    EXPECT_STREQ(json_string_value(json_object_get(claims, "iss")), "relaypro");
+    EXPECT_STREQ(json_string_value(json_object_get(claims, "sub")), "resp-A");
+    EXPECT_EQ(json_integer_value(json_object_get(claims, "org")), 1);
+    const int64_t iat = json_integer_value(json_object_get(claims, "iat"));
+    EXPECT_LE(std::abs(iat - before), 5);
+    EXPECT_EQ(json_integer_value(json_object_get(claims, "nbf")), iat);
+    EXPECT_EQ(json_integer_value(json_object_get(claims, "exp")), iat + 3600);
+    EXPECT_GE(std::strlen(json_string_value(json_object_get(claims, "jti"))), 16u);
+    EXPECT_EQ(std::string(json_string_value(json_object_get(header, "kid"))),
+              "rp1." + std::to_string(utcDay(iat)) + "." + base64UrlEncode("resp-A"));
+    json_decref(j);
+}
+
+TEST_F(TrustTest, TokenEndpointAnswers) {
+    auto relay = start("limits:\n  tokenRequestsPerMinute: 8\n");
+    auto status = [&](const std::string& body) { return requestToken(*relay, body).status; };
+    EXPECT_EQ(status("not json"), 400);
+    EXPECT_EQ(status(R"({"responderId":"resp-A"})"), 400);
+    EXPECT_EQ(status(R"({"responderId":"resp-A","credential":"cred-A","extra":1})"), 400);
+    EXPECT_EQ(status(R"({"responderId":"","credential":"cred-A"})"), 400);
+    EXPECT_EQ(status(R"({"responderId":"a\nb","credential":"cred-A"})"), 400);
+    EXPECT_EQ(status(R"({"responderId":")" + std::string(257, 'r') + R"(","credential":"c"})"), 400);
+    EXPECT_EQ(status(R"({"responderId":"r","credential":")" + std::string(8193, 'c') + R"("})"), 400);
+    EXPECT_EQ(console_->count(kVerifyPath), 0u) << "malformed requests never reach the console";
+    HttpResult wrong = requestToken(*relay, R"({"responderId":"resp-A","credential":"nope"})");
+    EXPECT_EQ(wrong.status, 401);
+    EXPECT_EQ(jsonString(wrong.body, "error"), "invalid_credentials");
+    // Over the per-source rate: 429 with Retry-After (8 per minute, 1 used above that counted).
+    int limited = 0;
+    for (int i = 0; i < 10 && limited == 0; ++i) {
+        HttpResult h = requestToken(*relay, R"({"responderId":"resp-B","credential":"cred-B"})",
+                                    "-D " + (tmp_ / "h429.txt").string());
+        if (h.status == 429) {
+            ++limited;
+            EXPECT_EQ(jsonString(h.body, "error"), "rate_limited");
+            std::string head = readText(tmp_ / "h429.txt");
+            EXPECT_NE(head.find("Retry-After: "), std::string::npos) << head;
+        } else {
+            EXPECT_EQ(h.status, 200);
+        }
+    }
+    EXPECT_EQ(limited, 1);
+}
+
+TEST_F(TrustTest, ConsoleAnswersDecideTheStatus) {
+    auto relay = start("", {{"RELAYPRO_HTTP_LISTEN", "127.0.0.1:0"}});
+    // Plain HTTP: 403 tls_required, and the console is not asked.
+    HttpResult plain = curl("-H 'Content-Type: application/json' --data '{}' http://127.0.0.1:" +
+                            std::to_string(relay->httpPort()) + "/relaypro/v1/token");
+    EXPECT_EQ(plain.status, 403);
+    EXPECT_EQ(jsonString(plain.body, "error"), "tls_required");
+
+    // Each case asks about another Responder: answers are cached per Responder and credential.
+    auto ask = [&](const std::string& mode, const std::string& id, const std::string& extra = "") {
+        console_->setState(R"({"responders": {")" + id + R"(": "cred"}, "verifyMode": ")" + mode + R"("})");
+        return requestToken(*relay, R"({"responderId":")" + id + R"(","credential":"cred"})", extra);
+    };
+    EXPECT_EQ(ask("wrongOrg", "r1").status, 401) << "an answer for another organization is not valid";
+    EXPECT_EQ(ask("wrongId", "r2").status, 401) << "an answer about another Responder is not valid";
+    HttpResult down = ask("unavailable", "r3", "-D " + (tmp_ / "h503.txt").string());
+    EXPECT_EQ(down.status, 503);
+    EXPECT_EQ(jsonString(down.body, "error"), "console_unavailable");
+    EXPECT_NE(readText(tmp_ / "h503.txt").find("Retry-After: "), std::string::npos);
+    EXPECT_EQ(ask("garbage", "r4").status, 503);
+    // A console that does not answer in 5 s: 503 console_unavailable.
+    HttpResult slow = ask("slow", "r5");
+    EXPECT_EQ(slow.status, 503);
+    EXPECT_EQ(jsonString(slow.body, "error"), "console_unavailable");
+    EXPECT_EQ(ask("normal", "r6").status, 200);
+
+    // The console revokes the relay: 503 not_registered for token requests and Bearer CONNECTs.
+    console_->setState(R"({"responders": {"resp-A": "cred-A"}})");
+    std::string t = token(*relay, "resp-A", "cred-A");
+    ASSERT_EQ(connectWith(relay->httpsPort(), t).first, 200);
+    HttpResult revoked = ask("revoked", "r7");
+    EXPECT_EQ(revoked.status, 503);
+    EXPECT_EQ(jsonString(revoked.body, "error"), "not_registered");
+    EXPECT_TRUE(relay->waitForLog("the console revoked this RelayPro (401/403); a new deployment token is needed "
+                                  "to register again"));
+    EXPECT_TRUE(eventually([&] { return connectWith(relay->httpsPort(), t).first == 503; }));
+}
+
+TEST_F(TrustTest, RestartKeepsTokensANewCaBundleDoesNot) {
+    std::string t;
+    std::string fingerprint;
+    {
+        auto relay = start();
+        t = token(*relay, "resp-A", "cred-A");
+        ASSERT_EQ(connectWith(relay->httpsPort(), t).first, 200);
+        EXPECT_EQ(relay->stop(), 0);
+    }
+    {
+        auto relay = start();
+        EXPECT_EQ(connectWith(relay->httpsPort(), t).first, 200) << "a restart keeps tokens valid";
+        EXPECT_EQ(relay->stop(), 0);
+    }
+    fs::remove(bundleFile());
+    auto relay = start();
+    ASSERT_TRUE(relay->waitForLog("CA bundle created"));
+    expectInvalidToken(relay->httpsPort(), t, "after a new CA bundle");
+}
+
+}  // namespace
+}  // namespace relaypro::testing
