@@ -778,6 +778,9 @@ void Connection::refuse(int status, std::string_view code, std::string_view allo
 }
 
 void Connection::respond(Response r, AfterResponse after) {
+    // A client that asked to close (Connection: close, or HTTP/1.0 without keep-alive) gets
+    // the connection closed after this answer, whatever the route.
+    if (after == AfterResponse::NextRequest && headComplete_ && !head_.keepAlive()) after = AfterResponse::Close;
     if (server_.draining() || after == AfterResponse::Close) {
         r.close = true;
         after = AfterResponse::Close;

@@ -182,6 +182,19 @@ TEST_F(RelayTest, HealthCaPemAndKeepAlive) {
     EXPECT_EQ(headerOf(h3, "Content-Length"), "15");
     std::string h4 = c.readHead();
     EXPECT_EQ(statusOf(h4), 404) << h4;
+    c.readExactly(std::stoul(headerOf(h4, "Content-Length")));
+    // The client asks to close: the answer says so and the relay closes (HTTP/1.0 too).
+    for (std::string request : {"GET /relaypro/v1/health HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n",
+                                "GET /relaypro/v1/ca.pem HTTP/1.0\r\n\r\n"}) {
+        Client d;
+        ASSERT_TRUE(d.connect("127.0.0.1", relay->httpsPort(), true));
+        ASSERT_TRUE(d.send(request));
+        std::string head = d.readHead();
+        EXPECT_EQ(statusOf(head), 200);
+        EXPECT_EQ(headerOf(head, "Connection"), "close") << head;
+        d.readExactly(std::stoul(headerOf(head, "Content-Length")));
+        EXPECT_TRUE(d.waitClosed(std::chrono::seconds(5)));
+    }
 }
 
 // Every error status of protocol.md's table, each produced by the bytes that cause it.

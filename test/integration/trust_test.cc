@@ -335,5 +335,69 @@ TEST_F(TrustTest, RestartKeepsTokensANewCaBundleDoesNot) {
     expectInvalidToken(relay->httpsPort(), t, "after a new CA bundle");
 }
 
+// openssl s_client against the relay: one HTTP request, then the server closes. Returns the
+// "New, …" / "Reused, …" line and whether the output shows a session ticket.
+struct Handshake {
+    std::string line;
+    bool ticket = false;
+};
+
+Handshake sClient(uint16_t port, const fs::path& ca, const std::string& options) {
+    CommandResult r = runCommand(
+        "printf 'GET /relaypro/v1/health HTTP/1.1\\r\\nHost: r\\r\\nConnection: close\\r\\n\\r\\n' | "
+        "timeout 20 openssl s_client -connect 127.0.0.1:" +
+        std::to_string(port) + " -CAfile " + ca.string() + " -verify_return_error -ign_eof " + options + " 2>&1");
+    Handshake h;
+    std::smatch m;
+    if (std::regex_search(r.out, m, std::regex(R"((New|Reused), (TLSv1\.[23]))"))) h.line = m[0];
+    h.ticket = r.out.find("TLS session ticket:") != std::string::npos;
+    return h;
+}
+
+// TLS 1.3 tickets under the CA-derived hourly key: a session resumes on every worker, after a
+// restart and after an in-place upgrade; TLS 1.2 gets no ticket at all.
+TEST_F(TrustTest, TlsSessionsResumeAcrossWorkersRestartsAndUpgrades) {
+    const fs::path session = tmp_ / "session.pem";
+    std::map<std::string, std::string> env{{"RELAYPRO_INSTALLED_BINARY", RELAYPRO_NEXT_BINARY}};
+    std::string t;
+    {
+        auto relay = start("workers: 2\n", env);
+        fs::path ca = fetchCa(*relay);
+        Handshake first = sClient(relay->httpsPort(), ca, "-tls1_3 -sess_out " + session.string());
+        EXPECT_EQ(first.line, "New, TLSv1.3");
+        EXPECT_TRUE(first.ticket);
+        // Accepts are spread over both workers by the kernel: every one resumes.
+        for (int i = 0; i < 6; ++i) {
+            EXPECT_EQ(sClient(relay->httpsPort(), ca, "-tls1_3 -sess_in " + session.string()).line, "Reused, TLSv1.3")
+                << i;
+        }
+        // TLS 1.2: a full handshake every time, and no ticket is issued.
+        const fs::path session12 = tmp_ / "session12.pem";
+        Handshake t12 = sClient(relay->httpsPort(), ca, "-tls1_2 -sess_out " + session12.string());
+        EXPECT_EQ(t12.line, "New, TLSv1.2");
+        EXPECT_FALSE(t12.ticket);
+        // Without a ticket or a server-side cache there is nothing to resume: openssl saves no
+        // session, or one that the server does not take.
+        if (fs::exists(session12)) {
+            EXPECT_EQ(sClient(relay->httpsPort(), ca, "-tls1_2 -sess_in " + session12.string()).line, "New, TLSv1.2");
+        }
+
+        // An in-place upgrade (another build): tokens and sessions stay valid.
+        t = token(*relay, "resp-A", "cred-A");
+        CommandResult up = runCommand(std::string("RELAYPRO_ENV_FILE=") + (tmp_ / "environment.conf").string() + " " +
+                                      RELAYPRO_BINARY + " upgrade --config " + (tmp_ / "config.yml").string() +
+                                      " 2>&1");
+        ASSERT_EQ(up.exitCode, 0) << up.out << readText(relay->logFile());
+        EXPECT_EQ(connectWith(relay->httpsPort(), t).first, 200) << "a token survives an upgrade";
+        EXPECT_EQ(sClient(relay->httpsPort(), ca, "-tls1_3 -sess_in " + session.string()).line, "Reused, TLSv1.3");
+        EXPECT_EQ(relay->stop(), 0);
+    }
+    auto relay = start();
+    fs::path ca = fetchCa(*relay);
+    EXPECT_EQ(sClient(relay->httpsPort(), ca, "-tls1_3 -sess_in " + session.string()).line, "Reused, TLSv1.3")
+        << "a session survives a restart";
+    EXPECT_EQ(connectWith(relay->httpsPort(), t).first, 200);
+}
+
 }  // namespace
 }  // namespace relaypro::testing
