@@ -622,6 +622,7 @@ void Connection::handleConnect() {
         }
         BearerCheck check = server_.checkBearer(credential);
         if (!check.valid) {
+            server_.log().debug("token refused", {{"client", clientText_}, {"detail", check.reason}});
             server_.reportAuthFailure(source);
             return challenge(true);
         }
