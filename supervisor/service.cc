@@ -607,6 +607,9 @@ void Service::reload() {
     if (!next) return failed(next.error().message);
     for (const auto& w : warnings) log_->warn(w);
     Config merged = keepRestartFields(config_, *next);
+    // A new security token written by the operator (or a registration) ends a revocation.
+    const bool wasRevoked = revoked_;
+    if (merged.securityToken != config_.securityToken) revoked_ = false;
     std::vector<std::string> changed;
     for (const auto& ch : diffConfigs(config_, *next)) {
         if (ch.apply == Apply::Restart) {
@@ -616,7 +619,10 @@ void Service::reload() {
         }
     }
     auto settings = buildSettings(merged);
-    if (!settings) return failed(settings.error().message);
+    if (!settings) {
+        revoked_ = wasRevoked;
+        return failed(settings.error().message);
+    }
     env_ = std::move(env);
     config_ = std::move(merged);
     pool_->pushSettings(*settings);

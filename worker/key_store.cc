@@ -73,18 +73,26 @@ std::optional<TokenKey> KeyStore::masterFor(int64_t day) const {
     return std::nullopt;
 }
 
-std::optional<TokenKey> KeyStore::responderKeyFor(int64_t day, std::string_view responderId) {
-    std::string id = cacheId(day, responderId);
-    if (auto it = index_.find(id); it != index_.end()) {
-        ++hits_;
-        lru_.splice(lru_.begin(), lru_, it->second);
-        return it->second->key;
-    }
+std::optional<TokenKey> KeyStore::cachedKey(int64_t day, std::string_view responderId) {
+    auto it = index_.find(cacheId(day, responderId));
+    if (it == index_.end()) return std::nullopt;
+    ++hits_;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->key;
+}
+
+std::optional<TokenKey> KeyStore::derivedKey(int64_t day, std::string_view responderId) {
     auto master = masterFor(day);
     if (!master) return std::nullopt;
     ++misses_;
     TokenKey key = responderKey(*master, responderId);
     sodium_memzero(master->data(), master->size());
+    return key;
+}
+
+void KeyStore::remember(int64_t day, std::string_view responderId, const TokenKey& key) {
+    std::string id = cacheId(day, responderId);
+    if (index_.count(id) != 0 || !masterFor(day)) return;
     if (lru_.size() >= capacity_) {
         auto& last = lru_.back();
         index_.erase(last.id);
@@ -93,7 +101,13 @@ std::optional<TokenKey> KeyStore::responderKeyFor(int64_t day, std::string_view 
     }
     lru_.push_front(Entry{std::move(id), key});
     index_.emplace(lru_.front().id, lru_.begin());
-    return key;
+}
+
+std::optional<TokenKey> KeyStore::responderKeyFor(int64_t day, std::string_view responderId) {
+    if (auto k = cachedKey(day, responderId)) return k;
+    auto k = derivedKey(day, responderId);
+    if (k) remember(day, responderId, *k);
+    return k;
 }
 
 void KeyStore::attach(SSL_CTX* ctx) {

@@ -32,8 +32,14 @@ public:
     // Takes new ticket keys and masters; cached Responder keys of days no longer held go.
     void update(const std::vector<TicketKey>& ticketKeys, const std::vector<DayMaster>& masters);
 
-    // The key for a token of `responderId` issued on `day`, if that day's master is held.
+    // The key for a token of `responderId` issued on `day`, if that day's master is held;
+    // derived keys are cached.
     std::optional<TokenKey> responderKeyFor(int64_t day, std::string_view responderId);
+    // The same in steps, so that only keys of tokens that verified enter the cache (a flood of
+    // made-up kids must not push real Responders out): the cached key, else a derived one.
+    std::optional<TokenKey> cachedKey(int64_t day, std::string_view responderId);
+    std::optional<TokenKey> derivedKey(int64_t day, std::string_view responderId);
+    void remember(int64_t day, std::string_view responderId, const TokenKey& key);
     // Today's master (for issuing), if held.
     [[nodiscard]] std::optional<TokenKey> masterFor(int64_t day) const;
 

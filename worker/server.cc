@@ -140,9 +140,23 @@ BearerCheck Server::checkBearer(std::string_view token) {
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
+    // A derived key is cached only once its token verified.
+    std::optional<std::pair<int64_t, std::string>> derivedFor;
+    TokenKey derived{};
     auto claims = verifyToken(
-        token, [this](int64_t day, std::string_view responderId) { return keys_.responderKeyFor(day, responderId); },
+        token,
+        [&](int64_t day, std::string_view responderId) -> std::optional<TokenKey> {
+            if (auto k = keys_.cachedKey(day, responderId)) return k;
+            auto k = keys_.derivedKey(day, responderId);
+            if (k) {
+                derivedFor.emplace(day, std::string(responderId));
+                derived = *k;
+            }
+            return k;
+        },
         settings_->organizationId, now, settings_->tokenClockSkew.count());
+    if (claims && derivedFor) keys_.remember(derivedFor->first, derivedFor->second, derived);
+    sodium_memzero(derived.data(), derived.size());
     if (!claims) return BearerCheck{false, "", claims.error().message};
     return BearerCheck{true, std::move(claims->responderId), ""};
 }

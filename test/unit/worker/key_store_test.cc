@@ -59,5 +59,21 @@ TEST(KeyStore, ANewDayDropsTheKeysOfTheDayNoLongerHeld) {
     EXPECT_EQ(store.stats().hits, 1u);
 }
 
+TEST(KeyStore, DerivedKeysEnterTheCacheOnlyWhenRemembered) {
+    KeyStore store(4);
+    store.update({}, {DayMaster{100, master(1)}});
+    ASSERT_TRUE(store.responderKeyFor(100, "real"));
+    // A flood of made-up Responders: derived for the check, never cached.
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(store.derivedKey(100, "made-up-" + std::to_string(i)));
+    EXPECT_EQ(store.stats().entries, 1u);
+    EXPECT_TRUE(store.cachedKey(100, "real"));
+    auto k = store.derivedKey(100, "verified");
+    ASSERT_TRUE(k);
+    store.remember(100, "verified", *k);
+    EXPECT_EQ(*store.cachedKey(100, "verified"), responderKey(master(1), "verified"));
+    store.remember(99, "stale", *k);  // a day not held is not cached
+    EXPECT_EQ(store.stats().entries, 2u);
+}
+
 }  // namespace
 }  // namespace relaypro
