@@ -18,15 +18,6 @@ using Json = std::unique_ptr<json_t, JsonFree>;
 
 constexpr std::string_view kKidPrefix = "rp1.";
 
-bool isPrintableResponderId(std::string_view id) {
-    if (id.empty() || id.size() > 256 || !isValidUtf8(id)) return false;
-    for (char ch : id) {
-        auto c = static_cast<unsigned char>(ch);
-        if (c < 0x20 || c == 0x7F) return false;
-    }
-    return true;
-}
-
 // "123" -> 123; no sign, no leading zeros, at most 12 digits.
 std::optional<int64_t> parseDay(std::string_view s) {
     if (s.empty() || s.size() > 12 || (s.size() > 1 && s.front() == '0')) return std::nullopt;
@@ -58,6 +49,15 @@ std::string dumpCompact(json_t* j) {
 }
 
 }  // namespace
+
+bool isPrintableResponderId(std::string_view id) {
+    if (id.empty() || id.size() > 256 || !isValidUtf8(id)) return false;
+    for (char ch : id) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == 0x7F) return false;
+    }
+    return true;
+}
 
 int64_t utcDay(int64_t unixSeconds) {
     return unixSeconds >= 0 ? unixSeconds / 86400 : (unixSeconds - 86399) / 86400;

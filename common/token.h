@@ -22,6 +22,9 @@ using TokenKey = std::array<unsigned char, 32>;
 inline constexpr size_t kMaxTokenBytes = 4096;
 inline constexpr int64_t kMaxTokenLifetimeSeconds = 24 * 3600;
 
+// A Responder id as protocol.md allows it: 1-256 bytes of UTF-8 without control characters.
+bool isPrintableResponderId(std::string_view id);
+
 // The UTC day number of a time: floor(unix seconds / 86400).
 int64_t utcDay(int64_t unixSeconds);
 

@@ -1,7 +1,6 @@
 #include "worker/connection.h"
 
 #include <arpa/inet.h>
-#include <jansson.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
@@ -18,6 +17,7 @@
 #include "worker/http_response.h"
 #include "worker/proxy_protocol.h"
 #include "worker/server.h"
+#include "worker/token_request.h"
 
 namespace relaypro {
 namespace {
@@ -429,16 +429,7 @@ std::string Connection::authScheme() const {
 
 namespace {
 
-constexpr size_t kMaxTokenBody = 16 * 1024;
 constexpr auto kVerifyTimeout = std::chrono::seconds(15);
-
-bool printableResponderId(std::string_view id) {
-    if (id.empty() || id.size() > 256 || !isValidUtf8(id)) return false;
-    return std::none_of(id.begin(), id.end(), [](char ch) {
-        auto c = static_cast<unsigned char>(ch);
-        return c < 0x20 || c == 0x7F;
-    });
-}
 
 }  // namespace
 
@@ -446,7 +437,7 @@ void Connection::startTokenRequest() {
     if (head_.chunked || !head_.contentLength) {
         return refuseToken(400, "bad_request", 0, "the body needs a Content-Length");
     }
-    if (*head_.contentLength == 0 || *head_.contentLength > kMaxTokenBody) {
+    if (*head_.contentLength == 0 || *head_.contentLength > kMaxTokenRequestBody) {
         return refuseToken(400, "bad_request", 0, "body size out of range");
     }
     bodyExpected_ = static_cast<size_t>(*head_.contentLength);
@@ -478,38 +469,11 @@ bool Connection::stepReadBody() {
 
 void Connection::tokenBodyComplete() {
     evtimer_del(&timer_);
-    // Exactly {"responderId": <1-256 bytes printable UTF-8>, "credential": <1-8192 bytes>}.
-    json_error_t err;
-    json_t* j = json_loadb(body_.data(), body_.size(), JSON_REJECT_DUPLICATES, &err);
-    std::string responderId, credential;
-    const char* problem = nullptr;
-    if (j == nullptr || !json_is_object(j)) {
-        problem = "the body is not a JSON object";
-    } else if (json_object_size(j) != 2 || !json_is_string(json_object_get(j, "responderId")) ||
-               !json_is_string(json_object_get(j, "credential"))) {
-        problem = "the body must hold exactly the strings responderId and credential";
-    } else {
-        json_t* id = json_object_get(j, "responderId");
-        json_t* cred = json_object_get(j, "credential");
-        responderId.assign(json_string_value(id), json_string_length(id));
-        credential.assign(json_string_value(cred), json_string_length(cred));
-        if (!printableResponderId(responderId)) {
-            problem = "responderId must be 1 to 256 bytes of printable UTF-8";
-        } else if (credential.empty() || credential.size() > 8192) {
-            problem = "credential must be 1 to 8192 bytes";
-        }
-    }
-    if (j != nullptr) {
-        if (json_t* cred = json_object_get(j, "credential"); json_is_string(cred)) {
-            sodium_memzero(const_cast<char*>(json_string_value(cred)), json_string_length(cred));
-        }
-        json_decref(j);
-    }
+    auto request = parseTokenRequest(body_);
     sodium_memzero(body_.data(), body_.size());
-    if (problem != nullptr) {
-        sodium_memzero(credential.data(), credential.size());
-        return refuseToken(400, "bad_request", 0, problem);
-    }
+    if (!request) return refuseToken(400, "bad_request", 0, request.error().message);
+    std::string responderId = std::move(request->responderId);
+    std::string credential = std::move(request->credential);
     identity_ = responderId;
     if (!settings_->registered) {
         sodium_memzero(credential.data(), credential.size());
