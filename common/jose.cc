@@ -24,7 +24,9 @@ const EVP_CIPHER* gcmFor(std::string_view key) {
     return nullptr;
 }
 
-const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+const unsigned char* bytes(std::string_view s) {
+    return reinterpret_cast<const unsigned char*>(s.data());
+}
 
 }  // namespace
 
@@ -40,8 +42,8 @@ std::optional<std::string> base64UrlDecode(std::string_view text) {
     std::string out(text.size() * 3 / 4 + 3, '\0');
     size_t len = 0;
     const char* end = nullptr;
-    if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(), nullptr, &len,
-                          &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+    if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(), nullptr,
+                          &len, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         end != text.data() + text.size()) {
         return std::nullopt;
     }
@@ -99,8 +101,8 @@ Result<CompactJwe> parseCompactJwe(std::string_view compact, size_t maxBytes) {
     return j;
 }
 
-Result<std::string> aesGcmEncrypt(std::string_view key, std::string_view iv, std::string_view aad, std::string_view plaintext,
-                                  std::string& tag) {
+Result<std::string> aesGcmEncrypt(std::string_view key, std::string_view iv, std::string_view aad,
+                                  std::string_view plaintext, std::string& tag) {
     const EVP_CIPHER* cipher = gcmFor(key);
     if (cipher == nullptr || iv.size() != 12) return Error{"AES-GCM needs a 16- or 32-byte key and a 12-byte IV"};
     std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx(EVP_CIPHER_CTX_new());
@@ -124,8 +126,8 @@ Result<std::string> aesGcmEncrypt(std::string_view key, std::string_view iv, std
     return out;
 }
 
-Result<std::string> aesGcmDecrypt(std::string_view key, std::string_view iv, std::string_view aad, std::string_view ciphertext,
-                                  std::string_view tag) {
+Result<std::string> aesGcmDecrypt(std::string_view key, std::string_view iv, std::string_view aad,
+                                  std::string_view ciphertext, std::string_view tag) {
     const EVP_CIPHER* cipher = gcmFor(key);
     if (cipher == nullptr || iv.size() != 12 || tag.size() != 16) return Error{"bad AES-GCM parameters"};
     std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx(EVP_CIPHER_CTX_new());

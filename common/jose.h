@@ -35,10 +35,10 @@ struct CompactJwe {
 Result<CompactJwe> parseCompactJwe(std::string_view compact, size_t maxBytes);
 
 // AES-GCM with a 16- or 32-byte key (A128GCM / A256GCM), 12-byte IV, 16-byte tag.
-Result<std::string> aesGcmEncrypt(std::string_view key, std::string_view iv, std::string_view aad, std::string_view plaintext,
-                                  std::string& tag);
-Result<std::string> aesGcmDecrypt(std::string_view key, std::string_view iv, std::string_view aad, std::string_view ciphertext,
-                                  std::string_view tag);
+Result<std::string> aesGcmEncrypt(std::string_view key, std::string_view iv, std::string_view aad,
+                                  std::string_view plaintext, std::string& tag);
+Result<std::string> aesGcmDecrypt(std::string_view key, std::string_view iv, std::string_view aad,
+                                  std::string_view ciphertext, std::string_view tag);
 
 // Decrypts a compact JWE with "alg":"dir" and "enc" A128GCM or A256GCM matching the key's
 // length. Anything else (another alg, a "zip" or "crit" member, an encrypted key, a wrong IV or

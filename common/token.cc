@@ -65,14 +65,14 @@ int64_t utcDay(int64_t unixSeconds) {
 
 TokenKey responderKey(const TokenKey& master, std::string_view responderId) {
     TokenKey key{};
-    auto s = hkdfSha256(std::string_view(reinterpret_cast<const char*>(master.data()), master.size()), "RelayPro responder key v1",
-                        responderId, key);
+    auto s = hkdfSha256(std::string_view(reinterpret_cast<const char*>(master.data()), master.size()),
+                        "RelayPro responder key v1", responderId, key);
     (void)s;  // HKDF-SHA256 with a 32-byte output cannot fail once OpenSSL is up
     return key;
 }
 
-Result<std::string> issueToken(const TokenKey& master, std::string_view responderId, int64_t organizationId, int64_t now,
-                               int64_t lifetimeSeconds) {
+Result<std::string> issueToken(const TokenKey& master, std::string_view responderId, int64_t organizationId,
+                               int64_t now, int64_t lifetimeSeconds) {
     if (!isPrintableResponderId(responderId)) return Error{"responderId must be 1 to 256 bytes of printable UTF-8"};
     if (lifetimeSeconds <= 0 || lifetimeSeconds > kMaxTokenLifetimeSeconds) return Error{"token lifetime out of range"};
     const int64_t day = utcDay(now);
@@ -92,14 +92,15 @@ Result<std::string> issueToken(const TokenKey& master, std::string_view responde
     TokenKey key = responderKey(master, responderId);
     unsigned char iv[12];
     randombytes_buf(iv, sizeof iv);
-    auto token = encryptCompactDir(dumpCompact(header.get()), std::string_view(reinterpret_cast<const char*>(key.data()), key.size()),
-                                   std::string_view(reinterpret_cast<const char*>(iv), sizeof iv), dumpCompact(claims.get()));
+    auto token = encryptCompactDir(
+        dumpCompact(header.get()), std::string_view(reinterpret_cast<const char*>(key.data()), key.size()),
+        std::string_view(reinterpret_cast<const char*>(iv), sizeof iv), dumpCompact(claims.get()));
     sodium_memzero(key.data(), key.size());
     return token;
 }
 
-Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& keys, int64_t organizationId, int64_t now,
-                                int64_t skewSeconds) {
+Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& keys, int64_t organizationId,
+                                int64_t now, int64_t skewSeconds) {
     auto jwe = parseCompactJwe(compact, kMaxTokenBytes);
     if (!jwe) return jwe.error();
     if (!jwe->encryptedKey.empty()) return Error{"dir tokens carry no encrypted key"};

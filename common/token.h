@@ -42,8 +42,8 @@ struct TokenClaims {
 
 // Issues a token for `responderId` at `now` (unix seconds), valid for `lifetimeSeconds`, with the
 // master of today's UTC day. IV and jti are random.
-Result<std::string> issueToken(const TokenKey& master, std::string_view responderId, int64_t organizationId, int64_t now,
-                               int64_t lifetimeSeconds);
+Result<std::string> issueToken(const TokenKey& master, std::string_view responderId, int64_t organizationId,
+                               int64_t now, int64_t lifetimeSeconds);
 
 // The key for a token of `responderId` issued on `day`, or nullopt when that day's master is not
 // held (workers hold today's and yesterday's only). Lets a caller cache derived keys.
@@ -53,7 +53,7 @@ using TokenKeyLookup = std::function<std::optional<TokenKey>(int64_t day, std::s
 // decryption, claims exactly iss/sub/org/iat/nbf/exp/jti, sub == kid's Responder, iss, org,
 // nbf/exp within `skewSeconds` of `now`, exp − iat at most 24 h. The error says which rule failed
 // (for debug logs; the client only ever sees invalid_token).
-Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& keys, int64_t organizationId, int64_t now,
-                                int64_t skewSeconds);
+Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& keys, int64_t organizationId,
+                                int64_t now, int64_t skewSeconds);
 
 }  // namespace relaypro

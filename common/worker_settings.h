@@ -28,11 +28,11 @@ struct WorkerSettings {
     ProxySettings proxy;
     NameResolutionData names;
     std::vector<Cidr> trustedSources;
-    bool registered = false;  // false: Bearer CONNECT and the token endpoint answer 503 not_registered
-    std::string caPem;        // served at /relaypro/v1/ca.pem
-    int64_t organizationId = 0;                    // tokens carry it ("org") and must match it
-    std::chrono::seconds tokenLifetime{3600};      // clientAuthToken.duration
-    std::chrono::seconds tokenClockSkew{60};       // clientAuthToken.clockSkew
+    bool registered = false;                   // false: Bearer CONNECT and the token endpoint answer 503 not_registered
+    std::string caPem;                         // served at /relaypro/v1/ca.pem
+    int64_t organizationId = 0;                // tokens carry it ("org") and must match it
+    std::chrono::seconds tokenLifetime{3600};  // clientAuthToken.duration
+    std::chrono::seconds tokenClockSkew{60};   // clientAuthToken.clockSkew
     bool debugLogging = false;
 
     static std::shared_ptr<const WorkerSettings> fromConfig(const Config& config,

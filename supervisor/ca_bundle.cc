@@ -110,7 +110,8 @@ PemScan scanPem(std::string_view text) {
         if (end == std::string_view::npos) break;
         scan.labels.emplace_back(text.substr(pos + kBegin.size(), end - pos - kBegin.size()));
         size_t blockEnd = text.find("-----END ", end);
-        std::string_view body = text.substr(end, blockEnd == std::string_view::npos ? std::string_view::npos : blockEnd - end);
+        std::string_view body =
+            text.substr(end, blockEnd == std::string_view::npos ? std::string_view::npos : blockEnd - end);
         if (body.find("Proc-Type:") != std::string_view::npos) scan.encryptedHeaders = true;
         pos = end;
     }
@@ -190,17 +191,20 @@ Result<CaBundle> CaBundle::load(const std::string& path, std::chrono::system_clo
         } else if (label == "CERTIFICATE") {
             ++certs;
         } else if (label == "PRIVATE KEY") {
-            return Error{where + ": the key is PKCS#8 (\"BEGIN PRIVATE KEY\"); RelayPro needs PKCS#1 "
-                                 "(\"BEGIN RSA PRIVATE KEY\"): convert it with `openssl rsa -traditional`"};
+            return Error{where +
+                         ": the key is PKCS#8 (\"BEGIN PRIVATE KEY\"); RelayPro needs PKCS#1 "
+                         "(\"BEGIN RSA PRIVATE KEY\"): convert it with `openssl rsa -traditional`"};
         } else if (label == "ENCRYPTED PRIVATE KEY") {
             return Error{where + ": the key is encrypted; RelayPro needs an unencrypted PKCS#1 RSA key"};
         } else if (label == "EC PRIVATE KEY") {
             return Error{where + ": the key is an EC key; the CA key must be RSA (PKCS#1)"};
         } else {
-            return Error{where + ": unexpected PEM block \"" + label + "\"; the bundle holds one RSA PRIVATE KEY and one CERTIFICATE"};
+            return Error{where + ": unexpected PEM block \"" + label +
+                         "\"; the bundle holds one RSA PRIVATE KEY and one CERTIFICATE"};
         }
     }
-    if (scan.encryptedHeaders) return Error{where + ": the key is encrypted; RelayPro needs an unencrypted PKCS#1 RSA key"};
+    if (scan.encryptedHeaders)
+        return Error{where + ": the key is encrypted; RelayPro needs an unencrypted PKCS#1 RSA key"};
     if (keys != 1 || certs != 1) {
         return Error{where + ": expected one RSA PRIVATE KEY and one CERTIFICATE block, found " + std::to_string(keys) +
                      " keys and " + std::to_string(certs) + " certificates"};
@@ -226,7 +230,8 @@ Result<CaBundle> CaBundle::load(const std::string& path, std::chrono::system_clo
         return Error{where + ": the key does not match the certificate"};
     }
     const uint32_t flags = X509_get_extension_flags(impl->cert.get());
-    if ((flags & EXFLAG_CA) == 0) return Error{where + ": the certificate is not a CA (basicConstraints CA:TRUE is missing)"};
+    if ((flags & EXFLAG_CA) == 0)
+        return Error{where + ": the certificate is not a CA (basicConstraints CA:TRUE is missing)"};
     if ((flags & EXFLAG_KUSAGE) != 0 && (X509_get_key_usage(impl->cert.get()) & KU_KEY_CERT_SIGN) == 0) {
         return Error{where + ": the CA certificate's keyUsage does not allow keyCertSign"};
     }
@@ -242,7 +247,8 @@ Result<CaBundle> CaBundle::load(const std::string& path, std::chrono::system_clo
         return Error{where + ": the CA certificate is not valid before " +
                      (when ? formatRfc3339(*when) : std::string("")) + " (check the clock)"};
     }
-    if (auto s = captureDer(impl->key.get(), impl->der, impl->derLen); !s) return Error{where + ": " + s.error().message};
+    if (auto s = captureDer(impl->key.get(), impl->der, impl->derLen); !s)
+        return Error{where + ": " + s.error().message};
     return CaBundle(std::move(impl));
 }
 
@@ -270,7 +276,8 @@ Result<CaBundle> CaBundle::generate(std::chrono::system_clock::time_point now) {
         !addExtension(cert, cert, NID_subject_key_identifier, "hash")) {
         return Error{"cannot build the CA certificate: " + opensslError()};
     }
-    if (X509_sign(cert, impl->key.get(), EVP_sha256()) == 0) return Error{"cannot sign the CA certificate: " + opensslError()};
+    if (X509_sign(cert, impl->key.get(), EVP_sha256()) == 0)
+        return Error{"cannot sign the CA certificate: " + opensslError()};
     if (auto s = captureDer(impl->key.get(), impl->der, impl->derLen); !s) return s.error();
     return CaBundle(std::move(impl));
 }
@@ -380,7 +387,8 @@ Result<TlsMaterial> CaBundle::issueServerCertificate(const std::string& serverNa
     X509_set_pubkey(cert.get(), key.get());
     X509_NAME* name = X509_get_subject_name(cert.get());
     std::string cn = serverName.substr(0, 64);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                               0);
     X509_set_issuer_name(cert.get(), X509_get_subject_name(impl_->cert.get()));
     std::string san = (isIpLiteral(serverName) ? "IP:" : "DNS:") + serverName;
     if (!addExtension(cert.get(), impl_->cert.get(), NID_subject_alt_name, san) ||

@@ -12,11 +12,15 @@ namespace {
 
 constexpr size_t kMaxResponseBytes = 1 << 20;
 
-CURLM* multi(void* m) { return static_cast<CURLM*>(m); }
+CURLM* multi(void* m) {
+    return static_cast<CURLM*>(m);
+}
 
 }  // namespace
 
-json_t* ConsoleResponse::result() const { return envelope != nullptr ? json_object_get(envelope, "result") : nullptr; }
+json_t* ConsoleResponse::result() const {
+    return envelope != nullptr ? json_object_get(envelope, "result") : nullptr;
+}
 
 bool ConsoleResponse::success() const {
     return envelope != nullptr && json_is_true(json_object_get(envelope, "success"));
@@ -41,7 +45,9 @@ ConsoleResponse& ConsoleResponse::operator=(ConsoleResponse&& o) noexcept {
     return *this;
 }
 
-ConsoleResponse::~ConsoleResponse() { json_decref(envelope); }
+ConsoleResponse::~ConsoleResponse() {
+    json_decref(envelope);
+}
 
 struct ConsoleClient::Request {
     uint64_t id = 0;
@@ -146,7 +152,8 @@ uint64_t ConsoleClient::post(const std::string& path, const std::string& bearer,
     }
     // libcurl never reads the proxy variables itself: the one parser (proxy_env) decided.
     curl_easy_setopt(e, CURLOPT_PROXY, proxy_.c_str());
-    if (!proxy_.empty() && proxyCredentials_ != ":") curl_easy_setopt(e, CURLOPT_PROXYUSERPWD, proxyCredentials_.c_str());
+    if (!proxy_.empty() && proxyCredentials_ != ":")
+        curl_easy_setopt(e, CURLOPT_PROXYUSERPWD, proxyCredentials_.c_str());
     curl_slist* resolve = nullptr;
     if (!resolve_.empty()) {
         resolve = curl_slist_append(nullptr, resolve_.c_str());

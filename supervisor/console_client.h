@@ -23,7 +23,7 @@
 namespace relaypro {
 
 struct ConsoleResponse {
-    bool transportOk = false;  // an HTTP answer arrived (any status)
+    bool transportOk = false;    // an HTTP answer arrived (any status)
     std::string transportError;  // curl's reason otherwise (timeout, refused, TLS, ...)
     bool timedOut = false;
     long status = 0;
@@ -76,9 +76,9 @@ private:
     event* timer_ = nullptr;
     std::string baseUrl_;
     std::string caPem_;
-    std::string proxy_;  // empty: direct
+    std::string proxy_;             // empty: direct
     std::string proxyCredentials_;  // "user:password" for the proxy, a secret
-    std::string resolve_;  // "host:port:addr,addr" from the hosts file, or empty
+    std::string resolve_;           // "host:port:addr,addr" from the hosts file, or empty
     std::string userAgent_;
     uint64_t nextId_ = 1;
     std::map<uint64_t, std::unique_ptr<Request>> requests_;

@@ -424,10 +424,9 @@ void Service::verifyResponder(const ipc::VerifyRequest& request, WorkerPool::Ver
         "/api/public/relay-pro/responders/verify", config_.securityToken, bodyText, std::chrono::seconds(5),
         [this, responderId, organizationId, key, done = std::move(done)](ConsoleResponse&& r) {
             if (!r.transportOk || r.status >= 500) {
-                log_->warn("console verify failed",
-                           {{"responder", responderId},
-                            {"status", static_cast<int64_t>(r.status)},
-                            {"error", r.transportOk ? "server error" : r.transportError}});
+                log_->warn("console verify failed", {{"responder", responderId},
+                                                     {"status", static_cast<int64_t>(r.status)},
+                                                     {"error", r.transportOk ? "server error" : r.transportError}});
                 return done(R::ConsoleUnavailable, 5);
             }
             if (r.status == 401 || r.status == 403) {
@@ -445,7 +444,8 @@ void Service::verifyResponder(const ipc::VerifyRequest& request, WorkerPool::Ver
             // Valid only when the console says so about this Responder, in this relay's organization.
             bool valid = r.success() && json_is_true(json_object_get(result, "valid")) && id != nullptr &&
                          responderId == id && json_is_integer(org) && json_integer_value(org) == organizationId;
-            auto expires = std::chrono::steady_clock::now() + (valid ? std::chrono::seconds(60) : std::chrono::seconds(5));
+            auto expires =
+                std::chrono::steady_clock::now() + (valid ? std::chrono::seconds(60) : std::chrono::seconds(5));
             verifyCache_[key] = VerifyCacheEntry{valid, expires};
             log_->info("responder verified", {{"responder", responderId}, {"valid", valid}});
             done(valid ? R::Valid : R::Invalid, 0);
@@ -516,13 +516,14 @@ json_t* Service::statusJson() {
     }
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count();
     json_t* registration =
-        json_pack("{s:s,s:I,s:s}", "state", registered(config_) ? "registered" : "unregistered", "relayId", static_cast<json_int_t>(config_.relayId),
-                  "registeredTo", config_.registeredTo.c_str());
+        json_pack("{s:s,s:I,s:s}", "state", registered(config_) ? "registered" : "unregistered", "relayId",
+                  static_cast<json_int_t>(config_.relayId), "registeredTo", config_.registeredTo.c_str());
     std::string version(versionString());
     return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", version.c_str(), "pid",
                      static_cast<json_int_t>(::getpid()), "generation", static_cast<json_int_t>(pool_->current()),
                      "uptimeSeconds", static_cast<json_int_t>(std::max<int64_t>(0, uptime)), "registration",
-                     registration, "caFingerprint", trust_->ca().fingerprintHex().c_str(), "listeners", listeners, "workers", workers);
+                     registration, "caFingerprint", trust_->ca().fingerprintHex().c_str(), "listeners", listeners,
+                     "workers", workers);
 }
 
 void Service::startWatchdog() {

@@ -40,9 +40,8 @@ Result<Trust> Trust::open(const Config& config, const Logger& log, std::optional
     auto ca = CaBundle::loadOrCreate(config.caBundleFile, created);
     if (!ca) return ca.error();
     if (created) {
-        log.info("CA bundle created", {{"file", config.caBundleFile},
-                                       {"fingerprint", ca->fingerprintHex()},
-                                       {"notAfter", ca->notAfter()}});
+        log.info("CA bundle created",
+                 {{"file", config.caBundleFile}, {"fingerprint", ca->fingerprintHex()}, {"notAfter", ca->notAfter()}});
     }
     const auto now = std::chrono::system_clock::now();
     if (ca->expiresAt() - now < kRenewWithin) {
@@ -56,7 +55,6 @@ Result<Trust> Trust::open(const Config& config, const Logger& log, std::optional
         auto key = readFile(config.keyFile, 1 << 20);
         if (!key) return Error{"httpsProxy.keyFile: " + key.error().describe()};
         t.tls_ = TlsMaterial{std::move(*cert), std::move(*key)};
-        sodium_memzero(key->data(), key->size());
         t.operatorCertificate_ = true;
     } else if (previous && certificateNotAfter(previous->certificateChainPem)) {
         t.tls_ = std::move(*previous);
@@ -74,8 +72,7 @@ Status Trust::issue(const Logger& log) {
     sodium_memzero(tls_.privateKeyPem.data(), tls_.privateKeyPem.size());
     tls_ = std::move(*m);
     tlsExpires_ = certificateNotAfter(tls_.certificateChainPem).value_or(std::chrono::system_clock::time_point{});
-    log.info("server certificate issued",
-             {{"serverName", serverName_}, {"notAfter", formatRfc3339(tlsExpires_)}});
+    log.info("server certificate issued", {{"serverName", serverName_}, {"notAfter", formatRfc3339(tlsExpires_)}});
     return {};
 }
 

@@ -164,9 +164,9 @@ private:
     event* pingTimer_ = nullptr;
     uint64_t pingSequence_ = 0;
     uint64_t exitedTunnels_ = 0;
-    RateLimiter sources_;         // authentication failures per source
-    RateLimiter tokenRequests_;   // token requests per source  // authentication failures (and, later, token requests) per source  // tunnels served by
-                           // workers that are gone (totals survive them)
+    RateLimiter sources_;        // authentication failures per source
+    RateLimiter tokenRequests_;  // token requests per source  // authentication failures (and, later, token requests)
+                                 // per source  // tunnels served by workers that are gone (totals survive them)
     bool stopping_ = false;
     std::function<void()> onAllExited_;
 };

@@ -492,9 +492,9 @@ void Connection::verified(VerifyResult result, uint32_t retryAfterSeconds) {
     evtimer_del(&timer_);
     switch (result) {
         case VerifyResult::Valid: {
-            const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
+            const int64_t now =
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                    .count();
             auto token = server_.issueToken(identity_, now);
             if (!token) {
                 // Only at a day boundary, for the moment before the new master arrives.
@@ -503,15 +503,13 @@ void Connection::verified(VerifyResult result, uint32_t retryAfterSeconds) {
             }
             const int64_t lifetime = settings_->tokenLifetime.count();
             Response r;
-            r.body = "{\"token\":\"" + *token + "\",\"tokenType\":\"Bearer\",\"expiresIn\":" +
-                     std::to_string(lifetime) + ",\"expiresAt\":\"" +
-                     formatRfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now + lifetime))) +
-                     "\"}";
+            r.body = "{\"token\":\"" + *token +
+                     "\",\"tokenType\":\"Bearer\",\"expiresIn\":" + std::to_string(lifetime) + ",\"expiresAt\":\"" +
+                     formatRfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now + lifetime))) + "\"}";
             r.headers.emplace_back("Cache-Control", "no-store");
             sodium_memzero(token->data(), token->size());
-            server_.log().info("token issued", {{"client", clientText_},
-                                                {"responder", identity_},
-                                                {"expiresIn", lifetime}});
+            server_.log().info("token issued",
+                               {{"client", clientText_}, {"responder", identity_}, {"expiresIn", lifetime}});
             respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
             break;
         }
@@ -534,18 +532,16 @@ void Connection::verified(VerifyResult result, uint32_t retryAfterSeconds) {
 void Connection::refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail) {
     Response r = errorResponse(status, code);
     if (retryAfter > 0) r.headers.emplace_back("Retry-After", std::to_string(retryAfter));
-    std::vector<LogField> fields{{"status", status},
-                                 {"reason", std::string(code)},
-                                 {"client", clientText_},
-                                 {"path", std::string(kTokenPath)}};
+    std::vector<LogField> fields{
+        {"status", status}, {"reason", std::string(code)}, {"client", clientText_}, {"path", std::string(kTokenPath)}};
     if (!identity_.empty()) fields.emplace_back("responder", identity_);
     if (!detail.empty()) fields.emplace_back("detail", std::string(detail));
     server_.log().info("request refused", std::move(fields));
     server_.countRefused();
     // A body that was not read (or not wholly) leaves the connection out of step: close it.
     bool bodyRead = bodyExpected_ > 0 && body_.size() == bodyExpected_;
-    respond(std::move(r), status != 400 && bodyRead && head_.keepAlive() ? AfterResponse::NextRequest
-                                                                           : AfterResponse::Close);
+    respond(std::move(r),
+            status != 400 && bodyRead && head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
 }
 
 void Connection::handleConnect() {

@@ -136,8 +136,8 @@ int KeyStore::clientHelloCallback(SSL* ssl, int*, void*) {
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-int KeyStore::ticketCallback(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
-                             EVP_MAC_CTX* mac, int enc) {
+int KeyStore::ticketCallback(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
+                             int enc) {
     auto* self = static_cast<KeyStore*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), storeIndex()));
     if (self == nullptr) return 0;
     return self->ticket(ssl, name, iv, cipher, mac, enc);
@@ -164,8 +164,8 @@ int KeyStore::ticket(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHE
         if (key == nullptr) return 0;
     }
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->bytes.data() + kHmacOffset),
-                                          32),
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+                                          const_cast<unsigned char*>(key->bytes.data() + kHmacOffset), 32),
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
         OSSL_PARAM_construct_end(),
     };

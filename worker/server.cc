@@ -137,9 +137,8 @@ Status Server::updateSecrets(const WorkerSecrets& secrets) {
 }
 
 BearerCheck Server::checkBearer(std::string_view token) {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     // A derived key is cached only once its token verified.
     std::optional<std::pair<int64_t, std::string>> derivedFor;
     TokenKey derived{};
@@ -164,8 +163,8 @@ BearerCheck Server::checkBearer(std::string_view token) {
 Result<std::string> Server::issueToken(std::string_view responderId, int64_t now) {
     auto master = keys_.masterFor(utcDay(now));
     if (!master) return Error{"today's token master is not held"};
-    auto token = relaypro::issueToken(*master, responderId, settings_->organizationId, now,
-                                      settings_->tokenLifetime.count());
+    auto token =
+        relaypro::issueToken(*master, responderId, settings_->organizationId, now, settings_->tokenLifetime.count());
     sodium_memzero(master->data(), master->size());
     return token;
 }

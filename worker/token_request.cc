@@ -25,13 +25,14 @@ Result<TokenRequest> parseTokenRequest(std::string_view body) {
         r.responderId.assign(json_string_value(id), json_string_length(id));
         r.credential.assign(json_string_value(cred), json_string_length(cred));
         if (!isPrintableResponderId(r.responderId)) {
+            sodium_memzero(r.credential.data(), r.credential.size());
             out = Error{"responderId must be 1 to 256 bytes of printable UTF-8"};
         } else if (r.credential.empty() || r.credential.size() > 8192) {
+            sodium_memzero(r.credential.data(), r.credential.size());
             out = Error{"credential must be 1 to 8192 bytes"};
         } else {
             out = std::move(r);
         }
-        if (!out) sodium_memzero(r.credential.data(), r.credential.size());
         // jansson's copy of the credential goes with the document; wipe it first.
         sodium_memzero(const_cast<char*>(json_string_value(cred)), json_string_length(cred));
     }

@@ -14,8 +14,8 @@
 #include "ipc/channel.h"
 #include "ipc/messages.h"
 #include "ipc/snapshot.h"
-#include "worker/sandbox.h"
 #include "worker/connection.h"
+#include "worker/sandbox.h"
 #include "worker/server.h"
 
 namespace relaypro {
@@ -121,8 +121,9 @@ private:
                 if (!decode(r, m)) return;
                 if (server_) {
                     if (auto s = server_->updateSecrets(m.secrets); !s) {
-                        Logger(log_.get(), "worker").error("new TLS material refused; serving on with the previous",
-                                                           {{"error", s.error().message}});
+                        Logger(log_.get(), "worker")
+                            .error("new TLS material refused; serving on with the previous",
+                                   {{"error", s.error().message}});
                     }
                     return;
                 }

@@ -35,8 +35,8 @@ void measure(const char* name, double seconds, F once) {
         }
     }
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    std::printf("{\"case\":\"%s\",\"operations\":%llu,\"seconds\":%.3f,\"perSecond\":%.0f,\"microseconds\":%.2f}\n", name,
-                static_cast<unsigned long long>(n), elapsed, static_cast<double>(n) / elapsed,
+    std::printf("{\"case\":\"%s\",\"operations\":%llu,\"seconds\":%.3f,\"perSecond\":%.0f,\"microseconds\":%.2f}\n",
+                name, static_cast<unsigned long long>(n), elapsed, static_cast<double>(n) / elapsed,
                 elapsed * 1e6 / static_cast<double>(n));
 }
 
@@ -45,9 +45,8 @@ void measure(const char* name, double seconds, F once) {
 int main(int argc, char** argv) {
     if (sodium_init() < 0) return 1;
     double seconds = argc > 1 ? std::atof(argv[1]) : 2.0;
-    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     const int64_t day = utcDay(now);
     TokenKey master{};
     randombytes_buf(master.data(), master.size());

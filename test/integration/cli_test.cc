@@ -238,7 +238,8 @@ TEST_F(Cli, CaInitAndShow) {
     EXPECT_NE(pem.find("-----BEGIN CERTIFICATE-----"), std::string::npos);
 
     // The fingerprint line is openssl's own; the key is 3072 bits; the certificate a CA.
-    std::string fp = relaypro::testing::commandOutput("openssl x509 -noout -fingerprint -sha256 -in " + bundle.string());
+    std::string fp =
+        relaypro::testing::commandOutput("openssl x509 -noout -fingerprint -sha256 -in " + bundle.string());
     EXPECT_NE(init.out.find(fp), std::string::npos) << init.out << "\nopenssl: " << fp;
     std::string text = relaypro::testing::commandOutput("openssl x509 -noout -text -in " + bundle.string());
     EXPECT_NE(text.find("Public-Key: (3072 bit)"), std::string::npos);
@@ -257,9 +258,9 @@ TEST_F(Cli, CaInitAndShow) {
 
     // RELAYPRO_CA_BUNDLE_FILE names another file; a PKCS#8 key there is refused with the fix.
     fs::path pkcs8 = dir_ / "pkcs8.pem";
-    relaypro::testing::commandOutput("openssl pkcs8 -topk8 -nocrypt -in " + bundle.string() + " -out " + pkcs8.string() +
-                                     " && openssl x509 -in " + bundle.string() + " >> " + pkcs8.string() +
-                                     " && chmod 600 " + pkcs8.string());
+    relaypro::testing::commandOutput("openssl pkcs8 -topk8 -nocrypt -in " + bundle.string() + " -out " +
+                                     pkcs8.string() + " && openssl x509 -in " + bundle.string() + " >> " +
+                                     pkcs8.string() + " && chmod 600 " + pkcs8.string());
     env_["RELAYPRO_CA_BUNDLE_FILE"] = pkcs8.string();
     Outcome bad = run({"ca", "show", "--config", cfg.string()});
     EXPECT_EQ(bad.exitCode, 78);

@@ -36,7 +36,8 @@ std::string tokenFrom(const std::string& json) {
 }
 
 TEST(Cluster, TwoInstancesBehindHaproxyShareTokensSessionsAndSeeTheRealClient) {
-    if (::access("/usr/sbin/haproxy", X_OK) != 0) GTEST_SKIP() << "haproxy is not installed (packaging/install-deps.sh)";
+    if (::access("/usr/sbin/haproxy", X_OK) != 0)
+        GTEST_SKIP() << "haproxy is not installed (packaging/install-deps.sh)";
     TempDir shared, dirA, dirB;
     ConsoleSim console(shared.path());
     ASSERT_TRUE(console.started());
@@ -52,16 +53,17 @@ TEST(Cluster, TwoInstancesBehindHaproxyShareTokensSessionsAndSeeTheRealClient) {
     Relay b(dirB, config, env);  // loads the bundle A created
     ASSERT_TRUE(b.ready()) << b.stderrText();
 
-    writeText(shared / "haproxy.cfg", "global\n  maxconn 200\ndefaults\n  mode tcp\n  timeout connect 5s\n"
-                                      "  timeout client 60s\n  timeout server 60s\nfrontend relays\n  bind " +
-                                          front + ":9443\n  default_backend instances\nbackend instances\n"
-                                                  "  balance roundrobin\n  server a 127.0.0.1:" +
-                                          std::to_string(a.httpsPort()) + " send-proxy-v2 source " + haproxySource +
-                                          "\n  server b 127.0.0.1:" + std::to_string(b.httpsPort()) +
-                                          " send-proxy-v2 source " + haproxySource + "\n");
-    ChildProcess haproxy = ChildProcess::spawn({"/usr/sbin/haproxy", "-db", "-f", (shared / "haproxy.cfg").string()},
-                                               {{"PATH", "/usr/bin:/bin"}}, shared / "haproxy.out",
-                                               shared / "haproxy.err");
+    writeText(shared / "haproxy.cfg",
+              "global\n  maxconn 200\ndefaults\n  mode tcp\n  timeout connect 5s\n"
+              "  timeout client 60s\n  timeout server 60s\nfrontend relays\n  bind " +
+                  front +
+                  ":9443\n  default_backend instances\nbackend instances\n"
+                  "  balance roundrobin\n  server a 127.0.0.1:" +
+                  std::to_string(a.httpsPort()) + " send-proxy-v2 source " + haproxySource + "\n  server b 127.0.0.1:" +
+                  std::to_string(b.httpsPort()) + " send-proxy-v2 source " + haproxySource + "\n");
+    ChildProcess haproxy =
+        ChildProcess::spawn({"/usr/sbin/haproxy", "-db", "-f", (shared / "haproxy.cfg").string()},
+                            {{"PATH", "/usr/bin:/bin"}}, shared / "haproxy.out", shared / "haproxy.err");
     ASSERT_TRUE(eventually([&] {
         int fd = connectTo(front, 9443, std::chrono::milliseconds(200));
         if (fd >= 0) ::close(fd);

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
-#include <openssl/x509v3.h>
 #include <openssl/sha.h>
+#include <openssl/x509v3.h>
 #include <sodium.h>
 
 #include <cstdlib>
@@ -227,7 +227,8 @@ TEST_F(RelayTest, EveryErrorStatusFromTheBytesThatCauseIt) {
          "target_not_allowed"},
         {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: Bearer abcdefghijklmnopqrstuvwxyz\r\n\r\n", 503,
          "not_registered"},
-        {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 36\r\n\r\n{\"responderId\":\"r\",\"credential\":\"c\"}",
+        {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: "
+         "36\r\n\r\n{\"responderId\":\"r\",\"credential\":\"c\"}",
          503, "not_registered"},
         {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}", 400, "bad_request"},
         {"GET / HTTP/2.0\r\nHost: r\r\n\r\n", 505, "version_not_supported"},

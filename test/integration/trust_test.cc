@@ -96,8 +96,8 @@ protected:
         fs::path ca = fetchCa(r);
         writeText(tmp_ / "token-body.json", body);
         return curl("--cacert " + ca.string() + " -H 'Content-Type: application/json' --data-binary @" +
-                    (tmp_ / "token-body.json").string() + " " + extra + " https://127.0.0.1:" +
-                    std::to_string(r.httpsPort()) + "/relaypro/v1/token");
+                    (tmp_ / "token-body.json").string() + " " + extra +
+                    " https://127.0.0.1:" + std::to_string(r.httpsPort()) + "/relaypro/v1/token");
     }
 
     std::string token(const Relay& r, const std::string& id, const std::string& credential) {
@@ -138,13 +138,14 @@ protected:
 };
 
 int64_t nowSeconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 TEST_F(TrustTest, CurlGetsATokenThenTunnelsWithIt) {
     auto relay = start();
-    HttpResult h = requestToken(*relay, R"({"responderId":"resp-A","credential":"cred-A"})", "-D " +
-                                                                                             (tmp_ / "h.txt").string());
+    HttpResult h =
+        requestToken(*relay, R"({"responderId":"resp-A","credential":"cred-A"})", "-D " + (tmp_ / "h.txt").string());
     ASSERT_EQ(h.status, 200) << h.body;
     EXPECT_EQ(jsonString(h.body, "tokenType"), "Bearer");
     EXPECT_EQ(jsonInteger(h.body, "expiresIn"), 3600);
@@ -280,8 +281,9 @@ TEST_F(TrustTest, TokenEndpointAnswers) {
 TEST_F(TrustTest, ConsoleAnswersDecideTheStatus) {
     auto relay = start("", {{"RELAYPRO_HTTP_LISTEN", "127.0.0.1:0"}});
     // Plain HTTP: 403 tls_required, and the console is not asked.
-    HttpResult plain = curl("-H 'Content-Type: application/json' --data '{}' http://127.0.0.1:" +
-                            std::to_string(relay->httpPort()) + "/relaypro/v1/token");
+    HttpResult plain =
+        curl("-H 'Content-Type: application/json' --data '{}' http://127.0.0.1:" + std::to_string(relay->httpPort()) +
+             "/relaypro/v1/token");
     EXPECT_EQ(plain.status, 403);
     EXPECT_EQ(jsonString(plain.body, "error"), "tls_required");
 
@@ -310,8 +312,9 @@ TEST_F(TrustTest, ConsoleAnswersDecideTheStatus) {
     HttpResult revoked = ask("revoked", "r7");
     EXPECT_EQ(revoked.status, 503);
     EXPECT_EQ(jsonString(revoked.body, "error"), "not_registered");
-    EXPECT_TRUE(relay->waitForLog("the console revoked this RelayPro (401/403); a new deployment token is needed "
-                                  "to register again"));
+    EXPECT_TRUE(
+        relay->waitForLog("the console revoked this RelayPro (401/403); a new deployment token is needed "
+                          "to register again"));
     EXPECT_TRUE(eventually([&] { return connectWith(relay->httpsPort(), t).first == 503; }));
 }
 
@@ -384,9 +387,9 @@ TEST_F(TrustTest, TlsSessionsResumeAcrossWorkersRestartsAndUpgrades) {
 
         // An in-place upgrade (another build): tokens and sessions stay valid.
         t = token(*relay, "resp-A", "cred-A");
-        CommandResult up = runCommand(std::string("RELAYPRO_ENV_FILE=") + (tmp_ / "environment.conf").string() + " " +
-                                      RELAYPRO_BINARY + " upgrade --config " + (tmp_ / "config.yml").string() +
-                                      " 2>&1");
+        CommandResult up =
+            runCommand(std::string("RELAYPRO_ENV_FILE=") + (tmp_ / "environment.conf").string() + " " +
+                       RELAYPRO_BINARY + " upgrade --config " + (tmp_ / "config.yml").string() + " 2>&1");
         ASSERT_EQ(up.exitCode, 0) << up.out << readText(relay->logFile());
         EXPECT_EQ(connectWith(relay->httpsPort(), t).first, 200) << "a token survives an upgrade";
         EXPECT_EQ(sClient(relay->httpsPort(), ca, "-tls1_3 -sess_in " + session.string()).line, "Reused, TLSv1.3");

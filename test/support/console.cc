@@ -8,15 +8,17 @@ namespace relaypro::testing {
 
 ConsoleSim::ConsoleSim(const std::filesystem::path& dir) : dir_(dir) {
     const std::string cert = certFile().string(), key = (dir_ / "console-key.pem").string();
-    commandOutput("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=console "
-                  "-addext subjectAltName=IP:127.0.0.1,DNS:console.test -keyout " +
-                  key + " -out " + cert + " 2>/dev/null");
+    commandOutput(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=console "
+        "-addext subjectAltName=IP:127.0.0.1,DNS:console.test -keyout " +
+        key + " -out " + cert + " 2>/dev/null");
     setState("{}");
     writeText(dir_ / "console-journal.jsonl", "");
-    process_ = ChildProcess::spawn({"/usr/bin/python3", std::string(RELAYPRO_SOURCE_DIR) + "/test/support/console_sim.py",
-                                    "--cert", cert, "--key", key, "--state", (dir_ / "console-state.json").string(),
-                                    "--journal", (dir_ / "console-journal.jsonl").string()},
-                                   {{"PATH", "/usr/bin:/bin"}}, dir_ / "console.out", dir_ / "console.err");
+    process_ =
+        ChildProcess::spawn({"/usr/bin/python3", std::string(RELAYPRO_SOURCE_DIR) + "/test/support/console_sim.py",
+                             "--cert", cert, "--key", key, "--state", (dir_ / "console-state.json").string(),
+                             "--journal", (dir_ / "console-journal.jsonl").string()},
+                            {{"PATH", "/usr/bin:/bin"}}, dir_ / "console.out", dir_ / "console.err");
     eventually([&] {
         std::string out = readText(dir_ / "console.out");
         if (out.rfind("listening ", 0) != 0 || out.back() != '\n') return false;

@@ -42,7 +42,8 @@ std::string b64(json_t* obj, const char* key) {
 
 std::string fromHex(std::string_view hex) {
     std::string out;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    for (size_t i = 0; i + 1 < hex.size(); i += 2)
+        out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
     return out;
 }
 
@@ -59,20 +60,20 @@ std::string toHex(std::string_view bytes) {
 
 TEST(Base64Url, RoundTripsAndRejectsEveryNonCanonicalForm) {
     for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar",
-                                                           std::string("\xff\xfe\x00\x01", 4)}) {
+                                                         std::string("\xff\xfe\x00\x01", 4)}) {
         auto d = base64UrlDecode(base64UrlEncode(s));
         ASSERT_TRUE(d);
         EXPECT_EQ(*d, s);
     }
     EXPECT_EQ(base64UrlEncode("\xfb\xff"), "-_8");
-    EXPECT_FALSE(base64UrlDecode("Zm9v="));    // padding
+    EXPECT_FALSE(base64UrlDecode("Zm9v="));     // padding
     EXPECT_FALSE(base64UrlDecode("Zm9vYg=="));  // padding
     EXPECT_FALSE(base64UrlDecode("+/8"));       // the standard alphabet
     EXPECT_FALSE(base64UrlDecode("Zm 9v"));     // whitespace
     EXPECT_FALSE(base64UrlDecode("Zm9vY"));     // a length no encoder makes
     EXPECT_FALSE(base64UrlDecode("Zm9=v"));
-    EXPECT_FALSE(base64UrlDecode("Zh"));        // "f" is "Zg": non-zero trailing bits
-    EXPECT_FALSE(base64UrlDecode("Zm9vYr"));    // "foob" is "Zm9vYg"
+    EXPECT_FALSE(base64UrlDecode("Zh"));      // "f" is "Zg": non-zero trailing bits
+    EXPECT_FALSE(base64UrlDecode("Zm9vYr"));  // "foob" is "Zm9vYg"
     EXPECT_FALSE(base64UrlDecode(std::string("Zg\0", 3)));
     EXPECT_FALSE(base64UrlDecode("Zm9v\xbe\xbe"));  // libsodium 1.0.18 alone would take these (found by fuzzing)
     EXPECT_FALSE(base64UrlDecode("Zm9v\x99\xae\xd1\xbe"));
@@ -81,8 +82,8 @@ TEST(Base64Url, RoundTripsAndRejectsEveryNonCanonicalForm) {
 // RFC 5869 appendix A.1 and A.3.
 TEST(Hkdf, MatchesRfc5869) {
     std::string okm(42, '\0');
-    ASSERT_TRUE(hkdfSha256(fromHex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"), fromHex("000102030405060708090a0b0c"),
-                           fromHex("f0f1f2f3f4f5f6f7f8f9"),
+    ASSERT_TRUE(hkdfSha256(fromHex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+                           fromHex("000102030405060708090a0b0c"), fromHex("f0f1f2f3f4f5f6f7f8f9"),
                            std::span(reinterpret_cast<unsigned char*>(okm.data()), okm.size())));
     EXPECT_EQ(toHex(okm), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
     ASSERT_TRUE(hkdfSha256(fromHex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"), "", "",
@@ -215,42 +216,185 @@ TEST(CompactJwe, WycheproofTamperingsOnDirA256Gcm) {
     };
     auto resize = [](std::string b, int delta) {
         auto d = base64UrlDecode(b);
-        if (delta < 0) d->resize(d->size() - static_cast<size_t>(-delta));
-        else d->append(static_cast<size_t>(delta), '\0');
+        if (delta < 0)
+            d->resize(d->size() - static_cast<size_t>(-delta));
+        else
+            d->append(static_cast<size_t>(delta), '\0');
         return base64UrlEncode(*d);
     };
     const auto p = parts(good);
     ASSERT_EQ(p.size(), 5U);
     std::vector<std::pair<std::string, std::function<std::string()>>> cases = {
-        {"modified tag", [&] { auto q = p; q[4] = flipFirst(q[4]); return join(q); }},
-        {"modified tag at end", [&] { auto q = p; q[4] = flipLast(q[4]); return join(q); }},
-        {"tag too long", [&] { auto q = p; q[4] = resize(q[4], 4); return join(q); }},
-        {"tag truncated by 1", [&] { auto q = p; q[4] = resize(q[4], -1); return join(q); }},
-        {"tag truncated by 4", [&] { auto q = p; q[4] = resize(q[4], -4); return join(q); }},
-        {"tag truncated by 8", [&] { auto q = p; q[4] = resize(q[4], -8); return join(q); }},
-        {"missing tag", [&] { auto q = p; q[4] = ""; return join(q); }},
-        {"missing tag and separator", [&] { auto q = p; q.pop_back(); return join(q); }},
-        {"modified ciphertext", [&] { auto q = p; q[3] = flipFirst(q[3]); return join(q); }},
-        {"missing ciphertext", [&] { auto q = p; q[3] = ""; return join(q); }},
-        {"missing ciphertext and separator", [&] { auto q = p; q.erase(q.begin() + 3); return join(q); }},
-        {"modified IV", [&] { auto q = p; q[2] = flipFirst(q[2]); return join(q); }},
-        {"missing IV", [&] { auto q = p; q[2] = ""; return join(q); }},
-        {"missing IV and separator", [&] { auto q = p; q.erase(q.begin() + 2); return join(q); }},
-        {"IV too long", [&] { auto q = p; q[2] = resize(q[2], 4); return join(q); }},
-        {"encrypted key added", [&] { auto q = p; q[1] = base64UrlEncode(std::string(32, 'k')); return join(q); }},
-        {"missing encrypted key separator", [&] { auto q = p; q.erase(q.begin() + 1); return join(q); }},
-        {"modified header", [&] { auto q = p; q[0] = flipLast(q[0]); return join(q); }},
-        {"header re-serialised", [&] { auto q = p; q[0] = base64UrlEncode(R"({"alg":"dir", "enc":"A256GCM","kid":"rfc7516-a1-cek"})"); return join(q); }},
-        {"missing header", [&] { auto q = p; q[0] = ""; return join(q); }},
-        {"missing header and separator", [&] { auto q = p; q.erase(q.begin()); return join(q); }},
-        {"alg none", [&] { auto q = p; q[0] = base64UrlEncode(R"({"alg":"none","enc":"A256GCM"})"); return join(q); }},
-        {"enc A128GCM with a 256-bit key", [&] { auto q = p; q[0] = base64UrlEncode(R"({"alg":"dir","enc":"A128GCM"})"); return join(q); }},
-        {"zip", [&] { auto q = p; q[0] = base64UrlEncode(R"({"alg":"dir","enc":"A256GCM","zip":"DEF"})"); return join(q); }},
-        {"crit", [&] { auto q = p; q[0] = base64UrlEncode(R"({"alg":"dir","enc":"A256GCM","crit":["x"],"x":1})"); return join(q); }},
-        {"duplicate alg", [&] { auto q = p; q[0] = base64UrlEncode(R"({"alg":"RSA1_5","alg":"dir","enc":"A256GCM"})"); return join(q); }},
-        {"padded part", [&] { auto q = p; q[2] += "="; return join(q); }},
-        {"six parts", [&] { auto q = p; q.push_back(""); return join(q); }},
-        {"JSON serialization", [&] {
+        {"modified tag",
+         [&] {
+             auto q = p;
+             q[4] = flipFirst(q[4]);
+             return join(q);
+         }},
+        {"modified tag at end",
+         [&] {
+             auto q = p;
+             q[4] = flipLast(q[4]);
+             return join(q);
+         }},
+        {"tag too long",
+         [&] {
+             auto q = p;
+             q[4] = resize(q[4], 4);
+             return join(q);
+         }},
+        {"tag truncated by 1",
+         [&] {
+             auto q = p;
+             q[4] = resize(q[4], -1);
+             return join(q);
+         }},
+        {"tag truncated by 4",
+         [&] {
+             auto q = p;
+             q[4] = resize(q[4], -4);
+             return join(q);
+         }},
+        {"tag truncated by 8",
+         [&] {
+             auto q = p;
+             q[4] = resize(q[4], -8);
+             return join(q);
+         }},
+        {"missing tag",
+         [&] {
+             auto q = p;
+             q[4] = "";
+             return join(q);
+         }},
+        {"missing tag and separator",
+         [&] {
+             auto q = p;
+             q.pop_back();
+             return join(q);
+         }},
+        {"modified ciphertext",
+         [&] {
+             auto q = p;
+             q[3] = flipFirst(q[3]);
+             return join(q);
+         }},
+        {"missing ciphertext",
+         [&] {
+             auto q = p;
+             q[3] = "";
+             return join(q);
+         }},
+        {"missing ciphertext and separator",
+         [&] {
+             auto q = p;
+             q.erase(q.begin() + 3);
+             return join(q);
+         }},
+        {"modified IV",
+         [&] {
+             auto q = p;
+             q[2] = flipFirst(q[2]);
+             return join(q);
+         }},
+        {"missing IV",
+         [&] {
+             auto q = p;
+             q[2] = "";
+             return join(q);
+         }},
+        {"missing IV and separator",
+         [&] {
+             auto q = p;
+             q.erase(q.begin() + 2);
+             return join(q);
+         }},
+        {"IV too long",
+         [&] {
+             auto q = p;
+             q[2] = resize(q[2], 4);
+             return join(q);
+         }},
+        {"encrypted key added",
+         [&] {
+             auto q = p;
+             q[1] = base64UrlEncode(std::string(32, 'k'));
+             return join(q);
+         }},
+        {"missing encrypted key separator",
+         [&] {
+             auto q = p;
+             q.erase(q.begin() + 1);
+             return join(q);
+         }},
+        {"modified header",
+         [&] {
+             auto q = p;
+             q[0] = flipLast(q[0]);
+             return join(q);
+         }},
+        {"header re-serialised",
+         [&] {
+             auto q = p;
+             q[0] = base64UrlEncode(R"({"alg":"dir", "enc":"A256GCM","kid":"rfc7516-a1-cek"})");
+             return join(q);
+         }},
+        {"missing header",
+         [&] {
+             auto q = p;
+             q[0] = "";
+             return join(q);
+         }},
+        {"missing header and separator",
+         [&] {
+             auto q = p;
+             q.erase(q.begin());
+             return join(q);
+         }},
+        {"alg none",
+         [&] {
+             auto q = p;
+             q[0] = base64UrlEncode(R"({"alg":"none","enc":"A256GCM"})");
+             return join(q);
+         }},
+        {"enc A128GCM with a 256-bit key",
+         [&] {
+             auto q = p;
+             q[0] = base64UrlEncode(R"({"alg":"dir","enc":"A128GCM"})");
+             return join(q);
+         }},
+        {"zip",
+         [&] {
+             auto q = p;
+             q[0] = base64UrlEncode(R"({"alg":"dir","enc":"A256GCM","zip":"DEF"})");
+             return join(q);
+         }},
+        {"crit",
+         [&] {
+             auto q = p;
+             q[0] = base64UrlEncode(R"({"alg":"dir","enc":"A256GCM","crit":["x"],"x":1})");
+             return join(q);
+         }},
+        {"duplicate alg",
+         [&] {
+             auto q = p;
+             q[0] = base64UrlEncode(R"({"alg":"RSA1_5","alg":"dir","enc":"A256GCM"})");
+             return join(q);
+         }},
+        {"padded part",
+         [&] {
+             auto q = p;
+             q[2] += "=";
+             return join(q);
+         }},
+        {"six parts",
+         [&] {
+             auto q = p;
+             q.push_back("");
+             return join(q);
+         }},
+        {"JSON serialization",
+         [&] {
              return std::string(R"({"protected":")") + p[0] + R"(","iv":")" + p[2] + R"(","ciphertext":")" + p[3] +
                     R"(","tag":")" + p[4] + R"("})";
          }},

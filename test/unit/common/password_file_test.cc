@@ -68,7 +68,7 @@ TEST(PasswordFile, PlainComparisonAndBasicDecoding) {
     EXPECT_FALSE(decodeBasicCredential("OnA=", user, password));      // ":p": empty user
     EXPECT_FALSE(decodeBasicCredential("not base64!", user, password));
     EXPECT_FALSE(decodeBasicCredential("", user, password));
-    EXPECT_FALSE(decodeBasicCredential("/w==", user, password));  // 0xff: not UTF-8
+    EXPECT_FALSE(decodeBasicCredential("/w==", user, password));                  // 0xff: not UTF-8
     EXPECT_FALSE(decodeBasicCredential("dTpw\xbe\xbe\xbe\xbe", user, password));  // bytes outside the alphabet
 }
 

@@ -30,11 +30,14 @@ TokenKeyLookup lookupAround(int64_t today) {
     };
 }
 
-std::string keyText(const TokenKey& k) { return std::string(reinterpret_cast<const char*>(k.data()), k.size()); }
+std::string keyText(const TokenKey& k) {
+    return std::string(reinterpret_cast<const char*>(k.data()), k.size());
+}
 
 // A token made by hand with the right key, so a test can break exactly one rule.
 std::string forge(const std::string& header, const std::string& claims, const std::string& responderId, int64_t day) {
-    auto t = encryptCompactDir(header, keyText(responderKey(masterFor(day), responderId)), std::string(12, '\x01'), claims);
+    auto t =
+        encryptCompactDir(header, keyText(responderKey(masterFor(day), responderId)), std::string(12, '\x01'), claims);
     EXPECT_TRUE(t);
     return t ? *t : std::string();
 }
@@ -93,16 +96,18 @@ TEST(Token, TwoTokensDifferInIvAndJti) {
 }
 
 TEST(Token, ResponderIdsWithAnyPrintableUtf8) {
-    for (const std::string& id : std::vector<std::string>{std::string("a"), std::string(256, 'x'), std::string("r\xc3\xa9pondeur \xe2\x80\x93 1"),
-                           std::string("with.dots.and/slash"), std::string("\"quoted\\\"")}) {
+    for (const std::string& id : std::vector<std::string>{
+             std::string("a"), std::string(256, 'x'), std::string("r\xc3\xa9pondeur \xe2\x80\x93 1"),
+             std::string("with.dots.and/slash"), std::string("\"quoted\\\"")}) {
         auto t = issueToken(masterFor(utcDay(kNow)), id, kOrg, kNow, 60);
         ASSERT_TRUE(t) << id;
         auto c = verifyNow(*t);
         ASSERT_TRUE(c) << c.error().message;
         EXPECT_EQ(c->responderId, id);
     }
-    for (const std::string& id : std::vector<std::string>{std::string(), std::string(257, 'x'), std::string("a\nb"), std::string("\xff"),
-                           std::string("a\x7f"), std::string("a\0b", 3)}) {
+    for (const std::string& id :
+         std::vector<std::string>{std::string(), std::string(257, 'x'), std::string("a\nb"), std::string("\xff"),
+                                  std::string("a\x7f"), std::string("a\0b", 3)}) {
         EXPECT_FALSE(issueToken(masterFor(utcDay(kNow)), id, kOrg, kNow, 60));
     }
 }
@@ -196,30 +201,31 @@ TEST(Token, EachRuleOfTheFormat) {
         {"enc A128GCM", R"({"alg":"dir","enc":"A128GCM",)" + kid + R"(,"typ":"JWT"})", good},
         {"alg A256KW", R"({"alg":"A256KW","enc":"A256GCM",)" + kid + R"(,"typ":"JWT"})", good},
         {"duplicate member", R"({"alg":"dir","alg":"dir","enc":"A256GCM",)" + kid + R"(,"typ":"JWT"})", good},
-        {"kid prefix", R"({"alg":"dir","enc":"A256GCM","kid":"rp2.)" + std::to_string(day) + "." +
-                           base64UrlEncode(id) + R"(","typ":"JWT"})",
+        {"kid prefix",
+         R"({"alg":"dir","enc":"A256GCM","kid":"rp2.)" + std::to_string(day) + "." + base64UrlEncode(id) +
+             R"(","typ":"JWT"})",
          good},
-        {"kid day with a leading zero", R"({"alg":"dir","enc":"A256GCM","kid":"rp1.0)" + std::to_string(day) + "." +
-                                            base64UrlEncode(id) + R"(","typ":"JWT"})",
+        {"kid day with a leading zero",
+         R"({"alg":"dir","enc":"A256GCM","kid":"rp1.0)" + std::to_string(day) + "." + base64UrlEncode(id) +
+             R"(","typ":"JWT"})",
          good},
-        {"kid without Responder", R"({"alg":"dir","enc":"A256GCM","kid":"rp1.)" + std::to_string(day) +
-                                      R"(","typ":"JWT"})",
-         good},
+        {"kid without Responder",
+         R"({"alg":"dir","enc":"A256GCM","kid":"rp1.)" + std::to_string(day) + R"(","typ":"JWT"})", good},
         {"header not an object", R"(["dir"])", good},
-        {"wrong iss", headerFor(id, day), R"({"iss":"other","sub":"r1","org":7,"iat":)" + std::to_string(kNow) +
-                                              R"(,"nbf":)" + std::to_string(kNow) + R"(,"exp":)" +
-                                              std::to_string(kNow + 60) + R"(,"jti":"x"})"},
+        {"wrong iss", headerFor(id, day),
+         R"({"iss":"other","sub":"r1","org":7,"iat":)" + std::to_string(kNow) + R"(,"nbf":)" + std::to_string(kNow) +
+             R"(,"exp":)" + std::to_string(kNow + 60) + R"(,"jti":"x"})"},
         {"wrong org", headerFor(id, day), claimsJson(id, kOrg + 1, kNow, kNow, kNow + 60)},
-        {"org as a string", headerFor(id, day), R"({"iss":"relaypro","sub":"r1","org":"7","iat":)" +
-                                                    std::to_string(kNow) + R"(,"nbf":)" + std::to_string(kNow) +
-                                                    R"(,"exp":)" + std::to_string(kNow + 60) + R"(,"jti":"x"})"},
-        {"exp as a float", headerFor(id, day), R"({"iss":"relaypro","sub":"r1","org":7,"iat":)" + std::to_string(kNow) +
-                                                   R"(,"nbf":)" + std::to_string(kNow) + R"(,"exp":)" +
-                                                   std::to_string(kNow + 60) + R"(.5,"jti":"x"})"},
+        {"org as a string", headerFor(id, day),
+         R"({"iss":"relaypro","sub":"r1","org":"7","iat":)" + std::to_string(kNow) + R"(,"nbf":)" +
+             std::to_string(kNow) + R"(,"exp":)" + std::to_string(kNow + 60) + R"(,"jti":"x"})"},
+        {"exp as a float", headerFor(id, day),
+         R"({"iss":"relaypro","sub":"r1","org":7,"iat":)" + std::to_string(kNow) + R"(,"nbf":)" + std::to_string(kNow) +
+             R"(,"exp":)" + std::to_string(kNow + 60) + R"(.5,"jti":"x"})"},
         {"extra claim", headerFor(id, day), claimsJson(id, kOrg, kNow, kNow, kNow + 60, R"(,"admin":true)")},
-        {"missing jti", headerFor(id, day), R"({"iss":"relaypro","sub":"r1","org":7,"iat":)" + std::to_string(kNow) +
-                                                R"(,"nbf":)" + std::to_string(kNow) + R"(,"exp":)" +
-                                                std::to_string(kNow + 60) + "}"},
+        {"missing jti", headerFor(id, day),
+         R"({"iss":"relaypro","sub":"r1","org":7,"iat":)" + std::to_string(kNow) + R"(,"nbf":)" + std::to_string(kNow) +
+             R"(,"exp":)" + std::to_string(kNow + 60) + "}"},
         {"duplicate claim", headerFor(id, day), claimsJson(id, kOrg, kNow, kNow, kNow + 60, R"(,"org":7)")},
         {"lifetime over 24 h", headerFor(id, day), claimsJson(id, kOrg, kNow, kNow, kNow + 24 * 3600 + 1)},
         {"exp before iat", headerFor(id, day), claimsJson(id, kOrg, kNow, kNow, kNow - 1)},

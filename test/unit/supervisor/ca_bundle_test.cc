@@ -83,7 +83,8 @@ TEST(CaBundle, GeneratedBundleRoundTripsThroughItsFile) {
     auto seconds = [](const std::string& t) {
         auto parsed = parseRfc3339(t);
         EXPECT_TRUE(parsed) << t;
-        return std::chrono::duration_cast<std::chrono::seconds>((parsed ? *parsed : Clock::time_point{}).time_since_epoch())
+        return std::chrono::duration_cast<std::chrono::seconds>(
+                   (parsed ? *parsed : Clock::time_point{}).time_since_epoch())
             .count();
     };
     auto notBefore = seconds(ca.notBefore());
@@ -100,7 +101,8 @@ TEST(CaBundle, GeneratedBundleRoundTripsThroughItsFile) {
 TEST(CaBundle, DerivationsMatchTheOpensslTool) {
     TempDir dir;
     fs::path p = writeBundle(dir, "bundle.pem", sharedBundle().toPem());
-    std::string derHex = commandOutput("openssl rsa -in " + p.string() + " -traditional -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \\n'");
+    std::string derHex = commandOutput("openssl rsa -in " + p.string() +
+                                       " -traditional -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \\n'");
     ASSERT_GT(derHex.size(), 3000u);
     auto kdf = [&](const std::string& salt, const std::string& info, int len) {
         std::string out = commandOutput("openssl kdf -keylen " + std::to_string(len) +
@@ -144,19 +146,21 @@ TEST(CaBundle, RefusesWhatItCannotUseAndNamesTheFix) {
     fs::path good = writeBundle(dir, "good.pem", ca.toPem());
 
     // PKCS#8 key.
-    std::string pkcs8 = commandOutput("openssl pkcs8 -topk8 -nocrypt -in " + good.string()) + "\n" + ca.certificatePem();
+    std::string pkcs8 =
+        commandOutput("openssl pkcs8 -topk8 -nocrypt -in " + good.string()) + "\n" + ca.certificatePem();
     EXPECT_NE(loadError(writeBundle(dir, "pkcs8.pem", pkcs8)).find("PKCS#8"), std::string::npos);
     // An encrypted key.
-    std::string encrypted = commandOutput("openssl rsa -in " + good.string() +
-                                          " -traditional -aes128 -passout pass:x 2>/dev/null") +
-                            "\n" + ca.certificatePem();
+    std::string encrypted =
+        commandOutput("openssl rsa -in " + good.string() + " -traditional -aes128 -passout pass:x 2>/dev/null") + "\n" +
+        ca.certificatePem();
     EXPECT_NE(loadError(writeBundle(dir, "enc.pem", encrypted)).find("encrypted"), std::string::npos);
     // An EC key with its own CA certificate.
-    commandOutput("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=ec "
-                  "-addext basicConstraints=critical,CA:TRUE -keyout " +
-                  (dir / "ec.key").string() + " -out " + (dir / "ec.crt").string() + " 2>/dev/null");
-    std::string ec = commandOutput("openssl ec -in " + (dir / "ec.key").string() + " 2>/dev/null") + "\n" +
-                     readText(dir / "ec.crt");
+    commandOutput(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=ec "
+        "-addext basicConstraints=critical,CA:TRUE -keyout " +
+        (dir / "ec.key").string() + " -out " + (dir / "ec.crt").string() + " 2>/dev/null");
+    std::string ec =
+        commandOutput("openssl ec -in " + (dir / "ec.key").string() + " 2>/dev/null") + "\n" + readText(dir / "ec.crt");
     EXPECT_NE(loadError(writeBundle(dir, "ec.pem", ec)).find("EC key"), std::string::npos);
     // A key that does not match the certificate.
     auto other = CaBundle::generate(Clock::now());
@@ -165,16 +169,18 @@ TEST(CaBundle, RefusesWhatItCannotUseAndNamesTheFix) {
     std::string mismatched = otherPem.substr(0, otherPem.find("-----BEGIN CERTIFICATE-----")) + ca.certificatePem();
     EXPECT_NE(loadError(writeBundle(dir, "mismatch.pem", mismatched)).find("does not match"), std::string::npos);
     // A certificate that is not a CA.
-    commandOutput("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=leaf "
-                  "-addext basicConstraints=critical,CA:FALSE -keyout " +
-                  (dir / "leaf.key").string() + " -out " + (dir / "leaf.crt").string() + " 2>/dev/null");
+    commandOutput(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=leaf "
+        "-addext basicConstraints=critical,CA:FALSE -keyout " +
+        (dir / "leaf.key").string() + " -out " + (dir / "leaf.crt").string() + " 2>/dev/null");
     std::string leaf = commandOutput("openssl rsa -in " + (dir / "leaf.key").string() + " -traditional 2>/dev/null") +
                        "\n" + readText(dir / "leaf.crt");
     EXPECT_NE(loadError(writeBundle(dir, "leaf.pem", leaf)).find("not a CA"), std::string::npos);
     // An RSA key under 2048 bits.
-    commandOutput("openssl req -x509 -newkey rsa:1024 -nodes -days 30 -subj /CN=small "
-                  "-addext basicConstraints=critical,CA:TRUE -keyout " +
-                  (dir / "small.key").string() + " -out " + (dir / "small.crt").string() + " 2>/dev/null");
+    commandOutput(
+        "openssl req -x509 -newkey rsa:1024 -nodes -days 30 -subj /CN=small "
+        "-addext basicConstraints=critical,CA:TRUE -keyout " +
+        (dir / "small.key").string() + " -out " + (dir / "small.crt").string() + " 2>/dev/null");
     std::string small = commandOutput("openssl rsa -in " + (dir / "small.key").string() + " -traditional 2>/dev/null") +
                         "\n" + readText(dir / "small.crt");
     EXPECT_NE(loadError(writeBundle(dir, "small.pem", small)).find("at least 2048"), std::string::npos);

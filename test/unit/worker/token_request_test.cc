@@ -16,21 +16,20 @@ TEST(TokenRequest, AcceptsExactlyTheTwoMembersWithinLimits) {
 }
 
 TEST(TokenRequest, RefusesEverythingElse) {
-    for (std::string body : {std::string(""), std::string("null"), std::string("[]"), std::string("{}"),
-                             std::string(R"({"responderId":"r"})"), std::string(R"({"credential":"c"})"),
-                             std::string(R"({"responderId":"r","credential":"c","x":1})"),
-                             std::string(R"({"responderId":"r","responderId":"s","credential":"c"})"),
-                             std::string(R"({"responderId":1,"credential":"c"})"),
-                             std::string(R"({"responderId":"r","credential":null})"),
-                             std::string(R"({"responderId":"","credential":"c"})"),
-                             std::string(R"({"responderId":"r","credential":""})"),
-                             std::string(R"({"responderId":"a\nb","credential":"c"})"),
-                             std::string(R"({"responderId":"a\u007fb","credential":"c"})"),
-                             std::string(R"({"responderId":"a\u0000b","credential":"c"})"),
-                             R"({"responderId":")" + std::string(257, 'r') + R"(","credential":"c"})",
-                             R"({"responderId":"r","credential":")" + std::string(8193, 'c') + R"("})",
-                             std::string(R"({"responderId":"r","credential":"c"} trailing)"),
-                             std::string(kMaxTokenRequestBody + 1, ' ')}) {
+    for (std::string body :
+         {std::string(""), std::string("null"), std::string("[]"), std::string("{}"),
+          std::string(R"({"responderId":"r"})"), std::string(R"({"credential":"c"})"),
+          std::string(R"({"responderId":"r","credential":"c","x":1})"),
+          std::string(R"({"responderId":"r","responderId":"s","credential":"c"})"),
+          std::string(R"({"responderId":1,"credential":"c"})"), std::string(R"({"responderId":"r","credential":null})"),
+          std::string(R"({"responderId":"","credential":"c"})"), std::string(R"({"responderId":"r","credential":""})"),
+          std::string(R"({"responderId":"a\nb","credential":"c"})"),
+          std::string(R"({"responderId":"a\u007fb","credential":"c"})"),
+          std::string(R"({"responderId":"a\u0000b","credential":"c"})"),
+          R"({"responderId":")" + std::string(257, 'r') + R"(","credential":"c"})",
+          R"({"responderId":"r","credential":")" + std::string(8193, 'c') + R"("})",
+          std::string(R"({"responderId":"r","credential":"c"} trailing)"),
+          std::string(kMaxTokenRequestBody + 1, ' ')}) {
         EXPECT_FALSE(parseTokenRequest(body)) << body.substr(0, 80);
     }
 }
