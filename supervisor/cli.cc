@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include "common/config.h"
 #include "common/environment.h"
@@ -207,7 +208,9 @@ int run(const CommandLine& cmd) {
     return runService(std::move(options), std::move(*env), std::move(*config));
 }
 
-int checkConfig(const CommandLine& cmd) {
+// The common start of check-config and ca: as the service user, the environment and
+// config.yml, warnings on stderr. 0 with `config` filled, or the exit code (reason printed).
+int loadAsServiceUser(const CommandLine& cmd, std::optional<Config>& config) {
     if (auto s = switchToServiceUserIfPresent(); !s) {
         std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
         return kExitFailure;
@@ -218,12 +221,19 @@ int checkConfig(const CommandLine& cmd) {
         std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
         return kExitConfig;
     }
-    auto config = loadConfig(configPathFor(cmd), *env, warnings);
+    auto loaded = loadConfig(configPathFor(cmd), *env, warnings);
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-    if (!config) {
-        std::fprintf(stderr, "%s\n", config.error().message.c_str());
+    if (!loaded) {
+        std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
         return kExitConfig;
     }
+    config = std::move(*loaded);
+    return kExitOk;
+}
+
+int checkConfig(const CommandLine& cmd) {
+    std::optional<Config> config;
+    if (int code = loadAsServiceUser(cmd, config); code != kExitOk) return code;
     // A CA bundle that exists must be usable (a missing one is created at start). An upgrade
     // runs this check with the new binary before it switches.
     if (::access(config->caBundleFile.c_str(), F_OK) == 0) {
@@ -246,22 +256,8 @@ void printCaBundle(const CaBundle& ca) {
 
 // ca init / ca show: as the service user, like the service itself.
 int caCommand(const CommandLine& cmd) {
-    if (auto s = switchToServiceUserIfPresent(); !s) {
-        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
-        return kExitFailure;
-    }
-    std::vector<std::string> warnings;
-    auto env = loadEnvironment(warnings);
-    if (!env) {
-        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
-        return kExitConfig;
-    }
-    auto config = loadConfig(configPathFor(cmd), *env, warnings);
-    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-    if (!config) {
-        std::fprintf(stderr, "%s\n", config.error().message.c_str());
-        return kExitConfig;
-    }
+    std::optional<Config> config;
+    if (int code = loadAsServiceUser(cmd, config); code != kExitOk) return code;
     const std::string& path = config->caBundleFile;
     if (cmd.command == "ca show") {
         if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
