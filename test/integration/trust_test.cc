@@ -158,7 +158,7 @@ TEST_F(TrustTest, CurlGetsATokenThenTunnelsWithIt) {
     // The console was asked once, with the relay's credential, id and the Responder's pair.
     auto journal = console_->journal();
     ASSERT_EQ(console_->count(kVerifyPath), 1u);
-    EXPECT_EQ(journal.back().second, R"({"credential":"cred-A","relayId":3,"responderId":"resp-A"})");
+    EXPECT_EQ(journal.back().body, R"({"credential":"cred-A","relayId":3,"responderId":"resp-A"})");
 
     HttpResult g = tunnelGet(*relay, t);
     EXPECT_EQ(g.status, 200) << g.body;
