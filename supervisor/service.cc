@@ -82,6 +82,7 @@ Service::Service(ServiceOptions options, Environment env, Config config)
     : options_(std::move(options)), env_(std::move(env)), config_(std::move(config)) {}
 
 Service::~Service() {
+    session_.reset();
     console_.reset();  // in-flight console requests end without calling back
     control_.reset();
     pool_.reset();
@@ -215,6 +216,7 @@ int Service::freshStart() {
             notifyReady();
             startWatchdog();
             scheduleKeyCheck();
+            startConsoleSession();  // registration runs in the background; the listener serves
         },
         [this](const std::string& why) {
             log_->error("workers did not start", {{"error", why}});
@@ -296,6 +298,7 @@ int Service::takeOver(int handoverFd) {
     notifyReady();
     startWatchdog();
     scheduleKeyCheck();
+    startConsoleSession();
     return 0;
 }
 
@@ -462,7 +465,86 @@ void Service::consoleRevoked(const std::string& what) {
     verifyCache_.clear();
     log_->error("the console revoked this RelayPro (401/403); a new deployment token is needed to register again",
                 {{"during", what}, {"relayId", config_.relayId}});
-    if (auto settings = buildSettings(config_)) pool_->pushSettings(*settings);
+    pushCurrentSettings();
+    if (session_) session_->evaluate(config_, revoked_);
+}
+
+bool Service::pushCurrentSettings() {
+    auto settings = buildSettings(config_);
+    if (!settings) {
+        log_->error("the workers' settings cannot be built", {{"error", settings.error().message}});
+        return false;
+    }
+    pool_->pushSettings(*settings);
+    console_->configure(config_, (*settings)->names.hosts);
+    return true;
+}
+
+void Service::startConsoleSession() {
+    if (session_) return;
+    ConsoleSession::Hooks hooks;
+    hooks.registered = [this](Registration reg) { applyRegistration(std::move(reg)); };
+    hooks.revoked = [this](const std::string& during) { consoleRevoked(during); };
+    hooks.migration = [this](Migration m) { applyMigration(std::move(m)); };
+    hooks.stats = [this] {
+        PoolStats st = pool_->stats();
+        return HeartbeatStats{st.tunnels, st.totalTunnels, pool_->serving(pool_->current())};
+    };
+    ConsoleSession::Identity identity{trust_->ca().certificatePem(), trust_->ca().fingerprintHex(), started_};
+    // Tests may shorten the heartbeat interval; nothing else can.
+    auto interval = std::chrono::milliseconds(60000);
+    const char* hooksOn = std::getenv("RELAYPRO_TEST_HOOKS");
+    const char* ms = std::getenv("RELAYPRO_TEST_HEARTBEAT_MS");
+    if (hooksOn != nullptr && std::string_view(hooksOn) == "1" && ms != nullptr) {
+        interval = std::chrono::milliseconds(std::clamp(std::atol(ms), 100L, 60000L));
+    }
+    session_ = std::make_unique<ConsoleSession>(base_, *console_, *log_, std::move(hooks), std::move(identity), interval);
+    session_->evaluate(config_, revoked_);
+}
+
+// console-api.md, register: relayId, registeredTo, securityToken (and consoleCACert) go into
+// config.yml, the deploymentToken line goes; the relay serves Bearer from now on.
+void Service::applyRegistration(Registration reg) {
+    std::vector<ConfigUpdate> updates{ConfigUpdate::integer({"relayId"}, reg.relayId),
+                                      ConfigUpdate::string({"registeredTo"}, config_.consoleAddress.text()),
+                                      ConfigUpdate::string({"securityToken"}, reg.securityToken)};
+    if (!reg.consoleCACert.empty()) updates.push_back(ConfigUpdate::string({"consoleCACert"}, reg.consoleCACert));
+    updates.push_back(ConfigUpdate::remove({"deploymentToken"}));
+    if (auto s = writeConfigUpdates(options_.configPath, updates, env_); !s) {
+        log_->error("the registration could not be stored in config.yml; it holds until the service stops",
+                    {{"error", s.error().message}, {"config", options_.configPath}});
+    }
+    sodium_memzero(updates[2].value.data(), updates[2].value.size());
+    config_.relayId = reg.relayId;
+    config_.registeredTo = config_.consoleAddress.text();
+    config_.securityToken = std::move(reg.securityToken);
+    if (!reg.consoleCACert.empty()) config_.consoleCACert = std::move(reg.consoleCACert);
+    sodium_memzero(config_.deploymentToken.data(), config_.deploymentToken.size());
+    config_.deploymentToken.clear();
+    revoked_ = false;
+    verifyCache_.clear();
+    log_->info("registered", {{"relayId", config_.relayId}, {"console", config_.consoleAddress.text()}});
+    pushCurrentSettings();
+    session_->evaluate(config_, revoked_);
+    notifyReady();  // STATUS says "registered" now
+}
+
+// A migration from a heartbeat: applied like a reload of the migration fields, and stored.
+void Service::applyMigration(Migration m) {
+    if (config_.migration && config_.migration->consoleAddress == m.consoleAddress &&
+        config_.migration->validUntilAt == m.validUntilAt) {
+        return;
+    }
+    std::vector<ConfigUpdate> updates{ConfigUpdate::string({"migration", "consoleAddress"}, m.consoleAddress.text()),
+                                      ConfigUpdate::string({"migration", "validUntilAt"}, m.validUntilText)};
+    if (auto s = writeConfigUpdates(options_.configPath, updates, env_); !s) {
+        log_->error("the migration could not be stored in config.yml; it applies until the service stops",
+                    {{"error", s.error().message}});
+    }
+    config_.migration = std::move(m);
+    log_->info("migration applied", {{"consoleAddress", config_.migration->consoleAddress.text()},
+                                     {"validUntilAt", config_.migration->validUntilText}});
+    pushCurrentSettings();
 }
 
 void Service::scheduleKeyCheck() {
@@ -516,7 +598,7 @@ json_t* Service::statusJson() {
     }
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count();
     json_t* registration =
-        json_pack("{s:s,s:I,s:s}", "state", registered(config_) ? "registered" : "unregistered", "relayId",
+        json_pack("{s:s,s:I,s:s}", "state", session_ ? session_->stateName() : "unregistered", "relayId",
                   static_cast<json_int_t>(config_.relayId), "registeredTo", config_.registeredTo.c_str());
     std::string version(versionString());
     return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", version.c_str(), "pid",
@@ -629,6 +711,7 @@ void Service::reload() {
     pool_->pushSettings(*settings);
     console_->configure(config_, (*settings)->names.hosts);
     verifyCache_.clear();
+    if (session_) session_->evaluate(config_, revoked_);
     log_->setMinLevel(config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
     std::string list;
     for (const auto& f : changed) list += (list.empty() ? "" : ",") + f;
@@ -738,6 +821,7 @@ void Service::upgradeChecked(int status) {
     pool_->pushSettings(*settings);
     console_->configure(config_, (*settings)->names.hosts);
     verifyCache_.clear();
+    if (session_) session_->evaluate(config_, revoked_);
     upgrade_->generation = pool_->current() + 1;
     log_->info("upgrade: starting the next generation", {{"generation", upgrade_->generation}, {"workers", workers_}});
     pool_->startGeneration(

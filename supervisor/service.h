@@ -21,6 +21,7 @@
 #include "common/unique_fd.h"
 #include "common/worker_settings.h"
 #include "supervisor/console_client.h"
+#include "supervisor/console_session.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/handover.h"
 #include "supervisor/log_sink.h"
@@ -81,6 +82,12 @@ private:
     // The token endpoint's question to the console (console-api.md, verify), with a short cache.
     void verifyResponder(const ipc::VerifyRequest& request, WorkerPool::VerifyDone done);
     void consoleRevoked(const std::string& what);
+    // Registration and heartbeat (console_session.h) and what their answers change here.
+    void startConsoleSession();
+    void applyRegistration(Registration reg);
+    void applyMigration(Migration m);
+    // Builds and pushes the settings of config_ to the workers; false (logged) if they cannot be built.
+    bool pushCurrentSettings();
 
     void reload();
     void stop();
@@ -115,6 +122,7 @@ private:
     std::unique_ptr<Logger> log_;
     std::unique_ptr<Trust> trust_;
     std::unique_ptr<ConsoleClient> console_;
+    std::unique_ptr<ConsoleSession> session_;
     bool revoked_ = false;  // the console answered 401/403 to this relay's securityToken
     struct VerifyCacheEntry {
         bool valid;
