@@ -142,7 +142,9 @@ void ConsoleSession::evaluate(const Config& config, bool revoked) {
     registerNow();
 }
 
-void ConsoleSession::onRegisterTimer(int, short, void* arg) { static_cast<ConsoleSession*>(arg)->registerNow(); }
+void ConsoleSession::onRegisterTimer(int, short, void* arg) {
+    static_cast<ConsoleSession*>(arg)->registerNow();
+}
 
 void ConsoleSession::registerNow() {
     json_t* body = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "organizationId",
@@ -198,19 +200,20 @@ void ConsoleSession::registrationAnswered(ConsoleResponse&& r) {
     if (hooks_.registered) hooks_.registered(std::move(reg));
 }
 
-void ConsoleSession::onHeartbeatTimer(int, short, void* arg) { static_cast<ConsoleSession*>(arg)->heartbeatNow(); }
+void ConsoleSession::onHeartbeatTimer(int, short, void* arg) {
+    static_cast<ConsoleSession*>(arg)->heartbeatNow();
+}
 
 void ConsoleSession::heartbeatNow() {
     arm(heartbeatTimer_, heartbeatInterval_);
     if (inFlight_) return;  // the previous one has not been answered yet
     HeartbeatStats s = hooks_.stats ? hooks_.stats() : HeartbeatStats{};
-    json_t* body = json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:s}", "relayId", static_cast<json_int_t>(config_.relayId),
-                             "relayProId", config_.relayProId.c_str(), "version",
-                             std::string(versionString()).c_str(), "startedAt",
-                             formatRfc3339(identity_.startedAt).c_str(), "activeTunnels",
-                             static_cast<json_int_t>(s.activeTunnels), "totalTunnels",
-                             static_cast<json_int_t>(s.totalTunnels), "workers", static_cast<json_int_t>(s.workers),
-                             "caFingerprint", identity_.caFingerprint.c_str());
+    json_t* body =
+        json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:s}", "relayId", static_cast<json_int_t>(config_.relayId),
+                  "relayProId", config_.relayProId.c_str(), "version", std::string(versionString()).c_str(),
+                  "startedAt", formatRfc3339(identity_.startedAt).c_str(), "activeTunnels",
+                  static_cast<json_int_t>(s.activeTunnels), "totalTunnels", static_cast<json_int_t>(s.totalTunnels),
+                  "workers", static_cast<json_int_t>(s.workers), "caFingerprint", identity_.caFingerprint.c_str());
     inFlight_ = client_.post(kHeartbeatPath, config_.securityToken, dump(body), kRequestTimeout,
                              [this](ConsoleResponse&& r) { heartbeatAnswered(std::move(r)); });
 }

@@ -498,7 +498,8 @@ void Service::startConsoleSession() {
     if (hooksOn != nullptr && std::string_view(hooksOn) == "1" && ms != nullptr) {
         interval = std::chrono::milliseconds(std::clamp(std::atol(ms), 100L, 60000L));
     }
-    session_ = std::make_unique<ConsoleSession>(base_, *console_, *log_, std::move(hooks), std::move(identity), interval);
+    session_ =
+        std::make_unique<ConsoleSession>(base_, *console_, *log_, std::move(hooks), std::move(identity), interval);
     session_->evaluate(config_, revoked_);
 }
 

@@ -10,8 +10,13 @@ ConsoleSim::ConsoleSim(const std::filesystem::path& dir, Options options)
     : dir_(dir / "console"), options_(std::move(options)) {
     std::filesystem::create_directories(dir_);
     writeText(dir_ / "journal.jsonl", "");
-    std::vector<std::string> argv{"/usr/bin/python3", std::string(RELAYPRO_SOURCE_DIR) + "/test/tools/console_sim.py",
-                                  "--dir", dir_.string(), "--host", options_.host, "--port",
+    std::vector<std::string> argv{"/usr/bin/python3",
+                                  std::string(RELAYPRO_SOURCE_DIR) + "/test/tools/console_sim.py",
+                                  "--dir",
+                                  dir_.string(),
+                                  "--host",
+                                  options_.host,
+                                  "--port",
                                   std::to_string(options_.port)};
     if (options_.plainHttp) {
         argv.push_back("--http-port");
