@@ -53,6 +53,7 @@ struct ConsoleClient::Request {
     uint64_t id = 0;
     CURL* easy = nullptr;
     curl_slist* headers = nullptr;
+    curl_slist* resolve = nullptr;  // libcurl reads it when the transfer starts, not when set
     std::string body;  // may hold a credential: wiped
     std::string authorization;
     std::string received;
@@ -61,6 +62,7 @@ struct ConsoleClient::Request {
     ~Request() {
         if (easy != nullptr) curl_easy_cleanup(easy);
         curl_slist_free_all(headers);
+        curl_slist_free_all(resolve);
         sodium_memzero(body.data(), body.size());
         sodium_memzero(authorization.data(), authorization.size());
         sodium_memzero(received.data(), received.size());
@@ -154,10 +156,9 @@ uint64_t ConsoleClient::post(const std::string& path, const std::string& bearer,
     curl_easy_setopt(e, CURLOPT_PROXY, proxy_.c_str());
     if (!proxy_.empty() && proxyCredentials_ != ":")
         curl_easy_setopt(e, CURLOPT_PROXYUSERPWD, proxyCredentials_.c_str());
-    curl_slist* resolve = nullptr;
     if (!resolve_.empty()) {
-        resolve = curl_slist_append(nullptr, resolve_.c_str());
-        curl_easy_setopt(e, CURLOPT_RESOLVE, resolve);
+        r->resolve = curl_slist_append(nullptr, resolve_.c_str());
+        curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
     }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &ConsoleClient::onBody);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r.get());
@@ -166,7 +167,6 @@ uint64_t ConsoleClient::post(const std::string& path, const std::string& bearer,
     uint64_t id = r->id;
     requests_.emplace(id, std::move(r));
     curl_multi_add_handle(multi(multi_), e);
-    curl_slist_free_all(resolve);  // libcurl copied the entries when the handle was added
     return id;
 }
 

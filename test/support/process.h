@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,17 +48,28 @@ public:
         std::vector<char*> envp;
         for (auto& e : envStore) envp.push_back(e.data());
         envp.push_back(nullptr);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&actions, 1, out.empty() ? "/dev/null" : out.c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        posix_spawn_file_actions_addopen(&actions, 2, err.empty() ? "/dev/null" : err.c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+        // fork + exec rather than posix_spawn: the child asks for SIGKILL when this test process
+        // dies, so a test that crashes or aborts leaves no relay, console or squid behind.
+        const std::string outPath = out.empty() ? "/dev/null" : out.string();
+        const std::string errPath = err.empty() ? "/dev/null" : err.string();
+        const std::string cwdPath = cwd.string();
+        const pid_t parent = ::getpid();
         ChildProcess p;
-        if (posix_spawn(&p.pid_, args[0], &actions, nullptr, args.data(), envp.data()) != 0) p.pid_ = -1;
-        posix_spawn_file_actions_destroy(&actions);
+        p.pid_ = ::fork();
+        if (p.pid_ == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) ::_exit(127);
+            int in = ::open("/dev/null", O_RDONLY);
+            int o = ::open(outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            int e = ::open(errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (in < 0 || o < 0 || e < 0 || ::dup2(in, 0) < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(127);
+            if (!cwdPath.empty() && ::chdir(cwdPath.c_str()) != 0) ::_exit(127);
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            ::execve(args[0], args.data(), envp.data());
+            ::_exit(127);
+        }
         return p;
     }
 
