@@ -54,7 +54,7 @@ struct ConsoleClient::Request {
     CURL* easy = nullptr;
     curl_slist* headers = nullptr;
     curl_slist* resolve = nullptr;  // libcurl reads it when the transfer starts, not when set
-    std::string body;  // may hold a credential: wiped
+    std::string body;               // may hold a credential: wiped
     std::string authorization;
     std::string received;
     char error[CURL_ERROR_SIZE] = {};
@@ -252,13 +252,7 @@ void ConsoleClient::finished() {
         if (code == CURLE_OK) {
             response.transportOk = true;
             curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &response.status);
-            json_error_t err;
-            json_t* j = json_loadb(r->received.data(), r->received.size(), 0, &err);
-            if (j != nullptr && json_is_object(j)) {
-                response.envelope = j;
-            } else {
-                json_decref(j);
-            }
+            response.envelope = parseEnvelope(r->received);
         } else {
             response.timedOut = code == CURLE_OPERATION_TIMEDOUT;
             response.transportError = r->error[0] != '\0' ? std::string(r->error) : curl_easy_strerror(code);

@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/log_record.h"
 #include "common/name_resolution.h"
+#include "supervisor/console_answers.h"
 
 namespace relaypro {
 

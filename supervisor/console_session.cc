@@ -177,27 +177,14 @@ void ConsoleSession::registrationAnswered(ConsoleResponse&& r) {
         arm(registerTimer_, kRejectedRetry);
         return;
     }
-    json_t* result = r.result();
-    json_t* id = json_object_get(result, "relayId");
-    const char* token = json_string_value(json_object_get(result, "securityToken"));
-    json_t* ca = json_object_get(result, "consoleCACert");
-    Registration reg;
-    if (r.status != 200 || !r.success() || !json_is_integer(id) || json_integer_value(id) <= 0 || token == nullptr ||
-        *token == '\0' || (ca != nullptr && !json_is_null(ca) && !json_is_string(ca))) {
-        return retryRegistration(backoff(attempts_), "unexpected answer (" + outcome(r) + ")");
-    }
-    reg.relayId = json_integer_value(id);
-    reg.securityToken = token;
-    if (json_is_string(ca)) reg.consoleCACert = json_string_value(ca);
-    if (!reg.consoleCACert.empty()) {
-        if (auto s = validateCertificatesPem(reg.consoleCACert); !s) {
-            sodium_memzero(reg.securityToken.data(), reg.securityToken.size());
-            return retryRegistration(backoff(attempts_), "the console sent a consoleCACert that is not PEM");
-        }
+    if (r.status != 200) return retryRegistration(backoff(attempts_), "unexpected answer (" + outcome(r) + ")");
+    auto reg = registrationFrom(r.envelope);
+    if (!reg) {
+        return retryRegistration(backoff(attempts_), "unexpected answer (" + outcome(r) + "): " + reg.error().message);
     }
     attempts_ = 0;
     // The hook stores the registration and evaluates again, which starts the heartbeats.
-    if (hooks_.registered) hooks_.registered(std::move(reg));
+    if (hooks_.registered) hooks_.registered(std::move(*reg));
 }
 
 void ConsoleSession::onHeartbeatTimer(int, short, void* arg) {
@@ -230,21 +217,13 @@ void ConsoleSession::heartbeatAnswered(ConsoleResponse&& r) {
         log_.warn("heartbeat failed", {{"error", outcome(r)}});
         return;
     }
-    json_t* migration = json_object_get(r.result(), "migration");
-    if (migration == nullptr || json_is_null(migration)) return;
-    const char* address = json_string_value(json_object_get(migration, "consoleAddress"));
-    const char* until = json_string_value(json_object_get(migration, "validUntilAt"));
-    auto parsedAddress = parseConsoleAddress(address != nullptr ? address : "");
-    auto parsedUntil = parseRfc3339(until != nullptr ? until : "");
-    if (!parsedAddress || !parsedUntil) {
-        log_.warn("the console sent a migration that is not valid; ignored");
+    auto migration = migrationFrom(r.envelope);
+    if (!migration) {
+        log_.warn("the console sent a migration that is not valid; ignored", {{"error", migration.error().message}});
         return;
     }
-    Migration m;
-    m.consoleAddress = *parsedAddress;
-    m.validUntilAt = *parsedUntil;
-    m.validUntilText = until;
-    if (hooks_.migration) hooks_.migration(std::move(m));
+    if (!*migration) return;
+    if (hooks_.migration) hooks_.migration(std::move(**migration));
 }
 
 }  // namespace relaypro

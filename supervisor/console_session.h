@@ -27,12 +27,6 @@ struct HeartbeatStats {
     uint64_t workers = 0;
 };
 
-struct Registration {
-    int64_t relayId = 0;
-    std::string securityToken;  // a secret
-    std::string consoleCACert;  // empty: the console sent none
-};
-
 class ConsoleSession {
 public:
     enum class State { Unregistered, Registering, Rejected, Registered, Revoked };

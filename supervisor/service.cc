@@ -441,12 +441,8 @@ void Service::verifyResponder(const ipc::VerifyRequest& request, WorkerPool::Ver
                            {{"responder", responderId}, {"status", static_cast<int64_t>(r.status)}});
                 return done(R::ConsoleUnavailable, 5);
             }
-            json_t* result = r.result();
-            const char* id = json_string_value(json_object_get(result, "responderId"));
-            json_t* org = json_object_get(result, "organizationId");
             // Valid only when the console says so about this Responder, in this relay's organization.
-            bool valid = r.success() && json_is_true(json_object_get(result, "valid")) && id != nullptr &&
-                         responderId == id && json_is_integer(org) && json_integer_value(org) == organizationId;
+            bool valid = verifiedValid(r.envelope, responderId, organizationId);
             auto expires =
                 std::chrono::steady_clock::now() + (valid ? std::chrono::seconds(60) : std::chrono::seconds(5));
             verifyCache_[key] = VerifyCacheEntry{valid, expires};

@@ -83,7 +83,6 @@ TEST_F(Peers, NatsServerOnTheConsolePort4222ThroughATunnel) {
     nats.stop(SIGTERM);
 }
 
-
 TEST_F(Peers, TunnelsGoThroughSquidUnlessNoProxySaysOtherwise) {
     if (::access("/usr/sbin/squid", X_OK) != 0) GTEST_SKIP() << "squid is not installed (packaging/install-deps.sh)";
     Squid squid(tmp_, false);
