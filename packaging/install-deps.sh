@@ -1,18 +1,34 @@
 #!/bin/sh
-# Installs every package RelayPro needs to build and test, from Debian 12's apt archive.
+# Installs every package RelayPro needs to build, test and package, from Debian 12's apt archive.
 # Idempotent: when everything is present it does nothing (no network needed).
-# Usage: packaging/install-deps.sh            build + test dependencies
+# Usage:
+#   packaging/install-deps.sh               build + test dependencies (the system test's too)
+#   packaging/install-deps.sh --packaging   what packaging/build-packages.sh needs for this machine
+#   packaging/install-deps.sh --cross arm64 cross-compiling and packaging for arm64 (Debian
+#                                           multiarch), and qemu-user to run the arm64 unit tests
 set -eu
 
-PACKAGES="
-  build-essential cmake ninja-build pkg-config git
-  libevent-dev libssl-dev libsodium-dev libyaml-dev libjansson-dev libsystemd-dev
-  libcurl4-openssl-dev zlib1g-dev libseccomp-dev
-  libgtest-dev libgmock-dev
-  clang libclang-rt-14-dev clang-format clang-tidy
-  curl openssl ca-certificates python3
-  nats-server squid-openssl haproxy python3-cryptography python3-jwcrypto
-"
+BUILD="build-essential cmake ninja-build pkg-config git"
+LIBS="libevent-dev libssl-dev libsodium-dev libyaml-dev libjansson-dev libsystemd-dev
+      libcurl4-openssl-dev zlib1g-dev libseccomp-dev libgtest-dev libgmock-dev"
+PACKAGING="rpm lintian rpmlint"
+TEST="clang libclang-rt-14-dev clang-format clang-tidy
+      curl openssl ca-certificates python3
+      nats-server squid-openssl haproxy python3-cryptography python3-jwcrypto
+      debootstrap systemd-container zstd"
+
+arch=""
+case "${1:-}" in
+"") PACKAGES="$BUILD $LIBS $PACKAGING $TEST" ;;
+--packaging) PACKAGES="$BUILD $LIBS $PACKAGING" ;;
+--cross)
+    arch=${2:?--cross needs an architecture (arm64)}
+    case $arch in arm64) triplet=aarch64-linux-gnu ;; *) echo "install-deps: unsupported architecture $arch" >&2; exit 2 ;; esac
+    PACKAGES="$BUILD $PACKAGING crossbuild-essential-$arch qemu-user-static binutils-$triplet"
+    for l in $LIBS; do PACKAGES="$PACKAGES $l:$arch"; done
+    ;;
+*) echo "usage: $0 [--packaging | --cross arm64]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $PACKAGES; do
@@ -43,6 +59,9 @@ if [ ! -e "$policy" ]; then
     made_policy=yes
 fi
 trap 'if [ "$made_policy" = yes ]; then rm -f "$policy"; fi' EXIT
+if [ -n "$arch" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    dpkg --add-architecture "$arch"
+fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing

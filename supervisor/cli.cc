@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -14,8 +15,14 @@
 #include <optional>
 
 #include "common/config.h"
+#include "common/config_values.h"
+#include "common/config_writer.h"
 #include "common/environment.h"
 #include "common/file_io.h"
+#include "common/pem.h"
+#include "common/text.h"
+#include "common/yaml_doc.h"
+#include "relaypro_config_template.h"
 #include "supervisor/ca_bundle.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/privileges.h"
@@ -41,6 +48,9 @@ constexpr const char* kUsage =
     "certificate\n"
     "  version                                       print the version\n"
     "  help | --help | -h                            this text; every command also takes --help\n"
+    "\n"
+    "Used by the package scripts:\n"
+    "  install-config [--config FILE]                config.yml from the AIR_* inputs, or a template\n"
     "\n"
     "--config defaults to $RELAYPRO_CONFIG, else /opt/binalyze/air/relaypro/config.yml.\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage error, 78 configuration error.\n";
@@ -71,6 +81,14 @@ constexpr CommandSpec kCommands[] = {
      "relaypro ca show [--config FILE]\n  Prints subject, validity and SHA-256 fingerprint of the CA certificate.\n",
      false, false, false},
     {"version", "relaypro version\n  Prints \"relaypro <version> (<git describe>)\".\n", false, false, false},
+    {"install-config",
+     "relaypro install-config [--config FILE]\n  What the package scripts run at installation: as the service user, "
+     "creates config.yml\n  from a commented template when it does not exist, and fills consoleAddress,\n  "
+     "organizationId, deploymentToken and consoleCACert from AIR_CONSOLE_ADDRESS,\n  AIR_ORGANIZATION_ID, "
+     "AIR_DEPLOYMENT_TOKEN and AIR_CONSOLE_CA_CERT where config.yml\n  lacks them (an existing registration is "
+     "kept). Exit 0 when config.yml is\n  ready to start the service, 78 when it is not (the reason and the next "
+     "step\n  are printed), 1 when it cannot be written.\n",
+     false, false, false},
 };
 
 const CommandSpec* findCommand(const std::string& name) {
@@ -290,6 +308,154 @@ int caCommand(const CommandLine& cmd) {
     return kExitOk;
 }
 
+// A top-level key that config.yml does not set to a value (absent, null or "").
+bool lacks(const YamlNode& root, std::string_view key) {
+    const YamlNode* v = root.find(key);
+    return v == nullptr || v->isNull() || (v->isScalar() && v->text.empty());
+}
+
+// install-config (packaging.md, "Install"): config.yml from the AIR_* inputs where it lacks
+// them, or the template when it does not exist and there are none. Written as the service user
+// through RelayPro's own atomic, comment-preserving writer, so the package scripts never write
+// into the install folder as root.
+int installConfig(const CommandLine& cmd) {
+    // AIR_CONSOLE_CA_CERT may name a file only root can read: read it before switching users.
+    std::optional<std::string> caFromRoot;
+    const char* caInput = std::getenv("AIR_CONSOLE_CA_CERT");
+    if (caInput != nullptr && *caInput != '\0' && !trimSpace(caInput).starts_with("-----BEGIN")) {
+        auto text = readFile(std::string(trimSpace(caInput)), 1 << 20);
+        if (!text) {
+            std::fprintf(stderr, "relaypro: AIR_CONSOLE_CA_CERT: %s\n", text.error().describe().c_str());
+            return kExitConfig;
+        }
+        caFromRoot = std::move(*text);
+    }
+    if (auto s = switchToServiceUserIfPresent(); !s) {
+        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
+        return kExitFailure;
+    }
+    std::vector<std::string> warnings;
+    auto env = loadEnvironment(warnings);
+    if (!env) {
+        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
+        return kExitConfig;
+    }
+    const std::string path = configPathFor(cmd);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno != ENOENT) {
+            std::fprintf(stderr, "relaypro: %s: %s\n", path.c_str(), std::strerror(errno));
+            return kExitFailure;
+        }
+        AtomicWriteOptions options;
+        options.mode = 0600;
+        if (auto s = writeFileAtomic(path, kConfigTemplate, options); !s) {
+            std::fprintf(stderr, "relaypro: cannot create %s: %s\n", path.c_str(), s.error().describe().c_str());
+            return kExitFailure;
+        }
+        std::printf("created %s from the template\n", path.c_str());
+    } else if (!S_ISREG(st.st_mode)) {
+        std::fprintf(stderr, "relaypro: %s is not a regular file (a symbolic link?); refusing to write it\n",
+                     path.c_str());
+        return kExitFailure;
+    }
+    auto text = readFile(path, kMaxYamlBytes);
+    if (!text) {
+        std::fprintf(stderr, "relaypro: %s\n", text.error().describe().c_str());
+        return kExitFailure;
+    }
+    auto doc = parseYaml(*text);
+    if (!doc) {
+        std::fprintf(stderr, "%s:%s\n", path.c_str(), doc.error().message.c_str());
+        return kExitConfig;
+    }
+    YamlNode empty;
+    empty.kind = YamlNode::Kind::Mapping;
+    const YamlNode& root = doc->root ? *doc->root : empty;
+    if (!root.isMapping()) {
+        std::fprintf(stderr, "%s: the file is not a mapping of keys to values\n", path.c_str());
+        return kExitConfig;
+    }
+
+    std::vector<ConfigUpdate> updates;
+    std::string written;
+    auto input = [&](std::string_view variable) {
+        auto v = env->get(variable);
+        return v && !v->empty() ? v : std::nullopt;
+    };
+    auto note = [&](const char* field) { written += written.empty() ? field : std::string(", ") + field; };
+    if (auto v = input("AIR_CONSOLE_ADDRESS"); v && lacks(root, "consoleAddress")) {
+        if (auto a = parseConsoleAddress(*v); !a) {
+            std::fprintf(stderr, "relaypro: AIR_CONSOLE_ADDRESS: %s\n", a.error().message.c_str());
+            return kExitConfig;
+        }
+        updates.push_back(ConfigUpdate::string({"consoleAddress"}, *v));
+        note("consoleAddress");
+    }
+    if (auto v = input("AIR_ORGANIZATION_ID"); v && lacks(root, "organizationId")) {
+        char* end = nullptr;
+        errno = 0;
+        long long id = std::strtoll(v->c_str(), &end, 10);
+        if (*end != '\0' || errno != 0 || id < 0 || !std::isdigit(static_cast<unsigned char>((*v)[0]))) {
+            std::fprintf(stderr, "relaypro: AIR_ORGANIZATION_ID: \"%s\" is not an integer >= 0\n", v->c_str());
+            return kExitConfig;
+        }
+        updates.push_back(ConfigUpdate::integer({"organizationId"}, id));
+        note("organizationId");
+    }
+    // An existing registration is kept: a relay with a securityToken needs no deployment token.
+    if (auto v = input("AIR_DEPLOYMENT_TOKEN"); v && lacks(root, "deploymentToken") && lacks(root, "securityToken")) {
+        updates.push_back(ConfigUpdate::string({"deploymentToken"}, *v));
+        note("deploymentToken");
+    }
+    if (auto v = input("AIR_CONSOLE_CA_CERT"); v && lacks(root, "consoleCACert")) {
+        std::string pem = *v;
+        if (!trimSpace(pem).starts_with("-----BEGIN")) {
+            if (caFromRoot && caInput != nullptr && *v == caInput) {
+                pem = *caFromRoot;
+            } else {
+                auto file = readFile(std::string(trimSpace(*v)), 1 << 20);
+                if (!file) {
+                    std::fprintf(stderr, "relaypro: AIR_CONSOLE_CA_CERT: %s\n", file.error().describe().c_str());
+                    return kExitConfig;
+                }
+                pem = std::move(*file);
+            }
+        }
+        if (auto s = validateCertificatesPem(pem); !s) {
+            std::fprintf(stderr, "relaypro: AIR_CONSOLE_CA_CERT: %s\n", s.error().message.c_str());
+            return kExitConfig;
+        }
+        updates.push_back(ConfigUpdate::string({"consoleCACert"}, pem));
+        note("consoleCACert");
+    }
+    if (!updates.empty()) {
+        if (auto s = writeConfigUpdates(path, updates, *env); !s) {
+            std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
+            return kExitFailure;
+        }
+        std::printf("wrote %s into %s\n", written.c_str(), path.c_str());
+    }
+
+    // Ready to start? As the service will read it (the AIR_* inputs are in the file now).
+    auto config = loadConfig(path, *env, warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (!config) {
+        std::fprintf(stderr, "%s\n", config.error().message.c_str());
+        std::printf(
+            "not ready: %s is not complete; set consoleAddress, organizationId and deploymentToken, "
+            "then start the service\n",
+            path.c_str());
+        return kExitConfig;
+    }
+    if (config->deploymentToken.empty() && config->securityToken.empty()) {
+        std::printf("not ready: %s has no deploymentToken (and no registration); set it, then start the service\n",
+                    path.c_str());
+        return kExitConfig;
+    }
+    std::printf("ready: %s\n", path.c_str());
+    return kExitOk;
+}
 }  // namespace
 
 ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
@@ -415,6 +581,7 @@ int runCli(int argc, char** argv) {
         return kExitOk;
     }
     if (cmd.command == "check-config") return checkConfig(cmd);
+    if (cmd.command == "install-config") return installConfig(cmd);
     if (cmd.command == "run") return run(cmd);
     if (cmd.command == "status" || cmd.command == "upgrade") return talkToService(cmd);
     if (cmd.command == "ca init" || cmd.command == "ca show") return caCommand(cmd);

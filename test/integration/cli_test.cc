@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "test/support/test_files.h"
 
@@ -268,6 +269,136 @@ TEST_F(Cli, CaInitAndShow) {
     Outcome check = run({"check-config", "--config", cfg.string()});
     EXPECT_EQ(check.exitCode, 78);
     EXPECT_NE(check.err.find("PKCS#8"), std::string::npos) << check.err;
+}
+
+// install-config: what the package scripts run (packaging.md, "Install").
+class InstallConfig : public Cli {
+protected:
+    void SetUp() override {
+        Cli::SetUp();
+        env_["RELAYPRO_USER"] = "relaypro-no-such-user";  // carry on as whoever runs the test
+        cfg_ = dir_ / "config.yml";
+    }
+    // A CA certificate in dir/ca.pem.
+    void makeCaPem() {
+        auto r = relaypro::testing::runCommand(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+            (dir_ / "ca.key").string() + " -out " + (dir_ / "ca.pem").string() + " -subj /CN=console-ca -days 2 2>&1");
+        EXPECT_EQ(r.exitCode, 0) << r.out;
+    }
+    fs::path cfg_;
+};
+
+TEST_F(InstallConfig, WithoutInputsWritesTheTemplateAndSaysWhatIsMissing) {
+    Outcome r = run({"install-config", "--config", cfg_.string()});
+    EXPECT_EQ(r.exitCode, 78) << r.err;
+    EXPECT_NE(r.out.find("created " + cfg_.string() + " from the template"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("not ready"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("consoleAddress: is required"), std::string::npos) << r.err;
+    struct stat st {};
+    ASSERT_EQ(::stat(cfg_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    std::string text = relaypro::testing::readText(cfg_);
+    EXPECT_TRUE(text.starts_with("# RelayPro configuration, written at installation without the AIR_* inputs."));
+    EXPECT_NE(text.find("\nconsoleAddress: \"\"\n"), std::string::npos);
+    EXPECT_EQ(text.find("\nconsoleAddress: \"console.example.com\""), std::string::npos) << "no example console";
+    // Run again: the file is kept as it is.
+    Outcome again = run({"install-config", "--config", cfg_.string()});
+    EXPECT_EQ(again.exitCode, 78);
+    EXPECT_EQ(again.out.find("created"), std::string::npos);
+    EXPECT_EQ(relaypro::testing::readText(cfg_), text);
+}
+
+TEST_F(InstallConfig, FillsTheAirInputsIntoTheTemplateAndKeepsEveryOtherLine) {
+    ASSERT_EQ(run({"install-config", "--config", cfg_.string()}).exitCode, 78);
+    const std::string before = relaypro::testing::readText(cfg_);
+    makeCaPem();
+    env_["AIR_CONSOLE_ADDRESS"] = "console.test:8443";
+    env_["AIR_ORGANIZATION_ID"] = "7";
+    env_["AIR_DEPLOYMENT_TOKEN"] = "dt-\"quoted\"\\-s3cr3t";
+    env_["AIR_CONSOLE_CA_CERT"] = (dir_ / "ca.pem").string();
+    Outcome r = run({"install-config", "--config", cfg_.string()});
+    EXPECT_EQ(r.exitCode, 0) << r.err << r.out;
+    EXPECT_NE(r.out.find("wrote consoleAddress, organizationId, deploymentToken, consoleCACert into"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("ready: " + cfg_.string()), std::string::npos);
+    EXPECT_EQ((r.out + r.err).find("s3cr3t"), std::string::npos) << "the deployment token is never printed";
+    const std::string after = relaypro::testing::readText(cfg_);
+    EXPECT_NE(after.find("\nconsoleAddress: \"console.test:8443\"\n"), std::string::npos);
+    EXPECT_NE(after.find("\norganizationId: 7\n"), std::string::npos);
+    EXPECT_NE(after.find("\ndeploymentToken: \"dt-\\\"quoted\\\"\\\\-s3cr3t\"\n"), std::string::npos) << after;
+    EXPECT_NE(after.find("consoleCACert: |\n  -----BEGIN CERTIFICATE-----\n"), std::string::npos) << after;
+    // Every comment line of the template is still there, in order.
+    size_t at = 0;
+    std::istringstream lines(before);
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.starts_with("#")) continue;
+        size_t found = after.find(line + "\n", at);
+        ASSERT_NE(found, std::string::npos) << "lost: " << line;
+        at = found + line.size();
+    }
+    // The service reads the same values.
+    Outcome check = run({"check-config", "--config", cfg_.string()});
+    EXPECT_EQ(check.exitCode, 0) << check.err;
+    EXPECT_NE(check.out.find("console.test:8443"), std::string::npos) << check.out;
+    EXPECT_NE(check.out.find("organizationId: 7"), std::string::npos) << check.out;
+}
+
+TEST_F(InstallConfig, AnExistingRegistrationAndValuesAreKept) {
+    const std::string registered =
+        "# operator's file\nconsoleAddress: \"old.example.com\"\norganizationId: 3\nrelayId: 5\n"
+        "registeredTo: \"old.example.com:443\"\nsecurityToken: \"st-1\"\n";
+    write("config.yml", registered);
+    ::chmod(cfg_.c_str(), 0600);
+    env_["AIR_CONSOLE_ADDRESS"] = "new.example.com";
+    env_["AIR_ORGANIZATION_ID"] = "9";
+    env_["AIR_DEPLOYMENT_TOKEN"] = "dt-2";
+    Outcome r = run({"install-config", "--config", cfg_.string()});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(r.out.find("wrote"), std::string::npos) << r.out;
+    EXPECT_EQ(relaypro::testing::readText(cfg_), registered);
+}
+
+TEST_F(InstallConfig, BadInputsAndLinksAreRefusedWithTheReason) {
+    env_["AIR_CONSOLE_ADDRESS"] = "console.test";
+    env_["AIR_ORGANIZATION_ID"] = "seven";
+    Outcome r = run({"install-config", "--config", cfg_.string()});
+    EXPECT_EQ(r.exitCode, 78);
+    EXPECT_EQ(r.err, "relaypro: AIR_ORGANIZATION_ID: \"seven\" is not an integer >= 0\n");
+    env_["AIR_ORGANIZATION_ID"] = "1";
+    env_["AIR_CONSOLE_CA_CERT"] = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+    r = run({"install-config", "--config", cfg_.string()});
+    EXPECT_EQ(r.exitCode, 78);
+    EXPECT_TRUE(r.err.starts_with("relaypro: AIR_CONSOLE_CA_CERT: ")) << r.err;
+    env_.erase("AIR_CONSOLE_CA_CERT");
+
+    fs::path elsewhere = write("elsewhere.yml", "# not RelayPro's\n");
+    fs::path link = dir_ / "linked.yml";
+    fs::create_symlink(elsewhere, link);
+    r = run({"install-config", "--config", link.string()});
+    EXPECT_EQ(r.exitCode, 1);
+    EXPECT_NE(r.err.find("is not a regular file (a symbolic link?); refusing to write it"), std::string::npos) << r.err;
+    EXPECT_EQ(relaypro::testing::readText(elsewhere), "# not RelayPro's\n");
+}
+
+TEST_F(InstallConfig, AsRootTheFileIsWrittenByTheServiceUser) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    ASSERT_EQ(::chown(dir_.c_str(), 65534, 65534), 0);  // the folder the service user may write
+    env_["RELAYPRO_USER"] = "nobody";
+    env_["AIR_CONSOLE_ADDRESS"] = "console.test";
+    env_["AIR_ORGANIZATION_ID"] = "1";
+    env_["AIR_DEPLOYMENT_TOKEN"] = "dt-3";
+    makeCaPem();
+    ::chmod((dir_ / "ca.pem").c_str(), 0600);  // only root can read it: read before switching
+    env_["AIR_CONSOLE_CA_CERT"] = (dir_ / "ca.pem").string();
+    Outcome r = run({"install-config", "--config", cfg_.string()});
+    EXPECT_EQ(r.exitCode, 0) << r.err << r.out;
+    struct stat st {};
+    ASSERT_EQ(::stat(cfg_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 65534u);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_NE(relaypro::testing::readText(cfg_).find("consoleCACert: |"), std::string::npos);
 }
 
 }  // namespace

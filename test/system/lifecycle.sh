@@ -1,0 +1,354 @@
+#!/bin/bash
+# The operator's whole life of RelayPro, as packages under a real systemd (packaging.md,
+# lifecycle.md): systemd 252 boots as PID 1 in a systemd-nspawn container (a debootstrapped
+# Debian 12 root, cached under the build folder) with its own network namespace; the console
+# simulator (test/tools/console_sim.py) plays console.test:443 and an echo server its port 4222.
+#
+#   .deb: install with AIR_* set -> active, registered, a Responder token and tunnels with it;
+#         systemctl reload with a config change under load -> nothing dropped; watchdog: a
+#         SIGSTOPped supervisor is killed and restarted by systemd; upgrade with dpkg -i of a newer
+#         version while tunnels open and long tunnels stream -> 0 failed, 0 cut, MainPID kept, new
+#         version serving; systemctl restart -> tokens still valid; logs/ replaced by a link to a
+#         root folder -> an upgrade changes nothing there; remove -> service gone, data kept.
+#   .rpm: install, upgrade under load and erase the same way (Debian's rpm with --nodeps).
+#
+# Usage: test/system/lifecycle.sh BUILD_DIR   (ctest -L system runs it; needs root)
+# The packages are built from BUILD_DIR's relaypro (the installed version) and relaypro-next
+# (the same code as version <semver>+next, the upgrade).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:?usage: lifecycle.sh BUILD_DIR}" && pwd)
+work=$build/system
+mkdir -p "$work"
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+step() { printf '\n=== system: %s\n' "$*"; }
+fail() {
+    printf 'system: FAILED: %s\n' "$*" >&2
+    if [ -n "${leader:-}" ]; then
+        echo "--- the container's journal (last 60 lines)" >&2
+        inside journalctl --no-pager -n 60 >&2 || true
+        for f in "$root"/srv/test/*.progress "$root"/srv/test/*.json; do
+            [ -f "$f" ] && { echo "--- ${f#"$root"}" >&2; cat "$f" >&2; echo >&2; }
+        done
+        echo "--- RelayPro's log (last 20 lines)" >&2
+        inside tail -n 20 /opt/binalyze/air/relaypro/logs/relaypro.log.txt >&2 || true
+    fi
+    exit 1
+}
+expect() { # DESCRIPTION COMMAND...
+    local what=$1; shift
+    "$@" || fail "$what"
+}
+[ "$(id -u)" -eq 0 ] || fail "needs root (it boots a container)"
+for tool in systemd-nspawn debootstrap zstd nsenter dpkg-deb rpmbuild; do
+    command -v "$tool" >/dev/null || fail "$tool is missing (packaging/install-deps.sh)"
+done
+
+# --- packages: the installed version and the upgrade, from the build's two binaries
+step "packages"
+rm -rf "$work/pkgs"
+"$top/packaging/build-packages.sh" --arch amd64 --binary "$build/supervisor/relaypro" --out "$work/pkgs/old"
+"$top/packaging/build-packages.sh" --arch amd64 --binary "$build/supervisor/relaypro-next" --out "$work/pkgs/new"
+old_version=$("$build/supervisor/relaypro" version | awk '{print $2}')
+new_version=$("$build/supervisor/relaypro-next" version | awk '{print $2}')
+
+# --- the container's root file system: debootstrap once, then a cached tarball
+deb_deps=$(dpkg-deb -f "$work/pkgs/old/"*.deb Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u | paste -sd, -)
+include="systemd,systemd-sysv,dbus,procps,curl,ca-certificates,python3,openssl,rpm,$deb_deps"
+key=$(printf 'v1 %s' "$include" | sha256sum | cut -c1-16)
+cache=$work/root-$key.tar.zst
+if [ ! -f "$cache" ]; then
+    step "debootstrap of a Debian 12 root (once; cached in $cache)"
+    mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    rm -rf "$work/rootfs"
+    debootstrap --variant=minbase --include="$include" bookworm "$work/rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 ||
+        { tail -20 "$work/debootstrap.log"; fail "debootstrap"; }
+    rm -f "$work"/root-*.tar.zst
+    tar -C "$work/rootfs" -I 'zstd -T0 -3' -cf "$cache.tmp" . && mv "$cache.tmp" "$cache"
+    rm -rf "$work/rootfs"
+fi
+
+# --- booting and entering a container
+nspawn_pid=""
+machine=""
+root=""
+leader=""
+cleanup() {
+    if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+        kill -TERM "$nspawn_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$nspawn_pid" 2>/dev/null || true
+        wait "$nspawn_pid" 2>/dev/null || true
+    fi
+    if [ -n "$machine" ]; then
+        for h in systemd unified; do
+            [ -d "/sys/fs/cgroup/$h/nspawn-$machine" ] &&
+                find "/sys/fs/cgroup/$h/nspawn-$machine" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        done
+    fi
+    [ -n "$root" ] && rm -rf "$root"
+    nspawn_pid="" machine="" root="" leader=""
+}
+trap cleanup EXIT
+
+boot() { # NAME
+    machine=rp$1-$$
+    machine=${machine:0:20}
+    root=$work/run-$1
+    rm -rf "$root"
+    mkdir -p "$root"
+    tar -C "$root" -I zstd -xf "$cache"
+    mkdir -p "$root/srv/test" "$root/srv/console"
+    cp -r "$work/pkgs" "$root/srv/test/"
+    cp "$top/test/tools/console_sim.py" "$top/test/system/load.py" "$root/srv/test/"
+    printf '127.0.0.1 localhost console.test %s\n::1 localhost ip6-localhost\n' "$machine" > "$root/etc/hosts"
+    printf '%s\n' "$machine" > "$root/etc/hostname"
+    cat > "$root/srv/console/state.json" <<'JSON'
+{"deploymentTokens": ["deploy-token-1"], "responders": {"responder-1": "credential-1"}}
+JSON
+    (
+        for h in systemd unified; do
+            mkdir -p "/sys/fs/cgroup/$h/nspawn-$machine"
+            echo $BASHPID > "/sys/fs/cgroup/$h/nspawn-$machine/cgroup.procs"
+        done
+        exec systemd-nspawn -D "$root" -b --machine="$machine" --register=no --keep-unit \
+            --private-network --console=read-only > "$work/nspawn-$1.log" 2>&1 < /dev/null
+    ) &
+    nspawn_pid=$!
+    for _ in $(seq 1 600); do
+        leader=$(pgrep -P "$nspawn_pid" -x systemd || true)
+        if [ -n "$leader" ]; then
+            st=$(inside systemctl is-system-running 2>/dev/null || true)
+            case $st in running | degraded) break ;; esac
+        fi
+        sleep 0.1
+    done
+    case ${st:-} in running | degraded) ;; *) cat "$work/nspawn-$1.log"; fail "systemd did not come up in the container" ;; esac
+    # The console (console_sim.py, its own CA) and the echo server on the console's port 4222.
+    inside systemd-run --quiet --unit=console-sim /usr/bin/python3 /srv/test/console_sim.py \
+        --dir /srv/console --host console.test --port 443
+    inside systemd-run --quiet --unit=echo /usr/bin/python3 /srv/test/load.py echo --port 4222
+    for _ in $(seq 1 100); do
+        [ "$(inside curl -s -o /dev/null -w '%{http_code}' --cacert /srv/console/ca.pem https://console.test/api/app/check 2>/dev/null)" = 200 ] && return 0
+        sleep 0.1
+    done
+    fail "the console simulator did not start in the container"
+}
+
+inside() {
+    nsenter -t "$leader" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb LC_ALL=C.UTF-8 "$@"
+}
+
+DIR=/opt/binalyze/air/relaypro
+UNIT=binalyze-air-relaypro
+relaypro() { inside "$DIR/relaypro" "$@"; }
+status_field() { # PYTHON-EXPRESSION over the status JSON `s`
+    relaypro status --json 2>/dev/null | inside /usr/bin/python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
+}
+main_pid() { inside systemctl show -p MainPID --value "$UNIT"; }
+wait_for() { # SECONDS DESCRIPTION COMMAND...
+    local limit=$1 what=$2; shift 2
+    local end=$((SECONDS + limit))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || fail "$what (not within ${limit}s)"
+        sleep 0.2
+    done
+}
+old_generation_gone() {
+    [ "$(status_field "len([w for w in s['workers'] if w['generation'] != s['generation']])")" = 0 ]
+}
+registered() { [ "$(status_field "s['registration']['state']")" = registered ]; }
+
+install_with_air() { # COMMAND...
+    inside env AIR_CONSOLE_ADDRESS=console.test AIR_ORGANIZATION_ID=1 AIR_DEPLOYMENT_TOKEN=deploy-token-1 \
+        AIR_CONSOLE_CA_CERT=/srv/console/ca.pem "$@"
+}
+
+# File owners and modes of packaging.md's table.
+check_files() {
+    local want got
+    while read -r path want; do
+        got=$(inside stat -c '%U:%G %a' "$path") || fail "$path is missing"
+        [ "$got" = "$want" ] || fail "$path is $got, packaging.md says $want"
+    done <<EOF2
+$DIR root:air-relaypro 1775
+$DIR/relaypro root:root 755
+$DIR/config.yml air-relaypro:air-relaypro 600
+$DIR/logs air-relaypro:air-relaypro 750
+$DIR/private air-relaypro:air-relaypro 700
+/etc/environment.d/binalyze-air-relaypro.conf root:air-relaypro 640
+$1 root:root 644
+EOF2
+    echo "system: owners and modes as packaging.md says"
+}
+
+# A Responder's token, then a tunnel with it to https://console.test/api/app/check.
+get_token() {
+    inside curl -sk -o /srv/test/relay-ca.pem "https://$machine:9443/relaypro/v1/ca.pem"
+    inside curl -s --cacert /srv/test/relay-ca.pem -H 'Content-Type: application/json' \
+        --data '{"responderId":"responder-1","credential":"credential-1"}' "https://$machine:9443/relaypro/v1/token" |
+        inside /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}
+tunnel_check() { # TOKEN -> the console's answer status through a tunnel
+    inside curl -s -o /dev/null -w '%{http_code}' --proxy "https://$machine:9443" --proxy-cacert /srv/test/relay-ca.pem \
+        --proxy-header "Proxy-Authorization: Bearer $1" --cacert /srv/console/ca.pem https://console.test/api/app/check
+}
+
+load_start() { # NAME SHORT LONG
+    inside rm -f "/srv/test/$1.stop" "/srv/test/$1.json"
+    printf '%s' "$token" > "$root/srv/test/token"
+    inside systemd-run --quiet --unit="load-$1" /usr/bin/python3 /srv/test/load.py run --proxy "$machine:9443" \
+        --cafile /srv/test/relay-ca.pem --token-file /srv/test/token --target console.test:4222 --short "$2" --long "$3" \
+        --stop "/srv/test/$1.stop" --out "/srv/test/$1.json" --max-seconds 900
+}
+load_progress() { # NAME -> tunnels completed so far
+    /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["succeeded"])' \
+        "$root/srv/test/$1.json.progress" 2>/dev/null || echo 0
+}
+progress_above() { # NAME COUNT: more than COUNT tunnels completed
+    [ "$(load_progress "$1")" -gt "$2" ]
+}
+load_stop() { # NAME -> prints the result; fails on any failed or cut tunnel
+    inside touch "/srv/test/$1.stop"
+    wait_for 60 "the load generator $1 to stop" test -f "$root/srv/test/$1.json"
+    local r
+    r=$(inside cat "/srv/test/$1.json")
+    echo "system: load $1: $r"
+    inside /usr/bin/python3 -c '
+import json,sys
+r = json.loads(sys.argv[1])
+sys.exit(0 if r["failed"] == 0 and r["cut"] == 0 and r["succeeded"] > 0 else 1)' "$r" || fail "load $1 lost connections: $r"
+}
+
+lifecycle() { # FORMAT: deb | rpm
+    local format=$1 unit_path
+    boot "$format"
+    local pkg_old pkg_new
+    pkg_old=$(cd "$root/srv/test/pkgs/old" && ls ./*."$format")
+    pkg_new=$(cd "$root/srv/test/pkgs/new" && ls ./*."$format")
+    pkg_old=/srv/test/pkgs/old/${pkg_old#./}
+    pkg_new=/srv/test/pkgs/new/${pkg_new#./}
+    step "$format: install with AIR_* set"
+    if [ "$format" = deb ]; then
+        install_with_air dpkg -i "$pkg_old"
+        unit_path=/lib/systemd/system/$UNIT.service
+    else
+        install_with_air rpm -i --nodeps "$pkg_old"
+        unit_path=/usr/lib/systemd/system/$UNIT.service
+    fi
+    expect "the service is active after install" inside systemctl is-active --quiet "$UNIT"
+    echo "system: the service's open-file limit: $(inside grep 'Max open files' "/proc/$(main_pid)/limits" | tr -s ' ')"
+    expect "the unit has no EnvironmentFile=" test -z "$(inside systemctl show -p EnvironmentFiles --value "$UNIT")"
+    wait_for 30 "registration with the console" registered
+    inside grep -q '^relayId: [1-9]' "$DIR/config.yml" || fail "config.yml has no relayId"
+    if inside grep -q '^deploymentToken:' "$DIR/config.yml"; then fail "the deploymentToken line stayed in config.yml"; fi
+    check_files "$unit_path"
+    if [ "$format" = deb ]; then
+        echo "system: systemd-analyze security $UNIT:"
+        inside systemd-analyze security --no-pager "$UNIT" | grep -E '^✗|Overall exposure' | sed 's/^/  /'
+    fi
+    token=$(get_token)
+    [ -n "$token" ] || fail "no token from the token endpoint"
+    [ "$(tunnel_check "$token")" = 200 ] || fail "a tunnel with the token did not reach the console"
+    echo "system: registered; a Responder token works through a tunnel"
+
+    if [ "$format" = deb ]; then
+        step "deb: systemctl reload with a config change, under load"
+        load_start reload 2 2
+        wait_for 30 "tunnels through the relay" progress_above reload 20
+        inside runuser -u air-relaypro -- sed -i 's/^debugLogging: false/debugLogging: true/' "$DIR/config.yml"
+        inside systemctl reload "$UNIT"
+        inside journalctl -u "$UNIT" --no-pager | grep -q "Reloaded binalyze-air-relaypro.service" ||
+            fail "systemd did not see RELOADING=1 then READY=1"
+        inside grep -q 'debugLogging' "$DIR/logs/relaypro.log.txt" || fail "the reload did not apply debugLogging"
+        wait_for 30 "tunnels after the reload" progress_above reload $(($(load_progress reload) + 20))
+        load_stop reload
+        expect "active after reload" inside systemctl is-active --quiet "$UNIT"
+
+        step "deb: watchdog"
+        local pid restarts t0
+        pid=$(main_pid)
+        restarts=$(inside systemctl show -p NRestarts --value "$UNIT")
+        [ "$(inside systemctl show -p WatchdogUSec --value "$UNIT")" = 30s ] || fail "WatchdogSec is not 30s"
+        t0=$SECONDS
+        inside kill -STOP "$pid"
+        local end=$((SECONDS + 120))
+        while [ "$(main_pid)" = "$pid" ] || [ "$(main_pid)" = 0 ] || ! inside systemctl is-active --quiet "$UNIT"; do
+            [ $SECONDS -lt $end ] || fail "the stopped supervisor was not restarted by the watchdog"
+            sleep 0.5
+        done
+        [ "$(inside systemctl show -p NRestarts --value "$UNIT")" -gt "$restarts" ] || fail "NRestarts did not grow"
+        inside journalctl -u "$UNIT" --no-pager | grep -q -i watchdog || fail "the journal does not name the watchdog"
+        echo "system: watchdog: SIGSTOPped supervisor $pid replaced by $(main_pid) after $((SECONDS - t0))s"
+        wait_for 30 "registered after the watchdog restart" registered
+    fi
+
+    step "$format: upgrade to $new_version under load"
+    load_start upgrade 4 3
+    wait_for 30 "tunnels before the upgrade" progress_above upgrade 20
+    local pid_before t_up before_done
+    pid_before=$(main_pid)
+    t_up=$EPOCHREALTIME
+    if [ "$format" = deb ]; then
+        install_with_air dpkg -i "$pkg_new"
+    else
+        install_with_air rpm -U --nodeps "$pkg_new"
+    fi
+    local upgrade_seconds
+    upgrade_seconds=$(elapsed "$t_up")
+    [ "$(main_pid)" = "$pid_before" ] || fail "MainPID changed during the upgrade"
+    [ "$(status_field "s['version']")" = "$new_version" ] || fail "the new version is not serving"
+    before_done=$(load_progress upgrade)
+    wait_for 30 "tunnels after the upgrade" progress_above upgrade $((before_done + 20))
+    load_stop upgrade
+    local t_drain=$EPOCHREALTIME
+    wait_for 120 "the old generation to drain" old_generation_gone
+    echo "system: $format upgrade $old_version -> $new_version: package command ${upgrade_seconds}s, MainPID $pid_before kept, old generation gone $(elapsed "$t_drain")s after its last tunnels closed"
+
+    if [ "$format" = deb ]; then
+        step "deb: systemctl restart keeps tokens valid"
+        inside systemctl restart "$UNIT"
+        expect "active after restart" inside systemctl is-active --quiet "$UNIT"
+        [ "$(tunnel_check "$token")" = 200 ] || fail "the token from before the restart no longer works"
+        echo "system: the token issued before the restart still opens tunnels"
+
+        step "deb: the maintainer scripts follow no link"
+        inside mkdir -p /srv/rootonly
+        inside sh -c 'echo root data > /srv/rootonly/keep; chmod 0755 /srv/rootonly; chmod 0644 /srv/rootonly/keep'
+        inside mv "$DIR/logs" "$DIR/logs.real"
+        inside ln -s /srv/rootonly "$DIR/logs"
+        local snap_before snap_after rc=0
+        snap_before=$(inside sh -c 'cd /srv/rootonly && find . -printf "%p %U:%G %m %s %T@\n" | sort; sha256sum keep')
+        install_with_air dpkg -i "$pkg_new" > "$work/relink.log" 2>&1 || rc=$?
+        snap_after=$(inside sh -c 'cd /srv/rootonly && find . -printf "%p %U:%G %m %s %T@\n" | sort; sha256sum keep')
+        [ "$snap_before" = "$snap_after" ] || fail "the upgrade changed the root folder behind logs/: $snap_before // $snap_after"
+        echo "system: logs/ -> root folder: upgrade (exit $rc) left the folder unchanged"
+        sed 's/^/  /' "$work/relink.log"
+        inside rm "$DIR/logs"
+        inside mv "$DIR/logs.real" "$DIR/logs"
+        inside systemctl restart "$UNIT"
+        expect "active after logs/ is back" inside systemctl is-active --quiet "$UNIT"
+    fi
+
+    step "$format: remove"
+    if [ "$format" = deb ]; then
+        inside dpkg -r binalyze-air-relaypro
+    else
+        inside rpm -e --nodeps binalyze-air-relaypro
+    fi
+    if inside systemctl is-active --quiet "$UNIT"; then fail "the service still runs after remove"; fi
+    if inside test -e "$DIR/relaypro"; then fail "the binary stayed"; fi
+    if inside test -e "$unit_path"; then fail "the unit stayed"; fi
+    for kept in "$DIR/config.yml" "$DIR/logs" "$DIR/private" /etc/environment.d/binalyze-air-relaypro.conf; do
+        inside test -e "$kept" || fail "$kept was removed"
+    done
+    inside getent passwd air-relaypro >/dev/null || fail "the account was removed"
+    echo "system: removed; config.yml, logs/, private/, the environment file and the account kept"
+    cleanup
+}
+
+lifecycle deb
+lifecycle rpm
+echo
+echo "system: all lifecycle checks passed"
