@@ -29,24 +29,23 @@ case $out in /*) ;; *) out="$top/$out" ;; esac
 
 for arch in $arches; do
     case $arch in
-    amd64) rpm_arch=x86_64 triplet=x86_64-linux-gnu toolchain="" ;;
-    arm64) rpm_arch=aarch64 triplet=aarch64-linux-gnu toolchain="-DCMAKE_TOOLCHAIN_FILE=$top/cmake/toolchain-aarch64.cmake" ;;
+    amd64) rpm_arch=x86_64 triplet=x86_64-linux-gnu ;;
+    arm64) rpm_arch=aarch64 triplet=aarch64-linux-gnu ;;
     *) echo "build-packages: unknown architecture $arch (amd64, arm64)" >&2; exit 2 ;;
     esac
     host_arch=$(dpkg --print-architecture)
-    if [ "$arch" = "$host_arch" ]; then
-        packaging/install-deps.sh --packaging >/dev/null
-        strip_tool=strip
-    else
-        packaging/install-deps.sh --cross "$arch" >/dev/null
-        strip_tool=$triplet-strip
-    fi
+    packaging/install-deps.sh --packaging >/dev/null
+    strip_tool=strip
+    [ "$arch" != "$host_arch" ] && strip_tool=$triplet-strip
+
+    cross=""
+    [ "$arch" != "$host_arch" ] && cross=$(packaging/cross-prepare.sh "$arch")
 
     if [ -z "$binary" ]; then
         build="$top/build/pkg-$arch"
         echo "build-packages: building relaypro for $arch ($build)"
         # shellcheck disable=SC2086
-        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_TESTS=OFF -DRELAYPRO_STATIC_LIBSTDCXX=ON $toolchain >/dev/null
+        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_TESTS=OFF -DRELAYPRO_STATIC_LIBSTDCXX=ON $cross >/dev/null
         cmake --build "$build" --target relaypro >/dev/null
         bin="$build/supervisor/relaypro"
     else

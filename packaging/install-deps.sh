@@ -11,7 +11,7 @@ set -eu
 BUILD="build-essential cmake ninja-build pkg-config git"
 LIBS="libevent-dev libssl-dev libsodium-dev libyaml-dev libjansson-dev libsystemd-dev
       libcurl4-openssl-dev zlib1g-dev libseccomp-dev libgtest-dev libgmock-dev"
-PACKAGING="rpm lintian rpmlint"
+PACKAGING="rpm lintian rpmlint file"
 TEST="clang libclang-rt-14-dev clang-format clang-tidy
       curl openssl ca-certificates python3
       nats-server squid-openssl haproxy python3-cryptography python3-jwcrypto
@@ -25,16 +25,31 @@ case "${1:-}" in
     arch=${2:?--cross needs an architecture (arm64)}
     case $arch in arm64) triplet=aarch64-linux-gnu ;; *) echo "install-deps: unsupported architecture $arch" >&2; exit 2 ;; esac
     PACKAGES="$BUILD $PACKAGING crossbuild-essential-$arch qemu-user-static binutils-$triplet"
-    for l in $LIBS; do PACKAGES="$PACKAGES $l:$arch"; done
+    # libevent-dev is not Multi-Arch: same in Debian 12 (its :arm64 package would remove the
+    # machine's own): the foreign libraries only, and build-packages.sh unpacks libevent-dev:arm64
+    # into a folder of its own.
+    for l in $LIBS; do
+        [ "$l" = libevent-dev ] && continue
+        PACKAGES="$PACKAGES $l:$arch"
+    done
+    for l in libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7; do
+        PACKAGES="$PACKAGES $l:$arch"
+    done
     ;;
 *) echo "usage: $0 [--packaging | --cross arm64]" >&2; exit 2 ;;
 esac
 
+# Installed for this machine's architecture (or arch-independent), or for the one named (pkg:arch).
+native=$(dpkg --print-architecture)
+installed() {
+    case $1 in
+    *:*) dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$' ;;
+    *) dpkg-query -W -f='${Status} ${Architecture}\n' "$1" 2>/dev/null | grep -Eq "^install ok installed ($native|all)$" ;;
+    esac
+}
 missing=""
 for p in $PACKAGES; do
-    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-        missing="$missing $p"
-    fi
+    installed "$p" || missing="$missing $p"
 done
 
 if [ -z "$missing" ]; then

@@ -10,6 +10,10 @@ newest() { # PREFIX: the highest version of PREFIX_x.y.z the binary references
 }
 echo "binary: $bin ($(file -b "$bin" | cut -d, -f1-2))"
 echo "needs glibc >= $(newest GLIBC)"
-echo "needs libstdc++ GLIBCXX >= $(newest GLIBCXX), CXXABI >= $(newest CXXABI)"
+if [ -n "$(newest GLIBCXX)" ]; then
+    echo "needs libstdc++ GLIBCXX >= $(newest GLIBCXX), CXXABI >= $(newest CXXABI)"
+else
+    echo "needs no libstdc++ (linked statically)"
+fi
 echo "libraries:"
 objdump -p "$bin" | awk '/NEEDED/ {print "  " $2}'

@@ -1,9 +1,13 @@
 #include "supervisor/privileges.h"
 
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <vector>
 
@@ -34,6 +38,17 @@ Status switchToAccount(const Account& a) {
     }
     if (a.uid != 0 && ::setuid(0) == 0)
         return Error{"the switch to user " + a.name + " can be undone; refusing to go on"};
+    return {};
+}
+
+Status dropCapabilitiesUnlessRoot() {
+    if (::geteuid() == 0) return {};
+    if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+        return sysError("cannot clear the ambient capabilities");
+    }
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    if (::syscall(SYS_capset, &header, data) != 0) return sysError("cannot drop capabilities");
     return {};
 }
 

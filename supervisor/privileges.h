@@ -28,6 +28,11 @@ std::string serviceUserName();
 // As root: supplementary groups, gid, uid set to `account`'s, in that order, and verified.
 Status switchToAccount(const Account& account);
 
+// Not root (under systemd as the service user, perhaps with an ambient CAP_NET_BIND_SERVICE):
+// clears every capability — ambient, inheritable, permitted, effective — once the listeners are
+// bound (lifecycle.md). Root keeps its capabilities (an explicit `--user root`).
+Status dropCapabilitiesUnlessRoot();
+
 // The rule for sub-commands other than run: as root, switch to the service user when that
 // account exists; otherwise carry on as we are.
 Status switchToServiceUserIfPresent();

@@ -162,6 +162,7 @@ int Service::freshStart() {
     if (options_.account) {
         if (auto s = switchToAccount(*options_.account); !s) return fatal(kExitFailure, s.error().describe());
     }
+    if (auto s = dropCapabilitiesUnlessRoot(); !s) return fatal(kExitFailure, s.error().describe());
     // Nobody of our uid (a compromised worker included) may trace us or read our memory.
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (int rc = openLog(); rc != 0) return rc;

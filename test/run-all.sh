@@ -19,19 +19,24 @@ packaging/install-deps.sh
 step "release build (warnings are errors)"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_WERROR=ON
 cmake --build build/release -j "$jobs"
-ctest --test-dir build/release --output-on-failure -j "$jobs" -LE system
+ctest --test-dir build/release --output-on-failure -j "$jobs" -LE "system|cross"
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRELAYPRO_WERROR=ON -DRELAYPRO_SANITIZE=ON
 cmake --build build/asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE system
+    ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE "system|cross"
 
-step "the release binary's requirements (docs/operators-guide.md, Supported systems)"
-packaging/requirements.sh build/release/supervisor/relaypro
+step "packages for this machine: lintian, rpmlint, what the packaged binary needs (docs/operators-guide.md)"
+packaging/build-packages.sh --arch "$(dpkg --print-architecture)"
+packaging/check-packages.sh build/packages/*_"$(dpkg --print-architecture)".deb build/packages/*_"$(uname -m)".rpm
 
 step "system test: packages under a real systemd (container root cached in build/release/system)"
-ctest --test-dir build/release --output-on-failure -L system
+if ! ctest --test-dir build/release -L system -V > build/release/system-test.log 2>&1; then
+    tail -n 150 build/release/system-test.log
+    exit 1
+fi
+grep -E '^[0-9]+: (system:|=== |  ✗|  →)|tests passed|Total Test' build/release/system-test.log
 
 step "fuzz build (clang libFuzzer), ${fuzz_seconds}s per target"
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \

@@ -229,8 +229,20 @@ lifecycle() { # FORMAT: deb | rpm
     pkg_new=$(cd "$root/srv/test/pkgs/new" && ls ./*."$format")
     pkg_old=/srv/test/pkgs/old/${pkg_old#./}
     pkg_new=/srv/test/pkgs/new/${pkg_new#./}
+    if [ "$format" = deb ]; then
+        step "deb: install without AIR_*: enabled, not started, the next step printed"
+        local out
+        out=$(inside dpkg -i "$pkg_old" 2>&1) || { echo "$out"; fail "dpkg -i without AIR_* failed"; }
+        printf '%s\n' "$out" | sed 's/^/  /'
+        printf '%s\n' "$out" | grep -q "enabled but not started" || fail "no next step printed"
+        expect "enabled" inside systemctl is-enabled --quiet "$UNIT"
+        if inside systemctl is-active --quiet "$UNIT"; then fail "started without a console"; fi
+        inside grep -q '^consoleAddress: ""' "$DIR/config.yml" || fail "config.yml is not the template"
+    fi
+
     step "$format: install with AIR_* set"
     if [ "$format" = deb ]; then
+        # The same package again, now with the inputs: config.yml gains them, the service starts.
         install_with_air dpkg -i "$pkg_old"
         unit_path=/lib/systemd/system/$UNIT.service
     else
@@ -238,6 +250,11 @@ lifecycle() { # FORMAT: deb | rpm
         unit_path=/usr/lib/systemd/system/$UNIT.service
     fi
     expect "the service is active after install" inside systemctl is-active --quiet "$UNIT"
+    # lifecycle.md: bound, then every capability dropped (the unit grants CAP_NET_BIND_SERVICE).
+    local caps
+    caps=$(inside grep -E '^Cap(Inh|Prm|Eff|Amb):' "/proc/$(main_pid)/status" | awk '{print $2}' | sort -u)
+    [ "$caps" = 0000000000000000 ] || fail "the supervisor kept capabilities: $(inside grep '^Cap' "/proc/$(main_pid)/status")"
+    echo "system: the supervisor holds no capability; user $(inside ps -o user= -p "$(main_pid)")"
     echo "system: the service's open-file limit: $(inside grep 'Max open files' "/proc/$(main_pid)/limits" | tr -s ' ')"
     expect "the unit has no EnvironmentFile=" test -z "$(inside systemctl show -p EnvironmentFiles --value "$UNIT")"
     wait_for 30 "registration with the console" registered
@@ -348,6 +365,33 @@ lifecycle() { # FORMAT: deb | rpm
     cleanup
 }
 
+# Where systemd is not running (a chroot, a container build), the scripts say so and succeed.
+in_chroot() {
+    step "both formats in a chroot without systemd"
+    local croot=$work/chroot
+    rm -rf "$croot"
+    mkdir -p "$croot"
+    tar -C "$croot" -I zstd -xf "$cache"
+    cp -r "$work/pkgs" "$croot/srv/"
+    local out rc
+    for cmd in "dpkg -i /srv/pkgs/old/binalyze-air-relaypro_${old_version}_amd64.deb" "dpkg -r binalyze-air-relaypro" \
+        "rpm -i --nodeps /srv/pkgs/old/binalyze-air-relaypro_${old_version}_x86_64.rpm" "rpm -e --nodeps binalyze-air-relaypro"; do
+        rc=0
+        out=$(chroot "$croot" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin $cmd 2>&1) || rc=$?
+        [ $rc -eq 0 ] || { echo "$out"; rm -rf "$croot"; fail "in a chroot: $cmd exited $rc"; }
+        case $cmd in
+        "dpkg -i"* | "rpm -i"*)
+            printf '%s\n' "$out" | grep -q "systemd is not running here" ||
+                { echo "$out"; rm -rf "$croot"; fail "in a chroot: $cmd did not say that systemd is not running"; }
+            [ -f "$croot/opt/binalyze/air/relaypro/config.yml" ] || { rm -rf "$croot"; fail "in a chroot: no config.yml"; }
+            ;;
+        esac
+        echo "system: chroot: $cmd: exit 0"
+    done
+    rm -rf "$croot"
+}
+
+in_chroot
 lifecycle deb
 lifecycle rpm
 echo

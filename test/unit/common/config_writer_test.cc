@@ -292,6 +292,7 @@ std::string asNobody(const std::function<Status()>& body) {
 }
 
 TEST_F(ConfigFile, RefusesAFileOwnedBySomeoneElseNamingTheFix) {
+    RELAYPRO_SKIP_UNDER_QEMU();
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as another user";
     ::chmod(dir_.c_str(), 0777);
     ::chmod(path_.c_str(), 0666);
@@ -302,6 +303,7 @@ TEST_F(ConfigFile, RefusesAFileOwnedBySomeoneElseNamingTheFix) {
 }
 
 TEST_F(ConfigFile, RefusesWhenTheFolderIsNotWritableNamingTheFix) {
+    RELAYPRO_SKIP_UNDER_QEMU();
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as another user";
     ASSERT_EQ(::chown(path_.c_str(), 65534, 65534), 0);
     ::chmod(dir_.c_str(), 0755);
@@ -319,6 +321,7 @@ TEST_F(ConfigFile, RefusesAResultThatIsNotAValidConfiguration) {
 
 // A crash at every step of the write leaves the old or the new file, never a partial one.
 TEST_F(ConfigFile, CrashAtAnyStepLeavesOldOrNewFile) {
+    RELAYPRO_SKIP_UNDER_QEMU();
     const std::string oldText = exampleConfig();
     auto expectedNew = applyConfigUpdates(oldText, {ConfigUpdate::integer({"relayId"}, 8)});
     ASSERT_TRUE(expectedNew.ok());
@@ -350,6 +353,7 @@ TEST_F(ConfigFile, CrashAtAnyStepLeavesOldOrNewFile) {
 // The same with real, unannounced kills: a writer child rewrites the file in a loop and is
 // killed at arbitrary moments; every observed state is one of the two complete versions.
 TEST_F(ConfigFile, KilledWriterNeverLeavesAPartialFile) {
+    RELAYPRO_SKIP_UNDER_QEMU();
     std::string a(200000, 'a'), b(300000, 'b');
     a += "\n";
     b += "\n";
