@@ -118,6 +118,22 @@ int Service::run() {
     return exitCode_;
 }
 
+namespace {
+
+// packaging.md: a path RelayPro must write that is read-only — under systemd, outside the unit's
+// ReadWritePaths= (ProtectSystem=strict) — is a configuration error that names the fix.
+bool readOnly(const Error& e) {
+    return e.sysErrno == EROFS;
+}
+std::string withReadOnlyFix(const Error& e) {
+    if (!readOnly(e)) return e.describe();
+    return e.describe() +
+           "; the path is read-only here: under systemd, add its folder to ReadWritePaths= with a drop-in "
+           "(systemctl edit binalyze-air-relaypro)";
+}
+
+}  // namespace
+
 int Service::openLog() {
     LogSinkOptions lo;
     lo.path = config_.logger.path;
@@ -127,7 +143,7 @@ int Service::openLog() {
     lo.compress = !config_.logger.noCompress;
     lo.echoFd = ::isatty(STDERR_FILENO) == 1 ? STDERR_FILENO : -1;
     auto sink = LogSink::open(lo);
-    if (!sink) return fatal(kExitFailure, sink.error().describe());
+    if (!sink) return fatal(readOnly(sink.error()) ? kExitConfig : kExitFailure, withReadOnlyFix(sink.error()));
     sink_ = std::move(*sink);
     log_ = std::make_unique<Logger>(sink_.get(), "supervisor", config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
     return 0;
@@ -168,7 +184,7 @@ int Service::freshStart() {
     if (int rc = openLog(); rc != 0) return rc;
     for (const auto& w : options_.startWarnings) log_->warn(w);
     log_->info("start", {{"version", std::string(versionString())}, {"config", options_.configPath}});
-    if (auto s = ensurePrivateFolder(); !s) return fatal(kExitConfig, s.error().describe());
+    if (auto s = ensurePrivateFolder(); !s) return fatal(kExitConfig, withReadOnlyFix(s.error()));
     ensureRelayProId();
 
     auto trust = Trust::open(config_, *log_);

@@ -157,7 +157,10 @@ int KeyStore::ticket(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHE
         for (size_t i = 0; i < tickets_.size(); ++i) {
             if (CRYPTO_memcmp(name, tickets_[i].bytes.data(), kNameBytes) == 0) {
                 key = &tickets_[i];
-                result = i == 0 ? 1 : 2;  // under the previous key: accept, and issue a fresh ticket
+                // Accept, and always issue a fresh ticket (2): TLS 1.3 tickets are single-use
+                // (RFC 8446 C.4), and with 1 OpenSSL sends none after a resumption, so clients that
+                // use each ticket once (OpenSSL's do) would alternate full and resumed handshakes.
+                result = 2;
                 break;
             }
         }

@@ -158,6 +158,7 @@ wait_for() { # SECONDS DESCRIPTION COMMAND...
 old_generation_gone() {
     [ "$(status_field "len([w for w in s['workers'] if w['generation'] != s['generation']])")" = 0 ]
 }
+service_inactive() { ! inside systemctl is-active --quiet "$UNIT"; }
 registered() { [ "$(status_field "s['registration']['state']")" = registered ]; }
 
 install_with_air() { # COMMAND...
@@ -329,6 +330,34 @@ lifecycle() { # FORMAT: deb | rpm
         expect "active after restart" inside systemctl is-active --quiet "$UNIT"
         [ "$(tunnel_check "$token")" = 200 ] || fail "the token from before the restart no longer works"
         echo "system: the token issued before the restart still opens tunnels"
+
+        step "deb: a path the unit keeps read-only is exit 78 naming ReadWritePaths=, without a restart loop"
+        inside install -d -o air-relaypro -g air-relaypro -m 0750 /srv/relaypro-logs
+        inside runuser -u air-relaypro -- sed -i 's|^  fileName: relaypro.log.txt|  fileName: /srv/relaypro-logs/relaypro.log.txt|' "$DIR/config.yml"
+        if inside systemctl restart "$UNIT" 2>/dev/null; then fail "started with its log in a read-only folder"; fi
+        wait_for 10 "the service to give up" service_inactive
+        [ "$(inside systemctl show -p ExecMainStatus --value "$UNIT")" = 78 ] || fail "the exit status is not 78"
+        inside journalctl -u "$UNIT" --no-pager | grep -q 'ReadWritePaths=' || fail "the error does not name ReadWritePaths="
+        echo "system: $(inside journalctl -u "$UNIT" --no-pager -o cat | grep -m1 'ReadWritePaths=' | cut -c1-200)"
+        inside runuser -u air-relaypro -- sed -i 's|^  fileName: /srv/relaypro-logs/relaypro.log.txt|  fileName: relaypro.log.txt|' "$DIR/config.yml"
+        inside systemctl reset-failed "$UNIT"
+        inside systemctl start "$UNIT"
+        expect "active again with its log back in place" inside systemctl is-active --quiet "$UNIT"
+
+        step "deb: an upgrade that cannot switch fails with its reason; the same command again succeeds"
+        local pid_serving out rc=0
+        pid_serving=$(main_pid)
+        inside runuser -u air-relaypro -- sed -i 's/^  headerTimeout: 10s/  headerTimeout: banana/' "$DIR/config.yml"
+        out=$(install_with_air dpkg -i "$pkg_new" 2>&1) || rc=$?
+        printf '%s\n' "$out" | grep -E 'headerTimeout|could not switch|upgrade failed' | sed 's/^/  /'
+        [ $rc -ne 0 ] || fail "dpkg -i succeeded although the service could not switch"
+        printf '%s\n' "$out" | grep -q 'headerTimeout' || fail "the failure does not name its reason"
+        [ "$(main_pid)" = "$pid_serving" ] && inside systemctl is-active --quiet "$UNIT" || fail "the old service stopped"
+        [ "$(tunnel_check "$token")" = 200 ] || fail "the old generation does not serve after a failed upgrade"
+        inside runuser -u air-relaypro -- sed -i 's/^  headerTimeout: banana/  headerTimeout: 10s/' "$DIR/config.yml"
+        install_with_air dpkg -i "$pkg_new" > /dev/null || fail "running the same dpkg -i again did not succeed"
+        expect "active after the retried upgrade" inside systemctl is-active --quiet "$UNIT"
+        echo "system: a failed switch failed dpkg -i (exit $rc) with the reason, the old generation kept serving; the retry succeeded"
 
         step "deb: the maintainer scripts follow no link"
         inside mkdir -p /srv/rootonly

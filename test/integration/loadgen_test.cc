@@ -1,0 +1,120 @@
+// The load generator (test/bench/loadgen.cc) against a real relay and its own echo target: a
+// short run of every mode, checking what it counts — not how fast (timing lives in BENCHMARKS.md).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "test/support/process.h"
+#include "test/support/relay.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A number member of the generator's one-line JSON report.
+double member(const std::string& json, const std::string& key) {
+    std::smatch m;
+    std::regex re("\"" + key + "\":(-?[0-9.]+)");
+    if (!std::regex_search(json, m, re)) return -1;
+    return std::stod(m[1].str());
+}
+
+class Loadgen : public ::testing::Test {
+protected:
+    void SetUp() override {
+        writeText(dir_ / "passwords.txt", "u:p\n");
+        echo_ = ChildProcess::spawn({LOADGEN_BINARY, "echo", "--listen", "127.0.0.1:0"}, {}, dir_ / "echo.out",
+                                    dir_ / "echo.err");
+        for (int i = 0; i < 200 && echoPort_ == 0; ++i) {
+            std::smatch m;
+            std::string out = readText(dir_ / "echo.out");
+            std::regex re("listening 127\\.0\\.0\\.1:([0-9]+)");
+            if (std::regex_search(out, m, re)) echoPort_ = std::stoi(m[1].str());
+            if (echoPort_ == 0) std::this_thread::sleep_for(20ms);
+        }
+        ASSERT_NE(echoPort_, 0) << readText(dir_ / "echo.err");
+        relay_ = std::make_unique<Relay>(dir_, "consoleAddress: \"127.0.0.1:" + std::to_string(echoPort_) +
+                                                   "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
+                                                   "passwordFile: passwords.txt\nworkers: 2\n");
+        ASSERT_TRUE(relay_->ready()) << relay_->stderrText();
+    }
+
+    // Runs the generator through the relay; returns its exit code, the report in `json`.
+    int run(std::vector<std::string> args, std::string& json, bool throughRelay = true) {
+        std::vector<std::string> argv{LOADGEN_BINARY};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.insert(argv.end(), {"--target", "127.0.0.1:" + std::to_string(echoPort_)});
+        if (throughRelay) argv.insert(argv.end(), {"--proxy", "127.0.0.1:" + std::to_string(relay_->httpsPort())});
+        ChildProcess g = ChildProcess::spawn(argv, {}, dir_ / "gen.out", dir_ / "gen.err");
+        int code = g.wait(120s);
+        json = readText(dir_ / "gen.out");
+        return code;
+    }
+
+    TempDir dir_;
+    ChildProcess echo_;
+    int echoPort_ = 0;
+    std::unique_ptr<Relay> relay_;
+};
+
+TEST_F(Loadgen, RateCountsEveryTunnelAndResumesWithTickets) {
+    std::string json;
+    ASSERT_EQ(run({"rate", "--auth", "basic:u:p", "--count", "120", "--concurrency", "8", "--processes", "2"}, json), 0)
+        << json << readText(dir_ / "gen.err");
+    EXPECT_EQ(member(json, "succeeded"), 120) << json;
+    EXPECT_EQ(member(json, "failed"), 0) << json;
+    EXPECT_EQ(member(json, "resumed"), 0) << json;
+    EXPECT_GT(member(json, "p50"), 0) << json;
+
+    ASSERT_EQ(run({"rate", "--auth", "basic:u:p", "--count", "60", "--concurrency", "4", "--resume"}, json), 0) << json;
+    EXPECT_EQ(member(json, "succeeded"), 60) << json;
+    // The first handshake has no ticket yet; the later ones resume (TLS 1.3 tickets).
+    EXPECT_GE(member(json, "resumed"), 50) << json;
+}
+
+TEST_F(Loadgen, RefusedTunnelsAreCountedByStatusAndFailTheRun) {
+    std::string json;
+    EXPECT_EQ(run({"rate", "--auth", "basic:u:wrong", "--count", "10", "--concurrency", "2"}, json), 1) << json;
+    EXPECT_EQ(member(json, "succeeded"), 0) << json;
+    EXPECT_EQ(member(json, "proxy_refused"), 10) << json;
+    EXPECT_EQ(member(json, "407"), 10) << json;
+}
+
+TEST_F(Loadgen, DirectBaselineAndSteadyArrival) {
+    std::string json;
+    ASSERT_EQ(run({"rate", "--direct", "--count", "50", "--concurrency", "5"}, json, false), 0) << json;
+    EXPECT_EQ(member(json, "succeeded"), 50) << json;
+    ASSERT_EQ(run({"steady", "--auth", "basic:u:p", "--arrival", "40", "--seconds", "1"}, json), 0) << json;
+    EXPECT_GE(member(json, "succeeded"), 30) << json;
+    EXPECT_EQ(member(json, "failed"), 0) << json;
+}
+
+TEST_F(Loadgen, BulkMovesEveryByteBothWaysChecked) {
+    std::string json;
+    ASSERT_EQ(run({"bulk", "--auth", "basic:u:p", "--tunnels", "2", "--bytes", "4194304", "--seconds", "60"}, json), 0)
+        << json;
+    EXPECT_EQ(member(json, "bytesEachWay"), 2 * 4194304.0) << json;
+    EXPECT_GT(member(json, "mbPerSecondEachWay"), 0) << json;
+}
+
+TEST_F(Loadgen, IdleHoldsTunnelsAndMeasuresTheRelayFromProc) {
+    std::string json;
+    ASSERT_EQ(run({"idle", "--auth", "basic:u:p", "--tunnels", "60", "--hold", "1", "--interval", "0.3", "--measure",
+                   std::to_string(relay_->pid()), "--processes", "2"},
+                  json),
+              0)
+        << json << readText(dir_ / "gen.err");
+    EXPECT_EQ(member(json, "held"), 60) << json;
+    // Each held tunnel is two descriptors in the relay: the client's and the upstream's.
+    EXPECT_GE(member(json, "fdsPerTunnel"), 1.9) << json;
+    EXPECT_LE(member(json, "fdsPerTunnel"), 2.1) << json;
+    EXPECT_GT(member(json, "rssKiBAfter"), member(json, "rssKiBBefore")) << json;
+}
+
+}  // namespace
+}  // namespace relaypro::testing
