@@ -134,7 +134,7 @@ void Connection::start() {
 }
 
 bool Connection::idleBetweenRequests() const {
-    return state_ == State::ReadHead && headBuf_.empty() && handshakeDone_;
+    return state_ == State::ReadHead && headBuf_.empty() && handshakeDone_ && answeredOne_;
 }
 
 void Connection::startHeadTimer() {
@@ -792,6 +792,7 @@ bool Connection::stepRespond() {
 }
 
 void Connection::finishRequest() {
+    answeredOne_ = true;
     // Keep what the client pipelined after this request; start the next head's clock.
     size_t used = headComplete_ ? head_.headLength + bodyFromHead_ : headBuf_.size();
     headBuf_.erase(0, std::min(used, headBuf_.size()));

@@ -35,7 +35,9 @@ public:
     void start();
     [[nodiscard]] uint64_t serial() const { return serial_; }
     [[nodiscard]] bool isTunnel() const { return state_ == State::Tunnel; }
-    // Waiting for a next request with nothing of it received yet (drain closes these).
+    // Waiting for a next request, after at least one answered, with nothing of it received yet
+    // (drain closes these). A connection that has not sent its first request is not idle: its
+    // request may already be on the way (a drain that closed it would fail a fresh CONNECT).
     [[nodiscard]] bool idleBetweenRequests() const;
     // Closes at once (drain deadline, shutdown).
     void closeNow(std::string_view result);
@@ -127,6 +129,7 @@ private:
     short clientArmed_ = 0, upstreamArmed_ = 0;
     Wants clientWants_, upstreamWants_;
     bool handshakeDone_ = false;
+    bool answeredOne_ = false;  // at least one request answered on this connection
 
     // The request being read or served. The head's views point into headBuf_.
     std::string headBuf_;

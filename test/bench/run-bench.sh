@@ -1,0 +1,230 @@
+#!/bin/bash
+# BENCHMARKS.md's figures: RelayPro, Squid (squid-openssl: https_port, basic_ncsa_auth, CONNECT
+# only to the target, one worker) and a direct no-proxy baseline, driven by the same generator
+# (test/bench/loadgen), plus the floor: a minimal event-driven TLS accept-handshake-close server
+# (test/bench/tls_floor) with the same OpenSSL, key type (ECDSA P-256) and concurrency.
+#
+# CPU pinning: the proxy under test on CPU 0, the generator and the echo target on CPU 1.
+# CPU per tunnel = utime + stime of the proxy and its children (from /proc/PID/stat) over the
+# run, divided by the tunnels that succeeded. Loopback only; every run is bounded in count.
+#
+#   test/bench/run-bench.sh BUILD_DIR [--quick]      (writes BUILD_DIR/bench/results.md)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:?usage: run-bench.sh BUILD_DIR [--quick]}" && pwd)
+quick=no
+[ "${2:-}" = --quick ] && quick=yes
+out=$build/bench
+rm -rf "$out"
+mkdir -p "$out"
+chmod 0755 "$out"
+loadgen=$build/test/loadgen
+floor=$build/test/tls_floor
+relaypro=$build/supervisor/relaypro
+tunnels=6000 concurrency=50 idle=2000 bulk=$((1 << 30))
+if [ $quick = yes ]; then tunnels=600 idle=200 bulk=$((64 << 20)); fi
+proxy_cpu=0 load_cpu=1
+[ "$(nproc)" -ge 2 ] || { proxy_cpu=0; load_cpu=0; }
+hz=$(getconf CLK_TCK)
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # PORT
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "run-bench: nothing listens on $1" >&2
+    exit 1
+}
+# CPU ticks of PID and its children.
+cpu_ticks() {
+    local total=0 p
+    for p in $1 $(pgrep -P "$1" || true); do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+    done
+    echo $total
+}
+json() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+
+# --- certificates, password files, the echo target
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$out/key.pem" -out "$out/cert.pem" 2>/dev/null
+chmod 0644 "$out/key.pem"
+printf 'u:p\n' > "$out/passwords.txt"
+printf 'u:%s\n' "$(openssl passwd -apr1 p)" > "$out/htpasswd"
+chmod 0644 "$out/htpasswd"
+
+taskset -c $load_cpu "$loadgen" echo --listen 127.0.0.1:0 > "$out/echo.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q listening "$out/echo.out" && break; sleep 0.05; done
+echo_port=$(sed -n 's/^listening 127.0.0.1://p' "$out/echo.out")
+target=127.0.0.1:$echo_port
+
+# --- the proxies
+start_relaypro() {
+    local port dir=$out/relaypro
+    port=$(free_port)
+    mkdir -p "$dir"
+    cat > "$dir/config.yml" <<EOF
+consoleAddress: "$target"
+organizationId: 1
+serverName: 127.0.0.1
+httpsProxy:
+  listen: "127.0.0.1:$port"
+passwordFile: $out/passwords.txt
+workers: 1
+EOF
+    : > "$dir/environment.conf"
+    RELAYPRO_ENV_FILE=$dir/environment.conf taskset -c $proxy_cpu "$relaypro" run --config "$dir/config.yml" --user root \
+        > "$dir/out.txt" 2> "$dir/err.txt" &
+    pids+=($!)
+    proxy_pid=$!
+    proxy_port=$port
+    wait_port "$port"
+}
+start_squid() {
+    local port hport dir=$out/squid
+    port=$(free_port) hport=$(free_port)
+    mkdir -p "$dir"
+    chmod 0777 "$dir"
+    cat > "$dir/squid.conf" <<EOF
+http_port 127.0.0.1:$hport
+https_port 127.0.0.1:$port tls-cert=$out/cert.pem tls-key=$out/key.pem
+workers 1
+pid_filename $dir/squid.pid
+access_log stdio:$dir/access.log
+cache_log $dir/cache.log
+coredump_dir $dir
+cache deny all
+cache_mem 8 MB
+shutdown_lifetime 0 seconds
+max_filedescriptors 16384
+auth_param basic program /usr/lib/squid/basic_ncsa_auth $out/htpasswd
+auth_param basic children 2
+auth_param basic credentialsttl 1 hour
+acl authed proxy_auth REQUIRED
+acl target_port port $echo_port
+acl CONNECT method CONNECT
+http_access deny CONNECT !target_port
+http_access allow authed
+http_access deny all
+EOF
+    taskset -c $proxy_cpu /usr/sbin/squid -N -f "$dir/squid.conf" > "$dir/out.txt" 2> "$dir/err.txt" &
+    pids+=($!)
+    proxy_pid=$!
+    proxy_port=$port
+    wait_port "$port"
+}
+start_floor() {
+    local port
+    port=$(free_port)
+    taskset -c $proxy_cpu "$floor" --listen "127.0.0.1:$port" --cert "$out/cert.pem" --key "$out/key.pem" "$@" \
+        > "$out/floor.out" 2>&1 &
+    pids+=($!)
+    proxy_pid=$!
+    proxy_port=$port
+    wait_port "$port"
+}
+stop_proxy() {
+    kill "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
+}
+
+# One measured run: NAME, then loadgen arguments. Writes $out/NAME.json and NAME.cpu (µs/tunnel).
+measure() {
+    local name=$1
+    shift
+    local before after
+    # warm up (ticket, caches), not measured
+    taskset -c $load_cpu "$loadgen" "$@" --count 200 > /dev/null 2>&1 || true
+    before=$(cpu_ticks "$proxy_pid")
+    taskset -c $load_cpu "$loadgen" "$@" --count "$tunnels" > "$out/$name.json" || {
+        echo "run-bench: $name failed: $(cat "$out/$name.json")" >&2
+        exit 1
+    }
+    after=$(cpu_ticks "$proxy_pid")
+    /usr/bin/python3 -c "import json; d=json.load(open('$out/$name.json')); print(round(($after-$before)*1e6/$hz/d['succeeded'],1))" \
+        > "$out/$name.cpu"
+    echo "run-bench: $name: $(cat "$out/$name.cpu") µs CPU per tunnel, $(json "$out/$name.json" 'd["tunnelsPerSecond"]') tunnels/s"
+}
+idle_rss() { # NAME
+    taskset -c $load_cpu "$loadgen" idle --proxy "127.0.0.1:$proxy_port" --target "$target" --auth basic:u:p \
+        --tunnels "$idle" --hold 3 --interval 2 --concurrency 100 --measure "$proxy_pid" > "$out/$1.json"
+    echo "run-bench: $1: $(json "$out/$1.json" 'd["rssKiBPerTunnel"]') KiB per idle tunnel"
+}
+bulk() { # NAME
+    taskset -c $load_cpu "$loadgen" bulk --proxy "127.0.0.1:$proxy_port" --target "$target" --auth basic:u:p \
+        --tunnels 1 --bytes "$bulk" --seconds 120 > "$out/$1.json"
+    echo "run-bench: $1: $(json "$out/$1.json" 'd["mbPerSecondEachWay"]') MB/s each way"
+}
+
+common=(rate --target "$target" --auth basic:u:p --concurrency "$concurrency")
+
+echo "run-bench: RelayPro"
+start_relaypro
+measure relaypro-full "${common[@]}" --proxy "127.0.0.1:$proxy_port"
+measure relaypro-resumed "${common[@]}" --proxy "127.0.0.1:$proxy_port" --resume
+measure relaypro-c1 rate --target "$target" --auth basic:u:p --concurrency 1 --proxy "127.0.0.1:$proxy_port" --resume
+idle_rss relaypro-idle
+bulk relaypro-bulk
+stop_proxy
+
+echo "run-bench: Squid"
+start_squid
+measure squid-full "${common[@]}" --proxy "127.0.0.1:$proxy_port"
+measure squid-resumed "${common[@]}" --proxy "127.0.0.1:$proxy_port" --resume
+idle_rss squid-idle
+bulk squid-bulk
+stop_proxy
+
+echo "run-bench: the TLS floor and the direct baseline"
+start_floor
+measure floor-full rate --tls-only --proxy "127.0.0.1:$proxy_port" --concurrency "$concurrency"
+stop_proxy
+start_floor --tickets
+measure floor-resumed rate --tls-only --proxy "127.0.0.1:$proxy_port" --concurrency "$concurrency" --resume
+stop_proxy
+taskset -c $load_cpu "$loadgen" rate --direct --target "$target" --concurrency 1 --count "$tunnels" > "$out/direct-c1.json"
+taskset -c $load_cpu "$loadgen" bulk --direct --target "$target" --tunnels 1 --bytes "$bulk" --seconds 120 > "$out/direct-bulk.json"
+
+# --- the table
+/usr/bin/python3 - "$out" > "$out/results.md" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+def j(n): return json.load(open(os.path.join(out, n + ".json")))
+def cpu(n): return float(open(os.path.join(out, n + ".cpu")).read())
+rows = []
+def row(what, name, extra=""):
+    d = j(name)
+    t = d["latencyUs"]["total"]
+    rows.append(f"| {what} | {cpu(name):.0f} | {d['tunnelsPerSecond']:.0f} | {t['p50']/1000:.2f} | {t['p99']/1000:.2f} | {extra} |")
+print("| run | CPU µs per tunnel | tunnels/s | p50 ms | p99 ms | note |")
+print("| --- | --- | --- | --- | --- | --- |")
+row("RelayPro, full TLS 1.3 handshake", "relaypro-full")
+row("RelayPro, resumed (ticket)", "relaypro-resumed", f"{j('relaypro-resumed')['resumed']} resumed")
+row("Squid, full TLS 1.3 handshake", "squid-full")
+row("Squid, resumed", "squid-resumed", f"{j('squid-resumed')['resumed']} resumed")
+row("TLS floor, full handshake only", "floor-full")
+row("TLS floor, resumed handshake only", "floor-resumed", f"{j('floor-resumed')['resumed']} resumed")
+print("\n".join(rows))
+print()
+rf, sf, ff = cpu("relaypro-full"), cpu("squid-full"), cpu("floor-full")
+print(f"- CPU per new tunnel: RelayPro / Squid = {rf/sf:.2f}; RelayPro / TLS floor = {rf/ff:.2f}; "
+      f"resumed / full (RelayPro) = {cpu('relaypro-resumed')/rf:.2f}")
+ri, si = j("relaypro-idle"), j("squid-idle")
+print(f"- RSS per idle TLS tunnel ({ri['held']} tunnels): RelayPro {ri['rssKiBPerTunnel']:.1f} KiB "
+      f"({ri['fdsPerTunnel']:.2f} fds), Squid {si['rssKiBPerTunnel']:.1f} KiB; ratio {ri['rssKiBPerTunnel']/si['rssKiBPerTunnel']:.2f}")
+rb, sb, db = j("relaypro-bulk"), j("squid-bulk"), j("direct-bulk")
+print(f"- One tunnel, {rb['bytesEachWay']>>20} MiB each way: RelayPro {rb['mbPerSecondEachWay']:.0f} MB/s, "
+      f"Squid {sb['mbPerSecondEachWay']:.0f} MB/s, direct {db['mbPerSecondEachWay']:.0f} MB/s; RelayPro / Squid = "
+      f"{rb['mbPerSecondEachWay']/sb['mbPerSecondEachWay']:.2f}")
+c1, d1 = j("relaypro-c1")["latencyUs"], j("direct-c1")["latencyUs"]
+print(f"- Added latency at C=1 (resumed TLS): RelayPro p99 {c1['total']['p99']/1000:.2f} ms (TLS {c1['tls']['p99']/1000:.2f} ms) "
+      f"vs direct p99 {d1['total']['p99']/1000:.2f} ms")
+PY
+cat "$out/results.md"
