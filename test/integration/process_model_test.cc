@@ -233,15 +233,26 @@ TEST_F(ProcessModel, WorkersAreConfined) {
 TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
     TestServer echo(false, TestServer::echo());
     auto relay = start(echo.port(), "workers: 2\n");
-    // Open tunnels until both workers hold some (the kernel picks the worker).
+    // Open tunnels until both workers hold some: the kernel picks the worker, and a quiet
+    // machine may give one worker many in a row, so count each worker's descriptors.
+    auto workers = workerPids(*relay);
+    ASSERT_EQ(workers.size(), 2u);
+    auto fds = [](pid_t pid) {
+        size_t n = 0;
+        for ([[maybe_unused]] const auto& e :
+             std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+            ++n;
+        return n;
+    };
+    const size_t base0 = fds(workers[0]), base1 = fds(workers[1]);
     std::vector<std::unique_ptr<Client>> tunnels;
-    for (int i = 0; i < 12; ++i) {
+    while (tunnels.size() < 200 && (tunnels.size() < 12 || fds(workers[0]) <= base0 || fds(workers[1]) <= base1)) {
         auto c = std::make_unique<Client>();
         tunnel(*c, *relay, echo.port());
         tunnels.push_back(std::move(c));
     }
-    auto workers = workerPids(*relay);
-    ASSERT_EQ(workers.size(), 2u);
+    ASSERT_GT(fds(workers[0]), base0) << "worker " << workers[0] << " got none of " << tunnels.size() << " tunnels";
+    ASSERT_GT(fds(workers[1]), base1) << "worker " << workers[1] << " got none of " << tunnels.size() << " tunnels";
     pid_t victim = workers[0];
     ASSERT_EQ(::kill(victim, SIGKILL), 0);
     // Tunnels of the other worker still carry bytes; the victim's are closed.
@@ -255,7 +266,7 @@ TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
     }
     EXPECT_GT(alive, 0);
     EXPECT_GT(dead, 0);
-    EXPECT_EQ(alive + dead, 12);
+    EXPECT_EQ(static_cast<size_t>(alive + dead), tunnels.size());
     // A replacement serves within a second.
     auto killedAt = Clock::now();
     ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 3; }, 5s));
