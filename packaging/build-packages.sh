@@ -45,7 +45,7 @@ for arch in $arches; do
         build="$top/build/pkg-$arch"
         echo "build-packages: building relaypro for $arch ($build)"
         # shellcheck disable=SC2086
-        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_TESTS=OFF -DRELAYPRO_STATIC_LIBSTDCXX=ON $cross >/dev/null
+        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_TESTS=OFF -DRELAYPRO_STATIC_LIBSTDCXX=ON -DCMAKE_SKIP_RPATH=ON $cross >/dev/null
         cmake --build "$build" --target relaypro >/dev/null
         bin="$build/supervisor/relaypro"
     else
