@@ -257,7 +257,7 @@ struct Tunnel {
     bufferevent* bev = nullptr;
     uint64_t id = 0;
     uint64_t t0 = 0, tTls = 0, tConnect = 0, tFirst = 0;
-    enum class State { Connecting, AwaitingAnswer, Exchanging, Done } state = State::Connecting;
+    enum class State { Connecting, AwaitingAnswer, AwaitingClose, Exchanging, Done } state = State::Connecting;
     uint64_t toSend = 0, toReceive = 0, received = 0;
     Stream out{0}, in{0};
     event* tick = nullptr;  // idle mode: the periodic few bytes
@@ -273,6 +273,9 @@ public:
         if (!o_.direct) {
             ctx_ = SSL_CTX_new(TLS_client_method());
             SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+            // A server that closes without close_notify (the TLS floor does) is not an error
+            // here; as one, it would make OpenSSL mark the connection's ticket unusable.
+            SSL_CTX_set_options(ctx_, SSL_OP_IGNORE_UNEXPECTED_EOF);
             if (!o_.cafile.empty()) {
                 if (SSL_CTX_load_verify_locations(ctx_, o_.cafile.c_str(), nullptr) != 1) {
                     std::fprintf(stderr, "loadgen: cannot load %s\n", o_.cafile.c_str());
@@ -438,7 +441,13 @@ private:
             if (!g->o_.direct) {
                 SSL* ssl = bufferevent_openssl_get_ssl(bev);
                 if (SSL_session_reused(ssl) == 1) ++g->result_->resumed;
-                if (g->o_.tlsOnly) return g->finish(t, -1);  // the TLS floor: handshake, close
+                if (g->o_.tlsOnly) {
+                    // The TLS floor: handshake, close. With --resume, read until the server
+                    // closes, so the ticket it sent after the handshake is taken.
+                    if (!g->o_.resume) return g->finish(t, -1);
+                    t->state = Tunnel::State::AwaitingClose;
+                    return;
+                }
                 int fd = static_cast<int>(bufferevent_getfd(bev));
                 int one = 1;
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -453,6 +462,7 @@ private:
             return;
         }
         if ((what & BEV_EVENT_TIMEOUT) != 0) return g->finish(t, kTimeout);
+        if (t->state == Tunnel::State::AwaitingClose) return g->finish(t, -1);
         if (t->state == Tunnel::State::Connecting) {
             bool tls = !g->o_.direct && bufferevent_get_openssl_error(bev) != 0;
             return g->finish(t, tls ? kTlsFailed : kConnectFailed);
