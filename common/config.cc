@@ -668,21 +668,12 @@ private:
         fill("AIR_DEPLOYMENT_TOKEN", "deploymentToken");
         if (!present_.contains("consoleCACert")) {
             if (auto v = env_.get("AIR_CONSOLE_CA_CERT"); v && !v->empty()) {
-                std::string pem = *v;
-                std::string_view t = trimSpace(*v);
-                if (!t.starts_with("-----BEGIN")) {  // a path to the PEM file
-                    auto text = readFile(resolvePath(cfg_.folder, std::string(t)), 1 << 20);
-                    if (!text) {
-                        envError("AIR_CONSOLE_CA_CERT", text.error().describe());
-                        return;
-                    }
-                    pem = std::move(*text);
-                }
-                if (auto s = validateCertificatesPem(pem); !s) {
-                    envError("AIR_CONSOLE_CA_CERT", s.error().message);
+                auto pem = certificatesFromInput(*v, cfg_.folder);
+                if (!pem) {
+                    envError("AIR_CONSOLE_CA_CERT", pem.error().describe());
                     return;
                 }
-                cfg_.consoleCACert = std::move(pem);
+                cfg_.consoleCACert = std::move(*pem);
                 present_.insert("consoleCACert");
             }
         }

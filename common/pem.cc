@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "common/file_io.h"
+#include "common/text.h"
 
 namespace relaypro {
 namespace {
@@ -83,6 +84,18 @@ Status validateCertificateAndKeyFiles(const std::string& certPath, const std::st
         return Error{keyPath + " does not match the certificate in " + certPath};
     }
     return {};
+}
+
+Result<std::string> certificatesFromInput(std::string_view value, const std::string& folder) {
+    std::string pem(value);
+    std::string_view path = trimSpace(value);
+    if (!path.starts_with("-----BEGIN")) {  // the path of a PEM file
+        auto text = readFile(resolvePath(folder, std::string(path)), 1 << 20);
+        if (!text) return text.error();
+        pem = std::move(*text);
+    }
+    if (auto s = validateCertificatesPem(pem); !s) return s.error();
+    return pem;
 }
 
 }  // namespace relaypro

@@ -116,23 +116,44 @@ Result<Environment> loadEnvironment(std::vector<std::string>& warnings) {
     return env;
 }
 
-// status and upgrade: the running service answers over its control socket.
-int talkToService(const CommandLine& cmd) {
+// The start of every sub-command but run (cli.md): as the service user, the environment.
+// 0 with `env` filled, or the exit code (reason printed).
+int environmentAsServiceUser(std::optional<Environment>& env, std::vector<std::string>& warnings) {
     if (auto s = switchToServiceUserIfPresent(); !s) {
         std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
         return kExitFailure;
     }
+    auto loaded = loadEnvironment(warnings);
+    if (!loaded) {
+        std::fprintf(stderr, "relaypro: %s\n", loaded.error().message.c_str());
+        return kExitConfig;
+    }
+    env = std::move(*loaded);
+    return kExitOk;
+}
+
+// ... then config.yml; warnings on stderr when `showWarnings`. 0 with `config` filled, or the
+// exit code (reason printed).
+int loadAsServiceUser(const CommandLine& cmd, std::optional<Config>& config, bool showWarnings = true) {
+    std::optional<Environment> env;
     std::vector<std::string> warnings;
-    auto env = loadEnvironment(warnings);
-    if (!env) {
-        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
+    if (int code = environmentAsServiceUser(env, warnings); code != kExitOk) return code;
+    auto loaded = loadConfig(configPathFor(cmd), *env, warnings);
+    if (showWarnings) {
+        for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    }
+    if (!loaded) {
+        std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
         return kExitConfig;
     }
-    auto config = loadConfig(configPathFor(cmd), *env, warnings);
-    if (!config) {
-        std::fprintf(stderr, "%s\n", config.error().message.c_str());
-        return kExitConfig;
-    }
+    config = std::move(*loaded);
+    return kExitOk;
+}
+
+// status and upgrade: the running service answers over its control socket.
+int talkToService(const CommandLine& cmd) {
+    std::optional<Config> config;
+    if (int code = loadAsServiceUser(cmd, config, false); code != kExitOk) return code;
     bool upgrade = cmd.command == "upgrade";
     unsigned timeout = cmd.timeoutSeconds.value_or(60);
     std::string request = upgrade ? "{\"command\":\"upgrade\",\"timeoutSeconds\":" + std::to_string(timeout) + "}"
@@ -226,29 +247,6 @@ int run(const CommandLine& cmd) {
     return runService(std::move(options), std::move(*env), std::move(*config));
 }
 
-// The common start of check-config and ca: as the service user, the environment and
-// config.yml, warnings on stderr. 0 with `config` filled, or the exit code (reason printed).
-int loadAsServiceUser(const CommandLine& cmd, std::optional<Config>& config) {
-    if (auto s = switchToServiceUserIfPresent(); !s) {
-        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
-        return kExitFailure;
-    }
-    std::vector<std::string> warnings;
-    auto env = loadEnvironment(warnings);
-    if (!env) {
-        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
-        return kExitConfig;
-    }
-    auto loaded = loadConfig(configPathFor(cmd), *env, warnings);
-    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-    if (!loaded) {
-        std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
-        return kExitConfig;
-    }
-    config = std::move(*loaded);
-    return kExitOk;
-}
-
 int checkConfig(const CommandLine& cmd) {
     std::optional<Config> config;
     if (int code = loadAsServiceUser(cmd, config); code != kExitOk) return code;
@@ -319,27 +317,16 @@ bool lacks(const YamlNode& root, std::string_view key) {
 // through RelayPro's own atomic, comment-preserving writer, so the package scripts never write
 // into the install folder as root.
 int installConfig(const CommandLine& cmd) {
-    // AIR_CONSOLE_CA_CERT may name a file only root can read: read it before switching users.
-    std::optional<std::string> caFromRoot;
+    // AIR_CONSOLE_CA_CERT may name a file only root can read: resolved before switching users,
+    // used below if config.yml lacks consoleCACert.
     const char* caInput = std::getenv("AIR_CONSOLE_CA_CERT");
-    if (caInput != nullptr && *caInput != '\0' && !trimSpace(caInput).starts_with("-----BEGIN")) {
-        auto text = readFile(std::string(trimSpace(caInput)), 1 << 20);
-        if (!text) {
-            std::fprintf(stderr, "relaypro: AIR_CONSOLE_CA_CERT: %s\n", text.error().describe().c_str());
-            return kExitConfig;
-        }
-        caFromRoot = std::move(*text);
+    std::optional<Result<std::string>> caFromRoot;
+    if (caInput != nullptr && *caInput != '\0') {
+        caFromRoot = certificatesFromInput(caInput, dirName(configPathFor(cmd)));
     }
-    if (auto s = switchToServiceUserIfPresent(); !s) {
-        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
-        return kExitFailure;
-    }
+    std::optional<Environment> env;
     std::vector<std::string> warnings;
-    auto env = loadEnvironment(warnings);
-    if (!env) {
-        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
-        return kExitConfig;
-    }
+    if (int code = environmentAsServiceUser(env, warnings); code != kExitOk) return code;
     const std::string path = configPathFor(cmd);
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
@@ -409,24 +396,12 @@ int installConfig(const CommandLine& cmd) {
         note("deploymentToken");
     }
     if (auto v = input("AIR_CONSOLE_CA_CERT"); v && lacks(root, "consoleCACert")) {
-        std::string pem = *v;
-        if (!trimSpace(pem).starts_with("-----BEGIN")) {
-            if (caFromRoot && caInput != nullptr && *v == caInput) {
-                pem = *caFromRoot;
-            } else {
-                auto file = readFile(std::string(trimSpace(*v)), 1 << 20);
-                if (!file) {
-                    std::fprintf(stderr, "relaypro: AIR_CONSOLE_CA_CERT: %s\n", file.error().describe().c_str());
-                    return kExitConfig;
-                }
-                pem = std::move(*file);
-            }
-        }
-        if (auto s = validateCertificatesPem(pem); !s) {
-            std::fprintf(stderr, "relaypro: AIR_CONSOLE_CA_CERT: %s\n", s.error().message.c_str());
+        auto pem = caFromRoot && *v == caInput ? *caFromRoot : certificatesFromInput(*v, dirName(path));
+        if (!pem) {
+            std::fprintf(stderr, "relaypro: AIR_CONSOLE_CA_CERT: %s\n", pem.error().describe().c_str());
             return kExitConfig;
         }
-        updates.push_back(ConfigUpdate::string({"consoleCACert"}, pem));
+        updates.push_back(ConfigUpdate::string({"consoleCACert"}, *pem));
         note("consoleCACert");
     }
     if (!updates.empty()) {

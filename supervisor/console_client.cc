@@ -18,10 +18,6 @@ CURLM* multi(void* m) {
 
 }  // namespace
 
-json_t* ConsoleResponse::result() const {
-    return envelope != nullptr ? json_object_get(envelope, "result") : nullptr;
-}
-
 bool ConsoleResponse::success() const {
     return envelope != nullptr && json_is_true(json_object_get(envelope, "success"));
 }

@@ -30,7 +30,6 @@ struct ConsoleResponse {
     long status = 0;
     // The envelope: {"success", "statusCode", "result", "errors"}; null when the body is not one.
     json_t* envelope = nullptr;  // owned
-    [[nodiscard]] json_t* result() const;
     [[nodiscard]] bool success() const;
 
     ConsoleResponse() = default;

@@ -10,15 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "test/support/json.h"
 #include "test/support/test_files.h"
 
 namespace relaypro {
 namespace {
 
-struct JsonFree {
-    void operator()(json_t* j) const { json_decref(j); }
-};
-using Json = std::unique_ptr<json_t, JsonFree>;
+using testing::Json;
 
 Json loadVector(const std::string& name) {
     std::string path = std::string(RELAYPRO_SOURCE_DIR) + "/test/data/jose/" + name;

@@ -5,13 +5,12 @@
 
 #include <memory>
 
+#include "test/support/json.h"
+
 namespace relaypro {
 namespace {
 
-struct JsonFree {
-    void operator()(json_t* j) const { json_decref(j); }
-};
-using Json = std::unique_ptr<json_t, JsonFree>;
+using testing::Json;
 
 Json parse(const std::string& line) {
     json_error_t err;

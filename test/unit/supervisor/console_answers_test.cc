@@ -6,13 +6,12 @@
 
 #include <memory>
 
+#include "test/support/json.h"
+
 namespace relaypro {
 namespace {
 
-struct JsonFree {
-    void operator()(json_t* j) const { json_decref(j); }
-};
-using Json = std::unique_ptr<json_t, JsonFree>;
+using testing::Json;
 
 Json env(const std::string& body) {
     return Json(parseEnvelope(body));
