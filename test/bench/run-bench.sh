@@ -28,7 +28,14 @@ proxy_cpu=0 load_cpu=1
 hz=$(getconf CLK_TCK)
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# Squid names its shared-memory segments after its service name; one of this run's own, removed at
+# the end, so that a squid killed earlier elsewhere cannot make this one fail ("File exists").
+squid_service=relayprobench$$
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -f /dev/shm/"$squid_service"-*
+}
 trap cleanup EXIT
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -114,7 +121,7 @@ http_access deny CONNECT !target_port
 http_access allow authed
 http_access deny all
 EOF
-    taskset -c $proxy_cpu /usr/sbin/squid -N -f "$dir/squid.conf" > "$dir/out.txt" 2> "$dir/err.txt" &
+    taskset -c $proxy_cpu /usr/sbin/squid -N -n "$squid_service" -f "$dir/squid.conf" > "$dir/out.txt" 2> "$dir/err.txt" &
     pids+=($!)
     proxy_pid=$!
     proxy_port=$port

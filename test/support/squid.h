@@ -41,7 +41,12 @@ public:
             conf += "http_access allow all\n";
         }
         writeText(dir_ / "squid.conf", conf);
-        process_ = ChildProcess::spawn({"/usr/sbin/squid", "-N", "-f", (dir_ / "squid.conf").string()},
+        // A service name of this instance's own: squid names its shared-memory segments after it,
+        // and a SIGKILLed squid leaves them behind, which makes the next squid of the same name
+        // fail with "shm_open(...): File exists".
+        static int instances = 0;
+        service_ = "relayprotest" + std::to_string(::getpid()) + "x" + std::to_string(instances++);
+        process_ = ChildProcess::spawn({"/usr/sbin/squid", "-N", "-n", service_, "-f", (dir_ / "squid.conf").string()},
                                        {{"PATH", "/usr/bin:/bin"}}, dir_ / "out.txt", dir_ / "err.txt");
         ready_ = eventually(
             [&] {
@@ -51,7 +56,13 @@ public:
             },
             std::chrono::seconds(30));
     }
-    ~Squid() { process_.stop(SIGKILL); }
+    ~Squid() {
+        process_.stop(SIGKILL);
+        std::error_code ignored;
+        for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ignored)) {
+            if (entry.path().filename().string().starts_with(service_ + "-")) std::filesystem::remove(entry, ignored);
+        }
+    }
     [[nodiscard]] bool ready() const { return ready_; }
     [[nodiscard]] uint16_t port() const { return port_; }
     [[nodiscard]] std::string accessLog() const { return readText(dir_ / "access.log"); }
@@ -59,6 +70,7 @@ public:
 
 private:
     std::filesystem::path dir_;
+    std::string service_;
     uint16_t port_ = 0;
     ChildProcess process_;
     bool ready_ = false;
