@@ -99,15 +99,63 @@ Result<std::string> issueToken(const TokenKey& master, std::string_view responde
     return token;
 }
 
-Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& keys, int64_t organizationId,
-                                int64_t now, int64_t skewSeconds) {
-    auto jwe = parseCompactJwe(compact, kMaxTokenBytes);
-    if (!jwe) return jwe.error();
-    if (!jwe->encryptedKey.empty()) return Error{"dir tokens carry no encrypted key"};
-    if (jwe->iv.size() != 12 || jwe->tag.size() != 16) return Error{"bad IV or tag length"};
+namespace token_parts {
+namespace {
 
+bool isBase64UrlDigit(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+// Consumes `literal` from the front of `in`.
+bool take(std::string_view& in, std::string_view literal) {
+    if (!in.starts_with(literal)) return false;
+    in.remove_prefix(literal.size());
+    return true;
+}
+
+// An integer as JSON writes it (-?(0|[1-9][0-9]*)), at most 18 digits so that it cannot overflow.
+bool takeInteger(std::string_view& in, int64_t& value) {
+    bool negative = take(in, "-");
+    size_t n = 0;
+    while (n < in.size() && in[n] >= '0' && in[n] <= '9') ++n;
+    if (n == 0 || n > 18 || (n > 1 && in[0] == '0')) return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; ++i) v = v * 10 + (in[i] - '0');
+    value = negative ? -v : v;
+    in.remove_prefix(n);
+    return true;
+}
+
+// A string's contents up to its closing quote, when it needs no unescaping: no backslash, no
+// control character, valid UTF-8 (what jansson would return for the same bytes).
+bool takePlainString(std::string_view& in, std::string& out) {
+    size_t end = in.find('"');
+    if (end == std::string_view::npos) return false;
+    std::string_view text = in.substr(0, end);
+    for (char ch : text) {
+        if (ch == '\\' || static_cast<unsigned char>(ch) < 0x20) return false;
+    }
+    if (!isValidUtf8(text)) return false;
+    out.assign(text);
+    in.remove_prefix(end + 1);
+    return true;
+}
+
+}  // namespace
+
+std::optional<std::string> canonicalHeaderKid(std::string_view in) {
+    if (!take(in, R"({"alg":"dir","enc":"A256GCM","kid":")")) return std::nullopt;
+    size_t n = 0;
+    while (n < in.size() && (isBase64UrlDigit(in[n]) || in[n] == '.')) ++n;
+    std::string kid(in.substr(0, n));
+    in.remove_prefix(n);
+    if (!take(in, R"(","typ":"JWT"})") || !in.empty()) return std::nullopt;
+    return kid;
+}
+
+Result<std::string> jsonHeaderKid(std::string_view text) {
     json_error_t err;
-    Json header(json_loadb(jwe->header.data(), jwe->header.size(), JSON_REJECT_DUPLICATES, &err));
+    Json header(json_loadb(text.data(), text.size(), JSON_REJECT_DUPLICATES, &err));
     if (!header || !json_is_object(header.get())) return Error{"the protected header is not a JSON object"};
     if (json_object_size(header.get()) != 4) return Error{"the protected header must have exactly alg, enc, kid, typ"};
     auto alg = stringMember(header.get(), "alg");
@@ -117,7 +165,61 @@ Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& 
     if (!alg || *alg != "dir") return Error{"alg is not dir"};
     if (!enc || *enc != "A256GCM") return Error{"enc is not A256GCM"};
     if (!typ || *typ != "JWT") return Error{"typ is not JWT"};
-    if (!kid || !kid->starts_with(kKidPrefix)) return Error{"kid is not an rp1 key id"};
+    if (!kid) return Error{"kid is not a string"};
+    return std::move(*kid);
+}
+
+Result<std::string> headerKid(std::string_view text) {
+    if (auto kid = canonicalHeaderKid(text)) return std::move(*kid);
+    return jsonHeaderKid(text);
+}
+
+std::optional<Claims> canonicalClaims(std::string_view in) {
+    Claims c;
+    if (!take(in, R"({"iss":")") || !takePlainString(in, c.iss) || !take(in, R"(,"sub":")") ||
+        !takePlainString(in, c.sub) || !take(in, R"(,"org":)") || !takeInteger(in, c.org) || !take(in, R"(,"iat":)") ||
+        !takeInteger(in, c.iat) || !take(in, R"(,"nbf":)") || !takeInteger(in, c.nbf) || !take(in, R"(,"exp":)") ||
+        !takeInteger(in, c.exp) || !take(in, R"(,"jti":")") || !takePlainString(in, c.jti) || !take(in, "}") ||
+        !in.empty()) {
+        return std::nullopt;
+    }
+    return c;
+}
+
+Result<Claims> jsonClaims(std::string_view text) {
+    json_error_t err;
+    Json claims(json_loadb(text.data(), text.size(), JSON_REJECT_DUPLICATES, &err));
+    if (!claims || !json_is_object(claims.get()) || json_object_size(claims.get()) != 7) {
+        return Error{"the claims must be exactly iss, sub, org, iat, nbf, exp, jti"};
+    }
+    auto iss = stringMember(claims.get(), "iss");
+    auto sub = stringMember(claims.get(), "sub");
+    auto org = integerMember(claims.get(), "org");
+    auto iat = integerMember(claims.get(), "iat");
+    auto nbf = integerMember(claims.get(), "nbf");
+    auto exp = integerMember(claims.get(), "exp");
+    auto jti = stringMember(claims.get(), "jti");
+    if (!iss || !sub || !org || !iat || !nbf || !exp || !jti) return Error{"a claim is missing or of the wrong type"};
+    return Claims{std::move(*iss), std::move(*sub), *org, *iat, *nbf, *exp, std::move(*jti)};
+}
+
+Result<Claims> claimsOf(std::string_view text) {
+    if (auto c = canonicalClaims(text)) return std::move(*c);
+    return jsonClaims(text);
+}
+
+}  // namespace token_parts
+
+Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& keys, int64_t organizationId,
+                                int64_t now, int64_t skewSeconds) {
+    auto jwe = parseCompactJwe(compact, kMaxTokenBytes);
+    if (!jwe) return jwe.error();
+    if (!jwe->encryptedKey.empty()) return Error{"dir tokens carry no encrypted key"};
+    if (jwe->iv.size() != 12 || jwe->tag.size() != 16) return Error{"bad IV or tag length"};
+
+    auto kid = token_parts::headerKid(jwe->header);
+    if (!kid) return kid.error();
+    if (!kid->starts_with(kKidPrefix)) return Error{"kid is not an rp1 key id"};
     std::string_view rest = std::string_view(*kid).substr(kKidPrefix.size());
     size_t dot = rest.find('.');
     if (dot == std::string_view::npos) return Error{"malformed kid"};
@@ -131,32 +233,26 @@ Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& 
     sodium_memzero(key->data(), key->size());
     if (!plaintext) return Error{"the token does not decrypt (tampered, or another key)"};
 
-    Json claims(json_loadb(plaintext->data(), plaintext->size(), JSON_REJECT_DUPLICATES, &err));
-    if (!claims || !json_is_object(claims.get()) || json_object_size(claims.get()) != 7) {
-        return Error{"the claims must be exactly iss, sub, org, iat, nbf, exp, jti"};
+    auto claims = token_parts::claimsOf(*plaintext);
+    if (!claims) return claims.error();
+    if (claims->iss != "relaypro") return Error{"iss is not relaypro"};
+    if (claims->sub != *kidResponder) return Error{"sub differs from the kid's Responder"};
+    if (claims->org != organizationId) return Error{"org is another organization's"};
+    int64_t lifetime = 0;
+    if (claims->exp <= claims->iat || __builtin_sub_overflow(claims->exp, claims->iat, &lifetime) ||
+        lifetime > kMaxTokenLifetimeSeconds) {
+        return Error{"lifetime out of range"};
     }
+    if (utcDay(claims->iat) != *day) return Error{"iat does not fall on the kid's day"};
+    if (now + skewSeconds < claims->nbf) return Error{"not yet valid"};
+    if (now - skewSeconds >= claims->exp) return Error{"expired"};
     TokenClaims c;
-    auto iss = stringMember(claims.get(), "iss");
-    auto sub = stringMember(claims.get(), "sub");
-    auto org = integerMember(claims.get(), "org");
-    auto iat = integerMember(claims.get(), "iat");
-    auto nbf = integerMember(claims.get(), "nbf");
-    auto exp = integerMember(claims.get(), "exp");
-    auto jti = stringMember(claims.get(), "jti");
-    if (!iss || !sub || !org || !iat || !nbf || !exp || !jti) return Error{"a claim is missing or of the wrong type"};
-    if (*iss != "relaypro") return Error{"iss is not relaypro"};
-    if (*sub != *kidResponder) return Error{"sub differs from the kid's Responder"};
-    if (*org != organizationId) return Error{"org is another organization's"};
-    if (*exp - *iat > kMaxTokenLifetimeSeconds || *exp <= *iat) return Error{"lifetime out of range"};
-    if (utcDay(*iat) != *day) return Error{"iat does not fall on the kid's day"};
-    if (now + skewSeconds < *nbf) return Error{"not yet valid"};
-    if (now - skewSeconds >= *exp) return Error{"expired"};
-    c.responderId = std::move(*sub);
-    c.organizationId = *org;
-    c.issuedAt = *iat;
-    c.notBefore = *nbf;
-    c.expiresAt = *exp;
-    c.id = std::move(*jti);
+    c.responderId = std::move(claims->sub);
+    c.organizationId = claims->org;
+    c.issuedAt = claims->iat;
+    c.notBefore = claims->nbf;
+    c.expiresAt = claims->exp;
+    c.id = std::move(claims->jti);
     return c;
 }
 

@@ -56,4 +56,32 @@ using TokenKeyLookup = std::function<std::optional<TokenKey>(int64_t day, std::s
 Result<TokenClaims> verifyToken(std::string_view compact, const TokenKeyLookup& keys, int64_t organizationId,
                                 int64_t now, int64_t skewSeconds);
 
+// The two halves of verification's parsing, exposed for tests and fuzzing. Each has a fast path
+// for the exact bytes issueToken writes and falls back to jansson for every other spelling; the
+// fuzzer checks that both paths agree wherever the fast one answers.
+namespace token_parts {
+
+struct Claims {
+    std::string iss;
+    std::string sub;
+    int64_t org = 0;
+    int64_t iat = 0;
+    int64_t nbf = 0;
+    int64_t exp = 0;
+    std::string jti;
+};
+
+// The kid of a protected header: exactly alg "dir", enc "A256GCM", kid (a string), typ "JWT".
+std::optional<std::string> canonicalHeaderKid(std::string_view json);
+Result<std::string> headerKid(std::string_view json);  // fast path, else jansson
+
+// Exactly iss, sub, jti (strings) and org, iat, nbf, exp (integers).
+std::optional<Claims> canonicalClaims(std::string_view json);
+Result<Claims> claimsOf(std::string_view json);  // fast path, else jansson
+
+Result<std::string> jsonHeaderKid(std::string_view json);  // jansson only
+Result<Claims> jsonClaims(std::string_view json);          // jansson only
+
+}  // namespace token_parts
+
 }  // namespace relaypro

@@ -1,6 +1,7 @@
 // Responder tokens from arbitrary bytes. A random token cannot pass AES-GCM, so half the inputs
 // are encrypted first with the right key: the header and claims parsers then see arbitrary JSON.
-// Properties checked: base64url round-trips; whatever verifies obeys every rule of the format.
+// Properties checked: base64url round-trips; the fast header and claims parsers agree with
+// jansson; whatever verifies obeys every rule of the format.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -28,6 +29,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
     std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
     if (auto d = base64UrlDecode(text); d && base64UrlEncode(*d) != text) std::abort();
+    // The fast parsers for issueToken's own spelling must agree with jansson wherever they answer.
+    if (auto fast = token_parts::canonicalHeaderKid(text)) {
+        auto slow = token_parts::jsonHeaderKid(text);
+        if (!slow || *slow != *fast) std::abort();
+    }
+    if (auto fast = token_parts::canonicalClaims(text)) {
+        auto slow = token_parts::jsonClaims(text);
+        if (!slow || slow->iss != fast->iss || slow->sub != fast->sub || slow->org != fast->org ||
+            slow->iat != fast->iat || slow->nbf != fast->nbf || slow->exp != fast->exp || slow->jti != fast->jti) {
+            std::abort();
+        }
+    }
 
     TokenKeyLookup keys = [](int64_t day, std::string_view responderId) -> std::optional<TokenKey> {
         if (day != utcDay(kNow)) return std::nullopt;

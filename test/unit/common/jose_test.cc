@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 #include <jansson.h>
+#include <sodium.h>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,6 +77,59 @@ TEST(Base64Url, RoundTripsAndRejectsEveryNonCanonicalForm) {
     EXPECT_FALSE(base64UrlDecode(std::string("Zg\0", 3)));
     EXPECT_FALSE(base64UrlDecode("Zm9v\xbe\xbe"));  // libsodium 1.0.18 alone would take these (found by fuzzing)
     EXPECT_FALSE(base64UrlDecode("Zm9v\x99\xae\xd1\xbe"));
+}
+
+// Every string of up to three characters over the alphabet plus bytes around its edges, and every
+// four-character string of a smaller set: accepted exactly when it is canonical, i.e. when
+// re-encoding the decoded bytes gives the same text, and then with the bytes libsodium decodes.
+TEST(Base64Url, AgreesWithTheCanonicalDefinitionOnEveryShortString) {
+    std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string full = chars + std::string("+/=.@[`{\0\x7f\x80\xbe\xff \n", 15);
+    auto reference = [&](const std::string& text) -> std::optional<std::string> {
+        for (char c : text) {
+            if (chars.find(c) == std::string::npos) return std::nullopt;
+        }
+        std::string out(text.size(), '\0');
+        size_t len = 0;
+        const char* end = nullptr;
+        if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(),
+                              nullptr, &len, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+            end != text.data() + text.size()) {
+            return std::nullopt;
+        }
+        out.resize(len);
+        if (base64UrlEncode(out) != text) return std::nullopt;
+        return out;
+    };
+    size_t checked = 0, accepted = 0;
+    auto check = [&](const std::string& text) {
+        auto mine = base64UrlDecode(text);
+        auto theirs = reference(text);
+        ASSERT_EQ(mine.has_value(), theirs.has_value()) << "input of " << text.size() << " bytes";
+        if (mine) {
+            EXPECT_EQ(*mine, *theirs);
+            ++accepted;
+        }
+        ++checked;
+    };
+    check("");
+    for (char a : full) {
+        check(std::string(1, a));
+        for (char b : full) {
+            check(std::string{a, b});
+            for (char c : full) check(std::string{a, b, c});
+        }
+    }
+    std::string small = "AQgh_-+=\xff";
+    for (char a : small) {
+        for (char b : small) {
+            for (char c : small) {
+                for (char d : small) check(std::string{a, b, c, d} + "Zg");
+            }
+        }
+    }
+    EXPECT_GT(checked, 500000U);
+    EXPECT_EQ(accepted, 1U + 64 * 4 + 64 * 64 * 16 + 6 * 6 * 6 * 6);  // "", 2 and 3 digits, 4 digits + "Zg"
 }
 
 // RFC 5869 appendix A.1 and A.3.

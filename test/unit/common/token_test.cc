@@ -241,5 +241,56 @@ TEST(Token, EachRuleOfTheFormat) {
     }
 }
 
+// The fast path reads issueToken's own spelling; every other spelling of the same JSON goes to
+// jansson and gives the same answer; what jansson rejects stays rejected.
+TEST(TokenParts, TheFastPathReadsIssuedSpellingAndJanssonReadsTheRest) {
+    using namespace token_parts;
+    const std::string header = headerFor("r1", 20417);
+    ASSERT_TRUE(canonicalHeaderKid(header));
+    EXPECT_EQ(*canonicalHeaderKid(header), "rp1.20417.cjE");
+    for (const std::string& other :
+         {std::string(R"({"typ":"JWT","alg":"dir","enc":"A256GCM","kid":"rp1.20417.cjE"})"),
+          std::string(R"( {"alg":"dir","enc":"A256GCM","kid":"rp1.20417.cjE","typ":"JWT"})"),
+          std::string(R"({"alg":"dir","enc":"A256GCM","kid":"rp1.20417.\u0063jE","typ":"JWT"})")}) {
+        EXPECT_FALSE(canonicalHeaderKid(other)) << other;
+        auto kid = headerKid(other);
+        ASSERT_TRUE(kid) << other << ": " << kid.error().message;
+        EXPECT_EQ(*kid, "rp1.20417.cjE");
+    }
+    EXPECT_FALSE(headerKid(R"({"alg":"dir","enc":"A256GCM","kid":"rp1.20417.cjE","typ":"JWT","zip":"DEF"})"));
+    EXPECT_FALSE(headerKid(R"({"alg":"dir","enc":"A256GCM","kid":"rp1.20417.cjE","typ":"JWT"} x)"));
+    EXPECT_FALSE(headerKid(R"({"alg":"dir","enc":"A256GCM","kid":"a","kid":"b","typ":"JWT"})"));
+
+    const std::string claims = claimsJson("r1", 7, kNow, kNow, kNow + 60);
+    auto fast = canonicalClaims(claims);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(fast->sub, "r1");
+    EXPECT_EQ(fast->org, 7);
+    EXPECT_EQ(fast->exp, kNow + 60);
+    EXPECT_EQ(fast->jti, "abc");
+    // An escaped sub, an integer of 19 digits, a float, a duplicate claim: jansson decides.
+    const std::string escaped = claimsJson(R"(a\"b)", 7, kNow, kNow, kNow + 60);
+    EXPECT_FALSE(canonicalClaims(escaped));
+    ASSERT_TRUE(claimsOf(escaped));
+    EXPECT_EQ(claimsOf(escaped)->sub, "a\"b");
+    const std::string big = claimsJson("r1", 1234567890123456789, kNow, kNow, kNow + 60);
+    EXPECT_FALSE(canonicalClaims(big));
+    ASSERT_TRUE(claimsOf(big));
+    EXPECT_EQ(claimsOf(big)->org, 1234567890123456789);
+    EXPECT_FALSE(claimsOf(R"({"iss":"relaypro","sub":"r1","org":7.0,"iat":1,"nbf":1,"exp":2,"jti":"abc"})"));
+    EXPECT_FALSE(claimsOf(R"({"iss":"relaypro","sub":"r1","org":07,"iat":1,"nbf":1,"exp":2,"jti":"abc"})"));
+    EXPECT_FALSE(claimsOf(claimsJson("r1", 7, kNow, kNow, kNow + 60, R"(,"jti":"x")")));
+    EXPECT_FALSE(claimsOf(claimsJson("r\x01", 7, kNow, kNow, kNow + 60)));      // a raw control character
+    EXPECT_FALSE(claimsOf(claimsJson("r\xc3\x28", 7, kNow, kNow, kNow + 60)));  // not UTF-8
+}
+
+// A lifetime computed from extreme integers must not overflow (UBSan would see it).
+TEST(Token, ExtremeTimesAreOutOfRange) {
+    const std::string id = "r1";
+    const int64_t day = utcDay(kNow);
+    EXPECT_FALSE(verifyNow(forge(headerFor(id, day), claimsJson(id, kOrg, kNow, kNow, INT64_MAX), id, day)));
+    EXPECT_FALSE(verifyNow(forge(headerFor(id, day), claimsJson(id, kOrg, INT64_MIN, kNow, kNow + 60), id, day)));
+}
+
 }  // namespace
 }  // namespace relaypro
