@@ -96,8 +96,8 @@ Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int f
       peer_(peer),
       clientText_(peerText(peer)) {
     char id[40];
-    std::snprintf(id, sizeof id, "%x-%06llx", static_cast<unsigned>(::getpid()),
-                  static_cast<unsigned long long>(serial));
+    static const auto pid = static_cast<unsigned>(::getpid());  // a worker never forks
+    std::snprintf(id, sizeof id, "%x-%06llx", pid, static_cast<unsigned long long>(serial));
     id_ = id;
     client_.attach(fd);
     event_base* base = server_.base();
