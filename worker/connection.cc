@@ -134,7 +134,9 @@ void Connection::start() {
 }
 
 bool Connection::idleBetweenRequests() const {
-    return state_ == State::ReadHead && headBuf_.empty() && handshakeDone_ && answeredOne_;
+    // With read_ahead, the next request may already sit in OpenSSL's buffer rather than the socket's.
+    return state_ == State::ReadHead && headBuf_.empty() && handshakeDone_ && answeredOne_ &&
+           (client_.ssl() == nullptr || SSL_has_pending(client_.ssl()) == 0);
 }
 
 void Connection::startHeadTimer() {
