@@ -87,6 +87,10 @@ bool Channel::trySend(const std::string& frame, const std::vector<int>& fds) {
 bool Channel::send(const std::string& frame, const std::vector<int>& fds) {
     if (!fd_ || frame.size() > kMaxFrameBytes || fds.size() > kMaxFdsPerFrame) return false;
     if (queue_.empty() && trySend(frame, fds)) return true;
+    return enqueue(frame, fds);
+}
+
+bool Channel::enqueue(const std::string& frame, const std::vector<int>& fds) {
     if (!fd_) return false;
     if (queuedBytes_ + frame.size() > kMaxQueuedBytes) return false;
     Outgoing o{frame, {}};
@@ -95,6 +99,40 @@ bool Channel::send(const std::string& frame, const std::vector<int>& fds) {
     queue_.push_back(std::move(o));
     event_add(writeEvent_, nullptr);
     return true;
+}
+
+size_t Channel::sendAll(const std::vector<std::string>& frames) {
+    size_t done = 0;
+    if (fd_ && queue_.empty()) {
+        constexpr size_t kBatch = 64;
+        iovec iov[kBatch];
+        mmsghdr msgs[kBatch];
+        while (done < frames.size()) {
+            size_t n = 0;
+            for (; n < kBatch && done + n < frames.size(); ++n) {
+                const std::string& f = frames[done + n];
+                if (f.size() > kMaxFrameBytes) break;
+                iov[n] = iovec{const_cast<char*>(f.data()), f.size()};
+                msgs[n] = mmsghdr{};
+                msgs[n].msg_hdr.msg_iov = &iov[n];
+                msgs[n].msg_hdr.msg_iovlen = 1;
+            }
+            if (n == 0) return done;  // an oversized frame: refused, like send() refuses it
+            int sent = ::sendmmsg(fd_.get(), msgs, static_cast<unsigned>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (sent < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+                fail(std::string("send failed: ") + std::strerror(errno));
+                return done;
+            }
+            done += static_cast<size_t>(sent);
+            if (static_cast<size_t>(sent) < n) break;  // the socket is full: queue the rest
+        }
+    }
+    for (; done < frames.size(); ++done) {
+        if (frames[done].size() > kMaxFrameBytes || !enqueue(frames[done], {})) break;
+    }
+    return done;
 }
 
 void Channel::onWritable(int, short, void* arg) {

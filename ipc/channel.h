@@ -47,6 +47,11 @@ public:
     bool send(const M& message, uint32_t generation, const std::vector<int>& fds = {}) {
         return send(frame(message, generation), fds);
     }
+    // Sends frames without descriptors in as few system calls as possible (sendmmsg), in order
+    // and after anything already queued; what the socket does not take waits in the queue.
+    // Returns how many frames were accepted (sent or queued): fewer when the queue is full or
+    // the channel closed, and then the rest are the caller's to count as dropped.
+    size_t sendAll(const std::vector<std::string>& frames);
     // Sends everything queued, blocking up to `timeoutMs` (used right before an exit or exec).
     bool flush(int timeoutMs);
 
@@ -68,6 +73,7 @@ private:
     static void onWritable(int fd, short what, void* arg);
     void readSome();
     bool trySend(const std::string& frame, const std::vector<int>& fds);
+    bool enqueue(const std::string& frame, const std::vector<int>& fds);
     void fail(const std::string& reason);
 
     event_base* base_;

@@ -15,7 +15,7 @@ PACKAGING="rpm lintian rpmlint file"
 TEST="clang libclang-rt-14-dev clang-format clang-tidy
       curl openssl ca-certificates python3
       nats-server squid-openssl haproxy python3-cryptography python3-jwcrypto
-      debootstrap systemd-container zstd"
+      debootstrap systemd-container zstd gnuplot-nox"
 
 arch=""
 case "${1:-}" in

@@ -21,25 +21,52 @@
 namespace relaypro {
 namespace {
 
-// Log records travel to the supervisor, which owns the log file. A full channel drops records
-// rather than blocking the loop; the count goes out with the next record that fits.
+// Log records travel to the supervisor, which owns the log file. Records of one loop turn go
+// out together at its end, in one sendmmsg, so a busy worker wakes the supervisor once per turn
+// rather than once per tunnel. A full channel drops records rather than blocking the loop; the
+// count goes out with the next record that fits.
 class IpcLogOutput : public LogOutput {
 public:
-    IpcLogOutput(ipc::Channel& channel, const uint32_t& generation) : channel_(channel), generation_(generation) {}
+    static constexpr size_t kMaxBatch = 256;
+
+    IpcLogOutput(event_base* base, ipc::Channel& channel, const uint32_t& generation)
+        : channel_(channel),
+          generation_(generation),
+          flushEvent_(event_new(base, -1, 0, &IpcLogOutput::onFlush, this)) {}
+    ~IpcLogOutput() override { event_free(flushEvent_); }
+    IpcLogOutput(const IpcLogOutput&) = delete;
+    IpcLogOutput& operator=(const IpcLogOutput&) = delete;
+
     void write(const LogRecord& record) override {
         ipc::Log m;
         m.record = record;
-        if (dropped_ > 0) m.record.fields.emplace_back("droppedBefore", dropped_);
-        if (channel_.send(m, generation_)) {
+        if (dropped_ > 0) {
+            m.record.fields.emplace_back("droppedBefore", dropped_);
             dropped_ = 0;
-        } else {
-            ++dropped_;
+        }
+        batch_.push_back(ipc::frame(m, generation_));
+        if (batch_.size() >= kMaxBatch) {
+            flush();
+        } else if (batch_.size() == 1) {
+            event_active(flushEvent_, EV_TIMEOUT, 0);  // runs after this turn's other callbacks
         }
     }
 
+    // Hands every batched record to the channel now.
+    void flush() {
+        if (batch_.empty()) return;
+        size_t accepted = channel_.sendAll(batch_);
+        dropped_ += batch_.size() - accepted;
+        batch_.clear();
+    }
+
 private:
+    static void onFlush(int, short, void* arg) { static_cast<IpcLogOutput*>(arg)->flush(); }
+
     ipc::Channel& channel_;
     const uint32_t& generation_;
+    event* flushEvent_;
+    std::vector<std::string> batch_;
     uint64_t dropped_ = 0;
 };
 
@@ -49,7 +76,7 @@ public:
         channel_ = std::make_unique<ipc::Channel>(
             base, UniqueFd(channelFd), [this](ipc::Received&& r) { onMessage(std::move(r)); },
             [this](const std::string& reason) { onChannelClosed(reason); });
-        log_ = std::make_unique<IpcLogOutput>(*channel_, generation_);
+        log_ = std::make_unique<IpcLogOutput>(base, *channel_, generation_);
         if (testHooks_) {
             // Test hooks: SIGUSR1 sends garbage, SIGUSR2 a message a serving worker may not send.
             garbage_ = evsignal_new(base_, SIGUSR1, &Worker::onGarbageHook, this);
@@ -69,6 +96,7 @@ public:
         event_base_dispatch(base_);
         if (server_) server_->closeAll();
         server_.reset();
+        log_->flush();
         channel_->flush(1000);
         return exitCode_;
     }

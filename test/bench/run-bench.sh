@@ -8,12 +8,20 @@
 # CPU per tunnel = utime + stime of the proxy and its children (from /proc/PID/stat) over the
 # run, divided by the tunnels that succeeded. Loopback only; every run is bounded in count.
 #
-#   test/bench/run-bench.sh BUILD_DIR [--quick]      (writes BUILD_DIR/bench/results.md)
+#   test/bench/run-bench.sh BUILD_DIR [--quick] [--publish]
+# writes BUILD_DIR/bench/results.md and chart.svg (gnuplot); --publish copies both to docs/bench/,
+# which BENCHMARKS.md shows.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(cd "${1:?usage: run-bench.sh BUILD_DIR [--quick]}" && pwd)
-quick=no
-[ "${2:-}" = --quick ] && quick=yes
+build=$(cd "${1:?usage: run-bench.sh BUILD_DIR [--quick] [--publish]}" && pwd)
+quick=no publish=no
+for arg in "${@:2}"; do
+    case $arg in
+    --quick) quick=yes ;;
+    --publish) publish=yes ;;
+    *) echo "run-bench: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
 out=$build/bench
 rm -rf "$out"
 mkdir -p "$out"
@@ -21,8 +29,8 @@ chmod 0755 "$out"
 loadgen=$build/test/loadgen
 floor=$build/test/tls_floor
 relaypro=$build/supervisor/relaypro
-tunnels=6000 concurrency=50 idle=2000 bulk=$((1 << 30))
-if [ $quick = yes ]; then tunnels=600 idle=200 bulk=$((64 << 20)); fi
+tunnels=6000 concurrency=50 idle=2000 bulk=$((1 << 30)) reps=5
+if [ $quick = yes ]; then tunnels=600 idle=200 bulk=$((64 << 20)) reps=1; fi
 proxy_cpu=0 load_cpu=1
 [ "$(nproc)" -ge 2 ] || { proxy_cpu=0; load_cpu=0; }
 hz=$(getconf CLK_TCK)
@@ -142,22 +150,30 @@ stop_proxy() {
     wait "$proxy_pid" 2>/dev/null || true
 }
 
-# One measured run: NAME, then loadgen arguments. Writes $out/NAME.json and NAME.cpu (µs/tunnel).
+# One measured row: NAME, then loadgen arguments. The shared VM moves single runs by 10-20 %, so
+# each row is run $reps times and the run with the median CPU per tunnel is kept (all are in
+# NAME.runs). Writes $out/NAME.json and NAME.cpu (µs/tunnel).
 measure() {
     local name=$1
     shift
-    local before after
-    # warm up (ticket, caches), not measured
-    taskset -c $load_cpu "$loadgen" "$@" --count 200 > /dev/null 2>&1 || true
-    before=$(cpu_ticks "$proxy_pid")
-    taskset -c $load_cpu "$loadgen" "$@" --count "$tunnels" > "$out/$name.json" || {
-        echo "run-bench: $name failed: $(cat "$out/$name.json")" >&2
-        exit 1
-    }
-    after=$(cpu_ticks "$proxy_pid")
-    /usr/bin/python3 -c "import json; d=json.load(open('$out/$name.json')); print(round(($after-$before)*1e6/$hz/d['succeeded'],1))" \
-        > "$out/$name.cpu"
-    echo "run-bench: $name: $(cat "$out/$name.cpu") µs CPU per tunnel, $(json "$out/$name.json" 'd["tunnelsPerSecond"]') tunnels/s"
+    local before after i
+    : > "$out/$name.runs"
+    for i in $(seq 1 "$reps"); do
+        # warm up (ticket, caches), not measured
+        taskset -c $load_cpu "$loadgen" "$@" --count 200 > /dev/null 2>&1 || true
+        before=$(cpu_ticks "$proxy_pid")
+        taskset -c $load_cpu "$loadgen" "$@" --count "$tunnels" > "$out/$name.$i.json" || {
+            echo "run-bench: $name failed: $(cat "$out/$name.$i.json")" >&2
+            exit 1
+        }
+        after=$(cpu_ticks "$proxy_pid")
+        /usr/bin/python3 -c "import json; d=json.load(open('$out/$name.$i.json')); print(round(($after-$before)*1e6/$hz/d['succeeded'],1), $i)" \
+            >> "$out/$name.runs"
+    done
+    read -r cpu i < <(sort -n "$out/$name.runs" | sed -n "$(((reps + 1) / 2))p")
+    echo "$cpu" > "$out/$name.cpu"
+    cp "$out/$name.$i.json" "$out/$name.json"
+    echo "run-bench: $name: $cpu µs CPU per tunnel (median of $(cut -d' ' -f1 "$out/$name.runs" | tr '\n' ' ')), $(json "$out/$name.json" 'd["tunnelsPerSecond"]') tunnels/s"
 }
 idle_rss() { # NAME
     taskset -c $load_cpu "$loadgen" idle --proxy "127.0.0.1:$proxy_port" --target "$target" --auth basic:u:p \
@@ -234,4 +250,46 @@ c1, d1 = j("relaypro-c1")["latencyUs"], j("direct-c1")["latencyUs"]
 print(f"- Added latency at C=1 (resumed TLS): RelayPro p99 {c1['total']['p99']/1000:.2f} ms (TLS {c1['tls']['p99']/1000:.2f} ms) "
       f"vs direct p99 {d1['total']['p99']/1000:.2f} ms")
 PY
+# --- the chart (gnuplot, SVG): CPU per tunnel, RSS per idle tunnel, one tunnel's MB/s
+/usr/bin/python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+def j(n): return json.load(open(os.path.join(out, n + ".json")))
+def cpu(n): return float(open(os.path.join(out, n + ".cpu")).read())
+with open(os.path.join(out, "chart-cpu.dat"), "w") as f:
+    for label, name in (("RelayPro", "relaypro"), ("Squid", "squid"), ("TLS-floor", "floor")):
+        f.write(f"{label} {cpu(name + '-full'):.0f} {cpu(name + '-resumed'):.0f}\n")
+with open(os.path.join(out, "chart-idle.dat"), "w") as f:
+    for label, name in (("RelayPro", "relaypro-idle"), ("Squid", "squid-idle")):
+        f.write(f"{label} {j(name)['rssKiBPerTunnel']:.1f}\n")
+with open(os.path.join(out, "chart-bulk.dat"), "w") as f:
+    for label, name in (("RelayPro", "relaypro-bulk"), ("Squid", "squid-bulk"), ("direct", "direct-bulk")):
+        f.write(f"{label} {j(name)['mbPerSecondEachWay']:.0f}\n")
+PY
+gnuplot <<GNUPLOT
+set terminal svg size 1200,420 font "sans,12" background rgb "white"
+set output "$out/chart.svg"
+set multiplot layout 1,3 title "RelayPro, Squid and the TLS floor ($(date -u +%Y-%m-%d), $(nproc) vCPU, loopback)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set key below
+set yrange [0:*]
+set grid ytics
+set title "CPU per new tunnel (µs, lower is better)"
+plot "$out/chart-cpu.dat" using 2:xtic(1) title "full TLS 1.3", "" using 3 title "resumed"
+unset key
+set title "RSS per idle TLS tunnel (KiB, lower is better)"
+plot "$out/chart-idle.dat" using 2:xtic(1) lc rgb "#4477aa"
+set title "One tunnel, MB/s each way"
+plot "$out/chart-bulk.dat" using 2:xtic(1) lc rgb "#228833"
+unset multiplot
+GNUPLOT
 cat "$out/results.md"
+echo "run-bench: the chart is $out/chart.svg"
+if [ $publish = yes ]; then
+    mkdir -p "$top/docs/bench"
+    cp "$out/results.md" "$out/chart.svg" "$top/docs/bench/"
+    echo "run-bench: copied results.md and chart.svg to docs/bench/"
+fi

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace relaypro::ipc {
 namespace {
@@ -99,6 +101,36 @@ TEST(IpcChannel, QueuesWhatTheSocketCannotTakeAndFlushesIt) {
         loop.base, std::move(peer), [&](Received&&) { ++received; }, [](const std::string&) {});
     ASSERT_TRUE(loop.until([&] { return received == 64; }));
     EXPECT_EQ(a.queuedBytes(), 0u);
+}
+
+// sendAll: many frames in order, the ones the socket cannot take queued behind the rest, none
+// lost, none reordered; an oversized frame stops the batch there and is reported as not taken.
+TEST(IpcChannel, SendAllKeepsOrderAndQueuesWhatDoesNotFit) {
+    Loop loop;
+    auto pair = Channel::socketPair();
+    ASSERT_TRUE(pair.ok());
+    Channel a(
+        loop.base, std::move(pair->first), [](Received&&) {}, [](const std::string&) {});
+    UniqueFd peer = std::move(pair->second);
+    std::vector<std::string> frames;
+    for (int i = 0; i < 300; ++i) {
+        frames.push_back(encodeFrame(MessageType::Log, 1, std::to_string(i) + std::string(8000, 'x')));
+    }
+    EXPECT_EQ(a.sendAll(frames), frames.size());
+    EXPECT_GT(a.queuedBytes(), 0u);                                         // 2.4 MB do not fit in a socket buffer
+    EXPECT_EQ(a.sendAll({encodeFrame(MessageType::Log, 1, "after")}), 1u);  // behind the queue
+    std::vector<std::string> bodies;
+    Channel b(
+        loop.base, std::move(peer), [&](Received&& r) { bodies.push_back(r.body.substr(0, r.body.find('x'))); },
+        [](const std::string&) {});
+    ASSERT_TRUE(loop.until([&] { return bodies.size() == 301; }));
+    for (size_t i = 0; i < 300; ++i) ASSERT_EQ(bodies[i], std::to_string(i));
+    EXPECT_EQ(bodies[300], "after");
+    EXPECT_EQ(a.queuedBytes(), 0u);
+
+    std::vector<std::string> withOversized{encodeFrame(MessageType::Log, 1, "a"), std::string(kMaxFrameBytes + 1, 'o'),
+                                           encodeFrame(MessageType::Log, 1, "c")};
+    EXPECT_EQ(a.sendAll(withOversized), 1u);
 }
 
 }  // namespace
