@@ -2,14 +2,14 @@
 # Builds RelayPro and runs every test, the way CI does (.ci/run calls this script):
 #   1. the release build with warnings as errors, all ctest tests;
 #   2. the ASan + UBSan build, all ctest tests (LeakSanitizer checks clean exits);
-#   3. the clang libFuzzer build, each fuzz target for RELAYPRO_FUZZ_SECONDS (default 30);
+#   3. the clang libFuzzer build, each fuzz target for RELAYPRO_FUZZ_SECONDS (default 60);
 #   4. clang-tidy (.clang-tidy) and clang-format (.clang-format) on the project's sources.
 # Installs what it needs with apt first (packaging/install-deps.sh). Run it as root on Debian 12.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
 jobs=$(nproc)
-fuzz_seconds=${RELAYPRO_FUZZ_SECONDS:-30}
+fuzz_seconds=${RELAYPRO_FUZZ_SECONDS:-60}
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -43,6 +43,9 @@ cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_WERROR=ON -DRELAYPRO_FUZZ=ON -DRELAYPRO_FUZZ_SECONDS="$fuzz_seconds"
 cmake --build build/fuzz -j "$jobs"
 ctest --test-dir build/fuzz -L fuzz --output-on-failure -j "$jobs"
+# Each target's executions (libFuzzer's last line: "Done N runs in S second(s)").
+awk '/^[0-9]+\/[0-9]+ Test: fuzz\./ { name = $3 } /^Done [0-9]+ runs/ { print "  " name ": " $2 " runs in " $5 " s" }' \
+    build/fuzz/Testing/Temporary/LastTest.log
 
 step "clang-tidy"
 find common ipc supervisor worker -name '*.cc' | sort | xargs -r -P "$jobs" -n 4 clang-tidy -p build/release --quiet

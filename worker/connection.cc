@@ -878,6 +878,14 @@ bool Connection::pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants
         size_t n = 0;
         Io io = from.read(p.buf, BufferPool::kBufferSize, n);
         if (io == Io::Done) {
+            // TLS hands out one record per read; take the ones OpenSSL already holds (read_ahead)
+            // too, so that they go on in one write. Whatever stops this (an incomplete record,
+            // the end) shows again on the next read.
+            while (n < BufferPool::kBufferSize && from.ssl() != nullptr && SSL_has_pending(from.ssl()) == 1) {
+                size_t more = 0;
+                if (from.read(p.buf + n, BufferPool::kBufferSize - n, more) != Io::Done) break;
+                n += more;
+            }
             p.len = n;
             p.off = 0;
             lastActivity_ = std::chrono::steady_clock::now();

@@ -48,6 +48,8 @@ Result<SSL_CTX*> makeServerContext(const TlsMaterial& tls) {
     // reads until OpenSSL wants more from the socket (records it already holds are consumed
     // first), and the async states resume by stepping, not by waiting for readability.
     SSL_CTX_set_read_ahead(ctx, 1);
+    // ... up to four records per read (the buffer exists only while data is in flight).
+    SSL_CTX_set_default_read_buffer_len(ctx, BufferPool::kBufferSize + SSL3_RT_MAX_ENCRYPTED_OVERHEAD);
     SSL_CTX_set_alpn_select_cb(ctx, &selectAlpn, nullptr);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 

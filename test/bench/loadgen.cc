@@ -5,14 +5,18 @@
 //   loadgen rate  --proxy H:P --target H:P [--auth bearer:FILE | basic:USER:PASS] [--cafile F]
 //                 [--servername N] [--concurrency C | --arrival PER_SECOND] [--count N]
 //                 [--seconds S] [--resume] [--payload BYTES] [--direct] [--processes P]
+//                 [--source ADDR[,ADDR...]]
+//       --target may list several host:port, taken in turn by successive tunnels; with --source,
+//       process i binds its sockets to the i-th address (mod the count) before connecting.
 //       tunnels: TCP + TLS (full, or resumed with a ticket), CONNECT with the credential, PAYLOAD
 //       bytes echoed through the tunnel and checked, close. Reports tunnels/s, errors by kind and
 //       latency percentiles per phase (tls: TCP+TLS, connect: the CONNECT answer, first: the
 //       first echoed byte, total). --direct skips TLS and CONNECT (the no-proxy baseline).
 //   loadgen steady ... --arrival R --seconds S   the same at a fixed arrival rate, every failure
 //       counted and listed (lifecycle tests run it across a reload or an upgrade).
-//   loadgen bulk  ... --tunnels K --bytes X      K tunnels each move X bytes both ways, every byte
-//       checked against the sender's pseudo-random stream; MB/s each way.
+//   loadgen bulk  ... --tunnels K --bytes X [--one-way]   K tunnels each move X bytes both ways,
+//       every byte checked against the sender's pseudo-random stream; MB/s each way. --one-way:
+//       upload only, the echo target checks the stream and answers "OK"; MB/s one way.
 //   loadgen idle  ... --tunnels N --hold S [--interval S] [--measure PID]
 //       opens and holds N tunnels (NATS-like: 8 bytes every INTERVAL seconds, echo checked) and
 //       reports RSS and descriptors of PID and its children per tunnel (from /proc).
@@ -142,14 +146,29 @@ struct Result {
 struct Options {
     std::string mode;
     std::string proxy, target, listen, cafile, servername, authHeader;
-    bool direct = false, resume = false, tlsOnly = false;
+    bool direct = false, resume = false, tlsOnly = false, oneWay = false;
     uint64_t concurrency = 50, count = 0, payload = 64, tunnels = 100, bytes = 1 << 20;
     double arrival = 0, seconds = 10, hold = 10, interval = 5;
     int processes = 1;
+    int processIndex = 0;  // which of the processes this is (set in each child)
     int measurePid = 0;
+    std::vector<std::string> targets;  // --target split at commas: tunnels take them in turn
+    std::vector<std::string> sources;  // --source: process i binds to sources[i % n]
     int readyFd = -1, releaseFd = -1;  // idle: each process says when all its tunnels are open,
                                        // and holds them until the parent closes releaseFd
 };
+
+std::vector<std::string> splitCommas(const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t comma = text.find(',', start);
+        if (comma == std::string::npos) comma = text.size();
+        if (comma > start) out.push_back(text.substr(start, comma - start));
+        start = comma + 1;
+    }
+    return out;
+}
 
 bool parseHostPort(const std::string& text, sockaddr_storage& ss, socklen_t& len, bool anyPort = false) {
     auto colon = text.rfind(':');
@@ -178,38 +197,55 @@ bool parseHostPort(const std::string& text, sockaddr_storage& ss, socklen_t& len
 }
 
 // A deterministic byte stream per tunnel: what the sender writes and the reader expects back.
-// Generated 8 bytes at a time (xorshift64), so checking a 1 GB tunnel costs the generator little.
+// Every stream is a window on one 4 MiB pseudo-random pattern (xorshift64, made once), starting
+// at an offset of the tunnel's own and wrapping around, so that sending is a reference to the
+// pattern (no copy) and checking is a memcmp against it: a 1 GB tunnel costs the generator
+// little besides TLS.
+inline constexpr size_t kPatternBytes = 4 << 20;
+
+// bulk --one-way: what a tunnel sends first, so that the echo target checks instead of echoing.
+inline constexpr char kSinkMagic[8] = {'R', 'P', 'S', 'I', 'N', 'K', '0', '1'};
+struct SinkHeader {
+    char magic[8];
+    uint64_t seed;
+    uint64_t bytes;
+};
+
+const uint8_t* pattern() {
+    static const std::vector<uint8_t> bytes = [] {
+        std::vector<uint8_t> b(kPatternBytes);
+        uint64_t state = 0x2545F4914F6CDD1Dull;
+        for (size_t i = 0; i < b.size(); i += 8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            std::memcpy(b.data() + i, &state, 8);
+        }
+        return b;
+    }();
+    return bytes.data();
+}
+
 struct Stream {
-    uint64_t state;
-    uint64_t word = 0;
-    unsigned left = 0;  // bytes of `word` not handed out yet
-    explicit Stream(uint64_t seed) : state(seed * 0x9E3779B97F4A7C15ull + 1) {}
-    uint64_t nextWord() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        return state;
+    size_t pos;
+    explicit Stream(uint64_t seed) : pos(static_cast<size_t>((seed * 0x9E3779B97F4A7C15ull) >> 20) % kPatternBytes) {}
+    // The next bytes of the stream, at most `n` (fewer where the pattern wraps).
+    const uint8_t* next(size_t& n) {
+        n = std::min(n, kPatternBytes - pos);
+        const uint8_t* p = pattern() + pos;
+        pos = (pos + n) % kPatternBytes;
+        return p;
     }
-    void fill(uint8_t* out, size_t n) {
-        size_t i = 0;
-        while (i < n && left > 0) {
-            out[i++] = static_cast<uint8_t>(word);
-            word >>= 8;
-            --left;
+    // Whether `data` is what the stream holds next (consuming it either way).
+    bool matches(const uint8_t* data, size_t n) {
+        while (n > 0) {
+            size_t k = n;
+            const uint8_t* p = next(k);
+            if (std::memcmp(data, p, k) != 0) return false;
+            data += k;
+            n -= k;
         }
-        for (; i + 8 <= n; i += 8) {
-            uint64_t w = nextWord();
-            std::memcpy(out + i, &w, 8);
-        }
-        if (i < n) {
-            word = nextWord();
-            left = 8;
-            while (i < n) {
-                out[i++] = static_cast<uint8_t>(word);
-                word >>= 8;
-                --left;
-            }
-        }
+        return true;
     }
 };
 
@@ -261,7 +297,9 @@ struct Tunnel {
     enum class State { Connecting, AwaitingAnswer, AwaitingClose, Exchanging, Done } state = State::Connecting;
     uint64_t toSend = 0, toReceive = 0;
     Stream out{0}, in{0};
-    event* tick = nullptr;  // idle mode: the periodic few bytes
+    event* tick = nullptr;                // idle mode: the periodic few bytes
+    const std::string* target = nullptr;  // host:port this tunnel asks for
+    bool expectOk = false;                // bulk --one-way: the target's verdict comes back
 };
 
 class Generator {
@@ -288,10 +326,21 @@ public:
             SSL_CTX_set_ex_data(ctx_, 0, this);
             SSL_CTX_sess_set_new_cb(ctx_, &Generator::onNewSession);
         }
-        if (!parseHostPort(o_.direct ? o_.target : o_.proxy, addr_, addrLen_)) {
-            std::fprintf(stderr, "loadgen: %s is not a numeric host:port\n",
-                         (o_.direct ? o_.target : o_.proxy).c_str());
-            return 2;
+        for (const std::string& each : o_.direct ? o_.targets : std::vector<std::string>{o_.proxy}) {
+            Address a;
+            if (!parseHostPort(each, a.ss, a.len)) {
+                std::fprintf(stderr, "loadgen: %s is not a numeric host:port\n", each.c_str());
+                return 2;
+            }
+            addrs_.push_back(a);
+        }
+        if (!o_.sources.empty()) {
+            const std::string& src = o_.sources[static_cast<size_t>(o_.processIndex) % o_.sources.size()];
+            if (!parseHostPort(src + ":0", source_.ss, source_.len, true)) {
+                std::fprintf(stderr, "loadgen: --source %s is not a numeric address\n", src.c_str());
+                return 2;
+            }
+            haveSource_ = true;
         }
         result_ = &r;
         start_ = nowNs();
@@ -394,6 +443,7 @@ private:
         auto* t = new Tunnel;
         t->g = this;
         t->id = seed_ + started_;
+        t->target = &o_.targets[started_ % o_.targets.size()];
         t->out = Stream(t->id);
         t->in = Stream(t->id);
         t->t0 = nowNs();
@@ -403,8 +453,22 @@ private:
         ++opening_;
         t->slot = live_.size();
         live_.push_back(t);
+        // With --source, the socket is bound to it first (the port is chosen at connect time, so
+        // each source address has the whole ephemeral range towards every destination).
+        int fd = -1;
+        if (haveSource_) {
+            fd = ::socket(source_.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            int one = 1;
+            if (fd < 0 || setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0 ||
+                bind(fd, reinterpret_cast<sockaddr*>(&source_.ss), source_.len) != 0) {
+                if (fd >= 0) ::close(fd);
+                t->bev = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
+                return finish(t, kConnectFailed);
+            }
+        }
+        const Address& to = addrs_[o_.direct ? (started_ - 1) % addrs_.size() : 0];
         if (o_.direct) {
-            t->bev = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
+            t->bev = bufferevent_socket_new(base_, fd, BEV_OPT_CLOSE_ON_FREE);
         } else {
             SSL* ssl = SSL_new(ctx_);
             if (!o_.servername.empty()) {
@@ -421,16 +485,21 @@ private:
                 }
                 if (lastTicket_ != nullptr) SSL_set_session(ssl, lastTicket_);  // takes its own
             }
-            t->bev = bufferevent_openssl_socket_new(base_, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+            t->bev = bufferevent_openssl_socket_new(base_, fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
             bufferevent_openssl_set_allow_dirty_shutdown(t->bev, 1);
         }
         bufferevent_setcb(t->bev, &Generator::onRead, &Generator::onWrite, &Generator::onEvent, t);
+        if (o_.mode == "bulk") {
+            bufferevent_set_max_single_read(t->bev, 256 * 1024);  // libevent's default is 16 KiB
+            bufferevent_set_max_single_write(t->bev, 256 * 1024);
+        }
         if (o_.mode != "idle") {
             timeval to{30, 0};
             bufferevent_set_timeouts(t->bev, &to, &to);
         }
         bufferevent_enable(t->bev, EV_READ | EV_WRITE);
-        if (bufferevent_socket_connect(t->bev, reinterpret_cast<sockaddr*>(&addr_), static_cast<int>(addrLen_)) != 0) {
+        if (bufferevent_socket_connect(t->bev, reinterpret_cast<const sockaddr*>(&to.ss), static_cast<int>(to.len)) !=
+            0) {
             finish(t, kConnectFailed);
         }
     }
@@ -453,8 +522,8 @@ private:
                 int fd = static_cast<int>(bufferevent_getfd(bev));
                 int one = 1;
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                std::string req = "CONNECT " + g->o_.target + " HTTP/1.1\r\nHost: " + g->o_.target + "\r\n" +
-                                  g->o_.authHeader + "\r\n";
+                std::string req =
+                    "CONNECT " + *t->target + " HTTP/1.1\r\nHost: " + *t->target + "\r\n" + g->o_.authHeader + "\r\n";
                 bufferevent_write(bev, req.data(), req.size());
                 t->state = Tunnel::State::AwaitingAnswer;
             } else {
@@ -474,7 +543,18 @@ private:
 
     void beginExchange(Tunnel* t) {
         t->state = Tunnel::State::Exchanging;
-        if (o_.mode == "bulk") {
+        if (o_.mode == "bulk" && o_.oneWay) {
+            // Upload only: a header tells the target to check the stream instead of echoing it,
+            // and it answers "OK\n" once all bytes arrived as they should.
+            SinkHeader h{};
+            std::memcpy(h.magic, kSinkMagic, sizeof h.magic);
+            h.seed = t->id;
+            h.bytes = o_.bytes;
+            evbuffer_add(bufferevent_get_output(t->bev), &h, sizeof h);
+            t->toSend = o_.bytes;
+            t->toReceive = 3;
+            t->expectOk = true;
+        } else if (o_.mode == "bulk") {
             t->toSend = t->toReceive = o_.bytes;
         } else if (o_.mode == "idle") {
             t->toSend = t->toReceive = 8;
@@ -487,11 +567,10 @@ private:
     // Writes the tunnel's stream while the output buffer is short (back-pressure for bulk).
     void pump(Tunnel* t) {
         evbuffer* out = bufferevent_get_output(t->bev);
-        uint8_t chunk[65536];
-        while (t->toSend > 0 && evbuffer_get_length(out) < 256 * 1024) {
-            size_t n = static_cast<size_t>(std::min<uint64_t>(t->toSend, sizeof chunk));
-            t->out.fill(chunk, n);
-            bufferevent_write(t->bev, chunk, n);
+        while (t->toSend > 0 && evbuffer_get_length(out) < 1024 * 1024) {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(t->toSend, 256 * 1024));
+            const uint8_t* p = t->out.next(n);
+            evbuffer_add_reference(out, p, n, nullptr, nullptr);  // the pattern lives as long as we do
             t->toSend -= n;
             result_->bytesUp += n;
         }
@@ -527,15 +606,22 @@ private:
             evbuffer_drain(in, evbuffer_get_length(in));
             return;
         }
-        uint8_t chunk[65536], expected[65536];
-        for (;;) {
-            int n = evbuffer_remove(in, chunk, sizeof chunk);
-            if (n <= 0) break;
+        if (t->expectOk) {
+            if (evbuffer_get_length(in) < 3) return;
+            char answer[3];
+            evbuffer_remove(in, answer, 3);
+            if (std::memcmp(answer, "OK\n", 3) != 0) return g->finish(t, kMismatch);
+            t->toReceive = 0;
             if (t->tFirst == 0) t->tFirst = nowNs();
-            auto un = static_cast<size_t>(n);
-            if (un > t->toReceive) return g->finish(t, kMismatch);
-            t->in.fill(expected, un);
-            if (std::memcmp(chunk, expected, un) != 0) return g->finish(t, kMismatch);
+            return g->finish(t, t->toSend == 0 ? -1 : kMismatch);
+        }
+        // Checked where the bytes lie, one contiguous piece of the input buffer at a time.
+        while (evbuffer_get_length(in) > 0) {
+            auto un = static_cast<size_t>(evbuffer_get_contiguous_space(in));
+            const auto* data = evbuffer_pullup(in, static_cast<ev_ssize_t>(un));
+            if (t->tFirst == 0) t->tFirst = nowNs();
+            if (un > t->toReceive || !t->in.matches(data, un)) return g->finish(t, kMismatch);
+            evbuffer_drain(in, un);
             t->toReceive -= un;
             g->result_->bytesDown += un;
         }
@@ -615,8 +701,13 @@ private:
     SSL_CTX* ctx_ = nullptr;
     std::deque<SSL_SESSION*> tickets_;
     SSL_SESSION* lastTicket_ = nullptr;
-    sockaddr_storage addr_{};
-    socklen_t addrLen_ = 0;
+    struct Address {
+        sockaddr_storage ss{};
+        socklen_t len = 0;
+    };
+    std::vector<Address> addrs_;  // the proxy, or (direct) the targets
+    Address source_;
+    bool haveSource_ = false;
     Result* result_ = nullptr;
     uint64_t start_ = 0, deadline_ = 0, finishNs_ = 0;
     uint64_t started_ = 0, inFlight_ = 0, opening_ = 0;
@@ -627,17 +718,69 @@ private:
 
 // ---- the echo target
 
-void echoRead(bufferevent* bev, void*) {
-    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+// A target connection: echoes, unless it starts with a SinkHeader; then it checks that exactly
+// the header's count of the header's stream arrives and answers "OK\n" (or "BAD\n" and closes).
+struct EchoConnection {
+    enum class Mode { Deciding, Echo, Sink } mode = Mode::Deciding;
+    Stream expected{0};
+    uint64_t left = 0;
+};
+
+void echoEvent(bufferevent* bev, short what, void* arg) {
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) != 0) {
+        delete static_cast<EchoConnection*>(arg);
+        bufferevent_free(bev);
+    }
 }
-void echoEvent(bufferevent* bev, short what, void*) {
-    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) != 0) bufferevent_free(bev);
+
+void echoRead(bufferevent* bev, void* arg) {
+    auto* c = static_cast<EchoConnection*>(arg);
+    evbuffer* in = bufferevent_get_input(bev);
+    if (c->mode == EchoConnection::Mode::Deciding) {
+        if (evbuffer_get_length(in) < sizeof(SinkHeader)) {
+            const size_t n = std::min(evbuffer_get_length(in), sizeof kSinkMagic);
+            const auto* head = evbuffer_pullup(in, static_cast<ev_ssize_t>(n));
+            if (std::memcmp(head, kSinkMagic, n) != 0) c->mode = EchoConnection::Mode::Echo;
+        } else {
+            SinkHeader h{};
+            evbuffer_copyout(in, &h, sizeof h);
+            if (std::memcmp(h.magic, kSinkMagic, sizeof h.magic) == 0) {
+                evbuffer_drain(in, sizeof h);
+                c->mode = EchoConnection::Mode::Sink;
+                c->expected = Stream(h.seed);
+                c->left = h.bytes;
+            } else {
+                c->mode = EchoConnection::Mode::Echo;
+            }
+        }
+        if (c->mode == EchoConnection::Mode::Deciding) return;
+    }
+    if (c->mode == EchoConnection::Mode::Echo) {
+        evbuffer_add_buffer(bufferevent_get_output(bev), in);
+        return;
+    }
+    while (evbuffer_get_length(in) > 0) {
+        auto n = static_cast<size_t>(evbuffer_get_contiguous_space(in));
+        const auto* data = evbuffer_pullup(in, static_cast<ev_ssize_t>(n));
+        if (n > c->left || !c->expected.matches(data, n)) {
+            bufferevent_write(bev, "BAD\n", 4);
+            bufferevent_disable(bev, EV_READ);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            return;
+        }
+        evbuffer_drain(in, n);
+        c->left -= n;
+        if (c->left == 0) bufferevent_write(bev, "OK\n", 3);
+    }
 }
+
 void echoAccept(evconnlistener* l, evutil_socket_t fd, sockaddr*, int, void*) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     bufferevent* bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_setcb(bev, echoRead, nullptr, echoEvent, nullptr);
+    bufferevent_setcb(bev, echoRead, nullptr, echoEvent, new EchoConnection);
+    bufferevent_set_max_single_read(bev, 256 * 1024);  // libevent's default is 16 KiB
+    bufferevent_set_max_single_write(bev, 256 * 1024);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -717,7 +860,10 @@ void report(const Options& o, const Result& r) {
     std::printf("}");
     std::printf(",\"latencyUs\":{\"tls\":%s,\"connect\":%s,\"first\":%s,\"total\":%s}", jsonHistogram(r.tls).c_str(),
                 jsonHistogram(r.connect).c_str(), jsonHistogram(r.first).c_str(), jsonHistogram(r.total).c_str());
-    if (o.mode == "bulk") {
+    if (o.mode == "bulk" && o.oneWay) {
+        std::printf(",\"bytesOneWay\":%" PRIu64 ",\"mbPerSecondOneWay\":%.1f", r.bytesUp,
+                    seconds > 0 ? static_cast<double>(r.bytesUp) / seconds / 1e6 : 0.0);
+    } else if (o.mode == "bulk") {
         std::printf(",\"bytesEachWay\":%" PRIu64 ",\"mbPerSecondEachWay\":%.1f", r.bytesDown,
                     seconds > 0 ? static_cast<double>(r.bytesDown) / seconds / 1e6 : 0.0);
     }
@@ -755,6 +901,8 @@ int main(int argc, char** argv) {
             o.proxy = value();
         else if (a == "--target")
             o.target = value();
+        else if (a == "--source")
+            o.sources = splitCommas(value());
         else if (a == "--listen")
             o.listen = value();
         else if (a == "--cafile")
@@ -765,6 +913,8 @@ int main(int argc, char** argv) {
             auth = value();
         else if (a == "--direct")
             o.direct = true;
+        else if (a == "--one-way")
+            o.oneWay = true;
         else if (a == "--resume")
             o.resume = true;
         else if (a == "--tls-only")
@@ -797,6 +947,7 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
     if (o.mode == "echo") return runEcho(o);
     if (o.tlsOnly && o.target.empty()) o.target = "-";  // no CONNECT: no target
+    o.targets = splitCommas(o.target);
     if (o.target.empty() || (o.proxy.empty() && !o.direct))
         return usage("--target and --proxy (or --direct) are needed");
     if (o.seconds <= 0 || o.seconds > 3600) return usage("--seconds must be in (0, 3600]");
@@ -839,6 +990,7 @@ int main(int argc, char** argv) {
         if (pipe(fds) != 0) return 1;
         pid_t pid = fork();
         if (pid == 0) {
+            o.processIndex = p;
             close(fds[0]);
             if (ready[0] >= 0) close(ready[0]);
             if (release[1] >= 0) close(release[1]);

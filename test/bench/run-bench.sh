@@ -182,10 +182,22 @@ idle_rss() { # NAME
         --tunnels "$idle" --hold 3 --interval 2 --concurrency 100 --processes 2 --measure "$proxy_pid" > "$out/$1.json"
     echo "run-bench: $1: $(json "$out/$1.json" 'd["rssKiBPerTunnel"]') KiB per idle tunnel"
 }
+# One tunnel moving $bulk bytes: NAME-oneway (upload, the target checks the stream) and NAME (both
+# ways at once, echoed). The proxy's CPU over the one-way run says how busy it was: below 100 %,
+# the generator (TLS encryption on one core) was the limit.
 bulk() { # NAME
+    local before after start end
+    before=$(cpu_ticks "$proxy_pid")
+    start=$(date +%s%N)
+    taskset -c $load_cpu "$loadgen" bulk --one-way --proxy "127.0.0.1:$proxy_port" --target "$target" --auth basic:u:p \
+        --tunnels 1 --bytes "$bulk" --seconds 120 > "$out/$1-oneway.json"
+    end=$(date +%s%N)
+    after=$(cpu_ticks "$proxy_pid")
+    echo "$(((after - before) * 100 * 1000000000 / hz / (end - start)))" > "$out/$1-oneway.cpu"
     taskset -c $load_cpu "$loadgen" bulk --proxy "127.0.0.1:$proxy_port" --target "$target" --auth basic:u:p \
         --tunnels 1 --bytes "$bulk" --seconds 120 > "$out/$1.json"
-    echo "run-bench: $1: $(json "$out/$1.json" 'd["mbPerSecondEachWay"]') MB/s each way"
+    echo "run-bench: $1: $(json "$out/$1-oneway.json" 'd["mbPerSecondOneWay"]') MB/s one way (proxy CPU $(cat "$out/$1-oneway.cpu") %)," \
+        "$(json "$out/$1.json" 'd["mbPerSecondEachWay"]') MB/s each way"
 }
 
 common=(rate --target "$target" --auth basic:u:p --concurrency "$concurrency")
@@ -216,6 +228,8 @@ measure floor-resumed rate --tls-only --proxy "127.0.0.1:$proxy_port" --concurre
 stop_proxy
 taskset -c $load_cpu "$loadgen" rate --direct --target "$target" --concurrency 1 --count "$tunnels" > "$out/direct-c1.json"
 taskset -c $load_cpu "$loadgen" bulk --direct --target "$target" --tunnels 1 --bytes "$bulk" --seconds 120 > "$out/direct-bulk.json"
+taskset -c $load_cpu "$loadgen" bulk --direct --one-way --target "$target" --tunnels 1 --bytes "$bulk" --seconds 120 \
+    > "$out/direct-bulk-oneway.json"
 
 # --- the table
 /usr/bin/python3 - "$out" > "$out/results.md" <<'PY'
@@ -244,8 +258,13 @@ print(f"- CPU per new tunnel: RelayPro / Squid = {rf/sf:.2f}; RelayPro / TLS flo
 ri, si = j("relaypro-idle"), j("squid-idle")
 print(f"- RSS per idle TLS tunnel ({ri['held']} tunnels): RelayPro {ri['rssKiBPerTunnel']:.1f} KiB "
       f"({ri['fdsPerTunnel']:.2f} fds), Squid {si['rssKiBPerTunnel']:.1f} KiB; ratio {ri['rssKiBPerTunnel']/si['rssKiBPerTunnel']:.2f}")
+rb, sb, db = j("relaypro-bulk-oneway"), j("squid-bulk-oneway"), j("direct-bulk-oneway")
+rcpu, scpu = (open(os.path.join(out, n + "-bulk-oneway.cpu")).read().strip() for n in ("relaypro", "squid"))
+print(f"- One tunnel, {rb['bytesOneWay']>>20} MiB one way: RelayPro {rb['mbPerSecondOneWay']:.0f} MB/s (proxy CPU {rcpu} %), "
+      f"Squid {sb['mbPerSecondOneWay']:.0f} MB/s (proxy CPU {scpu} %), direct {db['mbPerSecondOneWay']:.0f} MB/s; "
+      f"RelayPro / Squid = {rb['mbPerSecondOneWay']/sb['mbPerSecondOneWay']:.2f}")
 rb, sb, db = j("relaypro-bulk"), j("squid-bulk"), j("direct-bulk")
-print(f"- One tunnel, {rb['bytesEachWay']>>20} MiB each way: RelayPro {rb['mbPerSecondEachWay']:.0f} MB/s, "
+print(f"- One tunnel, {rb['bytesEachWay']>>20} MiB each way at once: RelayPro {rb['mbPerSecondEachWay']:.0f} MB/s, "
       f"Squid {sb['mbPerSecondEachWay']:.0f} MB/s, direct {db['mbPerSecondEachWay']:.0f} MB/s; RelayPro / Squid = "
       f"{rb['mbPerSecondEachWay']/sb['mbPerSecondEachWay']:.2f}")
 c1, d1 = j("relaypro-c1")["latencyUs"], j("direct-c1")["latencyUs"]
@@ -266,7 +285,7 @@ with open(os.path.join(out, "chart-idle.dat"), "w") as f:
         f.write(f"{label} {j(name)['rssKiBPerTunnel']:.1f}\n")
 with open(os.path.join(out, "chart-bulk.dat"), "w") as f:
     for label, name in (("RelayPro", "relaypro-bulk"), ("Squid", "squid-bulk"), ("direct", "direct-bulk")):
-        f.write(f"{label} {j(name)['mbPerSecondEachWay']:.0f}\n")
+        f.write(f"{label} {j(name + '-oneway')['mbPerSecondOneWay']:.0f} {j(name)['mbPerSecondEachWay']:.0f}\n")
 PY
 gnuplot <<GNUPLOT
 set terminal svg size 1200,420 font "sans,12" background rgb "white"
@@ -284,8 +303,9 @@ plot "$out/chart-cpu.dat" using 2:xtic(1) title "full TLS 1.3", "" using 3 title
 unset key
 set title "RSS per idle TLS tunnel (KiB, lower is better)"
 plot "$out/chart-idle.dat" using 2:xtic(1) lc rgb "#4477aa"
-set title "One tunnel, MB/s each way"
-plot "$out/chart-bulk.dat" using 2:xtic(1) lc rgb "#228833"
+set key below
+set title "One tunnel, MB/s"
+plot "$out/chart-bulk.dat" using 2:xtic(1) title "one way" lc rgb "#228833", "" using 3 title "each way, both at once" lc rgb "#ccbb44"
 unset multiplot
 GNUPLOT
 cat "$out/results.md"
