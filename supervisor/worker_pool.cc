@@ -346,6 +346,7 @@ void WorkerPool::onMessage(pid_t pid, ipc::Received&& r) {
             ipc::Pong m;
             if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed Pong");
             w.outstandingPings = 0;
+            w.firstUnanswered = {};
             w.stats = m;
             return;
         }
@@ -465,12 +466,27 @@ void WorkerPool::onRespawn(int, short, void* arg) {
 void WorkerPool::onPingTimer(int, short, void* arg) {
     auto* self = static_cast<WorkerPool*>(arg);
     ++self->pingSequence_;
+    const auto now = std::chrono::steady_clock::now();
     std::vector<Worker*> late;
     for (auto& [pid, w] : self->workers_) {
         if (w->state != State::Serving && w->state != State::Draining) continue;
         if (w->outstandingPings >= 2) {
-            late.push_back(w.get());
-            continue;
+            auto waitNow = runQueueWaitNs(w->pid);
+            PingVerdict v = judgeMissedPings(w->outstandingPings, w->pingWindow, waitNow, w->firstUnanswered, now);
+            if (v == PingVerdict::Hung) {
+                late.push_back(w.get());
+                continue;
+            }
+            // Starved of CPU, not hung: a fresh window, and the ping goes out again.
+            self->log_.warn("a worker missed two pings while waiting for a CPU; keeping it",
+                            {{"workerPid", static_cast<int64_t>(w->pid)},
+                             {"waitedMs", static_cast<int64_t>((*waitNow - *w->pingWindow.runQueueWaitNs) / 1000000)}});
+            w->pingWindow = PingWindow{now, waitNow};
+            w->outstandingPings = 0;
+        }
+        if (w->outstandingPings == 0) {
+            w->pingWindow = PingWindow{now, runQueueWaitNs(w->pid)};
+            if (w->firstUnanswered == std::chrono::steady_clock::time_point{}) w->firstUnanswered = now;
         }
         ++w->outstandingPings;
         w->channel->send(ipc::Ping{self->pingSequence_}, w->generation);

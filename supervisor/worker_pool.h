@@ -25,6 +25,7 @@
 #include "ipc/channel.h"
 #include "ipc/messages.h"
 #include "supervisor/handover.h"
+#include "supervisor/liveness.h"
 
 namespace relaypro {
 
@@ -116,6 +117,8 @@ private:
         bool selfTestSent = false;
         std::unique_ptr<ipc::Channel> channel;
         int outstandingPings = 0;
+        PingWindow pingWindow;                                  // since the oldest unanswered ping
+        std::chrono::steady_clock::time_point firstUnanswered;  // not renewed while starved
         ipc::Pong stats;
         std::chrono::steady_clock::time_point started;
     };
