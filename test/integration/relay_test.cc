@@ -22,11 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 
 std::string basic(const std::string& userPass) {
-    std::string out(sodium_base64_ENCODED_LEN(userPass.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(userPass.data()), userPass.size(),
-                      sodium_base64_VARIANT_ORIGINAL);
-    out.resize(std::strlen(out.c_str()));
-    return "Basic " + out;
+    return basicAuthorization(userPass);
 }
 
 class RelayTest : public ::testing::Test {

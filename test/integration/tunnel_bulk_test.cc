@@ -54,7 +54,7 @@ private:
 };
 
 std::string basic() {
-    return "Basic dTpw";
+    return basicAuthorization("u:p");
 }  // u:p
 
 class TunnelBulk : public ::testing::Test {

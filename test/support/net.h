@@ -65,6 +65,11 @@ private:
 };
 
 // "HTTP/1.1 407 ..." -> 407; -1 when malformed.
+// Standard base64 of `bytes`; and "Basic <base64(user:password)>" for Proxy-Authorization.
+std::string base64Of(std::string_view bytes);
+inline std::string basicAuthorization(const std::string& userPass) {
+    return "Basic " + base64Of(userPass);
+}
 int statusOf(const std::string& head);
 // The value of header `name` in a response head (first one), "" if absent.
 std::string headerOf(const std::string& head, const std::string& name);

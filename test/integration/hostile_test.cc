@@ -1,0 +1,170 @@
+// Hostile clients against the real binary (issue 9): SSRF and smuggling forms of the CONNECT
+// target, Basic credentials that are not what they seem, and bytes that are not TLS at all.
+// Each case asserts the answer and that no upstream saw a connection it should not have.
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "test/support/net.h"
+#include "test/support/process.h"
+#include "test/support/relay.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string basicOf(const std::string& userPass) {
+    return base64Of(userPass);
+}
+
+class HostileClients : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_GE(sodium_init(), 0);
+        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "hosts", "127.0.0.1 localhost console.test\n");
+    }
+
+    std::unique_ptr<Relay> startRelay(uint16_t consolePort) {
+        std::string yaml =
+            "consoleAddress: \"console.test:" + std::to_string(consolePort) +
+            "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
+            "limits:\n  headerTimeout: 1s\n";
+        auto relay = std::make_unique<Relay>(
+            dir_, yaml, std::map<std::string, std::string>{{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
+        EXPECT_TRUE(relay->ready()) << relay->stderrText() << readText(relay->logFile());
+        return relay;
+    }
+
+    // One request on a fresh TLS connection; the status of the answer (0: closed without one).
+    static int statusFor(const Relay& relay, const std::string& request) {
+        Client c;
+        if (!c.connect("127.0.0.1", relay.httpsPort(), true)) return -1;
+        if (!c.send(request)) return -1;
+        return statusOf(c.readHead(5s));
+    }
+
+    TempDir dir_;
+};
+
+// The target policy allows the console's name and port only; every other spelling of "somewhere
+// else", and every way of smuggling a second target into the first, is refused before any
+// connection is made.
+TEST_F(HostileClients, SsrfAndSmugglingFormsOfTheTargetReachNoUpstream) {
+    TestServer console(false, TestServer::echo());
+    TestServer other(false, TestServer::echo(), "127.0.0.2");
+    auto relay = startRelay(console.port());
+    const std::string port = std::to_string(console.port());
+    const std::string auth = "Proxy-Authorization: Basic " + basicOf("u:p") + "\r\n";
+    struct Case {
+        std::string target;
+        int status;
+    } cases[] = {
+        {"u@console.test:" + port, 400},                       // userinfo
+        {"console.test:" + port + "@127.0.0.2:" + port, 400},  // a second authority after the port
+        {"console.test@127.0.0.2:" + port, 400},
+        {"console.test:" + port + "#@127.0.0.2", 400},
+        {"console%2etest:" + port, 400},  // %-encoding
+        {"%63onsole.test:" + port, 400},
+        {"[::1%25lo]:" + port, 400},  // an IPv6 zone id
+        {"[fe80::1%eth0]:" + port, 400},
+        {"2130706433:" + port, 403},  // 127.0.0.1 as a decimal, hex, octal or short number
+        {"0x7f000001:" + port, 403},
+        {"0177.0.0.1:" + port, 403},
+        {"127.1:" + port, 403},
+        {"127.0.0.2:" + port, 403},
+        {"console.test..:" + port, 403},  // trailing dots: one is the same name, two another
+        {"console.test.evil:" + port, 403},
+        {"evil.test:" + port, 403},
+        {"console.test:22", 403},             // another port
+        {"console.test:" + port + "0", 400},  // no port at all (above 65535)
+        {"console.test:+" + port, 400},
+        {"console.test:0" + port, 400},
+        {"console.test: " + port, 400},
+        {"console.test:" + port + "\r\nX-Injected: 1", 400},  // CR/LF injection
+        {"console.test:" + port + "\nHost: evil", 400},
+        {"console.test:" + port + " HTTP/1.1\r\nHost", 400},
+    };
+    for (const Case& c : cases) {
+        EXPECT_EQ(statusFor(*relay, "CONNECT " + c.target + " HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"), c.status)
+            << c.target;
+    }
+    // Smuggling around the request head: a body on CONNECT, two Hosts, two credentials, a
+    // Content-Length and Transfer-Encoding together, an absolute-form request for another host.
+    const std::string target = "console.test:" + port;
+    struct Smuggle {
+        std::string request;
+        int status;
+    } smuggles[] = {
+        {"CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 5\r\n\r\nhello", 400},
+        {"CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n" + auth + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        {"CONNECT " + target + " HTTP/1.1\r\nHost: x\r\nHost: y\r\n" + auth + "\r\n", 400},
+        {"CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n" + auth + auth + "\r\n", 400},
+        {"GET /relaypro/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        // The second "request" is tunnel data for the console, not a request RelayPro acts on.
+        {"CONNECT " + target + " HTTP/1.0\r\n" + auth + "\r\nCONNECT 127.0.0.2:" + port + " HTTP/1.1\r\n\r\n", 200},
+    };
+    for (const Smuggle& c : smuggles) EXPECT_EQ(statusFor(*relay, c.request), c.status) << c.request;
+    EXPECT_EQ(statusFor(*relay, "GET http://127.0.0.2:" + port + "/ HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\n"), 405);
+    EXPECT_EQ(other.connections(), 0);
+    // Only the HTTP/1.0 CONNECT reached the console (its accept may trail the 200 a little).
+    EXPECT_TRUE(eventually([&] { return console.connections() >= 1; }));
+    EXPECT_EQ(console.connections(), 1);
+    // And the service still serves.
+    EXPECT_EQ(statusFor(*relay, "CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"), 200);
+}
+
+// Basic credentials that are malformed are a 407 like a wrong password: no colon, an empty user,
+// bytes that are not UTF-8, bad base64, a credential far too long.
+TEST_F(HostileClients, MalformedBasicCredentialsAre407AndReachNoUpstream) {
+    TestServer console(false, TestServer::echo());
+    auto relay = startRelay(console.port());
+    const std::string request = "CONNECT console.test:" + std::to_string(console.port()) + " HTTP/1.1\r\nHost: x\r\n";
+    for (const std::string& credential :
+         std::vector<std::string>{basicOf("up"), basicOf(":p"), basicOf("u\xff:p"), basicOf("u:\xc3\x28"), "dTpw!",
+                                  "dTpw===", "!!!!", "dT pw", basicOf("u:" + std::string(3000, 'p')), ""}) {
+        EXPECT_EQ(statusFor(*relay, request + "Proxy-Authorization: Basic " + credential + "\r\n\r\n"), 407)
+            << credential;
+    }
+    EXPECT_EQ(console.connections(), 0);
+}
+
+// Bytes that are not a TLS handshake, a TLS 1.2 client asking to renegotiate: the connection
+// ends (at once, or at headerTimeout for a record that never completes), nothing reaches the
+// console, and the next client is served.
+TEST_F(HostileClients, TlsGarbageAndRenegotiationEndTheConnectionOnly) {
+    TestServer console(false, TestServer::echo());
+    auto relay = startRelay(console.port());
+    for (const std::string& garbage :
+         std::vector<std::string>{std::string(4096, '\0'), "\x16\x03\x01\xff\xff" + std::string(200, 'A'),
+                                  "\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00", "GET / HTTP/1.1\r\n\r\n",
+                                  "\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10"}) {
+        Client c;
+        ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), false));
+        ASSERT_TRUE(c.send(garbage));
+        EXPECT_TRUE(c.waitClosed(5s));
+    }
+    // Renegotiation: openssl s_client's "R" command on a TLS 1.2 connection.
+    ChildProcess reneg = ChildProcess::spawn(
+        {"/bin/sh", "-c",
+         "(sleep 1; echo R; sleep 1) | openssl s_client -connect 127.0.0.1:" + std::to_string(relay->httpsPort()) +
+             " -tls1_2 -servername relay.test 2>&1"},
+        {{"PATH", "/usr/bin:/bin"}}, dir_.path() / "reneg.out", dir_.path() / "reneg.err");
+    reneg.wait();
+    const std::string out = readText(dir_.path() / "reneg.out");
+    EXPECT_NE(out.find("RENEGOTIATING"), std::string::npos) << out;
+    EXPECT_NE(out.find("no renegotiation"), std::string::npos) << out;
+    EXPECT_EQ(console.connections(), 0);
+    const std::string auth = "Proxy-Authorization: Basic " + basicOf("u:p") + "\r\n";
+    EXPECT_EQ(statusFor(*relay, "CONNECT console.test:" + std::to_string(console.port()) + " HTTP/1.1\r\nHost: x\r\n" +
+                                    auth + "\r\n"),
+              200);
+}
+
+}  // namespace
+}  // namespace relaypro::testing
