@@ -907,8 +907,12 @@ bool Connection::pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants
         close(&p == &up_ ? "client_reset" : "upstream_reset");
         return false;
     }
-    // Out of budget with work left: come back after the other connections had their turn.
-    event_active(&resume_, EV_TIMEOUT, 0);
+    // Out of budget with work left: come back after the other connections had their turn. A
+    // zero timeout, not event_active(): libevent runs events activated from a callback in the
+    // same pass, before it polls again, so a tunnel that always has data would keep the loop
+    // from new connections and from the supervisor's pings (which then replaces the worker).
+    static const timeval kNow{0, 0};
+    event_add(&resume_, &kNow);
     return false;
 }
 

@@ -1,9 +1,11 @@
 #include "worker/worker_main.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -40,8 +42,9 @@ public:
     void write(const LogRecord& record) override {
         ipc::Log m;
         m.record = record;
-        if (dropped_ > 0) {
+        if (dropped_ > 0) {  // this record opens a batch (a drop happens only at a flush)
             m.record.fields.emplace_back("droppedBefore", dropped_);
+            carried_ = dropped_;
             dropped_ = 0;
         }
         batch_.push_back(ipc::frame(m, generation_));
@@ -57,6 +60,8 @@ public:
         if (batch_.empty()) return;
         size_t accepted = channel_.sendAll(batch_);
         dropped_ += batch_.size() - accepted;
+        if (accepted == 0) dropped_ += carried_;  // the count rode on a record that did not go
+        carried_ = 0;
         batch_.clear();
     }
 
@@ -68,6 +73,7 @@ private:
     event* flushEvent_;
     std::vector<std::string> batch_;
     uint64_t dropped_ = 0;
+    uint64_t carried_ = 0;  // the droppedBefore that batch_[0] carries
 };
 
 class Worker {
@@ -78,17 +84,22 @@ public:
             [this](const std::string& reason) { onChannelClosed(reason); });
         log_ = std::make_unique<IpcLogOutput>(base, *channel_, generation_);
         if (testHooks_) {
-            // Test hooks: SIGUSR1 sends garbage, SIGUSR2 a message a serving worker may not send.
+            // Test hooks: SIGUSR1 sends garbage, SIGUSR2 a message a serving worker may not send,
+            // SIGWINCH leaves the worker only a few spare descriptors (as if something else had
+            // used them up: RelayPro's own limits never let clients do it).
             garbage_ = evsignal_new(base_, SIGUSR1, &Worker::onGarbageHook, this);
             unpermitted_ = evsignal_new(base_, SIGUSR2, &Worker::onUnpermittedHook, this);
+            tighten_ = evsignal_new(base_, SIGWINCH, &Worker::onTightenHook, this);
             event_add(garbage_, nullptr);
             event_add(unpermitted_, nullptr);
+            event_add(tighten_, nullptr);
         }
     }
 
     ~Worker() {
         if (garbage_ != nullptr) event_free(garbage_);
         if (unpermitted_ != nullptr) event_free(unpermitted_);
+        if (tighten_ != nullptr) event_free(tighten_);
         if (graceTimer_ != nullptr) event_free(graceTimer_);
     }
 
@@ -282,10 +293,22 @@ private:
         self->channel_->send(ipc::Hello{}, self->generation_);
     }
 
+    static void onTightenHook(int, short, void*) {
+        rlimit now{};
+        if (::getrlimit(RLIMIT_NOFILE, &now) != 0) return;
+        int highest = 0;
+        for (int fd = 0; fd < 4096 && static_cast<rlim_t>(fd) < now.rlim_cur; ++fd) {
+            if (::fcntl(fd, F_GETFD) != -1) highest = fd;
+        }
+        now.rlim_cur = static_cast<rlim_t>(highest) + 5;  // four descriptors to spare
+        ::setrlimit(RLIMIT_NOFILE, &now);
+    }
+
     event_base* base_;
     bool testHooks_ = false;
     event* garbage_ = nullptr;
     event* unpermitted_ = nullptr;
+    event* tighten_ = nullptr;
     uint32_t generation_ = 0;
     std::unique_ptr<ipc::Channel> channel_;
     std::unique_ptr<IpcLogOutput> log_;

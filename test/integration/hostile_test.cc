@@ -2,10 +2,15 @@
 // target, Basic credentials that are not what they seem, and bytes that are not TLS at all.
 // Each case asserts the answer and that no upstream saw a connection it should not have.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test/support/net.h"
@@ -164,6 +169,70 @@ TEST_F(HostileClients, TlsGarbageAndRenegotiationEndTheConnectionOnly) {
     EXPECT_EQ(statusFor(*relay, "CONNECT console.test:" + std::to_string(console.port()) + " HTTP/1.1\r\nHost: x\r\n" +
                                     auth + "\r\n"),
               200);
+}
+
+// CPU time (user + system, in clock ticks) of `pid`, from /proc.
+long cpuTicks(pid_t pid) {
+    std::string stat = readText("/proc/" + std::to_string(pid) + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream in(stat.substr(close + 2));
+    std::string field;
+    long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14) utime = std::stol(field);
+        if (i == 15) stime = std::stol(field);
+    }
+    return utime + stime;
+}
+
+// Descriptor exhaustion: RelayPro sizes maxConnections from the descriptor limit, so clients
+// alone never exhaust it; a test hook (SIGWINCH with RELAYPRO_TEST_HOOKS=1) leaves the worker four
+// spare descriptors, as if something else had used them up. Then accept() fails with EMFILE:
+// the worker pauses accepting instead of spinning on a listener that stays readable, does not
+// crash, and serves again as soon as descriptors free up.
+TEST_F(HostileClients, DescriptorExhaustionNeitherSpinsNorCrashesAndServiceResumes) {
+    TestServer console(false, TestServer::echo());
+    std::string yaml = "consoleAddress: \"console.test:" + std::to_string(console.port()) +
+                       "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
+                       "workers: 1\nlimits:\n  headerTimeout: 60s\n";
+    Relay relay(dir_, yaml, {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}, {"RELAYPRO_TEST_HOOKS", "1"}});
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    pid_t worker = 0;
+    for (const auto& l : relay.log()) {
+        if (l["msg"] == "worker ready") worker = std::stoi(l["workerPid"]);
+    }
+    ASSERT_GT(worker, 0);
+    ASSERT_EQ(::kill(worker, SIGWINCH), 0);
+    ASSERT_TRUE(eventually([&] {
+        std::string limits = readText("/proc/" + std::to_string(worker) + "/limits");
+        size_t at = limits.find("Max open files");
+        return at != std::string::npos && std::stol(limits.substr(at + 14)) < 1000;
+    }));
+
+    std::vector<int> idle;
+    for (int i = 0; i < 40; ++i) {
+        int fd = connectTo("127.0.0.1", relay.httpsPort(), 2s);
+        ASSERT_GE(fd, 0) << i;  // the kernel completes the handshake; the backlog holds the rest
+        idle.push_back(fd);
+    }
+    ASSERT_TRUE(relay.waitForLog("accept failed; pausing accepts for 100ms", {{"error", "Too many open files"}}));
+    // Two seconds with connections waiting that it cannot accept: a spinning loop would burn
+    // ~200 ticks; pausing 100 ms between tries costs a few.
+    long before = cpuTicks(worker);
+    std::this_thread::sleep_for(2s);
+    long after = cpuTicks(worker);
+    EXPECT_LT(after - before, 50) << "worker CPU ticks in 2 s of EMFILE";
+    EXPECT_TRUE(::kill(worker, 0) == 0);
+
+    for (int fd : idle) ::close(fd);  // the limit stays tight: freed descriptors are enough
+    const std::string auth = "Proxy-Authorization: Basic " + basicOf("u:p") + "\r\n";
+    EXPECT_TRUE(eventually([&] {
+        return statusFor(relay, "CONNECT console.test:" + std::to_string(console.port()) + " HTTP/1.1\r\nHost: x\r\n" +
+                                    auth + "\r\n") == 200;
+    }));
+    // The same worker: it never died.
+    EXPECT_TRUE(::kill(worker, 0) == 0);
 }
 
 }  // namespace
