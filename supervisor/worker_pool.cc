@@ -477,14 +477,14 @@ void WorkerPool::onPingTimer(int, short, void* arg) {
                 late.push_back(w.get());
                 continue;
             }
-            // Starved of CPU, not hung: a fresh window, and the ping goes out again.
+            // Starved of CPU, not hung: a fresh window (from the figure just read), and the ping
+            // goes out again.
             self->log_.warn("a worker missed two pings while waiting for a CPU; keeping it",
                             {{"workerPid", static_cast<int64_t>(w->pid)},
                              {"waitedMs", static_cast<int64_t>((*waitNow - *w->pingWindow.runQueueWaitNs) / 1000000)}});
             w->pingWindow = PingWindow{now, waitNow};
             w->outstandingPings = 0;
-        }
-        if (w->outstandingPings == 0) {
+        } else if (w->outstandingPings == 0) {
             w->pingWindow = PingWindow{now, runQueueWaitNs(w->pid)};
             if (w->firstUnanswered == std::chrono::steady_clock::time_point{}) w->firstUnanswered = now;
         }
