@@ -44,6 +44,10 @@ std::string_view messageName(MessageType t) {
             return "AuthFailure";
         case MessageType::SourceBlocked:
             return "SourceBlocked";
+        case MessageType::CountFailure:
+            return "CountFailure";
+        case MessageType::FailureCounted:
+            return "FailureCounted";
     }
     return "unknown";
 }

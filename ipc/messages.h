@@ -55,10 +55,12 @@ enum class MessageType : uint16_t {
     Unknown = 15,         // both  "I do not know message type N"
     SelfTest = 16,        // S->W  test builds only: try what the sandbox must forbid
     SelfTestResult = 17,  // W->S  what happened
-    AuthFailure = 18,     // W->S  a source failed authentication (the supervisor counts per source)
+    AuthFailure = 18,     // W->S  a source failed authentication (previous builds' workers; no answer)
     SourceBlocked = 19,   // S->W  a source is over its limit: answer it 429 until then
+    CountFailure = 20,    // W->S  a source failed authentication; the client's 407 waits for FailureCounted
+    FailureCounted = 21,  // S->W  counted (any SourceBlocked it caused was sent first): answer the client
 };
-inline constexpr uint16_t kLastMessageType = 19;
+inline constexpr uint16_t kLastMessageType = 21;
 
 [[nodiscard]] std::string_view messageName(MessageType t);
 
@@ -379,6 +381,34 @@ struct SourceBlocked {
         m.source = r.bytes(32);
         m.retryAfterMs = r.u32();
         return r.finish() && !m.source.empty() && m.retryAfterMs <= 3600 * 1000;
+    }
+};
+
+// The worker holds the client's 407 until the supervisor has counted the failure, so that a
+// client which reads its 407 and tries again finds every worker already told when its source is
+// over the limit (the supervisor sends SourceBlocked to all workers before FailureCounted).
+struct CountFailure {
+    static constexpr MessageType kType = MessageType::CountFailure;
+    uint64_t ticket = 0;  // the connection waiting, echoed in FailureCounted
+    std::string source;   // RateLimiter::sourceKey of the client
+    void encode(Writer& w) const {
+        w.u64(ticket);
+        w.bytes(source);
+    }
+    static bool decode(Reader& r, CountFailure& m) {
+        m.ticket = r.u64();
+        m.source = r.bytes(32);
+        return r.finish() && !m.source.empty();
+    }
+};
+
+struct FailureCounted {
+    static constexpr MessageType kType = MessageType::FailureCounted;
+    uint64_t ticket = 0;
+    void encode(Writer& w) const { w.u64(ticket); }
+    static bool decode(Reader& r, FailureCounted& m) {
+        m.ticket = r.u64();
+        return r.finish();
     }
 };
 

@@ -282,11 +282,11 @@ bool WorkerPool::permitted(const Worker& w, ipc::MessageType t) const {
         case State::Starting:
             return (t == T::HelloAck && !w.helloAcked) || (t == T::Ready && w.helloAcked);
         case State::Serving:
-            return t == T::Pong || t == T::VerifyRequest || t == T::AuthFailure ||
+            return t == T::Pong || t == T::VerifyRequest || t == T::AuthFailure || t == T::CountFailure ||
                    (t == T::SelfTestResult && w.selfTestSent);
         case State::Draining:
             // Requests in flight finish while a worker drains, token requests included.
-            return t == T::Pong || t == T::VerifyRequest || t == T::AuthFailure;
+            return t == T::Pong || t == T::VerifyRequest || t == T::AuthFailure || t == T::CountFailure;
         case State::Stopping:
             return t == T::Pong;
     }
@@ -368,6 +368,14 @@ void WorkerPool::onMessage(pid_t pid, ipc::Received&& r) {
             ipc::AuthFailure m;
             if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed AuthFailure");
             return authenticationFailed(m.source);
+        }
+        case ipc::MessageType::CountFailure: {
+            ipc::CountFailure m;
+            if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed CountFailure");
+            authenticationFailed(m.source);
+            // After any SourceBlocked of that failure: the worker answers its client only now.
+            w.channel->send(ipc::FailureCounted{m.ticket}, w.generation);
+            return;
         }
         case ipc::MessageType::SelfTestResult: {
             ipc::SelfTestResult m;

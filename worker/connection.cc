@@ -189,6 +189,7 @@ bool Connection::step() {
             return stepForward();
         case State::Verifying:
         case State::Authorizing:
+        case State::Counting:
         case State::Dialing:
         case State::Closed:
             return false;
@@ -432,6 +433,8 @@ std::string Connection::authScheme() const {
 namespace {
 
 constexpr auto kVerifyTimeout = std::chrono::seconds(15);
+// How long a 407 waits for the supervisor to count the failure (it may be re-executing).
+constexpr auto kCountTimeout = std::chrono::seconds(2);
 
 }  // namespace
 
@@ -585,31 +588,23 @@ void Connection::handleConnect() {
         BearerCheck check = server_.checkBearer(credential);
         if (!check.valid) {
             server_.log().debug("token refused", {{"client", clientText_}, {"detail", check.reason}});
-            server_.reportAuthFailure(source);
-            return challenge(true);
+            return authenticationFailed(true);
         }
         return authorized(std::move(check.responderId), "Bearer");
     }
-    if (!equalsIgnoreCase(scheme, "Basic") || !s.passwords) {
-        server_.reportAuthFailure(source);
-        return challenge(false);
-    }
+    if (!equalsIgnoreCase(scheme, "Basic") || !s.passwords) return authenticationFailed(false);
     authScheme_ = "Basic";
     std::string user, password;
     const PasswordEntry* entry = nullptr;
     if (decodeBasicCredential(credential, user, password)) entry = s.passwords->find(user);
     if (entry == nullptr) {
         sodium_memzero(password.data(), password.size());
-        server_.reportAuthFailure(source);
-        return challenge(false);
+        return authenticationFailed(false);
     }
     if (!entry->hashed) {
         bool ok = plainPasswordMatches(entry->secret, password);
         sodium_memzero(password.data(), password.size());
-        if (!ok) {
-            server_.reportAuthFailure(source);
-            return challenge(false);
-        }
+        if (!ok) return authenticationFailed(false);
         return authorized(user, "Basic");
     }
     if (server_.hashVerifier().cached(entry->secret, password)) {
@@ -637,12 +632,30 @@ void Connection::handleConnect() {
 void Connection::passwordChecked(bool ok) {
     if (state_ != State::Authorizing) return;
     if (!ok) {
-        server_.reportAuthFailure(RateLimiter::sourceKey(peer_));
         state_ = State::ReadHead;
-        challenge(false);
+        authenticationFailed(false);
     } else {
         authorized(identity_, "Basic");
     }
+    drive();
+}
+
+void Connection::authenticationFailed(bool invalidToken) {
+    // The supervisor counts failures per source across workers. The 407 waits until it has (and
+    // has told every worker if the source is now over its limit), so a client that retries
+    // after reading it meets the limit exactly, whichever worker takes the retry.
+    if (!server_.reportAuthFailure(serial_, RateLimiter::sourceKey(peer_))) return challenge(invalidToken);
+    challengeInvalidToken_ = invalidToken;
+    state_ = State::Counting;
+    timeval tv = toTimeval(kCountTimeout);
+    evtimer_add(&timer_, &tv);
+}
+
+void Connection::failureCounted() {
+    if (state_ != State::Counting) return;
+    evtimer_del(&timer_);
+    state_ = State::ReadHead;
+    challenge(challengeInvalidToken_);
     drive();
 }
 
@@ -982,6 +995,13 @@ void Connection::timedOut() {
                                                {"path", std::string(kTokenPath)}});
         server_.countRefused();
         closeNow("request_timeout");
+        return;
+    }
+    if (state_ == State::Counting) {
+        // The supervisor did not count in time: answer anyway (the count arrives later).
+        state_ = State::ReadHead;
+        challenge(challengeInvalidToken_);
+        drive();
         return;
     }
     if (state_ == State::Verifying) {

@@ -45,6 +45,8 @@ public:
     void passwordChecked(bool ok);
     // The supervisor's answer about the Responder of a token request.
     void verified(VerifyResult result, uint32_t retryAfterSeconds);
+    // The supervisor has counted this connection's authentication failure: send the 407.
+    void failureCounted();
 
 private:
     enum class State {
@@ -54,6 +56,7 @@ private:
         ReadBody,
         Verifying,
         Authorizing,
+        Counting,
         Dialing,
         Respond,
         Tunnel,
@@ -107,6 +110,7 @@ private:
     void dialed(DialOutcome&& outcome);
     void respond(Response response, AfterResponse after);
     void refuse(int status, std::string_view code, std::string_view allow = {});
+    void authenticationFailed(bool invalidToken);
     void challenge(bool invalidToken);
     void startHeadTimer();
     void timedOut();
@@ -129,7 +133,8 @@ private:
     short clientArmed_ = 0, upstreamArmed_ = 0;
     Wants clientWants_, upstreamWants_;
     bool handshakeDone_ = false;
-    bool answeredOne_ = false;  // at least one request answered on this connection
+    bool answeredOne_ = false;            // at least one request answered on this connection
+    bool challengeInvalidToken_ = false;  // the 407 waiting in State::Counting
 
     // The request being read or served. The head's views point into headBuf_.
     std::string headBuf_;

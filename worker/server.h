@@ -97,9 +97,12 @@ public:
     [[nodiscard]] HashVerifier& hashVerifier() { return *verifier_; }
     // Authentication failures are counted by the supervisor across all workers; it tells every
     // worker which sources are over their limit. Without a supervisor (unit tests), nothing blocks.
-    void onAuthFailure(std::function<void(const std::string& source)> report) { reportFailure_ = std::move(report); }
-    void reportAuthFailure(const std::string& source) {
-        if (reportFailure_) reportFailure_(source);
+    // reportAuthFailure is true when the connection `serial` must wait for Connection::failureCounted.
+    void onAuthFailure(std::function<bool(uint64_t serial, const std::string& source)> report) {
+        reportFailure_ = std::move(report);
+    }
+    bool reportAuthFailure(uint64_t serial, const std::string& source) {
+        return reportFailure_ && reportFailure_(serial, source);
     }
     void blockSource(const std::string& source, std::chrono::milliseconds duration);
     // Seconds until `source` may try again (0: it may now).
@@ -136,7 +139,7 @@ private:
     uint64_t nextSerial_ = 1;
     BufferPool buffers_;
     std::unique_ptr<HashVerifier> verifier_;
-    std::function<void(const std::string&)> reportFailure_;
+    std::function<bool(uint64_t, const std::string&)> reportFailure_;
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> blocked_;
     ServerStats stats_;
     bool draining_ = false;

@@ -207,6 +207,13 @@ private:
                 }
                 return;
             }
+            case ipc::MessageType::FailureCounted: {
+                ipc::FailureCounted m;
+                if (!decode(r, m)) return;
+                if (!server_) return;
+                if (Connection* c = server_->find(m.ticket)) c->failureCounted();
+                return;
+            }
             case ipc::MessageType::SourceBlocked: {
                 ipc::SourceBlocked m;
                 if (!decode(r, m)) return;
@@ -241,8 +248,9 @@ private:
         material_.reset();  // wipes itself
         if (!server) return fatal(server.error().message);
         server_ = std::move(*server);
-        server_->onAuthFailure(
-            [this](const std::string& source) { channel_->send(ipc::AuthFailure{source}, generation_); });
+        server_->onAuthFailure([this](uint64_t serial, const std::string& source) {
+            return channel_->send(ipc::CountFailure{serial, source}, generation_);
+        });
         server_->onVerify([this](uint64_t serial, const std::string& responderId, const std::string& credential,
                                  const std::string& source) {
             ipc::VerifyRequest m{serial, responderId, credential, source};

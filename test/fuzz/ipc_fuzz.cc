@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view in(reinterpret_cast<const char*>(data), size);
     auto header = decodeFrameHeader(in);
     std::string_view body = header ? in.substr(kFrameHeaderBytes) : in;
-    switch (header ? header->type : static_cast<MessageType>(size % 20)) {
+    switch (header ? header->type : static_cast<MessageType>(size % (kLastMessageType + 1))) {
         case MessageType::Hello:
             check<Hello>(body);
             break;
@@ -80,6 +80,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             break;
         case MessageType::SelfTestResult:
             check<SelfTestResult>(body);
+            break;
+        case MessageType::AuthFailure:
+            check<AuthFailure>(body);
+            break;
+        case MessageType::SourceBlocked:
+            check<SourceBlocked>(body);
+            break;
+        case MessageType::CountFailure:
+            check<CountFailure>(body);
+            break;
+        case MessageType::FailureCounted:
+            check<FailureCounted>(body);
             break;
         default:
             break;

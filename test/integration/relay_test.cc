@@ -307,6 +307,24 @@ TEST_F(RelayTest, RepeatedAuthenticationFailuresAreRateLimited) {
     EXPECT_EQ(statusOf(head), 429);
 }
 
+TEST_F(RelayTest, AFailedAuthenticationIsAnsweredWhileTheSupervisorCannotCountIt) {
+    // The 407 waits for the supervisor to count the failure, but not forever: a stopped (or
+    // re-executing) supervisor must not leave the client without an answer.
+    TestServer console(true, TestServer::httpPage("x"));
+    auto relay = startRelay(console.port());
+    std::string target = "localhost:" + std::to_string(console.port());
+    Client client;
+    ASSERT_TRUE(client.connect("127.0.0.1", relay->httpsPort(), true));
+    relay->signal(SIGSTOP);
+    ASSERT_TRUE(client.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:bad") + "\r\n\r\n"));
+    std::string head = client.readHead();
+    relay->signal(SIGCONT);
+    EXPECT_EQ(statusOf(head), 407) << head;
+    // Once it runs again, it counts the failure late and serves on.
+    head = exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+    EXPECT_EQ(statusOf(head), 200) << head;
+}
+
 TEST_F(RelayTest, StopsGracefullyOnSigterm) {
     TestServer echo(false, TestServer::echo());
     auto relay = startRelay(echo.port(), "limits:\n  shutdownGrace: 200ms\n");

@@ -61,6 +61,8 @@ TEST(IpcMessages, EveryMessageRoundTripsAndRejectsShortAndLongBodies) {
     roundTrip(SelfTestResult{"open=denied\n"});
     roundTrip(AuthFailure{"4\x7f\x00\x00\x01"});
     roundTrip(SourceBlocked{"4\x7f\x00\x00\x01", 20000});
+    roundTrip(CountFailure{7, "4\x7f\x00\x00\x01"});
+    roundTrip(FailureCounted{7});
 }
 
 TEST(IpcMessages, DecodersRejectValuesOutOfRange) {
