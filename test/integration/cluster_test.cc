@@ -12,6 +12,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -41,7 +42,7 @@ TEST(Cluster, TwoInstancesBehindHaproxyShareTokensSessionsAndSeeTheRealClient) {
     TempDir shared, dirA, dirB;
     ConsoleSim console(shared.path());
     ASSERT_TRUE(console.started());
-    console.setState(R"({"responders": {"resp-A": "cred-A"}})");
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}})");
     const std::string front = privateLoopback();
     const std::string haproxySource = "127.0.0.2";
     std::map<std::string, std::string> env{{"RELAYPRO_CA_BUNDLE_FILE", (shared / "ca-bundle.pem").string()}};
@@ -77,7 +78,7 @@ TEST(Cluster, TwoInstancesBehindHaproxyShareTokensSessionsAndSeeTheRealClient) {
     // Connection 2 (b): a token.
     CommandResult t = runCommand("curl -s -S --cacert " + ca.string() +
                                  " -H 'Content-Type: application/json' --data '{\"responderId\":\"resp-A\","
-                                 "\"credential\":\"cred-A\"}' " +
+                                 "\"credential\":\"cred-A7hQ\"}' " +
                                  url + "/relaypro/v1/token");
     std::string token = tokenFrom(t.out);
     ASSERT_FALSE(token.empty()) << t.out;

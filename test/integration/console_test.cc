@@ -14,6 +14,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/squid.h"
 #include "test/support/test_files.h"
 
@@ -94,14 +95,14 @@ protected:
 TEST_F(ConsoleTest, FreshStartRegistersAndStoresOnlyWhatTheConsoleGave) {
     ConsoleSim console(tmp_.path());
     ASSERT_TRUE(console.started());
-    console.setState(R"({"responders": {"resp-A": "cred-A"}})");
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}})");
     const std::string original =
         "# RelayPro, as the installer wrote it.\n"
         "httpsProxy:\n"
         "  listen: \"127.0.0.1:0\"   # loopback for this test\n"
         "\n"
         "serverName: \"127.0.0.1\"\n"
-        "deploymentToken: \"dt-1\"  # used once\n"
+        "deploymentToken: \"dt-Wq83nLp\"  # used once\n"
         "# the end\n";
     writeText(tmp_ / "config.yml", original);
     ::chmod((tmp_ / "config.yml").c_str(), 0600);
@@ -119,7 +120,7 @@ TEST_F(ConsoleTest, FreshStartRegistersAndStoresOnlyWhatTheConsoleGave) {
     std::string now = readText(tmp_ / "config.yml");
     EXPECT_EQ(withoutKeys(now, {"relayProId", "relayId", "registeredTo", "securityToken"}),
               withoutKeys(original, {"deploymentToken"}));
-    EXPECT_EQ(now.find("dt-1"), std::string::npos);
+    EXPECT_EQ(now.find("dt-Wq83nLp"), std::string::npos);
     EXPECT_NE(now.find("\nrelayId: 3\n"), std::string::npos) << now;
     EXPECT_NE(now.find("\nregisteredTo: \"" + console.address() + "\"\n"), std::string::npos) << now;
     EXPECT_NE(now.find("\nsecurityToken: \"st-"), std::string::npos) << now;
@@ -133,7 +134,7 @@ TEST_F(ConsoleTest, FreshStartRegistersAndStoresOnlyWhatTheConsoleGave) {
     ASSERT_FALSE(calls.empty());
     const ConsoleCall& reg = calls.front();
     EXPECT_EQ(reg.path, kRegister);
-    EXPECT_EQ(reg.authorization, "Bearer dt-1");
+    EXPECT_EQ(reg.authorization, "Bearer dt-Wq83nLp");
     EXPECT_EQ(reg.userAgent.rfind("RelayPro/0.", 0), 0u) << reg.userAgent;
     EXPECT_EQ(member(reg.body, "organizationId"), "1");
     EXPECT_EQ(member(reg.body, "os"), "linux");
@@ -149,6 +150,7 @@ TEST_F(ConsoleTest, FreshStartRegistersAndStoresOnlyWhatTheConsoleGave) {
     // Then heartbeats with the new security token, and Responders get tokens.
     std::string securityToken = now.substr(now.find("securityToken: \"") + 16);
     securityToken = securityToken.substr(0, securityToken.find('"'));
+    noteSecret(securityToken);
     ASSERT_TRUE(eventually([&] { return console.count(kHeartbeat) >= 1; }));
     for (const auto& c : console.journal()) {
         if (c.path != kHeartbeat) continue;
@@ -158,9 +160,9 @@ TEST_F(ConsoleTest, FreshStartRegistersAndStoresOnlyWhatTheConsoleGave) {
         EXPECT_EQ(member(c.body, "relayProId"), relayProId);
         EXPECT_NE(member(c.body, "workers"), "0");
     }
-    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A"), 200);
+    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ"), 200);
     std::string log = readText(relay->logFile());
-    EXPECT_EQ(log.find("dt-1"), std::string::npos);
+    EXPECT_EQ(log.find("dt-Wq83nLp"), std::string::npos);
     EXPECT_EQ(log.find(securityToken), std::string::npos) << "no security token in the log";
 
     // A restart does not register again.
@@ -170,10 +172,10 @@ TEST_F(ConsoleTest, FreshStartRegistersAndStoresOnlyWhatTheConsoleGave) {
                                         {"AIR_CONSOLE_ADDRESS", console.address()},
                                         {"AIR_ORGANIZATION_ID", "1"},
                                         {"AIR_CONSOLE_CA_CERT", console.certFile().string()},
-                                        {"AIR_DEPLOYMENT_TOKEN", "dt-1"},
+                                        {"AIR_DEPLOYMENT_TOKEN", "dt-Wq83nLp"},
                                     });
     ASSERT_TRUE(relay->ready());
-    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A"), 200);
+    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ"), 200);
     EXPECT_EQ(console.count(kRegister), 1u);
 }
 
@@ -183,18 +185,19 @@ TEST_F(ConsoleTest, FreshStartRegistersAndStoresOnlyWhatTheConsoleGave) {
 TEST_F(ConsoleTest, ConsoleDownAtStartRetriesWithGrowingIntervals) {
     ConsoleSim console(tmp_.path());
     ASSERT_TRUE(console.started());
-    console.setState(R"({"responders": {"resp-A": "cred-A"}, "failNext": 4})");
-    writeText(tmp_ / "passwords.txt", "u:p\n");
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}, "failNext": 4})");
+    writeText(tmp_ / "passwords.txt", kPasswordLine);
     auto relay = start("consoleAddress: \"" + console.address() +
-                       "\"\norganizationId: 1\ndeploymentToken: \"dt-1\"\nserverName: \"127.0.0.1\"\n"
+                       "\"\norganizationId: 1\ndeploymentToken: \"dt-Wq83nLp\"\nserverName: \"127.0.0.1\"\n"
                        "passwordFile: passwords.txt\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n" +
                        console.caYaml());
     Client c;
     ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
-    ASSERT_TRUE(c.send("CONNECT " + console.address() + " HTTP/1.1\r\nProxy-Authorization: Basic dTpw\r\n\r\n"));
+    ASSERT_TRUE(
+        c.send("CONNECT " + console.address() + " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
     EXPECT_EQ(statusOf(c.readHead()), 200) << "Basic works while registration retries";
     std::string body, headers;
-    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A", &body, &headers), 503);
+    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ", &body, &headers), 503);
     EXPECT_EQ(member(body, "error"), "not_registered");
     EXPECT_NE(headers.find("Retry-After: "), std::string::npos);
 
@@ -208,7 +211,7 @@ TEST_F(ConsoleTest, ConsoleDownAtStartRetriesWithGrowingIntervals) {
         EXPECT_GE(times[i] - times[i - 1], times[i - 1] - times[i - 2] - 0.05) << "interval " << i;
     }
     EXPECT_GT(times[4] - times[3], 2 * (times[1] - times[0]) - 0.05);
-    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A"), 200) << "no restart needed";
+    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ"), 200) << "no restart needed";
 }
 
 // A refused deployment token: one clear error naming the fix, no retry storm; a reload with a
@@ -230,7 +233,7 @@ TEST_F(ConsoleTest, ABadDeploymentTokenIsOneErrorThenAReloadFixesIt) {
     EXPECT_EQ(console.count(kRegister), 1u);
     EXPECT_EQ(readText(relay->logFile()).find("dt-wrong"), std::string::npos);
 
-    writeText(tmp_ / "environment.conf", "AIR_DEPLOYMENT_TOKEN=dt-1\n");
+    writeText(tmp_ / "environment.conf", "AIR_DEPLOYMENT_TOKEN=dt-Wq83nLp\n");
     relay->signal(SIGHUP);
     ASSERT_TRUE(relay->waitForLog("registered")) << readText(relay->logFile());
     EXPECT_EQ(console.count(kRegister), 2u);
@@ -249,7 +252,7 @@ TEST_F(ConsoleTest, ConsoleCertificateIsCheckedAndTheProxyIsUsedUnlessBypassed) 
     std::string otherYaml = "consoleCACert: |\n";
     for (const auto& line : splitLines(readText(tmp_ / "other.pem"))) otherYaml += "  " + line + "\n";
     const std::string base = "consoleAddress: \"" + console.address() +
-                             "\"\norganizationId: 1\ndeploymentToken: \"dt-1\"\nserverName: \"127.0.0.1\"\n"
+                             "\"\norganizationId: 1\ndeploymentToken: \"dt-Wq83nLp\"\nserverName: \"127.0.0.1\"\n"
                              "httpsProxy:\n  listen: \"127.0.0.1:0\"\n";
     {
         auto relay = start(base + otherYaml);
@@ -303,7 +306,7 @@ TEST_F(ConsoleTest, HeartbeatMigrationAndRevocation) {
     o.httpPort = 80;  // a private loopback address of this test's own: port 80 is free
     ConsoleSim console(tmp_.path(), o);
     ASSERT_TRUE(console.started()) << console.output();
-    console.setState(R"({"responders": {"resp-A": "cred-A"}})");
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}})");
     TestServer next(false, TestServer::echo(), "127.0.0.1");
     const std::string nextAddress = "127.0.0.1:" + std::to_string(next.port());
     auto relay =
@@ -316,7 +319,7 @@ TEST_F(ConsoleTest, HeartbeatMigrationAndRevocation) {
         return std::make_pair(statusOf(c->readHead()), std::move(c));
     };
     std::string body;
-    ASSERT_EQ(tokenStatus(*relay, "resp-A", "cred-A", &body), 200);
+    ASSERT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ", &body), 200);
     const std::string bearer = "Bearer " + member(body, "token");
     EXPECT_EQ(connect(nextAddress, bearer).first, 403) << "no migration yet";
 
@@ -324,7 +327,7 @@ TEST_F(ConsoleTest, HeartbeatMigrationAndRevocation) {
     const std::time_t untilT = std::chrono::system_clock::to_time_t(until);
     char untilText[32];
     std::strftime(untilText, sizeof untilText, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&untilT));
-    console.setState(R"({"responders": {"resp-A": "cred-A"}, "migration": {"consoleAddress": ")" + nextAddress +
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}, "migration": {"consoleAddress": ")" + nextAddress +
                      R"(", "validUntilAt": ")" + untilText + R"("}})");
     ASSERT_TRUE(relay->waitForLog("migration applied")) << readText(relay->logFile());
     auto [status, tunnel] = connect(nextAddress, bearer);
@@ -344,13 +347,13 @@ TEST_F(ConsoleTest, HeartbeatMigrationAndRevocation) {
     std::string head = open->readHead();
     ASSERT_EQ(statusOf(head), 200) << head;
     open->readExactly(std::stoul(headerOf(head, "Content-Length")));
-    console.setState(R"({"responders": {"resp-A": "cred-A"}, "revoked": true})");
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}, "revoked": true})");
     ASSERT_TRUE(
         relay->waitForLog("the console revoked this RelayPro (401/403); a new deployment token is needed to "
                           "register again",
                           {{"during", "heartbeat"}}))
         << readText(relay->logFile());
-    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A", &body), 503);
+    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ", &body), 503);
     EXPECT_EQ(member(body, "error"), "not_registered");
     EXPECT_EQ(connect(console.host() + ":80", bearer).first, 503);
     // The open tunnel still carries requests.

@@ -2,11 +2,15 @@
 // target, Basic credentials that are not what they seem, and bytes that are not TLS at all.
 // Each case asserts the answer and that no upstream saw a connection it should not have.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -15,6 +19,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -25,7 +30,7 @@ using namespace std::chrono_literals;
 class HostileClients : public ::testing::Test {
 protected:
     void SetUp() override {
-        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "passwords.txt", kPasswordLine);
         writeText(dir_ / "hosts", "127.0.0.1 localhost console.test\n");
     }
 
@@ -59,7 +64,7 @@ TEST_F(HostileClients, SsrfAndSmugglingFormsOfTheTargetReachNoUpstream) {
     TestServer other(false, TestServer::echo(), "127.0.0.2");
     auto relay = startRelay(console.port());
     const std::string port = std::to_string(console.port());
-    const std::string auth = "Proxy-Authorization: Basic " + base64Of("u:p") + "\r\n";
+    const std::string auth = "Proxy-Authorization: Basic " + base64Of(kUserPass) + "\r\n";
     struct Case {
         std::string target;
         int status;
@@ -159,7 +164,7 @@ TEST_F(HostileClients, TlsGarbageAndRenegotiationEndTheConnectionOnly) {
     EXPECT_NE(out.find("RENEGOTIATING"), std::string::npos) << out;
     EXPECT_NE(out.find("no renegotiation"), std::string::npos) << out;
     EXPECT_EQ(console.connections(), 0);
-    const std::string auth = "Proxy-Authorization: Basic " + base64Of("u:p") + "\r\n";
+    const std::string auth = "Proxy-Authorization: Basic " + base64Of(kUserPass) + "\r\n";
     EXPECT_EQ(statusFor(*relay, "CONNECT console.test:" + std::to_string(console.port()) + " HTTP/1.1\r\nHost: x\r\n" +
                                     auth + "\r\n"),
               200);
@@ -220,13 +225,100 @@ TEST_F(HostileClients, DescriptorExhaustionNeitherSpinsNorCrashesAndServiceResum
     EXPECT_TRUE(::kill(worker, 0) == 0);
 
     for (int fd : idle) ::close(fd);  // the limit stays tight: freed descriptors are enough
-    const std::string auth = "Proxy-Authorization: Basic " + base64Of("u:p") + "\r\n";
+    const std::string auth = "Proxy-Authorization: Basic " + base64Of(kUserPass) + "\r\n";
     EXPECT_TRUE(eventually([&] {
         return statusFor(relay, "CONNECT console.test:" + std::to_string(console.port()) + " HTTP/1.1\r\nHost: x\r\n" +
                                     auth + "\r\n") == 200;
     }));
     // The same worker: it never died.
     EXPECT_TRUE(::kill(worker, 0) == 0);
+}
+
+// Slowloris: thousands of connections that send one byte a second, some still in the TLS
+// handshake, some with a TLS session trickling a request head. A normal client is answered as
+// usual meanwhile, every slow connection is closed by the relay at its headerTimeout (the clock
+// runs from accept and is not restarted by a byte), and the upstream sees only the normal clients.
+TEST_F(HostileClients, SlowlorisConnectionsDoNotDelayANormalClient) {
+    TestServer console(false, TestServer::echo());
+    const std::string target = "console.test:" + std::to_string(console.port());
+    std::string yaml = "consoleAddress: \"" + target +
+                       "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
+                       "workers: 2\nlimits:\n  headerTimeout: 10s\n";
+    Relay relay(dir_, yaml, {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+
+    constexpr size_t kRaw = 1600;  // in the TLS handshake: a ClientHello, one byte a second
+    constexpr size_t kTls = 400;   // TLS done: a CONNECT head, one byte a second
+    const std::string hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+    const std::string head = "CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n";
+    // Each connection sends its first byte as soon as it is open (the relay's clock runs from accept).
+    std::vector<int> raw;
+    for (size_t i = 0; i < kRaw; ++i) {
+        int fd = connectTo("127.0.0.1", relay.httpsPort(), 5s);
+        ASSERT_GE(fd, 0) << i;
+        ASSERT_EQ(::send(fd, hello.data(), 1, MSG_NOSIGNAL), 1);
+        raw.push_back(fd);
+    }
+    std::vector<std::unique_ptr<Client>> tls;
+    for (size_t i = 0; i < kTls; ++i) {
+        tls.push_back(std::make_unique<Client>());
+        ASSERT_TRUE(tls.back()->connect("127.0.0.1", relay.httpsPort(), true)) << i;
+        ASSERT_TRUE(tls.back()->send(head.substr(0, 1)));
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<size_t> open{kRaw + kTls};
+    std::vector<bool> closed(kRaw + kTls, false);
+    std::thread trickle([&] {
+        for (size_t second = 1; !stop && open > 0 && second < 40; ++second) {
+            for (int t = 0; t < 10 && !stop; ++t) std::this_thread::sleep_for(100ms);
+            for (size_t i = 0; i < kRaw + kTls; ++i) {
+                if (closed[i]) continue;
+                const int fd = i < kRaw ? raw[i] : tls[i - kRaw]->fd();
+                // Closed by the relay: its FIN or a reset. (Readable alone is no sign: a TLS
+                // server sends session tickets, and the 408 comes before the FIN.)
+                pollfd p{fd, POLLRDHUP, 0};
+                bool gone = ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+                if (!gone) {
+                    const std::string& bytes = i < kRaw ? hello : head;
+                    const char b = bytes[second % bytes.size()];
+                    gone = i < kRaw ? ::send(fd, &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1
+                                    : !tls[i - kRaw]->send(std::string_view(&b, 1));
+                }
+                if (gone) {
+                    closed[i] = true;
+                    --open;
+                }
+            }
+        }
+    });
+
+    // Meanwhile normal clients come and go, each answered within its own headerTimeout.
+    const std::string auth = "Proxy-Authorization: Basic " + base64Of(kUserPass) + "\r\n";
+    int served = 0;
+    for (int i = 0; i < 4; ++i) {
+        Client c;
+        ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
+        ASSERT_TRUE(c.send("CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"));
+        std::string answer = c.readHead(10s);
+        EXPECT_EQ(statusOf(answer), 200) << i << ": " << answer;
+        ASSERT_TRUE(c.send("ping"));
+        EXPECT_EQ(c.readExactly(4, 10s), "ping");
+        served += statusOf(answer) == 200 ? 1 : 0;
+        std::this_thread::sleep_for(500ms);
+    }
+    // Every slow connection is closed by the relay (the trickle gives up after 40 s).
+    trickle.join();
+    stop = true;
+    EXPECT_EQ(open.load(), 0u) << "slow connections the relay kept open past their headerTimeout";
+    EXPECT_EQ(console.connections(), served) << "the upstream saw only the normal clients";
+    size_t timeouts = 0;
+    std::map<std::string, size_t> records;
+    for (const auto& l : relay.log()) {
+        timeouts += l["status"] == "408" ? 1U : 0U;
+        ++records[l["msg"] + " " + l["status"] + " " + l["reason"] + l["result"]];
+    }
+    EXPECT_EQ(timeouts, kTls) << "each trickled head gets its 408; the log has " << ::testing::PrintToString(records);
+    for (int fd : raw) ::close(fd);
 }
 
 }  // namespace

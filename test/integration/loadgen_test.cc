@@ -9,6 +9,7 @@
 
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -27,7 +28,7 @@ double member(const std::string& json, const std::string& key) {
 class Loadgen : public ::testing::Test {
 protected:
     void SetUp() override {
-        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "passwords.txt", kPasswordLine);
         echo_ = ChildProcess::spawn({LOADGEN_BINARY, "echo", "--listen", "127.0.0.1:0"}, {}, dir_ / "echo.out",
                                     dir_ / "echo.err");
         for (int i = 0; i < 200 && echoPort_ == 0; ++i) {
@@ -64,14 +65,16 @@ protected:
 
 TEST_F(Loadgen, RateCountsEveryTunnelAndResumesWithTickets) {
     std::string json;
-    ASSERT_EQ(run({"rate", "--auth", "basic:u:p", "--count", "120", "--concurrency", "8", "--processes", "2"}, json), 0)
+    ASSERT_EQ(run({"rate", "--auth", kLoadgenBasic, "--count", "120", "--concurrency", "8", "--processes", "2"}, json),
+              0)
         << json << readText(dir_ / "gen.err");
     EXPECT_EQ(member(json, "succeeded"), 120) << json;
     EXPECT_EQ(member(json, "failed"), 0) << json;
     EXPECT_EQ(member(json, "resumed"), 0) << json;
     EXPECT_GT(member(json, "p50"), 0) << json;
 
-    ASSERT_EQ(run({"rate", "--auth", "basic:u:p", "--count", "60", "--concurrency", "4", "--resume"}, json), 0) << json;
+    ASSERT_EQ(run({"rate", "--auth", kLoadgenBasic, "--count", "60", "--concurrency", "4", "--resume"}, json), 0)
+        << json;
     EXPECT_EQ(member(json, "succeeded"), 60) << json;
     // The first handshake has no ticket yet; the later ones resume (TLS 1.3 tickets).
     EXPECT_GE(member(json, "resumed"), 50) << json;
@@ -89,14 +92,15 @@ TEST_F(Loadgen, DirectBaselineAndSteadyArrival) {
     std::string json;
     ASSERT_EQ(run({"rate", "--direct", "--count", "50", "--concurrency", "5"}, json, false), 0) << json;
     EXPECT_EQ(member(json, "succeeded"), 50) << json;
-    ASSERT_EQ(run({"steady", "--auth", "basic:u:p", "--arrival", "40", "--seconds", "1"}, json), 0) << json;
+    ASSERT_EQ(run({"steady", "--auth", kLoadgenBasic, "--arrival", "40", "--seconds", "1"}, json), 0) << json;
     EXPECT_GE(member(json, "succeeded"), 30) << json;
     EXPECT_EQ(member(json, "failed"), 0) << json;
 }
 
 TEST_F(Loadgen, BulkMovesEveryByteBothWaysChecked) {
     std::string json;
-    ASSERT_EQ(run({"bulk", "--auth", "basic:u:p", "--tunnels", "2", "--bytes", "4194304", "--seconds", "60"}, json), 0)
+    ASSERT_EQ(run({"bulk", "--auth", kLoadgenBasic, "--tunnels", "2", "--bytes", "4194304", "--seconds", "60"}, json),
+              0)
         << json;
     EXPECT_EQ(member(json, "bytesEachWay"), 2 * 4194304.0) << json;
     EXPECT_GT(member(json, "mbPerSecondEachWay"), 0) << json;
@@ -104,7 +108,7 @@ TEST_F(Loadgen, BulkMovesEveryByteBothWaysChecked) {
 
 TEST_F(Loadgen, IdleHoldsTunnelsAndMeasuresTheRelayFromProc) {
     std::string json;
-    ASSERT_EQ(run({"idle", "--auth", "basic:u:p", "--tunnels", "60", "--hold", "1", "--interval", "0.3", "--measure",
+    ASSERT_EQ(run({"idle", "--auth", kLoadgenBasic, "--tunnels", "60", "--hold", "1", "--interval", "0.3", "--measure",
                    std::to_string(relay_->pid()), "--processes", "2"},
                   json),
               0)

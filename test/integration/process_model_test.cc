@@ -15,6 +15,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -118,7 +119,7 @@ std::string procStatus(pid_t pid, const std::string& key) {
 class ProcessModel : public ::testing::Test {
 protected:
     void SetUp() override {
-        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "passwords.txt", kPasswordLine);
         writeText(dir_ / "hosts", "127.0.0.1 localhost\n");
     }
     std::unique_ptr<Relay> start(uint16_t consolePort, const std::string& extra = "",
@@ -135,7 +136,7 @@ protected:
     static void tunnel(Client& c, const Relay& r, uint16_t port) {
         ASSERT_TRUE(c.connect("127.0.0.1", r.httpsPort(), true));
         ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(port) +
-                           " HTTP/1.1\r\nProxy-Authorization: Basic dTpw\r\n\r\n"));
+                           " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
         ASSERT_EQ(statusOf(c.readHead()), 200);
     }
     TempDir dir_;
@@ -267,11 +268,11 @@ TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
     EXPECT_GT(alive, 0);
     EXPECT_GT(dead, 0);
     EXPECT_EQ(static_cast<size_t>(alive + dead), tunnels.size());
-    // A replacement serves within a second.
-    auto killedAt = Clock::now();
-    ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 3; }, 5s));
-    EXPECT_LT(Clock::now() - killedAt, 1s);
+    // A replacement is started after the first backoff step (100 ms) and serves. (How soon it
+    // serves depends on the machine, so the test checks the delay the supervisor chose.)
+    ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 3; }));
     EXPECT_TRUE(relay->waitForLog("worker exited unexpectedly", {{"workerPid", std::to_string(victim)}}));
+    EXPECT_TRUE(relay->waitForLog("respawning a worker", {{"inMs", "100"}}));
     for (int i = 0; i < 6; ++i) {
         Client fresh;
         tunnel(fresh, *relay, echo.port());

@@ -9,6 +9,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/squid.h"
 #include "test/support/test_files.h"
 
@@ -34,7 +35,7 @@ bool portOpen(const std::string& host, uint16_t port) {
 
 class Peers : public ::testing::Test {
 protected:
-    void SetUp() override { writeText(tmp_ / "passwords.txt", "u:p\n"); }
+    void SetUp() override { writeText(tmp_ / "passwords.txt", kPasswordLine); }
 
     std::unique_ptr<Relay> relay(const std::string& consoleAddress, const std::string& hosts,
                                  const std::string& extraYaml = "", std::map<std::string, std::string> env = {}) {
@@ -53,7 +54,7 @@ protected:
     static void connect(Client& c, const Relay& r, const std::string& target, int expect = 200) {
         ASSERT_TRUE(c.connect("127.0.0.1", r.httpsPort(), true));
         ASSERT_TRUE(c.send("CONNECT " + target + " HTTP/1.1\r\nHost: " + target +
-                           "\r\nProxy-Authorization: Basic dTpw\r\n\r\n"));
+                           "\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
         std::string head = c.readHead();
         ASSERT_EQ(statusOf(head), expect) << head;
     }
@@ -116,6 +117,33 @@ TEST_F(Peers, TunnelsGoThroughSquidUnlessNoProxySaysOtherwise) {
     std::this_thread::sleep_for(200ms);  // squid writes its log lines as requests end; there must be none
     EXPECT_EQ(squid.accessLog(), before);
     EXPECT_EQ(console.connections(), 2);
+}
+
+// The upstream proxy dies (SIGKILL): the tunnels through it end, new CONNECTs get 502
+// upstream_unreachable with the reason logged, and the relay itself serves on.
+TEST_F(Peers, ADeadUpstreamProxyEndsItsTunnelsAndNewOnesGet502) {
+    if (::access("/usr/sbin/squid", X_OK) != 0) GTEST_SKIP() << "squid is not installed (packaging/install-deps.sh)";
+    Squid squid(tmp_, false);
+    ASSERT_TRUE(squid.ready()) << squid.errors();
+    TestServer console(false, TestServer::echo());
+    std::string target = "localhost:" + std::to_string(console.port());
+    auto r = relay(target, "127.0.0.1 localhost\n", "proxyEnabled: true\n",
+                   {{"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(squid.port())}});
+    Client c;
+    connect(c, *r, target);
+    ASSERT_TRUE(c.send("via squid"));
+    ASSERT_EQ(c.readExactly(9), "via squid");
+    squid.kill();
+    EXPECT_TRUE(c.waitClosed()) << "the tunnel through the dead proxy ends";
+    Client refused;
+    connect(refused, *r, target, 502);
+    EXPECT_TRUE(r->waitForLog("request refused", {{"status", "502"}, {"reason", "upstream_unreachable"}}));
+    EXPECT_EQ(console.connections(), 1) << "only the first tunnel reached the console";
+    // The relay itself is fine: its health endpoint answers.
+    Client health;
+    ASSERT_TRUE(health.connect("127.0.0.1", r->httpsPort(), true));
+    ASSERT_TRUE(health.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(statusOf(health.readHead()), 200);
 }
 
 TEST_F(Peers, SquidsOwn407BecomesA502WithAClearLogLine) {

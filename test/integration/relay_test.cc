@@ -14,6 +14,7 @@
 
 #include "test/support/net.h"
 #include "test/support/process.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -29,11 +30,11 @@ class RelayTest : public ::testing::Test {
 protected:
     void SetUp() override {
         ASSERT_EQ(sodium_init() >= 0, true);
-        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "passwords.txt", kPasswordLine);
         writeText(dir_ / "hosts", "127.0.0.1 localhost console.test\n");
     }
 
-    // A relay in front of `consolePort` on "localhost", with Basic u:p.
+    // A relay in front of `consolePort` on "localhost", with Basic for user "u" (kPassword).
     std::unique_ptr<Relay> startRelay(uint16_t consolePort, const std::string& extraYaml = "",
                                       std::map<std::string, std::string> env = {}) {
         std::string yaml =
@@ -64,7 +65,7 @@ TEST_F(RelayTest, CurlReachesTheConsoleThroughTheRelay) {
     auto relay = startRelay(console.port());
     std::string url = "https://localhost:" + std::to_string(console.port()) + "/api/app/check";
     ChildProcess curl = ChildProcess::spawn(
-        {"/usr/bin/curl", "-sS", "--max-time", "20", "--proxy-user", "u:p", "--proxy-insecure", "-k", url},
+        {"/usr/bin/curl", "-sS", "--max-time", "20", "--proxy-user", kUserPass, "--proxy-insecure", "-k", url},
         {{"PATH", "/usr/bin:/bin"}, {"https_proxy", "https://127.0.0.1:" + std::to_string(relay->httpsPort())}},
         dir_ / "curl.out", dir_ / "curl.err");
     EXPECT_EQ(curl.wait(30s), 0) << readText(dir_ / "curl.err");
@@ -79,7 +80,7 @@ TEST_F(RelayTest, CurlReachesTheConsoleThroughTheRelay) {
         EXPECT_GT(std::stol(l["bytesUp"]), 0);
         EXPECT_GT(std::stol(l["bytesDown"]), 0);
         EXPECT_EQ(l["component"], "worker");
-        EXPECT_EQ(l.text.find("u:p"), std::string::npos);
+        EXPECT_EQ(l.text.find(kPassword), std::string::npos);
     }
 }
 
@@ -110,7 +111,7 @@ TEST_F(RelayTest, DisallowedHostOrPortGets403AndTheUpstreamSeesNothing) {
     TestServer console(true, TestServer::httpPage("x"));
     TestServer other(false, TestServer::echo());
     auto relay = startRelay(console.port());
-    const std::string auth = "Proxy-Authorization: " + basic("u:p") + "\r\n";
+    const std::string auth = "Proxy-Authorization: " + basic(kUserPass) + "\r\n";
     for (const std::string& target :
          std::vector<std::string>{"127.0.0.1:" + std::to_string(console.port()),  // the console's address, not its name
                                   "localhost:" + std::to_string(other.port()),    // a port that is not allowed
@@ -133,7 +134,8 @@ TEST_F(RelayTest, TunnelCarriesBytesBothWaysIncludingEarlyData) {
     EXPECT_EQ(c.negotiatedAlpn(), "http/1.1");
     std::string target = "localhost:" + std::to_string(echo.port());
     // HTTP/1.0 without Host, as Python's urllib3 sends it, with bytes right after the head.
-    ASSERT_TRUE(c.send("CONNECT " + target + " HTTP/1.0\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\nearly"));
+    ASSERT_TRUE(
+        c.send("CONNECT " + target + " HTTP/1.0\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\nearly"));
     std::string head = c.readHead();
     EXPECT_EQ(head, "HTTP/1.1 200 Connection established\r\n\r\n");
     EXPECT_EQ(c.readExactly(5), "early");
@@ -200,7 +202,7 @@ TEST_F(RelayTest, EveryErrorStatusFromTheBytesThatCauseIt) {
     uint16_t closedPort = localPort(closed);
     ::close(closed);  // nothing listens there now: connection refused
     auto relay = startRelay(console.port(), "limits:\n  maxHeaderBytes: 1KiB\n  headerTimeout: 300ms\n");
-    const std::string auth = "Proxy-Authorization: " + basic("u:p") + "\r\n";
+    const std::string auth = "Proxy-Authorization: " + basic(kUserPass) + "\r\n";
     const std::string target = "localhost:" + std::to_string(console.port());
     struct Case {
         std::string request;
@@ -261,7 +263,7 @@ TEST_F(RelayTest, UpstreamFailuresAre502And504) {
     {
         auto relay = startRelay(closedPort);
         std::string head = exchange(*relay, "CONNECT localhost:" + std::to_string(closedPort) +
-                                                " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+                                                " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
         EXPECT_EQ(statusOf(head), 502) << head;
         ASSERT_TRUE(relay->waitForLog("request refused", {{"status", "502"}, {"reason", "upstream_unreachable"}}));
         relay->stop();
@@ -281,7 +283,7 @@ TEST_F(RelayTest, UpstreamFailuresAre502And504) {
     }
     auto relay = startRelay(fullPort, "limits:\n  connectTimeout: 500ms\n");
     std::string head = exchange(*relay, "CONNECT localhost:" + std::to_string(fullPort) +
-                                            " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+                                            " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 504) << head;
     for (int fd : fillers) ::close(fd);
     ::close(full);
@@ -303,7 +305,7 @@ TEST_F(RelayTest, RepeatedAuthenticationFailuresAreRateLimited) {
     EXPECT_EQ(statuses, (std::vector<int>{407, 407, 407, 429, 429}));
     // The right password is refused too while the source is over its limit.
     std::string head =
-        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 429);
 }
 
@@ -321,7 +323,7 @@ TEST_F(RelayTest, AFailedAuthenticationIsAnsweredWhileTheSupervisorCannotCountIt
     relay->signal(SIGCONT);
     EXPECT_EQ(statusOf(head), 407) << head;
     // Once it runs again, it counts the failure late and serves on.
-    head = exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+    head = exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 200) << head;
 }
 
@@ -331,7 +333,7 @@ TEST_F(RelayTest, StopsGracefullyOnSigterm) {
     Client c;
     ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
     ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(echo.port()) +
-                       " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+                       " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
     EXPECT_EQ(statusOf(c.readHead()), 200);
     // Exit code 0: in the sanitizer build LeakSanitizer (detect_leaks=1) would make it 23.
     EXPECT_EQ(relay->stop(SIGTERM), 0);
@@ -437,9 +439,10 @@ TEST_F(RelayTest, PlainHttpListenerServesOnlyHealthAndConsolePort80) {
         std::string code;
     } cases[] = {
         {"CONNECT " + target + " HTTP/1.1\r\n\r\n", 403, "tls_required"},
-        {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n", 403, "tls_required"},
-        {"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n", 403,
+        {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n", 403,
          "tls_required"},
+        {"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n",
+         403, "tls_required"},
         {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}", 403, "tls_required"},
         {"GET /relaypro/v1/ca.pem HTTP/1.1\r\nHost: r\r\n\r\n", 403, "tls_required"},
         {"GET http://evil.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n", 403, "target_not_allowed"},
@@ -461,7 +464,7 @@ TEST_F(RelayTest, PlainHttpListenerServesOnlyHealthAndConsolePort80) {
     EXPECT_EQ(statusOf(health.readHead()), 200);
     EXPECT_EQ(console.connections(), 0);
     // Only the scheme of a presented credential is logged.
-    for (const auto& l : relay->log()) EXPECT_EQ(l.text.find("dTpw"), std::string::npos);
+    for (const auto& l : relay->log()) EXPECT_EQ(l.text.find(base64Of(kUserPass)), std::string::npos);
     EXPECT_TRUE(
         relay->waitForLog("request refused", {{"status", "403"}, {"reason", "tls_required"}, {"auth", "Basic"}}));
 }
@@ -509,13 +512,13 @@ TEST_F(RelayTest, ReloadTurnsBasicOffWithoutClosingOpenTunnels) {
     std::string target = "localhost:" + std::to_string(echo.port());
     Client open;
     ASSERT_TRUE(open.connect("127.0.0.1", relay->httpsPort(), true));
-    ASSERT_TRUE(open.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+    ASSERT_TRUE(open.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
     ASSERT_EQ(statusOf(open.readHead()), 200);
     writeText(dir_ / "environment.conf", "# Basic authentication removed\n");
     relay->signal(SIGHUP);
     ASSERT_TRUE(relay->waitForLog("reload", {{"changed", "passwordFile"}}));
     std::string head =
-        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 407);
     EXPECT_EQ(headersOf(head, "Proxy-Authenticate"), (std::vector<std::string>{"Bearer realm=\"RelayPro\""}));
     ASSERT_TRUE(open.send("still open"));
@@ -543,7 +546,7 @@ TEST_F(RelayTest, TriesEveryResolvedAddressInOrder) {
     Client c;
     ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
     ASSERT_TRUE(c.send("CONNECT console.test:" + std::to_string(echo.port()) +
-                       " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+                       " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
     ASSERT_EQ(statusOf(c.readHead()), 200);
     ASSERT_TRUE(c.send("third address"));
     EXPECT_EQ(c.readExactly(13), "third address");
@@ -555,7 +558,7 @@ TEST_F(RelayTest, IdleTunnelsCloseAfterIdleTimeout) {
     Client c;
     ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
     ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(echo.port()) +
-                       " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+                       " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
     ASSERT_EQ(statusOf(c.readHead()), 200);
     // Traffic keeps it open past the timeout...
     for (int i = 0; i < 4; ++i) {
@@ -628,7 +631,7 @@ TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
         Client c;
         ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
         ASSERT_TRUE(c.send("CONNECT dns.test:" + std::to_string(echo.port()) +
-                           " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n"));
+                           " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
         ASSERT_EQ(statusOf(c.readHead()), 200);
         ASSERT_TRUE(c.send("resolved"));
         EXPECT_EQ(c.readExactly(8), "resolved");
@@ -643,7 +646,7 @@ TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
                 env);
     ASSERT_TRUE(relay.ready());
     std::string head = exchange(relay, "CONNECT nx.test:" + std::to_string(echo.port()) +
-                                           " HTTP/1.1\r\nProxy-Authorization: " + basic("u:p") + "\r\n\r\n");
+                                           " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 502);
     // The worker's record reaches the supervisor's log file asynchronously: wait for it.
     EXPECT_TRUE(eventually([&] {

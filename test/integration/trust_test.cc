@@ -7,9 +7,11 @@
 #include <jansson.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <regex>
+#include <thread>
 
 #include "common/jose.h"
 #include "common/token.h"
@@ -18,6 +20,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -66,7 +69,7 @@ protected:
     void SetUp() override {
         console_ = std::make_unique<ConsoleSim>(tmp_.path());
         ASSERT_TRUE(console_->started());
-        console_->setState(R"({"responders": {"resp-A": "cred-A", "resp-B": "cred-B"}})");
+        console_->setState(R"({"responders": {"resp-A": "cred-A7hQ", "resp-B": "cred-B3vN"}})");
     }
 
     std::string configYaml(const std::string& extra = "") const {
@@ -103,7 +106,9 @@ protected:
     std::string token(const Relay& r, const std::string& id, const std::string& credential) {
         HttpResult h = requestToken(r, R"({"responderId":")" + id + R"(","credential":")" + credential + R"("})");
         EXPECT_EQ(h.status, 200) << h.body;
-        return jsonString(h.body, "token");
+        std::string t = jsonString(h.body, "token");
+        noteSecret(t);
+        return t;
     }
 
     // GET https://<console>/hello through the relay with the token, as curl does it.
@@ -145,7 +150,7 @@ int64_t nowSeconds() {
 TEST_F(TrustTest, CurlGetsATokenThenTunnelsWithIt) {
     auto relay = start();
     HttpResult h =
-        requestToken(*relay, R"({"responderId":"resp-A","credential":"cred-A"})", "-D " + (tmp_ / "h.txt").string());
+        requestToken(*relay, R"({"responderId":"resp-A","credential":"cred-A7hQ"})", "-D " + (tmp_ / "h.txt").string());
     ASSERT_EQ(h.status, 200) << h.body;
     EXPECT_EQ(jsonString(h.body, "tokenType"), "Bearer");
     EXPECT_EQ(jsonInteger(h.body, "expiresIn"), 3600);
@@ -158,7 +163,7 @@ TEST_F(TrustTest, CurlGetsATokenThenTunnelsWithIt) {
     // The console was asked once, with the relay's credential, id and the Responder's pair.
     auto journal = console_->journal();
     ASSERT_EQ(console_->count(kVerifyPath), 1u);
-    EXPECT_EQ(journal.back().body, R"({"credential":"cred-A","relayId":3,"responderId":"resp-A"})");
+    EXPECT_EQ(journal.back().body, R"({"credential":"cred-A7hQ","relayId":3,"responderId":"resp-A"})");
 
     HttpResult g = tunnelGet(*relay, t);
     EXPECT_EQ(g.status, 200) << g.body;
@@ -166,21 +171,21 @@ TEST_F(TrustTest, CurlGetsATokenThenTunnelsWithIt) {
     ASSERT_TRUE(relay->waitForLog("tunnel closed", {{"responder", "resp-A"}}));
 
     // A second token request within the cache's minute does not ask the console again.
-    EXPECT_FALSE(token(*relay, "resp-A", "cred-A").empty());
+    EXPECT_FALSE(token(*relay, "resp-A", "cred-A7hQ").empty());
     EXPECT_EQ(console_->count(kVerifyPath), 1u);
 
     // No token, no credential, no security token in any log line.
     std::string log = readText(relay->logFile());
     EXPECT_EQ(log.find(t.substr(t.size() - 22)), std::string::npos);
-    EXPECT_EQ(log.find("cred-A"), std::string::npos);
+    EXPECT_EQ(log.find("cred-A7hQ"), std::string::npos);
     EXPECT_EQ(log.find("st-9f3k2"), std::string::npos);
 }
 
 TEST_F(TrustTest, TokensThatMustFailGet407InvalidToken) {
     auto relay = start();
     const uint16_t port = relay->httpsPort();
-    std::string a = token(*relay, "resp-A", "cred-A");
-    std::string b = token(*relay, "resp-B", "cred-B");
+    std::string a = token(*relay, "resp-A", "cred-A7hQ");
+    std::string b = token(*relay, "resp-B", "cred-B3vN");
     ASSERT_EQ(connectWith(port, a).first, 200);
     ASSERT_EQ(connectWith(port, b).first, 200);
 
@@ -215,11 +220,88 @@ TEST_F(TrustTest, TokensThatMustFailGet407InvalidToken) {
     EXPECT_TRUE(relay->waitForLog("request refused", {{"reason", "invalid_token"}}));
 }
 
+// Tokens built here with this bundle's real keys, each wrong in one way only: the one built right
+// with the same code is accepted, so every refusal is for the flaw it carries.
+TEST_F(TrustTest, ForgedTokenFormsGet407AndOpenNoTunnel) {
+    auto relay = start("limits:\n  maxHeaderBytes: 128KiB\n  tokenRequestsPerMinute: 200\n");
+    const uint16_t port = relay->httpsPort();
+    auto ca = CaBundle::load(bundleFile().string(), std::chrono::system_clock::now());
+    ASSERT_TRUE(ca) << ca.error().message;
+    const int64_t now = nowSeconds();
+    const std::string id = "resp-A";
+    const std::string kid = "rp1." + std::to_string(utcDay(now)) + "." + base64UrlEncode(id);
+    const TokenKey key = responderKey(ca->tokenMaster(utcDay(now)), id);
+    const std::string keyBytes(reinterpret_cast<const char*>(key.data()), key.size());
+    const std::string iv(12, '\x07');
+    auto header = [&](const std::string& alg, const std::string& enc, const std::string& extra = "") {
+        return R"({"alg":")" + alg + R"(","enc":")" + enc + R"(","kid":")" + kid + R"(","typ":"JWT")" + extra + "}";
+    };
+    auto claims = [&](int64_t iat, int64_t nbf, int64_t exp, const std::string& extra = "") {
+        return R"({"iss":"relaypro","sub":")" + id + R"(","org":1,"iat":)" + std::to_string(iat) + R"(,"nbf":)" +
+               std::to_string(nbf) + R"(,"exp":)" + std::to_string(exp) + R"(,"jti":"Zm9yZ2VkLXRva2VuLWp0aQ")" + extra +
+               "}";
+    };
+    auto make = [&](const std::string& h, const std::string& c) {
+        auto t = encryptCompactDir(h, keyBytes, iv, c);
+        EXPECT_TRUE(t) << t.error().message;
+        return t ? *t : std::string();
+    };
+    const std::string good = make(header("dir", "A256GCM"), claims(now, now, now + 3600));
+    ASSERT_EQ(connectWith(port, good).first, 200) << "the control: built right, it is accepted";
+
+    expectInvalidToken(port, make(header("none", "A256GCM"), claims(now, now, now + 3600)), "alg none");
+    expectInvalidToken(port, make(header("A256KW", "A256GCM"), claims(now, now, now + 3600)), "alg A256KW");
+    expectInvalidToken(port, make(header("dir", "A128GCM"), claims(now, now, now + 3600)), "enc A128GCM");
+    expectInvalidToken(port, make(header("dir", "A256CBC-HS512"), claims(now, now, now + 3600)), "enc CBC");
+    expectInvalidToken(port, make(header("dir", "A256GCM", R"(,"zip":"DEF")"), claims(now, now, now + 3600)), "zip");
+    expectInvalidToken(port, make(header("dir", "A256GCM", R"(,"crit":["exp"])"), claims(now, now, now + 3600)),
+                       "crit");
+    expectInvalidToken(port,
+                       make(R"({"alg":"dir","alg":"none","enc":"A256GCM","kid":")" + kid + R"(","typ":"JWT"})",
+                            claims(now, now, now + 3600)),
+                       "a duplicated alg");
+    expectInvalidToken(port, make(header("dir", "A256GCM"), claims(now, now + 3600, now + 7200)), "not yet valid");
+    expectInvalidToken(port, make(header("dir", "A256GCM"), claims(now, now, now + 25 * 3600)), "lifetime over 24 h");
+    expectInvalidToken(port, make(header("dir", "A256GCM"), claims(now, now, now + 3600, R"(,"admin":true)")),
+                       "an extra claim");
+    // Replayed after it expired: built like `good`, an hour and a second later than its end.
+    expectInvalidToken(port, make(header("dir", "A256GCM"), claims(now - 3 * 3600, now - 3 * 3600, now - 2 * 3600)),
+                       "replayed after expiry");
+    // The tag truncated, cut to nothing, and the token cut after the IV.
+    const size_t lastDot = good.rfind('.');
+    expectInvalidToken(port, good.substr(0, good.size() - 4), "a truncated tag");
+    expectInvalidToken(port, good.substr(0, lastDot + 1), "an empty tag");
+    expectInvalidToken(port, good.substr(0, good.find('.', good.find('.', good.find('.') + 1) + 1)), "three parts");
+    // 64 KiB: a real encryption of huge claims, and 64 KiB of base64url noise.
+    expectInvalidToken(port,
+                       make(header("dir", "A256GCM"),
+                            claims(now, now, now + 3600, R"(,"pad":")" + std::string(48 * 1024, 'x') + "\"")),
+                       "64 KiB of claims");
+    expectInvalidToken(port, std::string(64 * 1024, 'A'), "64 KiB of noise");
+    // With the default head limit, a 64 KiB token is a head too large: 431, before any check.
+
+    auto small = start("limits:\n  tokenRequestsPerMinute: 200\n");
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", small->httpsPort(), true));
+    c.send("CONNECT " + console_->address() + " HTTP/1.1\r\nProxy-Authorization: Bearer " +
+           std::string(64 * 1024, 'A') + "\r\n\r\n");
+    EXPECT_EQ(statusOf(c.readHead()), 431);
+    // Every refusal is logged as invalid_token, and none of them opened a tunnel.
+    size_t refused = 0;
+    size_t tunnels = 0;
+    for (const auto& l : relay->log()) {
+        refused += l["reason"] == "invalid_token" ? 1U : 0U;
+        tunnels += l["msg"] == "tunnel closed" || l["msg"] == "tunnel opened" ? 1U : 0U;
+    }
+    EXPECT_EQ(refused, 16u);
+    EXPECT_LE(tunnels, 1u) << "only the control's tunnel";
+}
+
 TEST_F(TrustTest, AnIndependentPeerDecryptsTheTokens) {
     if (::access("/usr/lib/python3/dist-packages/jwcrypto", F_OK) != 0)
         GTEST_SKIP() << "python3-jwcrypto is not installed (packaging/install-deps.sh)";
     auto relay = start();
-    std::string t = token(*relay, "resp-A", "cred-A");
+    std::string t = token(*relay, "resp-A", "cred-A7hQ");
     const int64_t before = nowSeconds();
     CommandResult peer = runCommand("/usr/bin/python3 " + std::string(RELAYPRO_SOURCE_DIR) +
                                     "/test/support/jwe_peer.py " + bundleFile().string() + " " + t + " 2>&1");
@@ -252,9 +334,9 @@ TEST_F(TrustTest, TokenEndpointAnswers) {
     auto status = [&](const std::string& body) { return requestToken(*relay, body).status; };
     EXPECT_EQ(status("not json"), 400);
     EXPECT_EQ(status(R"({"responderId":"resp-A"})"), 400);
-    EXPECT_EQ(status(R"({"responderId":"resp-A","credential":"cred-A","extra":1})"), 400);
-    EXPECT_EQ(status(R"({"responderId":"","credential":"cred-A"})"), 400);
-    EXPECT_EQ(status(R"({"responderId":"a\nb","credential":"cred-A"})"), 400);
+    EXPECT_EQ(status(R"({"responderId":"resp-A","credential":"cred-A7hQ","extra":1})"), 400);
+    EXPECT_EQ(status(R"({"responderId":"","credential":"cred-A7hQ"})"), 400);
+    EXPECT_EQ(status(R"({"responderId":"a\nb","credential":"cred-A7hQ"})"), 400);
     EXPECT_EQ(status(R"({"responderId":")" + std::string(257, 'r') + R"(","credential":"c"})"), 400);
     EXPECT_EQ(status(R"({"responderId":"r","credential":")" + std::string(8193, 'c') + R"("})"), 400);
     EXPECT_EQ(console_->count(kVerifyPath), 0u) << "malformed requests never reach the console";
@@ -264,7 +346,7 @@ TEST_F(TrustTest, TokenEndpointAnswers) {
     // Over the per-source rate: 429 with Retry-After (8 per minute, 1 used above that counted).
     int limited = 0;
     for (int i = 0; i < 10 && limited == 0; ++i) {
-        HttpResult h = requestToken(*relay, R"({"responderId":"resp-B","credential":"cred-B"})",
+        HttpResult h = requestToken(*relay, R"({"responderId":"resp-B","credential":"cred-B3vN"})",
                                     "-D " + (tmp_ / "h429.txt").string());
         if (h.status == 429) {
             ++limited;
@@ -278,6 +360,55 @@ TEST_F(TrustTest, TokenEndpointAnswers) {
     EXPECT_EQ(limited, 1);
 }
 
+// A token-endpoint flood from one source: beyond limits.tokenRequestsPerMinute every request is
+// 429 with Retry-After before the console is asked, so the console sees no storm.
+TEST_F(TrustTest, ATokenEndpointFloodIsRateLimitedBeforeTheConsole) {
+    auto relay = start("limits:\n  tokenRequestsPerMinute: 10\n");
+    const auto began = std::chrono::steady_clock::now();
+    constexpr int kThreads = 4;
+    constexpr int kEach = 50;
+    std::atomic<int> limited{0};
+    std::atomic<int> answered{0};
+    std::atomic<int> other{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kEach; ++i) {
+                // A Responder of its own each time: the console's answer cache cannot hide a call.
+                std::string body = R"({"responderId":"flood-)" + std::to_string(t) + "-" + std::to_string(i) +
+                                   R"(","credential":"cred-A7hQ"})";
+                Client c;
+                if (!c.connect("127.0.0.1", relay->httpsPort(), true)) {
+                    ++other;
+                    continue;
+                }
+                c.send(
+                    "POST /relaypro/v1/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body);
+                std::string head = c.readHead();
+                const int status = statusOf(head);
+                if (status == 429 && std::atoi(headerOf(head, "Retry-After").c_str()) >= 1) {
+                    ++limited;
+                } else if (status == 401) {
+                    ++answered;  // the console was asked and does not know this Responder
+                } else {
+                    ++other;
+                }
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began);
+    // The bucket holds 10 and refills one every 6 s.
+    const int allowed = 10 + static_cast<int>(seconds.count() / 6) + 1;
+    EXPECT_EQ(other.load(), 0);
+    EXPECT_EQ(limited + answered, kThreads * kEach);
+    EXPECT_LE(answered.load(), allowed);
+    EXPECT_GE(answered.load(), 10);
+    EXPECT_EQ(console_->count(kVerifyPath), static_cast<size_t>(answered.load())) << "the console saw only those";
+}
+
 TEST_F(TrustTest, ConsoleAnswersDecideTheStatus) {
     auto relay = start("", {{"RELAYPRO_HTTP_LISTEN", "127.0.0.1:0"}});
     // Plain HTTP: 403 tls_required, and the console is not asked.
@@ -289,8 +420,8 @@ TEST_F(TrustTest, ConsoleAnswersDecideTheStatus) {
 
     // Each case asks about another Responder: answers are cached per Responder and credential.
     auto ask = [&](const std::string& mode, const std::string& id, const std::string& extra = "") {
-        console_->setState(R"({"responders": {")" + id + R"(": "cred"}, "verifyMode": ")" + mode + R"("})");
-        return requestToken(*relay, R"({"responderId":")" + id + R"(","credential":"cred"})", extra);
+        console_->setState(R"({"responders": {")" + id + R"(": "cred-A7hQ"}, "verifyMode": ")" + mode + R"("})");
+        return requestToken(*relay, R"({"responderId":")" + id + R"(","credential":"cred-A7hQ"})", extra);
     };
     EXPECT_EQ(ask("wrongOrg", "r1").status, 401) << "an answer for another organization is not valid";
     EXPECT_EQ(ask("wrongId", "r2").status, 401) << "an answer about another Responder is not valid";
@@ -306,8 +437,8 @@ TEST_F(TrustTest, ConsoleAnswersDecideTheStatus) {
     EXPECT_EQ(ask("normal", "r6").status, 200);
 
     // The console revokes the relay: 503 not_registered for token requests and Bearer CONNECTs.
-    console_->setState(R"({"responders": {"resp-A": "cred-A"}})");
-    std::string t = token(*relay, "resp-A", "cred-A");
+    console_->setState(R"({"responders": {"resp-A": "cred-A7hQ"}})");
+    std::string t = token(*relay, "resp-A", "cred-A7hQ");
     ASSERT_EQ(connectWith(relay->httpsPort(), t).first, 200);
     HttpResult revoked = ask("revoked", "r7");
     EXPECT_EQ(revoked.status, 503);
@@ -323,7 +454,7 @@ TEST_F(TrustTest, RestartKeepsTokensANewCaBundleDoesNot) {
     std::string fingerprint;
     {
         auto relay = start();
-        t = token(*relay, "resp-A", "cred-A");
+        t = token(*relay, "resp-A", "cred-A7hQ");
         ASSERT_EQ(connectWith(relay->httpsPort(), t).first, 200);
         EXPECT_EQ(relay->stop(), 0);
     }
@@ -386,7 +517,7 @@ TEST_F(TrustTest, TlsSessionsResumeAcrossWorkersRestartsAndUpgrades) {
         }
 
         // An in-place upgrade (another build): tokens and sessions stay valid.
-        t = token(*relay, "resp-A", "cred-A");
+        t = token(*relay, "resp-A", "cred-A7hQ");
         CommandResult up =
             runCommand(std::string("RELAYPRO_ENV_FILE=") + (tmp_ / "environment.conf").string() + " " +
                        RELAYPRO_BINARY + " upgrade --config " + (tmp_ / "config.yml").string() + " 2>&1");

@@ -9,6 +9,7 @@
 
 #include "test/support/net.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -53,15 +54,16 @@ private:
     EVP_MD_CTX* ctx_;
 };
 
+// Basic for user "u" with kPassword.
 std::string basic() {
-    return basicAuthorization("u:p");
-}  // u:p
+    return basicCredential();
+}
 
 class TunnelBulk : public ::testing::Test {
 protected:
     void SetUp() override {
         ASSERT_GE(sodium_init(), 0);
-        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "passwords.txt", kPasswordLine);
         writeText(dir_ / "hosts", "127.0.0.1 localhost\n");
     }
     std::unique_ptr<Relay> start(uint16_t port) {

@@ -16,6 +16,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -54,7 +55,7 @@ private:
     bool open(Client& c) {
         if (!c.connect("127.0.0.1", relayPort_, true)) return fail("connect or TLS handshake failed"), false;
         if (!c.send("CONNECT localhost:" + std::to_string(echoPort_) +
-                    " HTTP/1.1\r\nProxy-Authorization: Basic dTpw\r\n\r\n")) {
+                    " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n")) {
             return fail("CONNECT could not be sent"), false;
         }
         std::string head = c.readHead();
@@ -104,7 +105,7 @@ private:
 class Upgrade : public ::testing::Test {
 protected:
     void SetUp() override {
-        writeText(dir_ / "passwords.txt", "u:p\n");
+        writeText(dir_ / "passwords.txt", kPasswordLine);
         writeText(dir_ / "hosts", "127.0.0.1 localhost\n");
         install(RELAYPRO_BINARY);
     }
@@ -228,7 +229,7 @@ TEST_F(Upgrade, AHandshakeBeforeTheSwitchStillGetsItsFirstRequestAnswered) {
         auto [code, out] = cli({"upgrade", "--timeout", "60"});
         ASSERT_EQ(code, 0) << out;
         ASSERT_TRUE(early.send("CONNECT localhost:" + std::to_string(echo.port()) +
-                               " HTTP/1.1\r\nProxy-Authorization: Basic dTpw\r\n\r\n"));
+                               " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
         std::string head = early.readHead();
         ASSERT_EQ(statusOf(head), 200) << head;
         ASSERT_TRUE(early.send("still the old generation"));

@@ -3,17 +3,19 @@
 #include <fstream>
 #include <sstream>
 
+#include "test/support/secrets.h"
+
 namespace relaypro::testing {
 
 Relay::Relay(const TempDir& dir, const std::string& configYaml, std::map<std::string, std::string> env,
-             std::vector<std::string> extraArgs, const std::string& binary)
-    : dir_(dir.path()) {
-    writeText(dir_ / "config.yml", configYaml);
+             std::vector<std::string> extraArgs, const std::string& binary, const std::filesystem::path& configDir)
+    : dir_(dir.path()), configDir_(configDir.empty() ? dir.path() : configDir) {
+    if (!configYaml.empty()) writeText(configDir_ / "config.yml", configYaml);
     std::map<std::string, std::string> full{{"PATH", "/usr/bin:/bin"},
                                             {"RELAYPRO_ENV_FILE", (dir_ / "environment.conf").string()},
                                             {"ASAN_OPTIONS", "detect_leaks=1"}};
     for (auto& [k, v] : env) full[k] = v;
-    std::vector<std::string> argv{binary, "run", "--config", (dir_ / "config.yml").string(), "--user", "root"};
+    std::vector<std::string> argv{binary, "run", "--config", (configDir_ / "config.yml").string(), "--user", "root"};
     argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
     process_ = ChildProcess::spawn(argv, full, dir_ / "stdout.txt", dir_ / "stderr.txt");
     // Only this process's lines count: a test may run relays one after another in one folder.
@@ -33,6 +35,12 @@ Relay::Relay(const TempDir& dir, const std::string& configYaml, std::map<std::st
 
 Relay::~Relay() {
     if (process_.running()) process_.stop(SIGKILL);
+    // No secret of the test's may appear in anything the relay wrote.
+    const std::string written = readText(logFile()) + readText(dir_ / "stdout.txt") + readText(dir_ / "stderr.txt");
+    for (const auto& s : secretsIn(written)) {
+        ADD_FAILURE() << "a secret the test used (" << s.substr(0, 3) << "..., " << s.size()
+                      << " bytes) appears in what the relay wrote under " << dir_;
+    }
 }
 
 std::vector<LogLine> Relay::log() const {

@@ -30,8 +30,11 @@ class Relay {
 public:
     // `configYaml` is written as config.yml in `dir`; `env` adds to a minimal environment.
     // `binary`: the relaypro executable to run (an upgrade test runs an installed copy).
+    // `configDir`: where config.yml (and so logs/) lives when not in `dir`; an empty
+    // `configYaml` runs the config.yml that is there, untouched (a read-only folder).
     Relay(const TempDir& dir, const std::string& configYaml, std::map<std::string, std::string> env = {},
-          std::vector<std::string> extraArgs = {}, const std::string& binary = RELAYPRO_BINARY);
+          std::vector<std::string> extraArgs = {}, const std::string& binary = RELAYPRO_BINARY,
+          const std::filesystem::path& configDir = {});
     ~Relay();
     Relay(const Relay&) = delete;
     Relay& operator=(const Relay&) = delete;
@@ -40,7 +43,7 @@ public:
     [[nodiscard]] uint16_t httpsPort() const { return httpsPort_; }
     [[nodiscard]] uint16_t httpPort() const { return httpPort_; }
     [[nodiscard]] pid_t pid() const { return process_.pid(); }
-    [[nodiscard]] std::filesystem::path logFile() const { return dir_ / "logs" / "relaypro.log.txt"; }
+    [[nodiscard]] std::filesystem::path logFile() const { return configDir_ / "logs" / "relaypro.log.txt"; }
     [[nodiscard]] std::string stderrText() const { return readText(dir_ / "stderr.txt"); }
 
     std::vector<LogLine> log() const;
@@ -56,6 +59,7 @@ public:
 
 private:
     std::filesystem::path dir_;
+    std::filesystem::path configDir_;
     ChildProcess process_;
     bool ready_ = false;
     uint16_t httpsPort_ = 0;

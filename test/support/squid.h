@@ -56,7 +56,9 @@ public:
             },
             std::chrono::seconds(30));
     }
-    ~Squid() {
+    ~Squid() { kill(); }
+    // Kills it (SIGKILL: no goodbye to its clients) and removes what that leaves behind.
+    void kill() {
         process_.stop(SIGKILL);
         std::error_code ignored;
         for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ignored)) {

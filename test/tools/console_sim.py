@@ -13,11 +13,11 @@ serves a small page for every GET, so tunnels to the console's port 80 have a ta
 The test steers it through DIR/state.json, re-read when it changes (missing members take the
 defaults below):
 
-  {"deploymentTokens": ["dt-1"],       # register accepts these (Authorization: Bearer ...)
+  {"deploymentTokens": ["dt-Wq83nLp"], # register accepts these (Authorization: Bearer ...)
    "securityToken": "st-9f3k2",        # a relay credential accepted without registering here
    "organizationId": 1,
    "consoleCACert": "",                # returned by register
-   "responders": {"resp-A": "cred-A"}, # who verify says is valid, with which credential
+   "responders": {"resp-A": "cred-A7hQ"}, # who verify says is valid, with which credential
    "verifyMode": "normal" | "unavailable" | "slow" | "revoked" | "wrongOrg" | "wrongId" | "garbage",
    "slowSeconds": 7,                   # for verifyMode slow, and delaySeconds for every API call
    "delaySeconds": 0,
@@ -41,7 +41,7 @@ import threading
 import time
 
 DEFAULTS = {
-    "deploymentTokens": ["dt-1"],
+    "deploymentTokens": ["dt-Wq83nLp"],
     "securityToken": "st-9f3k2",
     "organizationId": 1,
     "consoleCACert": "",

@@ -1,0 +1,363 @@
+// Faults around a running relay (issue 9): the supervisor killed, an upstream that resets a
+// tunnel, a log disk that fills up, a config folder the registration cannot write, and a SIGKILL
+// in the middle of the registration's write. Each asserts what an operator relies on: service
+// goes on (or stops cleanly), nothing is half-written, nothing lingers.
+//
+// Mount faults run in a mount namespace of the test process's own (unshare + a private "/"), so
+// a tmpfs or a read-only bind never touches the machine's mounts and goes away with the process.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <jansson.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test/support/console.h"
+#include "test/support/net.h"
+#include "test/support/process.h"
+#include "test/support/relay.h"
+#include "test/support/secrets.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// A mount namespace of this process's own. unshare(CLONE_NEWNS) refuses in a process with more
+// than one thread, so a test calls it before it starts any (servers start threads).
+bool privateMounts(std::string& why) {
+    if (::unshare(CLONE_NEWNS) != 0) {
+        why = std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno);
+        return false;
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        why = std::string("making / private: ") + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+// A mount undone (lazily) at the end of the test, before the temporary folder is removed.
+class Mounted {
+public:
+    Mounted(const fs::path& target, const char* type, unsigned long flags, const char* data,
+            const fs::path& source = {})
+        : target_(target) {
+        const std::string src = source.empty() ? std::string(type != nullptr ? type : "none") : source.string();
+        ok_ = ::mount(src.c_str(), target.c_str(), type, flags, data) == 0;
+        if (!ok_) error_ = std::strerror(errno);
+    }
+    ~Mounted() {
+        if (ok_) ::umount2(target_.c_str(), MNT_DETACH);
+    }
+    Mounted(const Mounted&) = delete;
+    Mounted& operator=(const Mounted&) = delete;
+    [[nodiscard]] bool ok() const { return ok_; }
+    [[nodiscard]] const std::string& error() const { return error_; }
+
+private:
+    fs::path target_;
+    bool ok_ = false;
+    std::string error_;
+};
+
+// Whether `pid` is gone (or only a zombie waiting for whoever adopted it).
+bool exited(pid_t pid) {
+    std::string stat = readText("/proc/" + std::to_string(pid) + "/stat");
+    if (stat.empty()) return true;
+    size_t paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
+
+class Faults : public ::testing::Test {
+protected:
+    void SetUp() override {
+        writeText(dir_ / "passwords.txt", kPasswordLine);
+        writeText(dir_ / "hosts", "127.0.0.1 localhost console.test\n");
+    }
+
+    std::string yaml(uint16_t consolePort, const std::string& extra = "") const {
+        return "consoleAddress: \"console.test:" + std::to_string(consolePort) +
+               "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: " +
+               (dir_ / "passwords.txt").string() + "\n" + extra;
+    }
+    std::map<std::string, std::string> env() const { return {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}}; }
+
+    // config.yml as an installer leaves it: the console, a relayProId, the deployment token.
+    std::string unregisteredConfig(const ConsoleSim& console, const std::string& extra = "") const {
+        return "# written by the installer\nconsoleAddress: \"" + console.address() +
+               "\"\norganizationId: 1\nrelayProId: \"5b0c3c4e-4a39-4c9b-9a43-0d3b6f1f2a10\"\n"
+               "serverName: \"127.0.0.1\"\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: " +
+               (dir_ / "passwords.txt").string() + "\n" + extra + "deploymentToken: \"dt-Wq83nLp\"\n" +
+               console.caYaml();
+    }
+
+    // A tunnel to the console through `relay`; its status.
+    static int tunnel(Client& c, const Relay& relay, uint16_t consolePort) {
+        if (!c.connect("127.0.0.1", relay.httpsPort(), true)) return -1;
+        if (!c.send("CONNECT console.test:" + std::to_string(consolePort) + " HTTP/1.1\r\nHost: x\r\n" +
+                    "Proxy-Authorization: " + basicCredential() + "\r\n\r\n")) {
+            return -1;
+        }
+        return statusOf(c.readHead());
+    }
+
+    static std::vector<pid_t> workerPids(const Relay& relay) {
+        std::vector<pid_t> out;
+        for (const auto& l : relay.log()) {
+            if (l["msg"] == "worker ready") out.push_back(std::stoi(l["workerPid"]));
+        }
+        return out;
+    }
+
+    TempDir dir_;
+};
+
+// lifecycle.md: workers die with their supervisor (parent-death signal). Nothing keeps the
+// listening port: it refuses connections and can be bound again at once; open tunnels end.
+TEST_F(Faults, WhenTheSupervisorIsKilledItsWorkersExitAndThePortIsFree) {
+    // Orphaned workers are adopted by this process, so it can tell that they exited.
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    TestServer console(false, TestServer::echo());
+    Relay relay(dir_, yaml(console.port(), "workers: 2\n"), env());
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    auto workers = workerPids(relay);
+    ASSERT_EQ(workers.size(), 2u);
+    Client open;
+    ASSERT_EQ(tunnel(open, relay, console.port()), 200);
+    ASSERT_TRUE(open.send("before"));
+    ASSERT_EQ(open.readExactly(6), "before");
+    const uint16_t port = relay.httpsPort();
+
+    EXPECT_EQ(relay.stop(SIGKILL), 128 + SIGKILL);
+    for (pid_t w : workers) {
+        EXPECT_TRUE(eventually([&] {
+            int status = 0;
+            ::waitpid(w, &status, WNOHANG);  // reap it if it was handed to this process
+            return exited(w);
+        })) << "worker "
+            << w << " outlived its supervisor";
+    }
+    EXPECT_TRUE(open.waitClosed()) << "the open tunnel ended with its worker";
+    EXPECT_LT(connectTo("127.0.0.1", port, 2s), 0) << "nothing accepts on the port any more";
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+    EXPECT_EQ(::listen(fd, 1), 0) << "no listening socket of the old relay holds the port";
+    ::close(fd);
+}
+
+// An upstream that resets one tunnel in the middle: that tunnel ends for its client, is logged,
+// and the other tunnels of the same worker carry on.
+TEST_F(Faults, AnUpstreamResetMidTunnelEndsOnlyThatTunnel) {
+    TestServer console(false, [](int fd, SSL*) {
+        char buf[256];
+        while (true) {
+            ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return;
+            if (std::string_view(buf, static_cast<size_t>(n)).find("reset") != std::string_view::npos) {
+                linger l{1, 0};  // the server's close sends RST
+                ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+                return;
+            }
+            if (::send(fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) return;
+        }
+    });
+    Relay relay(dir_, yaml(console.port(), "workers: 1\n"), env());
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    Client keep;
+    Client victim;
+    ASSERT_EQ(tunnel(keep, relay, console.port()), 200);
+    ASSERT_EQ(tunnel(victim, relay, console.port()), 200);
+    ASSERT_TRUE(victim.send("hello"));
+    ASSERT_EQ(victim.readExactly(5), "hello");
+    ASSERT_TRUE(victim.send("reset"));
+    EXPECT_TRUE(victim.waitClosed()) << "the client's side ends when the upstream resets";
+    EXPECT_TRUE(relay.waitForLog("tunnel closed", {{"result", "upstream_reset"}})) << readText(relay.logFile());
+    ASSERT_TRUE(keep.send("still here"));
+    EXPECT_EQ(keep.readExactly(10), "still here");
+    Client fresh;
+    EXPECT_EQ(tunnel(fresh, relay, console.port()), 200);
+}
+
+// A full log disk (a 256 KiB tmpfs under logs/): tunnels go on, no half line is left in the
+// file, and once there is room again the relay logs how many lines it had to drop.
+TEST_F(Faults, AFullLogDiskNeitherStopsServiceNorLeavesHalfALine) {
+    std::string why;
+    if (!privateMounts(why)) GTEST_SKIP() << why;
+    fs::create_directories(dir_ / "logs");
+    Mounted logs(dir_ / "logs", "tmpfs", MS_NOSUID | MS_NODEV, "size=256k,mode=0755");
+    ASSERT_TRUE(logs.ok()) << logs.error();
+    TestServer console(false, TestServer::echo());
+    Relay relay(dir_, yaml(console.port(), "workers: 1\n"), env());
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+
+    // Fill the file system.
+    const fs::path filler = dir_ / "logs" / "filler";
+    int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    const std::string block(4096, 'f');
+    while (::write(fd, block.data(), block.size()) > 0) {
+    }
+    ASSERT_EQ(errno, ENOSPC);
+    ::close(fd);
+
+    for (int i = 0; i < 40; ++i) {
+        Client c;
+        ASSERT_EQ(tunnel(c, relay, console.port()), 200) << i;
+        ASSERT_TRUE(c.send("full"));
+        EXPECT_EQ(c.readExactly(4), "full") << i;
+    }
+    // Room again: the next line written first says how many were lost.
+    ASSERT_EQ(::unlink(filler.c_str()), 0);
+    Client after;
+    EXPECT_EQ(tunnel(after, relay, console.port()), 200);
+    after.close();
+    ASSERT_TRUE(relay.waitForLog("log lines dropped")) << readText(relay.logFile());
+    for (const auto& l : relay.log()) {
+        if (l["msg"] == "log lines dropped") {
+            EXPECT_GE(std::stol(l["dropped"]), 1);
+        }
+    }
+    for (const auto& line : splitLines(readText(relay.logFile()))) {
+        json_error_t err;
+        json_t* j = json_loads(line.c_str(), 0, &err);
+        EXPECT_NE(j, nullptr) << "not a whole JSON line: " << line;
+        json_decref(j);
+    }
+}
+
+// config.md, "Writes by RelayPro": a config folder the service cannot write (here a read-only
+// bind mount, which stops root too) makes the registration an error that names the fix; the
+// relay serves on with the registration in memory, and config.yml is untouched.
+TEST_F(Faults, ARegistrationThatCannotBeStoredIsLoggedWithTheFixAndServiceGoesOn) {
+    std::string why;
+    if (!privateMounts(why)) GTEST_SKIP() << why;
+    const fs::path conf = dir_ / "conf";
+    fs::create_directories(conf / "logs");
+    // The private folder outside: a Unix socket's path (its control socket) holds 107 bytes.
+    const fs::path priv = fs::path("/tmp") / ("rp-faults-" + std::to_string(::getpid()));
+    fs::create_directories(priv);
+    struct Remove {
+        fs::path p;
+        ~Remove() {
+            std::error_code ignored;
+            fs::remove_all(p, ignored);
+        }
+    } removePriv{priv};
+    ConsoleSim console(dir_.path());
+    ASSERT_TRUE(console.started());
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}})");
+    const std::string original = unregisteredConfig(console, "privateFolder: " + priv.string() + "\n");
+    writeText(conf / "config.yml", original);
+    Mounted bind(conf, nullptr, MS_BIND, nullptr, conf);
+    ASSERT_TRUE(bind.ok()) << bind.error();
+    ASSERT_EQ(::mount(conf.c_str(), conf.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr), 0)
+        << std::strerror(errno);
+    Mounted logs(conf / "logs", "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0755");
+    ASSERT_TRUE(logs.ok()) << logs.error();
+
+    Relay relay(dir_, "", {}, {}, RELAYPRO_BINARY, conf);
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    ASSERT_TRUE(relay.waitForLog("registered")) << readText(relay.logFile());
+    bool named = false;
+    for (const auto& l : relay.log()) {
+        if (l["msg"] != "the registration could not be stored in config.yml; it holds until the service stops")
+            continue;
+        named = l["error"].find("is not writable by the service user; fix:") != std::string::npos;
+        EXPECT_TRUE(named) << l.text;
+    }
+    EXPECT_TRUE(named) << readText(relay.logFile());
+    EXPECT_EQ(readText(conf / "config.yml"), original) << "config.yml is untouched";
+    // Serving on, and registered: the token endpoint (which needs the registration) issues tokens.
+    writeText(dir_ / "body.json", R"({"responderId":"resp-A","credential":"cred-A7hQ"})");
+    CommandResult token = runCommand(
+        "curl -s -k -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' "
+        "--data-binary @" +
+        (dir_ / "body.json").string() + " https://127.0.0.1:" + std::to_string(relay.httpsPort()) +
+        "/relaypro/v1/token");
+    EXPECT_EQ(token.out, "200");
+    EXPECT_EQ(console.count("/api/public/relay-pro/register"), 1u);
+}
+
+// A SIGKILL while the registration writes config.yml (the moment its temporary file appears):
+// config.yml is the old file or the new one, never a mix; the next start completes the
+// registration and leaves no temporary file behind.
+TEST_F(Faults, ASigkillDuringTheRegistrationWriteLeavesTheOldOrTheNewFile) {
+    ConsoleSim console(dir_.path());
+    ASSERT_TRUE(console.started());
+    const fs::path conf = dir_ / "conf";
+    fs::create_directories(conf);
+    const std::string original = unregisteredConfig(console);
+    writeText(conf / "config.yml", original);
+    int watch = ::inotify_init1(IN_CLOEXEC);
+    ASSERT_GE(watch, 0);
+    ASSERT_GE(::inotify_add_watch(watch, conf.c_str(), IN_CREATE), 0);
+
+    Relay relay(dir_, "", {}, {}, RELAYPRO_BINARY, conf);
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    bool seen = false;
+    alignas(inotify_event) char buf[4096];
+    while (!seen) {
+        pollfd p{watch, POLLIN, 0};
+        ASSERT_EQ(::poll(&p, 1, 20000), 1) << "the registration never wrote config.yml";
+        ssize_t n = ::read(watch, buf, sizeof buf);
+        ASSERT_GT(n, 0);
+        for (char* at = buf; at < buf + n;) {
+            auto* e = reinterpret_cast<inotify_event*>(at);
+            if (e->len > 0 && std::string_view(e->name).starts_with(".config.yml")) seen = true;
+            at += sizeof(inotify_event) + e->len;
+        }
+    }
+    relay.stop(SIGKILL);
+    ::close(watch);
+
+    const std::string after = readText(conf / "config.yml");
+    const bool old = after == original;
+    const bool updated =
+        after.find("\nsecurityToken: \"") != std::string::npos && after.find("deploymentToken") == std::string::npos;
+    EXPECT_TRUE(old || updated) << after;
+    std::printf("killed during the write: config.yml is the %s file\n", old ? "old" : "new");
+    CommandResult check =
+        runCommand("RELAYPRO_ENV_FILE=" + (dir_ / "no-environment").string() + " RELAYPRO_USER=relaypro-no-such-user " +
+                   std::string(RELAYPRO_BINARY) + " check-config --config " + (conf / "config.yml").string() + " 2>&1");
+    EXPECT_EQ(check.exitCode, 0) << check.out;
+
+    Relay again(dir_, "", {}, {}, RELAYPRO_BINARY, conf);
+    ASSERT_TRUE(again.ready()) << again.stderrText() << readText(again.logFile());
+    if (old) {
+        ASSERT_TRUE(again.waitForLog("registered"));
+    }
+    const std::string final = readText(conf / "config.yml");
+    EXPECT_NE(final.find("\nsecurityToken: \""), std::string::npos) << final;
+    EXPECT_EQ(final.find("deploymentToken"), std::string::npos) << final;
+    if (old) {
+        for (const auto& e : fs::directory_iterator(conf)) {
+            EXPECT_FALSE(e.path().filename().string().starts_with(".config.yml")) << "left behind: " << e.path();
+        }
+    }
+}
+
+}  // namespace
+}  // namespace relaypro::testing
