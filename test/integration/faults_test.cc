@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -166,6 +167,48 @@ TEST_F(Faults, WhenTheSupervisorIsKilledItsWorkersExitAndThePortIsFree) {
     EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
     EXPECT_EQ(::listen(fd, 1), 0) << "no listening socket of the old relay holds the port";
     ::close(fd);
+}
+
+// A worker SIGKILLed while four clients open tunnels back to back: only the connections that
+// worker held at that moment fail (at most one per client), the others go on, and after the
+// replacement every tunnel succeeds again.
+TEST_F(Faults, AWorkerKilledUnderLoadCostsOnlyTheConnectionsItHeld) {
+    TestServer console(false, TestServer::echo());
+    Relay relay(dir_, yaml(console.port(), "workers: 2\n"), env());
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    auto workers = workerPids(relay);
+    ASSERT_EQ(workers.size(), 2u);
+    constexpr int kClients = 4;
+    std::atomic<int> phase{0};  // 0: before the kill, 1: after it, 2: replacement serving, 3: stop
+    std::atomic<int> failedBefore{0}, failedAround{0}, failedAfter{0}, okAfter{0}, okBefore{0};
+    std::vector<std::thread> clients;
+    const std::string kib(1024, 'k');
+    for (int t = 0; t < kClients; ++t) {
+        clients.emplace_back([&] {
+            while (phase < 3) {
+                const int began = phase.load();
+                Client c;
+                bool ok = tunnel(c, relay, console.port()) == 200 && c.send(kib) && c.readExactly(kib.size()) == kib;
+                // A tunnel that began before the kill and ended after it counts as "around".
+                const int at = phase.load() == began ? began : 1;
+                if (at == 0) (ok ? okBefore : failedBefore)++;
+                if (at == 1 && !ok) ++failedAround;
+                if (at == 2) (ok ? okAfter : failedAfter)++;
+            }
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return okBefore >= 200; }));
+    phase = 1;
+    ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
+    ASSERT_TRUE(eventually([&] { return workerPids(relay).size() == 3; })) << "a replacement is ready";
+    phase = 2;
+    EXPECT_TRUE(eventually([&] { return okAfter >= 200; }));
+    phase = 3;
+    for (auto& t : clients) t.join();
+    EXPECT_EQ(failedBefore.load(), 0);
+    EXPECT_LE(failedAround.load(), kClients) << "more failed than the killed worker can have held";
+    EXPECT_EQ(failedAfter.load(), 0);
+    EXPECT_TRUE(relay.waitForLog("worker exited unexpectedly", {{"workerPid", std::to_string(workers[0])}}));
 }
 
 // An upstream that resets one tunnel in the middle: that tunnel ends for its client, is logged,

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,6 +142,58 @@ TEST_F(HostileClients, MalformedBasicCredentialsAre407AndReachNoUpstream) {
 // Bytes that are not a TLS handshake, a TLS 1.2 client asking to renegotiate: the connection
 // ends (at once, or at headerTimeout for a record that never completes), nothing reaches the
 // console, and the next client is served.
+// A stream of wrong passwords against an argon2id entry (each check costs the password-check
+// thread tens of milliseconds and 64 MiB): the worker's loop is not the one that pays, so other
+// clients of the same worker are served while the checks are still queued.
+TEST_F(HostileClients, WrongPasswordsAgainstAnArgon2idEntryStallNoOtherClient) {
+    ASSERT_EQ(sodium_init() >= 0, true);
+    char hash[crypto_pwhash_STRBYTES];
+    const std::string right = "right-Hj3kQ9";
+    ASSERT_EQ(crypto_pwhash_str(hash, right.c_str(), right.size(), 3, size_t{64} << 20), 0);
+    writeText(dir_ / "passwords.txt", kPasswordLine + "h:" + hash + "\n");
+    TestServer console(false, TestServer::echo());
+    const std::string target = "console.test:" + std::to_string(console.port());
+    std::string yaml = "consoleAddress: \"" + target +
+                       "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
+                       "workers: 1\nlimits:\n  tokenRequestsPerMinute: 100000\n";  // no 429: every guess is hashed
+    Relay relay(dir_, yaml, {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+
+    constexpr int kAttackers = 3;
+    constexpr int kGuesses = 15;
+    std::atomic<int> answered{0};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> attackers;
+    for (int a = 0; a < kAttackers; ++a) {
+        attackers.emplace_back([&, a] {
+            for (int i = 0; i < kGuesses; ++i) {
+                const int status =
+                    statusFor(relay, "CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n" + "Proxy-Authorization: Basic " +
+                                         base64Of("h:guess-" + std::to_string(a * 100 + i)) + "\r\n\r\n");
+                refused += status == 407 || status == 429 ? 1 : 0;
+                ++answered;
+            }
+        });
+    }
+    // Wait until the first guess is being hashed, then serve ten ordinary clients.
+    ASSERT_TRUE(eventually([&] { return answered.load() >= 1; }));
+    const std::string auth = "Proxy-Authorization: Basic " + base64Of(kUserPass) + "\r\n";
+    int served = 0;
+    for (int i = 0; i < 10; ++i) {
+        Client c;
+        ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
+        ASSERT_TRUE(c.send("CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"));
+        if (statusOf(c.readHead()) == 200 && c.send("ok") && c.readExactly(2) == "ok") ++served;
+    }
+    const int answeredWhileServing = answered.load();
+    for (auto& t : attackers) t.join();
+    EXPECT_EQ(served, 10);
+    EXPECT_LT(answeredWhileServing, kAttackers * kGuesses)
+        << "the ordinary clients were served only after every guess had been checked";
+    EXPECT_EQ(refused.load(), kAttackers * kGuesses) << "every guess is refused";
+    EXPECT_EQ(console.connections(), 10) << "no guess reached the upstream";
+}
+
 TEST_F(HostileClients, TlsGarbageAndRenegotiationEndTheConnectionOnly) {
     TestServer console(false, TestServer::echo());
     auto relay = startRelay(console.port());
