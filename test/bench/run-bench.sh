@@ -226,6 +226,11 @@ stop_proxy
 start_floor --tickets
 measure floor-resumed rate --tls-only --proxy "127.0.0.1:$proxy_port" --concurrency "$concurrency" --resume
 stop_proxy
+# The relay floor: the same handshake plus the least a CONNECT relay does (a head read, the
+# upstream connection, the exchange copied through it, both closed): what the TLS floor lacks.
+start_floor --relay "$target"
+measure relayfloor-full "${common[@]}" --proxy "127.0.0.1:$proxy_port"
+stop_proxy
 taskset -c $load_cpu "$loadgen" rate --direct --target "$target" --concurrency 1 --count "$tunnels" > "$out/direct-c1.json"
 taskset -c $load_cpu "$loadgen" bulk --direct --target "$target" --tunnels 1 --bytes "$bulk" --seconds 120 > "$out/direct-bulk.json"
 taskset -c $load_cpu "$loadgen" bulk --direct --one-way --target "$target" --tunnels 1 --bytes "$bulk" --seconds 120 \
@@ -250,10 +255,12 @@ row("Squid, full TLS 1.3 handshake", "squid-full")
 row("Squid, resumed", "squid-resumed", f"{j('squid-resumed')['resumed']} resumed")
 row("TLS floor, full handshake only", "floor-full")
 row("TLS floor, resumed handshake only", "floor-resumed", f"{j('floor-resumed')['resumed']} resumed")
+row("relay floor: handshake + CONNECT + upstream leg, nothing else", "relayfloor-full")
 print("\n".join(rows))
 print()
-rf, sf, ff = cpu("relaypro-full"), cpu("squid-full"), cpu("floor-full")
+rf, sf, ff, lf = cpu("relaypro-full"), cpu("squid-full"), cpu("floor-full"), cpu("relayfloor-full")
 print(f"- CPU per new tunnel: RelayPro / Squid = {rf/sf:.2f}; RelayPro / TLS floor = {rf/ff:.2f}; "
+      f"RelayPro / relay floor = {rf/lf:.2f} (relay floor / TLS floor = {lf/ff:.2f}); "
       f"resumed / full (RelayPro) = {cpu('relaypro-resumed')/rf:.2f}")
 ri, si = j("relaypro-idle"), j("squid-idle")
 print(f"- RSS per idle TLS tunnel ({ri['held']} tunnels): RelayPro {ri['rssKiBPerTunnel']:.1f} KiB "
@@ -280,6 +287,7 @@ def cpu(n): return float(open(os.path.join(out, n + ".cpu")).read())
 with open(os.path.join(out, "chart-cpu.dat"), "w") as f:
     for label, name in (("RelayPro", "relaypro"), ("Squid", "squid"), ("TLS-floor", "floor")):
         f.write(f"{label} {cpu(name + '-full'):.0f} {cpu(name + '-resumed'):.0f}\n")
+    f.write(f"relay-floor {cpu('relayfloor-full'):.0f} 0\n")
 with open(os.path.join(out, "chart-idle.dat"), "w") as f:
     for label, name in (("RelayPro", "relaypro-idle"), ("Squid", "squid-idle")):
         f.write(f"{label} {j(name)['rssKiBPerTunnel']:.1f}\n")

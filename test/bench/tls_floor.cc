@@ -1,15 +1,21 @@
-// The floor for BENCHMARKS.md: a minimal event-driven TLS server (libevent + the same OpenSSL,
-// ECDSA P-256, TLS 1.3, session tickets off unless --tickets) that accepts, completes the
-// handshake and closes — nothing else. Its CPU per connection is what any TLS relay pays at
-// least; `loadgen rate --tls-only` drives it.
+// The floors for BENCHMARKS.md: minimal event-driven TLS servers (libevent + the same OpenSSL,
+// ECDSA P-256, TLS 1.3, session tickets off unless --tickets).
+//  - By default it accepts, completes the handshake and closes — nothing else. Its CPU per
+//    connection is what any TLS relay pays at least; `loadgen rate --tls-only` drives it.
+//  - With --relay HOST:PORT it is the least a CONNECT relay can do: after the handshake it reads
+//    a request head (any), connects to HOST:PORT (whatever the head asked for), answers 200 and
+//    copies bytes both ways until one side closes. No parsing, authentication, policy, DNS,
+//    timers or logs. `loadgen rate` drives it like a proxy.
 //
-//   tls_floor --listen 127.0.0.1:0 --cert CERT.pem --key KEY.pem [--tickets]
+//   tls_floor --listen 127.0.0.1:0 --cert CERT.pem --key KEY.pem [--tickets] [--relay HOST:PORT]
 //   prints "listening HOST:PORT", serves until killed.
 #include <arpa/inet.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <event2/buffer.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -22,6 +28,69 @@
 namespace {
 
 SSL_CTX* gCtx = nullptr;
+sockaddr_storage gUpstream{};
+int gUpstreamLen = 0;
+
+// --relay: one client connection and, once its head arrived, its upstream connection.
+struct Pair {
+    bufferevent* client = nullptr;
+    bufferevent* upstream = nullptr;
+};
+
+void freePair(Pair* p) {
+    if (p->client != nullptr) {
+        SSL_set_shutdown(bufferevent_openssl_get_ssl(p->client), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        bufferevent_free(p->client);
+    }
+    if (p->upstream != nullptr) bufferevent_free(p->upstream);
+    delete p;
+}
+
+void onFlushed(bufferevent* bev, void* arg) {
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) freePair(static_cast<Pair*>(arg));
+}
+
+void onCopy(bufferevent* from, void* arg) {
+    auto* p = static_cast<Pair*>(arg);
+    bufferevent* to = from == p->client ? p->upstream : p->client;
+    evbuffer_add_buffer(bufferevent_get_output(to), bufferevent_get_input(from));
+}
+
+void onPairEvent(bufferevent* bev, short what, void* arg) {
+    auto* p = static_cast<Pair*>(arg);
+    if ((what & BEV_EVENT_CONNECTED) != 0 && bev == p->client) return;  // the TLS handshake is done
+    if ((what & BEV_EVENT_CONNECTED) != 0) {  // the upstream answered: 200, then copy both ways
+        evbuffer_add(bufferevent_get_output(p->client), "HTTP/1.1 200 Connection established\r\n\r\n", 39);
+        bufferevent_setcb(p->client, onCopy, nullptr, onPairEvent, p);
+        bufferevent_setcb(p->upstream, onCopy, nullptr, onPairEvent, p);
+        bufferevent_enable(p->upstream, EV_READ | EV_WRITE);
+        onCopy(p->client, p);  // bytes that came after the head
+        return;
+    }
+    // One side ended: let the other have what is still queued for it, then close both.
+    bufferevent* other = bev == p->client ? p->upstream : p->client;
+    if (other != nullptr && (what & BEV_EVENT_EOF) != 0 && evbuffer_get_length(bufferevent_get_output(other)) > 0) {
+        bufferevent_disable(bev, EV_READ);
+        bufferevent_disable(other, EV_READ);
+        bufferevent_setcb(other, nullptr, onFlushed, onPairEvent, p);
+        return;
+    }
+    freePair(p);
+}
+
+void onHead(bufferevent* bev, void* arg) {
+    auto* p = static_cast<Pair*>(arg);
+    evbuffer* in = bufferevent_get_input(bev);
+    evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, nullptr);
+    if (end.pos < 0) return;
+    evbuffer_drain(in, static_cast<size_t>(end.pos) + 4);
+    bufferevent_setcb(bev, nullptr, nullptr, onPairEvent, p);
+    p->upstream = bufferevent_socket_new(bufferevent_get_base(bev), -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(p->upstream, nullptr, nullptr, onPairEvent, p);
+    if (bufferevent_socket_connect(p->upstream, reinterpret_cast<sockaddr*>(&gUpstream), gUpstreamLen) != 0) {
+        freePair(p);
+    }
+}
 
 void onEvent(bufferevent* bev, short what, void*) {
     if ((what & BEV_EVENT_CONNECTED) != 0) {
@@ -36,7 +105,13 @@ void onAccept(evconnlistener* l, evutil_socket_t fd, sockaddr*, int, void*) {
     bufferevent* bev = bufferevent_openssl_socket_new(evconnlistener_get_base(l), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                       BEV_OPT_CLOSE_ON_FREE);
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    bufferevent_setcb(bev, nullptr, nullptr, onEvent, nullptr);
+    if (gUpstreamLen > 0) {
+        auto* p = new Pair;
+        p->client = bev;
+        bufferevent_setcb(bev, onHead, nullptr, onPairEvent, p);
+    } else {
+        bufferevent_setcb(bev, nullptr, nullptr, onEvent, nullptr);
+    }
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -55,8 +130,14 @@ int main(int argc, char** argv) {
             key = argv[++i];
         else if (a == "--tickets")
             tickets = true;
-        else {
-            std::fprintf(stderr, "usage: tls_floor --listen H:P --cert F --key F [--tickets]\n");
+        else if (a == "--relay" && i + 1 < argc) {
+            gUpstreamLen = sizeof gUpstream;
+            if (evutil_parse_sockaddr_port(argv[++i], reinterpret_cast<sockaddr*>(&gUpstream), &gUpstreamLen) != 0) {
+                std::fprintf(stderr, "tls_floor: --relay wants an address literal HOST:PORT\n");
+                return 2;
+            }
+        } else {
+            std::fprintf(stderr, "usage: tls_floor --listen H:P --cert F --key F [--tickets] [--relay H:P]\n");
             return 2;
         }
     }

@@ -127,8 +127,15 @@ TEST_F(Soak, MixedLoadWithReloadsAndAnUpgradeLosesNothingAndDoesNotGrow) {
     ConsoleSim console(dir_.path(), options);
     ASSERT_TRUE(console.started());
     console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}})");
-    TestServer upstream(false, TestServer::echo(), ip_, 4222);
-    ASSERT_GT(upstream.port(), 0);
+    // The upstream: the load generator's event-driven echo target (TestServer's thread per
+    // connection would pile up tens of thousands of threads over ten minutes).
+    ChildProcess upstream = ChildProcess::spawn({LOADGEN_BINARY, "echo", "--listen", ip_ + ":4222"},
+                                                {{"PATH", "/usr/bin:/bin"}}, dir_ / "echo.out", dir_ / "echo.err");
+    ASSERT_TRUE(eventually([&] {
+        int fd = connectTo(ip_, 4222, 200ms);
+        if (fd >= 0) ::close(fd);
+        return fd >= 0;
+    })) << readText(dir_ / "echo.err");
     const std::string yaml = console.registeredConfig() +
                              "serverName: \"127.0.0.1\"\nworkers: 2\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
                              "passwordFile: passwords.txt\nlimits:\n  tokenRequestsPerMinute: 100000\n"

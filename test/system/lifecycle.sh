@@ -377,6 +377,20 @@ lifecycle() { # FORMAT: deb | rpm
         expect "active after logs/ is back" inside systemctl is-active --quiet "$UNIT"
     fi
 
+    step "$format: no secret in what the service wrote"
+    # The deployment token, the Responder's credential, the token it got and the securityToken
+    # the console issued: none may appear in the unit's journal or in the log files.
+    local security
+    security=$(inside sed -n 's/^securityToken: "\(.*\)"$/\1/p' "$DIR/config.yml")
+    [ -n "$security" ] || fail "no securityToken in config.yml to look for"
+    inside sh -c "journalctl -u $UNIT --no-pager -o cat; zcat -f $DIR/logs/relaypro.log.txt*" > "$work/written.txt"
+    for secret in deploy-token-1 credential-1 "$token" "$security"; do
+        if grep -F -q -- "$secret" "$work/written.txt"; then
+            fail "a secret (${secret%"${secret#????}"}..., ${#secret} bytes) appears in the journal or the log"
+        fi
+    done
+    echo "system: $(wc -l < "$work/written.txt") journal and log lines, none with a secret"
+
     step "$format: remove"
     if [ "$format" = deb ]; then
         inside dpkg -r binalyze-air-relaypro
