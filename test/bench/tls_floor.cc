@@ -10,10 +10,10 @@
 //   tls_floor --listen 127.0.0.1:0 --cert CERT.pem --key KEY.pem [--tickets] [--relay HOST:PORT]
 //   prints "listening HOST:PORT", serves until killed.
 #include <arpa/inet.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/buffer.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>

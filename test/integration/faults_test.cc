@@ -197,10 +197,11 @@ TEST_F(Faults, AWorkerKilledUnderLoadCostsOnlyTheConnectionsItHeld) {
             }
         });
     }
-    ASSERT_TRUE(eventually([&] { return okBefore >= 200; }));
+    // (No ASSERT until the clients are joined: leaving with running threads would abort.)
+    EXPECT_TRUE(eventually([&] { return okBefore >= 200; }));
     phase = 1;
-    ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
-    ASSERT_TRUE(eventually([&] { return workerPids(relay).size() == 3; })) << "a replacement is ready";
+    EXPECT_EQ(::kill(workers[0], SIGKILL), 0);
+    EXPECT_TRUE(eventually([&] { return workerPids(relay).size() == 3; })) << "a replacement is ready";
     phase = 2;
     EXPECT_TRUE(eventually([&] { return okAfter >= 200; }));
     phase = 3;

@@ -1,9 +1,12 @@
 // The relay with real third-party peers on loopback: a real nats-server behind a tunnel, and a
 // real squid as the upstream proxy (proxyEnabled + HTTPS_PROXY, NO_PROXY, squid's own 407).
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <memory>
 #include <random>
 
 #include "test/support/net.h"
@@ -144,6 +147,27 @@ TEST_F(Peers, ADeadUpstreamProxyEndsItsTunnelsAndNewOnesGet502) {
     ASSERT_TRUE(health.connect("127.0.0.1", r->httpsPort(), true));
     ASSERT_TRUE(health.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"));
     EXPECT_EQ(statusOf(health.readHead()), 200);
+}
+
+// An upstream proxy that accepts the connection, reads the CONNECT and never answers: the
+// client gets 504 upstream_timeout at connectTimeout, and the relay lets the proxy go.
+TEST_F(Peers, AProxyThatNeverAnswersTheConnectIs504AtConnectTimeout) {
+    auto heads = std::make_shared<std::atomic<int>>(0);
+    TestServer stalled(false, [heads](int fd, SSL* ssl) {
+        if (!readRequestHead(fd, ssl).empty()) ++*heads;
+        char b;
+        while (::recv(fd, &b, 1, 0) > 0) {  // silent until the relay gives up and closes
+        }
+    });
+    TestServer console(false, TestServer::echo());
+    std::string target = "localhost:" + std::to_string(console.port());
+    auto r = relay(target, "127.0.0.1 localhost\n", "proxyEnabled: true\nlimits:\n  connectTimeout: 500ms\n",
+                   {{"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(stalled.port())}});
+    Client c;
+    connect(c, *r, target, 504);
+    EXPECT_TRUE(r->waitForLog("request refused", {{"status", "504"}, {"reason", "upstream_timeout"}}));
+    EXPECT_EQ(heads->load(), 1) << "the CONNECT reached the proxy";
+    EXPECT_EQ(console.connections(), 0);
 }
 
 TEST_F(Peers, SquidsOwn407BecomesA502WithAClearLogLine) {

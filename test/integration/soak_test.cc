@@ -213,7 +213,8 @@ TEST_F(Soak, MixedLoadWithReloadsAndAnUpgradeLosesNothingAndDoesNotGrow) {
                                           " RELAYPRO_INSTALLED_BINARY=" + (dir_ / "relaypro").string() + " " +
                                           (dir_ / "relaypro").string() + " upgrade --config " +
                                           (dir_ / "config.yml").string() + " 2>&1");
-            ASSERT_EQ(up.exitCode, 0) << up.out;
+            EXPECT_EQ(up.exitCode, 0) << up.out;  // no ASSERT while the load threads run
+            if (up.exitCode != 0) break;
             upgraded = true;
             nextReload = Clock::now() + 5s;
             continue;
