@@ -508,7 +508,9 @@ void WorkerPool::verifyRequested(Worker& w, ipc::VerifyRequest&& m) {
     const pid_t pid = w.pid;
     const uint32_t generation = w.generation;
     const uint64_t ticket = m.ticket;
+    if (!verifying_.insert({pid, ticket}).second) return;  // asked again while the first is in flight
     auto answer = [this, pid, generation, ticket](ipc::VerifyAnswer::Result result, uint32_t retryAfter) {
+        verifying_.erase({pid, ticket});
         auto it = workers_.find(pid);
         if (it == workers_.end() || it->second->generation != generation) return;
         it->second->channel->send(ipc::VerifyAnswer{ticket, result, retryAfter}, generation);

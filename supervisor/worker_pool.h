@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -168,8 +169,11 @@ private:
     uint64_t pingSequence_ = 0;
     uint64_t exitedTunnels_ = 0;
     RateLimiter sources_;        // authentication failures per source
-    RateLimiter tokenRequests_;  // token requests per source  // authentication failures (and, later, token requests)
-                                 // per source  // tunnels served by workers that are gone (totals survive them)
+    RateLimiter tokenRequests_;  // token requests per source
+    // Verifications in flight, by worker and ticket: a worker asks again when an answer is slow
+    // (a re-executed supervisor has lost its calls), and a repeat of one in flight is ignored.
+    std::set<std::pair<pid_t, uint64_t>> verifying_;
+    // per source  // tunnels served by workers that are gone (totals survive them)
     bool stopping_ = false;
     std::function<void()> onAllExited_;
 };

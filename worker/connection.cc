@@ -118,6 +118,7 @@ Connection::~Connection() {
     }
     server_.buffers().put(up_.buf);
     server_.buffers().put(down_.buf);
+    wipeVerifyCredential();
 }
 
 void Connection::start() {
@@ -433,6 +434,9 @@ std::string Connection::authScheme() const {
 namespace {
 
 constexpr auto kVerifyTimeout = std::chrono::seconds(15);
+// Unanswered for this long, a verification is asked again (the supervisor ignores a repeat
+// while the first is in flight, and a re-executed supervisor has lost it).
+constexpr auto kVerifyAskAgain = std::chrono::seconds(1);
 // How long a 407 waits for the supervisor to count the failure (it may be re-executing).
 constexpr auto kCountTimeout = std::chrono::seconds(2);
 
@@ -485,16 +489,40 @@ void Connection::tokenBodyComplete() {
         return refuseToken(503, "not_registered", 60, "");
     }
     state_ = State::Verifying;
-    bool sent = server_.requestVerify(serial_, responderId, credential, RateLimiter::sourceKey(peer_));
-    sodium_memzero(credential.data(), credential.size());
-    if (!sent) return refuseToken(503, "not_registered", 60, "");
-    timeval tv = toTimeval(kVerifyTimeout);
-    evtimer_add(&timer_, &tv);
+    ticket_ = nextTicket();
+    // Kept (and wiped on the answer or the close) so the request can be asked again: a
+    // supervisor that re-executes for an upgrade loses the console calls it had in flight.
+    verifyCredential_ = std::move(credential);
+    verifyDeadline_ = std::chrono::steady_clock::now() + kVerifyTimeout;
+    if (!askVerify()) {
+        wipeVerifyCredential();
+        return refuseToken(503, "not_registered", 60, "");
+    }
 }
 
-void Connection::verified(VerifyResult result, uint32_t retryAfterSeconds) {
-    if (state_ != State::Verifying) return;
+uint64_t Connection::nextTicket() {
+    // Unique per request, not per connection: an answer to an earlier request of this
+    // connection (a late one, or one to a repeated ask) must never decide a later request.
+    return (serial_ << kTicketRequestBits) | (++requests_ & ((uint64_t{1} << kTicketRequestBits) - 1));
+}
+
+bool Connection::askVerify() {
+    if (!server_.requestVerify(ticket_, identity_, verifyCredential_, RateLimiter::sourceKey(peer_))) return false;
+    auto left = std::chrono::duration_cast<Duration>(verifyDeadline_ - std::chrono::steady_clock::now());
+    timeval tv = toTimeval(std::max(Duration::zero(), std::min<Duration>(kVerifyAskAgain, left)));
+    evtimer_add(&timer_, &tv);
+    return true;
+}
+
+void Connection::wipeVerifyCredential() {
+    sodium_memzero(verifyCredential_.data(), verifyCredential_.size());
+    verifyCredential_.clear();
+}
+
+void Connection::verified(uint64_t ticket, VerifyResult result, uint32_t retryAfterSeconds) {
+    if (state_ != State::Verifying || ticket != ticket_) return;
     evtimer_del(&timer_);
+    wipeVerifyCredential();
     switch (result) {
         case VerifyResult::Valid: {
             const int64_t now =
@@ -644,15 +672,16 @@ void Connection::authenticationFailed(bool invalidToken) {
     // The supervisor counts failures per source across workers. The 407 waits until it has (and
     // has told every worker if the source is now over its limit), so a client that retries
     // after reading it meets the limit exactly, whichever worker takes the retry.
-    if (!server_.reportAuthFailure(serial_, RateLimiter::sourceKey(peer_))) return challenge(invalidToken);
+    ticket_ = nextTicket();
+    if (!server_.reportAuthFailure(ticket_, RateLimiter::sourceKey(peer_))) return challenge(invalidToken);
     challengeInvalidToken_ = invalidToken;
     state_ = State::Counting;
     timeval tv = toTimeval(kCountTimeout);
     evtimer_add(&timer_, &tv);
 }
 
-void Connection::failureCounted() {
-    if (state_ != State::Counting) return;
+void Connection::failureCounted(uint64_t ticket) {
+    if (state_ != State::Counting || ticket != ticket_) return;
     evtimer_del(&timer_);
     state_ = State::ReadHead;
     challenge(challengeInvalidToken_);
@@ -1005,7 +1034,9 @@ void Connection::timedOut() {
         return;
     }
     if (state_ == State::Verifying) {
-        // The supervisor did not answer (it may be re-executing for an upgrade): try again soon.
+        if (std::chrono::steady_clock::now() < verifyDeadline_ && askVerify()) return;  // asked again
+        // No answer in kVerifyTimeout: the client may try again soon.
+        wipeVerifyCredential();
         refuseToken(503, "console_unavailable", 5, "no answer from the supervisor");
         drive();
         return;

@@ -43,10 +43,14 @@ public:
     void closeNow(std::string_view result);
     // The password check this connection waits for has finished.
     void passwordChecked(bool ok);
+    // Tickets name one request of one connection in messages to the supervisor: the connection's
+    // serial in the high bits (Server::find(ticket >> kTicketRequestBits)), the request's number
+    // on it in the low ones.
+    static constexpr unsigned kTicketRequestBits = 20;
     // The supervisor's answer about the Responder of a token request.
-    void verified(VerifyResult result, uint32_t retryAfterSeconds);
+    void verified(uint64_t ticket, VerifyResult result, uint32_t retryAfterSeconds);
     // The supervisor has counted this connection's authentication failure: send the 407.
-    void failureCounted();
+    void failureCounted(uint64_t ticket);
 
 private:
     enum class State {
@@ -111,6 +115,9 @@ private:
     void respond(Response response, AfterResponse after);
     void refuse(int status, std::string_view code, std::string_view allow = {});
     void authenticationFailed(bool invalidToken);
+    uint64_t nextTicket();
+    bool askVerify();
+    void wipeVerifyCredential();
     void challenge(bool invalidToken);
     void startHeadTimer();
     void timedOut();
@@ -135,6 +142,10 @@ private:
     bool handshakeDone_ = false;
     bool answeredOne_ = false;            // at least one request answered on this connection
     bool challengeInvalidToken_ = false;  // the 407 waiting in State::Counting
+    uint64_t requests_ = 0;               // requests to the supervisor so far
+    uint64_t ticket_ = 0;                 // the one waiting for an answer (Verifying, Counting)
+    std::string verifyCredential_;        // while Verifying, to ask again; wiped after
+    std::chrono::steady_clock::time_point verifyDeadline_{};
 
     // The request being read or served. The head's views point into headBuf_.
     std::string headBuf_;

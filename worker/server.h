@@ -79,12 +79,12 @@ public:
     // Token requests go to the supervisor, which counts the rate and asks the console; its
     // answer comes back through Connection::verified. Without a supervisor (unit tests) the
     // relay is not registered.
-    using VerifySender = std::function<bool(uint64_t serial, const std::string& responderId,
+    using VerifySender = std::function<bool(uint64_t ticket, const std::string& responderId,
                                             const std::string& credential, const std::string& source)>;
     void onVerify(VerifySender sender) { verify_ = std::move(sender); }
-    bool requestVerify(uint64_t serial, const std::string& responderId, const std::string& credential,
+    bool requestVerify(uint64_t ticket, const std::string& responderId, const std::string& credential,
                        const std::string& source) {
-        return verify_ ? verify_(serial, responderId, credential, source) : false;
+        return verify_ ? verify_(ticket, responderId, credential, source) : false;
     }
 
     // For connections.
@@ -97,12 +97,12 @@ public:
     [[nodiscard]] HashVerifier& hashVerifier() { return *verifier_; }
     // Authentication failures are counted by the supervisor across all workers; it tells every
     // worker which sources are over their limit. Without a supervisor (unit tests), nothing blocks.
-    // reportAuthFailure is true when the connection `serial` must wait for Connection::failureCounted.
-    void onAuthFailure(std::function<bool(uint64_t serial, const std::string& source)> report) {
+    // reportAuthFailure is true when the request `ticket` must wait for Connection::failureCounted.
+    void onAuthFailure(std::function<bool(uint64_t ticket, const std::string& source)> report) {
         reportFailure_ = std::move(report);
     }
-    bool reportAuthFailure(uint64_t serial, const std::string& source) {
-        return reportFailure_ && reportFailure_(serial, source);
+    bool reportAuthFailure(uint64_t ticket, const std::string& source) {
+        return reportFailure_ && reportFailure_(ticket, source);
     }
     void blockSource(const std::string& source, std::chrono::milliseconds duration);
     // Seconds until `source` may try again (0: it may now).

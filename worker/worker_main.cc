@@ -202,8 +202,8 @@ private:
                 ipc::VerifyAnswer m;
                 if (!decode(r, m)) return;
                 if (!server_) return;
-                if (Connection* c = server_->find(m.ticket)) {
-                    c->verified(static_cast<VerifyResult>(m.result), m.retryAfterSeconds);
+                if (Connection* c = server_->find(m.ticket >> Connection::kTicketRequestBits)) {
+                    c->verified(m.ticket, static_cast<VerifyResult>(m.result), m.retryAfterSeconds);
                 }
                 return;
             }
@@ -211,7 +211,8 @@ private:
                 ipc::FailureCounted m;
                 if (!decode(r, m)) return;
                 if (!server_) return;
-                if (Connection* c = server_->find(m.ticket)) c->failureCounted();
+                if (Connection* c = server_->find(m.ticket >> Connection::kTicketRequestBits))
+                    c->failureCounted(m.ticket);
                 return;
             }
             case ipc::MessageType::SourceBlocked: {
@@ -248,12 +249,12 @@ private:
         material_.reset();  // wipes itself
         if (!server) return fatal(server.error().message);
         server_ = std::move(*server);
-        server_->onAuthFailure([this](uint64_t serial, const std::string& source) {
-            return channel_->send(ipc::CountFailure{serial, source}, generation_);
+        server_->onAuthFailure([this](uint64_t ticket, const std::string& source) {
+            return channel_->send(ipc::CountFailure{ticket, source}, generation_);
         });
-        server_->onVerify([this](uint64_t serial, const std::string& responderId, const std::string& credential,
+        server_->onVerify([this](uint64_t ticket, const std::string& responderId, const std::string& credential,
                                  const std::string& source) {
-            ipc::VerifyRequest m{serial, responderId, credential, source};
+            ipc::VerifyRequest m{ticket, responderId, credential, source};
             bool sent = channel_->send(m, generation_);
             sodium_memzero(m.credential.data(), m.credential.size());
             return sent;

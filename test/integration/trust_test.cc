@@ -490,6 +490,28 @@ Handshake sClient(uint16_t port, const fs::path& ca, const std::string& options)
 
 // TLS 1.3 tickets under the CA-derived hourly key: a session resumes on every worker, after a
 // restart and after an in-place upgrade; TLS 1.2 gets no ticket at all.
+// An upgrade re-executes the supervisor, and the console calls it had in flight are lost with
+// the old image. A token request waiting on one is asked again by its worker, answered by the
+// new image, and the Responder gets its token — not a 503 after 15 s.
+TEST_F(TrustTest, ATokenRequestInFlightDuringAnUpgradeIsAnswered) {
+    auto relay = start("workers: 1\n", {{"RELAYPRO_INSTALLED_BINARY", RELAYPRO_NEXT_BINARY}});
+    // The first call hangs at the console (30 s: longer than the test) ...
+    console_->setState(R"({"responders": {"resp-A": "cred-A7hQ"}, "verifyMode": "slow", "slowSeconds": 30})");
+    HttpResult answer;
+    std::thread client([&] { answer = requestToken(*relay, R"({"responderId":"resp-A","credential":"cred-A7hQ"})"); });
+    EXPECT_TRUE(eventually([&] { return console_->count(kVerifyPath) == 1; }));
+    // ... the console is quick again for the next one, and the supervisor re-executes.
+    console_->setState(R"({"responders": {"resp-A": "cred-A7hQ"}})");
+    CommandResult up = runCommand(std::string("RELAYPRO_ENV_FILE=") + (tmp_ / "environment.conf").string() + " " +
+                                  RELAYPRO_BINARY + " upgrade --config " + (tmp_ / "config.yml").string() + " 2>&1");
+    client.join();
+    ASSERT_EQ(up.exitCode, 0) << up.out;
+    EXPECT_EQ(answer.status, 200) << answer.body;
+    noteSecret(jsonString(answer.body, "token"));
+    EXPECT_EQ(console_->count(kVerifyPath), 2u) << "the lost call and the one asked again";
+    EXPECT_TRUE(relay->waitForLog("upgrade: re-executing the supervisor"));
+}
+
 TEST_F(TrustTest, TlsSessionsResumeAcrossWorkersRestartsAndUpgrades) {
     const fs::path session = tmp_ / "session.pem";
     std::map<std::string, std::string> env{{"RELAYPRO_INSTALLED_BINARY", RELAYPRO_NEXT_BINARY}};

@@ -362,8 +362,8 @@ TestServer::~TestServer() {
     if (acceptor_.joinable()) acceptor_.join();
     ::close(listenFd_);
     std::lock_guard lock(mutex_);
-    for (auto& t : workers_) {
-        if (t.joinable()) t.join();
+    for (auto& w : workers_) {
+        if (w.thread.joinable()) w.thread.join();
     }
     if (ctx_ != nullptr) SSL_CTX_free(ctx_);
 }
@@ -377,27 +377,43 @@ void TestServer::acceptLoop() {
         }
         ++connections_;
         std::lock_guard lock(mutex_);
-        workers_.emplace_back([this, fd] {
-            timeval tv{20, 0};
-            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-            SSL* ssl = nullptr;
-            if (ctx_ != nullptr) {
-                ssl = SSL_new(ctx_);
-                SSL_set_fd(ssl, fd);
-                if (SSL_accept(ssl) != 1) {
-                    SSL_free(ssl);
-                    ::close(fd);
-                    return;
-                }
+        // Join the handlers that have finished, so a long test does not pile up threads.
+        for (auto it = workers_.begin(); it != workers_.end();) {
+            if (*it->done) {
+                it->thread.join();
+                it = workers_.erase(it);
+            } else {
+                ++it;
             }
-            handler_(fd, ssl);
-            if (ssl != nullptr) {
-                SSL_shutdown(ssl);
-                SSL_free(ssl);
-            }
-            ::close(fd);
-        });
+        }
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        workers_.push_back({std::thread([this, fd, done] {
+                                serve(fd);
+                                *done = true;
+                            }),
+                            done});
     }
+}
+
+void TestServer::serve(int fd) {
+    timeval tv{20, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SSL* ssl = nullptr;
+    if (ctx_ != nullptr) {
+        ssl = SSL_new(ctx_);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) != 1) {
+            SSL_free(ssl);
+            ::close(fd);
+            return;
+        }
+    }
+    handler_(fd, ssl);
+    if (ssl != nullptr) {
+        SSL_shutdown(ssl);
+        SSL_free(ssl);
+    }
+    ::close(fd);
 }
 
 DnsServer::DnsServer(const std::string& ip, uint16_t port, std::map<std::string, std::string> aRecords)

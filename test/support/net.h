@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -96,6 +97,11 @@ public:
 
 private:
     void acceptLoop();
+    void serve(int fd);  // one connection, on its own thread
+    struct Running {
+        std::thread thread;
+        std::shared_ptr<std::atomic<bool>> done;  // set by the thread as it ends
+    };
     int listenFd_ = -1;
     uint16_t port_ = 0;
     SSL_CTX* ctx_ = nullptr;
@@ -104,7 +110,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::thread acceptor_;
     std::mutex mutex_;
-    std::vector<std::thread> workers_;
+    std::list<Running> workers_;
 };
 
 // A tiny DNS server over UDP: A records for the names it knows, NXDOMAIN for others, no AAAA.
