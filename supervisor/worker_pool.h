@@ -167,13 +167,12 @@ private:
     std::map<uint32_t, Pending> pending_;
     event* pingTimer_ = nullptr;
     uint64_t pingSequence_ = 0;
-    uint64_t exitedTunnels_ = 0;
-    RateLimiter sources_;        // authentication failures per source
-    RateLimiter tokenRequests_;  // token requests per source
+    uint64_t exitedTunnels_ = 0;  // tunnels served by workers that are gone (totals survive them)
+    RateLimiter sources_;         // authentication failures per source
+    RateLimiter tokenRequests_;   // token requests per source
     // Verifications in flight, by worker and ticket: a worker asks again when an answer is slow
     // (a re-executed supervisor has lost its calls), and a repeat of one in flight is ignored.
     std::set<std::pair<pid_t, uint64_t>> verifying_;
-    // per source  // tunnels served by workers that are gone (totals survive them)
     bool stopping_ = false;
     std::function<void()> onAllExited_;
 };

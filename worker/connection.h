@@ -44,9 +44,10 @@ public:
     // The password check this connection waits for has finished.
     void passwordChecked(bool ok);
     // Tickets name one request of one connection in messages to the supervisor: the connection's
-    // serial in the high bits (Server::find(ticket >> kTicketRequestBits)), the request's number
+    // serial in the high bits (Server::find(serialOf(ticket))), the request's number
     // on it in the low ones.
     static constexpr unsigned kTicketRequestBits = 20;
+    static constexpr uint64_t serialOf(uint64_t ticket) { return ticket >> kTicketRequestBits; }
     // The supervisor's answer about the Responder of a token request.
     void verified(uint64_t ticket, VerifyResult result, uint32_t retryAfterSeconds);
     // The supervisor has counted this connection's authentication failure: send the 407.

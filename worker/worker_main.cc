@@ -202,7 +202,7 @@ private:
                 ipc::VerifyAnswer m;
                 if (!decode(r, m)) return;
                 if (!server_) return;
-                if (Connection* c = server_->find(m.ticket >> Connection::kTicketRequestBits)) {
+                if (Connection* c = server_->find(Connection::serialOf(m.ticket))) {
                     c->verified(m.ticket, static_cast<VerifyResult>(m.result), m.retryAfterSeconds);
                 }
                 return;
@@ -211,8 +211,7 @@ private:
                 ipc::FailureCounted m;
                 if (!decode(r, m)) return;
                 if (!server_) return;
-                if (Connection* c = server_->find(m.ticket >> Connection::kTicketRequestBits))
-                    c->failureCounted(m.ticket);
+                if (Connection* c = server_->find(Connection::serialOf(m.ticket))) c->failureCounted(m.ticket);
                 return;
             }
             case ipc::MessageType::SourceBlocked: {

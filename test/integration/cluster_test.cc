@@ -5,7 +5,6 @@
 #include <jansson.h>
 #include <unistd.h>
 
-#include <random>
 #include <regex>
 
 #include "test/support/console.h"
@@ -19,13 +18,6 @@ namespace relaypro::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A loopback address of this run's own, so HAProxy's fixed port cannot collide.
-std::string privateLoopback() {
-    std::random_device rd;
-    return "127." + std::to_string(20 + rd() % 200) + "." + std::to_string(rd() % 250 + 1) + "." +
-           std::to_string(rd() % 250 + 1);
-}
 
 std::string tokenFrom(const std::string& json) {
     json_error_t err;

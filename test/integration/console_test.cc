@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <random>
 #include <thread>
 
 #include "test/support/net.h"
@@ -26,12 +25,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kRegister = "/api/public/relay-pro/register";
 constexpr const char* kHeartbeat = "/api/public/relay-pro/heartbeat";
-
-std::string privateLoopback() {
-    std::random_device rd;
-    return "127." + std::to_string(20 + rd() % 200) + "." + std::to_string(rd() % 250 + 1) + "." +
-           std::to_string(rd() % 250 + 1);
-}
 
 std::string member(const std::string& json, const char* name) {
     json_error_t err;

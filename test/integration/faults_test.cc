@@ -119,14 +119,6 @@ protected:
         return statusOf(c.readHead());
     }
 
-    static std::vector<pid_t> workerPids(const Relay& relay) {
-        std::vector<pid_t> out;
-        for (const auto& l : relay.log()) {
-            if (l["msg"] == "worker ready") out.push_back(std::stoi(l["workerPid"]));
-        }
-        return out;
-    }
-
     TempDir dir_;
 };
 
@@ -138,7 +130,7 @@ TEST_F(Faults, WhenTheSupervisorIsKilledItsWorkersExitAndThePortIsFree) {
     TestServer console(false, TestServer::echo());
     Relay relay(dir_, yaml(console.port(), "workers: 2\n"), env());
     ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
-    auto workers = workerPids(relay);
+    auto workers = relay.workerPids();
     ASSERT_EQ(workers.size(), 2u);
     Client open;
     ASSERT_EQ(tunnel(open, relay, console.port()), 200);
@@ -176,7 +168,7 @@ TEST_F(Faults, AWorkerKilledUnderLoadCostsOnlyTheConnectionsItHeld) {
     TestServer console(false, TestServer::echo());
     Relay relay(dir_, yaml(console.port(), "workers: 2\n"), env());
     ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
-    auto workers = workerPids(relay);
+    auto workers = relay.workerPids();
     ASSERT_EQ(workers.size(), 2u);
     constexpr int kClients = 4;
     std::atomic<int> phase{0};  // 0: before the kill, 1: after it, 2: replacement serving, 3: stop
@@ -201,7 +193,7 @@ TEST_F(Faults, AWorkerKilledUnderLoadCostsOnlyTheConnectionsItHeld) {
     EXPECT_TRUE(eventually([&] { return okBefore >= 200; }));
     phase = 1;
     EXPECT_EQ(::kill(workers[0], SIGKILL), 0);
-    EXPECT_TRUE(eventually([&] { return workerPids(relay).size() == 3; })) << "a replacement is ready";
+    EXPECT_TRUE(eventually([&] { return relay.workerPids().size() == 3; })) << "a replacement is ready";
     phase = 2;
     EXPECT_TRUE(eventually([&] { return okAfter >= 200; }));
     phase = 3;

@@ -253,11 +253,9 @@ TEST_F(HostileClients, DescriptorExhaustionNeitherSpinsNorCrashesAndServiceResum
                        "workers: 1\nlimits:\n  headerTimeout: 60s\n";
     Relay relay(dir_, yaml, {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}, {"RELAYPRO_TEST_HOOKS", "1"}});
     ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
-    pid_t worker = 0;
-    for (const auto& l : relay.log()) {
-        if (l["msg"] == "worker ready") worker = std::stoi(l["workerPid"]);
-    }
-    ASSERT_GT(worker, 0);
+    auto workers = relay.workerPids();
+    ASSERT_EQ(workers.size(), 1u);
+    const pid_t worker = workers.front();
     ASSERT_EQ(::kill(worker, SIGWINCH), 0);
     ASSERT_TRUE(eventually([&] {
         std::string limits = readText("/proc/" + std::to_string(worker) + "/limits");

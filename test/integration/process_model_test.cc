@@ -96,14 +96,6 @@ private:
     std::thread thread_;
 };
 
-std::vector<pid_t> workerPids(const Relay& relay) {
-    std::vector<pid_t> out;
-    for (const auto& l : relay.log()) {
-        if (l["msg"] == "worker ready") out.push_back(std::stoi(l["workerPid"]));
-    }
-    return out;
-}
-
 std::string procStatus(pid_t pid, const std::string& key) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string line;
@@ -206,7 +198,7 @@ TEST_F(ProcessModel, WorkersAreConfined) {
         EXPECT_NE(report.find("execve=EPERM"), std::string::npos) << report;
         EXPECT_NE(report.find("socket:inet=allowed"), std::string::npos) << report;
     }
-    auto workers = workerPids(*relay);
+    auto workers = relay->workerPids();
     ASSERT_EQ(workers.size(), 2u);
     for (pid_t pid : workers) {
         EXPECT_EQ(procStatus(pid, "NoNewPrivs"), "1");
@@ -236,7 +228,7 @@ TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
     auto relay = start(echo.port(), "workers: 2\n");
     // Open tunnels until both workers hold some: the kernel picks the worker, and a quiet
     // machine may give one worker many in a row, so count each worker's descriptors.
-    auto workers = workerPids(*relay);
+    auto workers = relay->workerPids();
     ASSERT_EQ(workers.size(), 2u);
     auto fds = [](pid_t pid) {
         size_t n = 0;
@@ -270,7 +262,7 @@ TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
     EXPECT_EQ(static_cast<size_t>(alive + dead), tunnels.size());
     // A replacement is started after the first backoff step (100 ms) and serves. (How soon it
     // serves depends on the machine, so the test checks the delay the supervisor chose.)
-    ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 3; }));
+    ASSERT_TRUE(eventually([&] { return relay->workerPids().size() == 3; }));
     EXPECT_TRUE(relay->waitForLog("worker exited unexpectedly", {{"workerPid", std::to_string(victim)}}));
     EXPECT_TRUE(relay->waitForLog("respawning a worker", {{"inMs", "100"}}));
     for (int i = 0; i < 6; ++i) {
@@ -308,12 +300,12 @@ TEST_F(ProcessModel, AdoptsASocketFromSystemdSocketActivation) {
 TEST_F(ProcessModel, AWorkerThatMissesTwoPingsIsReplaced) {
     TestServer echo(false, TestServer::echo());
     auto relay = start(echo.port(), "workers: 2\n");
-    auto workers = workerPids(*relay);
+    auto workers = relay->workerPids();
     ASSERT_EQ(workers.size(), 2u);
     ::kill(workers[0], SIGSTOP);  // alive but silent, like a worker stuck in a loop
     ASSERT_TRUE(relay->waitForLog("replacing a worker",
                                   {{"workerPid", std::to_string(workers[0])}, {"reason", "it missed two pings"}}));
-    ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 3; }));
+    ASSERT_TRUE(eventually([&] { return relay->workerPids().size() == 3; }));
     EXPECT_TRUE(relay->waitForLog("worker exited unexpectedly", {{"workerPid", std::to_string(workers[0])}}));
     Client c;
     tunnel(c, *relay, echo.port());
@@ -322,13 +314,13 @@ TEST_F(ProcessModel, AWorkerThatMissesTwoPingsIsReplaced) {
 TEST_F(ProcessModel, AWorkerThatSendsGarbageIsReplacedAlone) {
     TestServer echo(false, TestServer::echo());
     auto relay = start(echo.port(), "workers: 2\n", {{"RELAYPRO_TEST_HOOKS", "1"}});
-    auto workers = workerPids(*relay);
+    auto workers = relay->workerPids();
     ASSERT_EQ(workers.size(), 2u);
     ::kill(workers[0], SIGUSR1);  // test hook: garbage on the channel
     ASSERT_TRUE(relay->waitForLog("replacing a worker", {{"workerPid", std::to_string(workers[0])}}));
     ::kill(workers[1], SIGUSR2);  // test hook: a message a serving worker may not send
     ASSERT_TRUE(relay->waitForLog("replacing a worker", {{"workerPid", std::to_string(workers[1])}}));
-    ASSERT_TRUE(eventually([&] { return workerPids(*relay).size() == 4; }));
+    ASSERT_TRUE(eventually([&] { return relay->workerPids().size() == 4; }));
     bool garbage = false, unpermitted = false;
     for (const auto& l : relay->log()) {
         if (l["msg"] != "replacing a worker") continue;

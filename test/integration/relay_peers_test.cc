@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <memory>
-#include <random>
 
 #include "test/support/net.h"
 #include "test/support/process.h"
@@ -20,14 +19,6 @@ namespace relaypro::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A loopback address of this test run's own (127.0.0.0/8 is all local), so fixed ports such as
-// NATS's 4222 never collide with anything else on the machine.
-std::string privateLoopback() {
-    std::random_device rd;
-    return "127." + std::to_string(20 + rd() % 200) + "." + std::to_string(rd() % 250 + 1) + "." +
-           std::to_string(rd() % 250 + 1);
-}
 
 bool portOpen(const std::string& host, uint16_t port) {
     int fd = connectTo(host, port, 200ms);

@@ -22,10 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string basic(const std::string& userPass) {
-    return basicAuthorization(userPass);
-}
-
 class RelayTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -97,7 +93,7 @@ TEST_F(RelayTest, WrongPasswordGets407WithBothChallenges) {
 
     std::string target = "localhost:" + std::to_string(console.port());
     std::string head = exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nHost: " + target +
-                                            "\r\nProxy-Authorization: " + basic("u:nope") + "\r\n\r\n");
+                                            "\r\nProxy-Authorization: " + basicAuthorization("u:nope") + "\r\n\r\n");
     EXPECT_EQ(head.substr(0, head.find("\r\n")), "HTTP/1.1 407 Proxy Authentication Required");
     EXPECT_EQ(headersOf(head, "Proxy-Authenticate"),
               (std::vector<std::string>{"Bearer realm=\"RelayPro\"", "Basic realm=\"RelayPro\""}));
@@ -111,7 +107,7 @@ TEST_F(RelayTest, DisallowedHostOrPortGets403AndTheUpstreamSeesNothing) {
     TestServer console(true, TestServer::httpPage("x"));
     TestServer other(false, TestServer::echo());
     auto relay = startRelay(console.port());
-    const std::string auth = "Proxy-Authorization: " + basic(kUserPass) + "\r\n";
+    const std::string auth = "Proxy-Authorization: " + basicCredential() + "\r\n";
     for (const std::string& target :
          std::vector<std::string>{"127.0.0.1:" + std::to_string(console.port()),  // the console's address, not its name
                                   "localhost:" + std::to_string(other.port()),    // a port that is not allowed
@@ -135,7 +131,7 @@ TEST_F(RelayTest, TunnelCarriesBytesBothWaysIncludingEarlyData) {
     std::string target = "localhost:" + std::to_string(echo.port());
     // HTTP/1.0 without Host, as Python's urllib3 sends it, with bytes right after the head.
     ASSERT_TRUE(
-        c.send("CONNECT " + target + " HTTP/1.0\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\nearly"));
+        c.send("CONNECT " + target + " HTTP/1.0\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\nearly"));
     std::string head = c.readHead();
     EXPECT_EQ(head, "HTTP/1.1 200 Connection established\r\n\r\n");
     EXPECT_EQ(c.readExactly(5), "early");
@@ -202,7 +198,7 @@ TEST_F(RelayTest, EveryErrorStatusFromTheBytesThatCauseIt) {
     uint16_t closedPort = localPort(closed);
     ::close(closed);  // nothing listens there now: connection refused
     auto relay = startRelay(console.port(), "limits:\n  maxHeaderBytes: 1KiB\n  headerTimeout: 300ms\n");
-    const std::string auth = "Proxy-Authorization: " + basic(kUserPass) + "\r\n";
+    const std::string auth = "Proxy-Authorization: " + basicCredential() + "\r\n";
     const std::string target = "localhost:" + std::to_string(console.port());
     struct Case {
         std::string request;
@@ -263,7 +259,7 @@ TEST_F(RelayTest, UpstreamFailuresAre502And504) {
     {
         auto relay = startRelay(closedPort);
         std::string head = exchange(*relay, "CONNECT localhost:" + std::to_string(closedPort) +
-                                                " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
+                                                " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n");
         EXPECT_EQ(statusOf(head), 502) << head;
         ASSERT_TRUE(relay->waitForLog("request refused", {{"status", "502"}, {"reason", "upstream_unreachable"}}));
         relay->stop();
@@ -283,7 +279,7 @@ TEST_F(RelayTest, UpstreamFailuresAre502And504) {
     }
     auto relay = startRelay(fullPort, "limits:\n  connectTimeout: 500ms\n");
     std::string head = exchange(*relay, "CONNECT localhost:" + std::to_string(fullPort) +
-                                            " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
+                                            " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 504) << head;
     for (int fd : fillers) ::close(fd);
     ::close(full);
@@ -296,7 +292,8 @@ TEST_F(RelayTest, RepeatedAuthenticationFailuresAreRateLimited) {
     std::vector<int> statuses;
     for (int i = 0; i < 5; ++i) {
         std::string head =
-            exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:bad") + "\r\n\r\n");
+            exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicAuthorization("u:bad") +
+                                 "\r\n\r\n");
         statuses.push_back(statusOf(head));
         if (statusOf(head) == 429) {
             EXPECT_GE(std::stoi(headerOf(head, "Retry-After")), 1);
@@ -305,7 +302,7 @@ TEST_F(RelayTest, RepeatedAuthenticationFailuresAreRateLimited) {
     EXPECT_EQ(statuses, (std::vector<int>{407, 407, 407, 429, 429}));
     // The right password is refused too while the source is over its limit.
     std::string head =
-        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 429);
 }
 
@@ -318,12 +315,14 @@ TEST_F(RelayTest, AFailedAuthenticationIsAnsweredWhileTheSupervisorCannotCountIt
     Client client;
     ASSERT_TRUE(client.connect("127.0.0.1", relay->httpsPort(), true));
     relay->signal(SIGSTOP);
-    ASSERT_TRUE(client.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("u:bad") + "\r\n\r\n"));
+    ASSERT_TRUE(client.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicAuthorization("u:bad") +
+                            "\r\n\r\n"));
     std::string head = client.readHead();
     relay->signal(SIGCONT);
     EXPECT_EQ(statusOf(head), 407) << head;
     // Once it runs again, it counts the failure late and serves on.
-    head = exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
+    head =
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 200) << head;
 }
 
@@ -333,7 +332,7 @@ TEST_F(RelayTest, StopsGracefullyOnSigterm) {
     Client c;
     ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
     ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(echo.port()) +
-                       " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
+                       " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
     EXPECT_EQ(statusOf(c.readHead()), 200);
     // Exit code 0: in the sanitizer build LeakSanitizer (detect_leaks=1) would make it 23.
     EXPECT_EQ(relay->stop(SIGTERM), 0);
@@ -379,18 +378,20 @@ TEST_F(RelayTest, Argon2idPasswordsAreCheckedOffTheLoop) {
     std::string target = "localhost:" + std::to_string(echo.port());
     Client ok;
     ASSERT_TRUE(ok.connect("127.0.0.1", relay->httpsPort(), true));
-    ASSERT_TRUE(ok.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("h:s3cret") + "\r\n\r\n"));
+    ASSERT_TRUE(ok.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicAuthorization("h:s3cret") +
+                        "\r\n\r\n"));
     EXPECT_EQ(statusOf(ok.readHead()), 200);
     ASSERT_TRUE(ok.send("x"));
     EXPECT_EQ(ok.readExactly(1), "x");
     std::string bad =
-        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("h:wrong") + "\r\n\r\n");
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicAuthorization("h:wrong") +
+                             "\r\n\r\n");
     EXPECT_EQ(statusOf(bad), 407);
     // A cached success answers at once the second time (and still right).
     Client again;
     ASSERT_TRUE(again.connect("127.0.0.1", relay->httpsPort(), true));
-    ASSERT_TRUE(
-        again.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic("h:s3cret") + "\r\n\r\n"));
+    ASSERT_TRUE(again.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicAuthorization("h:s3cret") +
+                           "\r\n\r\n"));
     EXPECT_EQ(statusOf(again.readHead()), 200);
 }
 
@@ -439,9 +440,9 @@ TEST_F(RelayTest, PlainHttpListenerServesOnlyHealthAndConsolePort80) {
         std::string code;
     } cases[] = {
         {"CONNECT " + target + " HTTP/1.1\r\n\r\n", 403, "tls_required"},
-        {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n", 403,
+        {"CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n", 403,
          "tls_required"},
-        {"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n",
+        {"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n",
          403, "tls_required"},
         {"POST /relaypro/v1/token HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}", 403, "tls_required"},
         {"GET /relaypro/v1/ca.pem HTTP/1.1\r\nHost: r\r\n\r\n", 403, "tls_required"},
@@ -512,13 +513,13 @@ TEST_F(RelayTest, ReloadTurnsBasicOffWithoutClosingOpenTunnels) {
     std::string target = "localhost:" + std::to_string(echo.port());
     Client open;
     ASSERT_TRUE(open.connect("127.0.0.1", relay->httpsPort(), true));
-    ASSERT_TRUE(open.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
+    ASSERT_TRUE(open.send("CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
     ASSERT_EQ(statusOf(open.readHead()), 200);
     writeText(dir_ / "environment.conf", "# Basic authentication removed\n");
     relay->signal(SIGHUP);
     ASSERT_TRUE(relay->waitForLog("reload", {{"changed", "passwordFile"}}));
     std::string head =
-        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
+        exchange(*relay, "CONNECT " + target + " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 407);
     EXPECT_EQ(headersOf(head, "Proxy-Authenticate"), (std::vector<std::string>{"Bearer realm=\"RelayPro\""}));
     ASSERT_TRUE(open.send("still open"));
@@ -546,7 +547,7 @@ TEST_F(RelayTest, TriesEveryResolvedAddressInOrder) {
     Client c;
     ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
     ASSERT_TRUE(c.send("CONNECT console.test:" + std::to_string(echo.port()) +
-                       " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
+                       " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
     ASSERT_EQ(statusOf(c.readHead()), 200);
     ASSERT_TRUE(c.send("third address"));
     EXPECT_EQ(c.readExactly(13), "third address");
@@ -558,7 +559,7 @@ TEST_F(RelayTest, IdleTunnelsCloseAfterIdleTimeout) {
     Client c;
     ASSERT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
     ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(echo.port()) +
-                       " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
+                       " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
     ASSERT_EQ(statusOf(c.readHead()), 200);
     // Traffic keeps it open past the timeout...
     for (int i = 0; i < 4; ++i) {
@@ -631,7 +632,7 @@ TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
         Client c;
         ASSERT_TRUE(c.connect("127.0.0.1", relay.httpsPort(), true));
         ASSERT_TRUE(c.send("CONNECT dns.test:" + std::to_string(echo.port()) +
-                           " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n"));
+                           " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
         ASSERT_EQ(statusOf(c.readHead()), 200);
         ASSERT_TRUE(c.send("resolved"));
         EXPECT_EQ(c.readExactly(8), "resolved");
@@ -646,7 +647,7 @@ TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
                 env);
     ASSERT_TRUE(relay.ready());
     std::string head = exchange(relay, "CONNECT nx.test:" + std::to_string(echo.port()) +
-                                           " HTTP/1.1\r\nProxy-Authorization: " + basic(kUserPass) + "\r\n\r\n");
+                                           " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n");
     EXPECT_EQ(statusOf(head), 502);
     // The worker's record reaches the supervisor's log file asynchronously: wait for it.
     EXPECT_TRUE(eventually([&] {

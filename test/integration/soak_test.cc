@@ -14,7 +14,6 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <thread>
 
@@ -37,12 +36,6 @@ using Clock = std::chrono::steady_clock;
 constexpr long kFdSlack = 64;
 constexpr long kRssSlackKiB = 16 * 1024;
 constexpr int kLongTunnels = 40;
-
-std::string privateLoopback() {
-    std::random_device rd;
-    return "127." + std::to_string(20 + rd() % 200) + "." + std::to_string(rd() % 250 + 1) + "." +
-           std::to_string(rd() % 250 + 1);
-}
 
 // Descriptors and RSS of a process and its children (the supervisor and its workers).
 struct Footprint {

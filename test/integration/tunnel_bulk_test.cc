@@ -54,11 +54,6 @@ private:
     EVP_MD_CTX* ctx_;
 };
 
-// Basic for user "u" with kPassword.
-std::string basic() {
-    return basicCredential();
-}
-
 class TunnelBulk : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -78,7 +73,7 @@ protected:
     void open(Client& c, const Relay& r, uint16_t port) {
         ASSERT_TRUE(c.connect("127.0.0.1", r.httpsPort(), true));
         ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(port) +
-                           " HTTP/1.1\r\nProxy-Authorization: " + basic() + "\r\n\r\n"));
+                           " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
         ASSERT_EQ(statusOf(c.readHead()), 200);
     }
     TempDir dir_;

@@ -14,6 +14,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <random>
 
 namespace relaypro::testing {
 namespace {
@@ -511,6 +512,12 @@ TestServer::Handler TestServer::plainHttpRecorder(std::shared_ptr<std::string> l
         }
         writeAll(fd, ssl, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
     };
+}
+
+std::string privateLoopback() {
+    std::random_device rd;
+    return "127." + std::to_string(20 + rd() % 200) + "." + std::to_string(rd() % 250 + 1) + "." +
+           std::to_string(rd() % 250 + 1);
 }
 
 std::string base64Of(std::string_view bytes) {

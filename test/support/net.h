@@ -23,6 +23,9 @@ namespace relaypro::testing {
 // A listening TCP socket on `host` (an IP literal) and port 0 (or `port`).
 int listenOn(const std::string& host, uint16_t port = 0, int backlog = 128);
 uint16_t localPort(int fd);
+// A random address in 127.20.0.0–127.219.255.255 (all of 127.0.0.0/8 is local): a test's own,
+// so fixed ports such as NATS's 4222 or the console's 443 collide with nothing else.
+std::string privateLoopback();
 // Blocking connect with a timeout; -1 on failure.
 int connectTo(const std::string& host, uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

@@ -86,6 +86,14 @@ bool Relay::waitForLog(const std::string& msg, const std::map<std::string, std::
         timeout);
 }
 
+std::vector<pid_t> Relay::workerPids() const {
+    std::vector<pid_t> out;
+    for (const auto& l : log()) {
+        if (l["msg"] == "worker ready") out.push_back(std::stoi(l["workerPid"]));
+    }
+    return out;
+}
+
 long Relay::rssKiB() const {
     std::ifstream in("/proc/" + std::to_string(process_.pid()) + "/status");
     std::string line;

@@ -54,6 +54,8 @@ public:
     int stop(int sig = SIGTERM) { return process_.stop(sig); }
     ChildProcess& process() { return process_; }
 
+    // Every worker that has logged "worker ready", in order (a replaced one stays listed).
+    [[nodiscard]] std::vector<pid_t> workerPids() const;
     // The RSS of the relay process in KiB (from /proc).
     [[nodiscard]] long rssKiB() const;
 
