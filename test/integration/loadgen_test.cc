@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
 #include "test/support/secrets.h"
@@ -104,6 +105,47 @@ TEST_F(Loadgen, BulkMovesEveryByteBothWaysChecked) {
         << json;
     EXPECT_EQ(member(json, "bytesEachWay"), 2 * 4194304.0) << json;
     EXPECT_GT(member(json, "mbPerSecondEachWay"), 0) << json;
+}
+
+TEST_F(Loadgen, BulkOneWayIsCheckedByTheTarget) {
+    std::string json;
+    ASSERT_EQ(
+        run({"bulk", "--one-way", "--auth", kLoadgenBasic, "--tunnels", "2", "--bytes", "4194304", "--seconds", "60"},
+            json),
+        0)
+        << json;
+    EXPECT_EQ(member(json, "succeeded"), 2) << json;
+    EXPECT_EQ(member(json, "bytesOneWay"), 2 * 4194304.0) << json;
+}
+
+// The echo target directly (no relay): a sink that gets other bytes than its stream says so.
+TEST_F(Loadgen, TheTargetsSinkRefusesAStreamThatIsNotTheOneAnnounced) {
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", static_cast<uint16_t>(echoPort_), false));
+    // loadgen's SinkHeader: magic, the stream's seed, its length (host order, as loadgen sends it).
+    std::string header = "RPSINK01";
+    uint64_t seed = 7, bytes = 100000;
+    header.append(reinterpret_cast<const char*>(&seed), sizeof seed);
+    header.append(reinterpret_cast<const char*>(&bytes), sizeof bytes);
+    ASSERT_TRUE(c.send(header));
+    ASSERT_TRUE(c.send(std::string(bytes, '\0')));
+    EXPECT_EQ(c.readExactly(4), "BAD\n");
+}
+
+// Echo starts with bytes that could begin a sink's header: they come back, in order, with the rest.
+TEST_F(Loadgen, TheTargetEchoesBytesThatOnlyBeganLikeASinkHeader) {
+    Client c;
+    ASSERT_TRUE(c.connect("127.0.0.1", static_cast<uint16_t>(echoPort_), false));
+    ASSERT_TRUE(c.send("RPSIN"));
+    std::this_thread::sleep_for(50ms);  // most likely a read of its own (either way the echo must match)
+    ASSERT_TRUE(c.send("X and the rest"));
+    EXPECT_EQ(c.readExactly(19), "RPSINX and the rest");
+    std::string big(3 << 20, 'e');  // more than one read, and more than the socket buffers hold
+    std::thread writer([&] { EXPECT_TRUE(c.send(big)); });
+    std::string back = c.readExactly(big.size(), 30s);
+    writer.join();
+    EXPECT_EQ(back.size(), big.size());
+    EXPECT_TRUE(back == big);
 }
 
 TEST_F(Loadgen, IdleHoldsTunnelsAndMeasuresTheRelayFromProc) {
