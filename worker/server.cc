@@ -43,6 +43,9 @@ Result<SSL_CTX*> makeServerContext(const TlsMaterial& tls) {
     // Idle tunnels are the scale limit: OpenSSL frees its record buffers while a connection is quiet.
     SSL_CTX_set_mode(ctx,
                      SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // The chain sent is the one configured (the PEM's certificates after the leaf). Without this,
+    // OpenSSL tries to build one from the context's (empty) store on every handshake.
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     // Read whole socket buffers instead of a record header and then its body: about half the
     // read() calls of a short tunnel. Safe here because every state that reads from the client
     // reads until OpenSSL wants more from the socket (records it already holds are consumed
@@ -251,6 +254,19 @@ void Server::onAcceptError(evconnlistener*, void* arg) {
     timeval tv{0, 100000};
     evtimer_add(self->resumeAccept_, &tv);
     self->log_.warn("accept failed; pausing accepts for 100ms", {{"error", std::string(std::strerror(err))}});
+}
+
+void Server::holdAccepts(std::chrono::milliseconds hold) {
+    if (draining_) return;
+    if (hold.count() > 0) {
+        // The same pause as after an accept error: the listeners come back when it ends.
+        for (auto& l : listeners_) evconnlistener_disable(l->listener);
+        timeval tv{static_cast<time_t>(hold.count() / 1000), static_cast<suseconds_t>(hold.count() % 1000 * 1000)};
+        evtimer_add(resumeAccept_, &tv);
+        return;
+    }
+    event_del(resumeAccept_);
+    for (auto& l : listeners_) evconnlistener_enable(l->listener);
 }
 
 void Server::onResumeAccept(int, short, void* arg) {

@@ -588,10 +588,13 @@ TEST_F(RelayTest, ConnectionsBeyondMaxConnectionsAreClosedAtOnce) {
     }));
 }
 
+// The PEM's certificates after the leaf are the chain sent, as they are (SSL_MODE_NO_AUTO_CHAIN:
+// nothing is built or dropped on the way).
 TEST_F(RelayTest, OperatorCertificateFromCertFileAndKeyFile) {
-    std::string cert, key;
+    std::string cert, key, chainCert, chainKey;
     makeTestCertificate("relay.example.com", cert, key);
-    writeText(dir_ / "server.pem", cert);
+    makeTestCertificate("Operator Intermediate", chainCert, chainKey);
+    writeText(dir_ / "server.pem", cert + chainCert);
     writeText(dir_ / "server.key", key);
     TestServer console(true, TestServer::httpPage("x"));
     Relay relay(dir_, "consoleAddress: \"localhost:" + std::to_string(console.port()) +
@@ -609,6 +612,14 @@ TEST_F(RelayTest, OperatorCertificateFromCertFileAndKeyFile) {
     EXPECT_EQ(std::string(data, static_cast<size_t>(len)), cert);
     BIO_free(b);
     X509_free(peer);
+    STACK_OF(X509)* chain = SSL_get_peer_cert_chain(c.ssl());  // the client's view: the leaf first
+    ASSERT_NE(chain, nullptr);
+    ASSERT_EQ(sk_X509_num(chain), 2);
+    BIO* second = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(second, sk_X509_value(chain, 1));
+    len = BIO_get_mem_data(second, &data);
+    EXPECT_EQ(std::string(data, static_cast<size_t>(len)), chainCert);
+    BIO_free(second);
 }
 
 // Names the hosts file does not know go to DNS: evdns, configured from the resolver file the
