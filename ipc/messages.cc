@@ -48,6 +48,8 @@ std::string_view messageName(MessageType t) {
             return "CountFailure";
         case MessageType::FailureCounted:
             return "FailureCounted";
+        case MessageType::Balance:
+            return "Balance";
     }
     return "unknown";
 }

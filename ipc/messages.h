@@ -28,7 +28,7 @@ namespace relaypro::ipc {
 
 // Raised when a message changes incompatibly. Hello carries it; a supervisor speaks every
 // version from kOldestProtocolVersion up, so it can drive draining workers of the previous build.
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;  // 2: the worker understands Balance
 inline constexpr uint16_t kOldestProtocolVersion = 1;
 
 inline constexpr size_t kFrameHeaderBytes = 12;
@@ -59,8 +59,9 @@ enum class MessageType : uint16_t {
     SourceBlocked = 19,   // S->W  a source is over its limit: answer it 429 until then
     CountFailure = 20,    // W->S  a source failed authentication; the client's 407 waits for FailureCounted
     FailureCounted = 21,  // S->W  counted (any SourceBlocked it caused was sent first): answer the client
+    Balance = 22,         // S->W  hold accepts for a while (well above the average) or accept again
 };
-inline constexpr uint16_t kLastMessageType = 21;
+inline constexpr uint16_t kLastMessageType = 22;
 
 [[nodiscard]] std::string_view messageName(MessageType t);
 
@@ -409,6 +410,21 @@ struct FailureCounted {
     static bool decode(Reader& r, FailureCounted& m) {
         m.ticket = r.u64();
         return r.finish();
+    }
+};
+
+// Accepts from the shared listening sockets are not spread evenly over the workers; a worker
+// holding well more connections than the average is told to leave accepts to the others for a
+// while (until told again, or holdMs at most), so that maxConnections' per-worker share is reached
+// by every worker rather than by the busiest first. Sent only to workers that said protocol 2.
+struct Balance {
+    static constexpr MessageType kType = MessageType::Balance;
+    static constexpr uint32_t kMaxHoldMs = 10000;
+    uint32_t holdMs = 0;  // 0: accept again
+    void encode(Writer& w) const { w.u32(holdMs); }
+    static bool decode(Reader& r, Balance& m) {
+        m.holdMs = r.u32();
+        return r.finish() && m.holdMs <= kMaxHoldMs;
     }
 };
 

@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "ipc/snapshot.h"
+#include "supervisor/balance.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
 
@@ -320,6 +322,7 @@ void WorkerPool::onMessage(pid_t pid, ipc::Received&& r) {
             if (m.protocolVersion < ipc::kOldestProtocolVersion)
                 return replace(w, "an unsupported IPC protocol version");
             w.helloAcked = true;
+            w.protocol = m.protocolVersion;
             return;
         }
         case ipc::MessageType::Ready: {
@@ -500,6 +503,36 @@ void WorkerPool::onPingTimer(int, short, void* arg) {
         w->channel->send(ipc::Ping{self->pingSequence_}, w->generation);
     }
     for (Worker* w : late) self->replace(*w, "it missed two pings");
+    self->balance();
+}
+
+void WorkerPool::balance() {
+    // A hold lasts until the next round (a second) and a little longer, so that it does not lapse
+    // between two rounds; a worker that stops hearing from the supervisor accepts again by itself.
+    constexpr uint32_t kHoldMs = 2500;
+    std::vector<Worker*> serving;
+    std::vector<uint64_t> counts;
+    for (auto& [pid, w] : workers_) {
+        if (w->generation != current_ || w->state != State::Serving || w->protocol < 2) continue;
+        serving.push_back(w.get());
+        counts.push_back(w->stats.connections);
+    }
+    std::vector<bool> hold = acceptHolds(counts);
+    uint64_t average = counts.empty() ? 0 : std::accumulate(counts.begin(), counts.end(), uint64_t{0}) / counts.size();
+    for (size_t i = 0; i < serving.size(); ++i) {
+        Worker& w = *serving[i];
+        if (hold[i]) {
+            if (!w.holdingAccepts) {
+                log_.info(
+                    "a worker holds its accepts",
+                    {{"workerPid", static_cast<int64_t>(w.pid)}, {"connections", counts[i]}, {"average", average}});
+            }
+            w.channel->send(ipc::Balance{kHoldMs}, w.generation);
+        } else if (w.holdingAccepts) {
+            w.channel->send(ipc::Balance{0}, w.generation);
+        }
+        w.holdingAccepts = hold[i];
+    }
 }
 
 // The token endpoint's per-source rate (protocol.md) is counted here, across all workers; then

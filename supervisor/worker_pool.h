@@ -115,6 +115,8 @@ private:
         size_t slot = 0;
         State state = State::Starting;
         bool helloAcked = false;
+        uint16_t protocol = 0;        // from HelloAck; 0 when adopted across a re-exec (not known)
+        bool holdingAccepts = false;  // told to by the last Balance
         bool selfTestSent = false;
         std::unique_ptr<ipc::Channel> channel;
         int outstandingPings = 0;
@@ -149,6 +151,9 @@ private:
     void scheduleRespawn(size_t slot);
     void generationFailed(uint32_t generation, const std::string& why);
     static void onPingTimer(int, short, void* arg);
+    // Tells the current generation's serving workers well above their average connection count
+    // to hold accepts until the next round, and the others to accept (supervisor/balance.h).
+    void balance();
     static void onRespawn(int, short, void* arg);
     static void onStartTimeout(int, short, void* arg);
 

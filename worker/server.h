@@ -66,6 +66,9 @@ public:
     // Close every connection now (the end of a grace period).
     void closeAll();
     [[nodiscard]] bool draining() const { return draining_; }
+    // The supervisor's Balance: leave new connections to the other workers for `hold` (zero:
+    // accept again now). Connections already accepted are not affected.
+    void holdAccepts(std::chrono::milliseconds hold);
     [[nodiscard]] ServerStats stats() const { return stats_; }
     // Called when the last connection of a draining server closed.
     void onEmpty(std::function<void()> callback) { onEmpty_ = std::move(callback); }

@@ -214,6 +214,12 @@ private:
                 if (Connection* c = server_->find(Connection::serialOf(m.ticket))) c->failureCounted(m.ticket);
                 return;
             }
+            case ipc::MessageType::Balance: {
+                ipc::Balance m;
+                if (!decode(r, m)) return;
+                if (server_) server_->holdAccepts(std::chrono::milliseconds(m.holdMs));
+                return;
+            }
             case ipc::MessageType::SourceBlocked: {
                 ipc::SourceBlocked m;
                 if (!decode(r, m)) return;

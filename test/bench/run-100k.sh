@@ -4,8 +4,9 @@
 #
 # Limits and how this run lifts them:
 # - every process may hold at most 20,000 descriptors (a hard limit here): a tunnel takes two of
-#   the relay's (client + upstream), so the relay runs WORKERS workers (default 14: 11 would do
-#   with a perfectly even spread, the kernel's spread of accepts over workers is not perfect);
+#   the relay's (client + upstream), so the relay runs WORKERS workers (default 12; 11 is the
+#   least that can hold 100,000 and does here, the supervisor keeping the workers' counts within a
+#   few per cent of each other — BENCHMARKS.md has the figures);
 #   the generator runs GEN processes and the echo target ECHO processes per port;
 # - one source address reaches one destination address and port over the ephemeral range only
 #   (32768-60999 by default, ~28k connections): the namespace widens ip_local_port_range to
@@ -17,7 +18,7 @@
 set -euo pipefail
 build=$(cd "${1:?usage: run-100k.sh BUILD_DIR [TUNNELS]}" && pwd)
 tunnels=${2:-100000}
-workers=${WORKERS:-14} gen=${GEN:-8} echo_per_port=${ECHO:-2}
+workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
 out=$build/bench-100k
 ns=relaypro100k$$
 

@@ -93,6 +93,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case MessageType::FailureCounted:
             check<FailureCounted>(body);
             break;
+        case MessageType::Balance:
+            check<Balance>(body);
+            break;
         default:
             break;
     }

@@ -297,6 +297,49 @@ TEST_F(ProcessModel, AdoptsASocketFromSystemdSocketActivation) {
     EXPECT_EQ(activator.stop(SIGTERM), 0);
 }
 
+// Accepts from the shared listening sockets are not spread evenly over the workers; a worker well
+// above the average holds its accepts (supervisor/balance.h) and the others take new connections.
+TEST_F(ProcessModel, AWorkerWellAboveTheAverageLeavesNewConnectionsToTheOthers) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "workers: 2\n");
+    auto workers = relay->workerPids();
+    ASSERT_EQ(workers.size(), 2u);
+    const pid_t full = workers[0], other = workers[1];
+    auto tunnelsOf = [](pid_t pid) {  // a tunnel is two descriptors: the client's and the upstream's
+        size_t n = 0;
+        for ([[maybe_unused]] const auto& e :
+             std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+            ++n;
+        return n / 2;
+    };
+    // While the other worker is stopped, only `full` accepts: 200 tunnels, far above the margin
+    // (64). (Should the stop outlast two pings, the other worker is replaced: no matter here.)
+    ::kill(other, SIGSTOP);
+    std::vector<std::unique_ptr<Client>> held;
+    for (int i = 0; i < 200; ++i) {
+        auto c = std::make_unique<Client>();
+        tunnel(*c, *relay, echo.port());
+        held.push_back(std::move(c));
+    }
+    ::kill(other, SIGCONT);
+    ASSERT_TRUE(relay->waitForLog("a worker holds its accepts", {{"workerPid", std::to_string(full)}}))
+        << "200 tunnels against none did not make the worker hold";
+    // Until the other worker is within the margin of the average (72 more tunnels), `full` is
+    // told to hold again every second: these 60 all go to the other worker.
+    const size_t before = tunnelsOf(full);
+    for (int i = 0; i < 60; ++i) {
+        auto c = std::make_unique<Client>();
+        tunnel(*c, *relay, echo.port());
+        held.push_back(std::move(c));
+    }
+    EXPECT_LE(tunnelsOf(full), before + 2) << "the holding worker took new tunnels";
+    // The held tunnels of both workers still carry bytes.
+    for (size_t i = 0; i < held.size(); i += 37) {
+        ASSERT_TRUE(held[i]->send("b"));
+        EXPECT_EQ(held[i]->readExactly(1), "b");
+    }
+}
+
 TEST_F(ProcessModel, AWorkerThatMissesTwoPingsIsReplaced) {
     TestServer echo(false, TestServer::echo());
     auto relay = start(echo.port(), "workers: 2\n");

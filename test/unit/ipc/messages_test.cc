@@ -63,6 +63,8 @@ TEST(IpcMessages, EveryMessageRoundTripsAndRejectsShortAndLongBodies) {
     roundTrip(SourceBlocked{"4\x7f\x00\x00\x01", 20000});
     roundTrip(CountFailure{7, "4\x7f\x00\x00\x01"});
     roundTrip(FailureCounted{7});
+    roundTrip(Balance{1500});
+    roundTrip(Balance{0});
 }
 
 TEST(IpcMessages, DecodersRejectValuesOutOfRange) {
@@ -103,6 +105,14 @@ TEST(IpcMessages, DecodersRejectValuesOutOfRange) {
     int64_t huge = 8463453595523821056LL;
     std::memcpy(body.data() + 1, &huge, 8);
     EXPECT_FALSE(decodeBody(body, log));
+    Balance balance;
+    Writer longHold;
+    longHold.u32(Balance::kMaxHoldMs + 1);
+    EXPECT_FALSE(decodeBody(longHold.data(), balance));
+    Writer holdAndMore;
+    holdAndMore.u32(1);
+    holdAndMore.u8(0);
+    EXPECT_FALSE(decodeBody(holdAndMore.data(), balance));
 }
 
 TEST(IpcMessages, FrameHeadersMustMatchTheirDatagram) {
