@@ -503,10 +503,10 @@ void WorkerPool::onPingTimer(int, short, void* arg) {
         w->channel->send(ipc::Ping{self->pingSequence_}, w->generation);
     }
     for (Worker* w : late) self->replace(*w, "it missed two pings");
-    self->balance();
+    self->balance(now);
 }
 
-void WorkerPool::balance() {
+void WorkerPool::balance(std::chrono::steady_clock::time_point round) {
     // A hold lasts until the next round (a second) and a little longer, so that it does not lapse
     // between two rounds; a worker that stops hearing from the supervisor accepts again by itself.
     constexpr uint32_t kHoldMs = 2500;
@@ -514,6 +514,15 @@ void WorkerPool::balance() {
     std::vector<uint64_t> counts;
     for (auto& [pid, w] : workers_) {
         if (w->generation != current_ || w->state != State::Serving || w->protocol < 2) continue;
+        // Only workers that answered the last ping (this round started their window): a late or
+        // starved worker's count is old, and it may not be able to take connections now — were it
+        // the emptiest, the others would hold while nobody accepted. Without it, the emptiest
+        // worker that does answer always accepts.
+        if (w->firstUnanswered != round) {
+            if (w->holdingAccepts) w->channel->send(ipc::Balance{0}, w->generation);
+            w->holdingAccepts = false;
+            continue;
+        }
         serving.push_back(w.get());
         counts.push_back(w->stats.connections);
     }

@@ -153,7 +153,8 @@ private:
     static void onPingTimer(int, short, void* arg);
     // Tells the current generation's serving workers well above their average connection count
     // to hold accepts until the next round, and the others to accept (supervisor/balance.h).
-    void balance();
+    // `round`: when this round of pings went out.
+    void balance(std::chrono::steady_clock::time_point round);
     static void onRespawn(int, short, void* arg);
     static void onStartTimeout(int, short, void* arg);
 
