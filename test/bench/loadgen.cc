@@ -38,6 +38,7 @@
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -856,7 +857,11 @@ int runEcho(const Options& o) {
         return 2;
     }
     for (int i = 1; i < o.processes; ++i) {
-        if (fork() == 0) break;
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);  // ends with the process the scripts started
+            if (getppid() == 1) return 0;
+            break;
+        }
     }
     event_base* base = event_base_new();
     evconnlistener* l = evconnlistener_new_bind(base, echoAccept, nullptr,

@@ -6,8 +6,13 @@
 //    a request head (any), connects to HOST:PORT (whatever the head asked for), answers 200 and
 //    copies bytes both ways until one side closes. No parsing, authentication, policy, DNS,
 //    timers or logs. `loadgen rate` drives it like a proxy.
+//  - With --relay HOST:PORT --blocking it is the least a TLS relay does per byte: a thread per
+//    connection, blocking sockets, no event loop; once the 200 is out it reads TLS records into a
+//    64 KiB buffer (read_ahead: whole socket buffers; every record OpenSSL already holds) and sends
+//    them on in one send(), and the other way round. `loadgen bulk` drives it like a proxy.
 //
-//   tls_floor --listen 127.0.0.1:0 --cert CERT.pem --key KEY.pem [--tickets] [--relay HOST:PORT]
+//   tls_floor --listen 127.0.0.1:0 --cert CERT.pem --key KEY.pem [--tickets] [--relay HOST:PORT
+//             [--blocking]]
 //   prints "listening HOST:PORT", serves until killed.
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -17,13 +22,18 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -92,6 +102,64 @@ void onHead(bufferevent* bev, void* arg) {
     }
 }
 
+// --blocking: one connection, start to end, on its own thread.
+bool sendAll(int fd, const char* p, size_t n) {
+    while (n > 0) {
+        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) return false;
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+void pumpConnection(int fd) {
+    constexpr size_t kBuf = 64 * 1024;
+    static thread_local char buf[kBuf];
+    SSL* ssl = SSL_new(gCtx);
+    SSL_set_fd(ssl, fd);
+    int up = -1;
+    std::string head;
+    if (SSL_accept(ssl) == 1) {
+        while (head.find("\r\n\r\n") == std::string::npos) {
+            int n = SSL_read(ssl, buf, static_cast<int>(kBuf));
+            if (n <= 0) break;
+            head.append(buf, static_cast<size_t>(n));
+        }
+    }
+    auto end = head.find("\r\n\r\n");
+    if (end != std::string::npos) up = ::socket(gUpstream.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (up >= 0 && ::connect(up, reinterpret_cast<sockaddr*>(&gUpstream), static_cast<socklen_t>(gUpstreamLen)) == 0) {
+        int one = 1;
+        setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+        bool open = SSL_write(ssl, ok, sizeof ok - 1) > 0 &&
+                    sendAll(up, head.data() + end + 4, head.size() - end - 4);  // bytes after the head
+        pollfd p[2] = {{fd, POLLIN, 0}, {up, POLLIN, 0}};
+        while (open) {
+            if (SSL_has_pending(ssl) == 0 && ::poll(p, 2, -1) < 0) break;
+            if (SSL_has_pending(ssl) == 1 || (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+                size_t n = 0;
+                if (SSL_read_ex(ssl, buf, kBuf, &n) != 1) break;
+                while (n < kBuf && SSL_has_pending(ssl) == 1) {
+                    size_t more = 0;
+                    if (SSL_read_ex(ssl, buf + n, kBuf - n, &more) != 1) break;
+                    n += more;
+                }
+                open = sendAll(up, buf, n);
+            }
+            if (open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+                ssize_t n = ::recv(up, buf, kBuf, 0);
+                open = n > 0 && SSL_write(ssl, buf, static_cast<int>(n)) > 0;
+            }
+            p[0].revents = p[1].revents = 0;
+        }
+    }
+    if (up >= 0) ::close(up);
+    SSL_free(ssl);
+    ::close(fd);
+}
+
 void onEvent(bufferevent* bev, short what, void*) {
     if ((what & BEV_EVENT_CONNECTED) != 0) {
         // Handshake done: close at once (without close_notify, as a dropped connection).
@@ -119,7 +187,7 @@ void onAccept(evconnlistener* l, evutil_socket_t fd, sockaddr*, int, void*) {
 
 int main(int argc, char** argv) {
     std::string listen = "127.0.0.1:0", cert, key;
-    bool tickets = false;
+    bool tickets = false, blocking = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--listen" && i + 1 < argc)
@@ -130,6 +198,8 @@ int main(int argc, char** argv) {
             key = argv[++i];
         else if (a == "--tickets")
             tickets = true;
+        else if (a == "--blocking")
+            blocking = true;
         else if (a == "--relay" && i + 1 < argc) {
             gUpstreamLen = sizeof gUpstream;
             if (evutil_parse_sockaddr_port(argv[++i], reinterpret_cast<sockaddr*>(&gUpstream), &gUpstreamLen) != 0) {
@@ -137,9 +207,14 @@ int main(int argc, char** argv) {
                 return 2;
             }
         } else {
-            std::fprintf(stderr, "usage: tls_floor --listen H:P --cert F --key F [--tickets] [--relay H:P]\n");
+            std::fprintf(stderr,
+                         "usage: tls_floor --listen H:P --cert F --key F [--tickets] [--relay H:P [--blocking]]\n");
             return 2;
         }
+    }
+    if (blocking && gUpstreamLen == 0) {
+        std::fprintf(stderr, "tls_floor: --blocking goes with --relay\n");
+        return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     gCtx = SSL_CTX_new(TLS_server_method());
@@ -155,6 +230,10 @@ int main(int argc, char** argv) {
     } else {
         SSL_CTX_set_options(gCtx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(gCtx, 0);
+    }
+    if (blocking) {
+        SSL_CTX_set_read_ahead(gCtx, 1);
+        SSL_CTX_set_default_read_buffer_len(gCtx, 64 * 1024 + SSL3_RT_MAX_ENCRYPTED_OVERHEAD);
     }
     auto colon = listen.rfind(':');
     sockaddr_in sa{};
@@ -173,6 +252,19 @@ int main(int argc, char** argv) {
     getsockname(evconnlistener_get_fd(l), reinterpret_cast<sockaddr*>(&bound), &len);
     std::printf("listening %s:%u\n", listen.substr(0, colon).c_str(), ntohs(bound.sin_port));
     std::fflush(stdout);
+    if (blocking) {
+        int lfd = evconnlistener_get_fd(l);
+        evutil_make_socket_nonblocking(lfd);  // stays non-blocking; poll() waits
+        for (;;) {
+            pollfd pl{lfd, POLLIN, 0};
+            if (::poll(&pl, 1, -1) < 0) continue;
+            int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) continue;
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            std::thread(pumpConnection, fd).detach();
+        }
+    }
     event_base_dispatch(base);
     return 0;
 }
