@@ -46,12 +46,14 @@ protected:
         ASSERT_TRUE(relay_->ready()) << relay_->stderrText();
     }
 
-    // Runs the generator through the relay; returns its exit code, the report in `json`.
-    int run(std::vector<std::string> args, std::string& json, bool throughRelay = true) {
+    // Runs the generator through the relay (or through `proxyPort`); returns its exit code, the
+    // report in `json`.
+    int run(std::vector<std::string> args, std::string& json, bool throughRelay = true, int proxyPort = 0) {
         std::vector<std::string> argv{LOADGEN_BINARY};
         argv.insert(argv.end(), args.begin(), args.end());
         argv.insert(argv.end(), {"--target", "127.0.0.1:" + std::to_string(echoPort_)});
-        if (throughRelay) argv.insert(argv.end(), {"--proxy", "127.0.0.1:" + std::to_string(relay_->httpsPort())});
+        if (proxyPort == 0 && throughRelay) proxyPort = relay_->httpsPort();
+        if (proxyPort != 0) argv.insert(argv.end(), {"--proxy", "127.0.0.1:" + std::to_string(proxyPort)});
         ChildProcess g = ChildProcess::spawn(argv, {}, dir_ / "gen.out", dir_ / "gen.err");
         int code = g.wait(120s);
         json = readText(dir_ / "gen.out");
@@ -146,6 +148,58 @@ TEST_F(Loadgen, TheTargetEchoesBytesThatOnlyBeganLikeASinkHeader) {
     writer.join();
     EXPECT_EQ(back.size(), big.size());
     EXPECT_TRUE(back == big);
+}
+
+// The floors BENCHMARKS.md compares against (test/bench/tls_floor.cc), each driven as run-bench.sh
+// drives it: they serve, and every connection or byte arrives.
+TEST_F(Loadgen, TheFloorsServeTheGenerator) {
+    std::string cert, key;
+    makeTestCertificate("127.0.0.1", cert, key);
+    writeText(dir_ / "floor.pem", cert);
+    writeText(dir_ / "floor.key", key);
+    const std::string echo = "127.0.0.1:" + std::to_string(echoPort_);
+    struct Case {
+        std::vector<std::string> floorArgs, generatorArgs;
+        std::string counted;
+        double expected;
+    };
+    const std::vector<Case> cases{
+        {{}, {"rate", "--tls-only", "--count", "20", "--concurrency", "4"}, "succeeded", 20},
+        {{"--tickets"}, {"rate", "--tls-only", "--resume", "--count", "20", "--concurrency", "2"}, "succeeded", 20},
+        {{"--relay", echo}, {"rate", "--auth", kLoadgenBasic, "--count", "20", "--concurrency", "4"}, "succeeded", 20},
+        {{"--relay", echo, "--blocking"},
+         {"bulk", "--one-way", "--auth", kLoadgenBasic, "--tunnels", "2", "--bytes", "4194304", "--seconds", "60"},
+         "bytesOneWay",
+         2 * 4194304.0},
+    };
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const Case& c = cases[i];
+        std::vector<std::string> argv{TLS_FLOOR_BINARY,
+                                      "--listen",
+                                      "127.0.0.1:0",
+                                      "--cert",
+                                      (dir_ / "floor.pem").string(),
+                                      "--key",
+                                      (dir_ / "floor.key").string()};
+        argv.insert(argv.end(), c.floorArgs.begin(), c.floorArgs.end());
+        // Files of each case's own: the next floor must not be found by the previous one's line.
+        const auto out = dir_ / ("floor-" + std::to_string(i) + ".out");
+        const auto err = dir_ / ("floor-" + std::to_string(i) + ".err");
+        ChildProcess floor = ChildProcess::spawn(argv, {}, out, err);
+        int port = 0;
+        ASSERT_TRUE(eventually([&] {
+            std::smatch m;
+            std::string text = readText(out);
+            if (std::regex_search(text, m, std::regex("listening 127\\.0\\.0\\.1:([0-9]+)")))
+                port = std::stoi(m[1].str());
+            return port != 0;
+        })) << readText(err);
+        std::string json;
+        EXPECT_EQ(run(c.generatorArgs, json, false, port), 0) << json << readText(dir_ / "gen.err") << readText(err);
+        EXPECT_EQ(member(json, c.counted), c.expected) << c.generatorArgs[0] << ": " << json;
+        EXPECT_EQ(member(json, "failed"), 0) << json;
+        floor.stop(SIGTERM);
+    }
 }
 
 TEST_F(Loadgen, IdleHoldsTunnelsAndMeasuresTheRelayFromProc) {
