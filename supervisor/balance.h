@@ -22,12 +22,16 @@ namespace relaypro {
 // small relays never hold, and a reconnect storm's noise does not).
 inline constexpr uint64_t kBalanceMinExcess = 64;
 
+inline uint64_t averageOf(const std::vector<uint64_t>& connections) {
+    if (connections.empty()) return 0;
+    return std::accumulate(connections.begin(), connections.end(), uint64_t{0}) / connections.size();
+}
+
 // For each count, whether that worker holds its accepts.
 inline std::vector<bool> acceptHolds(const std::vector<uint64_t>& connections) {
     std::vector<bool> hold(connections.size(), false);
     if (connections.size() < 2) return hold;
-    uint64_t sum = std::accumulate(connections.begin(), connections.end(), uint64_t{0});
-    uint64_t average = sum / connections.size();
+    uint64_t average = averageOf(connections);
     uint64_t limit = average + std::max<uint64_t>(kBalanceMinExcess, average / 32);
     for (size_t i = 0; i < connections.size(); ++i) hold[i] = connections[i] > limit;
     return hold;

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 
 #include "ipc/snapshot.h"
 #include "supervisor/balance.h"
@@ -527,7 +526,7 @@ void WorkerPool::balance(std::chrono::steady_clock::time_point round) {
         counts.push_back(w->stats.connections);
     }
     std::vector<bool> hold = acceptHolds(counts);
-    uint64_t average = counts.empty() ? 0 : std::accumulate(counts.begin(), counts.end(), uint64_t{0}) / counts.size();
+    const uint64_t average = averageOf(counts);  // for the log line
     for (size_t i = 0; i < serving.size(); ++i) {
         Worker& w = *serving[i];
         if (hold[i]) {

@@ -60,11 +60,6 @@ bool inTrustedSources(const WorkerSettings& s, const sockaddr_storage& a) {
     return false;
 }
 
-timeval toTimeval(Duration d) {
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-    return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-}
-
 // Request headers that never travel to the console (RFC 9110 §7.6.1 hop-by-hop, and Proxy-*).
 bool isHopByHop(std::string_view name, const RequestHead& h) {
     static constexpr std::string_view kNames[] = {"Connection",        "Keep-Alive", "TE",  "Trailer",

@@ -250,21 +250,19 @@ void Server::onAcceptError(evconnlistener*, void* arg) {
     int err = EVUTIL_SOCKET_ERROR();
     // Out of descriptors (or kernel memory): stop accepting briefly instead of spinning on a
     // listener that stays readable; closed connections free descriptors meanwhile.
-    for (auto& each : self->listeners_) evconnlistener_disable(each->listener);
-    timeval tv{0, 100000};
-    evtimer_add(self->resumeAccept_, &tv);
+    self->pauseAccepts(std::chrono::milliseconds(100));
     self->log_.warn("accept failed; pausing accepts for 100ms", {{"error", std::string(std::strerror(err))}});
+}
+
+void Server::pauseAccepts(std::chrono::milliseconds pause) {
+    for (auto& l : listeners_) evconnlistener_disable(l->listener);
+    timeval tv = toTimeval(pause);
+    evtimer_add(resumeAccept_, &tv);  // onResumeAccept
 }
 
 void Server::holdAccepts(std::chrono::milliseconds hold) {
     if (draining_) return;
-    if (hold.count() > 0) {
-        // The same pause as after an accept error: the listeners come back when it ends.
-        for (auto& l : listeners_) evconnlistener_disable(l->listener);
-        timeval tv{static_cast<time_t>(hold.count() / 1000), static_cast<suseconds_t>(hold.count() % 1000 * 1000)};
-        evtimer_add(resumeAccept_, &tv);
-        return;
-    }
+    if (hold.count() > 0) return pauseAccepts(hold);  // the same pause as after an accept error
     event_del(resumeAccept_);
     for (auto& l : listeners_) evconnlistener_enable(l->listener);
 }

@@ -121,6 +121,8 @@ private:
     Server(event_base* base, LogOutput* log);
     static void onAccept(evconnlistener* l, int fd, sockaddr* addr, int len, void* arg);
     static void onAcceptError(evconnlistener* l, void* arg);
+    // Disables every listener until resumeAccept_ fires after `pause`.
+    void pauseAccepts(std::chrono::milliseconds pause);
     static void onResumeAccept(int, short, void* arg);
     void accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t len);
     void configureDns();

@@ -109,8 +109,7 @@ void UpstreamDialer::start(const WorkerSettings& s, std::string host, uint16_t p
             if (proxy->hasCredentials()) proxyAuthorization_ = basicCredential(proxy->user, proxy->password);
         }
     }
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(s.limits.connectTimeout).count();
-    timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+    timeval tv = toTimeval(std::chrono::duration_cast<std::chrono::milliseconds>(s.limits.connectTimeout));
     timer_ = evtimer_new(server_.base(), &UpstreamDialer::onTimeout, this);
     deferred_ = event_new(server_.base(), -1, 0, &UpstreamDialer::onDeferred, this);
     evtimer_add(timer_, &tv);

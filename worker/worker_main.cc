@@ -287,7 +287,7 @@ private:
             event_base_loopexit(base_, nullptr);
             return;
         }
-        timeval tv{static_cast<time_t>(graceMs / 1000), static_cast<suseconds_t>((graceMs % 1000) * 1000)};
+        timeval tv = toTimeval(std::chrono::milliseconds(graceMs));
         graceTimer_ = evtimer_new(base_, &Worker::onGraceEnd, this);
         evtimer_add(graceTimer_, &tv);
     }
