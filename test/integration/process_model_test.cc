@@ -125,6 +125,14 @@ protected:
         EXPECT_TRUE(r->ready()) << r->stderrText() << readText(r->logFile());
         return r;
     }
+    // Open descriptors of a process (a worker's tunnel is two: the client's and the upstream's).
+    static size_t descriptorsOf(pid_t pid) {
+        size_t n = 0;
+        for ([[maybe_unused]] const auto& e :
+             std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+            ++n;
+        return n;
+    }
     static void tunnel(Client& c, const Relay& r, uint16_t port) {
         ASSERT_TRUE(c.connect("127.0.0.1", r.httpsPort(), true));
         ASSERT_TRUE(c.send("CONNECT localhost:" + std::to_string(port) +
@@ -230,13 +238,7 @@ TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {
     // machine may give one worker many in a row, so count each worker's descriptors.
     auto workers = relay->workerPids();
     ASSERT_EQ(workers.size(), 2u);
-    auto fds = [](pid_t pid) {
-        size_t n = 0;
-        for ([[maybe_unused]] const auto& e :
-             std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
-            ++n;
-        return n;
-    };
+    auto fds = &ProcessModel::descriptorsOf;
     const size_t base0 = fds(workers[0]), base1 = fds(workers[1]);
     std::vector<std::unique_ptr<Client>> tunnels;
     while (tunnels.size() < 200 && (tunnels.size() < 12 || fds(workers[0]) <= base0 || fds(workers[1]) <= base1)) {
@@ -305,13 +307,7 @@ TEST_F(ProcessModel, AWorkerWellAboveTheAverageLeavesNewConnectionsToTheOthers) 
     auto workers = relay->workerPids();
     ASSERT_EQ(workers.size(), 2u);
     const pid_t full = workers[0], other = workers[1];
-    auto tunnelsOf = [](pid_t pid) {  // a tunnel is two descriptors: the client's and the upstream's
-        size_t n = 0;
-        for ([[maybe_unused]] const auto& e :
-             std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
-            ++n;
-        return n / 2;
-    };
+    auto tunnelsOf = [](pid_t pid) { return descriptorsOf(pid) / 2; };
     // While the other worker is stopped, only `full` accepts: 200 tunnels, far above the margin
     // (64). (Should the stop outlast two pings, the other worker is replaced: no matter here.)
     ::kill(other, SIGSTOP);

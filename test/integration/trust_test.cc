@@ -488,8 +488,6 @@ Handshake sClient(uint16_t port, const fs::path& ca, const std::string& options)
     return h;
 }
 
-// TLS 1.3 tickets under the CA-derived hourly key: a session resumes on every worker, after a
-// restart and after an in-place upgrade; TLS 1.2 gets no ticket at all.
 // An upgrade re-executes the supervisor, and the console calls it had in flight are lost with
 // the old image. A token request waiting on one is asked again by its worker, answered by the
 // new image, and the Responder gets its token — not a 503 after 15 s.
@@ -512,6 +510,8 @@ TEST_F(TrustTest, ATokenRequestInFlightDuringAnUpgradeIsAnswered) {
     EXPECT_TRUE(relay->waitForLog("upgrade: re-executing the supervisor"));
 }
 
+// TLS 1.3 tickets under the CA-derived hourly key: a session resumes on every worker, after a
+// restart and after an in-place upgrade; TLS 1.2 gets no ticket at all.
 TEST_F(TrustTest, TlsSessionsResumeAcrossWorkersRestartsAndUpgrades) {
     const fs::path session = tmp_ / "session.pem";
     std::map<std::string, std::string> env{{"RELAYPRO_INSTALLED_BINARY", RELAYPRO_NEXT_BINARY}};
