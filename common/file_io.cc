@@ -2,7 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/random.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,9 +29,7 @@ Status writeAll(int fd, std::string_view data) {
 
 std::string tempName(const std::string& base) {
     uint32_t r[2] = {0, 0};
-    // getrandom never fails for 8 bytes once the pool is ready; a short read only weakens the
-    // name, which O_EXCL makes safe anyway.
-    if (::getrandom(r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) r[1] ^= static_cast<uint32_t>(::getpid());
+    randombytes_buf(r, sizeof r);  // getrandom, or /dev/urandom before Linux 3.17
     char suffix[17];
     std::snprintf(suffix, sizeof suffix, "%08x%08x", r[0], r[1]);
     return "." + base + std::string(kTempMarker) + suffix;

@@ -1,14 +1,17 @@
 #!/bin/sh
 # Builds the RelayPro packages (packaging.md): binalyze-air-relaypro_<VERSION>_<ARCH>.deb and
-# .rpm for amd64 (x86_64) and arm64 (aarch64, cross-compiled with Debian multiarch), into
-# build/packages/. Installs what it needs with apt first. The version comes from project(VERSION)
-# in CMakeLists.txt, through the binary itself (`relaypro version`).
+# .rpm for amd64 (x86_64) and arm64 (aarch64, cross-compiled), into build/packages/. The binary
+# is the portable build: the bundle of packaging/build-bundle.sh (static third-party libraries,
+# glibc 2.31 sysroot), checked by packaging/requirements.sh before it is packaged. Installs what
+# it needs with apt first. The version comes from project(VERSION) in CMakeLists.txt, through the
+# binary itself (`relaypro version`).
 #
 #   packaging/build-packages.sh                     both architectures
 #   packaging/build-packages.sh --arch amd64        one architecture
 #   packaging/build-packages.sh --binary FILE --arch amd64 [--out DIR]
-#                                                   package a binary built elsewhere (the system
-#                                                   test packages relaypro-next as the newer version)
+#                                                   package a portable binary built elsewhere (the
+#                                                   system test packages relaypro-next as the
+#                                                   newer version)
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -38,19 +41,26 @@ for arch in $arches; do
     strip_tool=strip
     [ "$arch" != "$host_arch" ] && strip_tool=$triplet-strip
 
-    cross=""
-    [ "$arch" != "$host_arch" ] && cross=$(packaging/cross-prepare.sh "$arch")
-
     if [ -z "$binary" ]; then
         build="$top/build/pkg-$arch"
+        bundle=$(packaging/build-bundle.sh "$arch")
         echo "build-packages: building relaypro for $arch ($build)"
+        # The unit tests are configured too (not built here): test/cross/unit-tests.sh builds them in
+        # the same folder, so the arm64 libraries are compiled once.
         # shellcheck disable=SC2086
-        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_TESTS=OFF -DRELAYPRO_STATIC_LIBSTDCXX=ON -DCMAKE_SKIP_RPATH=ON $cross >/dev/null
-        cmake --build "$build" --target relaypro >/dev/null
+        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_UNIT_TESTS_ONLY=ON \
+            -DCMAKE_SKIP_RPATH=ON $bundle >/dev/null
+        cmake --build "$build" --target relaypro relaypro-next >/dev/null
         bin="$build/supervisor/relaypro"
     else
         bin=$binary
     fi
+    # What every supported distribution must provide, and nothing more (docs/operators-guide.md).
+    packaging/requirements.sh "$bin" >/dev/null || {
+        echo "build-packages: $bin needs more than the supported systems have (packaging/requirements.sh)" >&2
+        exit 1
+    }
+    glibc_floor=$(packaging/requirements.sh "$bin" | sed -n 's/^needs glibc >= \([0-9.]*\).*/\1/p')
     # The version: the binary's own when it runs here, else project(VERSION).
     if [ "$arch" = "$host_arch" ]; then
         version=$("$bin" version | awk '{print $2}')
@@ -90,11 +100,9 @@ for arch in $arches; do
         script "deb-$s" > "$deb_root/DEBIAN/$s"
         chmod 0755 "$deb_root/DEBIAN/$s"
     done
-    mkdir -p "$work/shlibs/debian"
-    printf 'Source: binalyze-air-relaypro\n\nPackage: binalyze-air-relaypro\nArchitecture: any\n' > "$work/shlibs/debian/control"
-    shlibs=$(cd "$work/shlibs" && dpkg-architecture -a"$arch" -c dpkg-shlibdeps -O "$deb_root/opt/binalyze/air/relaypro/relaypro" 2>/dev/null |
-        sed -n 's/^shlibs:Depends=//p')
-    [ -n "$shlibs" ] || { echo "build-packages: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+    # Depends: the C library at the binary's floor (libc6 brings libgcc-s1, the only other shared
+    # library it links) and passwd, whose useradd the post-install runs. No library package: the
+    # rest is inside the binary, so `dpkg -i` alone installs it on a stock system.
     size=$(du -sk --exclude=DEBIAN "$deb_root" | cut -f1)
     cat > "$deb_root/DEBIAN/control" <<CONTROL
 Package: binalyze-air-relaypro
@@ -102,7 +110,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Binalyze <support@binalyze.com>
 Installed-Size: $size
-Depends: $shlibs, passwd
+Depends: libc6 (>= $glibc_floor), passwd
 Section: net
 Priority: optional
 Homepage: https://www.binalyze.com/
@@ -132,7 +140,9 @@ Group: Applications/Internet
 Packager: Binalyze <support@binalyze.com>
 URL: https://www.binalyze.com/
 Requires(pre): shadow-utils
-Requires: util-linux, systemd
+Requires: /bin/sh, systemd
+# The shared libraries the binary links (glibc's and libgcc_s.so.1) come from rpm's own reading
+# of the binary; nothing else is needed (packaging/check-packages.sh checks the whole list).
 AutoReqProv: yes
 %global debug_package %{nil}
 %global __os_install_post %{nil}

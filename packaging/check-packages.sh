@@ -1,7 +1,10 @@
 #!/bin/sh
 # Checks built packages: lintian on each .deb, rpmlint on each .rpm (any finding not listed in
-# packaging/lint-allowed.txt fails), and prints what the packaged binary needs from the system
-# (packaging/requirements.sh) for docs/operators-guide.md's "Supported systems".
+# packaging/lint-allowed.txt fails); the binary inside each against the supported systems
+# (packaging/requirements.sh: glibc floor, shared libraries); and the package's own dependency
+# list: a .deb depends on libc6 at the floor and passwd only, an .rpm requires glibc's sonames (and
+# libgcc_s.so.1) at the floor, /bin/sh, shadow-utils and systemd only. No library package: the
+# rest is inside the binary.
 #   packaging/check-packages.sh build/packages/*.deb build/packages/*.rpm
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,11 +33,38 @@ for pkg in "$@"; do
         printf '%s\n' "$findings" | sed 's/^/  /'
         status=1
     fi
+    dir=$(mktemp -d)
     if [ "$tool" = lintian ]; then
-        dir=$(mktemp -d)
         dpkg-deb -x "$pkg" "$dir"
-        "$here/requirements.sh" "$dir/opt/binalyze/air/relaypro/relaypro" | sed 's/^/  /'
-        rm -rf "$dir"
+        deps=$(dpkg-deb -f "$pkg" Depends | tr ',' '\n' | sed 's/^ *//; s/ *$//')
+    else
+        abs=$(realpath "$pkg")
+        (cd "$dir" && rpm2cpio "$abs" | cpio -idm --quiet)
+        deps=$(rpm -qp --requires "$pkg" 2>/dev/null | sed 's/ *$//')
     fi
+    "$here/requirements.sh" "$dir/opt/binalyze/air/relaypro/relaypro" | sed 's/^/  /' || status=1
+    rm -rf "$dir"
+    floor=${GLIBC_MAX:-2.28}
+    for d in $(printf '%s\n' "$deps" | tr ' ' '~'); do
+        d=$(printf '%s' "$d" | tr '~' ' ')
+        ok=no
+        case $d in
+        "passwd" | "/bin/sh" | "shadow-utils" | "systemd" | rpmlib\(*) | "rtld(GNU_HASH)") ok=yes ;;
+        "libc6 (>= "*")")
+            v=${d#libc6 (>= }
+            v=${v%)}
+            [ "$(printf '%s\n%s\n' "$v" "$floor" | sort -V | tail -1)" = "$floor" ] && ok=yes
+            ;;
+        libc.so.6* | libm.so.6* | libpthread.so.0* | libdl.so.2* | librt.so.1* | libgcc_s.so.1* | ld-linux*)
+            v=$(printf '%s' "$d" | sed -n 's/.*(GLIBC_\([0-9.]*\)).*/\1/p')
+            if [ -z "$v" ] || [ "$(printf '%s\n%s\n' "$v" "$floor" | sort -V | tail -1)" = "$floor" ]; then ok=yes; fi
+            ;;
+        esac
+        if [ $ok = no ]; then
+            echo "check-packages: $(basename "$pkg") depends on \"$d\": not a package every supported system has at the floor" >&2
+            status=1
+        fi
+    done
+    echo "check-packages: $(basename "$pkg"): depends on: $(printf '%s\n' "$deps" | paste -sd'|' - | sed 's/|/, /g')"
 done
 exit $status

@@ -26,10 +26,10 @@ packaging/install-deps.sh >/dev/null
 if [ -n "${RELAYPRO_DEMO_BINARY:-}" ]; then
     relaypro=$RELAYPRO_DEMO_BINARY
 else
-    echo "demo: building RelayPro (build/release) ..."
-    cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build build/release --target relaypro >/dev/null
-    relaypro="$top/build/release/supervisor/relaypro"
+    echo "demo: building RelayPro (build/demo-build) ..."
+    cmake -S . -B build/demo-build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build/demo-build --target relaypro >/dev/null
+    relaypro="$top/build/demo-build/supervisor/relaypro"
 fi
 
 # A fresh installation every run: no CA bundle, no registration yet.

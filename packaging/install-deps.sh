@@ -3,14 +3,18 @@
 # Idempotent: when everything is present it does nothing (no network needed).
 # Usage:
 #   packaging/install-deps.sh               build + test dependencies (the system test's too)
-#   packaging/install-deps.sh --packaging   what packaging/build-packages.sh needs for this machine
-#   packaging/install-deps.sh --cross arm64 cross-compiling and packaging for arm64 (Debian
-#                                           multiarch), and qemu-user to run the arm64 unit tests
+#   packaging/install-deps.sh --packaging   what packaging/build-packages.sh needs besides the bundle
+#   packaging/install-deps.sh --bundle ARCH what packaging/build-bundle.sh needs to build the static
+#                                           libraries for ARCH (amd64, arm64: with Debian's cross
+#                                           compiler, and qemu-user to run arm64 programs)
 set -eu
 
 BUILD="build-essential cmake ninja-build pkg-config git"
-LIBS="libevent-dev libssl-dev libsodium-dev libyaml-dev libjansson-dev libsystemd-dev
+# The developer, sanitizer and fuzzing builds link Debian 12's libraries; the packaged binary
+# links the bundle (packaging/build-bundle.sh), built from Debian sources with BUNDLE's tools.
+LIBS="libevent-dev libssl-dev libsodium-dev libyaml-dev libjansson-dev
       libcurl4-openssl-dev zlib1g-dev libseccomp-dev libgtest-dev libgmock-dev"
+BUNDLE="autoconf automake libtool gperf dpkg-dev debian-archive-keyring ca-certificates googletest"
 PACKAGING="rpm lintian rpmlint file"
 TEST="clang libclang-rt-14-dev clang-format clang-tidy
       curl openssl ca-certificates python3
@@ -19,24 +23,17 @@ TEST="clang libclang-rt-14-dev clang-format clang-tidy
 
 arch=""
 case "${1:-}" in
-"") PACKAGES="$BUILD $LIBS $PACKAGING $TEST" ;;
---packaging) PACKAGES="$BUILD $LIBS $PACKAGING" ;;
---cross)
-    arch=${2:?--cross needs an architecture (arm64)}
-    case $arch in arm64) triplet=aarch64-linux-gnu ;; *) echo "install-deps: unsupported architecture $arch" >&2; exit 2 ;; esac
-    PACKAGES="$BUILD $PACKAGING crossbuild-essential-$arch qemu-user-static binutils-$triplet"
-    # libevent-dev is not Multi-Arch: same in Debian 12 (its :arm64 package would remove the
-    # machine's own): the foreign libraries only, and build-packages.sh unpacks libevent-dev:arm64
-    # into a folder of its own.
-    for l in $LIBS; do
-        [ "$l" = libevent-dev ] && continue
-        PACKAGES="$PACKAGES $l:$arch"
-    done
-    for l in libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7; do
-        PACKAGES="$PACKAGES $l:$arch"
-    done
+"") PACKAGES="$BUILD $LIBS $BUNDLE $PACKAGING $TEST" ;;
+--packaging) PACKAGES="$BUILD $BUNDLE $PACKAGING" ;;
+--bundle)
+    arch=${2:?--bundle needs an architecture (amd64, arm64)}
+    PACKAGES="$BUILD $BUNDLE"
+    if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+        case $arch in arm64) triplet=aarch64-linux-gnu ;; *) echo "install-deps: unsupported architecture $arch" >&2; exit 2 ;; esac
+        PACKAGES="$PACKAGES crossbuild-essential-$arch binutils-$triplet qemu-user-static"
+    fi
     ;;
-*) echo "usage: $0 [--packaging | --cross arm64]" >&2; exit 2 ;;
+*) echo "usage: $0 [--packaging | --bundle amd64|arm64]" >&2; exit 2 ;;
 esac
 
 # Installed for this machine's architecture (or arch-independent), or for the one named (pkg:arch).
@@ -74,9 +71,6 @@ if [ ! -e "$policy" ]; then
     made_policy=yes
 fi
 trap 'if [ "$made_policy" = yes ]; then rm -f "$policy"; fi' EXIT
-if [ -n "$arch" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
-    dpkg --add-architecture "$arch"
-fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing

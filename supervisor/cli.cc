@@ -23,6 +23,7 @@
 #include "common/text.h"
 #include "common/yaml_doc.h"
 #include "relaypro_config_template.h"
+#include "supervisor/build_info.h"
 #include "supervisor/ca_bundle.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/privileges.h"
@@ -46,7 +47,7 @@ constexpr const char* kUsage =
     "  ca init      [--config FILE]                  create the CA bundle if it does not exist; print its fingerprint\n"
     "  ca show      [--config FILE]                  print subject, validity and SHA-256 fingerprint of the CA "
     "certificate\n"
-    "  version                                       print the version\n"
+    "  version      [--verbose]                      print the version; --verbose: every bundled library's too\n"
     "  help | --help | -h                            this text; every command also takes --help\n"
     "\n"
     "Used by the package scripts:\n"
@@ -80,7 +81,12 @@ constexpr CommandSpec kCommands[] = {
     {"ca show",
      "relaypro ca show [--config FILE]\n  Prints subject, validity and SHA-256 fingerprint of the CA certificate.\n",
      false, false, false},
-    {"version", "relaypro version\n  Prints \"relaypro <version> (<git describe>)\".\n", false, false, false},
+    {"version",
+     "relaypro version [--verbose]\n  Prints \"relaypro <version> (<git describe>)\". With --verbose, then one line "
+     "per "
+     "library\n  inside the binary: its version as it reports it, and where it comes from (in the\n  packages: "
+     "the Debian source package it was built from), and the C library it runs on.\n",
+     false, false, false},
     {"install-config",
      "relaypro install-config [--config FILE]\n  What the package scripts run at installation: as the service user, "
      "creates config.yml\n  from a commented template when it does not exist, and fills consoleAddress,\n  "
@@ -500,6 +506,8 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
             auto v = value("--user");
             if (!v) return out;
             cmd.user = *v;
+        } else if (arg == "--verbose" && isVersion && !inlineValue) {
+            cmd.verbose = true;
         } else if (arg == "--json" && spec->takesJson && !inlineValue) {
             cmd.json = true;
         } else if (arg == "--timeout" && spec->takesTimeout) {
@@ -529,10 +537,6 @@ std::string configPathFor(const CommandLine& cmd) {
 }
 
 int runCli(int argc, char** argv) {
-    if (sodium_init() < 0) {
-        std::fprintf(stderr, "relaypro: libsodium cannot initialise\n");
-        return kExitFailure;
-    }
     processArguments().assign(argv, argv + argc);
     std::vector<std::string> args(argv + 1, argv + argc);
     ParsedCommandLine parsed = parseCommandLine(args);
@@ -553,6 +557,7 @@ int runCli(int argc, char** argv) {
     }
     if (cmd.command == "version") {
         std::printf("relaypro %s (%s)\n", std::string(versionString()).c_str(), std::string(gitDescribe()).c_str());
+        if (cmd.verbose) std::fputs(describeComponents().c_str(), stdout);
         return kExitOk;
     }
     if (cmd.command == "check-config") return checkConfig(cmd);

@@ -19,6 +19,7 @@ struct CommandLine {
     std::optional<std::string> config;
     std::optional<std::string> user;
     bool json = false;
+    bool verbose = false;  // version --verbose
     std::optional<unsigned> timeoutSeconds;
 };
 

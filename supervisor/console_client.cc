@@ -96,6 +96,12 @@ void ConsoleClient::configure(const Config& config, const HostsTable& hosts) {
     const std::string host = v6 ? "[" + a.host + "]" : a.host;
     baseUrl_ = "https://" + host + ":" + std::to_string(a.port);
     caPem_ = config.consoleCACert;
+    // The system's store: for the console without consoleCACert, and for an https:// proxy.
+    systemStore_ = systemTrustStore();
+    if (systemStore_.empty() && caPem_.empty()) {
+        log_.warn("no trust store found on this system: the console's certificate cannot be checked; set consoleCACert",
+                  {{"lookedAt", trustStoreCandidates()}});
+    }
     proxy_.clear();
     sodium_memzero(proxyCredentials_.data(), proxyCredentials_.size());
     proxyCredentials_.clear();
@@ -144,10 +150,17 @@ uint64_t ConsoleClient::post(const std::string& path, const std::string& bearer,
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    // Paths are set explicitly, never left to libcurl's compiled-in ones: the packaged libcurl
+    // has none (it cannot know the distribution it will run on).
     if (!caPem_.empty()) {
         curl_blob blob{const_cast<char*>(caPem_.data()), caPem_.size(), CURL_BLOB_COPY};
         curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CAINFO, systemStore_.file.empty() ? nullptr : systemStore_.file.c_str());
+        curl_easy_setopt(e, CURLOPT_CAPATH, systemStore_.dir.empty() ? nullptr : systemStore_.dir.c_str());
     }
+    curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, systemStore_.file.empty() ? nullptr : systemStore_.file.c_str());
+    curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, systemStore_.dir.empty() ? nullptr : systemStore_.dir.c_str());
     // libcurl never reads the proxy variables itself: the one parser (proxy_env) decided.
     curl_easy_setopt(e, CURLOPT_PROXY, proxy_.c_str());
     if (!proxy_.empty() && proxyCredentials_ != ":")

@@ -1,7 +1,7 @@
 // HTTPS to the console (console-api.md): libcurl's multi interface driven by the supervisor's
 // libevent loop, so a slow console never blocks signals, the watchdog or the workers. JSON
 // bodies, `User-Agent: RelayPro/<version>`, the console's certificate checked against
-// consoleCACert (or the system trust store) with the host name, the system proxy when
+// consoleCACert (or the system trust store, common/trust_store) with the host name, the system proxy when
 // proxyEnabled (NO_PROXY honoured), names from RELAYPRO_HOSTS_FILE first. Bodies and tokens are
 // never logged.
 #pragma once
@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/log_record.h"
 #include "common/name_resolution.h"
+#include "common/trust_store.h"
 #include "supervisor/console_answers.h"
 
 namespace relaypro {
@@ -76,6 +77,7 @@ private:
     event* timer_ = nullptr;
     std::string baseUrl_;
     std::string caPem_;
+    TrustStorePaths systemStore_;   // read at configure(): the console without caPem_, an https:// proxy
     std::string proxy_;             // empty: direct
     std::string proxyCredentials_;  // "user:password" for the proxy, a secret
     std::string resolve_;           // "host:port:addr,addr" from the hosts file, or empty

@@ -2,8 +2,11 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "ipc/wire.h"
 
@@ -19,7 +22,23 @@ bool validFd(int fd) {
 
 }  // namespace
 
-Result<int> writeHandover(const HandoverState& s) {
+Result<int> unnamedFile(const std::string& fallbackDir, bool memfdFirst) {
+    int fd = -1;
+    if (memfdFirst) {
+        fd = ::memfd_create("relaypro-handover", MFD_ALLOW_SEALING);  // no MFD_CLOEXEC: it crosses the exec
+        if (fd >= 0) return fd;
+        if (errno != ENOSYS && errno != EINVAL) return sysError("memfd_create");
+    }
+    fd = ::open(fallbackDir.c_str(), O_TMPFILE | O_RDWR, 0600);
+    if (fd >= 0) return fd;
+    std::string name = fallbackDir + "/.relaypro-handover-XXXXXX";
+    fd = ::mkostemp(name.data(), 0);
+    if (fd < 0) return sysError("cannot create the hand-over file in " + fallbackDir);
+    ::unlink(name.c_str());
+    return fd;
+}
+
+Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir) {
     ipc::Writer w;
     w.u32(kHandoverFormat);
     w.u32(s.currentGeneration);
@@ -47,8 +66,12 @@ Result<int> writeHandover(const HandoverState& s) {
     w.bytes(s.privateKeyPem);
     w.bytes(s.caPem);
     std::string data = w.take();
-    int fd = ::memfd_create("relaypro-handover", MFD_ALLOW_SEALING);  // no MFD_CLOEXEC: it crosses the exec
-    if (fd < 0) return sysError("memfd_create");
+    auto file = unnamedFile(fallbackDir);
+    if (!file) {
+        sodium_memzero(data.data(), data.size());
+        return file.error();
+    }
+    int fd = *file;
     size_t off = 0;
     while (off < data.size()) {
         ssize_t n = ::write(fd, data.data() + off, data.size() - off);
@@ -60,7 +83,7 @@ Result<int> writeHandover(const HandoverState& s) {
         off += static_cast<size_t>(n);
     }
     sodium_memzero(data.data(), data.size());
-    ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+    ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);  // a memfd only
     return fd;
 }
 

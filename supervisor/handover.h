@@ -2,7 +2,8 @@
 // upgrade (lifecycle.md, Upgrade step 4): its listening sockets, the control socket, the channel
 // of every worker of every generation, and the state that must outlive the exec. The state goes
 // through a memfd whose number is in RELAYPRO_HANDOVER_FD; the descriptors stay open across the
-// exec (close-on-exec cleared just before it). The format is versioned: the next image may be a
+// exec (close-on-exec cleared just before it). Before Linux 3.17 the memfd is an unnamed file in
+// the private folder instead. The format is versioned: the next image may be a
 // newer build.
 #pragma once
 
@@ -46,8 +47,14 @@ struct HandoverState {
     std::string caPem;
 };
 
-// Writes the state into a new memfd (not close-on-exec) and returns its descriptor.
-Result<int> writeHandover(const HandoverState& state);
+// Writes the state into a new memfd (not close-on-exec) and returns its descriptor. On a kernel
+// without memfd_create (before 3.17) the file is an unnamed one in `fallbackDir` (the private
+// folder).
+Result<int> writeHandover(const HandoverState& state, const std::string& fallbackDir);
+// A readable and writable file that has no name and stays open across exec: a sealable memfd
+// (Linux 3.17), else, or when `memfdFirst` is false, an unnamed 0600 file in `fallbackDir`
+// (O_TMPFILE, Linux 3.11; else a unique name unlinked at once).
+Result<int> unnamedFile(const std::string& fallbackDir, bool memfdFirst = true);
 // Reads and closes the memfd; checks every field.
 Result<HandoverState> readHandover(int fd);
 

@@ -5,11 +5,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <vector>
+
+#include "supervisor/sd_daemon.h"
 
 namespace relaypro {
 namespace {
@@ -20,13 +21,8 @@ constexpr int kListenBacklog = 4096;
 std::vector<int>& activated() {
     static std::vector<int> fds = [] {
         std::vector<int> out;
-        int n = sd_listen_fds(1);  // 1: unset LISTEN_* so children never see them
-        for (int i = 0; i < n; ++i) {
-            int fd = SD_LISTEN_FDS_START + i;
-            if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
-                ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-                out.push_back(fd);
-            }
+        for (int fd : sd::takeListenFds()) {  // LISTEN_* unset: children never see them
+            if (sd::isListeningStreamSocket(fd)) out.push_back(fd);
         }
         return out;
     }();

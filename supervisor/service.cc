@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +22,9 @@
 #include "common/name_resolution.h"
 #include "common/password_file.h"
 #include "supervisor/cli.h"
+#include "supervisor/exec_fd.h"
 #include "supervisor/listeners.h"
+#include "supervisor/sd_daemon.h"
 #include "supervisor/version.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
@@ -594,7 +595,7 @@ std::string Service::statusLine() const {
 
 void Service::notifyReady(const std::string& extra) {
     std::string status = statusLine() + extra;
-    sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", status.c_str(), static_cast<unsigned long>(::getpid()));
+    sd::notify("READY=1\nSTATUS=" + status + "\nMAINPID=" + std::to_string(::getpid()));
 }
 
 json_t* Service::statusJson() {
@@ -623,8 +624,8 @@ json_t* Service::statusJson() {
 }
 
 void Service::startWatchdog() {
-    uint64_t usec = 0;
-    if (watchdog_ != nullptr || sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    uint64_t usec = sd::watchdogMicros();
+    if (watchdog_ != nullptr || usec == 0) return;
     watchdog_ = event_new(base_, -1, EV_PERSIST, &Service::onWatchdog, this);
     uint64_t half = usec / 2;
     timeval tv{static_cast<time_t>(half / 1000000), static_cast<suseconds_t>(half % 1000000)};
@@ -634,7 +635,7 @@ void Service::startWatchdog() {
 void Service::onWatchdog(int, short, void* arg) {
     auto* self = static_cast<Service*>(arg);
     // Only while this loop runs and at least one worker of the current generation serves.
-    if (self->pool_->serving(self->pool_->current()) > 0) sd_notify(0, "WATCHDOG=1");
+    if (self->pool_->serving(self->pool_->current()) > 0) sd::notify("WATCHDOG=1");
 }
 
 void Service::onSignal(int sig, short, void* arg) {
@@ -681,18 +682,19 @@ void Service::onControl(const std::string& command, json_t* request, ControlSock
 void Service::stop() {
     if (stopping_) return;
     stopping_ = true;
-    sd_notify(0, "STOPPING=1");
+    sd::notify("STOPPING=1");
     PoolStats st = pool_->stats();
     log_->info("stopping", {{"connections", st.connections}, {"tunnels", st.tunnels}});
     if (upgrade_) upgradeFailed("the service is stopping");
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.shutdownGrace);
     // The unit's stop timeout may be shorter than the grace: ask for the grace plus a margin.
-    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", static_cast<unsigned long long>(grace.count() + 5000) * 1000ULL);
+    sd::notify("EXTEND_TIMEOUT_USEC=" +
+               std::to_string(static_cast<unsigned long long>(grace.count() + 5000) * 1000ULL));
     pool_->stopAll(grace, [this] { event_base_loopexit(base_, nullptr); });
 }
 
 void Service::reload() {
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(monotonicMicros()));
+    sd::notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonicMicros()));
     std::vector<std::string> warnings;
     Environment env = env_;
     auto failed = [&](const std::string& why) {
@@ -812,7 +814,7 @@ void Service::upgradeChecked(int status) {
                              (reason.empty() ? "" : ": " + reason));
     }
     // 2. Re-read the configuration, open the installed binary, start the next generation.
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(monotonicMicros()));
+    sd::notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonicMicros()));
     std::vector<std::string> warnings;
     Environment env = env_;
     if (auto s = env.loadFile(options_.envFile, warnings); !s) return upgradeFailed(s.error().message);
@@ -888,7 +890,7 @@ void Service::reexecute() {
     state.certificateChainPem = trust_->tls().certificateChainPem;
     state.privateKeyPem = trust_->tls().privateKeyPem;
     state.caPem = caPem_;
-    auto memfd = writeHandover(state);
+    auto memfd = writeHandover(state, config_.privateFolder);
     sodium_memzero(state.privateKeyPem.data(), state.privateKeyPem.size());
 
     auto recover = [&](const std::string& why) {
@@ -932,11 +934,11 @@ void Service::reexecute() {
     // pending) across the exec; the new image unblocks them once its loop can take them.
     sigset_t set = serviceSignalSet();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    ::syscall(SYS_execveat, upgrade_->executable.get(), "", argv.data(), envp.data(), AT_EMPTY_PATH);
+    execDescriptor(upgrade_->executable.get(), argv.data(), envp.data());
     int err = errno;
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     ::close(*memfd);
-    recover(std::string("execveat: ") + std::strerror(err));
+    recover(std::string("exec: ") + std::strerror(err));
 }
 
 }  // namespace relaypro

@@ -14,6 +14,7 @@
 
 #include "ipc/snapshot.h"
 #include "supervisor/balance.h"
+#include "supervisor/exec_fd.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
 
@@ -27,12 +28,6 @@ constexpr std::chrono::seconds kStartTimeout{20};
 constexpr bool kKeepStderr = true;
 #else
 constexpr bool kKeepStderr = false;
-#endif
-
-#ifndef CLOSE_RANGE_CLOEXEC
-constexpr unsigned kCloseRangeCloexec = 1U << 2;
-#else
-constexpr unsigned kCloseRangeCloexec = CLOSE_RANGE_CLOEXEC;
 #endif
 
 // The environment a worker gets: nothing of the supervisor's (it may hold AIR_DEPLOYMENT_TOKEN),
@@ -123,13 +118,11 @@ Result<pid_t> WorkerPool::spawn(uint32_t generation, size_t slot, int executable
             ::_exit(127);
         }
         // Every other descriptor closes at exec (listening sockets travel by SCM_RIGHTS).
-        if (::syscall(SYS_close_range, 4U, ~0U, kCloseRangeCloexec) != 0) {
-            for (int fd = 4; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
+        closeOnExecFrom(4);
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::syscall(SYS_execveat, exe, "", argv, envp.data(), AT_EMPTY_PATH);
+        execDescriptor(exe, argv, envp.data());
         ::_exit(127);
     }
     int forkErrno = errno;

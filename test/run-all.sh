@@ -1,10 +1,18 @@
 #!/bin/sh
 # Builds RelayPro and runs every test, the way CI does (.ci/run calls this script):
-#   1. the release build with warnings as errors, all ctest tests;
-#   2. the ASan + UBSan build, all ctest tests (LeakSanitizer checks clean exits);
-#   3. the clang libFuzzer build, each fuzz target for RELAYPRO_FUZZ_SECONDS (default 60);
-#   4. clang-tidy (.clang-tidy) and clang-format (.clang-format) on the project's sources.
+#   1. the release build, which is the portable binary the packages ship (the bundle of
+#      packaging/build-bundle.sh: static libraries from pinned Debian sources, a glibc 2.31
+#      sysroot), warnings as errors, checked against the supported systems' floors, all ctest
+#      tests (the relay, reload and upgrade suites also under simulated Linux 4.18 and 3.9);
+#   2. the ASan + UBSan build on Debian 12's shared libraries, all ctest tests (LeakSanitizer
+#      checks clean exits);
+#   3. the packages for amd64 and arm64 (cross-compiled), lint, floors and dependency lists; the
+#      arm64 unit tests under qemu-user; the packages' whole life under systemd on stock Debian 12
+#      and Debian 11 roots;
+#   4. the clang libFuzzer build, each fuzz target for RELAYPRO_FUZZ_SECONDS (default 60);
+#   5. clang-tidy (.clang-tidy) and clang-format (.clang-format) on the project's sources.
 # Installs what it needs with apt first (packaging/install-deps.sh). Run it as root on Debian 12.
+# What it compiles once is kept under build/ (the bundles, the system test's roots).
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -16,9 +24,19 @@ step() { printf '\n=== %s\n' "$*"; }
 step "dependencies"
 packaging/install-deps.sh
 
-step "release build (warnings are errors)"
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_WERROR=ON
+native=$(dpkg --print-architecture)
+step "bundle: the libraries the packaged binary links statically, for $native (kept in build/bundle-$native)"
+bundle=$(packaging/build-bundle.sh "$native")
+
+step "release build: the portable binary the packages ship (warnings are errors)"
+# A build folder configured another way (no toolchain file) cannot switch: start it afresh.
+if [ -f build/release/CMakeCache.txt ] && ! grep -q '^RELAYPRO_BUNDLE_DIR' build/release/CMakeCache.txt; then
+    rm -rf build/release
+fi
+# shellcheck disable=SC2086
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_WERROR=ON $bundle
 cmake --build build/release -j "$jobs"
+packaging/requirements.sh build/release/supervisor/relaypro
 ctest --test-dir build/release --output-on-failure -j "$jobs" -LE "system|cross|soak"
 
 step "sanitizer build (ASan + UBSan)"
@@ -27,11 +45,16 @@ cmake --build build/asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE "system|cross|soak"
 
-step "packages for this machine: lintian, rpmlint, what the packaged binary needs (docs/operators-guide.md)"
-packaging/build-packages.sh --arch "$(dpkg --print-architecture)"
-packaging/check-packages.sh build/packages/*_"$(dpkg --print-architecture)".deb build/packages/*_"$(uname -m)".rpm
+step "packages: $native from the release build, arm64 cross-compiled; lintian, rpmlint, floors, dependency lists"
+rm -rf build/packages
+packaging/build-packages.sh --arch "$native" --binary build/release/supervisor/relaypro
+packaging/build-packages.sh --arch arm64
+packaging/check-packages.sh build/packages/*.deb build/packages/*.rpm
 
-step "system test: packages under a real systemd (container root cached in build/release/system)"
+step "arm64 unit tests under qemu-user, on the Debian 11 sysroot (ctest -L cross)"
+ctest --test-dir build/release -L cross --output-on-failure
+
+step "system test: packages under a real systemd on stock Debian 12 and 11 roots (cached in build/release/system)"
 if ! ctest --test-dir build/release -L system -V > build/release/system-test.log 2>&1; then
     tail -n 150 build/release/system-test.log
     exit 1

@@ -55,7 +55,7 @@ bool dropCapabilities(SandboxReport& r) {
 }
 
 void applyLandlock(SandboxReport& r) {
-    long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    long abi = ::syscall(__NR_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 1) {
         r.warnings.push_back("Landlock is not available on this kernel; file access is denied by seccomp alone");
         return;
@@ -68,13 +68,13 @@ void applyLandlock(SandboxReport& r) {
                              LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM;
     if (abi >= 2) attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
     if (abi >= 3) attr.handled_access_fs |= kAccessFsTruncate;
-    int fd = static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0));
+    int fd = static_cast<int>(::syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0));
     if (fd < 0) {
         r.warnings.push_back(std::string("Landlock ruleset refused: ") + std::strerror(errno));
         return;
     }
     // No rule is added: every handled access to every path is denied.
-    if (::syscall(SYS_landlock_restrict_self, fd, 0) != 0) {
+    if (::syscall(__NR_landlock_restrict_self, fd, 0) != 0) {
         r.warnings.push_back(std::string("Landlock restriction refused: ") + std::strerror(errno));
     } else {
         r.landlock = true;

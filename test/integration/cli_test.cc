@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -84,9 +85,55 @@ TEST_F(Cli, HelpAndVersion) {
     EXPECT_EQ(v.out.rfind("relaypro 0.", 0), 0u) << v.out;
     EXPECT_NE(v.out.find(" ("), std::string::npos);
     EXPECT_EQ(v.out.back(), '\n');
+    EXPECT_EQ(std::count(v.out.begin(), v.out.end(), '\n'), 1) << "plain `version` stays one line (cli.md)";
     Outcome sub = run({"check-config", "--help"});
     EXPECT_EQ(sub.exitCode, 0);
     EXPECT_NE(sub.out.find("relaypro check-config [--config FILE]"), std::string::npos);
+}
+
+// What is inside: a line per library with the version the library reports, and in the packaged
+// (bundled) build the Debian source package of packaging/bundle.lock it was built from.
+TEST_F(Cli, VersionVerboseNamesEveryLibraryAndItsSource) {
+    Outcome v = run({"version", "--verbose"});
+    ASSERT_EQ(v.exitCode, 0) << v.err;
+    std::vector<std::string> lines = relaypro::testing::splitLines(v.out);
+    ASSERT_FALSE(lines.empty());
+    EXPECT_EQ(lines[0], relaypro::testing::splitLines(run({"version"}).out).at(0));
+    auto lineOf = [&](const std::string& name) -> std::string {
+        for (const auto& l : lines) {
+            if (l.rfind("  " + name + " ", 0) == 0) return l;
+        }
+        return "";
+    };
+    for (const char* lib :
+         {"OpenSSL", "libcurl", "libevent", "libsodium", "libyaml", "jansson", "libseccomp", "zlib", "glibc"}) {
+        EXPECT_NE(lineOf(lib), "") << lib << " missing from:\n" << v.out;
+    }
+#ifdef RELAYPRO_TEST_BUNDLED
+    // Each bundled library names its pinned Debian source and reports the upstream version in it.
+    const std::map<std::string, std::string> names = {
+        {"openssl", "OpenSSL"}, {"curl", "libcurl"},    {"libevent", "libevent"},     {"libsodium", "libsodium"},
+        {"libyaml", "libyaml"}, {"jansson", "jansson"}, {"libseccomp", "libseccomp"}, {"zlib", "zlib"}};
+    int checked = 0;
+    for (const auto& row : relaypro::testing::splitLines(
+             relaypro::testing::readText(std::string(RELAYPRO_SOURCE_DIR) + "/packaging/bundle.lock"))) {
+        std::istringstream in(row);
+        std::string kind, name, version;
+        in >> kind >> name >> version;
+        if (kind != "source") continue;
+        std::string line = lineOf(names.at(name));
+        EXPECT_NE(line.find("linked statically, from Debian source package " + name + " " + version), std::string::npos)
+            << line;
+        std::string upstream = version.substr(version.find(':') + 1);  // no epoch
+        if (upstream.find("really") != std::string::npos) upstream = upstream.substr(upstream.find("really") + 6);
+        upstream = upstream.substr(0, upstream.find_first_of("-+~"));  // no Debian revision or suffix
+        EXPECT_NE(line.find(" " + upstream), std::string::npos) << "the library reports another version: " << line;
+        ++checked;
+    }
+    EXPECT_EQ(checked, 8);
+#else
+    EXPECT_NE(lineOf("OpenSSL").find("shared library of the build machine"), std::string::npos) << v.out;
+#endif
 }
 
 TEST_F(Cli, UsageErrorsExit2) {

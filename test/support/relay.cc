@@ -1,6 +1,8 @@
 #include "test/support/relay.h"
 
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "test/support/secrets.h"
@@ -17,6 +19,13 @@ Relay::Relay(const TempDir& dir, const std::string& configYaml, std::map<std::st
     for (auto& [k, v] : env) full[k] = v;
     std::vector<std::string> argv{binary, "run", "--config", (configDir_ / "config.yml").string(), "--user", "root"};
     argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+    // RELAYPRO_TEST_WRAPPER: words run in front of the relay, which they exec (the old-kernel
+    // tests: test/tools/old_kernel.cc), so the relay's pid is the one started here.
+    if (const char* wrapper = std::getenv("RELAYPRO_TEST_WRAPPER"); wrapper != nullptr && *wrapper != '\0') {
+        std::istringstream words(wrapper);
+        std::vector<std::string> front{std::istream_iterator<std::string>(words), std::istream_iterator<std::string>()};
+        argv.insert(argv.begin(), front.begin(), front.end());
+    }
     process_ = ChildProcess::spawn(argv, full, dir_ / "stdout.txt", dir_ / "stderr.txt");
     // Only this process's lines count: a test may run relays one after another in one folder.
     const std::string pid = std::to_string(process_.pid());

@@ -1,5 +1,5 @@
 // Files for tests: a unique temporary folder per test, removed with its content afterwards,
-// and whole-file reads and writes.
+// whole-file reads and writes, and environment variables set for one test.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -54,6 +55,32 @@ private:
         if (std::getenv("RELAYPRO_TEST_UNDER_QEMU") != nullptr)                                                      \
             GTEST_SKIP() << "forks or starts a thread, which hangs under qemu-user here (RELAYPRO_TEST_UNDER_QEMU)"; \
     } while (0)
+
+// Sets (or, with nullptr, removes) an environment variable for one test; puts it back afterwards.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        if (value != nullptr) {
+            ::setenv(name, value, 1);
+        } else {
+            ::unsetenv(name);
+        }
+    }
+    ~ScopedEnv() {
+        if (old_) {
+            ::setenv(name_.c_str(), old_->c_str(), 1);
+        } else {
+            ::unsetenv(name_.c_str());
+        }
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    std::string name_;
+    std::optional<std::string> old_;
+};
 
 inline std::string readText(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);

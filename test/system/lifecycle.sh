@@ -1,10 +1,17 @@
 #!/bin/bash
 # The operator's whole life of RelayPro, as packages under a real systemd (packaging.md,
-# lifecycle.md): systemd 252 boots as PID 1 in a systemd-nspawn container (a debootstrapped
-# Debian 12 root, cached under the build folder) with its own network namespace; the console
-# simulator (test/tools/console_sim.py) plays console.test:443 and an echo server its port 4222.
+# lifecycle.md), on stock roots: systemd boots as PID 1 in a systemd-nspawn container with its own
+# network namespace, in a minimal debootstrapped root (minbase, systemd, dbus, and sudo for the
+# operator) with nothing of the package's installed beforehand: Debian 12 (systemd 252, glibc 2.36)
+# and Debian 11 (systemd 247, glibc 2.31). The roots are cached under the build folder. The test's
+# own programs run from the build machine inside the container's network namespace, as a remote
+# Responder would: the console simulator (test/tools/console_sim.py) plays console.test:443, an
+# echo server its port 4222, curl and test/system/load.py the Responders.
 #
-#   .deb: install with AIR_* set -> active, registered, a Responder token and tunnels with it;
+#   .deb, on each root, installed with the documented command run by an operator account:
+#         `export AIR_…; sudo -E dpkg -i ./binalyze-air-relaypro_<VERSION>_<ARCH>.deb`
+#         without AIR_* -> enabled, not started, the next step printed; with AIR_* set -> active,
+#         registered, every library the binary needs resolved, a Responder token and tunnels with it;
 #         systemctl reload with a config change under load -> nothing dropped; watchdog: a
 #         SIGSTOPped supervisor is killed and restarted by systemd; upgrade with dpkg -i of a newer
 #         version while tunnels open and long tunnels stream -> 0 failed, 0 cut, MainPID kept, new
@@ -17,7 +24,9 @@
 # (the same code as version <semver>+next, the upgrade).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(cd "${1:?usage: lifecycle.sh BUILD_DIR}" && pwd)
+build=$(cd "${1:?usage: lifecycle.sh BUILD_DIR [debian12] [debian11] [rpm] [chroot]}" && pwd)
+shift
+scenarios=${*:-debian12 debian11 rpm chroot}
 work=$build/system
 mkdir -p "$work"
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
@@ -40,7 +49,7 @@ expect() { # DESCRIPTION COMMAND...
     "$@" || fail "$what"
 }
 [ "$(id -u)" -eq 0 ] || fail "needs root (it boots a container)"
-for tool in systemd-nspawn debootstrap zstd nsenter dpkg-deb rpmbuild; do
+for tool in systemd-nspawn debootstrap zstd nsenter unshare dpkg-deb rpmbuild curl openssl /usr/bin/python3; do
     command -v "$tool" >/dev/null || fail "$tool is missing (packaging/install-deps.sh)"
 done
 
@@ -52,29 +61,43 @@ rm -rf "$work/pkgs"
 old_version=$("$build/supervisor/relaypro" version | awk '{print $2}')
 new_version=$("$build/supervisor/relaypro-next" version | awk '{print $2}')
 
-# --- the container's root file system: debootstrap once, then a cached tarball
-deb_deps=$(dpkg-deb -f "$work/pkgs/old/"*.deb Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u | paste -sd, -)
-include="systemd,systemd-sysv,dbus,procps,curl,ca-certificates,python3,openssl,rpm,$deb_deps"
-key=$(printf 'v1 %s' "$include" | sha256sum | cut -c1-16)
-cache=$work/root-$key.tar.zst
-if [ ! -f "$cache" ]; then
-    step "debootstrap of a Debian 12 root (once; cached in $cache)"
-    mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-    mirror=${mirror:-http://deb.debian.org/debian}
-    rm -rf "$work/rootfs"
-    debootstrap --variant=minbase --include="$include" bookworm "$work/rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 ||
-        { tail -20 "$work/debootstrap.log"; fail "debootstrap"; }
-    rm -f "$work"/root-*.tar.zst
-    tar -C "$work/rootfs" -I 'zstd -T0 -3' -cf "$cache.tmp" . && mv "$cache.tmp" "$cache"
-    rm -rf "$work/rootfs"
-fi
+# --- the containers' root file systems: debootstrap once per suite, then a cached tarball.
+# A stock minimal system: what debootstrap's minbase brings, systemd to boot, and sudo with an
+# operator account for the documented install command. Nothing the package needs is added.
+mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+mirror=${mirror:-http://deb.debian.org/debian}
+root_tarball() { # SUITE EXTRA-PACKAGES -> prints the cached tarball's path
+    local suite=$1 include="systemd,systemd-sysv,dbus,sudo${2:+,$2}"
+    local key tarball
+    key=$(printf 'v2 %s %s' "$suite" "$include" | sha256sum | cut -c1-16)
+    tarball=$work/root-$suite-$key.tar.zst
+    if [ ! -f "$tarball" ]; then
+        step "debootstrap of a stock Debian $suite root (once; cached in $tarball)" >&2
+        rm -rf "$work/rootfs"
+        debootstrap --variant=minbase --include="$include" "$suite" "$work/rootfs" "$mirror" > "$work/debootstrap-$suite.log" 2>&1 ||
+            { tail -20 "$work/debootstrap-$suite.log" >&2; fail "debootstrap $suite"; }
+        chroot "$work/rootfs" useradd --create-home --shell /bin/sh operator
+        echo 'operator ALL=(ALL) NOPASSWD: ALL' > "$work/rootfs/etc/sudoers.d/operator"
+        chmod 0440 "$work/rootfs/etc/sudoers.d/operator"
+        rm -f "$work/root-$suite-"*.tar.zst
+        tar -C "$work/rootfs" -I 'zstd -T0 -3' -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+        rm -rf "$work/rootfs"
+    fi
+    echo "$tarball"
+}
 
 # --- booting and entering a container
 nspawn_pid=""
 machine=""
 root=""
 leader=""
+outside_pids=""
 cleanup() {
+    for pid in $outside_pids; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    outside_pids=""
     if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
         kill -TERM "$nspawn_pid" 2>/dev/null || true
         for _ in $(seq 1 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
@@ -92,16 +115,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-boot() { # NAME
+boot() { # NAME TARBALL
     machine=rp$1-$$
     machine=${machine:0:20}
     root=$work/run-$1
     rm -rf "$root"
     mkdir -p "$root"
-    tar -C "$root" -I zstd -xf "$cache"
+    tar -C "$root" -I zstd -xf "$2"
     mkdir -p "$root/srv/test" "$root/srv/console"
     cp -r "$work/pkgs" "$root/srv/test/"
-    cp "$top/test/tools/console_sim.py" "$top/test/system/load.py" "$root/srv/test/"
+    chmod -R a+rX "$root/srv/test"
     printf '127.0.0.1 localhost console.test %s\n::1 localhost ip6-localhost\n' "$machine" > "$root/etc/hosts"
     printf '%s\n' "$machine" > "$root/etc/hostname"
     cat > "$root/srv/console/state.json" <<'JSON'
@@ -125,15 +148,25 @@ JSON
         sleep 0.1
     done
     case ${st:-} in running | degraded) ;; *) cat "$work/nspawn-$1.log"; fail "systemd did not come up in the container" ;; esac
+    echo "system: $1: $(inside sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), systemd $(inside systemctl --version | awk 'NR==1 {print $2}'), $(inside ldd --version | head -1 | awk '{print "glibc " $NF}')"
     # The console (console_sim.py, its own CA) and the echo server on the console's port 4222.
-    inside systemd-run --quiet --unit=console-sim /usr/bin/python3 /srv/test/console_sim.py \
-        --dir /srv/console --host console.test --port 443
-    inside systemd-run --quiet --unit=echo /usr/bin/python3 /srv/test/load.py echo --port 4222
+    outside /usr/bin/python3 "$top/test/tools/console_sim.py" --dir "$root/srv/console" --host console.test --port 443 \
+        > "$work/console-$1.log" 2>&1 &
+    outside_pids="$outside_pids $!"
+    outside /usr/bin/python3 "$top/test/system/load.py" echo --port 4222 > "$work/echo-$1.log" 2>&1 &
+    outside_pids="$outside_pids $!"
     for _ in $(seq 1 100); do
-        [ "$(inside curl -s -o /dev/null -w '%{http_code}' --cacert /srv/console/ca.pem https://console.test/api/app/check 2>/dev/null)" = 200 ] && return 0
+        [ "$(outside curl -s -o /dev/null -w '%{http_code}' --cacert "$root/srv/console/ca.pem" https://console.test/api/app/check 2>/dev/null)" = 200 ] && return 0
         sleep 0.1
     done
-    fail "the console simulator did not start in the container"
+    fail "the console simulator did not start in the container's network"
+}
+
+# A program of the build machine in the container's network namespace, with the container's
+# /etc/hosts (console.test and the machine's name are 127.0.0.1 there); paths are the build
+# machine's ($root/... for the container's files).
+outside() {
+    nsenter -t "$leader" -n -- unshare -m -- sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$root/etc/hosts" "$@"
 }
 
 inside() {
@@ -144,7 +177,7 @@ DIR=/opt/binalyze/air/relaypro
 UNIT=binalyze-air-relaypro
 relaypro() { inside "$DIR/relaypro" "$@"; }
 status_field() { # PYTHON-EXPRESSION over the status JSON `s`
-    relaypro status --json 2>/dev/null | inside /usr/bin/python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
+    relaypro status --json 2>/dev/null | /usr/bin/python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
 main_pid() { inside systemctl show -p MainPID --value "$UNIT"; }
 wait_for() { # SECONDS DESCRIPTION COMMAND...
@@ -161,9 +194,19 @@ old_generation_gone() {
 service_inactive() { ! inside systemctl is-active --quiet "$UNIT"; }
 registered() { [ "$(status_field "s['registration']['state']")" = registered ]; }
 
-install_with_air() { # COMMAND...
-    inside env AIR_CONSOLE_ADDRESS=console.test AIR_ORGANIZATION_ID=1 AIR_DEPLOYMENT_TOKEN=deploy-token-1 \
-        AIR_CONSOLE_CA_CERT=/srv/console/ca.pem "$@"
+# The operator's documented command, as the operator account, from the package's folder:
+#   export AIR_CONSOLE_ADDRESS=… AIR_ORGANIZATION_ID=… AIR_DEPLOYMENT_TOKEN=…
+#   sudo -E dpkg -i ./binalyze-air-relaypro_<VERSION>_<ARCH>.deb
+# (rpm: `sudo -E rpm -i|-U --nodeps`, dnf being out of reach here). With `-` instead of the
+# inputs, nothing is exported.
+operator_installs() { # with-air|- COMMAND PACKAGE-PATH
+    local exports="" dir file
+    [ "$1" = with-air ] && exports='export AIR_CONSOLE_ADDRESS=console.test AIR_ORGANIZATION_ID=1 AIR_DEPLOYMENT_TOKEN=deploy-token-1 AIR_CONSOLE_CA_CERT=/srv/console/ca.pem;'
+    dir=$(dirname "$3") file=$(basename "$3")
+    inside runuser -u operator -- sh -c "cd $dir && $exports sudo -E $2 ./$file"
+}
+install_with_air() { # COMMAND... PACKAGE-PATH (dpkg -i | rpm -i --nodeps | rpm -U --nodeps)
+    operator_installs with-air "${*:1:$#-1}" "${!#}"
 }
 
 # File owners and modes of packaging.md's table.
@@ -186,22 +229,24 @@ EOF2
 
 # A Responder's token, then a tunnel with it to https://console.test/api/app/check.
 get_token() {
-    inside curl -sk -o /srv/test/relay-ca.pem "https://$machine:9443/relaypro/v1/ca.pem"
-    inside curl -s --cacert /srv/test/relay-ca.pem -H 'Content-Type: application/json' \
+    outside curl -sk -o "$root/srv/test/relay-ca.pem" "https://$machine:9443/relaypro/v1/ca.pem"
+    outside curl -s --cacert "$root/srv/test/relay-ca.pem" -H 'Content-Type: application/json' \
         --data '{"responderId":"responder-1","credential":"credential-1"}' "https://$machine:9443/relaypro/v1/token" |
-        inside /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+        /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
 tunnel_check() { # TOKEN -> the console's answer status through a tunnel
-    inside curl -s -o /dev/null -w '%{http_code}' --proxy "https://$machine:9443" --proxy-cacert /srv/test/relay-ca.pem \
-        --proxy-header "Proxy-Authorization: Bearer $1" --cacert /srv/console/ca.pem https://console.test/api/app/check
+    outside curl -s -o /dev/null -w '%{http_code}' --proxy "https://$machine:9443" --proxy-cacert "$root/srv/test/relay-ca.pem" \
+        --proxy-header "Proxy-Authorization: Bearer $1" --cacert "$root/srv/console/ca.pem" https://console.test/api/app/check
 }
 
 load_start() { # NAME SHORT LONG
-    inside rm -f "/srv/test/$1.stop" "/srv/test/$1.json"
+    rm -f "$root/srv/test/$1.stop" "$root/srv/test/$1.json"
     printf '%s' "$token" > "$root/srv/test/token"
-    inside systemd-run --quiet --unit="load-$1" /usr/bin/python3 /srv/test/load.py run --proxy "$machine:9443" \
-        --cafile /srv/test/relay-ca.pem --token-file /srv/test/token --target console.test:4222 --short "$2" --long "$3" \
-        --stop "/srv/test/$1.stop" --out "/srv/test/$1.json" --max-seconds 900
+    outside /usr/bin/python3 "$top/test/system/load.py" run --proxy "$machine:9443" \
+        --cafile "$root/srv/test/relay-ca.pem" --token-file "$root/srv/test/token" --target console.test:4222 \
+        --short "$2" --long "$3" --stop "$root/srv/test/$1.stop" --out "$root/srv/test/$1.json" --max-seconds 900 \
+        > "$work/load-$1.log" 2>&1 &
+    outside_pids="$outside_pids $!"
 }
 load_progress() { # NAME -> tunnels completed so far
     /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["succeeded"])' \
@@ -211,29 +256,38 @@ progress_above() { # NAME COUNT: more than COUNT tunnels completed
     [ "$(load_progress "$1")" -gt "$2" ]
 }
 load_stop() { # NAME -> prints the result; fails on any failed or cut tunnel
-    inside touch "/srv/test/$1.stop"
+    touch "$root/srv/test/$1.stop"
     wait_for 60 "the load generator $1 to stop" test -f "$root/srv/test/$1.json"
     local r
-    r=$(inside cat "/srv/test/$1.json")
+    r=$(cat "$root/srv/test/$1.json")
     echo "system: load $1: $r"
-    inside /usr/bin/python3 -c '
+    /usr/bin/python3 -c '
 import json,sys
 r = json.loads(sys.argv[1])
 sys.exit(0 if r["failed"] == 0 and r["cut"] == 0 and r["succeeded"] > 0 else 1)' "$r" || fail "load $1 lost connections: $r"
 }
 
-lifecycle() { # FORMAT: deb | rpm
-    local format=$1 unit_path
-    boot "$format"
-    local pkg_old pkg_new
+# Libraries RelayPro linked shared before its packages became self-contained: a stock root has
+# none of them, and the installation must not need them.
+formerly_needed="libevent-2.1-7 libevent-core-2.1-7 libsodium23 libjansson4 libyaml-0-2 libcurl4"
+
+lifecycle() { # NAME FORMAT TARBALL: deb | rpm on that root
+    local name=$1 format=$2 unit_path
+    boot "$name" "$3"
+    local pkg_old pkg_new p
     pkg_old=$(cd "$root/srv/test/pkgs/old" && ls ./*."$format")
     pkg_new=$(cd "$root/srv/test/pkgs/new" && ls ./*."$format")
     pkg_old=/srv/test/pkgs/old/${pkg_old#./}
     pkg_new=/srv/test/pkgs/new/${pkg_new#./}
+    for p in $formerly_needed; do
+        if inside dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q installed; then
+            fail "the stock root has $p installed: it would hide a missing dependency"
+        fi
+    done
     if [ "$format" = deb ]; then
-        step "deb: install without AIR_*: enabled, not started, the next step printed"
+        step "deb ($name): install without AIR_*: enabled, not started, the next step printed"
         local out
-        out=$(inside dpkg -i "$pkg_old" 2>&1) || { echo "$out"; fail "dpkg -i without AIR_* failed"; }
+        out=$(operator_installs - "dpkg -i" "$pkg_old" 2>&1) || { echo "$out"; fail "sudo -E dpkg -i without AIR_* failed"; }
         printf '%s\n' "$out" | sed 's/^/  /'
         printf '%s\n' "$out" | grep -q "enabled but not started" || fail "no next step printed"
         expect "enabled" inside systemctl is-enabled --quiet "$UNIT"
@@ -241,7 +295,7 @@ lifecycle() { # FORMAT: deb | rpm
         inside grep -q '^consoleAddress: ""' "$DIR/config.yml" || fail "config.yml is not the template"
     fi
 
-    step "$format: install with AIR_* set"
+    step "$format ($name): install with AIR_* set: sudo -E, as the documentation says"
     if [ "$format" = deb ]; then
         # The same package again, now with the inputs: config.yml gains them, the service starts.
         install_with_air dpkg -i "$pkg_old"
@@ -251,11 +305,16 @@ lifecycle() { # FORMAT: deb | rpm
         unit_path=/usr/lib/systemd/system/$UNIT.service
     fi
     expect "the service is active after install" inside systemctl is-active --quiet "$UNIT"
+    # Everything the binary links is on this stock system (ldd: glibc's loader resolves them).
+    local libs
+    libs=$(inside ldd "$DIR/relaypro") || fail "ldd failed on the installed binary"
+    if printf '%s\n' "$libs" | grep -q 'not found'; then fail "a library is missing: $libs"; fi
+    echo "system: the binary's libraries, all present: $(printf '%s\n' "$libs" | awk '{print $1}' | paste -sd' ' -)"
     # lifecycle.md: bound, then every capability dropped (the unit grants CAP_NET_BIND_SERVICE).
     local caps
     caps=$(inside grep -E '^Cap(Inh|Prm|Eff|Amb):' "/proc/$(main_pid)/status" | awk '{print $2}' | sort -u)
     [ "$caps" = 0000000000000000 ] || fail "the supervisor kept capabilities: $(inside grep '^Cap' "/proc/$(main_pid)/status")"
-    echo "system: the supervisor holds no capability; user $(inside ps -o user= -p "$(main_pid)")"
+    echo "system: the supervisor holds no capability; user $(inside stat -c %U "/proc/$(main_pid)")"
     echo "system: the service's open-file limit: $(inside grep 'Max open files' "/proc/$(main_pid)/limits" | tr -s ' ')"
     expect "the unit has no EnvironmentFile=" test -z "$(inside systemctl show -p EnvironmentFiles --value "$UNIT")"
     wait_for 30 "registration with the console" registered
@@ -272,25 +331,26 @@ lifecycle() { # FORMAT: deb | rpm
     echo "system: registered; a Responder token works through a tunnel"
 
     if [ "$format" = deb ]; then
-        step "deb: systemctl reload with a config change, under load"
+        step "deb ($name): systemctl reload with a config change, under load"
         load_start reload 2 2
         wait_for 30 "tunnels through the relay" progress_above reload 20
         inside runuser -u air-relaypro -- sed -i 's/^debugLogging: false/debugLogging: true/' "$DIR/config.yml"
         inside systemctl reload "$UNIT"
-        inside journalctl -u "$UNIT" --no-pager | grep -q "Reloaded binalyze-air-relaypro.service" ||
+        # systemd 252 names the unit and its description, 247 the description only.
+        inside journalctl -u "$UNIT" --no-pager | grep -Eq "Reloaded (binalyze-air-relaypro.service|Binalyze AIR RelayPro)" ||
             fail "systemd did not see RELOADING=1 then READY=1"
         inside grep -q 'debugLogging' "$DIR/logs/relaypro.log.txt" || fail "the reload did not apply debugLogging"
         wait_for 30 "tunnels after the reload" progress_above reload $(($(load_progress reload) + 20))
         load_stop reload
         expect "active after reload" inside systemctl is-active --quiet "$UNIT"
 
-        step "deb: watchdog"
+        step "deb ($name): watchdog"
         local pid restarts t0
         pid=$(main_pid)
         restarts=$(inside systemctl show -p NRestarts --value "$UNIT")
         [ "$(inside systemctl show -p WatchdogUSec --value "$UNIT")" = 30s ] || fail "WatchdogSec is not 30s"
         t0=$SECONDS
-        inside kill -STOP "$pid"
+        inside sh -c "kill -STOP $pid"
         local end=$((SECONDS + 120))
         while [ "$(main_pid)" = "$pid" ] || [ "$(main_pid)" = 0 ] || ! inside systemctl is-active --quiet "$UNIT"; do
             [ $SECONDS -lt $end ] || fail "the stopped supervisor was not restarted by the watchdog"
@@ -302,7 +362,7 @@ lifecycle() { # FORMAT: deb | rpm
         wait_for 30 "registered after the watchdog restart" registered
     fi
 
-    step "$format: upgrade to $new_version under load"
+    step "$format ($name): upgrade to $new_version under load"
     load_start upgrade 4 3
     wait_for 30 "tunnels before the upgrade" progress_above upgrade 20
     local pid_before t_up before_done
@@ -325,13 +385,13 @@ lifecycle() { # FORMAT: deb | rpm
     echo "system: $format upgrade $old_version -> $new_version: package command ${upgrade_seconds}s, MainPID $pid_before kept, old generation gone $(elapsed "$t_drain")s after its last tunnels closed"
 
     if [ "$format" = deb ]; then
-        step "deb: systemctl restart keeps tokens valid"
+        step "deb ($name): systemctl restart keeps tokens valid"
         inside systemctl restart "$UNIT"
         expect "active after restart" inside systemctl is-active --quiet "$UNIT"
         [ "$(tunnel_check "$token")" = 200 ] || fail "the token from before the restart no longer works"
         echo "system: the token issued before the restart still opens tunnels"
 
-        step "deb: a path the unit keeps read-only is exit 78 naming ReadWritePaths=, without a restart loop"
+        step "deb ($name): a path the unit keeps read-only is exit 78 naming ReadWritePaths=, without a restart loop"
         inside install -d -o air-relaypro -g air-relaypro -m 0750 /srv/relaypro-logs
         inside runuser -u air-relaypro -- sed -i 's|^  fileName: relaypro.log.txt|  fileName: /srv/relaypro-logs/relaypro.log.txt|' "$DIR/config.yml"
         if inside systemctl restart "$UNIT" 2>/dev/null; then fail "started with its log in a read-only folder"; fi
@@ -344,7 +404,7 @@ lifecycle() { # FORMAT: deb | rpm
         inside systemctl start "$UNIT"
         expect "active again with its log back in place" inside systemctl is-active --quiet "$UNIT"
 
-        step "deb: an upgrade that cannot switch fails with its reason; the same command again succeeds"
+        step "deb ($name): an upgrade that cannot switch fails with its reason; the same command again succeeds"
         local pid_serving out rc=0
         pid_serving=$(main_pid)
         inside runuser -u air-relaypro -- sed -i 's/^  headerTimeout: 10s/  headerTimeout: banana/' "$DIR/config.yml"
@@ -359,7 +419,7 @@ lifecycle() { # FORMAT: deb | rpm
         expect "active after the retried upgrade" inside systemctl is-active --quiet "$UNIT"
         echo "system: a failed switch failed dpkg -i (exit $rc) with the reason, the old generation kept serving; the retry succeeded"
 
-        step "deb: the maintainer scripts follow no link"
+        step "deb ($name): the maintainer scripts follow no link"
         inside mkdir -p /srv/rootonly
         inside sh -c 'echo root data > /srv/rootonly/keep; chmod 0755 /srv/rootonly; chmod 0644 /srv/rootonly/keep'
         inside mv "$DIR/logs" "$DIR/logs.real"
@@ -377,7 +437,7 @@ lifecycle() { # FORMAT: deb | rpm
         expect "active after logs/ is back" inside systemctl is-active --quiet "$UNIT"
     fi
 
-    step "$format: no secret in what the service wrote"
+    step "$format ($name): no secret in what the service wrote"
     # The deployment token, the Responder's credential, the token it got and the securityToken
     # the console issued: none may appear in the unit's journal or in the log files.
     local security
@@ -391,7 +451,7 @@ lifecycle() { # FORMAT: deb | rpm
     done
     echo "system: $(wc -l < "$work/written.txt") journal and log lines, none with a secret"
 
-    step "$format: remove"
+    step "$format ($name): remove"
     if [ "$format" = deb ]; then
         inside dpkg -r binalyze-air-relaypro
     else
@@ -409,12 +469,12 @@ lifecycle() { # FORMAT: deb | rpm
 }
 
 # Where systemd is not running (a chroot, a container build), the scripts say so and succeed.
-in_chroot() {
+in_chroot() { # TARBALL (with rpm)
     step "both formats in a chroot without systemd"
     local croot=$work/chroot
     rm -rf "$croot"
     mkdir -p "$croot"
-    tar -C "$croot" -I zstd -xf "$cache"
+    tar -C "$croot" -I zstd -xf "$1"
     cp -r "$work/pkgs" "$croot/srv/"
     local out rc
     for cmd in "dpkg -i /srv/pkgs/old/binalyze-air-relaypro_${old_version}_amd64.deb" "dpkg -r binalyze-air-relaypro" \
@@ -434,8 +494,19 @@ in_chroot() {
     rm -rf "$croot"
 }
 
-in_chroot
-lifecycle deb
-lifecycle rpm
+tarball_of() { # SUITE [EXTRA]
+    local t
+    t=$(root_tarball "$@") && [ -f "$t" ] || fail "no root for $1"
+    echo "$t"
+}
+for scenario in $scenarios; do
+    case $scenario in
+    debian12) lifecycle debian12 deb "$(tarball_of bookworm)" ;;
+    debian11) lifecycle debian11 deb "$(tarball_of bullseye)" ;;
+    rpm) lifecycle rpm rpm "$(tarball_of bookworm rpm)" ;;
+    chroot) in_chroot "$(tarball_of bookworm rpm)" ;;
+    *) fail "unknown scenario $scenario (debian12, debian11, rpm, chroot)" ;;
+    esac
+done
 echo
-echo "system: all lifecycle checks passed"
+echo "system: all lifecycle checks passed ($scenarios)"

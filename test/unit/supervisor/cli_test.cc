@@ -24,6 +24,8 @@ TEST(CommandLine, ParsesEveryCommandAndItsFlags) {
     EXPECT_EQ(ok({"--help"}).command, "help");
     EXPECT_EQ(ok({"-h"}).command, "help");
     EXPECT_EQ(ok({"version"}).command, "version");
+    EXPECT_FALSE(ok({"version"}).verbose);
+    EXPECT_TRUE(ok({"version", "--verbose"}).verbose);
 
     CommandLine run = ok({"run", "--config", "/etc/r.yml", "--user", "root"});
     EXPECT_EQ(run.command, "run");
@@ -56,6 +58,8 @@ TEST(CommandLine, UsageErrorsSayWhatIsWrong) {
     EXPECT_EQ(usageError({"ca"}), "ca needs a sub-command: init or show");
     EXPECT_EQ(usageError({"ca", "rotate"}), "unknown ca sub-command \"rotate\"");
     EXPECT_EQ(usageError({"version", "--config", "x"}), "unknown option \"--config\" for version");
+    EXPECT_EQ(usageError({"version", "--verbose=yes"}), "unknown option \"--verbose=yes\" for version");
+    EXPECT_EQ(usageError({"status", "--verbose"}), "unknown option \"--verbose\" for status");
     EXPECT_EQ(usageError({"status", "extra"}), "unknown option \"extra\" for status");
 }
 
