@@ -8,19 +8,24 @@
 # CPU per tunnel = utime + stime of the proxy and its children (from /proc/PID/stat) over the
 # run, divided by the tunnels that succeeded. Loopback only; every run is bounded in count.
 #
-#   test/bench/run-bench.sh BUILD_DIR [--quick] [--publish]
+#   test/bench/run-bench.sh BUILD_DIR [--quick] [--publish] [--compare OTHER_BUILD_DIR]
 # writes BUILD_DIR/bench/results.md and chart.svg (gnuplot); --publish copies both to docs/bench/,
-# which BENCHMARKS.md shows.
+# which BENCHMARKS.md shows. --compare also runs OTHER_BUILD_DIR's relaypro and tls_floor (RelayPro
+# rows and both floors, same generator, same run) and adds a table of the two side by side: the
+# bundled OpenSSL 3.5 against a build on Debian 12's OpenSSL 3.0, say.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(cd "${1:?usage: run-bench.sh BUILD_DIR [--quick] [--publish]}" && pwd)
-quick=no publish=no
-for arg in "${@:2}"; do
-    case $arg in
+build=$(cd "${1:?usage: run-bench.sh BUILD_DIR [--quick] [--publish] [--compare OTHER_BUILD_DIR]}" && pwd)
+quick=no publish=no compare=""
+shift
+while [ $# -gt 0 ]; do
+    case $1 in
     --quick) quick=yes ;;
     --publish) publish=yes ;;
-    *) echo "run-bench: unknown option $arg" >&2; exit 2 ;;
+    --compare) compare=$(cd "${2:?--compare needs a build folder}" && pwd); shift ;;
+    *) echo "run-bench: unknown option $1" >&2; exit 2 ;;
     esac
+    shift
 done
 out=$build/bench
 rm -rf "$out"
@@ -254,6 +259,38 @@ stop_proxy
 start_floor --relay "$target" --blocking
 bulk relayfloor-bulk oneway
 stop_proxy
+# The other build's relay and floors, same generator, same target (--compare).
+if [ -n "$compare" ]; then
+    echo "run-bench: RelayPro and the floors of $compare"
+    relaypro=$compare/supervisor/relaypro floor=$compare/test/tls_floor
+    start_relaypro
+    measure cmp-relaypro-full "${common[@]}" --proxy "127.0.0.1:$proxy_port"
+    measure cmp-relaypro-resumed "${common[@]}" --proxy "127.0.0.1:$proxy_port" --resume
+    idle_rss cmp-relaypro-idle
+    bulk cmp-relaypro-bulk
+    stop_proxy
+    start_floor
+    measure cmp-floor-full rate --tls-only --proxy "127.0.0.1:$proxy_port" --concurrency "$concurrency"
+    stop_proxy
+    start_floor --tickets
+    measure cmp-floor-resumed rate --tls-only --proxy "127.0.0.1:$proxy_port" --concurrency "$concurrency" --resume
+    stop_proxy
+    start_floor --relay "$target"
+    measure cmp-relayfloor-full "${common[@]}" --proxy "127.0.0.1:$proxy_port"
+    stop_proxy
+    start_floor --relay "$target" --blocking
+    bulk cmp-relayfloor-bulk oneway
+    stop_proxy
+    relaypro=$build/supervisor/relaypro floor=$build/test/tls_floor
+fi
+# Which OpenSSL a build's relay runs: its own report, else (a build before `version --verbose`)
+# the system's shared library.
+openssl_of() {
+    "$1/supervisor/relaypro" version --verbose 2>/dev/null | sed -n 's/^  OpenSSL \([^ ]*\) (\(linked statically\).*/\1 (\2)/p; s/^  OpenSSL \([^ ]*\) (shared.*/\1 (shared)/p' | grep . ||
+        echo "$(dpkg-query -W -f '${Version}' libssl3 2>/dev/null) (shared, Debian 12)"
+}
+openssl_of "$build" > "$out/openssl.txt"
+[ -n "$compare" ] && openssl_of "$compare" > "$out/cmp-openssl.txt"
 taskset -c $load_cpu "$loadgen" rate --direct --target "$target" --concurrency 1 --count "$tunnels" > "$out/direct-c1.json"
 taskset -c $load_cpu "$loadgen" bulk --direct --target "$target" --tunnels 1 --bytes "$bulk" --seconds 120 > "$out/direct-bulk.json"
 taskset -c $load_cpu "$loadgen" bulk --direct --one-way --target "$target" --tunnels 1 --bytes "$bulk" --seconds 120 \
@@ -306,6 +343,23 @@ print(f"- One tunnel, {rb['bytesEachWay']>>20} MiB each way at once: RelayPro {r
 c1, d1 = j("relaypro-c1")["latencyUs"], j("direct-c1")["latencyUs"]
 print(f"- Added latency at C=1 (resumed TLS): RelayPro p99 {c1['total']['p99']/1000:.2f} ms (TLS {c1['tls']['p99']/1000:.2f} ms) "
       f"vs direct p99 {d1['total']['p99']/1000:.2f} ms")
+if os.path.exists(os.path.join(out, "cmp-openssl.txt")):
+    mine, other = (open(os.path.join(out, n)).read().strip() for n in ("openssl.txt", "cmp-openssl.txt"))
+    print()
+    print(f"Side by side, same run and generator: this build (OpenSSL {mine}) and the other (OpenSSL {other}).")
+    print()
+    print("| row | this build | the other | this / other |")
+    print("| --- | --- | --- | --- |")
+    def pair(what, mine_value, other_value, unit):
+        print(f"| {what} | {mine_value:.1f} {unit} | {other_value:.1f} {unit} | {mine_value/other_value:.2f} |")
+    for what, name in (("CPU per new tunnel, full handshake", "relaypro-full"), ("CPU per new tunnel, resumed", "relaypro-resumed"),
+                       ("TLS floor, full handshake", "floor-full"), ("TLS floor, resumed", "floor-resumed"),
+                       ("relay floor, full handshake", "relayfloor-full")):
+        pair(what, cpu(name), cpu("cmp-" + name), "µs")
+    pair("RSS per idle tunnel", j("relaypro-idle")["rssKiBPerTunnel"], j("cmp-relaypro-idle")["rssKiBPerTunnel"], "KiB")
+    pair("one tunnel, one way", j("relaypro-bulk-oneway")["mbPerSecondOneWay"], j("cmp-relaypro-bulk-oneway")["mbPerSecondOneWay"], "MB/s")
+    pair("one tunnel, each way at once", j("relaypro-bulk")["mbPerSecondEachWay"], j("cmp-relaypro-bulk")["mbPerSecondEachWay"], "MB/s")
+    pair("relay floor per byte, one way", j("relayfloor-bulk-oneway")["mbPerSecondOneWay"], j("cmp-relayfloor-bulk-oneway")["mbPerSecondOneWay"], "MB/s")
 PY
 # --- the chart (gnuplot, SVG): CPU per tunnel, RSS per idle tunnel, one tunnel's MB/s
 /usr/bin/python3 - "$out" <<'PY'

@@ -8,7 +8,7 @@
 # Responder would: the console simulator (test/tools/console_sim.py) plays console.test:443, an
 # echo server its port 4222, curl and test/system/load.py the Responders.
 #
-#   .deb, on each root, installed with the documented command run by an operator account:
+#   .deb, on each root, installed with the documented command run by an operator account (relayadmin):
 #         `export AIR_…; sudo -E dpkg -i ./binalyze-air-relaypro_<VERSION>_<ARCH>.deb`
 #         without AIR_* -> enabled, not started, the next step printed; with AIR_* set -> active,
 #         registered, every library the binary needs resolved, a Responder token and tunnels with it;
@@ -23,6 +23,7 @@
 # The packages are built from BUILD_DIR's relaypro (the installed version) and relaypro-next
 # (the same code as version <semver>+next, the upgrade).
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) fails the test too
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:?usage: lifecycle.sh BUILD_DIR [debian12] [debian11] [rpm] [chroot]}" && pwd)
 shift
@@ -63,22 +64,22 @@ new_version=$("$build/supervisor/relaypro-next" version | awk '{print $2}')
 
 # --- the containers' root file systems: debootstrap once per suite, then a cached tarball.
 # A stock minimal system: what debootstrap's minbase brings, systemd to boot, and sudo with an
-# operator account for the documented install command. Nothing the package needs is added.
+# operator account (relayadmin) for the documented install command. Nothing the package needs is added.
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
 mirror=${mirror:-http://deb.debian.org/debian}
 root_tarball() { # SUITE EXTRA-PACKAGES -> prints the cached tarball's path
     local suite=$1 include="systemd,systemd-sysv,dbus,sudo${2:+,$2}"
     local key tarball
-    key=$(printf 'v2 %s %s' "$suite" "$include" | sha256sum | cut -c1-16)
+    key=$(printf 'v3 %s %s' "$suite" "$include" | sha256sum | cut -c1-16)
     tarball=$work/root-$suite-$key.tar.zst
     if [ ! -f "$tarball" ]; then
         step "debootstrap of a stock Debian $suite root (once; cached in $tarball)" >&2
         rm -rf "$work/rootfs"
         debootstrap --variant=minbase --include="$include" "$suite" "$work/rootfs" "$mirror" > "$work/debootstrap-$suite.log" 2>&1 ||
             { tail -20 "$work/debootstrap-$suite.log" >&2; fail "debootstrap $suite"; }
-        chroot "$work/rootfs" useradd --create-home --shell /bin/sh operator
-        echo 'operator ALL=(ALL) NOPASSWD: ALL' > "$work/rootfs/etc/sudoers.d/operator"
-        chmod 0440 "$work/rootfs/etc/sudoers.d/operator"
+        chroot "$work/rootfs" useradd --create-home --shell /bin/sh relayadmin
+        echo 'relayadmin ALL=(ALL) NOPASSWD: ALL' > "$work/rootfs/etc/sudoers.d/relayadmin"
+        chmod 0440 "$work/rootfs/etc/sudoers.d/relayadmin"
         rm -f "$work/root-$suite-"*.tar.zst
         tar -C "$work/rootfs" -I 'zstd -T0 -3' -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
         rm -rf "$work/rootfs"
@@ -199,14 +200,14 @@ registered() { [ "$(status_field "s['registration']['state']")" = registered ]; 
 #   sudo -E dpkg -i ./binalyze-air-relaypro_<VERSION>_<ARCH>.deb
 # (rpm: `sudo -E rpm -i|-U --nodeps`, dnf being out of reach here). With `-` instead of the
 # inputs, nothing is exported.
-operator_installs() { # with-air|- COMMAND PACKAGE-PATH
+admin_installs() { # with-air|- COMMAND PACKAGE-PATH
     local exports="" dir file
     [ "$1" = with-air ] && exports='export AIR_CONSOLE_ADDRESS=console.test AIR_ORGANIZATION_ID=1 AIR_DEPLOYMENT_TOKEN=deploy-token-1 AIR_CONSOLE_CA_CERT=/srv/console/ca.pem;'
     dir=$(dirname "$3") file=$(basename "$3")
-    inside runuser -u operator -- sh -c "cd $dir && $exports sudo -E $2 ./$file"
+    inside runuser -u relayadmin -- sh -c "cd $dir && $exports sudo -E $2 ./$file"
 }
 install_with_air() { # COMMAND... PACKAGE-PATH (dpkg -i | rpm -i --nodeps | rpm -U --nodeps)
-    operator_installs with-air "${*:1:$#-1}" "${!#}"
+    admin_installs with-air "${*:1:$#-1}" "${!#}"
 }
 
 # File owners and modes of packaging.md's table.
@@ -287,7 +288,7 @@ lifecycle() { # NAME FORMAT TARBALL: deb | rpm on that root
     if [ "$format" = deb ]; then
         step "deb ($name): install without AIR_*: enabled, not started, the next step printed"
         local out
-        out=$(operator_installs - "dpkg -i" "$pkg_old" 2>&1) || { echo "$out"; fail "sudo -E dpkg -i without AIR_* failed"; }
+        out=$(admin_installs - "dpkg -i" "$pkg_old" 2>&1) || { echo "$out"; fail "sudo -E dpkg -i without AIR_* failed"; }
         printf '%s\n' "$out" | sed 's/^/  /'
         printf '%s\n' "$out" | grep -q "enabled but not started" || fail "no next step printed"
         expect "enabled" inside systemctl is-enabled --quiet "$UNIT"
@@ -455,7 +456,8 @@ lifecycle() { # NAME FORMAT TARBALL: deb | rpm on that root
     if [ "$format" = deb ]; then
         inside dpkg -r binalyze-air-relaypro
     else
-        inside rpm -e --nodeps binalyze-air-relaypro
+        # As it was installed: Debian's rpm keeps its database in $HOME, which sudo -E keeps.
+        inside runuser -u relayadmin -- sudo -E rpm -e --nodeps binalyze-air-relaypro
     fi
     if inside systemctl is-active --quiet "$UNIT"; then fail "the service still runs after remove"; fi
     if inside test -e "$DIR/relaypro"; then fail "the binary stayed"; fi
