@@ -16,6 +16,11 @@ if(RELAYPRO_BUNDLE_DIR)
   if(NOT EXISTS "${_prefix}/manifest.txt")
     message(FATAL_ERROR "${RELAYPRO_BUNDLE_DIR} is not a finished bundle (run packaging/build-bundle.sh)")
   endif()
+  include(${CMAKE_CURRENT_LIST_DIR}/BundleProbe.cmake)
+  # The checkout's path stays out of the shipped binary (__FILE__, debug information).
+  add_compile_options(-ffile-prefix-map=${CMAKE_SOURCE_DIR}=.)
+  # A rebuilt bundle reconfigures: `version --verbose` names what is linked now.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_prefix}/manifest.txt")
   # One imported static library per archive, with what it needs after it on the link line.
   function(relaypro_archive name archive)
     if(NOT EXISTS "${_prefix}/lib/lib${archive}.a")

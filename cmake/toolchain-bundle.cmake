@@ -30,11 +30,14 @@ set(CMAKE_SYSROOT "${RELAYPRO_BUNDLE_DIR}/sysroot")
 
 # Only these header folders, in this order (-nostdinc): a cross compiler's own Debian 12 headers
 # (glibc 2.36) would otherwise come before the sysroot's.
+# Then the hardening the bundled libraries get too: stack-clash protection and the architecture's
+# control-flow protection (CET on amd64, BTI/PAC on arm64).
 foreach(lang C CXX)
   set(_flags "-nostdinc")
   foreach(d ${RELAYPRO_BUNDLE_${lang}_INCLUDES})
     string(APPEND _flags " -isystem ${d}")
   endforeach()
+  string(APPEND _flags " -fstack-clash-protection ${RELAYPRO_BUNDLE_HARDENING}")
   set(CMAKE_${lang}_FLAGS_INIT "${_flags}")
 endforeach()
 # The sysroot's C library and start files before the build machine's (GCC searches its own

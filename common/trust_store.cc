@@ -43,20 +43,23 @@ std::string TrustStorePaths::describe() const {
 
 TrustStorePaths systemTrustStore(const std::string& root) {
     TrustStorePaths p;
-    std::string file = variable("SSL_CERT_FILE");
-    std::string dir = variable("SSL_CERT_DIR");
-    if (!file.empty() || !dir.empty()) {
+    // Each variable replaces its own half only, as in OpenSSL: a file or folder it names that does
+    // not exist leaves that half empty (never silently the default).
+    if (std::string file = variable("SSL_CERT_FILE"); !file.empty()) {
         if (isFile(file)) p.file = file;
-        if (isFolder(dir)) p.dir = dir;
-        return p;
-    }
-    for (const char* candidate : kBundleFiles) {
-        if (isFile(root + candidate)) {
-            p.file = root + candidate;
-            break;
+    } else {
+        for (const char* candidate : kBundleFiles) {
+            if (isFile(root + candidate)) {
+                p.file = root + candidate;
+                break;
+            }
         }
     }
-    if (isFolder(root + kHashedFolder)) p.dir = root + kHashedFolder;
+    if (std::string dir = variable("SSL_CERT_DIR"); !dir.empty()) {
+        if (isFolder(dir)) p.dir = dir;
+    } else if (isFolder(root + kHashedFolder)) {
+        p.dir = root + kHashedFolder;
+    }
     return p;
 }
 

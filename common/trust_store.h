@@ -16,8 +16,8 @@ struct TrustStorePaths {
     [[nodiscard]] std::string describe() const;  // for messages: "file F, folder D" or "nothing"
 };
 
-// $SSL_CERT_FILE and $SSL_CERT_DIR when set (OpenSSL's own variables, for operators who keep the
-// store elsewhere); otherwise the first bundle file that exists of, in order:
+// $SSL_CERT_FILE and $SSL_CERT_DIR, each for its own half, when set (OpenSSL's own variables, for
+// operators who keep the store elsewhere); otherwise the first bundle file that exists of, in order:
 //   /etc/ssl/certs/ca-certificates.crt                  Debian, Ubuntu, Alpine, Arch
 //   /etc/pki/tls/certs/ca-bundle.crt                    RHEL, Fedora, Amazon Linux, clones
 //   /etc/ssl/ca-bundle.pem                              SLES, openSUSE

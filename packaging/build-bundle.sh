@@ -38,7 +38,15 @@ say() { echo "build-bundle[$arch]: $*" >&2; }
 
 packaging/install-deps.sh --bundle "$arch" >&2
 
-key=$({ cat "$lock" "$0" "$top/cmake/toolchain-bundle.cmake"; $cc --version; $cxx --version; echo "$arch"; } | sha256sum | cut -c1-16)
+# The key: what decides the bundle's content. The lock, this script, the CMake files the libraries
+# are built with, and the versions of every tool that compiles or generates them.
+key=$({
+    cat "$lock" "$top/packaging/build-bundle.sh" "$top/cmake/toolchain-bundle.cmake" "$top/cmake/BundleProbe.cmake" \
+        "$top"/packaging/patches/*.patch
+    $cc --version; $cxx --version; "${tool_prefix}ld" --version | head -1; cmake --version | head -1
+    autoconf --version | head -1; automake --version | head -1; libtoolize --version | head -1; perl -e 'print "$]\n"'
+    echo "$arch"
+} | sha256sum | cut -c1-16)
 if [ -f "$dir/.key" ] && [ "$(cat "$dir/.key")" = "$key" ]; then
     echo "-DCMAKE_TOOLCHAIN_FILE=$top/cmake/toolchain-bundle.cmake -DRELAYPRO_BUNDLE_DIR=$dir"
     exit 0
@@ -80,7 +88,8 @@ check_sha() { # FILE SHA256
 fetch_source() { # NAME VERSION SHA256 -> prints the unpacked folder
     upstream=${2#*:}
     folder=$top/build/bundle-src/$1_$upstream
-    if [ ! -f "$folder/.ready" ]; then
+    # Unpacked once per pinned .dsc: a changed hash in the lock unpacks it again.
+    if [ "$(cat "$folder/.ready" 2>/dev/null)" != "$3" ]; then
         rm -rf "$folder" "$folder.dl"
         mkdir -p "$folder.dl"
         apt_update
@@ -88,10 +97,13 @@ fetch_source() { # NAME VERSION SHA256 -> prints the unpacked folder
         (cd "$folder.dl" && apt_private source --download-only "$1=$2" >/dev/null 2>&1) ||
             { say "apt-get source $1=$2 failed: is this version still in Debian's archive? (packaging/bundle.lock)"; exit 1; }
         check_sha "$folder.dl/$1_${upstream}.dsc" "$3"
-        dpkg-source --no-check -x "$folder.dl/$1_${upstream}.dsc" "$folder" >/dev/null
-        rm -rf "$folder.dl"
-        rm -f "$top/build/bundle-src/$1_"*.orig.tar.*  # dpkg-source's links to the removed download
-        touch "$folder/.ready"
+        # dpkg-source checks every file against the .dsc's SHA-256 list (the .dsc itself is pinned
+        # above); Debian's signature on the .dsc is not checked here (no keyring of developers).
+        dpkg-source -x --require-strong-checksums "$folder.dl/$1_${upstream}.dsc" "$folder" >/dev/null 2>"$folder.dl.log" ||
+            { say "dpkg-source refused $1 $2:"; cat "$folder.dl.log" >&2; exit 1; }
+        rm -rf "$folder.dl" "$folder.dl.log"
+        rm -f "$top/build/bundle-src/$1_"*.orig.tar.*  # dpkg-source's copies of the removed download
+        echo "$3" > "$folder/.ready"
     fi
     echo "$folder"
 }
@@ -140,6 +152,7 @@ includes() { # LANGUAGE
     echo "$sysroot/usr/include/$triplet"
     echo "$sysroot/usr/include"
 }
+glibc=$(grep -E "^sysroot +libc6 +" "$lock" | awk -v a="$arch" '$4 == a {print $3}' | sed 's/-.*//')
 c_includes=$(includes c | tr '\n' ' ')
 cxx_includes=$(includes c++ | tr '\n' ' ')
 flags_of() { printf -- '-nostdinc'; for d in $1; do printf ' -isystem %s' "$d"; done; }
@@ -157,12 +170,13 @@ set(RELAYPRO_BUNDLE_C_INCLUDES $c_includes)
 set(RELAYPRO_BUNDLE_CXX_INCLUDES $cxx_includes)
 set(RELAYPRO_BUNDLE_HARDENING $hardening)
 set(RELAYPRO_BUNDLE_EMULATOR $emulator)
+set(RELAYPRO_BUNDLE_GLIBC $glibc)
 EOF
 
 # --- the libraries
 prefix=$dir/prefix
 CC="$cc --sysroot=$sysroot $(flags_of "$c_includes")"
-CFLAGS="-O2 -g0 -fPIC -fstack-protector-strong -fstack-clash-protection $hardening -D_FORTIFY_SOURCE=2 -ffunction-sections -fdata-sections"
+CFLAGS="-O2 -g0 -fPIC -fstack-protector-strong -fstack-clash-protection $hardening -D_FORTIFY_SOURCE=2 -ffunction-sections -fdata-sections -ffile-prefix-map=$dir/work=."
 LDFLAGS="-B$sysroot/usr/lib/$triplet/ -L$sysroot/usr/lib/$triplet -L$sysroot/lib/$triplet -L$prefix/lib"
 export CC CFLAGS LDFLAGS
 export CPPFLAGS="-I$prefix/include"
@@ -170,6 +184,11 @@ export LIBS="-ldl -lpthread"
 export PKG_CONFIG_LIBDIR="$prefix/lib/pkgconfig" PKG_CONFIG_PATH=""
 export AR=${tool_prefix}ar RANLIB=${tool_prefix}ranlib
 host=--host=$triplet
+# The compiler as every library's build calls it must see the sysroot's C library, not the build
+# machine's (a cross compiler searches its own Debian 12 headers unless told otherwise).
+printf '#include <features.h>\n#if __GLIBC__ != 2 || __GLIBC_MINOR__ != %s\n#error the build machine'"'"'s C library headers\n#endif\n' \
+    "${glibc#2.}" | $CC $CFLAGS -x c -fsyntax-only - ||
+    { say "the compiler does not use the sysroot's glibc $glibc headers"; exit 1; }
 source_of() { grep -E "^source +$1 " "$lock" | awk '{print $3, $5}'; }
 work_copy() { # NAME -> a fresh copy of NAME's source in work/, printed
     set -- "$1" $(source_of "$1")
@@ -191,7 +210,8 @@ cmake_lib() { # NAME CMAKE-ARGS...: configure, build and install a CMake project
     step "$name" cmake -S . -B _build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
         -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_TOOLCHAIN_FILE="$top/cmake/toolchain-bundle.cmake" \
         -DRELAYPRO_BUNDLE_DIR="$dir" -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
-        -DCMAKE_C_FLAGS="$CFLAGS" -DBUILD_SHARED_LIBS=OFF "$@"
+        -DCMAKE_PROJECT_INCLUDE="$top/cmake/BundleProbe.cmake" \
+        -DCMAKE_C_FLAGS="$(flags_of "$c_includes") $CFLAGS" -DBUILD_SHARED_LIBS=OFF "$@"
     step "$name" cmake --build _build -j "$jobs"
     step "$name" cmake --install _build
 }
@@ -213,18 +233,26 @@ build_zlib() {
 }
 
 # No shared library, no loadable modules or engines, no command-line tool, no tests or docs.
-# OPENSSLDIR is a folder of RelayPro's own that holds nothing: the binary must not read an
-# openssl.cnf written for another OpenSSL build (RelayPro also initialises OpenSSL with
-# OPENSSL_INIT_NO_LOAD_CONFIG), and it finds the system's trust store itself (common/trust_store).
+# OPENSSLDIR (and the prefix the binary remembers for modules and engines) is a path that cannot
+# exist on any system, whoever tries to create it (/dev/null is not a folder): the binary must not
+# read an openssl.cnf, certificates or modules someone put there (RelayPro also initialises
+# OpenSSL with OPENSSL_INIT_NO_LOAD_CONFIG and finds the system's trust store itself,
+# common/trust_store). It also keeps the build folder's path out of the binary.
+openssl_dir=/dev/null/relaypro-openssl
 build_openssl() {
+    # RelayPro's one patch on a bundled library (packaging/patches/, its header says why).
+    step openssl patch -p1 --fuzz=0 -i "$top/packaging/patches/openssl-no-pipelines.patch"
+    echo "$(cat "$dir/work/openssl.manifest") openssl-no-pipelines" > "$dir/work/openssl.manifest"
     # shellcheck disable=SC2086
     step openssl env CC="$cc" ./Configure "$openssl_target" no-shared no-module no-dso no-engine no-apps no-tests \
-        no-docs no-legacy no-ssl3 no-comp no-quic --prefix="$prefix" --libdir=lib \
-        --openssldir=/opt/binalyze/air/relaypro/openssl-none \
+        no-docs no-legacy no-ssl3 no-comp no-quic --prefix="$openssl_dir" --libdir=lib --openssldir="$openssl_dir" \
         --sysroot="$sysroot" $(flags_of "$c_includes") $CFLAGS -B"$sysroot/usr/lib/$triplet/" \
         -L"$sysroot/usr/lib/$triplet" -L"$sysroot/lib/$triplet"
     step openssl make -j "$jobs" build_libs
-    step openssl make install_dev
+    step openssl make install_dev DESTDIR="$dir/work/openssl-stage"
+    cp -a "$dir/work/openssl-stage$openssl_dir/include/." "$prefix/include/"
+    cp -a "$dir/work/openssl-stage$openssl_dir/lib/." "$prefix/lib/"
+    sed -i "s|$openssl_dir|$prefix|g" "$prefix/lib/pkgconfig/"*.pc "$prefix/lib/cmake/OpenSSL/"*.cmake 2>/dev/null || true
 }
 
 build_libsodium() { autotools_lib libsodium; }

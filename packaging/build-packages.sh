@@ -43,13 +43,10 @@ for arch in $arches; do
 
     if [ -z "$binary" ]; then
         build="$top/build/pkg-$arch"
-        bundle=$(packaging/build-bundle.sh "$arch")
         echo "build-packages: building relaypro for $arch ($build)"
         # The unit tests are configured too (not built here): test/cross/unit-tests.sh builds them in
         # the same folder, so the arm64 libraries are compiled once.
-        # shellcheck disable=SC2086
-        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_UNIT_TESTS_ONLY=ON \
-            -DCMAKE_SKIP_RPATH=ON $bundle >/dev/null
+        packaging/configure-portable.sh "$build" "$arch" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_UNIT_TESTS_ONLY=ON >/dev/null
         cmake --build "$build" --target relaypro relaypro-next >/dev/null
         bin="$build/supervisor/relaypro"
     else
@@ -139,7 +136,8 @@ License: Proprietary
 Group: Applications/Internet
 Packager: Binalyze <support@binalyze.com>
 URL: https://www.binalyze.com/
-Requires(pre): shadow-utils
+# useradd and groupadd by path: shadow-utils provides them on RHEL and Amazon Linux, shadow on SLES.
+Requires(pre): /usr/sbin/useradd, /usr/sbin/groupadd
 Requires: /bin/sh, systemd
 # The shared libraries the binary links (glibc's and libgcc_s.so.1) come from rpm's own reading
 # of the binary; nothing else is needed (packaging/check-packages.sh checks the whole list).

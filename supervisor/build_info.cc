@@ -10,11 +10,12 @@
 #include <yaml.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <map>
 #include <string_view>
 
-// RELAYPRO_BUNDLED_FROM: "name=debian-version,…" from the bundle's manifest (cmake/Dependencies.cmake),
-// empty in a developer build.
+// RELAYPRO_BUNDLED_FROM: "name=debian-version/patch+patch,…" from the bundle's manifest
+// (supervisor/CMakeLists.txt; the patches are packaging/patches/), empty in a developer build.
 #ifndef RELAYPRO_BUNDLED_FROM
 #define RELAYPRO_BUNDLED_FROM ""
 #endif
@@ -43,7 +44,15 @@ std::vector<ComponentVersion> componentVersions() {
     auto origin = [&](const char* source) -> std::string {
         auto it = from.find(source);
         if (it == from.end()) return "shared library of the build machine";
-        return std::string("linked statically, from Debian source package ") + source + " " + it->second;
+        const std::string& v = it->second;
+        size_t slash = v.find('/');
+        std::string text = std::string("linked statically, from Debian source package ") + source + " " + v.substr(0, slash);
+        if (slash != std::string::npos && slash + 1 < v.size()) {
+            std::string patches = v.substr(slash + 1);
+            std::replace(patches.begin(), patches.end(), '+', ' ');
+            text += ", with RelayPro's patch " + patches;
+        }
+        return text;
     };
     const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
     const scmp_version* seccomp = seccomp_version();

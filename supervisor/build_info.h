@@ -13,8 +13,9 @@ namespace relaypro {
 struct ComponentVersion {
     std::string name;     // "OpenSSL", "libcurl", ...
     std::string version;  // as the library reports it: "3.5.7"
-    std::string
-        origin;  // "bundled, Debian source package openssl 3.5.7-1~deb13u2" or "shared library of the build machine"
+    // "linked statically, from Debian source package openssl 3.5.7-1~deb13u2[, with RelayPro's
+    // patch …]", or "shared library of the build machine"
+    std::string origin;
 };
 
 // Every library, in a fixed order; the C library (the host's, at run time) last.

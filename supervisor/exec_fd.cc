@@ -30,9 +30,13 @@ bool closeOnExecListed(int lowest) {
     int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) return false;
     alignas(8) char buf[4096];
+    bool complete = false;
     while (true) {
         long n = ::syscall(__NR_getdents64, dir, buf, sizeof buf);
-        if (n <= 0) break;
+        if (n <= 0) {
+            complete = n == 0;  // an error part-way: the caller falls back to every number
+            break;
+        }
         for (long off = 0; off < n;) {
             // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name.
             unsigned short reclen = 0;
@@ -49,7 +53,7 @@ bool closeOnExecListed(int lowest) {
         }
     }
     ::close(dir);
-    return true;
+    return complete;
 }
 
 bool closeOnExecBelowLimit(int lowest) {

@@ -15,7 +15,8 @@ void procSelfFdPath(int fd, char* out);
 // Marks every descriptor from `lowest` up close-on-exec: close_range(CLOSE_RANGE_CLOEXEC)
 // (Linux 5.11); else the descriptors /proc/self/fd lists; else every number below RLIMIT_NOFILE.
 void closeOnExecFrom(int lowest);
-// The two fallbacks, on their own for the tests. Each returns false when it cannot run.
+// The two fallbacks, on their own for the tests. Each returns false when it could not cover every
+// descriptor (the listing failed to open or part-way).
 bool closeOnExecListed(int lowest);
 bool closeOnExecBelowLimit(int lowest);
 

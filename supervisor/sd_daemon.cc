@@ -61,7 +61,8 @@ int notify(std::string_view state) {
 
 uint64_t watchdogMicros() {
     auto usec = decimal(std::getenv("WATCHDOG_USEC"));
-    if (!usec || *usec == 0) return 0;
+    // 0 and USEC_INFINITY (all ones) are not intervals (sd_watchdog_enabled refuses both).
+    if (!usec || *usec == 0 || *usec == UINT64_MAX) return 0;
     const char* pid = std::getenv("WATCHDOG_PID");
     if (pid != nullptr && !isThisPid(pid)) return 0;
     return *usec;

@@ -25,16 +25,8 @@ step "dependencies"
 packaging/install-deps.sh
 
 native=$(dpkg --print-architecture)
-step "bundle: the libraries the packaged binary links statically, for $native (kept in build/bundle-$native)"
-bundle=$(packaging/build-bundle.sh "$native")
-
-step "release build: the portable binary the packages ship (warnings are errors)"
-# A build folder configured another way (no toolchain file) cannot switch: start it afresh.
-if [ -f build/release/CMakeCache.txt ] && ! grep -q '^RELAYPRO_BUNDLE_DIR' build/release/CMakeCache.txt; then
-    rm -rf build/release
-fi
-# shellcheck disable=SC2086
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_WERROR=ON $bundle
+step "release build: the portable binary the packages ship (warnings are errors); its bundle of static libraries (kept in build/bundle-$native)"
+packaging/configure-portable.sh build/release "$native" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_WERROR=ON
 cmake --build build/release -j "$jobs"
 packaging/requirements.sh build/release/supervisor/relaypro
 ctest --test-dir build/release --output-on-failure -j "$jobs" -LE "system|cross|soak"

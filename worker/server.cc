@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "common/trust_store.h"
 #include "worker/connection.h"
 
 namespace relaypro {
@@ -105,6 +106,8 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<Lis
     if (!verifier) return verifier.error();
     s->verifier_ = std::move(*verifier);
     s->resumeAccept_ = evtimer_new(base, &Server::onResumeAccept, raw);
+    // An https:// proxy's trust store is read before the sandbox closes the file system.
+    if (s->settings_->proxyEnabled && s->settings_->proxy.https && s->settings_->proxy.https->tls) (void)s->proxyClientContext();
     for (const auto& l : listeners) {
         auto entry = std::make_unique<Listener>(Listener{raw, l.kind, nullptr});
         entry->listener = evconnlistener_new(base, &Server::onAccept, entry.get(),
@@ -207,7 +210,14 @@ SSL_CTX* Server::proxyClientContext() {
     if (proxyClient_ == nullptr) {
         proxyClient_ = SSL_CTX_new(TLS_client_method());
         SSL_CTX_set_min_proto_version(proxyClient_, TLS1_2_VERSION);
-        SSL_CTX_set_default_verify_paths(proxyClient_);
+        // The system's trust store, read whole now: a sandboxed worker opens no file, so a hashed
+        // folder (read lazily, certificate by certificate) is of no use here.
+        TrustStorePaths store = systemTrustStore();
+        if (store.file.empty() || SSL_CTX_load_verify_locations(proxyClient_, store.file.c_str(), nullptr) != 1) {
+            log_.error("no trust store for the https:// proxy: its certificate cannot be checked",
+                       {{"lookedAt", store.file.empty() ? trustStoreCandidates() : store.file}});
+            ERR_clear_error();
+        }
         SSL_CTX_set_verify(proxyClient_, SSL_VERIFY_PEER, nullptr);
         SSL_CTX_set_mode(proxyClient_, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

@@ -8,10 +8,8 @@
 set -eu
 cd "$(dirname "$0")/../.."
 arch=${1:?usage: unit-tests.sh arm64}
-bundle=$(packaging/build-bundle.sh "$arch")
 build=build/pkg-$arch
-# shellcheck disable=SC2086
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_UNIT_TESTS_ONLY=ON -DCMAKE_SKIP_RPATH=ON $bundle >/dev/null
+packaging/configure-portable.sh "$build" "$arch" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPRO_UNIT_TESTS_ONLY=ON >/dev/null
 cmake --build "$build" --target unit_common unit_supervisor unit_ipc unit_worker relaypro
 file "$build/test/unit_common"
 packaging/requirements.sh "$build/supervisor/relaypro"

@@ -131,6 +131,8 @@ TEST_F(Cli, VersionVerboseNamesEveryLibraryAndItsSource) {
         ++checked;
     }
     EXPECT_EQ(checked, 8);
+    EXPECT_NE(lineOf("OpenSSL").find("with RelayPro's patch openssl-no-pipelines"), std::string::npos)
+        << "the one patched library says so (packaging/patches/)";
 #else
     EXPECT_NE(lineOf("OpenSSL").find("shared library of the build machine"), std::string::npos) << v.out;
 #endif

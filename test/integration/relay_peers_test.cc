@@ -115,6 +115,58 @@ TEST_F(Peers, TunnelsGoThroughSquidUnlessNoProxySaysOtherwise) {
 
 // The upstream proxy dies (SIGKILL): the tunnels through it end, new CONNECTs get 502
 // upstream_unreachable with the reason logged, and the relay itself serves on.
+// An https:// upstream proxy (here a second RelayPro) is checked against the system's trust store
+// (common/trust_store; SSL_CERT_FILE stands for the system's bundle), which the worker reads
+// before its sandbox closes the file system: with the proxy's CA in the store the tunnel goes
+// through; with another CA there it is a 502, and no tunnel reaches the proxy.
+TEST_F(Peers, AnHttpsProxyIsCheckedAgainstTheSystemTrustStore) {
+    TestServer console(false, TestServer::echo());
+    std::string target = "localhost:" + std::to_string(console.port());
+    TempDir upstreamDir;
+    writeText(upstreamDir.path() / "passwords.txt", kPasswordLine);
+    Relay upstream(upstreamDir,
+                   "consoleAddress: \"" + target +
+                       "\"\norganizationId: 1\nserverName: 127.0.0.1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
+                       "passwordFile: passwords.txt\n",
+                   {{"RELAYPRO_HOSTS_FILE", (tmp_ / "hosts").string()}});
+    writeText(tmp_ / "hosts", "127.0.0.1 localhost\n");
+    ASSERT_TRUE(upstream.ready()) << upstream.stderrText();
+    CommandResult ca = runCommand("curl -sk https://127.0.0.1:" + std::to_string(upstream.httpsPort()) +
+                                  "/relaypro/v1/ca.pem");
+    ASSERT_NE(ca.out.find("BEGIN CERTIFICATE"), std::string::npos) << ca.out;
+    writeText(tmp_ / "upstream-ca.pem", ca.out);
+    ASSERT_EQ(runCommand("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+                         "-subj /CN=Another -keyout " + (tmp_ / "other.key").string() + " -out " +
+                         (tmp_ / "other-ca.pem").string() + " 2>/dev/null")
+                  .exitCode,
+              0);
+    const std::string proxy = "https://" + kUserPass + "@127.0.0.1:" + std::to_string(upstream.httpsPort());
+    {
+        auto r = relay(target, "127.0.0.1 localhost\n", "proxyEnabled: true\n",
+                       {{"HTTPS_PROXY", proxy}, {"SSL_CERT_FILE", (tmp_ / "upstream-ca.pem").string()}});
+        Client c;
+        connect(c, *r, target);
+        ASSERT_TRUE(c.send("through an https proxy"));
+        EXPECT_EQ(c.readExactly(22), "through an https proxy");
+        c.close();
+        EXPECT_TRUE(upstream.waitForLog("tunnel closed", {{"target", target}}, 10s)) << readText(upstream.logFile());
+    }
+    auto tunnelsOf = [](const Relay& r) {
+        size_t n = 0;
+        for (const auto& l : r.log()) n += l["msg"] == "tunnel closed" ? 1 : 0;
+        return n;
+    };
+    const size_t opened = tunnelsOf(upstream);
+    {
+        auto r = relay(target, "127.0.0.1 localhost\n", "proxyEnabled: true\n",
+                       {{"HTTPS_PROXY", proxy}, {"SSL_CERT_FILE", (tmp_ / "other-ca.pem").string()}});
+        Client c;
+        connect(c, *r, target, 502);
+        EXPECT_TRUE(r->waitForLog("request refused", {{"status", "502"}}, 10s)) << readText(r->logFile());
+    }
+    EXPECT_EQ(tunnelsOf(upstream), opened) << "a proxy whose certificate failed the check saw a CONNECT";
+}
+
 TEST_F(Peers, ADeadUpstreamProxyEndsItsTunnelsAndNewOnesGet502) {
     if (::access("/usr/sbin/squid", X_OK) != 0) GTEST_SKIP() << "squid is not installed (packaging/install-deps.sh)";
     Squid squid(tmp_, false);

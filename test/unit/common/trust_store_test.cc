@@ -63,21 +63,23 @@ TEST_F(TrustStore, AnEmptyFileIsNoBundleAndNothingIsNothing) {
 
 TEST_F(TrustStore, OpensslVariablesWinAndMustNameWhatExists) {
     layout(root, {"/etc/ssl/certs/ca-certificates.crt", "/srv/ca/mine.pem"}, {"/srv/ca/hashed"});
+    std::filesystem::create_directories(dir.path() / "etc/ssl/certs");
     {
         testing::ScopedEnv file("SSL_CERT_FILE", (root + "/srv/ca/mine.pem").c_str());
         TrustStorePaths p = systemTrustStore(root);
         EXPECT_EQ(p.file, root + "/srv/ca/mine.pem");
-        EXPECT_EQ(p.dir, "") << "only what the variables name";
+        EXPECT_EQ(p.dir, root + "/etc/ssl/certs") << "SSL_CERT_FILE replaces the file only, as in OpenSSL";
     }
     {
         testing::ScopedEnv folder("SSL_CERT_DIR", (root + "/srv/ca/hashed").c_str());
         TrustStorePaths p = systemTrustStore(root);
-        EXPECT_EQ(p.file, "");
+        EXPECT_EQ(p.file, root + "/etc/ssl/certs/ca-certificates.crt") << "SSL_CERT_DIR replaces the folder only";
         EXPECT_EQ(p.dir, root + "/srv/ca/hashed");
     }
     {
         testing::ScopedEnv file("SSL_CERT_FILE", (root + "/srv/ca/missing.pem").c_str());
-        EXPECT_TRUE(systemTrustStore(root).empty()) << "a variable naming nothing is not silently replaced";
+        testing::ScopedEnv folder("SSL_CERT_DIR", (root + "/srv/ca/missing").c_str());
+        EXPECT_TRUE(systemTrustStore(root).empty()) << "variables naming nothing are not silently replaced";
     }
 }
 

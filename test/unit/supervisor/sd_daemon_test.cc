@@ -109,7 +109,7 @@ TEST(SdWatchdog, TheIntervalCountsOnlyForThisProcess) {
         testing::ScopedEnv pid("WATCHDOG_PID", "1");  // another process's watchdog
         EXPECT_EQ(sd::watchdogMicros(), 0U);
     }
-    for (const char* bad : {"", "0", "-5", "12s", " 5", "99999999999999999999999"}) {
+    for (const char* bad : {"", "0", "-5", "12s", " 5", "99999999999999999999999", "18446744073709551615"}) {
         testing::ScopedEnv usec("WATCHDOG_USEC", bad);
         testing::ScopedEnv pid("WATCHDOG_PID", nullptr);
         EXPECT_EQ(sd::watchdogMicros(), 0U) << "WATCHDOG_USEC=" << bad;
