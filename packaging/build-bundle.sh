@@ -186,7 +186,7 @@ export AR=${tool_prefix}ar RANLIB=${tool_prefix}ranlib
 host=--host=$triplet
 # The compiler as every library's build calls it must see the sysroot's C library, not the build
 # machine's (a cross compiler searches its own Debian 12 headers unless told otherwise).
-printf '#include <features.h>\n#if __GLIBC__ != 2 || __GLIBC_MINOR__ != %s\n#error the build machine'"'"'s C library headers\n#endif\n' \
+printf '#include <features.h>\n#if __GLIBC__ != 2 || __GLIBC_MINOR__ != %s\n#error not the sysroot C library\n#endif\n' \
     "${glibc#2.}" | $CC $CFLAGS -x c -fsyntax-only - ||
     { say "the compiler does not use the sysroot's glibc $glibc headers"; exit 1; }
 source_of() { grep -E "^source +$1 " "$lock" | awk '{print $3, $5}'; }

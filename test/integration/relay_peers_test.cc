@@ -124,12 +124,12 @@ TEST_F(Peers, AnHttpsProxyIsCheckedAgainstTheSystemTrustStore) {
     std::string target = "localhost:" + std::to_string(console.port());
     TempDir upstreamDir;
     writeText(upstreamDir.path() / "passwords.txt", kPasswordLine);
+    writeText(tmp_ / "hosts", "127.0.0.1 localhost\n");
     Relay upstream(upstreamDir,
                    "consoleAddress: \"" + target +
                        "\"\norganizationId: 1\nserverName: 127.0.0.1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
                        "passwordFile: passwords.txt\n",
                    {{"RELAYPRO_HOSTS_FILE", (tmp_ / "hosts").string()}});
-    writeText(tmp_ / "hosts", "127.0.0.1 localhost\n");
     ASSERT_TRUE(upstream.ready()) << upstream.stderrText();
     CommandResult ca = runCommand("curl -sk https://127.0.0.1:" + std::to_string(upstream.httpsPort()) +
                                   "/relaypro/v1/ca.pem");
@@ -153,7 +153,7 @@ TEST_F(Peers, AnHttpsProxyIsCheckedAgainstTheSystemTrustStore) {
     }
     auto tunnelsOf = [](const Relay& r) {
         size_t n = 0;
-        for (const auto& l : r.log()) n += l["msg"] == "tunnel closed" ? 1 : 0;
+        for (const auto& l : r.log()) n += l["msg"] == "tunnel closed" ? 1U : 0U;
         return n;
     };
     const size_t opened = tunnelsOf(upstream);
