@@ -46,7 +46,8 @@ std::vector<ComponentVersion> componentVersions() {
         if (it == from.end()) return "shared library of the build machine";
         const std::string& v = it->second;
         size_t slash = v.find('/');
-        std::string text = std::string("linked statically, from Debian source package ") + source + " " + v.substr(0, slash);
+        std::string text =
+            std::string("linked statically, from Debian source package ") + source + " " + v.substr(0, slash);
         if (slash != std::string::npos && slash + 1 < v.size()) {
             std::string patches = v.substr(slash + 1);
             std::replace(patches.begin(), patches.end(), '+', ' ');

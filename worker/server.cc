@@ -107,7 +107,8 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<Lis
     s->verifier_ = std::move(*verifier);
     s->resumeAccept_ = evtimer_new(base, &Server::onResumeAccept, raw);
     // An https:// proxy's trust store is read before the sandbox closes the file system.
-    if (s->settings_->proxyEnabled && s->settings_->proxy.https && s->settings_->proxy.https->tls) (void)s->proxyClientContext();
+    if (s->settings_->proxyEnabled && s->settings_->proxy.https && s->settings_->proxy.https->tls)
+        (void)s->proxyClientContext();
     for (const auto& l : listeners) {
         auto entry = std::make_unique<Listener>(Listener{raw, l.kind, nullptr});
         entry->listener = evconnlistener_new(base, &Server::onAccept, entry.get(),

@@ -131,13 +131,13 @@ TEST_F(Peers, AnHttpsProxyIsCheckedAgainstTheSystemTrustStore) {
                        "passwordFile: passwords.txt\n",
                    {{"RELAYPRO_HOSTS_FILE", (tmp_ / "hosts").string()}});
     ASSERT_TRUE(upstream.ready()) << upstream.stderrText();
-    CommandResult ca = runCommand("curl -sk https://127.0.0.1:" + std::to_string(upstream.httpsPort()) +
-                                  "/relaypro/v1/ca.pem");
+    CommandResult ca =
+        runCommand("curl -sk https://127.0.0.1:" + std::to_string(upstream.httpsPort()) + "/relaypro/v1/ca.pem");
     ASSERT_NE(ca.out.find("BEGIN CERTIFICATE"), std::string::npos) << ca.out;
     writeText(tmp_ / "upstream-ca.pem", ca.out);
     ASSERT_EQ(runCommand("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-                         "-subj /CN=Another -keyout " + (tmp_ / "other.key").string() + " -out " +
-                         (tmp_ / "other-ca.pem").string() + " 2>/dev/null")
+                         "-subj /CN=Another -keyout " +
+                         (tmp_ / "other.key").string() + " -out " + (tmp_ / "other-ca.pem").string() + " 2>/dev/null")
                   .exitCode,
               0);
     const std::string proxy = "https://" + kUserPass + "@127.0.0.1:" + std::to_string(upstream.httpsPort());
