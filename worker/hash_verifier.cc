@@ -3,6 +3,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <system_error>
+
 #include "common/password_file.h"
 
 namespace relaypro {
@@ -17,8 +19,17 @@ Result<std::unique_ptr<HashVerifier>> HashVerifier::create(event_base* base, Don
     if (v->eventFd_ < 0) return sysError("eventfd");
     v->ev_ = event_new(base, v->eventFd_, EV_READ | EV_PERSIST, &HashVerifier::onDone, v.get());
     if (v->ev_ == nullptr || event_add(v->ev_, nullptr) != 0) return Error{"cannot watch the password-check eventfd"};
-    v->thread_ = std::thread([p = v.get()] { p->run(); });
     return v;
+}
+
+Status HashVerifier::start() {
+    if (thread_.joinable()) return {};
+    try {
+        thread_ = std::thread([this] { run(); });
+    } catch (const std::system_error& e) {
+        return Error{std::string("cannot start the password-check thread: ") + e.what()};
+    }
+    return {};
 }
 
 HashVerifier::~HashVerifier() {

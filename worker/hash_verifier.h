@@ -30,6 +30,11 @@ public:
     static constexpr size_t kMaxCached = 4096;
 
     static Result<std::unique_ptr<HashVerifier>> create(event_base* base, Done done);
+    // Starts the checking thread. Called once the worker is sandboxed: seccomp, Landlock and
+    // no_new_privs bind only the thread that sets them and the threads it starts afterwards, so a
+    // thread started before would run unconfined in the same address space. Checks submitted
+    // before it starts wait for it.
+    [[nodiscard]] Status start();
     ~HashVerifier();
     HashVerifier(const HashVerifier&) = delete;
     HashVerifier& operator=(const HashVerifier&) = delete;

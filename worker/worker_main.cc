@@ -272,6 +272,8 @@ private:
         Logger log(log_.get(), "worker");
         for (const auto& w : report.warnings) log.warn(w);
         if (!report.ok) return fatal("sandbox: " + report.error);
+        // Threads only now: each inherits the sandbox of the thread that starts it.
+        if (auto s = server_->hashVerifier().start(); !s) return fatal(s.error().message);
         log.info("worker serving",
                  {{"generation", generation_}, {"seccomp", report.seccomp}, {"landlock", report.landlock}});
         channel_->send(ipc::Ready{}, generation_);

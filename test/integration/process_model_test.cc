@@ -96,8 +96,9 @@ private:
     std::thread thread_;
 };
 
-std::string procStatus(pid_t pid, const std::string& key) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+// A field of /proc/PID/status, or of /proc/PID/task/TID/status with `tid`.
+std::string procStatus(pid_t pid, const std::string& key, pid_t tid = 0) {
+    std::ifstream in("/proc/" + std::to_string(pid) + (tid > 0 ? "/task/" + std::to_string(tid) : "") + "/status");
     std::string line;
     while (std::getline(in, line)) {
         if (line.rfind(key + ":", 0) != 0) continue;
@@ -211,6 +212,16 @@ TEST_F(ProcessModel, WorkersAreConfined) {
     for (pid_t pid : workers) {
         EXPECT_EQ(procStatus(pid, "NoNewPrivs"), "1");
         EXPECT_EQ(procStatus(pid, "Seccomp"), "2");
+        // Every thread, not only the main one: seccomp, Landlock and no_new_privs bind the thread
+        // that sets them and the threads it starts afterwards (the password-check thread).
+        size_t threads = 0;
+        for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+            auto tid = static_cast<pid_t>(std::stol(t.path().filename().string()));
+            EXPECT_EQ(procStatus(pid, "Seccomp", tid), "2") << "thread " << tid << " of worker " << pid;
+            EXPECT_EQ(procStatus(pid, "NoNewPrivs", tid), "1") << "thread " << tid << " of worker " << pid;
+            ++threads;
+        }
+        EXPECT_GE(threads, 2u) << "the password-check thread runs";
         for (const char* cap : {"CapInh", "CapPrm", "CapEff", "CapAmb"})
             EXPECT_EQ(procStatus(pid, cap), "0000000000000000") << cap;
         if (::geteuid() == 0) {
