@@ -240,9 +240,13 @@ build_zlib() {
 # common/trust_store). It also keeps the build folder's path out of the binary.
 openssl_dir=/dev/null/relaypro-openssl
 build_openssl() {
-    # RelayPro's one patch on a bundled library (packaging/patches/, its header says why).
-    step openssl patch -p1 --fuzz=0 -i "$top/packaging/patches/openssl-no-pipelines.patch"
-    echo "$(cat "$dir/work/openssl.manifest") openssl-no-pipelines" > "$dir/work/openssl.manifest"
+    # RelayPro's patches on a bundled library (packaging/patches/openssl-*.patch, in name order; the
+    # header of each says why). The manifest names them, and so does `relaypro version --verbose`.
+    local patch
+    for patch in "$top"/packaging/patches/openssl-*.patch; do
+        step openssl patch -p1 --fuzz=0 -i "$patch"
+        echo "$(cat "$dir/work/openssl.manifest") $(basename "$patch" .patch)" > "$dir/work/openssl.manifest"
+    done
     # shellcheck disable=SC2086
     step openssl env CC="$cc" ./Configure "$openssl_target" no-shared no-module no-dso no-engine no-apps no-tests \
         no-docs no-legacy no-ssl3 no-comp no-quic --prefix="$openssl_dir" --libdir=lib --openssldir="$openssl_dir" \

@@ -50,8 +50,9 @@ std::vector<ComponentVersion> componentVersions() {
             std::string("linked statically, from Debian source package ") + source + " " + v.substr(0, slash);
         if (slash != std::string::npos && slash + 1 < v.size()) {
             std::string patches = v.substr(slash + 1);
+            bool several = patches.find('+') != std::string::npos;
             std::replace(patches.begin(), patches.end(), '+', ' ');
-            text += ", with RelayPro's patch " + patches;
+            text += std::string(", with RelayPro's ") + (several ? "patches " : "patch ") + patches;
         }
         return text;
     };
