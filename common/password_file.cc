@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "common/file_io.h"
 #include "common/text.h"
@@ -81,7 +82,35 @@ Result<PasswordFile> PasswordFile::parse(std::string_view text, std::string_view
         }
         out.entries_.push_back(std::move(e));
     }
+    out.makeDecoy();
     return out;
+}
+
+void PasswordFile::makeDecoy() {
+    decoy_.clear();
+    std::string_view costliest;
+    uint64_t cost = 0;
+    for (const auto& e : entries_) {
+        uint32_t m = 0, t = 0, p = 0;
+        if (!e.hashed || !argon2Parameters(e.secret, m, t, p)) continue;
+        if (uint64_t c = uint64_t{m} * t; c > cost) {
+            cost = c;
+            costliest = e.secret;
+        }
+    }
+    if (costliest.empty()) return;
+    // "$argon2id$v=19$m=…,t=…,p=…$" as it is, then a fresh salt (16 bytes) and hash (32 bytes).
+    size_t params = costliest.find('$', std::string_view("$argon2id$v=19$").size());
+    unsigned char salt[16], hash[32];
+    randombytes_buf(salt, sizeof salt);
+    randombytes_buf(hash, sizeof hash);
+    auto b64 = [](const unsigned char* bytes, size_t n) {
+        std::string out(sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL_NO_PADDING), '\0');
+        sodium_bin2base64(out.data(), out.size(), bytes, n, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+        out.resize(std::strlen(out.c_str()));
+        return out;
+    };
+    decoy_ = std::string(costliest.substr(0, params + 1)) + b64(salt, sizeof salt) + "$" + b64(hash, sizeof hash);
 }
 
 Result<PasswordFile> PasswordFile::load(const std::string& path) {

@@ -34,14 +34,22 @@ public:
     static PasswordFile fromEntries(std::vector<PasswordEntry> entries) {
         PasswordFile f;
         f.entries_ = std::move(entries);
+        f.makeDecoy();
         return f;
     }
 
     [[nodiscard]] const std::vector<PasswordEntry>& entries() const { return entries_; }
     [[nodiscard]] const PasswordEntry* find(std::string_view user) const;
+    // What an unknown user's password is checked against, so that the answer takes as long as
+    // for a user the file has: an argon2id string with the parameters of the file's costliest
+    // hash, a random salt and a random hash that no password matches. Empty when the file has
+    // no hashed entry (a plain comparison costs the same for everyone).
+    [[nodiscard]] const std::string& decoyHash() const { return decoy_; }
 
 private:
+    void makeDecoy();
     std::vector<PasswordEntry> entries_;
+    std::string decoy_;
 };
 
 // Constant-time comparison of a presented password with a plain entry (length leaks only

@@ -54,6 +54,13 @@ bool TargetPolicy::allows(std::string_view host, bool ipv6, uint16_t port,
            portAllowed(migration_->consoleAddress, port);
 }
 
+std::string TargetPolicy::dialName(std::string_view host, bool ipv6, std::chrono::system_clock::time_point now) const {
+    if (hostMatches(console_, host, ipv6)) return console_.host;
+    if (migrationOpen(now) && hostMatches(migration_->consoleAddress, host, ipv6))
+        return migration_->consoleAddress.host;
+    return std::string(host);  // not allowed: never dialled (callers check allows() first)
+}
+
 bool TargetPolicy::allowsPlainHttp(std::string_view host, bool ipv6, uint16_t port,
                                    std::chrono::system_clock::time_point now) const {
     if (port != 80) return false;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "common/config.h"
@@ -25,6 +26,12 @@ public:
                               std::chrono::system_clock::time_point now) const;
     [[nodiscard]] const ConsoleAddress& console() const { return console_; }
     [[nodiscard]] const std::optional<Migration>& migration() const { return migration_; }
+
+    // The name to dial for an allowed `host`: the console's (or the migration console's) as
+    // configured, never the client's spelling of it, whose case or trailing dot may differ (a
+    // trailing dot would also skip the resolver's search list for a single-label name).
+    [[nodiscard]] std::string dialName(std::string_view host, bool ipv6,
+                                       std::chrono::system_clock::time_point now) const;
 
     // The plain-HTTP listener's rule: the console host (or migration host), port 80 only.
     [[nodiscard]] bool allowsPlainHttp(std::string_view host, bool ipv6, uint16_t port,

@@ -22,6 +22,9 @@ namespace relaypro {
 namespace {
 
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
+// Caps on what one worker may ask for the others (failureReported, verifyRequested).
+constexpr uint32_t kMaxFailuresPerSecond = 2000;
+constexpr uint64_t kMaxVerifyingUnlimited = 20000;  // maxConnections 0: one process's descriptors
 constexpr std::chrono::seconds kStableAfter{30};
 constexpr std::chrono::seconds kStartTimeout{20};
 #ifdef RELAYPRO_SANITIZE_BUILD
@@ -364,12 +367,13 @@ void WorkerPool::onMessage(pid_t pid, ipc::Received&& r) {
         case ipc::MessageType::AuthFailure: {
             ipc::AuthFailure m;
             if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed AuthFailure");
-            return authenticationFailed(m.source);
+            (void)failureReported(w, m.source);
+            return;
         }
         case ipc::MessageType::CountFailure: {
             ipc::CountFailure m;
             if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed CountFailure");
-            authenticationFailed(m.source);
+            if (!failureReported(w, m.source)) return;
             // After any SourceBlocked of that failure: the worker answers its client only now.
             w.channel->send(ipc::FailureCounted{m.ticket}, w.generation);
             return;
@@ -545,10 +549,20 @@ void WorkerPool::verifyRequested(Worker& w, ipc::VerifyRequest&& m) {
     const uint32_t generation = w.generation;
     const uint64_t ticket = m.ticket;
     if (!verifying_.insert({pid, ticket}).second) return;  // asked again while the first is in flight
+    // A connection waits for one verification at a time, so a worker never has more in flight
+    // than its share of maxConnections. One that does chooses its sources to get past the
+    // per-source bucket and flood the console with the relay's own credential.
+    const uint64_t cap = setup_.settings->maxConnections > 0 ? setup_.settings->maxConnections : kMaxVerifyingUnlimited;
+    if (++w.verifying > cap) {
+        verifying_.erase({pid, ticket});
+        return replace(w, "more token verifications in flight (" + std::to_string(w.verifying) +
+                              ") than it may have connections (" + std::to_string(cap) + ")");
+    }
     auto answer = [this, pid, generation, ticket](ipc::VerifyAnswer::Result result, uint32_t retryAfter) {
         verifying_.erase({pid, ticket});
         auto it = workers_.find(pid);
         if (it == workers_.end() || it->second->generation != generation) return;
+        if (it->second->verifying > 0) --it->second->verifying;
         it->second->channel->send(ipc::VerifyAnswer{ticket, result, retryAfter}, generation);
     };
     uint32_t perMinute = setup_.settings->limits.tokenRequestsPerMinute;
@@ -560,6 +574,24 @@ void WorkerPool::verifyRequested(Worker& w, ipc::VerifyRequest&& m) {
     tokenRequests_.consume(m.source, perMinute, now);
     if (!setup_.verify) return answer(ipc::VerifyAnswer::Result::NotRegistered, 60);
     setup_.verify(m, std::move(answer));
+}
+
+bool WorkerPool::failureReported(Worker& w, const std::string& source) {
+    // A worker chooses the source it reports, and every worker then refuses that source: capped
+    // per worker and second, so that a compromised one cannot block the relay's Responders at
+    // will. Counting a failure takes a request with a credential from a client that is not
+    // blocked yet; a worker answers far fewer in a second than the cap (BENCHMARKS.md).
+    auto now = std::chrono::steady_clock::now();
+    if (now - w.failureSecond >= std::chrono::seconds(1)) {
+        w.failureSecond = now;
+        w.failuresThisSecond = 0;
+    }
+    if (++w.failuresThisSecond > kMaxFailuresPerSecond) {
+        replace(w, "more than " + std::to_string(kMaxFailuresPerSecond) + " authentication failures in one second");
+        return false;
+    }
+    authenticationFailed(source);
+    return true;
 }
 
 void WorkerPool::authenticationFailed(const std::string& source) {

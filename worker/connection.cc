@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "common/config_values.h"
 #include "common/password_file.h"
@@ -25,6 +26,9 @@ namespace {
 // Work per wake-up before yielding to other connections: 16 buffers per direction.
 constexpr int kPumpBudget = 16;
 constexpr size_t kHeadReadChunk = 4096;
+// How long a peer may take no byte of what the relay holds for it, when limits.idleTimeout is 0
+// (otherwise idleTimeout is the limit). nginx's send_timeout has the same default.
+constexpr auto kDefaultSendTimeout = std::chrono::seconds(60);
 
 std::string peerText(const sockaddr_storage& a) {
     char buf[INET6_ADDRSTRLEN] = {};
@@ -219,58 +223,82 @@ void Connection::arm() {
 // ---------------------------------------------------------------- before the request
 
 bool Connection::stepPeekProxy() {
-    char buf[kMaxProxyHeaderBytes];
-    ssize_t n = ::recv(client_.fd(), buf, sizeof buf, MSG_PEEK);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        clientWants_.read = true;
-        return false;
-    }
-    if (n <= 0) {
-        close("closed_by_client");
-        return false;
-    }
-    std::string_view data(buf, static_cast<size_t>(n));
-    bool trusted = inTrustedSources(*settings_, peer_);
-    if (trusted) {
-        ProxyHeader h = parseProxyHeader(data);
-        if (h.status == ProxyHeader::Status::Incomplete) {
-            clientWants_.read = true;
-            return false;
-        }
-        if (h.status == ProxyHeader::Status::Invalid) {
-            server_.log().info(
-                "request refused",
-                {{"status", 400},
-                 {"reason", "bad_request"},
-                 {"client", clientText_},
-                 {"detail", std::string("a trusted source sent no valid PROXY header: ") + std::string(h.reason)}});
+    // Every way out of here either consumes what it looked at or decides: the read event is
+    // level-triggered, so bytes peeked and left in the socket would wake this loop at once,
+    // again and again (one byte "P" held a core until headerTimeout).
+    if (!inTrustedSources(*settings_, peer_)) {
+        // Only the TLS listener comes here (start()). A TLS client opens with a handshake record
+        // (0x16); "P" ("PROXY ") or CR (the v2 signature) can only be a PROXY header. The first
+        // byte decides; it is peeked so that OpenSSL still reads it.
+        char first = 0;
+        if (peekClient(&first, 1) == 0) return false;
+        if (startsLikeProxyHeader(std::string_view(&first, 1))) {
+            // A PROXY header from a source that is not trusted: a 400, in plain text even on the
+            // TLS listener (the client is not speaking TLS yet).
+            std::string answer = serialize(errorResponse(400, "bad_request"));
+            [[maybe_unused]] ssize_t w = ::send(client_.fd(), answer.data(), answer.size(), MSG_NOSIGNAL);
+            server_.log().info("request refused",
+                               {{"status", 400},
+                                {"reason", "bad_request"},
+                                {"client", clientText_},
+                                {"detail", "PROXY header from a source not in proxyProtocol.trustedSources"}});
             server_.countRefused();
             close("bad_proxy_header");
             return false;
         }
-        [[maybe_unused]] ssize_t consumed = ::recv(client_.fd(), buf, h.length, 0);
-        if (h.hasAddress) {
-            peer_ = h.source;
-            clientText_ = peerText(peer_);
-        }
-    } else if (startsLikeProxyHeader(data)) {
-        if (data.size() < 6) {  // too short to tell yet
-            clientWants_.read = true;
-            return false;
-        }
-        // A PROXY header from a source that is not trusted: a 400, in plain text even on the
-        // TLS listener (the client is not speaking TLS yet).
-        std::string answer = serialize(errorResponse(400, "bad_request"));
-        [[maybe_unused]] ssize_t w = ::send(client_.fd(), answer.data(), answer.size(), MSG_NOSIGNAL);
-        server_.log().info("request refused",
-                           {{"status", 400},
-                            {"reason", "bad_request"},
-                            {"client", clientText_},
-                            {"detail", "PROXY header from a source not in proxyProtocol.trustedSources"}});
+        return startRequests();
+    }
+    // A trusted balancer: its header is taken out of the socket as it arrives (proxyHead_), and
+    // exactly up to its end, so that what follows is the client's own first byte.
+    char buf[kMaxProxyHeaderBytes];
+    size_t have = proxyHead_.size();
+    size_t n = peekClient(buf, sizeof buf - have);
+    if (n == 0) return false;
+    proxyHead_.append(buf, n);
+    ProxyHeader h = parseProxyHeader(proxyHead_);
+    if (h.status == ProxyHeader::Status::Invalid) {
+        server_.log().info("request refused", {{"status", 400},
+                                               {"reason", "bad_request"},
+                                               {"client", clientText_},
+                                               {"detail", std::string("a trusted source sent no valid PROXY header: ") +
+                                                              std::string(h.reason)}});
         server_.countRefused();
         close("bad_proxy_header");
         return false;
     }
+    // Incomplete: all of it belongs to the header. Complete: only the part up to its end.
+    size_t take = h.status == ProxyHeader::Status::Complete ? h.length - have : n;
+    if (::recv(client_.fd(), buf, take, 0) != static_cast<ssize_t>(take)) {
+        close("error");
+        return false;
+    }
+    if (h.status == ProxyHeader::Status::Incomplete) {
+        proxyHead_.resize(have + take);
+        clientWants_.read = true;
+        return false;
+    }
+    std::string().swap(proxyHead_);
+    if (h.hasAddress) {
+        peer_ = h.source;
+        clientText_ = peerText(peer_);
+    }
+    return startRequests();
+}
+
+size_t Connection::peekClient(char* buf, size_t room) {
+    ssize_t n = ::recv(client_.fd(), buf, room, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        clientWants_.read = true;
+        return 0;
+    }
+    if (n <= 0) {
+        close("closed_by_client");
+        return 0;
+    }
+    return static_cast<size_t>(n);
+}
+
+bool Connection::startRequests() {
     if (kind_ == ListenerKind::Https) {
         SSL* ssl = SSL_new(server_.tlsContext());
         if (ssl == nullptr) {
@@ -353,6 +381,13 @@ void Connection::dispatch() {
     evtimer_del(&timer_);
     settings_ = server_.settings();
     Route route = routeRequest(kind_, head_);
+    // Only the token endpoint reads a body. Anywhere else one would stay in the buffer and be
+    // read as the next request: two answers to one, which poisons the response queue of any
+    // pooling intermediary (RFC 9112 section 6.3). The answer is a 400 (an error route keeps its
+    // own status), and refuse() closes the connection after it.
+    if (head_.hasBody() && (route.kind == Route::Kind::Health || route.kind == Route::Kind::CaPem)) {
+        return refuse(400, "bad_request");
+    }
     switch (route.kind) {
         case Route::Kind::Error:
             refuse(route.status, route.code, route.allow);
@@ -620,23 +655,30 @@ void Connection::handleConnect() {
     std::string user, password;
     const PasswordEntry* entry = nullptr;
     if (decodeBasicCredential(credential, user, password)) entry = s.passwords->find(user);
-    if (entry == nullptr) {
+    // An unknown user takes the path of a known one, so that the time to the 407 (or the 429 of
+    // a full queue) does not tell which users exist: the password is checked against the file's
+    // decoy hash (as costly as its costliest entry) or, in a file of plain entries, compared.
+    const std::string& decoy = s.passwords->decoyHash();
+    checkingDecoy_ = entry == nullptr && !decoy.empty();
+    if (entry == nullptr && !checkingDecoy_) {
+        (void)plainPasswordMatches(user, password);
         sodium_memzero(password.data(), password.size());
         return authenticationFailed(false);
     }
-    if (!entry->hashed) {
+    if (entry != nullptr && !entry->hashed) {
         bool ok = plainPasswordMatches(entry->secret, password);
         sodium_memzero(password.data(), password.size());
         if (!ok) return authenticationFailed(false);
         return authorized(user, "Basic");
     }
-    if (server_.hashVerifier().cached(entry->secret, password)) {
+    const std::string& hash = checkingDecoy_ ? decoy : entry->secret;
+    if (!checkingDecoy_ && server_.hashVerifier().cached(hash, password)) {
         sodium_memzero(password.data(), password.size());
         return authorized(user, "Basic");
     }
-    identity_ = user;
+    identity_ = checkingDecoy_ ? std::string() : user;
     state_ = State::Authorizing;
-    if (!server_.hashVerifier().submit(serial_, entry->secret, std::move(password))) {
+    if (!server_.hashVerifier().submit(serial_, hash, std::move(password))) {
         // Too many checks queued: a flood of guesses must not grow memory or stall others.
         state_ = State::ReadHead;
         Response r = errorResponse(429, "rate_limited");
@@ -654,7 +696,7 @@ void Connection::handleConnect() {
 
 void Connection::passwordChecked(bool ok) {
     if (state_ != State::Authorizing) return;
-    if (!ok) {
+    if (!ok || checkingDecoy_) {  // no password matches the decoy; were one to, it is still no user
         state_ = State::ReadHead;
         authenticationFailed(false);
     } else {
@@ -711,7 +753,9 @@ void Connection::authorized(std::string identity, std::string scheme) {
 void Connection::startDial(DialPurpose purpose) {
     dialer_ = std::make_unique<UpstreamDialer>(server_, [this](DialOutcome&& o) { dialed(std::move(o)); });
     uint16_t port = purpose == DialPurpose::Tunnel ? head_.port : (head_.portGiven ? head_.port : 80);
-    dialer_->start(*settings_, std::string(head_.host), port, purpose);
+    dialer_->start(*settings_,
+                   settings_->policy.dialName(head_.host, head_.hostIsIpv6, std::chrono::system_clock::now()), port,
+                   purpose);
 }
 
 void Connection::dialed(DialOutcome&& o) {
@@ -773,8 +817,10 @@ void Connection::refuse(int status, std::string_view code, std::string_view allo
     if (headComplete_) fields.emplace_back("auth", authScheme());
     server_.log().info("request refused", std::move(fields));
     server_.countRefused();
-    respond(std::move(r),
-            malformed || !headComplete_ || !head_.keepAlive() ? AfterResponse::Close : AfterResponse::NextRequest);
+    // A body no route read leaves the connection out of step: close after the answer.
+    bool unreadBody = headComplete_ && head_.hasBody();
+    respond(std::move(r), malformed || !headComplete_ || !head_.keepAlive() || unreadBody ? AfterResponse::Close
+                                                                                          : AfterResponse::NextRequest);
 }
 
 void Connection::respond(Response r, AfterResponse after) {
@@ -789,6 +835,9 @@ void Connection::respond(Response r, AfterResponse after) {
     outOffset_ = 0;
     after_ = after;
     state_ = State::Respond;
+    // Whatever timer the request had (its head's, the supervisor's answer): from here only the
+    // send deadline counts, armed when the client stops taking the answer.
+    evtimer_del(&timer_);
 }
 
 bool Connection::stepRespond() {
@@ -797,12 +846,14 @@ bool Connection::stepRespond() {
         Io io = client_.write(out_.data() + outOffset_, out_.size() - outOffset_, n);
         if (io == Io::WantRead || io == Io::WantWrite) {
             (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
+            sendBlocked(client_);
             return false;
         }
         if (io != Io::Done) {
             close("closed_by_client");
             return false;
         }
+        sendProgressed(client_);
         outOffset_ += n;
     }
     std::string().swap(out_);
@@ -817,10 +868,7 @@ bool Connection::stepRespond() {
             state_ = State::Tunnel;
             tunnelStart_ = lastActivity_ = std::chrono::steady_clock::now();
             server_.tunnelOpened();
-            if (settings_->limits.idleTimeout > Duration::zero()) {
-                timeval tv = toTimeval(settings_->limits.idleTimeout);
-                evtimer_add(&timer_, &tv);
-            }
+            armDeadline();  // idleTimeout
             return true;
         case AfterResponse::StartForward:
         case AfterResponse::NextRequest:
@@ -874,12 +922,14 @@ bool Connection::pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants
             Io io = to.write(data, avail, n);
             if (io == Io::WantRead || io == Io::WantWrite) {
                 (io == Io::WantRead ? toWants.read : toWants.write) = true;
+                sendBlocked(to);
                 return progress;  // back-pressure: read nothing more until this drains
             }
             if (io != Io::Done) {
                 close(&p == &up_ ? "upstream_reset" : "client_reset");
                 return false;
             }
+            sendProgressed(to);
             p.bytes += n;
             progress = true;
             if (p.pendingOffset < p.pending.size()) {
@@ -904,6 +954,7 @@ bool Connection::pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants
                 Io io = to.shutdownWrite();
                 if (io == Io::WantRead || io == Io::WantWrite) {
                     (io == Io::WantRead ? toWants.read : toWants.write) = true;
+                    sendBlocked(to);  // a close_notify the peer does not take
                     return progress;
                 }
                 p.sinkShut = true;  // an error here means the peer is gone already: nothing to send
@@ -980,18 +1031,71 @@ bool Connection::stepForward() {
 
 // ---------------------------------------------------------------- ends
 
+std::chrono::nanoseconds Connection::sendTimeout() const {
+    auto idle = settings_->limits.idleTimeout;
+    return idle > Duration::zero() ? idle : std::chrono::duration_cast<Duration>(kDefaultSendTimeout);
+}
+
+void Connection::sendBlocked(const Stream& to) {
+    Clock::time_point& since = &to == &client_ ? clientBlockedSince_ : upstreamBlockedSince_;
+    if (since != Clock::time_point{}) return;  // its deadline is armed already
+    since = Clock::now();
+    // A timer already pending in these states is due no later than this deadline (an idle
+    // deadline is at most idleTimeout away, an older send deadline earlier still): when it fires,
+    // timedOut() arms the next. So a busy tunnel does not re-arm a timer on every full buffer.
+    if (evtimer_pending(&timer_, nullptr) == 0) armDeadline();
+}
+
+void Connection::sendProgressed(const Stream& to) {
+    // The armed deadline may fire for nothing; timedOut() then arms the next one.
+    (&to == &client_ ? clientBlockedSince_ : upstreamBlockedSince_) = Clock::time_point{};
+}
+
+bool Connection::sendDeadlinePassed(Clock::time_point now) {
+    auto passed = [&](Clock::time_point since) { return since != Clock::time_point{} && now - since >= sendTimeout(); };
+    return passed(clientBlockedSince_) || passed(upstreamBlockedSince_);
+}
+
+// The timer while a request is answered, forwarded or tunnelled: the earliest of the send
+// deadlines of blocked sides and, in a tunnel, the idle deadline.
+void Connection::armDeadline() {
+    if (state_ != State::Respond && state_ != State::Tunnel && state_ != State::Forward) return;
+    std::optional<Clock::time_point> at;
+    auto consider = [&](Clock::time_point t) { at = at ? std::min(*at, t) : t; };
+    for (Clock::time_point since : {clientBlockedSince_, upstreamBlockedSince_}) {
+        if (since != Clock::time_point{}) consider(since + sendTimeout());
+    }
+    if (state_ == State::Tunnel && settings_->limits.idleTimeout > Duration::zero()) {
+        consider(lastActivity_ + settings_->limits.idleTimeout);
+    }
+    if (!at) {
+        evtimer_del(&timer_);
+        return;
+    }
+    timeval tv = toTimeval(std::max<Clock::duration>(Clock::duration::zero(), *at - Clock::now()));
+    evtimer_add(&timer_, &tv);
+}
+
 void Connection::timedOut() {
-    if (state_ == State::Tunnel) {
+    if (state_ == State::Respond || state_ == State::Tunnel || state_ == State::Forward) {
+        auto now = Clock::now();
+        if (sendDeadlinePassed(now)) {
+            // A peer that takes nothing of what the relay holds for it (a client that pipelines
+            // requests and never reads, or a tunnel side that stops reading) gives its buffers,
+            // descriptor and maxConnections slot back.
+            if (state_ == State::Respond) {
+                server_.log().info("connection closed",
+                                   {{"conn", id_}, {"client", clientText_}, {"result", "send_timeout"}});
+            }
+            closeNow("send_timeout");
+            return;
+        }
         auto idle = settings_->limits.idleTimeout;
-        auto quiet = std::chrono::steady_clock::now() - lastActivity_;
-        if (idle > Duration::zero() && quiet >= idle) {
+        if (state_ == State::Tunnel && idle > Duration::zero() && now - lastActivity_ >= idle) {
             closeNow("idle_timeout");
             return;
         }
-        if (idle > Duration::zero()) {
-            timeval tv = toTimeval(idle - std::chrono::duration_cast<Duration>(quiet));
-            evtimer_add(&timer_, &tv);
-        }
+        armDeadline();
         return;
     }
     if (state_ == State::ReadHead && handshakeDone_ && !headBuf_.empty()) {

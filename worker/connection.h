@@ -95,6 +95,10 @@ private:
     void drive();
     bool step();
     bool stepPeekProxy();
+    bool startRequests();  // after the PROXY header: TLS, or the first request head
+    // Up to `room` of the client's first bytes, left in the socket; 0 when none has come yet (a
+    // read is wanted) or the client is gone (closed).
+    size_t peekClient(char* buf, size_t room);
     bool stepHandshake();
     bool stepReadHead();
     bool stepReadBody();
@@ -122,6 +126,14 @@ private:
     void challenge(bool invalidToken);
     void startHeadTimer();
     void timedOut();
+    // Send deadlines (Respond, Tunnel, Forward): a side the relay holds bytes for and that takes
+    // none for sendTimeout() is closed, whatever the other side does.
+    using Clock = std::chrono::steady_clock;
+    [[nodiscard]] std::chrono::nanoseconds sendTimeout() const;
+    void sendBlocked(const Stream& to);
+    void sendProgressed(const Stream& to);
+    bool sendDeadlinePassed(Clock::time_point now);
+    void armDeadline();
     void finishRequest();
     void close(std::string_view result);
     void logTunnelClosed(std::string_view result);
@@ -134,6 +146,7 @@ private:
     State state_;
     sockaddr_storage peer_;
     std::string clientText_;  // "ip:port" of the client (after a PROXY header: the real client)
+    std::string proxyHead_;   // a trusted balancer's PROXY header, as far as it has arrived
     std::string id_;          // connection id in logs
     Stream client_;
     Stream upstream_;
@@ -143,6 +156,7 @@ private:
     bool handshakeDone_ = false;
     bool answeredOne_ = false;            // at least one request answered on this connection
     bool challengeInvalidToken_ = false;  // the 407 waiting in State::Counting
+    bool checkingDecoy_ = false;          // State::Authorizing for a user the file does not have
     uint64_t requests_ = 0;               // requests to the supervisor so far
     uint64_t ticket_ = 0;                 // the one waiting for an answer (Verifying, Counting)
     std::string verifyCredential_;        // while Verifying, to ask again; wiped after
@@ -173,6 +187,8 @@ private:
     std::chrono::steady_clock::time_point tunnelStart_;
     std::chrono::steady_clock::time_point lastActivity_;
     bool closeByClient_ = false;
+    // Since when the relay has held bytes for this side without it taking one (epoch: it takes them).
+    Clock::time_point clientBlockedSince_{}, upstreamBlockedSince_{};
 };
 
 }  // namespace relaypro

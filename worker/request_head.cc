@@ -227,7 +227,8 @@ bool splitAuthority(std::string_view a, std::string_view& host, bool& ipv6, uint
         }
     }
     if (portGiven) {
-        if (portText.empty() || portText.size() > 5) return false;
+        // Strict: 1-65535 written the one way (no leading zero, so "0443" is not taken as 443).
+        if (portText.empty() || portText.size() > 5 || portText.front() == '0') return false;
         unsigned v = 0;
         for (char c : portText) {
             if (c < '0' || c > '9') return false;

@@ -98,6 +98,7 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<Lis
     if (auto u = s->updateSecrets(secrets); !u) return u.error();
     s->dns_ = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (s->dns_ == nullptr) return Error{"cannot create the DNS resolver"};
+    s->names_ = std::make_unique<NameCache>(s->dns_);
     s->configureDns();
     Server* raw = s.get();
     auto verifier = HashVerifier::create(base, [raw](uint64_t ticket, bool ok) {
@@ -131,6 +132,7 @@ Server::~Server() {
     for (auto& l : listeners_) evconnlistener_free(l->listener);
     if (resumeAccept_ != nullptr) event_free(resumeAccept_);
     verifier_.reset();
+    names_.reset();  // right before the base goes, without calling anyone back
     if (dns_ != nullptr) evdns_base_free(dns_, 0);
     if (tls_ != nullptr) SSL_CTX_free(tls_);
     if (proxyClient_ != nullptr) SSL_CTX_free(proxyClient_);
@@ -195,8 +197,13 @@ void Server::configureDns() {
     evdns_base_search_ndots_set(dns_, r.ndots);
     evdns_base_set_option(dns_, "timeout:", std::to_string(r.timeoutSeconds).c_str());
     evdns_base_set_option(dns_, "attempts:", std::to_string(r.attempts).c_str());
-    evdns_base_set_option(dns_, "randomize-case:", "0");
+    // 0x20: evdns randomises the case of each question and drops an answer that does not echo
+    // it, so a spoofed answer must guess those bits as well as the 16-bit id (RFC 5452 and
+    // draft-vixie-dnsext-dns0x20). On by default in evdns; set here so that no change of default
+    // turns it off.
+    evdns_base_set_option(dns_, "randomize-case:", "1");
     evdns_base_resume(dns_);
+    if (names_) names_->clear();  // answers from the resolvers before
 }
 
 void Server::applySettings(std::shared_ptr<const WorkerSettings> settings) {

@@ -21,6 +21,7 @@
 #include "worker/buffer_pool.h"
 #include "worker/hash_verifier.h"
 #include "worker/key_store.h"
+#include "worker/name_cache.h"
 #include "worker/router.h"
 #include "worker/server_types.h"
 
@@ -95,7 +96,7 @@ public:
     [[nodiscard]] const std::shared_ptr<const WorkerSettings>& settings() const { return settings_; }
     [[nodiscard]] SSL_CTX* tlsContext() const { return tls_; }
     [[nodiscard]] SSL_CTX* proxyClientContext();
-    [[nodiscard]] evdns_base* dns() const { return dns_; }
+    [[nodiscard]] NameCache& names() { return *names_; }
     [[nodiscard]] BufferPool& buffers() { return buffers_; }
     [[nodiscard]] HashVerifier& hashVerifier() { return *verifier_; }
     // Authentication failures are counted by the supervisor across all workers; it tells every
@@ -133,6 +134,7 @@ private:
     SSL_CTX* tls_ = nullptr;
     SSL_CTX* proxyClient_ = nullptr;
     evdns_base* dns_ = nullptr;
+    std::unique_ptr<NameCache> names_;  // on dns_
     struct Listener {
         Server* server;
         ListenerKind kind;

@@ -17,22 +17,6 @@
 
 namespace relaypro {
 
-// Outlives the dialer when it is destroyed mid-lookup: evdns calls back later and the query
-// then only frees itself.
-struct UpstreamDialer::DnsQuery {
-    UpstreamDialer* owner;
-    evdns_getaddrinfo_request* request = nullptr;
-    static void callback(int err, evutil_addrinfo* res, void* arg) {
-        auto* q = static_cast<DnsQuery*>(arg);
-        if (q->owner != nullptr) {
-            q->owner->query_ = nullptr;
-            q->owner->resolved(err, res);
-        }
-        if (res != nullptr) evutil_freeaddrinfo(res);
-        delete q;
-    }
-};
-
 namespace {
 
 constexpr size_t kMaxProxyAnswer = 16 * 1024;
@@ -85,7 +69,7 @@ std::string basicCredential(const std::string& user, const std::string& password
 UpstreamDialer::UpstreamDialer(Server& server, Done done) : server_(server), done_(std::move(done)) {}
 
 UpstreamDialer::~UpstreamDialer() {
-    if (query_ != nullptr) query_->owner = nullptr;
+    server_.names().cancel(lookup_);
     if (ev_ != nullptr) event_free(ev_);
     if (timer_ != nullptr) event_free(timer_);
     if (deferred_ != nullptr) event_free(deferred_);
@@ -129,31 +113,21 @@ void UpstreamDialer::start(const WorkerSettings& s, std::string host, uint16_t p
         event_active(deferred_, EV_TIMEOUT, 0);
         return;
     }
-    evutil_addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-    auto* q = new DnsQuery{this};
-    query_ = q;
-    std::string portText = std::to_string(dialPort_);
-    q->request = evdns_getaddrinfo(server_.dns(), dialHost_.c_str(), portText.c_str(), &hints, &DnsQuery::callback, q);
-    // A lookup may finish inside evdns_getaddrinfo (then q is already gone and resolved() ran):
-    // resolved() defers its own follow-up, so nothing is reported from inside start().
+    lookup_ = server_.names().lookup(dialHost_, [this](const NameCache::Answer& a) {
+        lookup_ = 0;
+        resolved(a.addresses, a.error);
+    });
+    // A cached answer comes inside lookup(): resolved() defers its own follow-up, so nothing is
+    // reported from inside start().
 }
 
-void UpstreamDialer::resolved(int err, evutil_addrinfo* res) {
+void UpstreamDialer::resolved(const std::vector<sockaddr_storage>& addresses, const std::string& error) {
     if (phase_ != Phase::Resolving) return;
-    if (err != 0) {
-        lastError_ = std::string("DNS lookup of ") + dialHost_ + " failed: " + evutil_gai_strerror(err);
-        addresses_.clear();
-    } else {
-        for (evutil_addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-            if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-            sockaddr_storage addr{};
-            std::memcpy(&addr, ai->ai_addr, std::min(sizeof addr, static_cast<size_t>(ai->ai_addrlen)));
-            addresses_.push_back(addr);
-        }
+    lastError_ = error;
+    for (sockaddr_storage a : addresses) {
+        if (a.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&a)->sin_port = htons(dialPort_);
+        if (a.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = htons(dialPort_);
+        addresses_.push_back(a);
     }
     event_active(deferred_, EV_TIMEOUT, 0);
 }

@@ -51,10 +51,9 @@ public:
     void start(const WorkerSettings& settings, std::string host, uint16_t port, DialPurpose purpose);
 
 private:
-    struct DnsQuery;
     enum class Phase { Idle, Resolving, Connecting, ProxyTls, ProxyRequest, ProxyResponse, Finished };
 
-    void resolved(int err, evutil_addrinfo* res);
+    void resolved(const std::vector<sockaddr_storage>& addresses, const std::string& error);
     void connectNext();
     void onSocketEvent(short what);
     void buildConnectRequest();
@@ -85,8 +84,8 @@ private:
     event* ev_ = nullptr;
     event* timer_ = nullptr;
     event* deferred_ = nullptr;
-    DnsQuery* query_ = nullptr;
-    std::string io_;  // the CONNECT request being written, then the proxy's answer
+    uint64_t lookup_ = 0;  // the NameCache lookup under way (cancelled if this goes first)
+    std::string io_;       // the CONNECT request being written, then the proxy's answer
     size_t ioOffset_ = 0;
     DialOutcome pending_;
 };

@@ -86,13 +86,15 @@ public:
         if (testHooks_) {
             // Test hooks: SIGUSR1 sends garbage, SIGUSR2 a message a serving worker may not send,
             // SIGWINCH leaves the worker only a few spare descriptors (as if something else had
-            // used them up: RelayPro's own limits never let clients do it).
+            // used them up: RelayPro's own limits never let clients do it). SIGTTIN and SIGTTOU
+            // act as a compromised worker would: authentication failures and token verifications
+            // for sources of its choosing, as fast as the channel takes them.
             garbage_ = evsignal_new(base_, SIGUSR1, &Worker::onGarbageHook, this);
             unpermitted_ = evsignal_new(base_, SIGUSR2, &Worker::onUnpermittedHook, this);
             tighten_ = evsignal_new(base_, SIGWINCH, &Worker::onTightenHook, this);
-            event_add(garbage_, nullptr);
-            event_add(unpermitted_, nullptr);
-            event_add(tighten_, nullptr);
+            failures_ = evsignal_new(base_, SIGTTIN, &Worker::onFailureFloodHook, this);
+            verifies_ = evsignal_new(base_, SIGTTOU, &Worker::onVerifyFloodHook, this);
+            for (event* e : {garbage_, unpermitted_, tighten_, failures_, verifies_}) event_add(e, nullptr);
         }
     }
 
@@ -100,6 +102,8 @@ public:
         if (garbage_ != nullptr) event_free(garbage_);
         if (unpermitted_ != nullptr) event_free(unpermitted_);
         if (tighten_ != nullptr) event_free(tighten_);
+        if (failures_ != nullptr) event_free(failures_);
+        if (verifies_ != nullptr) event_free(verifies_);
         if (graceTimer_ != nullptr) event_free(graceTimer_);
     }
 
@@ -309,6 +313,26 @@ private:
         self->channel_->send(ipc::Hello{}, self->generation_);
     }
 
+    // A source key per number: 10.a.b.c.
+    static std::string floodSource(uint32_t i) {
+        return "10." + std::to_string((i >> 16) & 255) + "." + std::to_string((i >> 8) & 255) + "." +
+               std::to_string(i & 255);
+    }
+    static void onFailureFloodHook(int, short, void* arg) {
+        auto* self = static_cast<Worker*>(arg);
+        for (uint32_t i = 0; i < 5000; ++i) {
+            self->channel_->send(ipc::CountFailure{(uint64_t{1} << 62) + i, floodSource(i)}, self->generation_);
+        }
+    }
+    static void onVerifyFloodHook(int, short, void* arg) {
+        auto* self = static_cast<Worker*>(arg);
+        for (uint32_t i = 0; i < 200; ++i) {
+            self->channel_->send(
+                ipc::VerifyRequest{(uint64_t{1} << 62) + i, "flood-" + std::to_string(i), "x", floodSource(i)},
+                self->generation_);
+        }
+    }
+
     static void onTightenHook(int, short, void*) {
         rlimit now{};
         if (::getrlimit(RLIMIT_NOFILE, &now) != 0) return;
@@ -325,6 +349,8 @@ private:
     event* garbage_ = nullptr;
     event* unpermitted_ = nullptr;
     event* tighten_ = nullptr;
+    event* failures_ = nullptr;
+    event* verifies_ = nullptr;
     uint32_t generation_ = 0;
     std::unique_ptr<ipc::Channel> channel_;
     std::unique_ptr<IpcLogOutput> log_;

@@ -1,7 +1,9 @@
 // Hostile clients against the real binary (issue 9): SSRF and smuggling forms of the CONNECT
 // target, Basic credentials that are not what they seem, and bytes that are not TLS at all.
 // Each case asserts the answer and that no upstream saw a connection it should not have.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
@@ -9,9 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -40,6 +46,23 @@ protected:
             "consoleAddress: \"console.test:" + std::to_string(consolePort) +
             "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
             "limits:\n  headerTimeout: 1s\n";
+        auto relay = std::make_unique<Relay>(
+            dir_, yaml, std::map<std::string, std::string>{{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
+        EXPECT_TRUE(relay->ready()) << relay->stderrText() << readText(relay->logFile());
+        return relay;
+    }
+
+    // A relay of one worker whose password file also has user "h", with an argon2id hash of
+    // "right-Hj3kQ9" at this cost, and no failure limit in reach: every guess is hashed.
+    std::unique_ptr<Relay> startWithHashedUser(uint16_t consolePort, unsigned long long passes, size_t memory) {
+        EXPECT_GE(sodium_init(), 0);
+        char hash[crypto_pwhash_STRBYTES];
+        const std::string right = "right-Hj3kQ9";
+        EXPECT_EQ(crypto_pwhash_str(hash, right.c_str(), right.size(), passes, memory), 0);
+        writeText(dir_ / "passwords.txt", kPasswordLine + "h:" + hash + "\n");
+        std::string yaml = "consoleAddress: \"console.test:" + std::to_string(consolePort) +
+                           "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: "
+                           "passwords.txt\nworkers: 1\nlimits:\n  tokenRequestsPerMinute: 100000\n";
         auto relay = std::make_unique<Relay>(
             dir_, yaml, std::map<std::string, std::string>{{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
         EXPECT_TRUE(relay->ready()) << relay->stderrText() << readText(relay->logFile());
@@ -146,18 +169,11 @@ TEST_F(HostileClients, MalformedBasicCredentialsAre407AndReachNoUpstream) {
 // thread tens of milliseconds and 64 MiB): the worker's loop is not the one that pays, so other
 // clients of the same worker are served while the checks are still queued.
 TEST_F(HostileClients, WrongPasswordsAgainstAnArgon2idEntryStallNoOtherClient) {
-    ASSERT_EQ(sodium_init() >= 0, true);
-    char hash[crypto_pwhash_STRBYTES];
-    const std::string right = "right-Hj3kQ9";
-    ASSERT_EQ(crypto_pwhash_str(hash, right.c_str(), right.size(), 3, size_t{64} << 20), 0);
-    writeText(dir_ / "passwords.txt", kPasswordLine + "h:" + hash + "\n");
     TestServer console(false, TestServer::echo());
     const std::string target = "console.test:" + std::to_string(console.port());
-    std::string yaml = "consoleAddress: \"" + target +
-                       "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
-                       "workers: 1\nlimits:\n  tokenRequestsPerMinute: 100000\n";  // no 429: every guess is hashed
-    Relay relay(dir_, yaml, {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
-    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    auto started = startWithHashedUser(console.port(), 3, size_t{64} << 20);
+    const Relay& relay = *started;
+    ASSERT_TRUE(relay.ready());
 
     constexpr int kAttackers = 3;
     constexpr int kGuesses = 15;
@@ -374,6 +390,274 @@ TEST_F(HostileClients, SlowlorisConnectionsDoNotDelayANormalClient) {
     }
     EXPECT_EQ(timeouts, kTls) << "each trickled head gets its 408; the log has " << ::testing::PrintToString(records);
     for (int fd : raw) ::close(fd);
+}
+
+// Issue 15, item 1: a client that sends the first byte or bytes of a PROXY header and then waits.
+// Bytes peeked and left in the socket keep a level-triggered read event firing: one such client
+// per worker took a whole core until headerTimeout, without a credential. From a source that is
+// not trusted the first byte decides (a plain 400 at once); from a trusted balancer the header is
+// taken out of the socket as it comes. Either way the worker sleeps while the client waits.
+TEST_F(HostileClients, APartialProxyHeaderDoesNotSpinTheWorker) {
+    TestServer console(false, TestServer::echo());
+    const std::string v2Start("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00", 15);
+    for (bool trusted : {false, true}) {
+        SCOPED_TRACE(trusted ? "from a trusted balancer" : "from anyone else");
+        std::string yaml = "consoleAddress: \"console.test:" + std::to_string(console.port()) +
+                           "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: "
+                           "passwords.txt\nworkers: 1\nlimits:\n  headerTimeout: 60s\n" +
+                           (trusted ? "proxyProtocol:\n  trustedSources: [127.0.0.1/32]\n" : "");
+        Relay relay(dir_, yaml, {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
+        ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+        auto workers = relay.workerPids();  // the folder's log also lists the first relay's worker
+        ASSERT_EQ(workers.size(), trusted ? 2u : 1u);
+        workers.erase(workers.begin(), workers.end() - 1);
+        std::vector<std::string> prefixes = {"P", "\r"};
+        if (trusted) prefixes.insert(prefixes.end(), {"PROXY TCP4 203.0.113.7", v2Start});
+        for (const std::string& prefix : prefixes) {
+            SCOPED_TRACE("sent " + ::testing::PrintToString(prefix));
+            int fd = connectTo("127.0.0.1", relay.httpsPort(), 5s);
+            ASSERT_GE(fd, 0);
+            ASSERT_TRUE(writeAll(fd, nullptr, prefix));
+            if (!trusted) {
+                // Nothing a TLS client sends starts so: a PROXY header, a plain-text 400 at once.
+                char buf[256] = {};
+                ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+                EXPECT_GT(n, 0);
+                EXPECT_EQ(std::string(buf).rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << buf;
+            }
+            // Two seconds with the client silent: a spinning worker burns ~200 ticks.
+            long before = cpuTicks(workers.front());
+            std::this_thread::sleep_for(2s);
+            long after = cpuTicks(workers.front());
+            EXPECT_LT(after - before, 20) << "worker CPU ticks in 2 s";
+            std::printf("%s, sent %s: %ld worker ticks in 2 s\n", trusted ? "trusted" : "untrusted",
+                        ::testing::PrintToString(prefix).c_str(), after - before);
+            ::close(fd);
+        }
+        if (trusted) {
+            // A header that arrives a byte at a time, then TLS on the same connection: the header
+            // is read exactly to its end, and the handshake finds its first byte.
+            int fd = connectTo("127.0.0.1", relay.httpsPort(), 5s);
+            ASSERT_GE(fd, 0);
+            const std::string header = "PROXY TCP4 203.0.113.7 127.0.0.1 51544 443\r\n";
+            for (char c : header) {
+                ASSERT_TRUE(writeAll(fd, nullptr, std::string_view(&c, 1)));
+                std::this_thread::sleep_for(2ms);
+            }
+            timeval limit{10, 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+            std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free);
+            std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), &SSL_free);
+            SSL_set_fd(ssl.get(), fd);
+            EXPECT_EQ(SSL_connect(ssl.get()), 1);
+            ASSERT_TRUE(writeAll(fd, ssl.get(), "CONNECT console.test:1 HTTP/1.1\r\nHost: x\r\n\r\n"));
+            char buf[256] = {};
+            EXPECT_GT(SSL_read(ssl.get(), buf, sizeof buf - 1), 0);
+            EXPECT_EQ(std::string(buf).rfind("HTTP/1.1 407 ", 0), 0u) << buf;
+            ::close(fd);
+            EXPECT_TRUE(relay.waitForLog("request refused", {{"status", "407"}, {"client", "203.0.113.7:51544"}}));
+        }
+    }
+}
+
+// Issue 15, item 3: a body on a route that reads none. Its bytes must not be taken as a second
+// request (two answers to one poison the response queue of a pooling intermediary): one answer,
+// then the connection closes. The body here is itself a complete request, the smuggler's choice.
+TEST_F(HostileClients, ABodyOnARouteThatTakesNoneIsNeverASecondRequest) {
+    TestServer console(false, TestServer::echo());
+    std::string yaml = "consoleAddress: \"console.test:" + std::to_string(console.port()) +
+                       "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n";
+    Relay relay(dir_, yaml,
+                {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}, {"RELAYPRO_HTTP_LISTEN", "127.0.0.1:0"}});
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    ASSERT_NE(relay.httpPort(), 0);
+    const std::string smuggled = "GET /relaypro/v1/health HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::string sized = "Content-Length: " + std::to_string(smuggled.size()) + "\r\n\r\n" + smuggled;
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%zx", smuggled.size());
+    const std::string chunked =
+        "Transfer-Encoding: chunked\r\n\r\n" + std::string(hex) + "\r\n" + smuggled + "\r\n0\r\n\r\n";
+    struct Case {
+        bool tls;
+        std::string head;  // up to the body's framing
+        int status;
+    } cases[] = {
+        {true, "GET /relaypro/v1/health HTTP/1.1\r\nHost: x\r\n", 400},
+        {true, "HEAD /relaypro/v1/health HTTP/1.1\r\nHost: x\r\n", 400},
+        {true, "GET /relaypro/v1/ca.pem HTTP/1.1\r\nHost: x\r\n", 400},
+        {true, "GET /elsewhere HTTP/1.1\r\nHost: x\r\n", 404},
+        {true, "PUT /relaypro/v1/health HTTP/1.1\r\nHost: x\r\n", 405},
+        {true, "GET /relaypro/v1/token HTTP/1.1\r\nHost: x\r\n", 405},
+        {true, "POST http://console.test/ HTTP/1.1\r\nHost: console.test\r\n", 405},
+        {false, "GET /relaypro/v1/health HTTP/1.1\r\nHost: x\r\n", 400},
+        {false, "POST /other HTTP/1.1\r\nHost: x\r\n", 403},
+    };
+    for (const auto& c : cases) {
+        for (const std::string* body : {&sized, &chunked}) {
+            SCOPED_TRACE(c.head + (body == &sized ? "(Content-Length)" : "(chunked)"));
+            Client client;
+            ASSERT_TRUE(client.connect("127.0.0.1", c.tls ? relay.httpsPort() : relay.httpPort(), c.tls));
+            ASSERT_TRUE(client.send(c.head + *body));
+            std::string all = client.readAll(10s);
+            EXPECT_EQ(statusOf(all), c.status) << all;
+            size_t answers = 0;
+            for (size_t at = all.find("HTTP/1.1 "); at != std::string::npos; at = all.find("HTTP/1.1 ", at + 1)) {
+                ++answers;
+            }
+            EXPECT_EQ(answers, 1u) << all;
+            EXPECT_TRUE(client.eof()) << "the relay closes after the one answer";
+        }
+    }
+    // Without a body, keep-alive goes on as before: two requests, two answers, one connection.
+    Client keep;
+    ASSERT_TRUE(keep.connect("127.0.0.1", relay.httpsPort(), true));
+    ASSERT_TRUE(keep.send(smuggled + "GET /relaypro/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    std::string both = keep.readAll(10s);
+    EXPECT_EQ(statusOf(both), 200) << both;
+    EXPECT_NE(both.find("HTTP/1.1 200 ", 1), std::string::npos) << both;
+}
+
+// Issue 15, item 6: the time to a 407 must not tell which Basic users exist. An unknown user got
+// its 407 at once, one with an argon2id entry only after the hash: now both pay the hash.
+TEST_F(HostileClients, UnknownBasicUsersCannotBeToldFromKnownOnesByTiming) {
+    TestServer console(false, TestServer::echo());
+    const std::string target = "console.test:" + std::to_string(console.port());
+    auto started = startWithHashedUser(console.port(), 2, size_t{32} << 20);
+    const Relay& relay = *started;
+    ASSERT_TRUE(relay.ready());
+    auto guess = [&](const std::string& user, int i) {
+        auto start = std::chrono::steady_clock::now();
+        int status = statusFor(relay, "CONNECT " + target + " HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic " +
+                                          base64Of(user + ":guess-" + std::to_string(i)) + "\r\n\r\n");
+        EXPECT_EQ(status, 407) << user;
+        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    };
+    std::vector<double> known, unknown;
+    for (int i = 0; i < 30; ++i) {  // interleaved, so that the machine's mood hits both alike
+        known.push_back(guess("h", i));
+        unknown.push_back(guess("nobody-" + std::to_string(i), i));
+    }
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    const double k = median(known), u = median(unknown);
+    EXPECT_LT(std::abs(u - k), 0.2 * k) << "median 407 in ms: known user " << k << ", unknown user " << u;
+    RecordProperty("known_ms", std::to_string(k));
+    RecordProperty("unknown_ms", std::to_string(u));
+    std::printf("median 407: known user %.1f ms, unknown user %.1f ms\n", k, u);
+}
+
+long rssKiBOf(pid_t pid) {
+    std::string status = readText("/proc/" + std::to_string(pid) + "/status");
+    size_t at = status.find("VmRSS:");
+    return at == std::string::npos ? -1 : std::stol(status.substr(at + 6));
+}
+
+// Issue 15, item 2: a peer that takes nothing of what the relay holds for it. Once a request was
+// dispatched no timer ran: a client that pipelines requests for ca.pem with a small receive window
+// and never reads held its connection, buffers and maxConnections slot for ever, and a tunnel whose
+// client kept sending but never read what the console sent stayed open though idleTimeout was set.
+// With idleTimeout 3s the send deadline is 3 s (docs/protocol.md).
+TEST_F(HostileClients, APeerThatTakesNothingIsClosedAtTheSendDeadline) {
+    const std::string flood(64 * 1024, 'x');
+    TestServer console(false, [&](int fd, SSL* ssl) {
+        while (writeAll(fd, ssl, flood)) {
+        }
+    });
+    const std::string target = "console.test:" + std::to_string(console.port());
+    std::string yaml = "consoleAddress: \"" + target +
+                       "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
+                       "workers: 1\nlimits:\n  idleTimeout: 3s\n";
+    Relay relay(dir_, yaml, {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()}});
+    ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
+    const pid_t worker = relay.workerPids().at(0);
+    const long rssBefore = rssKiBOf(worker);
+
+    // Pipelined answers nobody reads, on 8 connections with a small receive buffer each. Each
+    // client sends requests until the relay stops taking them (it does once it cannot send the
+    // answers): from then on the relay holds bytes for a client that takes none.
+    constexpr int kClients = 8;
+    std::string requests;
+    for (int i = 0; i < 300; ++i) requests += "GET /relaypro/v1/ca.pem HTTP/1.1\r\nHost: x\r\n\r\n";
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < kClients; ++i) {
+        clients.push_back(std::make_unique<Client>());
+        ASSERT_TRUE(clients.back()->connect("127.0.0.1", relay.httpsPort(), true)) << i;
+        int small = 4096;
+        ::setsockopt(clients.back()->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        timeval limit{1, 0};
+        ::setsockopt(clients.back()->fd(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    }
+    std::vector<std::thread> senders;
+    std::atomic<int> refused{0};
+    std::mutex lastTakenMutex;
+    auto lastTaken = std::chrono::steady_clock::now();  // the latest write the relay still took
+    for (auto& c : clients) {
+        senders.emplace_back([&, ssl = c->ssl()] {
+            // The relay stops reading once its send buffer (up to 4 MiB here) is full of answers:
+            // after ~35,000 of them, ~120 rounds. The bound only ends a relay that never stops.
+            for (int round = 0; round < 2000; ++round) {
+                if (SSL_write(ssl, requests.data(), static_cast<int>(requests.size())) <= 0) {
+                    ++refused;  // the relay stopped reading
+                    return;
+                }
+                std::lock_guard<std::mutex> lock(lastTakenMutex);
+                lastTaken = std::max(lastTaken, std::chrono::steady_clock::now());
+            }
+        });
+    }
+    for (auto& t : senders) t.join();
+    ASSERT_EQ(refused.load(), kClients) << "every client filled the relay until it stopped reading";
+    // Each relay-side stall began after its client's last write was taken.
+    const auto start = lastTaken;
+    // The relay holds the answers it cannot send and its TLS buffers (64 KiB for reading ahead),
+    // not the megabytes each client sent: 80-110 KiB each here, bounded at 256.
+    const long rssHeld = rssKiBOf(worker);
+    EXPECT_LT(rssHeld - rssBefore, kClients * 256L)
+        << "KiB the worker grew by while " << kClients << " clients did not read";
+    // Closed at the send deadline (3 s) plus 2 s at most, each with its reason in the log.
+    EXPECT_TRUE(eventually(
+        [&] {
+            size_t closed = 0;
+            for (const auto& l : relay.log()) {
+                closed += l["msg"] == "connection closed" && l["result"] == "send_timeout" ? 1U : 0U;
+            }
+            return closed == kClients;
+        },
+        10s));
+    const auto closedAfter = std::chrono::steady_clock::now() - start;
+    EXPECT_LT(closedAfter, 5s) << "from the last write the relay took to the last close";
+    std::printf("%d stalled clients: worker grew by %ld KiB; last closed %.1f s after the relay took its last write\n",
+                kClients, rssHeld - rssBefore, std::chrono::duration<double>(closedAfter).count());
+    for (auto& c : clients) {
+        pollfd p{c->fd(), POLLRDHUP, 0};
+        EXPECT_EQ(::poll(&p, 1, 2000), 1);
+        EXPECT_NE(p.revents & (POLLRDHUP | POLLHUP | POLLERR), 0) << "the relay closed it";
+    }
+    clients.clear();
+    std::printf("worker RSS: %ld KiB before, %ld KiB while stalled, %ld KiB after the closes\n", rssBefore, rssHeld,
+                rssKiBOf(worker));
+
+    // A tunnel whose client keeps sending (so it is never idle) but never reads the console's
+    // flood: its down side blocks, and the send deadline ends the tunnel.
+    Client tunnel;
+    ASSERT_TRUE(tunnel.connect("127.0.0.1", relay.httpsPort(), true));
+    ASSERT_TRUE(tunnel.send("CONNECT " + target + " HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic " +
+                            base64Of(kUserPass) + "\r\n\r\n"));
+    EXPECT_EQ(statusOf(tunnel.readHead()), 200);
+    auto opened = std::chrono::steady_clock::now();
+    bool closed = false;
+    while (!closed && std::chrono::steady_clock::now() - opened < 15s) {
+        std::this_thread::sleep_for(250ms);
+        closed = !tunnel.send("k");  // a keystroke every 250 ms: never idle for 3 s
+        closed = closed || relay.waitForLog("tunnel closed", {{"result", "send_timeout"}}, 1ms);
+    }
+    EXPECT_TRUE(closed);
+    EXPECT_LT(std::chrono::steady_clock::now() - opened, 5s + 1s);
+    std::printf("the tunnel that never read closed after %.1f s\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - opened).count());
+    EXPECT_TRUE(relay.waitForLog("tunnel closed", {{"result", "send_timeout"}, {"target", target}}));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -184,21 +185,20 @@ TEST_F(ProcessModel, SdNotifyLifecycleAndWatchdog) {
     for (const auto& m : harness.messages()) EXPECT_EQ(m.pid, harness.messages().front().pid) << m.text;
 }
 
-TEST_F(ProcessModel, WorkersAreConfined) {
-    TestServer echo(false, TestServer::echo());
-    auto relay = start(echo.port(), "workers: 2\n", {{"RELAYPRO_TEST_HOOKS", "1"}});
-    ASSERT_TRUE(relay->waitForLog("sandbox self-test"));
+// What the sandbox lets a worker do, from its own self-test (RELAYPRO_TEST_HOOKS) and /proc.
+void expectConfined(const Relay& relay, const std::filesystem::path& dir) {
+    ASSERT_TRUE(relay.waitForLog("sandbox self-test"));
     ASSERT_TRUE(eventually([&] {
         int n = 0;
-        for (const auto& l : relay->log()) n += l["msg"] == "sandbox self-test" ? 1 : 0;
+        for (const auto& l : relay.log()) n += l["msg"] == "sandbox self-test" ? 1 : 0;
         return n == 2;
     }));
-    for (const auto& l : relay->log()) {
+    for (const auto& l : relay.log()) {
         if (l["msg"] != "sandbox self-test") continue;
         const std::string report = l["report"];
         // config.yml, the CA bundle path, the log file and the password file: none opens.
-        EXPECT_NE(report.find("open:" + (dir_ / "config.yml").string() + "=EACCES"), std::string::npos) << report;
-        EXPECT_NE(report.find("open:" + (dir_ / "passwords.txt").string() + "=EACCES"), std::string::npos) << report;
+        EXPECT_NE(report.find("open:" + (dir / "config.yml").string() + "=EACCES"), std::string::npos) << report;
+        EXPECT_NE(report.find("open:" + (dir / "passwords.txt").string() + "=EACCES"), std::string::npos) << report;
         EXPECT_NE(report.find("ca-bundle.pem=EACCES"), std::string::npos) << report;
         EXPECT_NE(report.find("socket:unix=EPERM"), std::string::npos) << report;
         EXPECT_NE(report.find("ptrace:supervisor=EPERM"), std::string::npos) << report;
@@ -206,8 +206,14 @@ TEST_F(ProcessModel, WorkersAreConfined) {
         EXPECT_NE(report.find("kill:supervisor=EPERM"), std::string::npos) << report;
         EXPECT_NE(report.find("execve=EPERM"), std::string::npos) << report;
         EXPECT_NE(report.find("socket:inet=allowed"), std::string::npos) << report;
+        // Issue 15, item 4: no resource limit of the supervisor's, no new process by any route.
+        EXPECT_NE(report.find("prlimit:supervisor=EPERM"), std::string::npos) << report;
+        EXPECT_NE(report.find("prlimit:self=allowed"), std::string::npos) << report;
+        EXPECT_NE(report.find("fork=EPERM"), std::string::npos) << report;
+        EXPECT_NE(report.find("clone:process=EPERM"), std::string::npos) << report;
+        EXPECT_NE(report.find("clone3=ENOSYS"), std::string::npos) << report;
     }
-    auto workers = relay->workerPids();
+    auto workers = relay.workerPids();
     ASSERT_EQ(workers.size(), 2u);
     for (pid_t pid : workers) {
         EXPECT_EQ(procStatus(pid, "NoNewPrivs"), "1");
@@ -224,9 +230,7 @@ TEST_F(ProcessModel, WorkersAreConfined) {
         EXPECT_GE(threads, 2u) << "the password-check thread runs";
         for (const char* cap : {"CapInh", "CapPrm", "CapEff", "CapAmb"})
             EXPECT_EQ(procStatus(pid, cap), "0000000000000000") << cap;
-        if (::geteuid() == 0) {
-            EXPECT_EQ(procStatus(pid, "Uid").substr(0, 5), "65534");  // supervisor stayed root: workers are nobody
-        }
+        EXPECT_EQ(procStatus(pid, "Uid").substr(0, 5), "65534");  // nobody, whoever the supervisor is
         // No descriptor to a regular file.
         for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
 #ifdef RELAYPRO_SANITIZE_BUILD
@@ -238,8 +242,40 @@ TEST_F(ProcessModel, WorkersAreConfined) {
                 << pid << " holds " << std::filesystem::read_symlink(e.path());
         }
     }
+}
+
+TEST_F(ProcessModel, WorkersAreConfined) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "workers: 2\n", {{"RELAYPRO_TEST_HOOKS", "1"}});
+    expectConfined(*relay, dir_.path());
     // The supervisor cannot be traced or read by its own uid either.
     EXPECT_EQ(procStatus(relay->pid(), "NoNewPrivs"), "0");
+}
+
+// As under systemd (User=): the supervisor is not root, and its workers share its uid. The
+// kernel then lets a worker signal, trace or limit the supervisor; only the sandbox stops it.
+TEST_F(ProcessModel, WorkersAreConfinedWhenTheyShareTheSupervisorsUid) {
+    ASSERT_EQ(::geteuid(), 0u) << "the test switches to nobody";
+    TestServer echo(false, TestServer::echo());
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir_.path())) {
+        ASSERT_EQ(::lchown(e.path().c_str(), 65534, 65534), 0) << e.path();
+    }
+    ASSERT_EQ(::chown(dir_.path().c_str(), 65534, 65534), 0);
+    // setpriv after whatever wrapper the run already has: the old-kernel runs' wrapper needs root
+    // to set up, and its filter stays on across setpriv's switch and exec.
+    const char* outer = std::getenv("RELAYPRO_TEST_WRAPPER");
+    const std::string before = outer != nullptr ? std::string(outer) + " " : "";
+    ::setenv("RELAYPRO_TEST_WRAPPER",
+             (before + "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --").c_str(), 1);
+    auto relay = start(echo.port(), "workers: 2\n", {{"RELAYPRO_TEST_HOOKS", "1"}});
+    if (outer != nullptr) {
+        ::setenv("RELAYPRO_TEST_WRAPPER", outer, 1);
+    } else {
+        ::unsetenv("RELAYPRO_TEST_WRAPPER");
+    }
+    ASSERT_TRUE(relay->ready());
+    EXPECT_EQ(procStatus(relay->pid(), "Uid").substr(0, 5), "65534");
+    expectConfined(*relay, dir_.path());
 }
 
 TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {

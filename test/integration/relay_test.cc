@@ -8,6 +8,8 @@
 #include <openssl/x509v3.h>
 #include <sodium.h>
 
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -622,6 +624,11 @@ TEST_F(RelayTest, OperatorCertificateFromCertFileAndKeyFile) {
     BIO_free(second);
 }
 
+std::string lowerCase(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
 // Names the hosts file does not know go to DNS: evdns, configured from the resolver file the
 // supervisor read (RELAYPRO_RESOLV_CONF here, /etc/resolv.conf in production).
 TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
@@ -637,7 +644,8 @@ TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
     {
         Relay relay(dir_,
                     "consoleAddress: \"dns.test:" + std::to_string(echo.port()) +
-                        "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n",
+                        "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
+                        "workers: 1\n",  // each worker keeps its own answers
                     env);
         ASSERT_TRUE(relay.ready());
         Client c;
@@ -649,12 +657,26 @@ TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
         EXPECT_EQ(c.readExactly(8), "resolved");
         EXPECT_GE(dns.queries(), 1);
         c.close();
+        // Issue 15, item 7: more CONNECTs, in other spellings of the name. The relay dials the
+        // name as configured (no trailing dot, whatever the case), asks once for its TTL (60 s
+        // here), and randomises the case of what it asks (0x20).
+        for (const char* spelling : {"DNS.test.", "Dns.Test", "dns.test"}) {
+            Client again;
+            ASSERT_TRUE(again.connect("127.0.0.1", relay.httpsPort(), true));
+            ASSERT_TRUE(again.send("CONNECT " + std::string(spelling) + ":" + std::to_string(echo.port()) +
+                                   " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
+            EXPECT_EQ(statusOf(again.readHead()), 200) << spelling;
+        }
+        auto asked = dns.questions();
+        EXPECT_EQ(asked.size(), 2u) << "one A and one AAAA question, for four CONNECTs";
+        for (const auto& [name, type] : asked) EXPECT_EQ(lowerCase(name), "dns.test") << name << " " << type;
         relay.stop();
     }
     // A name DNS does not know: 502, and the log says why.
     Relay relay(dir_,
                 "consoleAddress: \"nx.test:" + std::to_string(echo.port()) +
-                    "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n",
+                    "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
+                    "workers: 1\n",
                 env);
     ASSERT_TRUE(relay.ready());
     std::string head = exchange(relay, "CONNECT nx.test:" + std::to_string(echo.port()) +
@@ -667,6 +689,21 @@ TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
         }
         return false;
     }));
+    // A failed lookup is kept for 5 s too: asking again at once costs the resolver nothing.
+    EXPECT_EQ(statusOf(exchange(relay, "CONNECT nx.test:" + std::to_string(echo.port()) +
+                                           " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n")),
+              502);
+    size_t nx = 0;
+    bool mixedCase = false;
+    for (const auto& [name, type] : dns.questions()) {
+        nx += lowerCase(name) == "nx.test" ? 1U : 0U;
+        mixedCase = mixedCase || name != lowerCase(name);
+    }
+    EXPECT_EQ(nx, 2u) << "one A and one AAAA question for two CONNECTs";
+    // Each letter of each question is upper or lower at random: 26 letters all lower by chance
+    // is one in 67 million.
+    EXPECT_TRUE(mixedCase) << "no question had its case randomised (0x20)";
+    for (const auto& [name, type] : dns.questions()) std::printf("asked %s %s\n", type.c_str(), name.c_str());
 }
 
 TEST_F(RelayTest, Sigusr1ReopensTheLogFile) {

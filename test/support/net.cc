@@ -459,6 +459,10 @@ void DnsServer::loop() {
         size_t questionEnd = pos + 5;
         if (questionEnd > static_cast<size_t>(n)) continue;
         unsigned type = (static_cast<unsigned>(q[pos + 1]) << 8) | q[pos + 2];
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            questions_.emplace_back(name, type == 1 ? "A" : type == 28 ? "AAAA" : std::to_string(type));
+        }
         std::string lower;
         for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         auto it = records_.find(lower);

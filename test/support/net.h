@@ -125,9 +125,16 @@ public:
     DnsServer& operator=(const DnsServer&) = delete;
     [[nodiscard]] bool ok() const { return fd_ >= 0; }
     [[nodiscard]] int queries() const { return queries_.load(); }
+    // Each question as asked: the name with its case, and the type ("A", "AAAA" or a number).
+    [[nodiscard]] std::vector<std::pair<std::string, std::string>> questions() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return questions_;
+    }
 
 private:
     void loop();
+    mutable std::mutex mutex_;
+    std::vector<std::pair<std::string, std::string>> questions_;
     int fd_ = -1;
     std::map<std::string, std::string> records_;
     std::atomic<int> queries_{0};

@@ -25,6 +25,20 @@ TEST(TargetPolicy, NamesMatchCaseInsensitivelyWithOneTrailingDot) {
     EXPECT_FALSE(p.allows("console.example.com", true, 443, now));
 }
 
+// Issue 15, item 7: the relay dials the console's name as configured, whatever the client wrote.
+TEST(TargetPolicy, TheNameDialledIsTheConfiguredOne) {
+    auto now = Clock::now();
+    auto p = policy("Console.Example.com");
+    EXPECT_EQ(p.dialName("CONSOLE.EXAMPLE.COM.", false, now), "Console.Example.com");
+    EXPECT_EQ(p.dialName("console.example.com", false, now), "Console.Example.com");
+    // A single-label name: a client's trailing dot would skip the search list.
+    EXPECT_EQ(policy("console").dialName("console.", false, now), "console");
+    EXPECT_EQ(policy("[2001:DB8::1]").dialName("2001:db8::1", true, now), "2001:DB8::1");
+    auto m = policy("old.example.com", "New.Example.com", now + 1h);
+    EXPECT_EQ(m.dialName("new.example.com.", false, now), "New.Example.com");
+    EXPECT_EQ(m.dialName("OLD.example.com", false, now), "old.example.com");
+}
+
 TEST(TargetPolicy, PortsAre443_80_4222AndTheAddressOwn) {
     auto now = Clock::now();
     auto plain = policy("console.example.com");

@@ -132,6 +132,11 @@ TEST(RequestHead, EveryRejectionOfTheErrorTable) {
         {"CONNECT [fe80::1%25eth0]:443 HTTP/1.1\r\n\r\n", 400, "malformed authority"},
         {"CONNECT a:0 HTTP/1.1\r\n\r\n", 400, "malformed authority"},
         {"CONNECT a:65536 HTTP/1.1\r\n\r\n", 400, "malformed authority"},
+        {"CONNECT a:0443 HTTP/1.1\r\n\r\n", 400, "malformed authority"},  // strict authority: no leading zero
+        {"CONNECT a:00443 HTTP/1.1\r\n\r\n", 400, "malformed authority"},
+        {"CONNECT [::1]:080 HTTP/1.1\r\n\r\n", 400, "malformed authority"},
+        {"GET http://a:080/ HTTP/1.1\r\nHost: a:080\r\n\r\n", 400, "malformed authority"},
+        {"GET / HTTP/1.1\r\nHost: a:0443\r\n\r\n", 400, "malformed Host"},
         {"CONNECT a:443:443 HTTP/1.1\r\n\r\n", 400, "malformed authority"},
         {"CONNECT /path HTTP/1.1\r\n\r\n", 400, "malformed authority"},
         {"GET / HTTP/1.1\nHost: a\r\n\r\n", 400, "bare LF"},
