@@ -367,13 +367,12 @@ void WorkerPool::onMessage(pid_t pid, ipc::Received&& r) {
         case ipc::MessageType::AuthFailure: {
             ipc::AuthFailure m;
             if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed AuthFailure");
-            (void)failureReported(w, m.source);
-            return;
+            return failureReported(w, m.source);
         }
         case ipc::MessageType::CountFailure: {
             ipc::CountFailure m;
             if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed CountFailure");
-            if (!failureReported(w, m.source)) return;
+            failureReported(w, m.source);
             // After any SourceBlocked of that failure: the worker answers its client only now.
             w.channel->send(ipc::FailureCounted{m.ticket}, w.generation);
             return;
@@ -549,15 +548,26 @@ void WorkerPool::verifyRequested(Worker& w, ipc::VerifyRequest&& m) {
     const uint32_t generation = w.generation;
     const uint64_t ticket = m.ticket;
     if (!verifying_.insert({pid, ticket}).second) return;  // asked again while the first is in flight
-    // A connection waits for one verification at a time, so a worker never has more in flight
-    // than its share of maxConnections. One that does chooses its sources to get past the
-    // per-source bucket and flood the console with the relay's own credential.
+    // A connection waits for one verification at a time, so a worker needs no more in flight
+    // than its share of maxConnections (a little more only when clients hung up while the
+    // console was slow). A compromised one could choose its sources to get past the per-source
+    // bucket and flood the console with the relay's own credential: beyond its share, a
+    // verification is answered "console unavailable" at once, and that is logged. Not replaced,
+    // for the same reason as failureReported().
     const uint64_t cap = setup_.settings->maxConnections > 0 ? setup_.settings->maxConnections : kMaxVerifyingUnlimited;
-    if (++w.verifying > cap) {
+    if (w.verifying >= cap) {
         verifying_.erase({pid, ticket});
-        return replace(w, "more token verifications in flight (" + std::to_string(w.verifying) +
-                              ") than it may have connections (" + std::to_string(cap) + ")");
+        if (!w.verifyCapLogged) {
+            log_.warn(
+                "a worker asks for more token verifications at once than it has connections; the rest are refused",
+                {{"workerPid", pid}, {"cap", static_cast<int64_t>(cap)}});
+            w.verifyCapLogged = true;
+        }
+        w.channel->send(ipc::VerifyAnswer{ticket, ipc::VerifyAnswer::Result::ConsoleUnavailable, 5}, generation);
+        return;
     }
+    ++w.verifying;
+    w.verifyCapLogged = false;
     auto answer = [this, pid, generation, ticket](ipc::VerifyAnswer::Result result, uint32_t retryAfter) {
         verifying_.erase({pid, ticket});
         auto it = workers_.find(pid);
@@ -576,22 +586,27 @@ void WorkerPool::verifyRequested(Worker& w, ipc::VerifyRequest&& m) {
     setup_.verify(m, std::move(answer));
 }
 
-bool WorkerPool::failureReported(Worker& w, const std::string& source) {
-    // A worker chooses the source it reports, and every worker then refuses that source: capped
-    // per worker and second, so that a compromised one cannot block the relay's Responders at
-    // will. Counting a failure takes a request with a credential from a client that is not
-    // blocked yet; a worker answers far fewer in a second than the cap (BENCHMARKS.md).
-    auto now = std::chrono::steady_clock::now();
+void WorkerPool::failureReported(Worker& w, const std::string& source) {
+    // A worker chooses the source it reports, and every worker then refuses that source: a
+    // compromised one could lock Responders out at will. So each worker's reports count up to a
+    // cap per second; beyond it they are acknowledged and dropped, and that is logged. The
+    // worker is not replaced for it: clients alone can push an honest worker past any such cap
+    // (a burst read before the SourceBlocked arrives), and replacing it would end every tunnel
+    // it holds. A source already over its limit costs nothing against the cap.
+    const uint32_t perMinute = setup_.settings->limits.tokenRequestsPerMinute;
+    const auto now = std::chrono::steady_clock::now();
+    if (!sources_.allowed(source, perMinute, now)) return authenticationFailed(source);
     if (now - w.failureSecond >= std::chrono::seconds(1)) {
         w.failureSecond = now;
         w.failuresThisSecond = 0;
     }
-    if (++w.failuresThisSecond > kMaxFailuresPerSecond) {
-        replace(w, "more than " + std::to_string(kMaxFailuresPerSecond) + " authentication failures in one second");
-        return false;
+    if (++w.failuresThisSecond == kMaxFailuresPerSecond + 1) {
+        log_.warn(
+            "a worker reports more authentication failures than it may; the rest of this second's are not counted",
+            {{"workerPid", w.pid}, {"cap", kMaxFailuresPerSecond}});
     }
+    if (w.failuresThisSecond > kMaxFailuresPerSecond) return;
     authenticationFailed(source);
-    return true;
 }
 
 void WorkerPool::authenticationFailed(const std::string& source) {

@@ -127,6 +127,7 @@ private:
         // What a worker may ask of the supervisor for the others (issue 15): a worker chooses the
         // source it reports, so these caps bound what a compromised one can do.
         size_t verifying = 0;                                 // VerifyRequests in flight
+        bool verifyCapLogged = false;                         // since it was last below the cap
         std::chrono::steady_clock::time_point failureSecond;  // the second failuresThisSecond counts
         uint32_t failuresThisSecond = 0;
     };
@@ -150,9 +151,8 @@ private:
     void onChannelClosed(pid_t pid, const std::string& reason);
     bool permitted(const Worker& w, ipc::MessageType t) const;
     void replace(Worker& w, const std::string& why);
-    // Counts one authentication failure a worker reports; false when that worker is over its
-    // cap (it has been replaced).
-    bool failureReported(Worker& w, const std::string& source);
+    // Counts one authentication failure a worker reports, within that worker's cap.
+    void failureReported(Worker& w, const std::string& source);
     void authenticationFailed(const std::string& source);
     void verifyRequested(Worker& w, ipc::VerifyRequest&& m);
     void workerExited(pid_t pid, int status);

@@ -17,6 +17,7 @@
 #include "worker/buffer_pool.h"
 #include "worker/http_response.h"
 #include "worker/proxy_protocol.h"
+#include "worker/quiet_limit.h"
 #include "worker/server.h"
 #include "worker/token_request.h"
 
@@ -26,9 +27,6 @@ namespace {
 // Work per wake-up before yielding to other connections: 16 buffers per direction.
 constexpr int kPumpBudget = 16;
 constexpr size_t kHeadReadChunk = 4096;
-// How long a peer may take no byte of what the relay holds for it, when limits.idleTimeout is 0
-// (otherwise idleTimeout is the limit). nginx's send_timeout has the same default.
-constexpr auto kDefaultSendTimeout = std::chrono::seconds(60);
 
 std::string peerText(const sockaddr_storage& a) {
     char buf[INET6_ADDRSTRLEN] = {};
@@ -655,28 +653,27 @@ void Connection::handleConnect() {
     std::string user, password;
     const PasswordEntry* entry = nullptr;
     if (decodeBasicCredential(credential, user, password)) entry = s.passwords->find(user);
-    // An unknown user takes the path of a known one, so that the time to the 407 (or the 429 of
-    // a full queue) does not tell which users exist: the password is checked against the file's
-    // decoy hash (as costly as its costliest entry) or, in a file of plain entries, compared.
+    // Every user takes the same path, so that the time to the 407 (or the 429 of a full queue)
+    // does not tell which users exist. In a file with hashed entries, a user it does not have
+    // and a user with a plain entry are checked against the decoy hash (as costly as the
+    // file's costliest entry), whose verdict is then replaced by the real one; in a file of plain
+    // entries everyone gets one constant-time comparison.
     const std::string& decoy = s.passwords->decoyHash();
-    checkingDecoy_ = entry == nullptr && !decoy.empty();
-    if (entry == nullptr && !checkingDecoy_) {
-        (void)plainPasswordMatches(user, password);
-        sodium_memzero(password.data(), password.size());
-        return authenticationFailed(false);
-    }
-    if (entry != nullptr && !entry->hashed) {
-        bool ok = plainPasswordMatches(entry->secret, password);
+    const bool plain = entry == nullptr || !entry->hashed;
+    if (plain && decoy.empty()) {
+        bool ok = plainPasswordMatches(entry != nullptr ? entry->secret : user, password) && entry != nullptr;
         sodium_memzero(password.data(), password.size());
         if (!ok) return authenticationFailed(false);
         return authorized(user, "Basic");
     }
-    const std::string& hash = checkingDecoy_ ? decoy : entry->secret;
-    if (!checkingDecoy_ && server_.hashVerifier().cached(hash, password)) {
+    checkingDecoy_ = plain;
+    decoyVerdict_ = entry != nullptr && plain && plainPasswordMatches(entry->secret, password);
+    const std::string& hash = plain ? decoy : entry->secret;
+    if (!plain && server_.hashVerifier().cached(hash, password)) {
         sodium_memzero(password.data(), password.size());
         return authorized(user, "Basic");
     }
-    identity_ = checkingDecoy_ ? std::string() : user;
+    identity_ = entry != nullptr ? user : std::string();
     state_ = State::Authorizing;
     if (!server_.hashVerifier().submit(serial_, hash, std::move(password))) {
         // Too many checks queued: a flood of guesses must not grow memory or stall others.
@@ -696,7 +693,8 @@ void Connection::handleConnect() {
 
 void Connection::passwordChecked(bool ok) {
     if (state_ != State::Authorizing) return;
-    if (!ok || checkingDecoy_) {  // no password matches the decoy; were one to, it is still no user
+    if (checkingDecoy_) ok = decoyVerdict_;  // the decoy only took the time; the verdict is the plain one
+    if (!ok) {
         state_ = State::ReadHead;
         authenticationFailed(false);
     } else {
@@ -802,6 +800,7 @@ void Connection::dialed(DialOutcome&& o) {
         state_ = State::Forward;
         tunnelStart_ = lastActivity_ = std::chrono::steady_clock::now();
         server_.tunnelOpened();
+        armDeadline();  // a console that never answers does not hold the connection for ever
     }
     drive();
 }
@@ -1031,9 +1030,11 @@ bool Connection::stepForward() {
 
 // ---------------------------------------------------------------- ends
 
-std::chrono::nanoseconds Connection::sendTimeout() const {
-    auto idle = settings_->limits.idleTimeout;
-    return idle > Duration::zero() ? idle : std::chrono::duration_cast<Duration>(kDefaultSendTimeout);
+std::optional<std::chrono::nanoseconds> Connection::quietLimit() const {
+    QuietPhase phase = state_ == State::Tunnel    ? QuietPhase::Tunnel
+                       : state_ == State::Forward ? QuietPhase::Forward
+                                                  : QuietPhase::Answer;
+    return relaypro::quietLimit(phase, settings_->limits.idleTimeout);
 }
 
 void Connection::sendBlocked(const Stream& to) {
@@ -1049,24 +1050,27 @@ void Connection::sendBlocked(const Stream& to) {
 void Connection::sendProgressed(const Stream& to) {
     // The armed deadline may fire for nothing; timedOut() then arms the next one.
     (&to == &client_ ? clientBlockedSince_ : upstreamBlockedSince_) = Clock::time_point{};
+    // Bytes written are bytes moved: a slow reader draining a full buffer is not idle.
+    lastActivity_ = Clock::now();
 }
 
 bool Connection::sendDeadlinePassed(Clock::time_point now) {
-    auto passed = [&](Clock::time_point since) { return since != Clock::time_point{} && now - since >= sendTimeout(); };
-    return passed(clientBlockedSince_) || passed(upstreamBlockedSince_);
+    auto limit = quietLimit();
+    auto passed = [&](Clock::time_point since) { return since != Clock::time_point{} && now - since >= *limit; };
+    return limit && (passed(clientBlockedSince_) || passed(upstreamBlockedSince_));
 }
 
 // The timer while a request is answered, forwarded or tunnelled: the earliest of the send
-// deadlines of blocked sides and, in a tunnel, the idle deadline.
+// deadlines of blocked sides and, in a tunnel or a forward, the idle deadline.
 void Connection::armDeadline() {
     if (state_ != State::Respond && state_ != State::Tunnel && state_ != State::Forward) return;
     std::optional<Clock::time_point> at;
     auto consider = [&](Clock::time_point t) { at = at ? std::min(*at, t) : t; };
-    for (Clock::time_point since : {clientBlockedSince_, upstreamBlockedSince_}) {
-        if (since != Clock::time_point{}) consider(since + sendTimeout());
-    }
-    if (state_ == State::Tunnel && settings_->limits.idleTimeout > Duration::zero()) {
-        consider(lastActivity_ + settings_->limits.idleTimeout);
+    if (auto limit = quietLimit()) {
+        for (Clock::time_point since : {clientBlockedSince_, upstreamBlockedSince_}) {
+            if (since != Clock::time_point{}) consider(since + *limit);
+        }
+        if (state_ == State::Tunnel || state_ == State::Forward) consider(lastActivity_ + *limit);
     }
     if (!at) {
         evtimer_del(&timer_);
@@ -1090,8 +1094,8 @@ void Connection::timedOut() {
             closeNow("send_timeout");
             return;
         }
-        auto idle = settings_->limits.idleTimeout;
-        if (state_ == State::Tunnel && idle > Duration::zero() && now - lastActivity_ >= idle) {
+        auto limit = quietLimit();
+        if ((state_ == State::Tunnel || state_ == State::Forward) && limit && now - lastActivity_ >= *limit) {
             closeNow("idle_timeout");
             return;
         }

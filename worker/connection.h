@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/worker_settings.h"
@@ -126,10 +127,11 @@ private:
     void challenge(bool invalidToken);
     void startHeadTimer();
     void timedOut();
-    // Send deadlines (Respond, Tunnel, Forward): a side the relay holds bytes for and that takes
-    // none for sendTimeout() is closed, whatever the other side does.
+    // Deadlines while answering, forwarding or tunnelling: a side the relay holds bytes for and
+    // that takes none for quietLimit() is closed, whatever the other side does (send deadline);
+    // a tunnel or forward with no byte either way for that long too (idle). No limit: none.
     using Clock = std::chrono::steady_clock;
-    [[nodiscard]] std::chrono::nanoseconds sendTimeout() const;
+    [[nodiscard]] std::optional<std::chrono::nanoseconds> quietLimit() const;
     void sendBlocked(const Stream& to);
     void sendProgressed(const Stream& to);
     bool sendDeadlinePassed(Clock::time_point now);
@@ -156,7 +158,8 @@ private:
     bool handshakeDone_ = false;
     bool answeredOne_ = false;            // at least one request answered on this connection
     bool challengeInvalidToken_ = false;  // the 407 waiting in State::Counting
-    bool checkingDecoy_ = false;          // State::Authorizing for a user the file does not have
+    bool checkingDecoy_ = false;          // State::Authorizing on the decoy hash (unknown or plain user)
+    bool decoyVerdict_ = false;           // what that check answers in truth
     uint64_t requests_ = 0;               // requests to the supervisor so far
     uint64_t ticket_ = 0;                 // the one waiting for an answer (Verifying, Counting)
     std::string verifyCredential_;        // while Verifying, to ask again; wiped after

@@ -45,6 +45,7 @@ uint64_t NameCache::lookup(const std::string& name, Done done) {
                              : evdns_base_resolve_ipv6(dns_, name.c_str(), 0, &NameCache::onAnswer, &p->questions[1]);
         if (p->requests[i] == nullptr) {
             if (i == 0) p->v4Error = DNS_ERR_FORMAT;
+            p->unsure = true;
             --p->outstanding;
         }
     }
@@ -80,8 +81,11 @@ void NameCache::onAnswer(int result, char type, int count, int ttl, void* addres
             }
         }
         p->ttl = p->ttl < 0 ? ttl : std::min(p->ttl, ttl);
-    } else if (!q->ipv6) {
-        p->v4Error = result == DNS_ERR_NONE ? DNS_ERR_NODATA : result;
+    } else {
+        if (!q->ipv6) p->v4Error = result == DNS_ERR_NONE ? DNS_ERR_NODATA : result;
+        // A question that went unanswered (timeout, server failure, refused) says nothing about
+        // the name: whatever the other one found is kept only as long as a failure is.
+        if (result != DNS_ERR_NONE && result != DNS_ERR_NOTEXIST && result != DNS_ERR_NODATA) p->unsure = true;
     }
     if (--p->outstanding == 0) p->cache->finished(p);
 }
@@ -97,7 +101,7 @@ void NameCache::finished(Pending* p) {
     if (c.answer.addresses.empty()) {
         c.answer.error = std::string("DNS lookup of ") + p->name +
                          " failed: " + (p->v4Error != 0 ? evdns_err_to_string(p->v4Error) : "no address");
-    } else {
+    } else if (!p->unsure) {
         ttl = std::clamp<std::chrono::seconds>(std::chrono::seconds(std::max(p->ttl, 0)), kMinTtl, kMaxTtl);
     }
     c.expires = Clock::now() + ttl;

@@ -1,6 +1,7 @@
 // DNS answers for the few names a worker dials: the console's, the migration console's and the
 // upstream proxy's (the target policy allows no other). Answers are kept for their TTL (at
-// least 1 s, at most an hour; a failed lookup for 5 s), and a lookup already under way is joined
+// least 1 s, at most an hour; 5 s for a failed lookup, or for one of whose two questions went
+// unanswered), and a lookup already under way is joined
 // rather than asked again, so that clients cannot make the relay ask its resolver at will.
 // The A and AAAA questions go out together through evdns, with its search list and 0x20 case
 // randomisation.
@@ -67,6 +68,7 @@ private:
         std::vector<sockaddr_storage> v4, v6;
         int ttl = -1;  // the smallest of the answers that had addresses
         int v4Error = 0;
+        bool unsure = false;  // a question went unanswered: keep the answer as briefly as a failure
         std::vector<std::pair<uint64_t, Done>> waiters;
     };
     static void onAnswer(int result, char type, int count, int ttl, void* addresses, void* arg);

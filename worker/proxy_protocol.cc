@@ -33,9 +33,15 @@ bool parsePort(std::string_view s, uint16_t& port) {
 
 ProxyHeader parseV1(std::string_view data) {
     size_t crlf = data.find("\r\n");
+    // The first LF ends the line and must follow a CR: a bare LF before the CRLF is refused
+    // whether the rest has arrived or not (the same bytes must get the same verdict however
+    // they are split: the fuzz target proxy_protocol checks it).
+    size_t lf = data.find('\n');
+    if (lf != std::string_view::npos && (crlf == std::string_view::npos || lf != crlf + 1)) {
+        return invalid("PROXY v1 line without CRLF");
+    }
     if (crlf == std::string_view::npos) {
         if (data.size() >= kMaxV1Bytes) return invalid("PROXY v1 line too long");
-        if (data.find('\n') != std::string_view::npos) return invalid("PROXY v1 line without CRLF");
         return ProxyHeader{};
     }
     if (crlf + 2 > kMaxV1Bytes) return invalid("PROXY v1 line too long");

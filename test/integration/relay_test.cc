@@ -706,6 +706,35 @@ TEST_F(RelayTest, NamesResolveThroughDnsWhenTheHostsFileDoesNotKnowThem) {
     for (const auto& [name, type] : dns.questions()) std::printf("asked %s %s\n", type.c_str(), name.c_str());
 }
 
+// The review of issue 15: when one of the two questions goes unanswered (a lost A packet) and the
+// other has an answer (an AAAA whose address does not serve), that answer is kept no longer than a
+// failure (5 s), not for its TTL (300 s here): the next CONNECTs ask again and get through.
+TEST_F(RelayTest, AnAnswerOneQuestionOfWhichWentUnansweredIsKeptOnlyBriefly) {
+    if (::geteuid() != 0) GTEST_SKIP() << "a DNS server on port 53 needs root";
+    std::string ns = "127.54." + std::to_string(::getpid() % 250 + 1) + ".53";
+    DnsServer dns(ns, 53, {{"dual.test", "127.0.0.1"}});
+    ASSERT_TRUE(dns.ok());
+    dns.addAaaa("dual.test", "::1");  // nothing of the test listens there
+    dns.dropNextA(1);
+    TestServer echo(false, TestServer::echo());
+    writeText(dir_ / "resolv.conf", "nameserver " + ns + "\noptions timeout:1 attempts:1\n");
+    writeText(dir_ / "hosts", "127.0.0.1 localhost\n");
+    Relay relay(dir_,
+                "consoleAddress: \"dual.test:" + std::to_string(echo.port()) +
+                    "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n"
+                    "workers: 1\n",
+                {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()},
+                 {"RELAYPRO_RESOLV_CONF", (dir_ / "resolv.conf").string()}});
+    ASSERT_TRUE(relay.ready());
+    const std::string connect = "CONNECT dual.test:" + std::to_string(echo.port()) +
+                                " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n";
+    EXPECT_EQ(statusOf(exchange(relay, connect)), 502) << "A lost, ::1 refuses";
+    EXPECT_TRUE(eventually([&] { return statusOf(exchange(relay, connect)) == 200; }, std::chrono::seconds(15)));
+    size_t a = 0;
+    for (const auto& [name, type] : dns.questions()) a += type == "A" ? 1U : 0U;
+    EXPECT_EQ(a, 2u) << "the lost question and the one asked again";
+}
+
 TEST_F(RelayTest, Sigusr1ReopensTheLogFile) {
     TestServer console(true, TestServer::httpPage("x"));
     auto relay = startRelay(console.port());

@@ -465,6 +465,34 @@ void DnsServer::loop() {
         }
         std::string lower;
         for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (type == 1 && dropA_.load() > 0) {
+            --dropA_;
+            continue;
+        }
+        if (type == 28) {  // AAAA: an answer when one was added, else NODATA (or NXDOMAIN)
+            std::string v6;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (auto found = aaaa_.find(lower); found != aaaa_.end()) v6 = found->second;
+            }
+            std::string r(reinterpret_cast<char*>(q), questionEnd);
+            r[2] = static_cast<char>(0x81);
+            r[3] = static_cast<char>(v6.empty() && !records_.contains(lower) ? 0x83 : 0x80);
+            r[4] = 0;
+            r[5] = 1;
+            r[6] = 0;
+            r[7] = static_cast<char>(v6.empty() ? 0 : 1);
+            r[8] = r[9] = r[10] = r[11] = 0;
+            if (!v6.empty()) {
+                in6_addr addr{};
+                inet_pton(AF_INET6, v6.c_str(), &addr);
+                const unsigned char answer[] = {0xC0, 0x0C, 0, 28, 0, 1, 0, 0, 1, 44, 0, 16};  // TTL 300
+                r.append(reinterpret_cast<const char*>(answer), sizeof answer);
+                r.append(reinterpret_cast<const char*>(&addr), 16);
+            }
+            ::sendto(fd_, r.data(), r.size(), 0, reinterpret_cast<sockaddr*>(&from), fromLen);
+            continue;
+        }
         auto it = records_.find(lower);
         std::string r(reinterpret_cast<char*>(q), questionEnd);
         r[2] = static_cast<char>(0x81);                                // response, recursion desired

@@ -125,6 +125,13 @@ public:
     DnsServer& operator=(const DnsServer&) = delete;
     [[nodiscard]] bool ok() const { return fd_ >= 0; }
     [[nodiscard]] int queries() const { return queries_.load(); }
+    // An AAAA record too (before the first query).
+    void addAaaa(const std::string& name, const std::string& ip) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        aaaa_[name] = ip;
+    }
+    // The next `n` A questions get no answer at all (a lost packet: the resolver times out).
+    void dropNextA(int n) { dropA_ = n; }
     // Each question as asked: the name with its case, and the type ("A", "AAAA" or a number).
     [[nodiscard]] std::vector<std::pair<std::string, std::string>> questions() const {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -137,6 +144,8 @@ private:
     std::vector<std::pair<std::string, std::string>> questions_;
     int fd_ = -1;
     std::map<std::string, std::string> records_;
+    std::map<std::string, std::string> aaaa_;
+    std::atomic<int> dropA_{0};
     std::atomic<int> queries_{0};
     std::atomic<bool> stopping_{false};
     std::thread thread_;

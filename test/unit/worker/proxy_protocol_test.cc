@@ -52,6 +52,11 @@ TEST(ProxyProtocol, Version1) {
         EXPECT_EQ(parseProxyHeader(bad).status, ProxyHeader::Status::Invalid) << bad;
     }
     EXPECT_EQ(parseProxyHeader("PROXY " + std::string(200, 'x')).status, ProxyHeader::Status::Invalid);
+    // Found by the proxy_protocol fuzz target: a bare LF before the CRLF was accepted when the
+    // whole line came at once (UNKNOWN skips the rest) but refused when the LF came first.
+    const std::string bareLf = std::string("PROXY UNKNOWN\r#\0\n\r\r\n", 20);
+    EXPECT_EQ(parseProxyHeader(bareLf).status, ProxyHeader::Status::Invalid);
+    EXPECT_EQ(parseProxyHeader(bareLf.substr(0, 17)).status, ProxyHeader::Status::Invalid);
     EXPECT_EQ(parseProxyHeader("GET / HTTP/1.1\r\n").status, ProxyHeader::Status::Invalid);
 }
 
