@@ -777,6 +777,7 @@ void Service::beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond 
         ::dup2(devNull, 0);
         ::dup2(devNull, 1);
         ::dup2(errPipe[1], 2);
+        closeOnExecFrom(3);  // only stdio reaches the check: nothing of the supervisor's
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -915,7 +916,11 @@ void Service::reexecute() {
         notifyReady();
     };
     if (!memfd) return recover(memfd.error().describe());
+    // Only what is handed over on purpose crosses the exec: descriptors a library opened without
+    // O_CLOEXEC (libcurl's wake-up socket pair) would otherwise pile up, two per upgrade.
+    closeOnExecFrom(3);
     for (int fd : handoverDescriptors(state)) ::fcntl(fd, F_SETFD, 0);
+    ::fcntl(*memfd, F_SETFD, 0);
 
     std::vector<std::string> envStore;
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) envStore.emplace_back(*e);
