@@ -594,6 +594,20 @@ TEST_F(TrustTest, TheSupervisorsDescriptorsDoNotGrowAcrossUpgrades) {
     std::printf("supervisor descriptors: %zu after 1 upgrade, %zu after 6\n", afterOne, afterSix);
 }
 
+// Issue 16, item 4: the installed binary's check-config, started by an upgrade, gets stdio and
+// nothing of the supervisor's (test/tools/fd_probe stands in for the installed binary and
+// records what it was started with).
+TEST_F(TrustTest, TheUpgradesConfigurationCheckHoldsOnlyStdio) {
+    const fs::path probed = tmp_ / "check-config-fds.txt";
+    auto relay = start("workers: 1\n",
+                       {{"RELAYPRO_INSTALLED_BINARY", FD_PROBE_BINARY}, {"RELAYPRO_FD_PROBE_OUT", probed.string()}});
+    EXPECT_TRUE(eventually([&] { return console_->count("/api/public/relay-pro/heartbeat") > 0; }));
+    CommandResult up = runCommand(std::string("RELAYPRO_ENV_FILE=") + (tmp_ / "environment.conf").string() + " " +
+                                  RELAYPRO_BINARY + " upgrade --config " + (tmp_ / "config.yml").string() + " 2>&1");
+    EXPECT_EQ(up.exitCode, 0) << up.out;
+    EXPECT_EQ(readText(probed), "0 1 2\n");
+}
+
 // TLS 1.3 tickets under the CA-derived hourly key: a session resumes on every worker, after a
 // restart and after an in-place upgrade; TLS 1.2 gets no ticket at all.
 TEST_F(TrustTest, TlsSessionsResumeAcrossWorkersRestartsAndUpgrades) {
