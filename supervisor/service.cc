@@ -758,6 +758,14 @@ void Service::beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond 
     upgrade_->timeout = timeout;
     upgrade_->binary = installedBinary();
     log_->info("upgrade: checking the configuration with the installed binary", {{"binary", upgrade_->binary}});
+    // A file problem is named as one, not reported as the check's exit code 127 (its exec failed).
+    struct stat installed {};
+    if (::stat(upgrade_->binary.c_str(), &installed) != 0) {
+        return upgradeFailed("the installed binary " + upgrade_->binary + " cannot be used: " + std::strerror(errno));
+    }
+    if (!S_ISREG(installed.st_mode) || ::access(upgrade_->binary.c_str(), X_OK) != 0) {
+        return upgradeFailed("the installed binary " + upgrade_->binary + " is not an executable file");
+    }
 
     // 1. The installed binary's check-config against the live configuration.
     int errPipe[2];

@@ -238,6 +238,38 @@ TEST_F(Upgrade, AHandshakeBeforeTheSwitchStillGetsItsFirstRequestAnswered) {
     EXPECT_EQ(relay->stop(SIGTERM), 0);
 }
 
+// Issue 16, item 3: a missing or non-executable installed binary was reported as "the installed
+// binary refuses the configuration (exit code 127)". The file problem is named now.
+TEST_F(Upgrade, AMissingOrNonExecutableInstalledBinaryIsNamedAsSuch) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    auto upgrade = [&] {
+        auto e = env();
+        e["RELAYPRO_ENV_FILE"] = (dir_ / "environment.conf").string();
+        ChildProcess p = ChildProcess::spawn({RELAYPRO_BINARY, "upgrade", "--config", (dir_ / "config.yml").string()},
+                                             e, dir_ / "up.out", dir_ / "up.err");
+        EXPECT_EQ(p.wait(60s), 1);
+        return readText(dir_ / "up.err");
+    };
+    fs::permissions(installed(), fs::perms::owner_read | fs::perms::owner_write);
+    std::string err = upgrade();
+    EXPECT_NE(err.find("upgrade failed: the installed binary " + installed().string() + " is not an executable file"),
+              std::string::npos)
+        << err;
+    fs::remove(installed());
+    err = upgrade();
+    EXPECT_NE(err.find("upgrade failed: the installed binary " + installed().string() +
+                       " cannot be used: No such file or directory"),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(err.find("exit code 127"), std::string::npos) << err;
+    install(RELAYPRO_BINARY);
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "generation")), 1) << "still the first generation, serving";
+    json_decref(st);
+}
+
 TEST_F(Upgrade, AFailingNewBinaryLeavesTheRunningGenerationServing) {
     TestServer echo(false, TestServer::echo());
     auto relay = start(echo.port());
