@@ -33,6 +33,7 @@ uint64_t NameCache::lookup(const std::string& name, Done done) {
     Pending* p = owned.get();
     p->cache = this;
     p->name = name;
+    p->key = key;
     p->questions[0] = Question{p, false};
     p->questions[1] = Question{p, true};
     p->waiters.emplace_back(id, std::move(done));
@@ -40,10 +41,10 @@ uint64_t NameCache::lookup(const std::string& name, Done done) {
     // evdns always calls back from the loop, never inside these calls; a question it cannot even
     // ask (a name too long) gets no callback and counts as failed here.
     for (int i = 0; i < 2; ++i) {
-        p->requests[i] = i == 0
-                             ? evdns_base_resolve_ipv4(dns_, name.c_str(), 0, &NameCache::onAnswer, &p->questions[0])
-                             : evdns_base_resolve_ipv6(dns_, name.c_str(), 0, &NameCache::onAnswer, &p->questions[1]);
-        if (p->requests[i] == nullptr) {
+        const evdns_request* asked =
+            i == 0 ? evdns_base_resolve_ipv4(dns_, name.c_str(), 0, &NameCache::onAnswer, &p->questions[0])
+                   : evdns_base_resolve_ipv6(dns_, name.c_str(), 0, &NameCache::onAnswer, &p->questions[1]);
+        if (asked == nullptr) {
             if (i == 0) p->v4Error = DNS_ERR_FORMAT;
             p->unsure = true;
             --p->outstanding;
@@ -64,7 +65,6 @@ void NameCache::cancel(uint64_t id) {
 void NameCache::onAnswer(int result, char type, int count, int ttl, void* addresses, void* arg) {
     auto* q = static_cast<Question*>(arg);
     Pending* p = q->pending;
-    p->requests[q->ipv6 ? 1 : 0] = nullptr;
     if (result == DNS_ERR_NONE && count > 0 && addresses != nullptr) {
         for (int i = 0; i < count; ++i) {
             sockaddr_storage a{};
@@ -91,7 +91,7 @@ void NameCache::onAnswer(int result, char type, int count, int ttl, void* addres
 }
 
 void NameCache::finished(Pending* p) {
-    const std::string key = toLower(p->name);
+    const std::string key = p->key;
     auto owned = std::move(pending_[key]);
     pending_.erase(key);
     Cached c;

@@ -18,7 +18,6 @@
 #include <vector>
 
 struct evdns_base;
-struct evdns_request;
 
 namespace relaypro {
 
@@ -62,8 +61,8 @@ private:
     struct Pending {
         NameCache* cache;
         std::string name;
+        std::string key;  // the name in lower case: answers_ and pending_ are keyed by it
         Question questions[2];
-        evdns_request* requests[2] = {nullptr, nullptr};
         int outstanding = 2;
         std::vector<sockaddr_storage> v4, v6;
         int ttl = -1;  // the smallest of the answers that had addresses
