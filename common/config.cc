@@ -790,6 +790,31 @@ Result<Config> loadConfig(const std::string& path, const Environment& env, std::
     return parseConfig(ConfigSource{path, std::move(*text)}, env, warnings);
 }
 
+Result<std::pair<std::string, std::string>> readConfigTexts(const std::string& path, const std::string& envFile) {
+    auto envText = readFile(envFile, kMaxEnvFileBytes);
+    if (!envText && envText.error().sysErrno != ENOENT) return Error{"environment file: " + envText.error().describe()};
+    auto text = readFile(path, kMaxYamlBytes);
+    if (!text) return Error{text.error().describe()};
+    return std::make_pair(std::move(*text), envText ? std::move(*envText) : std::string());
+}
+
+Result<ConfigSnapshot> parseConfigSnapshot(const std::string& path, const std::string& envFile, std::string configText,
+                                           std::string envFileText, Environment base,
+                                           std::vector<std::string>& warnings) {
+    if (auto s = base.applyFileText(envFileText, envFile, warnings); !s) return s.error();
+    auto config = parseConfig(ConfigSource{path, configText}, base, warnings);
+    if (!config) return config.error();
+    return ConfigSnapshot{std::move(base), std::move(*config), std::move(configText), std::move(envFileText)};
+}
+
+Result<ConfigSnapshot> loadConfigSnapshot(const std::string& path, const std::string& envFile, Environment base,
+                                          std::vector<std::string>& warnings) {
+    auto texts = readConfigTexts(path, envFile);
+    if (!texts) return texts.error();
+    return parseConfigSnapshot(path, envFile, std::move(texts->first), std::move(texts->second), std::move(base),
+                               warnings);
+}
+
 std::vector<FieldChange> diffConfigs(const Config& a, const Config& b) {
     std::vector<FieldChange> out;
     for (const auto& f : kFields) {

@@ -127,6 +127,24 @@ Result<Config> parseConfig(const ConfigSource& source, const Environment& env, s
 // Reads `path` (at most 1 MiB) and parses it.
 Result<Config> loadConfig(const std::string& path, const Environment& env, std::vector<std::string>& warnings);
 
+// config.yml and the environment file read together, with the texts they were parsed from: the
+// snapshot of the running configuration that an upgrade hands to the next supervisor image.
+struct ConfigSnapshot {
+    Environment env;
+    Config config;
+    std::string configText;
+    std::string envFileText;  // empty when there is no environment file
+};
+// The two files' texts as they are now (a missing environment file reads as empty).
+Result<std::pair<std::string, std::string>> readConfigTexts(const std::string& path, const std::string& envFile);
+// Parses the texts over `base` (the process environment; its file overlay is replaced).
+Result<ConfigSnapshot> parseConfigSnapshot(const std::string& path, const std::string& envFile, std::string configText,
+                                           std::string envFileText, Environment base,
+                                           std::vector<std::string>& warnings);
+// Both: reads, then parses.
+Result<ConfigSnapshot> loadConfigSnapshot(const std::string& path, const std::string& envFile, Environment base,
+                                          std::vector<std::string>& warnings);
+
 // The effective configuration as YAML, secrets as "<redacted>" (check-config prints it).
 std::string renderEffectiveConfig(const Config& config);
 

@@ -182,8 +182,16 @@ Result<CaBundle> CaBundle::load(const std::string& path, std::chrono::system_clo
         std::string& s;
         ~Wipe() { sodium_memzero(s.data(), s.size()); }
     } wipe{*text};
+    return parse(*text, now, where);
+}
 
-    PemScan scan = scanPem(*text);
+Result<CaBundle> CaBundle::fromPem(const std::string& pem, std::chrono::system_clock::time_point now) {
+    return parse(pem, now, "the CA bundle in use");
+}
+
+Result<CaBundle> CaBundle::parse(const std::string& text, std::chrono::system_clock::time_point now,
+                                 const std::string& where) {
+    PemScan scan = scanPem(text);
     int keys = 0, certs = 0;
     for (const auto& label : scan.labels) {
         if (label == "RSA PRIVATE KEY") {
@@ -211,7 +219,7 @@ Result<CaBundle> CaBundle::load(const std::string& path, std::chrono::system_clo
     }
 
     auto impl = std::make_unique<Impl>();
-    std::string keyPem = pemBlock(*text, "RSA PRIVATE KEY");
+    std::string keyPem = pemBlock(text, "RSA PRIVATE KEY");
     BioPtr keyBio(BIO_new_mem_buf(keyPem.data(), static_cast<int>(keyPem.size())));
     impl->key.reset(PEM_read_bio_PrivateKey(keyBio.get(), nullptr, nullptr, nullptr));
     sodium_memzero(keyPem.data(), keyPem.size());
@@ -221,7 +229,7 @@ Result<CaBundle> CaBundle::load(const std::string& path, std::chrono::system_clo
         return Error{where + ": the RSA key has " + std::to_string(EVP_PKEY_get_bits(impl->key.get())) +
                      " bits; at least 2048 are needed"};
     }
-    std::string certPem = pemBlock(*text, "CERTIFICATE");
+    std::string certPem = pemBlock(text, "CERTIFICATE");
     BioPtr certBio(BIO_new_mem_buf(certPem.data(), static_cast<int>(certPem.size())));
     impl->cert.reset(PEM_read_bio_X509(certBio.get(), nullptr, nullptr, nullptr));
     if (!impl->cert) return Error{where + ": the CERTIFICATE block does not parse (" + opensslError() + ")"};

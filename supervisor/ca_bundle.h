@@ -32,6 +32,8 @@ public:
     // one certificate that is a CA, matches the key, and is valid at `now`. The error names what
     // is wrong and how to fix it.
     static Result<CaBundle> load(const std::string& path, std::chrono::system_clock::time_point now);
+    // The same checks on a bundle's text (toPem()), e.g. the one an upgrade hands over.
+    static Result<CaBundle> fromPem(const std::string& pem, std::chrono::system_clock::time_point now);
     // A new bundle (RSA 3072, CA certificate valid 10 years), in memory.
     static Result<CaBundle> generate(std::chrono::system_clock::time_point now);
     // Loads `path`, or creates it when it does not exist: written to a temporary file (0600),
@@ -64,6 +66,8 @@ public:
 private:
     struct Impl;
     explicit CaBundle(std::unique_ptr<Impl> impl);
+    static Result<CaBundle> parse(const std::string& text, std::chrono::system_clock::time_point now,
+                                  const std::string& where);
     std::unique_ptr<Impl> impl_;
     std::string certificatePem_;
 };

@@ -26,6 +26,7 @@
 #include "supervisor/build_info.h"
 #include "supervisor/ca_bundle.h"
 #include "supervisor/control_socket.h"
+#include "supervisor/handover.h"
 #include "supervisor/privileges.h"
 #include "supervisor/run.h"
 #include "supervisor/version.h"
@@ -159,14 +160,24 @@ int loadAsServiceUser(const CommandLine& cmd, std::optional<Config>& config, boo
 // status and upgrade: the running service answers over its control socket.
 int talkToService(const CommandLine& cmd) {
     std::optional<Config> config;
-    if (int code = loadAsServiceUser(cmd, config, false); code != kExitOk) return code;
     bool upgrade = cmd.command == "upgrade";
+    if (int code = loadAsServiceUser(cmd, config, false); code != kExitOk) {
+        // cli.md and lifecycle.md (Upgrade, step 1): an upgrade that cannot start failed, and the
+        // running service serves on: exit 1, the reason printed above, whatever the reason.
+        if (upgrade) {
+            std::fprintf(stderr,
+                         "relaypro: upgrade failed: the configuration cannot be used; the running service "
+                         "keeps serving\n");
+            return kExitFailure;
+        }
+        return code;
+    }
     unsigned timeout = cmd.timeoutSeconds.value_or(60);
     std::string request = upgrade ? "{\"command\":\"upgrade\",\"timeoutSeconds\":" + std::to_string(timeout) + "}"
                                   : "{\"command\":\"status\"}";
     auto answer = controlRequest(config->controlSocketPath(), request, upgrade ? static_cast<int>(timeout) + 30 : 10);
     if (!answer) {
-        std::fprintf(stderr, "relaypro: %s\n", answer.error().describe().c_str());
+        std::fprintf(stderr, "relaypro: %s%s\n", upgrade ? "upgrade failed: " : "", answer.error().describe().c_str());
         return kExitFailure;
     }
     json_error_t err;
@@ -212,6 +223,14 @@ int talkToService(const CommandLine& cmd) {
 }
 
 int run(const CommandLine& cmd) {
+    ServiceOptions options;
+    options.configPath = configPathFor(cmd);
+    options.envFile = envFilePath();
+    options.argv = processArguments();
+    // The image an upgrade re-executed: it takes over the configuration the previous image checked
+    // and ran with (in the hand-over), and only then reads the files. A file that became invalid
+    // meanwhile must not end the service here (issue 16).
+    if (std::getenv(kHandoverEnv) != nullptr) return runService(std::move(options), Environment::fromProcess(), {});
     // Started as root: the service account (--user, RELAYPRO_USER, air-relaypro) must exist,
     // unless root is asked for by name.
     std::optional<Account> account;
@@ -229,28 +248,33 @@ int run(const CommandLine& cmd) {
         }
     }
     std::vector<std::string> warnings;
-    auto env = loadEnvironment(warnings);
-    if (!env) {
-        std::fprintf(stderr, "relaypro: %s\n", env.error().message.c_str());
+    // The texts are kept: they are the snapshot an upgrade hands over.
+    auto texts = readConfigTexts(options.configPath, options.envFile);
+    Environment env = Environment::fromProcess();
+    // The environment file's own errors first, as "relaypro: …" (its warnings come below).
+    Environment probe = env;
+    std::vector<std::string> later;
+    Status envRead = texts ? probe.applyFileText(texts->second, options.envFile, later) : Status{};
+    if (!texts || !envRead) {
+        const std::string& m = !texts ? texts.error().message : envRead.error().message;
+        std::fprintf(stderr, m.starts_with("environment file") || texts ? "relaypro: %s\n" : "%s\n", m.c_str());
         return kExitConfig;
     }
-    std::string path = configPathFor(cmd);
-    auto config = loadConfig(path, *env, warnings);
+    auto loaded = parseConfigSnapshot(options.configPath, options.envFile, std::move(texts->first),
+                                      std::move(texts->second), std::move(env), warnings);
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-    if (!config) {
-        std::fprintf(stderr, "%s\n", config.error().message.c_str());
+    if (!loaded) {
+        std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
         return kExitConfig;
     }
     if (::geteuid() == 0 && !account) {
         warnings.push_back("running as root (--user root): the service keeps every privilege");
     }
-    ServiceOptions options;
-    options.configPath = path;
-    options.envFile = envFilePath();
-    options.argv = processArguments();
     options.startWarnings = std::move(warnings);
     options.account = std::move(account);
-    return runService(std::move(options), std::move(*env), std::move(*config));
+    options.configText = std::move(loaded->configText);
+    options.envFileText = std::move(loaded->envFileText);
+    return runService(std::move(options), std::move(loaded->env), std::move(loaded->config));
 }
 
 int checkConfig(const CommandLine& cmd) {
@@ -266,6 +290,15 @@ int checkConfig(const CommandLine& cmd) {
         }
     }
     std::fputs(renderEffectiveConfig(*config).c_str(), stdout);
+    if (const char* upgrade = std::getenv(kUpgradeCheckEnv); upgrade != nullptr && std::string_view(upgrade) == "1") {
+        // The running supervisor asks which hand-over this build can take over from (handover.h).
+        unsigned format = kHandoverFormat;
+        const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
+        const char* test = std::getenv("RELAYPRO_TEST_HANDOVER_FORMAT");  // tests stand in for an older build
+        if (hooks != nullptr && std::string_view(hooks) == "1" && test != nullptr)
+            format = static_cast<unsigned>(std::strtoul(test, nullptr, 10));
+        std::fprintf(stderr, "hand-over format: %u\n", format);
+    }
     return kExitOk;
 }
 

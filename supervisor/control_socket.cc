@@ -135,7 +135,10 @@ void ControlSocket::onClientReadable(int, short, void* arg) {
     ssize_t n = ::recv(c->fd.get(), buf, sizeof buf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
-        if (!c->dispatched) self->drop(c);
+        if (!c->dispatched) return self->drop(c);
+        // The client left while its answer is being prepared (an upgrade): nothing more to read,
+        // and an end of file stays readable, so the event goes (a persistent one would spin).
+        event_del(c->readEvent);
         return;
     }
     if (c->dispatched) return;  // nothing more is read after the request
@@ -164,26 +167,75 @@ void ControlSocket::dispatch(Client* c) {
     }
     std::weak_ptr<bool> alive = alive_;
     std::string name = command;
-    handler_(name, request, [this, c, alive](json_t* answer) {
+    Respond respond;
+    respond.send_ = [this, c, alive](json_t* answer) {
         if (alive.expired()) {
             json_decref(answer);
             return;
         }
         finish(c, answer);
-    });
+    };
+    respond.release_ = [this, c, alive]() { return alive.expired() ? -1 : releaseClient(c); };
+    handler_(name, request, std::move(respond));
     json_decref(request);
 }
 
-void ControlSocket::finish(Client* c, json_t* answer) {
+void ControlSocket::Respond::operator()(json_t* answer) {
+    auto send = std::move(send_);
+    send_ = nullptr;
+    release_ = nullptr;
+    if (send) {
+        send(answer);
+    } else {
+        json_decref(answer);
+    }
+}
+
+int ControlSocket::Respond::release() {
+    auto release = std::move(release_);
+    send_ = nullptr;
+    release_ = nullptr;
+    return release ? release() : -1;
+}
+
+namespace {
+
+void sendAnswerLine(int fd, json_t* answer) {
     char* text = json_dumps(answer, JSON_COMPACT);
     json_decref(answer);
-    if (text != nullptr) {
-        std::string line = std::string(text) + "\n";
-        std::free(text);
-        // Answers are small: the socket takes them whole; a client that does not read loses it.
-        [[maybe_unused]] ssize_t w = ::send(c->fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (text == nullptr) return;
+    std::string line = std::string(text) + "\n";
+    std::free(text);
+    // Answers are small: the socket takes them whole; a client that does not read loses it.
+    [[maybe_unused]] ssize_t w = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+}  // namespace
+
+void ControlSocket::answerOn(int fd, json_t* answer) {
+    if (fd < 0) {
+        json_decref(answer);
+        return;
     }
+    sendAnswerLine(fd, answer);
+    ::close(fd);
+}
+
+void ControlSocket::finish(Client* c, json_t* answer) {
+    sendAnswerLine(c->fd.get(), answer);
     drop(c);
+}
+
+int ControlSocket::releaseClient(Client* c) {
+    for (auto it = clients_.begin(); it != clients_.end(); ++it) {
+        if (it->get() == c) {
+            int fd = (*it)->fd.release();
+            clients_.erase(it);  // its events go with it
+            ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+            return fd;
+        }
+    }
+    return -1;
 }
 
 void ControlSocket::drop(Client* c) {

@@ -21,8 +21,24 @@ namespace relaypro {
 
 class ControlSocket {
 public:
-    // `respond` may be called later (an upgrade answers when it is done), exactly once.
-    using Respond = std::function<void(json_t* answer)>;  // takes ownership of answer
+    // The answer to one request: may be given later (an upgrade answers when it is done), at most
+    // once, or the connection released to be answered by the next supervisor image.
+    class Respond {
+    public:
+        Respond() = default;
+        Respond(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): "no one to answer"
+        // Sends `answer` (owned) and ends the connection; a Respond that is empty drops it.
+        void operator()(json_t* answer);
+        explicit operator bool() const { return static_cast<bool>(send_); }
+        // The connection's descriptor, given away (close-on-exec set) for an answer written with
+        // answerOn(); -1 when there is none. The Respond is empty afterwards.
+        int release();
+
+    private:
+        friend class ControlSocket;
+        std::function<void(json_t*)> send_;
+        std::function<int()> release_;
+    };
     using Handler = std::function<void(const std::string& command, json_t* request, Respond respond)>;
     using IsWorker = std::function<bool(pid_t)>;
 
@@ -33,6 +49,9 @@ public:
                                                 Handler handler, IsWorker isWorker);
     // Gives the listening socket away (upgrade); the socket file stays.
     int release();
+    // Writes `answer` (owned) as the one answer line on a connection a Respond released, and
+    // closes it.
+    static void answerOn(int fd, json_t* answer);
     ~ControlSocket();
     ControlSocket(const ControlSocket&) = delete;
     ControlSocket& operator=(const ControlSocket&) = delete;
@@ -46,6 +65,7 @@ private:
     void dispatch(Client* c);
     void finish(Client* c, json_t* answer);
     void drop(Client* c);
+    int releaseClient(Client* c);
 
     event_base* base_;
     const Logger& log_;

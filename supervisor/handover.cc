@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,11 +14,30 @@
 namespace relaypro {
 namespace {
 
-constexpr uint32_t kHandoverFormat = 1;
-constexpr size_t kMaxHandoverBytes = 16 << 20;
+constexpr size_t kMaxHandoverBytes = 48 << 20;  // the settings snapshot may take 32 MiB
 
 bool validFd(int fd) {
     return fd >= 0 && ::fcntl(fd, F_GETFD) != -1;
+}
+
+void writeFormatTwo(ipc::Writer& w, const HandoverState& s) {
+    w.bytes(s.configText);
+    w.bytes(s.envFileText);
+    w.bytes(s.httpsListen);
+    w.bytes(s.httpListen);
+    w.bytes(s.settingsBytes);
+    w.bytes(s.caBundlePem);
+    w.u8(s.revoked ? 1 : 0);
+    w.u32(static_cast<uint32_t>(s.upgradeReplyFd));
+    w.u64(s.droppedLogLines);
+    w.u64(s.droppedLogLinesTotal);
+    w.u32(static_cast<uint32_t>(s.unsavedUpdates.size()));
+    for (const auto& u : s.unsavedUpdates) {
+        w.u8(static_cast<uint8_t>(u.kind));
+        w.u32(static_cast<uint32_t>(u.path.size()));
+        for (const auto& p : u.path) w.bytes(p);
+        w.bytes(u.value);
+    }
 }
 
 }  // namespace
@@ -38,9 +58,9 @@ Result<int> unnamedFile(const std::string& fallbackDir, bool memfdFirst) {
     return fd;
 }
 
-Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir) {
+Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir, uint32_t format) {
     ipc::Writer w;
-    w.u32(kHandoverFormat);
+    w.u32(format);
     w.u32(s.currentGeneration);
     w.i64(s.startedUnixMs);
     w.u32(static_cast<uint32_t>(s.listeners.size()));
@@ -65,6 +85,7 @@ Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir
     w.bytes(s.certificateChainPem);
     w.bytes(s.privateKeyPem);
     w.bytes(s.caPem);
+    if (format >= 2) writeFormatTwo(w, s);
     std::string data = w.take();
     auto file = unnamedFile(fallbackDir);
     if (!file) {
@@ -89,6 +110,10 @@ Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir
 
 Result<HandoverState> readHandover(int fd) {
     std::string data;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size > 0 && static_cast<size_t>(st.st_size) <= kMaxHandoverBytes) {
+        data.reserve(static_cast<size_t>(st.st_size));  // no copy of a secret left behind by a reallocation
+    }
     char buf[65536];
     ::lseek(fd, 0, SEEK_SET);
     while (true) {
@@ -105,9 +130,16 @@ Result<HandoverState> readHandover(int fd) {
         }
     }
     ::close(fd);
+    sodium_memzero(buf, sizeof buf);
+    struct Wipe {
+        std::string& d;
+        ~Wipe() { sodium_memzero(d.data(), d.size()); }
+    } wipe{data};
     ipc::Reader r(data);
     HandoverState s;
-    if (r.u32() != kHandoverFormat) return Error{"the hand-over state has an unknown format"};
+    // Format 1 (the previous release) is the start of format 2.
+    s.format = r.u32();
+    if (s.format != 1 && s.format != kHandoverFormat) return Error{"the hand-over state has an unknown format"};
     s.currentGeneration = r.u32();
     s.startedUnixMs = r.i64();
     uint32_t nl = r.count(16);
@@ -137,7 +169,35 @@ Result<HandoverState> readHandover(int fd) {
     s.certificateChainPem = r.bytes(1 << 20);
     s.privateKeyPem = r.bytes(64 << 10);
     s.caPem = r.bytes(1 << 20);
-    sodium_memzero(data.data(), data.size());
+    if (s.format >= 2) {
+        s.configText = r.bytes(1 << 20);
+        s.envFileText = r.bytes(1 << 20);
+        s.httpsListen = r.bytes(300);
+        s.httpListen = r.bytes(300);
+        s.settingsBytes = r.bytes(32 << 20);
+        s.caBundlePem = r.bytes(1 << 20);
+        uint8_t revoked = r.u8();
+        if (revoked > 1) r.fail();
+        s.revoked = revoked == 1;
+        s.upgradeReplyFd = static_cast<int>(r.u32());
+        s.droppedLogLines = r.u64();
+        s.droppedLogLinesTotal = r.u64();
+        uint32_t nu = r.count(64);
+        for (uint32_t i = 0; i < nu && r.ok(); ++i) {
+            ConfigUpdate u;
+            uint8_t kind = r.u8();
+            if (kind > static_cast<uint8_t>(ConfigUpdate::Kind::Remove)) r.fail();
+            u.kind = static_cast<ConfigUpdate::Kind>(kind);
+            uint32_t np = r.count(8);
+            for (uint32_t k = 0; k < np && r.ok(); ++k) u.path.push_back(r.bytes(64));
+            u.value = r.bytes(1 << 20);
+            if (u.path.empty()) r.fail();
+            s.unsavedUpdates.push_back(std::move(u));
+        }
+        if (s.configText.empty() || s.httpsListen.empty() || s.settingsBytes.empty() || s.caBundlePem.empty()) {
+            r.fail();
+        }
+    }
     if (!r.finish()) return Error{"the hand-over state is malformed"};
     for (int f : handoverDescriptors(s)) {
         if (!validFd(f)) return Error{"the hand-over names descriptor " + std::to_string(f) + ", which is not open"};
@@ -150,6 +210,7 @@ std::vector<int> handoverDescriptors(const HandoverState& s) {
     for (const auto& l : s.listeners) fds.push_back(l.fd);
     if (s.controlFd >= 0) fds.push_back(s.controlFd);
     for (const auto& w : s.workers) fds.push_back(w.channelFd);
+    if (s.upgradeReplyFd >= 0) fds.push_back(s.upgradeReplyFd);
     return fds;
 }
 

@@ -4,7 +4,8 @@
 // through a memfd whose number is in RELAYPRO_HANDOVER_FD; the descriptors stay open across the
 // exec (close-on-exec cleared just before it). Before Linux 3.17 the memfd is an unnamed file in
 // the private folder instead. The format is versioned: the next image may be a
-// newer build.
+// newer build. Format 2 adds the configuration snapshot the old image checked and runs with, so
+// that the next image never has to validate its way into (or out of) a hand-over (issue 16).
 #pragma once
 
 #include <sys/types.h>
@@ -13,11 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "common/config_writer.h"
 #include "common/result.h"
 
 namespace relaypro {
 
 inline constexpr const char* kHandoverEnv = "RELAYPRO_HANDOVER_FD";
+// Set for the installed binary's check-config during an upgrade: it then says on stderr which
+// hand-over format it reads ("hand-over format: N").
+inline constexpr const char* kUpgradeCheckEnv = "RELAYPRO_UPGRADE_CHECK";
 
 struct HandoverListener {
     uint8_t kind = 0;  // 0 https, 1 http
@@ -45,12 +50,31 @@ struct HandoverState {
     std::string certificateChainPem;
     std::string privateKeyPem;  // a secret: the memfd is only ever ours
     std::string caPem;
+
+    // Format 2 (absent, i.e. empty or -1, when the previous image wrote format 1).
+    uint32_t format = 2;
+    std::string configText;                    // config.yml as the running configuration was parsed from it
+    std::string envFileText;                   // the environment file as read with it (empty: none)
+    std::string httpsListen;                   // the listeners as configured when they were bound
+    std::string httpListen;                    // empty: none
+    std::string settingsBytes;                 // the workers' settings snapshot (ipc/snapshot.h), as running
+    std::string caBundlePem;                   // the CA in use, key included: a secret
+    bool revoked = false;                      // the console revoked this relay's securityToken
+    int upgradeReplyFd = -1;                   // the `relaypro upgrade` waiting for its answer, or -1
+    uint64_t droppedLogLines = 0;              // not yet reported
+    uint64_t droppedLogLinesTotal = 0;         // since start
+    std::vector<ConfigUpdate> unsavedUpdates;  // RelayPro's writes config.yml could not take
 };
+
+// The newest format this build writes and reads.
+inline constexpr uint32_t kHandoverFormat = 2;
 
 // Writes the state into a new memfd (not close-on-exec) and returns its descriptor. On a kernel
 // without memfd_create (before 3.17) the file is an unnamed one in `fallbackDir` (the private
-// folder).
-Result<int> writeHandover(const HandoverState& state, const std::string& fallbackDir);
+// folder). `format` 1 is what the release before this one reads (a downgrade): the fields of
+// format 2 are left out.
+Result<int> writeHandover(const HandoverState& state, const std::string& fallbackDir,
+                          uint32_t format = kHandoverFormat);
 // A readable and writable file that has no name and stays open across exec: a sealable memfd
 // (Linux 3.17), else, or when `memfdFirst` is false, an unnamed 0600 file in `fallbackDir`
 // (O_TMPFILE, Linux 3.11; else a unique name unlinked at once).

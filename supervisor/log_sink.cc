@@ -141,11 +141,19 @@ Status gzipFile(const std::string& path) {
 
 LogSink::LogSink(LogSinkOptions options) : options_(std::move(options)) {}
 
-Result<std::unique_ptr<LogSink>> LogSink::open(LogSinkOptions options) {
+Result<std::unique_ptr<LogSink>> LogSink::open(LogSinkOptions options, Status* openProblem) {
     std::unique_ptr<LogSink> sink(new LogSink(std::move(options)));
     std::string dir = dirName(sink->options_.path);
-    if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) return sysError("cannot create log folder " + dir);
-    if (auto s = sink->openFile(); !s) return s.error();
+    Status opened;
+    if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+        opened = sysError("cannot create log folder " + dir);
+    } else {
+        opened = sink->openFile();
+    }
+    if (!opened) {
+        if (openProblem == nullptr) return opened.error();
+        *openProblem = opened;  // lines are dropped (and counted) until the file opens
+    }
     sink->thread_ = std::thread([s = sink.get()] { s->backgroundLoop(); });
     auto now = sink->now();
     sink->enqueue([s = sink.get(), now] { s->cleanUp(now); });

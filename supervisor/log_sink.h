@@ -35,8 +35,11 @@ struct LogSinkOptions {
 
 class LogSink : public LogOutput {
 public:
-    // Opens (creating it 0640, and its folder 0750 when missing) the log file.
-    static Result<std::unique_ptr<LogSink>> open(LogSinkOptions options);
+    // Opens (creating it 0640, and its folder 0750 when missing) the log file. With
+    // `openProblem`, a file that cannot be opened is not an error: it is said there, and lines
+    // are dropped and counted until the file can be opened (a re-executed supervisor must not
+    // end the service over its log).
+    static Result<std::unique_ptr<LogSink>> open(LogSinkOptions options, Status* openProblem = nullptr);
     ~LogSink() override;
     LogSink(const LogSink&) = delete;
     LogSink& operator=(const LogSink&) = delete;
@@ -50,6 +53,12 @@ public:
 
     [[nodiscard]] uint64_t droppedSinceLastReport() const { return dropped_; }
     [[nodiscard]] uint64_t droppedTotal() const { return droppedTotal_; }
+    // The counts of the previous supervisor image (an upgrade's re-exec): the lines it could not
+    // write are reported with this image's.
+    void restoreDropped(uint64_t sinceLastReport, uint64_t total) {
+        dropped_ += sinceLastReport;
+        droppedTotal_ += total;
+    }
 
     // Waits until background compression and clean-up are done (tests, shutdown).
     void waitForBackground();

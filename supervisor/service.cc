@@ -21,6 +21,7 @@
 #include "common/file_io.h"
 #include "common/name_resolution.h"
 #include "common/password_file.h"
+#include "ipc/snapshot.h"
 #include "supervisor/cli.h"
 #include "supervisor/exec_fd.h"
 #include "supervisor/listeners.h"
@@ -71,6 +72,23 @@ Config keepRestartFields(const Config& running, Config next) {
     return next;
 }
 
+// The installed binary's check-config gets at most this long (less if `--timeout` is shorter).
+constexpr std::chrono::milliseconds kCheckTimeout{30000};
+
+// The hand-over format the installed binary's check-config said it reads ("hand-over format: N"
+// on stderr), at most this build's; 1 when it said nothing (a build before format 2).
+uint32_t handoverFormatSaid(const std::string& stderrText) {
+    const std::string key = "hand-over format: ";
+    size_t at = stderrText.find(key);
+    if (at == std::string::npos) return 1;
+    long n = std::strtol(stderrText.c_str() + at + key.size(), nullptr, 10);
+    return static_cast<uint32_t>(std::clamp<long>(n, 1, kHandoverFormat));
+}
+
+std::string timedOut(std::chrono::seconds timeout) {
+    return "the upgrade did not complete within its timeout (" + std::to_string(timeout.count()) + "s)";
+}
+
 uint64_t monotonicMicros() {
     timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
@@ -80,7 +98,11 @@ uint64_t monotonicMicros() {
 }  // namespace
 
 Service::Service(ServiceOptions options, Environment env, Config config)
-    : options_(std::move(options)), env_(std::move(env)), config_(std::move(config)) {}
+    : options_(std::move(options)),
+      env_(std::move(env)),
+      config_(std::move(config)),
+      configText_(std::move(options_.configText)),
+      envFileText_(std::move(options_.envFileText)) {}
 
 Service::~Service() {
     session_.reset();
@@ -135,7 +157,7 @@ std::string withReadOnlyFix(const Error& e) {
 
 }  // namespace
 
-int Service::openLog() {
+int Service::openLog(bool mustOpen) {
     LogSinkOptions lo;
     lo.path = config_.logger.path;
     lo.maxSize = config_.logger.maxSize;
@@ -143,8 +165,11 @@ int Service::openLog() {
     lo.maxBackups = config_.logger.maxBackups;
     lo.compress = !config_.logger.noCompress;
     lo.echoFd = ::isatty(STDERR_FILENO) == 1 ? STDERR_FILENO : -1;
-    auto sink = LogSink::open(lo);
+    Status problem;
+    auto sink = LogSink::open(lo, mustOpen ? nullptr : &problem);
     if (!sink) return fatal(readOnly(sink.error()) ? kExitConfig : kExitFailure, withReadOnlyFix(sink.error()));
+    if (!problem)
+        std::fprintf(stderr, "relaypro: %s; lines are dropped until it opens\n", problem.error().describe().c_str());
     sink_ = std::move(*sink);
     log_ = std::make_unique<Logger>(sink_.get(), "supervisor", config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
     return 0;
@@ -202,19 +227,7 @@ int Service::freshStart() {
     console_ = std::make_unique<ConsoleClient>(base_, *log_);
     console_->configure(config_, (*settings)->names.hosts);
     randombytes_buf(verifyCacheKey_.data(), verifyCacheKey_.size());
-    WorkerPool::Setup setup;
-    for (const auto& l : listeners_) setup.listeners.push_back({l.kind, l.fd.get()});
-    setup.secrets = trust_->secrets(std::chrono::system_clock::now());
-    setup.settings = *settings;
-    setup.verify = [this](const ipc::VerifyRequest& request, WorkerPool::VerifyDone done) {
-        verifyResponder(request, std::move(done));
-    };
-    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
-    setup.testHooks = hooks != nullptr && std::string_view(hooks) == "1";
-    setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
-    if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
-    setup.selfTest.controlSocket = config_.controlSocketPath();
-    pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), std::move(setup));
+    pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), poolSetup(*settings));
     started_ = std::chrono::system_clock::now();
     openControl(std::nullopt);
     if (!control_) return kExitFailure;
@@ -248,6 +261,14 @@ int Service::freshStart() {
 int Service::takeOver(int handoverFd) {
     auto state = readHandover(handoverFd);
     if (!state) return fatal(kExitFailure, "cannot take over from the previous image: " + state.error().message);
+    struct Wipe {
+        HandoverState& s;
+        ~Wipe() {
+            for (std::string* secret : {&s.privateKeyPem, &s.caBundlePem, &s.configText, &s.envFileText}) {
+                sodium_memzero(secret->data(), secret->size());
+            }
+        }
+    } wipe{*state};
     executable_.reset(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
     char path[4096] = {};
     ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
@@ -256,68 +277,163 @@ int Service::takeOver(int handoverFd) {
         ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
         listeners_.push_back({l.kind, UniqueFd(l.fd), l.address});
     }
+    UniqueFd upgradeReply(state->upgradeReplyFd);
+    if (upgradeReply) ::fcntl(upgradeReply.get(), F_SETFD, FD_CLOEXEC);
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    // The environment file and config.yml are read again: an upgrade applies every field but
-    // the listeners (which this image keeps as they were bound).
+
+    // 1. What the previous image checked and ran with, whatever the files say now: this image
+    // must never validate its way out of a hand-over (issue 16). A previous image of format 1
+    // handed over no snapshot: then the files are all there is.
     env_.restoreEverHeld({state->everHeldEnv.begin(), state->everHeldEnv.end()});
-    std::vector<std::string> warnings;
-    Config previous = config_;
-    if (auto s = env_.loadFile(options_.envFile, warnings); s) {
-        auto next = loadConfig(options_.configPath, env_, warnings);
-        if (next) {
-            config_ = std::move(*next);
-            config_.httpsListen = previous.httpsListen;
-            config_.httpListen = previous.httpListen;
+    std::vector<std::string> ignored;  // the previous image logged them
+    std::string snapshotProblem;
+    auto snapshot = state->format >= 2
+                        ? parseConfigSnapshot(options_.configPath, options_.envFile, state->configText,
+                                              state->envFileText, env_, ignored)
+                        : Result<ConfigSnapshot>(Error{"the previous image handed over no configuration"});
+    if (!snapshot) {
+        snapshotProblem = snapshot.error().message;
+        std::vector<std::string> warnings;
+        snapshot = loadConfigSnapshot(options_.configPath, options_.envFile, env_, warnings);
+        if (!snapshot) {
+            return fatal(kExitFailure, "cannot take over from the previous image: " + snapshotProblem +
+                                           "; and config.yml: " + snapshot.error().message);
         }
     }
-    if (int rc = openLog(); rc != 0) return rc;
-    for (const auto& w : warnings) log_->warn(w);
-    log_->info("supervisor re-executed",
-               {{"version", std::string(versionString())}, {"workers", state->workers.size()}});
+    env_ = std::move(snapshot->env);
+    config_ = std::move(snapshot->config);
+    configText_ = std::move(snapshot->configText);
+    envFileText_ = std::move(snapshot->envFileText);
+    // The listeners stay as they were bound, and as they were configured when bound.
+    if (auto https = parseHostPort(state->httpsListen); https) config_.httpsListen = *https;
+    config_.httpListen.reset();
+    if (auto http = parseHostPort(state->httpListen); http) config_.httpListen = *http;
+    if (state->format < 2) {
+        for (const auto& l : state->listeners) {
+            if (auto a = parseHostPort(l.address); a && l.kind == 1) config_.httpListen = *a;
+        }
+    }
+    revoked_ = state->revoked;
+
+    if (int rc = openLog(false); rc != 0) return rc;
+    sink_->restoreDropped(state->droppedLogLines, state->droppedLogLinesTotal);
+    unsavedUpdates_ = std::move(state->unsavedUpdates);
+    log_->info("supervisor re-executed", {{"version", std::string(versionString())},
+                                          {"workers", state->workers.size()},
+                                          {"handoverFormat", state->format}});
+    if (state->format >= 2 && !snapshotProblem.empty()) {
+        log_->error("the configuration handed over does not parse with this build; config.yml is used instead",
+                    {{"error", snapshotProblem}});
+    }
     if (auto s = ensurePrivateFolder(); !s) log_->error(s.error().describe());
-    // The CA bundle is read again (a replaced bundle takes effect now); the certificate in use
-    // is kept unless the configuration names another.
-    auto trust = Trust::open(config_, *log_, TlsMaterial{state->certificateChainPem, state->privateKeyPem});
-    sodium_memzero(state->privateKeyPem.data(), state->privateKeyPem.size());
-    if (!trust) return fatal(kExitConfig, trust.error().message);
-    trust_ = std::make_unique<Trust>(std::move(*trust));
+    // The CA and the certificate in use are taken over; the files are considered below.
+    auto handedCa = state->format >= 2 ? CaBundle::fromPem(state->caBundlePem, std::chrono::system_clock::now())
+                                       : Result<CaBundle>(Error{"no CA handed over"});
+    if (handedCa) {
+        trust_ = std::make_unique<Trust>(
+            Trust::adopt(std::move(*handedCa), config_, TlsMaterial{state->certificateChainPem, state->privateKeyPem}));
+    } else {
+        // Format 1 (the release before) handed over no CA: read the bundle, or create one as that
+        // release did.
+        auto trust = Trust::open(config_, *log_, TlsMaterial{state->certificateChainPem, state->privateKeyPem},
+                                 state->format < 2);
+        if (!trust) return fatal(kExitFailure, "cannot take over the CA: " + trust.error().message);
+        trust_ = std::make_unique<Trust>(std::move(*trust));
+    }
     caPem_ = trust_->ca().certificatePem();
     workers_ = config_.workers != 0 ? config_.workers
                                     : static_cast<unsigned>(std::clamp<long>(::sysconf(_SC_NPROCESSORS_ONLN), 1, 64));
-    auto settings = buildSettings(config_);
-    if (!settings) return fatal(kExitConfig, settings.error().message);
+    // The settings the workers run with, as they are (the password and hosts files are read again
+    // below, with config.yml).
+    auto settings = state->format >= 2 ? ipc::decodeSettings(state->settingsBytes)
+                                       : Result<std::shared_ptr<const WorkerSettings>>(Error{"none handed over"});
+    if (settings) {
+        maxConnectionsPerWorker_ = (*settings)->maxConnections;
+    } else {
+        settings = buildSettings(config_);
+        if (!settings)
+            return fatal(kExitFailure, "cannot take over the workers' settings: " + settings.error().message);
+    }
 
     base_ = event_base_new();
     if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
     console_ = std::make_unique<ConsoleClient>(base_, *log_);
     console_->configure(config_, (*settings)->names.hosts);
     randombytes_buf(verifyCacheKey_.data(), verifyCacheKey_.size());
+    pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), poolSetup(*settings));
+    pool_->setExitedTunnels(state->exitedTunnels);
+    pool_->adopt(state->workers, state->currentGeneration, executable_.get(), workers_);
+    if (state->format < 2) {
+        pool_->pushSettings(*settings);
+        pool_->pushSecrets(trust_->secrets(std::chrono::system_clock::now()));
+    }
+    started_ = std::chrono::system_clock::time_point(std::chrono::milliseconds(state->startedUnixMs));
+    openControl(state->controlFd >= 0 ? std::optional<int>(state->controlFd) : std::nullopt);
+    if (!control_) return kExitFailure;
+    if (struct stat st{}; ::lstat(config_.controlSocketPath().c_str(), &st) != 0 && errno == ENOENT) {
+        // Its file went with a removed private folder: `status` could no longer reach us. A new
+        // socket replaces the adopted one only once it exists (the adopted one keeps serving
+        // whoever still holds it otherwise), and the adopted one is closed without unlinking.
+        auto fresh = ControlSocket::open(
+            base_, config_.controlSocketPath(), *log_,
+            [this](const std::string& c, json_t* r, ControlSocket::Respond respond) {
+                onControl(c, r, std::move(respond));
+            },
+            [this](pid_t pid) {
+                auto pids = pool_->pids();
+                return std::find(pids.begin(), pids.end(), pid) != pids.end();
+            });
+        if (fresh) {
+            ::close(control_->release());
+            control_ = std::move(*fresh);
+            log_->warn("the control socket's file was gone; it is created again",
+                       {{"path", config_.controlSocketPath()}});
+        } else {
+            log_->error("the control socket's file is gone and cannot be created again",
+                        {{"error", fresh.error().describe()}});
+        }
+    }
+    // A SIGUSR2 held pending across the exec arrived during the upgrade that just ended: it is
+    // coalesced with it, not the start of another.
+    sigset_t pending;
+    if (::sigpending(&pending) == 0 && sigismember(&pending, SIGUSR2) == 1) {
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, SIGUSR2);
+        timespec now{0, 0};
+        if (::sigtimedwait(&one, nullptr, &now) == SIGUSR2) log_->info("upgrade signal coalesced with the upgrade");
+    }
+    installHandlers();
+    childrenExited();  // any worker that ended while the images changed
+    // 2. Only now the files: what changed during the switch applies; what cannot be used is a
+    // failed reload that changes nothing.
+    notifyReady(applyFilesAfterTakeOver());
+    startWatchdog();
+    scheduleKeyCheck();
+    startConsoleSession();
+    log_->info("upgrade: done", {{"generation", pool_->current()}, {"version", std::string(versionString())}});
+    // 3. The `relaypro upgrade` that waits hears it from this image, now that it serves.
+    if (upgradeReply) {
+        ControlSocket::answerOn(upgradeReply.release(), json_pack("{s:b,s:I}", "ok", 1, "generation",
+                                                                  static_cast<json_int_t>(pool_->current())));
+    }
+    return 0;
+}
+
+WorkerPool::Setup Service::poolSetup(std::shared_ptr<const WorkerSettings> settings) {
     WorkerPool::Setup setup;
     for (const auto& l : listeners_) setup.listeners.push_back({l.kind, l.fd.get()});
     setup.secrets = trust_->secrets(std::chrono::system_clock::now());
-    setup.settings = *settings;
+    setup.settings = std::move(settings);
     setup.verify = [this](const ipc::VerifyRequest& request, WorkerPool::VerifyDone done) {
         verifyResponder(request, std::move(done));
     };
     const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
     setup.testHooks = hooks != nullptr && std::string_view(hooks) == "1";
     setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
+    if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
     setup.selfTest.controlSocket = config_.controlSocketPath();
-    pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), std::move(setup));
-    pool_->setExitedTunnels(state->exitedTunnels);
-    pool_->adopt(state->workers, state->currentGeneration, executable_.get(), workers_);
-    pool_->pushSettings(*settings);
-    // Adopted workers hold what the previous image gave them; a replaced bundle changes it.
-    pool_->pushSecrets(trust_->secrets(std::chrono::system_clock::now()));
-    started_ = std::chrono::system_clock::time_point(std::chrono::milliseconds(state->startedUnixMs));
-    openControl(state->controlFd >= 0 ? std::optional<int>(state->controlFd) : std::nullopt);
-    installHandlers();
-    childrenExited();  // any worker that ended while the images changed
-    notifyReady();
-    startWatchdog();
-    scheduleKeyCheck();
-    startConsoleSession();
-    return 0;
+    return setup;
 }
 
 void Service::installHandlers() {
@@ -373,9 +489,10 @@ Status Service::ensurePrivateFolder() {
 void Service::ensureRelayProId() {
     if (!config_.relayProId.empty()) return;
     config_.relayProId = generateUuidV4();
-    if (auto s =
-            writeConfigUpdates(options_.configPath, {ConfigUpdate::string({"relayProId"}, config_.relayProId)}, env_);
-        !s) {
+    const std::vector<ConfigUpdate> update{ConfigUpdate::string({"relayProId"}, config_.relayProId)};
+    auto stored = writeConfigUpdates(options_.configPath, update, env_);
+    rememberUpdates(update, stored.ok());
+    if (auto& s = stored; !s) {
         log_->error("relayProId could not be stored",
                     {{"error", s.error().message}, {"relayProId", config_.relayProId}});
     } else {
@@ -525,10 +642,12 @@ void Service::applyRegistration(Registration reg) {
                                       ConfigUpdate::string({"securityToken"}, reg.securityToken)};
     if (!reg.consoleCACert.empty()) updates.push_back(ConfigUpdate::string({"consoleCACert"}, reg.consoleCACert));
     updates.push_back(ConfigUpdate::remove({"deploymentToken"}));
-    if (auto s = writeConfigUpdates(options_.configPath, updates, env_); !s) {
+    auto stored = writeConfigUpdates(options_.configPath, updates, env_);
+    if (!stored) {
         log_->error("the registration could not be stored in config.yml; it holds until the service stops",
-                    {{"error", s.error().message}, {"config", options_.configPath}});
+                    {{"error", stored.error().message}, {"config", options_.configPath}});
     }
+    rememberUpdates(updates, stored.ok());
     sodium_memzero(updates[2].value.data(), updates[2].value.size());
     config_.relayId = reg.relayId;
     config_.registeredTo = config_.consoleAddress.text();
@@ -552,10 +671,12 @@ void Service::applyMigration(Migration m) {
     }
     std::vector<ConfigUpdate> updates{ConfigUpdate::string({"migration", "consoleAddress"}, m.consoleAddress.text()),
                                       ConfigUpdate::string({"migration", "validUntilAt"}, m.validUntilText)};
-    if (auto s = writeConfigUpdates(options_.configPath, updates, env_); !s) {
+    auto stored = writeConfigUpdates(options_.configPath, updates, env_);
+    if (!stored) {
         log_->error("the migration could not be stored in config.yml; it applies until the service stops",
-                    {{"error", s.error().message}});
+                    {{"error", stored.error().message}});
     }
+    rememberUpdates(updates, stored.ok());
     config_.migration = std::move(m);
     log_->info("migration applied", {{"consoleAddress", config_.migration->consoleAddress.text()},
                                      {"validUntilAt", config_.migration->validUntilText}});
@@ -647,6 +768,9 @@ void Service::onSignal(int sig, short, void* arg) {
         case SIGHUP:
             return self->reload();
         case SIGUSR2:
+            // Signals that arrive while an upgrade runs belong to it (issue 16: 20 signals made
+            // 11 upgrades in a row).
+            if (self->upgrade_) return self->log_->info("upgrade signal coalesced with the upgrade running");
             return self->beginUpgrade(std::chrono::seconds(60), {});
         case SIGCHLD:
             return self->childrenExited();
@@ -663,6 +787,15 @@ void Service::onSignal(int sig, short, void* arg) {
 }
 
 void Service::childrenExited() {
+    // The check's process group is killed before its leader is reaped: while the leader is a
+    // zombie its number cannot name another process or group.
+    if (upgrade_ && upgrade_->checkPid > 0) {
+        siginfo_t info{};
+        if (::waitid(P_PID, static_cast<id_t>(upgrade_->checkPid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            info.si_pid == upgrade_->checkPid) {
+            ::kill(-upgrade_->checkPid, SIGKILL);
+        }
+    }
     for (const auto& [pid, status] : pool_->reap()) {
         if (upgrade_ && pid == upgrade_->checkPid) upgradeChecked(status);
     }
@@ -685,53 +818,200 @@ void Service::stop() {
     sd::notify("STOPPING=1");
     PoolStats st = pool_->stats();
     log_->info("stopping", {{"connections", st.connections}, {"tunnels", st.tunnels}});
-    if (upgrade_) upgradeFailed("the service is stopping");
+    // Held since an upgrade's new generation became ready, if the stop came in that window.
+    sigset_t set = serviceSignalSet();
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    if (upgrade_) {
+        // Not a failure to report as one: the stop ends every generation, the new one included.
+        log_->info("upgrade abandoned: the service is stopping");
+        if (upgrade_->respond) {
+            upgrade_->respond(json_pack("{s:s}", "error", "upgrade abandoned: the service is stopping"));
+        }
+        if (upgrade_->checkPid > 0) ::kill(-upgrade_->checkPid, SIGKILL);
+        if (upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
+        upgrade_.reset();
+    }
+    // New connections are refused from now on: the supervisor's copies of the listening sockets
+    // close here, the workers' as they begin to drain (lifecycle.md, Stop).
+    for (auto& l : listeners_) l.fd.reset();
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.shutdownGrace);
-    // The unit's stop timeout may be shorter than the grace: ask for the grace plus a margin.
+    // Every generation's deadline comes forward to now + grace (a draining one's too), and a
+    // worker still there WorkerPool::kStopMargin later is killed: so the grace plus a margin is
+    // what the stop takes, and what systemd is told (the unit's stop timeout may be shorter).
     sd::notify("EXTEND_TIMEOUT_USEC=" +
                std::to_string(static_cast<unsigned long long>(grace.count() + 5000) * 1000ULL));
     pool_->stopAll(grace, [this] { event_base_loopexit(base_, nullptr); });
 }
 
-void Service::reload() {
-    sd::notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonicMicros()));
+Result<Service::Candidate> Service::readFiles(Keep keep) {
     std::vector<std::string> warnings;
-    Environment env = env_;
-    auto failed = [&](const std::string& why) {
-        log_->error("reload failed; keeping the running configuration", {{"error", why}});
-        notifyReady("; reload failed: " + why.substr(0, 200));
-    };
-    if (auto s = env.loadFile(options_.envFile, warnings); !s) return failed(s.error().message);
-    auto next = loadConfig(options_.configPath, env, warnings);
-    if (!next) return failed(next.error().message);
-    for (const auto& w : warnings) log_->warn(w);
-    Config merged = keepRestartFields(config_, *next);
-    // A new security token written by the operator (or a registration) ends a revocation.
-    const bool wasRevoked = revoked_;
-    if (merged.securityToken != config_.securityToken) revoked_ = false;
-    std::vector<std::string> changed;
-    for (const auto& ch : diffConfigs(config_, *next)) {
-        if (ch.apply == Apply::Restart) {
-            log_->warn(ch.field + " changed; takes effect after restart", {{"field", ch.field}});
-        } else {
-            changed.push_back(ch.field);
+    auto texts = readConfigTexts(options_.configPath, options_.envFile);
+    if (!texts) return texts.error();
+    // What RelayPro wrote and the file could not take stays in effect (a registration above all).
+    if (!unsavedUpdates_.empty()) {
+        if (auto t = applyConfigUpdates(texts->first, unsavedUpdates_); t) {
+            sodium_memzero(texts->first.data(), texts->first.size());
+            texts->first = std::move(*t);
         }
     }
-    auto settings = buildSettings(merged);
-    if (!settings) {
-        revoked_ = wasRevoked;
-        return failed(settings.error().message);
+    auto snapshot = parseConfigSnapshot(options_.configPath, options_.envFile, std::move(texts->first),
+                                        std::move(texts->second), env_, warnings);
+    if (!snapshot) return snapshot.error();
+    for (const auto& w : warnings) log_->warn(w);
+    Candidate c;
+    const Config& next = snapshot->config;
+    Config merged = next;
+    if (keep == Keep::RestartFields) {
+        merged = keepRestartFields(config_, next);
+    } else {
+        merged.httpsListen = config_.httpsListen;  // the listeners stay as bound
+        merged.httpListen = config_.httpListen;
     }
-    env_ = std::move(env);
-    config_ = std::move(merged);
-    pool_->pushSettings(*settings);
-    console_->configure(config_, (*settings)->names.hosts);
+    for (const auto& ch : diffConfigs(config_, next)) {
+        bool kept = keep == Keep::RestartFields ? ch.apply == Apply::Restart
+                                                : ch.field == "httpsProxy.listen" || ch.field == "RELAYPRO_HTTP_LISTEN";
+        if (kept) {
+            log_->warn(ch.field + " changed; takes effect after restart", {{"field", ch.field}});
+        } else {
+            c.changed.push_back(ch.field);
+        }
+    }
+    // A new security token written by the operator (or a registration) ends a revocation.
+    c.revoked = revoked_ && merged.securityToken == config_.securityToken;
+    const bool wasRevoked = revoked_;
+    revoked_ = c.revoked;
+    auto settings = buildSettings(merged);
+    revoked_ = wasRevoked;
+    if (!settings) return settings.error();
+    c.settings = std::move(*settings);
+    snapshot->config = std::move(merged);
+    c.snapshot = std::move(*snapshot);
+    return c;
+}
+
+void Service::commit(Candidate&& c) {
+    sodium_memzero(configText_.data(), configText_.size());
+    sodium_memzero(envFileText_.data(), envFileText_.size());
+    env_ = std::move(c.snapshot.env);
+    config_ = std::move(c.snapshot.config);
+    configText_ = std::move(c.snapshot.configText);
+    envFileText_ = std::move(c.snapshot.envFileText);
+    revoked_ = c.revoked;
+    pool_->pushSettings(c.settings);
+    console_->configure(config_, c.settings->names.hosts);
     verifyCache_.clear();
     if (session_) session_->evaluate(config_, revoked_);
     log_->setMinLevel(config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
+}
+
+void Service::rememberUpdates(const std::vector<ConfigUpdate>& updates, bool stored) {
+    if (auto text = applyConfigUpdates(configText_, updates); text) {
+        sodium_memzero(configText_.data(), configText_.size());
+        configText_ = std::move(*text);
+    }
+    // A field written now replaces what was waiting for it; one the file did not take waits.
+    std::erase_if(unsavedUpdates_, [&](const ConfigUpdate& u) {
+        return std::any_of(updates.begin(), updates.end(), [&](const ConfigUpdate& n) { return n.path == u.path; });
+    });
+    if (!stored) unsavedUpdates_.insert(unsavedUpdates_.end(), updates.begin(), updates.end());
+}
+
+namespace {
+std::string joined(const std::vector<std::string>& fields) {
     std::string list;
-    for (const auto& f : changed) list += (list.empty() ? "" : ",") + f;
-    log_->info("reload", {{"changed", list}});
+    for (const auto& f : fields) list += (list.empty() ? "" : ",") + f;
+    return list;
+}
+}  // namespace
+
+std::string Service::applyFilesAfterTakeOver() {
+    std::string failed;
+    auto texts = readConfigTexts(options_.configPath, options_.envFile);
+    std::string fileText = texts ? texts->first : "";
+    if (texts && !unsavedUpdates_.empty()) {
+        if (auto t = applyConfigUpdates(fileText, unsavedUpdates_); t) fileText = std::move(*t);
+    }
+    if (texts && fileText == configText_ && texts->second == envFileText_) {
+        // The files say what the previous image ran with (the usual case). Still, the settings are
+        // built again by this build: it may read a field differently, and the password and hosts
+        // files may have changed; the workers get them only if they differ.
+        auto settings = buildSettings(config_);
+        if (!settings) {
+            failed = settings.error().message;
+            log_->error("the settings cannot be built again after the upgrade; those checked before it stay in effect",
+                        {{"error", failed}});
+        } else if (ipc::encodeSettings(**settings) != pool_->settingsBytes()) {
+            pool_->pushSettings(*settings);
+            console_->configure(config_, (*settings)->names.hosts);
+        }
+    } else {
+        auto c = texts ? readFiles(Keep::Listeners) : Result<Candidate>(texts.error());
+        if (!c) {
+            failed = c.error().message;
+            log_->error(
+                "config.yml changed during the upgrade and cannot be used; the configuration checked before "
+                "the upgrade stays in effect",
+                {{"error", failed}});
+        } else {
+            std::string changed = joined(c->changed);
+            commit(std::move(*c));
+            log_->info("reload", {{"changed", changed}, {"during", "upgrade"}});
+        }
+    }
+    for (std::string* t : {&fileText, texts ? &texts->first : nullptr, texts ? &texts->second : nullptr}) {
+        if (t != nullptr) sodium_memzero(t->data(), t->size());
+    }
+    // The CA bundle and the operator's certificate files: a replaced bundle takes effect now; a
+    // missing or broken one is an error, and the CA in use stays (only a fresh start creates one).
+    // A missing one is written back from the CA in use, so that a restart keeps it too.
+    auto trust = Trust::open(config_, *log_, trust_->tls(), false);
+    if (!trust) {
+        log_->error("the CA bundle or the certificate files cannot be used; those in use stay",
+                    {{"error", trust.error().message}, {"fingerprint", trust_->ca().fingerprintHex()}});
+        restoreMissingCaBundle();
+        return failed.empty() ? "" : "; reload failed: " + failed.substr(0, 200);
+    }
+    if (trust->ca().fingerprintHex() != trust_->ca().fingerprintHex() ||
+        trust->tls().certificateChainPem != trust_->tls().certificateChainPem) {
+        log_->info("CA bundle or certificate replaced", {{"fingerprint", trust->ca().fingerprintHex()}});
+        trust_ = std::make_unique<Trust>(std::move(*trust));
+        caPem_ = trust_->ca().certificatePem();
+        pushCurrentSettings();
+        pool_->pushSecrets(trust_->secrets(std::chrono::system_clock::now()));
+    }
+    return failed.empty() ? "" : "; reload failed: " + failed.substr(0, 200);
+}
+
+void Service::restoreMissingCaBundle() {
+    struct stat st {};
+    if (::lstat(config_.caBundleFile.c_str(), &st) == 0 || errno != ENOENT) return;  // broken: the operator's to fix
+    std::string pem = trust_->ca().toPem();
+    AtomicWriteOptions options;
+    options.mode = 0600;
+    auto written = writeFileAtomic(config_.caBundleFile, pem, options);
+    sodium_memzero(pem.data(), pem.size());
+    if (!written) {
+        log_->error("the CA bundle in use cannot be written back", {{"error", written.error().describe()}});
+        return;
+    }
+    log_->warn(
+        "the CA bundle was missing; the CA in use is written back (remove it while stopped, or run "
+        "`relaypro ca init` after removing it, to have a new CA at the next start)",
+        {{"file", config_.caBundleFile}, {"fingerprint", trust_->ca().fingerprintHex()}});
+}
+
+void Service::reload() {
+    sd::notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonicMicros()));
+    auto c = readFiles(Keep::RestartFields);
+    if (!c) {
+        const std::string& why = c.error().message;
+        log_->error("reload failed; keeping the running configuration", {{"error", why}});
+        notifyReady("; reload failed: " + why.substr(0, 200));
+        return;
+    }
+    std::string changed = joined(c->changed);
+    commit(std::move(*c));
+    log_->info("reload", {{"changed", changed}});
     notifyReady();
 }
 
@@ -756,6 +1036,7 @@ void Service::beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond 
     upgrade_.emplace();
     upgrade_->respond = std::move(respond);
     upgrade_->timeout = timeout;
+    upgrade_->deadline = std::chrono::steady_clock::now() + timeout;
     upgrade_->binary = installedBinary();
     log_->info("upgrade: checking the configuration with the installed binary", {{"binary", upgrade_->binary}});
     // A file problem is named as one, not reported as the check's exit code 127 (its exec failed).
@@ -776,12 +1057,22 @@ void Service::beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond 
     std::vector<char*> argv;
     for (auto& a : argStore) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // Asked this way, a build that reads a hand-over of format 2 or later says so on stderr; an
+    // older one says nothing, and gets format 1 (cli.cc, checkConfig).
+    std::vector<std::string> envStore{std::string(kUpgradeCheckEnv) + "=1"};
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        if (!std::string_view(*e).starts_with(kUpgradeCheckEnv)) envStore.emplace_back(*e);
+    }
+    std::vector<char*> envp;
+    for (auto& e : envStore) envp.push_back(e.data());
+    envp.push_back(nullptr);
     int devNull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = ::fork();
     if (pid == 0) {
+        ::setpgid(0, 0);  // a group of its own: a timeout or a stop ends everything it started
         ::dup2(devNull, 0);
         ::dup2(devNull, 1);
         ::dup2(errPipe[1], 2);
@@ -789,69 +1080,68 @@ void Service::beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond 
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::execve(argv[0], argv.data(), environ);
+        ::execve(argv[0], argv.data(), envp.data());
         ::_exit(127);
     }
+    int forkErrno = errno;
+    if (pid > 0) ::setpgid(pid, pid);  // also here: no kill of the group may come before the child's own call
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     ::close(errPipe[1]);
     ::close(devNull);
-    if (pid < 0) return upgradeFailed("fork: " + std::string(std::strerror(errno)));
+    if (pid < 0) return upgradeFailed("fork: " + std::string(std::strerror(forkErrno)));
     upgrade_->checkPid = pid;
     upgrade_->checkTimer = evtimer_new(base_, &Service::onCheckTimeout, this);
-    timeval tv{30, 0};
+    auto limit = std::min<std::chrono::milliseconds>(kCheckTimeout, timeout);
+    timeval tv{static_cast<time_t>(limit.count() / 1000), static_cast<suseconds_t>((limit.count() % 1000) * 1000)};
     evtimer_add(upgrade_->checkTimer, &tv);
 }
 
 void Service::onCheckTimeout(int, short, void* arg) {
     auto* self = static_cast<Service*>(arg);
     if (!self->upgrade_ || self->upgrade_->checkPid <= 0) return;
-    ::kill(self->upgrade_->checkPid, SIGKILL);  // reaped as usual; the answer is the timeout
+    ::kill(-self->upgrade_->checkPid, SIGKILL);  // its whole group; reaped as usual, the answer is the timeout
     self->upgrade_->checkPid = -1;
-    self->upgradeFailed("the installed binary's check-config did not finish within 30s");
+    auto limit = std::min<std::chrono::milliseconds>(kCheckTimeout, self->upgrade_->timeout);
+    self->upgradeFailed(limit < kCheckTimeout ? timedOut(self->upgrade_->timeout)
+                                              : "the installed binary's check-config did not finish within 30s");
 }
 
 void Service::upgradeChecked(int status) {
     evtimer_del(upgrade_->checkTimer);
-    upgrade_->checkPid = -1;
+    upgrade_->checkPid = -1;  // its group was killed before it was reaped (childrenExited)
+    char buf[2048] = {};
+    ssize_t n = ::read(upgrade_->checkStderr.get(), buf, sizeof buf - 1);
+    std::string said = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char buf[2048] = {};
-        ssize_t n = ::read(upgrade_->checkStderr.get(), buf, sizeof buf - 1);
-        std::string reason = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+        std::string reason = said;
         while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
         std::string code = WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status)) : "a signal";
         return upgradeFailed("the installed binary refuses the configuration (" + code + ")" +
                              (reason.empty() ? "" : ": " + reason));
     }
+    upgrade_->handoverFormat = handoverFormatSaid(said);
     // 2. Re-read the configuration, open the installed binary, start the next generation.
     sd::notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonicMicros()));
-    std::vector<std::string> warnings;
-    Environment env = env_;
-    if (auto s = env.loadFile(options_.envFile, warnings); !s) return upgradeFailed(s.error().message);
-    auto next = loadConfig(options_.configPath, env, warnings);
-    if (!next) return upgradeFailed(next.error().message);
-    Config merged = *next;
-    merged.httpsListen = config_.httpsListen;  // listeners stay as bound
-    merged.httpListen = config_.httpListen;
-    for (const auto& ch : diffConfigs(config_, *next)) {
-        if (ch.field == "httpsProxy.listen" || ch.field == "RELAYPRO_HTTP_LISTEN") {
-            log_->warn(ch.field + " changed; takes effect after restart", {{"field", ch.field}});
-        }
-    }
-    auto settings = buildSettings(merged);
-    if (!settings) return upgradeFailed(settings.error().message);
+    auto c = readFiles(Keep::Listeners);
+    if (!c) return upgradeFailed(c.error().message);
     upgrade_->executable.reset(::open(upgrade_->binary.c_str(), O_RDONLY | O_CLOEXEC));
     if (!upgrade_->executable) return upgradeFailed("cannot open " + upgrade_->binary + ": " + std::strerror(errno));
-    env_ = std::move(env);
-    config_ = std::move(merged);
-    pool_->pushSettings(*settings);
-    console_->configure(config_, (*settings)->names.hosts);
-    verifyCache_.clear();
-    if (session_) session_->evaluate(config_, revoked_);
+    commit(std::move(*c));
     upgrade_->generation = pool_->current() + 1;
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(upgrade_->deadline - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds::zero()) return upgradeFailed(timedOut(upgrade_->timeout));
     log_->info("upgrade: starting the next generation", {{"generation", upgrade_->generation}, {"workers", workers_}});
     pool_->startGeneration(
         upgrade_->generation, workers_, upgrade_->executable.get(), [this] { upgradeReady(); },
-        [this](const std::string& why) { upgradeFailed("the new workers did not start: " + why); });
+        [this](const std::string& why) {
+            if (!upgrade_) return;  // abandoned by a stop meanwhile
+            // The readiness timer is the rest of the upgrade's time, rounded down to a millisecond.
+            bool late = std::chrono::steady_clock::now() + std::chrono::milliseconds(100) >= upgrade_->deadline;
+            upgradeFailed(late ? timedOut(upgrade_->timeout) + ": the new workers were not ready"
+                               : "the new workers did not start: " + why);
+        },
+        left);
 }
 
 void Service::upgradeReady() {
@@ -865,19 +1155,28 @@ void Service::upgradeReady() {
                {{"generation", upgrade_->generation},
                 {"draining", old},
                 {"drainTimeoutMs", static_cast<int64_t>(drain.count())}});
-    if (upgrade_->respond) {
-        upgrade_->respond(json_pack("{s:b,s:I}", "ok", 1, "generation", static_cast<json_int_t>(upgrade_->generation)));
-        upgrade_->respond = nullptr;
-    }
     // 4. Re-execute the installed binary in place, from the loop (not from inside a callback).
-    event_active(reexec_, EV_TIMEOUT, 0);
+    // From here the service signals are held by the kernel: one that came before is already in
+    // the loop's queue and runs first (the re-exec waits a moment); one that comes after stays
+    // pending across the exec for the next image. None can reach libevent's queue and be lost
+    // with it at the exec.
+    sigset_t set = serviceSignalSet();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    auto delay = std::chrono::milliseconds(10);
+    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
+    const char* ms = std::getenv("RELAYPRO_TEST_REEXEC_DELAY_MS");
+    if (hooks != nullptr && std::string_view(hooks) == "1" && ms != nullptr) {
+        delay = std::chrono::milliseconds(std::clamp(std::atol(ms), 0L, 10000L));
+    }
+    timeval tv{static_cast<time_t>(delay.count() / 1000), static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
+    evtimer_add(reexec_, &tv);
 }
 
 void Service::upgradeFailed(const std::string& why) {
     if (!upgrade_) return;
     log_->error("upgrade failed; the running generation keeps serving", {{"error", why}});
     if (upgrade_->respond) upgrade_->respond(json_pack("{s:s}", "error", ("upgrade failed: " + why).c_str()));
-    if (upgrade_->checkPid > 0) ::kill(upgrade_->checkPid, SIGKILL);
+    if (upgrade_->checkPid > 0) ::kill(-upgrade_->checkPid, SIGKILL);
     if (upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
     upgrade_.reset();
     notifyReady("; upgrade failed");
@@ -888,6 +1187,19 @@ void Service::onReexec(int, short, void* arg) {
 }
 
 void Service::reexecute() {
+    sigset_t set = serviceSignalSet();
+    if (!upgrade_ || stopping_) {
+        // A stop (or a failure) came first: nothing to re-execute; signals flow again.
+        pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+        return;
+    }
+    // A downgrade: the installed build reads only the format of the release before, which has no
+    // configuration snapshot and cannot answer the waiting `upgrade`: this image answers now.
+    const uint32_t format = upgrade_->handoverFormat;
+    if (format < 2 && upgrade_->respond) {
+        upgrade_->respond(json_pack("{s:b,s:I}", "ok", 1, "generation", static_cast<json_int_t>(upgrade_->generation)));
+    }
+    if (auto s = ensurePrivateFolder(); !s) log_->error(s.error().describe());  // the hand-over's fallback file
     HandoverState state;
     state.currentGeneration = pool_->current();
     state.startedUnixMs = std::chrono::duration_cast<std::chrono::milliseconds>(started_.time_since_epoch()).count();
@@ -899,8 +1211,22 @@ void Service::reexecute() {
     state.certificateChainPem = trust_->tls().certificateChainPem;
     state.privateKeyPem = trust_->tls().privateKeyPem;
     state.caPem = caPem_;
-    auto memfd = writeHandover(state, config_.privateFolder);
-    sodium_memzero(state.privateKeyPem.data(), state.privateKeyPem.size());
+    state.configText = configText_;
+    state.envFileText = envFileText_;
+    state.httpsListen = config_.httpsListen.text();
+    state.httpListen = config_.httpListen ? config_.httpListen->text() : "";
+    state.settingsBytes = pool_->settingsBytes();
+    state.caBundlePem = trust_->ca().toPem();
+    state.revoked = revoked_;
+    // The `relaypro upgrade` waiting is answered by the next image, once it has taken over.
+    state.upgradeReplyFd = upgrade_->respond ? upgrade_->respond.release() : -1;
+    state.droppedLogLines = sink_->droppedSinceLastReport();
+    state.droppedLogLinesTotal = sink_->droppedTotal();
+    state.unsavedUpdates = unsavedUpdates_;
+    auto memfd = writeHandover(state, config_.privateFolder, format);
+    for (std::string* secret : {&state.privateKeyPem, &state.caBundlePem, &state.configText, &state.envFileText}) {
+        sodium_memzero(secret->data(), secret->size());
+    }
 
     auto recover = [&](const std::string& why) {
         // The exec did not happen: this image takes its workers back and carries on.
@@ -920,8 +1246,16 @@ void Service::reexecute() {
         }
         executable_ = std::move(upgrade_->executable);
         if (upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
+        // The new workers serve, but this supervisor is still the old image: not a success.
+        ControlSocket::answerOn(
+            state.upgradeReplyFd,
+            json_pack("{s:s}", "error",
+                      ("upgrade failed: the supervisor could not re-execute the installed binary (" + why +
+                       "); the new workers serve under the old supervisor")
+                          .c_str()));
         upgrade_.reset();
-        notifyReady();
+        notifyReady("; upgrade failed");
+        pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // what came meanwhile is handled now
     };
     if (!memfd) return recover(memfd.error().describe());
     // Only what is handed over on purpose crosses the exec: descriptors a library opened without
@@ -943,13 +1277,11 @@ void Service::reexecute() {
 
     log_->info("upgrade: re-executing the supervisor", {{"binary", upgrade_->binary}});
     sink_->waitForBackground();
-    // No signal may act between here and the new image's handlers: they stay blocked (and
-    // pending) across the exec; the new image unblocks them once its loop can take them.
-    sigset_t set = serviceSignalSet();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    // No signal may act between here and the new image's handlers: they stay blocked (since
+    // upgradeReady) and pending across the exec; the new image unblocks them once its loop can
+    // take them.
     execDescriptor(upgrade_->executable.get(), argv.data(), envp.data());
     int err = errno;
-    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     ::close(*memfd);
     recover(std::string("exec: ") + std::strerror(err));
 }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/config_writer.h"
 #include "common/environment.h"
 #include "common/unique_fd.h"
 #include "common/worker_settings.h"
@@ -36,6 +37,8 @@ struct ServiceOptions {
     std::string envFile;
     std::vector<std::string> argv;  // this process's arguments: an upgrade re-executes with them
     std::vector<std::string> startWarnings;
+    std::string configText;  // what `config` below was parsed from (the snapshot an upgrade hands over)
+    std::string envFileText;
     std::optional<Account> account;  // switch to it once listeners are bound (started as root)
 };
 
@@ -43,12 +46,14 @@ struct ServiceOptions {
 struct UpgradeInProgress {
     ControlSocket::Respond respond;  // may be empty (SIGUSR2)
     std::chrono::seconds timeout{60};
+    std::chrono::steady_clock::time_point deadline;  // `upgrade --timeout`, end to end
     std::string binary;
     pid_t checkPid = -1;
     UniqueFd checkStderr;
     UniqueFd executable;
     uint32_t generation = 0;
     event* checkTimer = nullptr;
+    uint32_t handoverFormat = 1;  // the newest the installed binary reads (it says so in check-config)
 };
 
 class Service {
@@ -64,7 +69,10 @@ public:
 private:
     int freshStart();
     int takeOver(int handoverFd);
-    int openLog();
+    WorkerPool::Setup poolSetup(std::shared_ptr<const WorkerSettings> settings);
+    // `mustOpen` false (a take-over): a log file that cannot be opened is reported on stderr
+    // and does not fail.
+    int openLog(bool mustOpen = true);
     void installHandlers();
     void openControl(std::optional<int> adoptFd);
     Status ensurePrivateFolder();
@@ -89,6 +97,26 @@ private:
     // Builds and pushes the settings of config_ to the workers; false (logged) if they cannot be built.
     bool pushCurrentSettings();
 
+    // What config.yml and the environment file say now, merged with what must stay as running
+    // (`keep`), with the settings built from it: not applied yet.
+    enum class Keep { RestartFields, Listeners };
+    struct Candidate {
+        ConfigSnapshot snapshot;
+        std::shared_ptr<const WorkerSettings> settings;
+        std::vector<std::string> changed;  // the fields that apply
+        bool revoked = false;
+    };
+    Result<Candidate> readFiles(Keep keep);
+    void commit(Candidate&& c);
+    // After a take-over: the files as they are now, if they changed during the switch.
+    // Returns what the STATUS line should add ("; reload failed: …"), or "".
+    std::string applyFilesAfterTakeOver();
+    // A write of RelayPro's own into config.yml (registration, migration, relayProId), also made
+    // in the snapshot of the running configuration.
+    void rememberUpdates(const std::vector<ConfigUpdate>& updates, bool stored);
+    // The CA bundle file is gone: written back from the CA in use.
+    void restoreMissingCaBundle();
+
     void reload();
     void stop();
     void onControl(const std::string& command, json_t* request, ControlSocket::Respond respond);
@@ -109,6 +137,11 @@ private:
     ServiceOptions options_;
     Environment env_;
     Config config_;
+    std::string configText_;  // config_'s snapshot (ServiceOptions::configText)
+    std::string envFileText_;
+    // RelayPro's own writes to config.yml that could not be stored: applied to what is read from
+    // the file from then on (reload, upgrade), and handed over, until a write succeeds.
+    std::vector<ConfigUpdate> unsavedUpdates_;
     UniqueFd executable_;
     std::string executablePath_;  // the path this image was started from (the "installed binary")
     struct Listener {

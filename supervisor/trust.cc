@@ -35,9 +35,19 @@ std::optional<std::chrono::system_clock::time_point> certificateNotAfter(const s
     return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
-Result<Trust> Trust::open(const Config& config, const Logger& log, std::optional<TlsMaterial> previous) {
+Trust Trust::adopt(CaBundle ca, const Config& config, TlsMaterial tls) {
+    Trust t(std::move(ca), config.serverName);
+    t.operatorCertificate_ = !config.certFile.empty();
+    t.tlsExpires_ = certificateNotAfter(tls.certificateChainPem).value_or(std::chrono::system_clock::time_point{});
+    t.tls_ = std::move(tls);
+    t.lastHour_ = hourOf(std::chrono::system_clock::now());
+    return t;
+}
+
+Result<Trust> Trust::open(const Config& config, const Logger& log, std::optional<TlsMaterial> previous, bool create) {
     bool created = false;
-    auto ca = CaBundle::loadOrCreate(config.caBundleFile, created);
+    auto ca = create ? CaBundle::loadOrCreate(config.caBundleFile, created)
+                     : CaBundle::load(config.caBundleFile, std::chrono::system_clock::now());
     if (!ca) return ca.error();
     if (created) {
         log.info("CA bundle created",

@@ -25,7 +25,12 @@ public:
     // Loads or creates the CA bundle (config.caBundleFile), then loads the operator's
     // certificate (httpsProxy.certFile/keyFile) or adopts `previous` (an upgrade hands over the
     // certificate in use) or issues one.
-    static Result<Trust> open(const Config& config, const Logger& log, std::optional<TlsMaterial> previous = {});
+    // `create` false (an upgrade, a reload): a missing bundle is an error, never a new CA.
+    static Result<Trust> open(const Config& config, const Logger& log, std::optional<TlsMaterial> previous = {},
+                              bool create = true);
+    // What a previous supervisor image ran with, as it was (an upgrade's take-over): its CA and
+    // the certificate in use, whatever the files say now.
+    static Trust adopt(CaBundle ca, const Config& config, TlsMaterial tls);
 
     [[nodiscard]] const CaBundle& ca() const { return ca_; }
     [[nodiscard]] const TlsMaterial& tls() const { return tls_; }

@@ -26,7 +26,6 @@ constexpr std::chrono::milliseconds kMaxBackoff{30000};
 constexpr uint32_t kMaxFailuresPerSecond = 2000;
 constexpr uint64_t kMaxVerifyingUnlimited = 20000;  // maxConnections 0: one process's descriptors
 constexpr std::chrono::seconds kStableAfter{30};
-constexpr std::chrono::seconds kStartTimeout{20};
 #ifdef RELAYPRO_SANITIZE_BUILD
 constexpr bool kKeepStderr = true;
 #else
@@ -44,7 +43,8 @@ std::vector<std::string> workerEnvironment() {
             // checked in the supervisor and the unit tests.
             env.emplace_back(std::string(kv) + ":detect_leaks=0");
         } else if (kv.starts_with("UBSAN_OPTIONS=") || kv == "RELAYPRO_TEST_HOOKS=1" ||
-                   kv.starts_with("SSL_CERT_FILE=") || kv.starts_with("SSL_CERT_DIR=")) {
+                   kv.starts_with("RELAYPRO_TEST_HOLD_FILE=") || kv.starts_with("SSL_CERT_FILE=") ||
+                   kv.starts_with("SSL_CERT_DIR=")) {
             // SSL_CERT_*: the trust store for an https:// proxy is the supervisor's (common/trust_store).
             env.emplace_back(kv);
         }
@@ -82,6 +82,7 @@ WorkerPool::~WorkerPool() {
         if (p.timeout != nullptr) event_free(p.timeout);
     }
     if (pingTimer_ != nullptr) event_free(pingTimer_);
+    if (stopTimer_ != nullptr) event_free(stopTimer_);
 }
 
 Result<pid_t> WorkerPool::spawn(uint32_t generation, size_t slot, int executableFd) {
@@ -177,13 +178,18 @@ void WorkerPool::sendSettings(Worker& w) {
 }
 
 void WorkerPool::startGeneration(uint32_t generation, size_t count, int executableFd, std::function<void()> onReady,
-                                 std::function<void(const std::string&)> onFailed) {
-    Pending& p = pending_[generation];
+                                 std::function<void(const std::string&)> onFailed,
+                                 std::chrono::milliseconds readyWithin) {
+    Pending& p = pending_[generation];  // a map node: its address is stable for the timer
+    p.pool = this;
+    p.generation = generation;
+    p.within = readyWithin;
     p.waiting = count;
     p.onReady = std::move(onReady);
     p.onFailed = std::move(onFailed);
-    p.timeout = evtimer_new(base_, &WorkerPool::onStartTimeout, this);
-    timeval tv{kStartTimeout.count(), 0};
+    p.timeout = evtimer_new(base_, &WorkerPool::onStartTimeout, &p);
+    timeval tv{static_cast<time_t>(readyWithin.count() / 1000),
+               static_cast<suseconds_t>((readyWithin.count() % 1000) * 1000)};
     evtimer_add(p.timeout, &tv);
     if (generation > current_ || current_ == 0) {
         // Respawns of the generation that becomes current use its executable.
@@ -206,11 +212,10 @@ void WorkerPool::startGeneration(uint32_t generation, size_t count, int executab
 }
 
 void WorkerPool::onStartTimeout(int, short, void* arg) {
-    auto* self = static_cast<WorkerPool*>(arg);
-    for (auto& [g, p] : self->pending_) {
-        self->generationFailed(g, "workers were not ready within " + std::to_string(kStartTimeout.count()) + "s");
-        return;  // generationFailed erased the entry; one timeout at a time
-    }
+    auto* p = static_cast<Pending*>(arg);
+    auto ms = p->within.count();
+    std::string within = ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+    p->pool->generationFailed(p->generation, "workers were not ready within " + within);  // frees p
 }
 
 void WorkerPool::generationFailed(uint32_t generation, const std::string& why) {
@@ -246,9 +251,13 @@ void WorkerPool::pushSecrets(const WorkerSecrets& secrets) {
 }
 
 void WorkerPool::drain(uint32_t generation, std::chrono::milliseconds grace) {
+    const auto deadline = std::chrono::steady_clock::now() + grace;
     for (auto& [pid, w] : workers_) {
-        if (w->generation != generation || w->state == State::Draining || w->state == State::Stopping) continue;
+        if (w->generation != generation || w->state == State::Stopping) continue;
+        // One already draining is told again only to end sooner (a stop during an upgrade's drain).
+        if (w->state == State::Draining && w->drainDeadline <= deadline) continue;
         w->state = State::Draining;
+        w->drainDeadline = deadline;
         w->channel->send(ipc::Drain{static_cast<uint64_t>(grace.count())}, w->generation);
     }
 }
@@ -259,10 +268,26 @@ void WorkerPool::stopAll(std::chrono::milliseconds grace, std::function<void()> 
     for (auto& s : slots_) {
         if (s->respawn != nullptr) evtimer_del(s->respawn);
     }
-    std::vector<uint32_t> generations;
-    for (auto& [pid, w] : workers_) generations.push_back(w->generation);
+    std::set<uint32_t> generations;
+    for (auto& [pid, w] : workers_) generations.insert(w->generation);
     for (uint32_t g : generations) drain(g, grace);
-    if (workers_.empty() && onAllExited_) onAllExited_();
+    if (workers_.empty() && onAllExited_) return onAllExited_();
+    // A worker that does not end by its deadline (stopped, hung) is killed shortly after: the
+    // stop takes the grace and no more, as the supervisor told systemd.
+    stopTimer_ = evtimer_new(base_, &WorkerPool::onStopDeadline, this);
+    auto ms = (grace + kStopMargin).count();
+    timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+    evtimer_add(stopTimer_, &tv);
+}
+
+void WorkerPool::onStopDeadline(int, short, void* arg) {
+    auto* self = static_cast<WorkerPool*>(arg);
+    for (auto& [pid, w] : self->workers_) {
+        self->log_.warn("worker did not end within shutdownGrace; killed",
+                        {{"workerPid", pid}, {"generation", w->generation}});
+        w->state = State::Stopping;
+        ::kill(pid, SIGKILL);
+    }
 }
 
 void WorkerPool::kill(uint32_t generation) {
@@ -427,9 +452,14 @@ void WorkerPool::workerExited(pid_t pid, int status) {
     auto it = workers_.find(pid);
     std::unique_ptr<Worker> w = std::move(it->second);
     workers_.erase(it);
-    bool expected = w->state == State::Draining || (w->state == State::Stopping && stopping_);
+    const bool expected = w->state == State::Draining || (w->state == State::Stopping && stopping_);
+    // A draining worker that did not end by itself (a signal from someone else) is worth a warning
+    // too, though nothing replaces it (issue 16).
+    const bool abnormalDrain = w->state == State::Draining && !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     std::vector<LogField> f{{"workerPid", pid}, {"generation", w->generation}, {"status", exitText(status)}};
-    if (expected) {
+    if (abnormalDrain) {
+        log_.warn("draining worker ended abnormally", std::move(f));
+    } else if (expected) {
         log_.info("worker exited", std::move(f));
     } else {
         log_.warn("worker exited unexpectedly", std::move(f));
@@ -661,9 +691,11 @@ std::vector<HandoverWorker> WorkerPool::handover() {
         h.state = w->state == State::Starting ? 0 : w->state == State::Serving ? 1 : 2;
         h.channelFd = w->channel->release().release();
         h.totalTunnels = w->stats.totalTunnels;
-        if (w->state == State::Stopping) {
-            // Being replaced: it dies shortly; the next image reaps it as an unknown child.
-            ::close(h.channelFd);
+        if (w->state == State::Stopping || h.channelFd < 0) {
+            // Being replaced, or gone already (a drained worker that closed its channel as it
+            // exited): the next image reaps it as an unknown child; its tunnels count as done.
+            if (h.channelFd >= 0) ::close(h.channelFd);
+            exitedTunnels_ += h.totalTunnels;
             continue;
         }
         out.push_back(h);
@@ -692,6 +724,8 @@ void WorkerPool::adopt(const std::vector<HandoverWorker>& list, uint32_t current
         w->generation = h.generation;
         w->slot = h.slot;
         w->state = h.state == 0 ? State::Starting : h.state == 1 ? State::Serving : State::Draining;
+        // A draining worker's deadline is its own; a stop may only bring it forward.
+        if (w->state == State::Draining) w->drainDeadline = std::chrono::steady_clock::time_point::max();
         w->helloAcked = h.state != 0;
         w->started = std::chrono::steady_clock::now();
         w->stats.totalTunnels = h.totalTunnels;

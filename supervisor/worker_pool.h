@@ -72,8 +72,11 @@ public:
 
     // Starts `count` workers of a new generation from `executableFd` (kept open by the caller).
     // `onReady` runs once when all of them serve; `onFailed` if one dies or times out first.
+    // Workers not all ready within `readyWithin` fail the generation.
+    static constexpr std::chrono::milliseconds kStartTimeout{20000};
     void startGeneration(uint32_t generation, size_t count, int executableFd, std::function<void()> onReady,
-                         std::function<void(const std::string&)> onFailed);
+                         std::function<void(const std::string&)> onFailed,
+                         std::chrono::milliseconds readyWithin = kStartTimeout);
     // The generation that is current: its workers are respawned when they die.
     void setCurrent(uint32_t generation) { current_ = generation; }
     [[nodiscard]] uint32_t current() const { return current_; }
@@ -84,7 +87,10 @@ public:
     void pushSecrets(const WorkerSecrets& secrets);
     // Tells a generation to stop accepting and to close what is left after `grace`.
     void drain(uint32_t generation, std::chrono::milliseconds grace);
-    // Stops every worker (drain with grace), then calls `onAllExited`.
+    // A stop's workers that have not ended `kStopMargin` after their grace are killed.
+    static constexpr std::chrono::milliseconds kStopMargin{2000};
+    // Stops every worker (drain with grace, every generation's deadline brought forward to it),
+    // then calls `onAllExited`.
     void stopAll(std::chrono::milliseconds grace, std::function<void()> onAllExited);
     // Kills every worker of a generation now (a failed upgrade's new workers).
     void kill(uint32_t generation);
@@ -104,6 +110,8 @@ public:
     // that have no live worker are respawned.
     void adopt(const std::vector<HandoverWorker>& workers, uint32_t current, int executableFd, size_t workerCount);
     [[nodiscard]] uint64_t exitedTunnels() const { return exitedTunnels_; }
+    // The settings snapshot every worker runs with (ipc/snapshot.h), for the hand-over.
+    [[nodiscard]] const std::string& settingsBytes() const { return settingsBytes_; }
     void setExitedTunnels(uint64_t n) { exitedTunnels_ = n; }
 
 private:
@@ -130,6 +138,7 @@ private:
         bool verifyCapLogged = false;                         // since it was last below the cap
         std::chrono::steady_clock::time_point failureSecond;  // the second failuresThisSecond counts
         uint32_t failuresThisSecond = 0;
+        std::chrono::steady_clock::time_point drainDeadline{};  // when Draining
     };
     struct Slot {
         WorkerPool* pool = nullptr;
@@ -138,6 +147,9 @@ private:
         event* respawn = nullptr;
     };
     struct Pending {
+        WorkerPool* pool = nullptr;
+        uint32_t generation = 0;
+        std::chrono::milliseconds within{0};
         size_t waiting = 0;
         std::function<void()> onReady;
         std::function<void(const std::string&)> onFailed;
@@ -165,6 +177,7 @@ private:
     void balance(std::chrono::steady_clock::time_point round);
     static void onRespawn(int, short, void* arg);
     static void onStartTimeout(int, short, void* arg);
+    static void onStopDeadline(int, short, void* arg);
 
     event_base* base_;
     const Logger& log_;
@@ -189,6 +202,7 @@ private:
     std::set<std::pair<pid_t, uint64_t>> verifying_;
     bool stopping_ = false;
     std::function<void()> onAllExited_;
+    event* stopTimer_ = nullptr;
 };
 
 }  // namespace relaypro

@@ -331,7 +331,13 @@ void Server::tunnelClosed() {
 void Server::beginDrain() {
     if (draining_) return;
     draining_ = true;
-    for (auto& l : listeners_) evconnlistener_disable(l->listener);
+    // This worker's copies of the listening sockets are closed, not only unwatched: once every
+    // process holding one has closed it (a stop), a new connection is refused at once instead
+    // of waiting in a queue no one serves (issue 16). During an upgrade the other copies keep
+    // the sockets open for the new generation.
+    event_del(resumeAccept_);
+    for (auto& l : listeners_) evconnlistener_free(l->listener);  // LEV_OPT_CLOSE_ON_FREE
+    listeners_.clear();
     std::vector<Connection*> idle;
     for (auto& [serial, c] : live_) {
         if (c->idleBetweenRequests()) idle.push_back(c);

@@ -293,9 +293,13 @@ private:
             event_base_loopexit(base_, nullptr);
             return;
         }
+        // A second Drain (a stop during an upgrade's drain) may only bring the end forward.
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(graceMs);
+        if (graceTimer_ != nullptr && deadline >= drainDeadline_) return;
+        drainDeadline_ = deadline;
+        if (graceTimer_ == nullptr) graceTimer_ = evtimer_new(base_, &Worker::onGraceEnd, this);
         timeval tv = toTimeval(std::chrono::milliseconds(graceMs));
-        graceTimer_ = evtimer_new(base_, &Worker::onGraceEnd, this);
-        evtimer_add(graceTimer_, &tv);
+        evtimer_add(graceTimer_, &tv);  // (re)scheduled
     }
 
     static void onGraceEnd(int, short, void* arg) {
@@ -360,6 +364,7 @@ private:
     std::vector<ListenerSocket> listeners_;
     std::unique_ptr<Server> server_;
     event* graceTimer_ = nullptr;
+    std::chrono::steady_clock::time_point drainDeadline_{};
     int exitCode_ = 0;
 };
 
@@ -375,6 +380,10 @@ int runWorker(int channelFd) {
     ::signal(SIGUSR2, SIG_IGN);
     const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
     bool testHooks = hooks != nullptr && std::string_view(hooks) == "1";
+    // Tests hold a generation of workers at its start (to act in the window of an upgrade) by
+    // creating this file; they continue it with SIGCONT.
+    const char* hold = std::getenv("RELAYPRO_TEST_HOLD_FILE");
+    if (testHooks && hold != nullptr && ::access(hold, F_OK) == 0) ::raise(SIGSTOP);
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     event_base* base = event_base_new();
     if (base == nullptr) return 1;

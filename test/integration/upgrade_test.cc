@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "test/support/net.h"
@@ -118,13 +119,65 @@ protected:
     }
     fs::path installed() const { return dir_ / "relaypro"; }
     std::map<std::string, std::string> env() const {
-        return {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()},
-                {"RELAYPRO_INSTALLED_BINARY", installed().string()}};
+        std::map<std::string, std::string> e{{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()},
+                                             {"RELAYPRO_INSTALLED_BINARY", installed().string()}};
+        if (holdable_) {
+            e["RELAYPRO_TEST_HOOKS"] = "1";
+            e["RELAYPRO_TEST_HOLD_FILE"] = hold().string();
+        }
+        for (const auto& [k, v] : extraEnv_) e[k] = v;
+        return e;
     }
-    std::unique_ptr<Relay> start(uint16_t echoPort) {
-        std::string yaml =
-            "consoleAddress: \"localhost:" + std::to_string(echoPort) +
-            "\"\norganizationId: 1\nworkers: 2\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n";
+    bool holdable_ = false;                        // set before start(): the relay's workers honour hold()
+    std::map<std::string, std::string> extraEnv_;  // set before start(): more test hooks
+    // While this file exists, a new worker stops itself at its start (SIGSTOP): a test can act in
+    // the window of an upgrade, between "starting the next generation" and the switch.
+    fs::path hold() const { return dir_ / "hold"; }
+    // The children of `parent` that are stopped, once there are `count` of them.
+    static std::vector<pid_t> heldWorkers(pid_t parent, size_t count) {
+        std::vector<pid_t> held;
+        eventually(
+            [&] {
+                held.clear();
+                for (const auto& e : fs::directory_iterator("/proc")) {
+                    std::string name = e.path().filename().string();
+                    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+                    std::string stat = readText(e.path() / "stat");
+                    size_t close = stat.rfind(')');
+                    if (close == std::string::npos || close + 4 > stat.size()) continue;
+                    char state = stat[close + 2];
+                    long ppid = std::atol(stat.c_str() + close + 4);
+                    if (ppid == parent && state == 'T') held.push_back(std::stoi(name));
+                }
+                return held.size() >= count;
+            },
+            60s);
+        return held;
+    }
+    void release(const std::vector<pid_t>& held) {
+        fs::remove(hold());
+        for (pid_t p : held) ::kill(p, SIGCONT);
+    }
+    // `relaypro upgrade …` started, not waited for; its output goes to up.out / up.err.
+    ChildProcess upgradeInBackground(const std::vector<std::string>& args) {
+        std::vector<std::string> argv{RELAYPRO_BINARY, "upgrade", "--config", (dir_ / "config.yml").string()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        auto e = env();
+        e["RELAYPRO_ENV_FILE"] = (dir_ / "environment.conf").string();
+        return ChildProcess::spawn(argv, e, dir_ / "up.out", dir_ / "up.err");
+    }
+    std::string upgradeOutput() const { return readText(dir_ / "up.out") + readText(dir_ / "up.err"); }
+    // The log lines with this message at this level.
+    static size_t count(const Relay& relay, const std::string& msg, const std::string& level) {
+        size_t n = 0;
+        for (const auto& l : relay.log()) n += l["msg"] == msg && l["level"] == level ? 1U : 0U;
+        return n;
+    }
+    std::unique_ptr<Relay> start(uint16_t echoPort, const std::string& extra = "") {
+        std::string yaml = "consoleAddress: \"localhost:" + std::to_string(echoPort) +
+                           "\"\norganizationId: 1\nworkers: 2\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: "
+                           "passwords.txt\n" +
+                           extra;
         auto r = std::make_unique<Relay>(dir_, yaml, env(), std::vector<std::string>{}, installed().string());
         EXPECT_TRUE(r->ready()) << r->stderrText();
         return r;
@@ -329,6 +382,412 @@ TEST_F(Upgrade, AFailingNewBinaryLeavesTheRunningGenerationServing) {
     }
     EXPECT_EQ(serving, 2);
     json_decref(st);
+}
+
+// Issue 16, item 1: the re-executed image read config.yml before it took over; a file made
+// invalid in the window (an editor's half-written save) made it exit 78, and the parent-death
+// signal then ended every worker of both generations, after `upgrade` had reported success.
+// Now it takes over the configuration the old image checked, and the broken file is a failed
+// reload. `upgrade` answers once the re-executed image serves.
+TEST_F(Upgrade, AConfigBrokenInTheSwitchIsAFailedReload) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    auto relay = start(echo.port());
+    const pid_t supervisor = relay->pid();
+    Load load(relay->httpsPort(), echo.port(), 2);
+    ASSERT_TRUE(eventually([&] { return load.tunnels() > 5 && load.streamedBytes() > 10000; }));
+    writeText(hold(), "");
+    ChildProcess up = upgradeInBackground({});
+    auto held = heldWorkers(supervisor, 2);
+    ASSERT_EQ(held.size(), 2U) << upgradeOutput();
+    ASSERT_TRUE(relay->waitForLog("upgrade: starting the next generation"));
+    const std::string good = readText(dir_ / "config.yml");
+    std::string broken = good;
+    broken.replace(broken.find("workers: 2"), 10, "workers: two");
+    writeText(dir_ / "config.yml", broken);
+    release(held);
+    EXPECT_EQ(up.wait(120s), 0) << upgradeOutput();
+    EXPECT_NE(upgradeOutput().find("upgraded: generation 2 serving"), std::string::npos) << upgradeOutput();
+    // The answer came from the image that took over, after it did.
+    EXPECT_EQ(count(*relay, "upgrade: done", "info"), 1U);
+    EXPECT_EQ(count(*relay,
+                    "config.yml changed during the upgrade and cannot be used; the configuration checked "
+                    "before the upgrade stays in effect",
+                    "error"),
+              1U);
+    EXPECT_TRUE(relay->process().running()) << relay->stderrText();
+    const uint64_t before = load.tunnels();
+    EXPECT_TRUE(eventually([&] { return load.tunnels() > before + 5; })) << "new tunnels after the switch";
+    load.stop();
+    EXPECT_EQ(load.failures(), std::vector<std::string>{});
+    // The file fixed: status (which reads it) and a reload work as usual.
+    writeText(dir_ / "config.yml", good);
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "pid")), supervisor);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "generation")), 2);
+    json_decref(st);
+    relay->signal(SIGHUP);
+    EXPECT_TRUE(relay->waitForLog("reload", {{"changed", ""}}));
+}
+
+// Issue 16, item 1: a re-exec that fails leaves the new workers serving under the old image,
+// and `upgrade` says it failed (exit 1) and why. The exec is made to fail by taking the
+// installed binary's execute permission away in the window (execveat checks it).
+TEST_F(Upgrade, AFailedReexecIsReportedAsAFailure) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    auto relay = start(echo.port());
+    const pid_t supervisor = relay->pid();
+    Load load(relay->httpsPort(), echo.port(), 1);
+    ASSERT_TRUE(eventually([&] { return load.tunnels() > 5; }));
+    writeText(hold(), "");
+    ChildProcess up = upgradeInBackground({});
+    auto held = heldWorkers(supervisor, 2);
+    ASSERT_EQ(held.size(), 2U) << upgradeOutput();
+    fs::permissions(installed(), fs::perms::owner_read | fs::perms::owner_write);
+    release(held);
+    EXPECT_EQ(up.wait(120s), 1) << upgradeOutput();
+    EXPECT_NE(upgradeOutput().find("upgrade failed: the supervisor could not re-execute the installed binary (exec: "
+                                   "Permission denied); the new workers serve under the old supervisor"),
+              std::string::npos)
+        << upgradeOutput();
+    fs::permissions(installed(), fs::perms::owner_all);
+    const uint64_t before = load.tunnels();
+    EXPECT_TRUE(eventually([&] { return load.tunnels() > before + 5; }));
+    load.stop();
+    EXPECT_EQ(load.failures(), std::vector<std::string>{});
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "pid")), supervisor);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "generation")), 2);
+    json_decref(st);
+    // Nothing is left half-way: the next upgrade goes through.
+    auto [code, out] = cli({"upgrade"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("upgraded: generation 3 serving"), std::string::npos) << out;
+}
+
+// Issue 16, item 3: `upgrade --timeout` bounded only the client's wait; the service gave new
+// workers a fixed 20 s. Now the service fails the upgrade at the timeout.
+TEST_F(Upgrade, TheTimeoutBoundsTheServicesWait) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    auto relay = start(echo.port());
+    const pid_t supervisor = relay->pid();
+    writeText(hold(), "");
+    auto started = std::chrono::steady_clock::now();
+    ChildProcess up = upgradeInBackground({"--timeout", "5"});
+    auto held = heldWorkers(supervisor, 2);
+    ASSERT_EQ(held.size(), 2U) << upgradeOutput();
+    EXPECT_EQ(up.wait(60s), 1) << upgradeOutput();
+    auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_GE(took, 5s);
+    EXPECT_LT(took, 20s) << "the service's own fixed wait, not the timeout";
+    EXPECT_NE(upgradeOutput().find("upgrade failed: the upgrade did not complete within its timeout (5s): the new "
+                                   "workers were not ready"),
+              std::string::npos)
+        << upgradeOutput();
+    fs::remove(hold());  // the held workers were killed with the failed generation
+    // Workers held for less than the timeout: the upgrade succeeds.
+    writeText(hold(), "");
+    up = upgradeInBackground({"--timeout", "60"});
+    held = heldWorkers(supervisor, 2);
+    ASSERT_EQ(held.size(), 2U) << upgradeOutput();
+    release(held);
+    EXPECT_EQ(up.wait(120s), 0) << upgradeOutput();
+    // The failed generation's number is not used up.
+    EXPECT_NE(upgradeOutput().find("upgraded: generation 2 serving"), std::string::npos) << upgradeOutput();
+}
+
+// Issue 16, item 3: an upgrade refused for an invalid config.yml exits 1, as cli.md and
+// lifecycle.md (Upgrade, step 1) say, not 78 (the package's post-install treats both as
+// failure; 78 belongs to `run` and `check-config`). The reason is printed.
+TEST_F(Upgrade, AnInvalidConfigFailsTheUpgradeWithExit1) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    std::string good = readText(dir_ / "config.yml");
+    std::string broken = good;
+    broken.replace(broken.find("workers: 2"), 10, "workers: two");
+    writeText(dir_ / "config.yml", broken);
+    auto [code, out] = cli({"upgrade"});
+    EXPECT_EQ(code, 1) << out;
+    EXPECT_NE(out.find("workers"), std::string::npos) << out;
+    EXPECT_NE(out.find("relaypro: upgrade failed: the configuration cannot be used; the running service keeps serving"),
+              std::string::npos)
+        << out;
+    writeText(dir_ / "config.yml", good);
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "generation")), 1);
+    json_decref(st);
+}
+
+// Issue 16, item 2: a stop during an upgrade is not a failed upgrade. It is logged as abandoned
+// (info, no error), the waiting `upgrade` says so (exit 1), and new workers held at their start
+// (they never answer) end with the stop.
+TEST_F(Upgrade, AStopDuringAnUpgradeAbandonsIt) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    auto relay = start(echo.port(), "limits:\n  shutdownGrace: 1s\n");
+    writeText(hold(), "");
+    ChildProcess up = upgradeInBackground({});
+    auto held = heldWorkers(relay->pid(), 2);
+    ASSERT_EQ(held.size(), 2U) << upgradeOutput();
+    EXPECT_EQ(relay->stop(SIGTERM), 0);
+    EXPECT_EQ(up.wait(60s), 1) << upgradeOutput();
+    EXPECT_NE(upgradeOutput().find("relaypro: upgrade abandoned: the service is stopping"), std::string::npos)
+        << upgradeOutput();
+    EXPECT_EQ(count(*relay, "upgrade abandoned: the service is stopping", "info"), 1U);
+    for (const auto& l : relay->log()) EXPECT_NE(l["level"], "error") << l.text;
+    // The held workers, which answer nothing, were ended with the stop (they miss their pings).
+    for (pid_t p : held) {
+        std::string stat = readText("/proc/" + std::to_string(p) + "/stat");
+        EXPECT_TRUE(stat.empty() || stat.find(") Z") != std::string::npos) << p;
+    }
+    fs::remove(hold());
+}
+
+// Issue 16, item 5: the check-config child runs in a process group of its own, and the whole
+// group ends on the timeout: a wrapper's children do not outlive it.
+TEST_F(Upgrade, ACheckThatTimesOutTakesItsChildrenAlong) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    writeText(dir_ / "hangs.sh", "#!/bin/sh\nsleep 600 &\necho $! > " + (dir_ / "grandchild").string() + "\nwait\n");
+    fs::permissions(dir_ / "hangs.sh", fs::perms::owner_all);
+    install((dir_ / "hangs.sh").string());
+    ChildProcess up = upgradeInBackground({"--timeout", "2"});
+    EXPECT_EQ(up.wait(60s), 1) << upgradeOutput();
+    EXPECT_NE(upgradeOutput().find("upgrade failed: the upgrade did not complete within its timeout (2s)"),
+              std::string::npos)
+        << upgradeOutput();
+    const pid_t grandchild = std::atoi(readText(dir_ / "grandchild").c_str());
+    ASSERT_GT(grandchild, 0);
+    EXPECT_TRUE(eventually([&] {
+        std::string stat = readText("/proc/" + std::to_string(grandchild) + "/stat");
+        return stat.empty() || stat.find(") Z") != std::string::npos;
+    })) << "the check's own child outlived it";
+    install(RELAYPRO_BINARY);
+}
+
+// Issue 16, item 5: an upgrade of an idle service says nothing at warn or error. (The only
+// warning is the registration's "not registered", which this unregistered relay repeats at
+// every start of its console session.)
+TEST_F(Upgrade, AnIdleUpgradeLogsNoWarning) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    for (int i = 0; i < 3; ++i) {
+        auto [code, out] = cli({"upgrade"});
+        ASSERT_EQ(code, 0) << out;
+    }
+    // The old generations leave (no tunnels to drain): two workers remain.
+    ASSERT_TRUE(eventually([&] {
+        json_t* st = status();
+        size_t n = st != nullptr ? json_array_size(json_object_get(st, "workers")) : 0;
+        json_decref(st);
+        return n == 2U;
+    }));
+    bool upgrading = false;
+    for (const auto& l : relay->log()) {
+        upgrading = upgrading || l["msg"] == "upgrade: checking the configuration with the installed binary";
+        // (And the workers' note on a kernel without Landlock: the oldkernel runs have one.)
+        if (!upgrading || l["msg"].starts_with("not registered") || l["msg"].starts_with("Landlock is not available")) {
+            continue;
+        }
+        EXPECT_TRUE(l["level"] == "info" || l["level"] == "debug") << l.text;
+    }
+}
+
+// Issue 16, item 5: a draining worker that someone SIGKILLs did not end as it should: warn.
+TEST_F(Upgrade, ADrainingWorkerKilledIsAWarning) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    Client tunnel;  // keeps one worker of generation 1 draining
+    ASSERT_TRUE(tunnel.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(tunnel.send("CONNECT localhost:" + std::to_string(echo.port()) +
+                            " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
+    ASSERT_EQ(statusOf(tunnel.readHead()), 200);
+    auto [code, out] = cli({"upgrade"});
+    ASSERT_EQ(code, 0) << out;
+    pid_t draining = 0;
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    size_t k = 0;
+    json_t* w = nullptr;
+    json_array_foreach(json_object_get(st, "workers"), k, w) {
+        if (std::string(json_string_value(json_object_get(w, "state"))) == "draining") {
+            draining = static_cast<pid_t>(json_integer_value(json_object_get(w, "pid")));
+        }
+    }
+    json_decref(st);
+    ASSERT_GT(draining, 0);
+    ASSERT_EQ(::kill(draining, SIGKILL), 0);
+    EXPECT_TRUE(relay->waitForLog("draining worker ended abnormally", {{"workerPid", std::to_string(draining)}}));
+}
+
+// Issue 16, item 5: SIGUSR2s that arrive while an upgrade runs are one upgrade, not a queue.
+TEST_F(Upgrade, UpgradeSignalsDuringAnUpgradeAreCoalesced) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    auto relay = start(echo.port());
+    writeText(hold(), "");
+    relay->signal(SIGUSR2);
+    auto held = heldWorkers(relay->pid(), 2);
+    ASSERT_EQ(held.size(), 2U);
+    for (int i = 0; i < 10; ++i) relay->signal(SIGUSR2);
+    ASSERT_TRUE(
+        eventually([&] { return count(*relay, "upgrade signal coalesced with the upgrade running", "info") >= 1U; }));
+    release(held);
+    ASSERT_TRUE(relay->waitForLog("upgrade: done"));
+    // Nothing queued behind it: the next upgrade asked for is the next generation, and it runs.
+    auto [code, out] = cli({"upgrade"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("upgraded: generation 3 serving"), std::string::npos) << out;
+    EXPECT_EQ(count(*relay, "upgrade: done", "info"), 2U);
+}
+
+// Issue 16, item 5: after an upgrade the listeners are still the ones configured when they were
+// bound, so a later reload still warns that a changed httpsProxy.listen needs a restart.
+TEST_F(Upgrade, AChangedListenStillNeedsARestartAfterAnUpgrade) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    const uint16_t port = relay->httpsPort();
+    std::string text = readText(dir_ / "config.yml");
+    text.replace(text.find("127.0.0.1:0"), 11, "127.0.0.1:1");
+    writeText(dir_ / "config.yml", text);
+    auto [code, out] = cli({"upgrade"});
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_EQ(count(*relay, "httpsProxy.listen changed; takes effect after restart", "warn"), 1U);
+    relay->signal(SIGHUP);
+    ASSERT_TRUE(relay->waitForLog("reload"));
+    EXPECT_EQ(count(*relay, "httpsProxy.listen changed; takes effect after restart", "warn"), 2U);
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(
+        std::string(json_string_value(json_object_get(json_array_get(json_object_get(st, "listeners"), 0), "address"))),
+        "127.0.0.1:" + std::to_string(port));
+    json_decref(st);
+}
+
+// Issue 16, item 5: a private folder removed before an upgrade used to mean a new CA (every
+// Responder re-authenticates) and a control socket no one could reach. Now the CA in use stays
+// (an error says the bundle is missing) and the control socket is created again. Only a fresh
+// start creates a CA.
+TEST_F(Upgrade, AMissingCaBundleInAnUpgradeKeepsTheCa) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    const std::string fingerprint = json_string_value(json_object_get(st, "caFingerprint"));
+    json_decref(st);
+    fs::remove_all(dir_ / "private");  // the control socket with it: the package's SIGUSR2 asks
+    relay->signal(SIGUSR2);
+    ASSERT_TRUE(relay->waitForLog("supervisor re-executed"));
+    EXPECT_TRUE(eventually([&] {
+        return count(*relay, "the CA bundle or the certificate files cannot be used; those in use stay", "error") == 1U;
+    }));
+    EXPECT_EQ(count(*relay, "CA bundle created", "info"), 1U) << "only the first start's";
+    // Written back from the CA in use, so that a restart keeps it too.
+    EXPECT_TRUE(
+        relay->waitForLog("the CA bundle was missing; the CA in use is written back (remove it while stopped, "
+                          "or run `relaypro ca init` after removing it, to have a new CA at the next start)"));
+    EXPECT_EQ(fs::status(dir_ / "private" / "ca-bundle.pem").permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+    st = status();
+    ASSERT_NE(st, nullptr) << "the control socket is reachable again";
+    EXPECT_EQ(std::string(json_string_value(json_object_get(st, "caFingerprint"))), fingerprint);
+    json_decref(st);
+    // And it serves on.
+    Client c;
+    EXPECT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
+}
+
+// Review of issue 16: a signal that came while the supervisor prepared its re-exec went into
+// libevent's queue, which does not survive the exec: a stop was lost. From the moment the new
+// generation is ready the signals are held by the kernel instead, and cross the exec pending.
+// (RELAYPRO_TEST_REEXEC_DELAY_MS widens that moment to 1.5 s.)
+TEST_F(Upgrade, AStopSentDuringTheReexecIsNotLost) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    extraEnv_["RELAYPRO_TEST_REEXEC_DELAY_MS"] = "1500";
+    auto relay = start(echo.port(), "limits:\n  shutdownGrace: 2s\n");
+    ChildProcess up = upgradeInBackground({});
+    ASSERT_TRUE(relay->waitForLog("upgrade: new generation serving; the old one drains"));
+    relay->signal(SIGTERM);
+    EXPECT_EQ(relay->process().wait(60s), 0) << "stopped, after the switch";
+    EXPECT_EQ(up.wait(60s), 0) << upgradeOutput();
+    EXPECT_EQ(count(*relay, "upgrade: done", "info"), 1U);
+    EXPECT_EQ(count(*relay, "stopping", "info"), 1U);
+}
+
+// ... and a SIGUSR2 that arrives then is coalesced with the upgrade by the new image.
+TEST_F(Upgrade, AnUpgradeSignalDuringTheReexecIsCoalesced) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    extraEnv_["RELAYPRO_TEST_REEXEC_DELAY_MS"] = "1500";
+    auto relay = start(echo.port());
+    ChildProcess up = upgradeInBackground({});
+    ASSERT_TRUE(relay->waitForLog("upgrade: new generation serving; the old one drains"));
+    relay->signal(SIGUSR2);
+    EXPECT_EQ(up.wait(60s), 0) << upgradeOutput();
+    EXPECT_TRUE(relay->waitForLog("upgrade signal coalesced with the upgrade"));
+    auto [code, out] = cli({"upgrade"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("upgraded: generation 3 serving"), std::string::npos) << out;
+}
+
+// Review of issue 16: a downgrade to a build that reads only the hand-over of the release before
+// (format 1) must not take the service down. The installed build says in check-config which
+// format it reads; this build then writes format 1 and answers `upgrade` itself before the exec.
+// (RELAYPRO_TEST_HANDOVER_FORMAT stands in for the older build.)
+TEST_F(Upgrade, ADowngradeHandsOverWhatTheOlderBuildReads) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    extraEnv_["RELAYPRO_TEST_HANDOVER_FORMAT"] = "1";
+    auto relay = start(echo.port());
+    Load load(relay->httpsPort(), echo.port(), 1);
+    ASSERT_TRUE(eventually([&] { return load.tunnels() > 5; }));
+    auto [code, out] = cli({"upgrade"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("upgraded: generation 2 serving"), std::string::npos) << out;
+    ASSERT_TRUE(relay->waitForLog("supervisor re-executed", {{"handoverFormat", "1"}}));
+    const uint64_t before = load.tunnels();
+    EXPECT_TRUE(eventually([&] { return load.tunnels() > before + 5; }));
+    load.stop();
+    EXPECT_EQ(load.failures(), std::vector<std::string>{});
+}
+
+// Review of issue 16: a `relaypro upgrade` that goes away before its answer left the control
+// connection's end-of-file readable in a persistent event: the supervisor spun at 100 % CPU
+// until the upgrade ended. Measured as the supervisor's CPU time over 1 s of a held upgrade
+// (spinning takes the whole second; waiting takes nearly nothing).
+TEST_F(Upgrade, AnUpgradeClientThatLeavesCostsNoCpu) {
+    TestServer echo(false, TestServer::echo());
+    holdable_ = true;
+    auto relay = start(echo.port());
+    writeText(hold(), "");
+    ChildProcess up = upgradeInBackground({});
+    auto held = heldWorkers(relay->pid(), 2);
+    ASSERT_EQ(held.size(), 2U);
+    up.stop(SIGKILL);  // the client goes away before its answer
+    auto cpuTicks = [&] {
+        std::string stat = readText("/proc/" + std::to_string(relay->pid()) + "/stat");
+        std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+        std::string f;
+        long long ticks = 0;
+        for (int i = 3; i <= 15 && fields >> f; ++i) {
+            if (i == 14 || i == 15) ticks += std::atoll(f.c_str());  // utime, stime
+        }
+        return ticks;
+    };
+    std::this_thread::sleep_for(200ms);
+    const long long before = cpuTicks();
+    std::this_thread::sleep_for(1s);
+    const long long spent = cpuTicks() - before;
+    const long long perSecond = ::sysconf(_SC_CLK_TCK);
+    EXPECT_LT(spent, perSecond / 2) << "ticks of CPU in one second of waiting";
+    release(held);
+    ASSERT_TRUE(relay->waitForLog("upgrade: done"));
 }
 
 }  // namespace

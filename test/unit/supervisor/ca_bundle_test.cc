@@ -97,6 +97,20 @@ TEST(CaBundle, GeneratedBundleRoundTripsThroughItsFile) {
     EXPECT_EQ(ca.toPem().rfind("-----BEGIN RSA PRIVATE KEY-----\n", 0), 0u);
 }
 
+// An upgrade hands the CA in use to the next image as its text: the same checks, the same CA.
+TEST(CaBundle, TheTextOfABundleIsReadWithTheSameChecks) {
+    const CaBundle& ca = sharedBundle();
+    auto back = CaBundle::fromPem(ca.toPem(), Clock::now());
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->fingerprintHex(), ca.fingerprintHex());
+    EXPECT_EQ(back->tokenMaster(20416), ca.tokenMaster(20416));
+    auto none = CaBundle::fromPem(ca.certificatePem(), Clock::now());
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().message,
+              "the CA bundle in use: expected one RSA PRIVATE KEY and one CERTIFICATE block, found 0 keys and 1 "
+              "certificates");
+}
+
 // protocol.md's derivations, computed by the openssl tool from the key's PKCS#1 DER.
 TEST(CaBundle, DerivationsMatchTheOpensslTool) {
     TempDir dir;

@@ -1,6 +1,7 @@
 #include "supervisor/control_socket.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -69,6 +70,33 @@ TEST(ControlSocket, AnswersAllowedPeersRefusesWorkersAndMalformedRequests) {
     EXPECT_TRUE(refused);
     control->reset();
     EXPECT_NE(::access(path.c_str(), F_OK), 0);  // the socket file goes with it
+    event_base_free(base);
+}
+
+// An upgrade gives the waiting client's connection to the next supervisor image, which answers
+// on it with answerOn().
+TEST(ControlSocket, AReleasedConnectionIsAnsweredFromItsDescriptor) {
+    RELAYPRO_SKIP_UNDER_QEMU();  // its client runs on a thread
+    testing::TempDir dir;
+    std::string path = (dir / "control.sock").string();
+    event_base* base = event_base_new();
+    Sink sink;
+    Logger log(&sink, "supervisor");
+    int released = -1;
+    auto control = ControlSocket::open(
+        base, path, log,
+        [&](const std::string&, json_t*, ControlSocket::Respond respond) {
+            released = respond.release();
+            EXPECT_FALSE(respond) << "empty once released";
+            respond(json_pack("{s:s}", "ignored", "yes"));  // an empty Respond drops its answer
+            ControlSocket::answerOn(released, json_pack("{s:b,s:I}", "ok", 1, "generation", 2));
+        },
+        [](pid_t) { return false; });
+    ASSERT_TRUE(control.ok()) << control.error().message;
+    EXPECT_EQ(exchange(base, path, R"({"command":"upgrade"})"), R"({"ok":true,"generation":2})");
+    EXPECT_GE(released, 0);
+    EXPECT_EQ(::fcntl(released, F_GETFD), -1) << "closed by answerOn";
+    control->reset();
     event_base_free(base);
 }
 

@@ -24,6 +24,14 @@ HandoverState sample(int listenerFd, int controlFd, int channelFd) {
     s.certificateChainPem = "-----BEGIN CERTIFICATE-----\nchain\n";
     s.privateKeyPem = "-----BEGIN PRIVATE KEY-----\nkey\n";
     s.caPem = "-----BEGIN CERTIFICATE-----\nca\n";
+    s.configText = "workers: 2\n";
+    s.envFileText = "RELAYPRO_HTTP_LISTEN=127.0.0.1:8080\n";
+    s.httpsListen = "127.0.0.1:0";
+    s.settingsBytes = "settings";
+    s.caBundlePem = "-----BEGIN RSA PRIVATE KEY-----\nca key\n";
+    s.revoked = true;
+    s.droppedLogLines = 7;
+    s.droppedLogLinesTotal = 70;
     return s;
 }
 
@@ -44,6 +52,17 @@ TEST(Handover, WhatIsWrittenIsReadBackWithTheDescriptorsItNames) {
     EXPECT_EQ(back->workers[0].pid, 4242);
     EXPECT_EQ(back->workers[0].totalTunnels, 17U);
     EXPECT_EQ(back->privateKeyPem, "-----BEGIN PRIVATE KEY-----\nkey\n");
+    EXPECT_EQ(back->format, 2U);
+    EXPECT_EQ(back->configText, "workers: 2\n");
+    EXPECT_EQ(back->envFileText, "RELAYPRO_HTTP_LISTEN=127.0.0.1:8080\n");
+    EXPECT_EQ(back->httpsListen, "127.0.0.1:0");
+    EXPECT_EQ(back->httpListen, "");
+    EXPECT_EQ(back->settingsBytes, "settings");
+    EXPECT_EQ(back->caBundlePem, "-----BEGIN RSA PRIVATE KEY-----\nca key\n");
+    EXPECT_TRUE(back->revoked);
+    EXPECT_EQ(back->upgradeReplyFd, -1);
+    EXPECT_EQ(back->droppedLogLines, 7U);
+    EXPECT_EQ(back->droppedLogLinesTotal, 70U);
     EXPECT_EQ(handoverDescriptors(*back), (std::vector<int>{a, b, c}));
     EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "a memfd leaves nothing in the fallback folder";
     ::close(c);
@@ -70,6 +89,57 @@ TEST(Handover, WithoutMemfdTheFileIsUnnamedPrivateAndCrossesExec) {
     EXPECT_STREQ(buf, "state");
     ::close(*fd);
     EXPECT_FALSE(unnamedFile((dir.path() / "missing").string(), false).ok());
+}
+
+// The previous release reads (and wrote) format 1: everything up to the CA certificate. This
+// build writes it for a downgrade and reads it from the previous release (then, having no
+// configuration snapshot, it reads the files as that release did).
+TEST(Handover, FormatOneIsWhatThePreviousReleaseReadsAndWrote) {
+    testing::TempDir dir;
+    int listener = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    HandoverState s = sample(listener, -1, listener);
+    auto fd = writeHandover(s, dir.path().string(), 1);
+    ASSERT_TRUE(fd.ok());
+    std::string bytes(1 << 16, '\0');
+    ssize_t n = ::pread(*fd, bytes.data(), bytes.size(), 0);
+    ASSERT_GT(n, 0);
+    bytes.resize(static_cast<size_t>(n));
+    EXPECT_TRUE(bytes.ends_with(s.caPem)) << "nothing after the CA certificate";
+    EXPECT_EQ(bytes.find(s.configText), std::string::npos) << "no configuration";
+    EXPECT_EQ(bytes.find("ca key"), std::string::npos) << "no CA key";
+    auto back = readHandover(*fd);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(back->format, 1U);
+    EXPECT_EQ(back->workers[0].pid, 4242);
+    EXPECT_TRUE(back->configText.empty());
+    EXPECT_EQ(back->upgradeReplyFd, -1);
+    // Format 2 without its snapshot is refused: the next image would have nothing to run on.
+    bytes[0] = 2;
+    auto file = unnamedFile(dir.path().string());
+    ASSERT_TRUE(file.ok());
+    ASSERT_EQ(::write(*file, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    EXPECT_FALSE(readHandover(*file).ok());
+    ::close(listener);
+}
+
+// RelayPro's own writes config.yml could not take cross the re-exec (a registration).
+TEST(Handover, UnsavedWritesCrossTheReexec) {
+    testing::TempDir dir;
+    int fd0 = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    HandoverState s = sample(fd0, -1, fd0);
+    s.unsavedUpdates = {ConfigUpdate::integer({"relayId"}, 7), ConfigUpdate::string({"securityToken"}, "st-1"),
+                        ConfigUpdate::remove({"deploymentToken"}),
+                        ConfigUpdate::string({"migration", "consoleAddress"}, "next.example:443")};
+    auto fd = writeHandover(s, dir.path().string());
+    ASSERT_TRUE(fd.ok());
+    auto back = readHandover(*fd);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    ASSERT_EQ(back->unsavedUpdates.size(), 4U);
+    EXPECT_EQ(back->unsavedUpdates[0].value, "7");
+    EXPECT_EQ(back->unsavedUpdates[0].kind, ConfigUpdate::Kind::Integer);
+    EXPECT_EQ(back->unsavedUpdates[2].kind, ConfigUpdate::Kind::Remove);
+    EXPECT_EQ(back->unsavedUpdates[3].path, (std::vector<std::string>{"migration", "consoleAddress"}));
+    ::close(fd0);
 }
 
 }  // namespace
