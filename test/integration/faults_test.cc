@@ -17,12 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -542,6 +545,53 @@ TEST_F(Faults, DroppedLogLinesAreCountedAcrossAnUpgrade) {
         if (l["msg"] == "log lines dropped") dropped += std::stol(l["dropped"]);
     }
     EXPECT_GE(dropped, 100 - refusedWritten) << readText(relay.logFile());
+}
+
+// Issue 16, item 4: only what is handed over on purpose crosses the supervisor's re-exec. Each
+// image of a registered relay left its libcurl wake-up socket pair open across the exec: 17
+// descriptors, 47 after 15 upgrades. Counted with only the current workers left, after 1
+// upgrade and after 6.
+TEST_F(Faults, TheSupervisorsDescriptorsDoNotGrowAcrossUpgrades) {
+    ConsoleSim console(dir_.path());
+    ASSERT_TRUE(console.started());
+    auto e = env();
+    e["RELAYPRO_ENV_FILE"] = (dir_ / "environment.conf").string();
+    Relay relay(dir_,
+                console.registeredConfig() +
+                    "serverName: \"127.0.0.1\"\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\nworkers: 2\npasswordFile: " +
+                    (dir_ / "passwords.txt").string() + "\n",
+                e);
+    ASSERT_TRUE(relay.ready()) << relay.stderrText();
+    const std::string proc = "/proc/" + std::to_string(relay.pid());
+    auto upgrade = [&] {
+        ChildProcess up = ChildProcess::spawn({RELAYPRO_BINARY, "upgrade", "--config", (dir_ / "config.yml").string()},
+                                              e, dir_ / "up.out", dir_ / "up.err");
+        EXPECT_EQ(up.wait(60s), 0) << readText(dir_ / "up.err");
+    };
+    auto settled = [&] {
+        // The old workers had no tunnel to drain: they leave, and two children remain.
+        EXPECT_TRUE(eventually([&] {
+            std::istringstream children(readText(proc + "/task/" + std::to_string(relay.pid()) + "/children"));
+            return std::distance(std::istream_iterator<int>(children), std::istream_iterator<int>()) == 2;
+        }));
+        EXPECT_TRUE(eventually([&] { return console.count("/api/public/relay-pro/heartbeat") > 0; }));
+        // The fewest of a few looks: a console call in flight holds a connection for a moment.
+        size_t fewest = SIZE_MAX;
+        for (int look = 0; look < 5; ++look) {
+            size_t n = 0;
+            for ([[maybe_unused]] const auto& f : fs::directory_iterator(proc + "/fd")) ++n;
+            fewest = std::min(fewest, n);
+            std::this_thread::sleep_for(100ms);
+        }
+        return fewest;
+    };
+    upgrade();
+    const size_t afterOne = settled();
+    for (int i = 0; i < 5; ++i) upgrade();
+    const size_t afterSix = settled();
+    // One more is a connection that happened to be open at every look; the leak was one per upgrade.
+    EXPECT_LE(afterSix, afterOne + 1) << "supervisor descriptors after 1 upgrade and after 6";
+    std::printf("supervisor descriptors: %zu after 1 upgrade, %zu after 6\n", afterOne, afterSix);
 }
 
 }  // namespace

@@ -555,45 +555,6 @@ TEST_F(TrustTest, ATokenRequestInFlightDuringAnUpgradeIsAnswered) {
     EXPECT_TRUE(relay->waitForLog("upgrade: re-executing the supervisor"));
 }
 
-// Issue 16, item 4: only what is handed over on purpose crosses the supervisor's re-exec. Each
-// image of a registered relay left its libcurl wake-up socket pair open across the exec: 17
-// descriptors, 47 after 15 upgrades. Counted with only the current workers left, after 1
-// upgrade and after 6.
-TEST_F(TrustTest, TheSupervisorsDescriptorsDoNotGrowAcrossUpgrades) {
-    auto relay = start("workers: 2\n", {{"RELAYPRO_INSTALLED_BINARY", RELAYPRO_NEXT_BINARY}});
-    const std::string proc = "/proc/" + std::to_string(relay->pid());
-    auto upgrade = [&] {
-        CommandResult up =
-            runCommand(std::string("RELAYPRO_ENV_FILE=") + (tmp_ / "environment.conf").string() + " " +
-                       RELAYPRO_BINARY + " upgrade --config " + (tmp_ / "config.yml").string() + " 2>&1");
-        EXPECT_EQ(up.exitCode, 0) << up.out;
-    };
-    auto settled = [&] {
-        // The old workers had no tunnel to drain: they leave, and two children remain.
-        EXPECT_TRUE(eventually([&] {
-            std::istringstream children(readText(proc + "/task/" + std::to_string(relay->pid()) + "/children"));
-            return std::distance(std::istream_iterator<int>(children), std::istream_iterator<int>()) == 2;
-        }));
-        EXPECT_TRUE(eventually([&] { return console_->count("/api/public/relay-pro/heartbeat") > 0; }));
-        // The fewest of a few looks: a console call in flight holds a connection for a moment.
-        size_t fewest = SIZE_MAX;
-        for (int look = 0; look < 5; ++look) {
-            size_t n = 0;
-            for ([[maybe_unused]] const auto& e : fs::directory_iterator(proc + "/fd")) ++n;
-            fewest = std::min(fewest, n);
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        return fewest;
-    };
-    upgrade();
-    const size_t afterOne = settled();
-    for (int i = 0; i < 5; ++i) upgrade();
-    const size_t afterSix = settled();
-    // One more is a connection that happened to be open at every look; the leak was one per upgrade.
-    EXPECT_LE(afterSix, afterOne + 1) << "supervisor descriptors after 1 upgrade and after 6";
-    std::printf("supervisor descriptors: %zu after 1 upgrade, %zu after 6\n", afterOne, afterSix);
-}
-
 // Issue 16, item 4: the installed binary's check-config, started by an upgrade, gets stdio and
 // nothing of the supervisor's (test/tools/fd_probe stands in for the installed binary and
 // records what it was started with).
