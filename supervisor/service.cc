@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -79,7 +80,7 @@ constexpr std::chrono::milliseconds kCheckTimeout{30000};
 // on stderr), at most this build's; 1 when it said nothing (a build before format 2).
 uint32_t handoverFormatSaid(const std::string& stderrText) {
     const std::string key = "hand-over format: ";
-    size_t at = stderrText.find(key);
+    size_t at = stderrText.rfind(key);
     if (at == std::string::npos) return 1;
     long n = std::strtol(stderrText.c_str() + at + key.size(), nullptr, 10);
     return static_cast<uint32_t>(std::clamp<long>(n, 1, kHandoverFormat));
@@ -109,7 +110,7 @@ Service::~Service() {
     console_.reset();  // in-flight console requests end without calling back
     control_.reset();
     pool_.reset();
-    for (event* e : signalEvents_) event_free(e);
+    if (signalEvent_ != nullptr) event_free(signalEvent_);
     if (watchdog_ != nullptr) event_free(watchdog_);
     if (keyTimer_ != nullptr) event_free(keyTimer_);
     if (reexec_ != nullptr) event_free(reexec_);
@@ -437,14 +438,29 @@ WorkerPool::Setup Service::poolSetup(std::shared_ptr<const WorkerSettings> setti
 }
 
 void Service::installHandlers() {
-    for (int sig : kServiceSignals) {
-        event* e = evsignal_new(base_, sig, &Service::onSignal, this);
-        event_add(e, nullptr);
-        signalEvents_.push_back(e);
-    }
-    reexec_ = event_new(base_, -1, 0, &Service::onReexec, this);
+    // The service signals stay blocked in every thread (from run() on, so every thread started
+    // since inherits it) and are read from a signalfd in the loop. A signal not read yet stays
+    // pending in the kernel, and so across an upgrade's exec to the next image: nothing sits in
+    // a user-space queue that the exec would drop (libevent's own signal handling writes into a
+    // socket pair that dies with the image, and a signal delivered to another thread went there
+    // too).
     sigset_t set = serviceSignalSet();
-    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signalFd_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!signalFd_) {
+        fatal(kExitFailure, std::string("signalfd: ") + std::strerror(errno));
+        std::exit(kExitFailure);
+    }
+    signalEvent_ = event_new(base_, signalFd_.get(), EV_READ | EV_PERSIST, &Service::onSignalFd, this);
+    event_add(signalEvent_, nullptr);
+    reexec_ = evtimer_new(base_, &Service::onReexec, this);
+}
+
+void Service::onSignalFd(int fd, short, void* arg) {
+    signalfd_siginfo info{};
+    while (::read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        onSignal(static_cast<int>(info.ssi_signo), 0, arg);
+    }
 }
 
 void Service::openControl(std::optional<int> adoptFd) {
@@ -747,6 +763,7 @@ json_t* Service::statusJson() {
 void Service::startWatchdog() {
     uint64_t usec = sd::watchdogMicros();
     if (watchdog_ != nullptr || usec == 0) return;
+    onWatchdog(-1, 0, this);  // at once: after a re-exec, the previous image's last ping was before the exec
     watchdog_ = event_new(base_, -1, EV_PERSIST, &Service::onWatchdog, this);
     uint64_t half = usec / 2;
     timeval tv{static_cast<time_t>(half / 1000000), static_cast<suseconds_t>(half % 1000000)};
@@ -818,9 +835,6 @@ void Service::stop() {
     sd::notify("STOPPING=1");
     PoolStats st = pool_->stats();
     log_->info("stopping", {{"connections", st.connections}, {"tunnels", st.tunnels}});
-    // Held since an upgrade's new generation became ready, if the stop came in that window.
-    sigset_t set = serviceSignalSet();
-    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     if (upgrade_) {
         // Not a failure to report as one: the stop ends every generation, the new one included.
         log_->info("upgrade abandoned: the service is stopping");
@@ -1109,11 +1123,16 @@ void Service::onCheckTimeout(int, short, void* arg) {
 void Service::upgradeChecked(int status) {
     evtimer_del(upgrade_->checkTimer);
     upgrade_->checkPid = -1;  // its group was killed before it was reaped (childrenExited)
-    char buf[2048] = {};
-    ssize_t n = ::read(upgrade_->checkStderr.get(), buf, sizeof buf - 1);
-    std::string said = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    // All it said (the check has exited; the pipe holds up to 64 KiB): warnings come before the
+    // hand-over format line, which is last.
+    std::string said;
+    char buf[4096];
+    ssize_t n = 0;
+    while (said.size() < (64U << 10) && (n = ::read(upgrade_->checkStderr.get(), buf, sizeof buf)) > 0) {
+        said.append(buf, static_cast<size_t>(n));
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        std::string reason = said;
+        std::string reason = said.substr(0, 2047);
         while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
         std::string code = WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status)) : "a signal";
         return upgradeFailed("the installed binary refuses the configuration (" + code + ")" +
@@ -1156,20 +1175,9 @@ void Service::upgradeReady() {
                 {"draining", old},
                 {"drainTimeoutMs", static_cast<int64_t>(drain.count())}});
     // 4. Re-execute the installed binary in place, from the loop (not from inside a callback).
-    // From here the service signals are held by the kernel: one that came before is already in
-    // the loop's queue and runs first (the re-exec waits a moment); one that comes after stays
-    // pending across the exec for the next image. None can reach libevent's queue and be lost
-    // with it at the exec.
-    sigset_t set = serviceSignalSet();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    auto delay = std::chrono::milliseconds(10);
-    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
-    const char* ms = std::getenv("RELAYPRO_TEST_REEXEC_DELAY_MS");
-    if (hooks != nullptr && std::string_view(hooks) == "1" && ms != nullptr) {
-        delay = std::chrono::milliseconds(std::clamp(std::atol(ms), 0L, 10000L));
-    }
-    timeval tv{static_cast<time_t>(delay.count() / 1000), static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
-    evtimer_add(reexec_, &tv);
+    // A signal read before then is handled first (a stop makes the re-exec a no-op); one that
+    // comes later stays pending in the kernel across the exec, for the next image.
+    event_active(reexec_, EV_TIMEOUT, 0);
 }
 
 void Service::upgradeFailed(const std::string& why) {
@@ -1187,12 +1195,7 @@ void Service::onReexec(int, short, void* arg) {
 }
 
 void Service::reexecute() {
-    sigset_t set = serviceSignalSet();
-    if (!upgrade_ || stopping_) {
-        // A stop (or a failure) came first: nothing to re-execute; signals flow again.
-        pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-        return;
-    }
+    if (!upgrade_ || stopping_) return;  // a stop (or a failure) came first: nothing to re-execute
     // A downgrade: the installed build reads only the format of the release before, which has no
     // configuration snapshot and cannot answer the waiting `upgrade`: this image answers now.
     const uint32_t format = upgrade_->handoverFormat;
@@ -1255,7 +1258,6 @@ void Service::reexecute() {
                           .c_str()));
         upgrade_.reset();
         notifyReady("; upgrade failed");
-        pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // what came meanwhile is handled now
     };
     if (!memfd) return recover(memfd.error().describe());
     // Only what is handed over on purpose crosses the exec: descriptors a library opened without
@@ -1277,9 +1279,17 @@ void Service::reexecute() {
 
     log_->info("upgrade: re-executing the supervisor", {{"binary", upgrade_->binary}});
     sink_->waitForBackground();
-    // No signal may act between here and the new image's handlers: they stay blocked (since
-    // upgradeReady) and pending across the exec; the new image unblocks them once its loop can
-    // take them.
+    // Tests widen the moment before the exec: a signal sent now must reach the next image.
+    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
+    const char* pause = std::getenv("RELAYPRO_TEST_REEXEC_PAUSE_MS");
+    if (hooks != nullptr && std::string_view(hooks) == "1" && pause != nullptr) {
+        ::usleep(static_cast<useconds_t>(std::clamp(std::atol(pause), 0L, 10000L) * 1000));
+    }
+    // The next image pings systemd's watchdog at once; this one does just before it goes, so the
+    // gap is the exec and the take-over, not that plus up to half an interval.
+    if (watchdog_ != nullptr) sd::notify("WATCHDOG=1");
+    // Signals stay blocked (they always are) and pending across the exec; the next image reads
+    // them from its own signalfd once its loop runs.
     execDescriptor(upgrade_->executable.get(), argv.data(), envp.data());
     int err = errno;
     ::close(*memfd);

@@ -130,6 +130,7 @@ private:
     std::string installedBinary() const;
 
     static void onSignal(int sig, short, void* arg);
+    static void onSignalFd(int fd, short, void* arg);
     static void onWatchdog(int, short, void* arg);
     static void onCheckTimeout(int, short, void* arg);
     static void onReexec(int, short, void* arg);
@@ -170,7 +171,8 @@ private:
     event_base* base_ = nullptr;
     std::unique_ptr<WorkerPool> pool_;
     std::unique_ptr<ControlSocket> control_;
-    std::vector<event*> signalEvents_;
+    UniqueFd signalFd_;
+    event* signalEvent_ = nullptr;
     event* watchdog_ = nullptr;
     event* reexec_ = nullptr;
     std::chrono::system_clock::time_point started_;

@@ -192,7 +192,10 @@ void WorkerPool::startGeneration(uint32_t generation, size_t count, int executab
                static_cast<suseconds_t>((readyWithin.count() % 1000) * 1000)};
     evtimer_add(p.timeout, &tv);
     if (generation > current_ || current_ == 0) {
-        // Respawns of the generation that becomes current use its executable.
+        // Respawns of the generation that becomes current use its executable; should it fail,
+        // the running generation's come back (a failed upgrade closes its executable).
+        p.previousExecutableFd = executableFd_;
+        p.previousWorkerCount = workerCount_;
         executableFd_ = executableFd;
         workerCount_ = count;
     }
@@ -224,6 +227,10 @@ void WorkerPool::generationFailed(uint32_t generation, const std::string& why) {
     Pending p = std::move(it->second);
     pending_.erase(it);
     if (p.timeout != nullptr) event_free(p.timeout);
+    if (p.previousExecutableFd >= 0 && generation != current_) {
+        executableFd_ = p.previousExecutableFd;
+        workerCount_ = p.previousWorkerCount;
+    }
     kill(generation);
     if (p.onFailed) p.onFailed(why);
 }
@@ -727,6 +734,8 @@ void WorkerPool::adopt(const std::vector<HandoverWorker>& list, uint32_t current
         // A draining worker's deadline is its own; a stop may only bring it forward.
         if (w->state == State::Draining) w->drainDeadline = std::chrono::steady_clock::time_point::max();
         w->helloAcked = h.state != 0;
+        // The previous image may have sent it a SelfTest (test hooks) whose result comes to us.
+        w->selfTestSent = setup_.testHooks && h.state != 0;
         w->started = std::chrono::steady_clock::now();
         w->stats.totalTunnels = h.totalTunnels;
         ::fcntl(h.channelFd, F_SETFD, FD_CLOEXEC);

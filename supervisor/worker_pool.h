@@ -150,6 +150,8 @@ private:
         WorkerPool* pool = nullptr;
         uint32_t generation = 0;
         std::chrono::milliseconds within{0};
+        int previousExecutableFd = -1;  // what respawns used before this generation
+        size_t previousWorkerCount = 0;
         size_t waiting = 0;
         std::function<void()> onReady;
         std::function<void(const std::string&)> onFailed;
