@@ -38,6 +38,7 @@ void writeFormatTwo(ipc::Writer& w, const HandoverState& s) {
         for (const auto& p : u.path) w.bytes(p);
         w.bytes(u.value);
     }
+    w.bytes(s.unsavedBase);
 }
 
 }  // namespace
@@ -194,6 +195,7 @@ Result<HandoverState> readHandover(int fd) {
             if (u.path.empty()) r.fail();
             s.unsavedUpdates.push_back(std::move(u));
         }
+        s.unsavedBase = r.bytes(1 << 20);
         if (s.configText.empty() || s.httpsListen.empty() || s.settingsBytes.empty() || s.caBundlePem.empty()) {
             r.fail();
         }

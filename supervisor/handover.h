@@ -64,6 +64,7 @@ struct HandoverState {
     uint64_t droppedLogLines = 0;              // not yet reported
     uint64_t droppedLogLinesTotal = 0;         // since start
     std::vector<ConfigUpdate> unsavedUpdates;  // RelayPro's writes config.yml could not take
+    std::string unsavedBase;                   // config.yml when they failed (a secret: tokens)
 };
 
 // The newest format this build writes and reads.

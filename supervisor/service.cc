@@ -22,6 +22,7 @@
 #include "common/file_io.h"
 #include "common/name_resolution.h"
 #include "common/password_file.h"
+#include "common/yaml_doc.h"
 #include "ipc/snapshot.h"
 #include "supervisor/cli.h"
 #include "supervisor/exec_fd.h"
@@ -75,6 +76,15 @@ Config keepRestartFields(const Config& running, Config next) {
 
 // The installed binary's check-config gets at most this long (less if `--timeout` is shorter).
 constexpr std::chrono::milliseconds kCheckTimeout{30000};
+
+// What config.yml text says at `path` ("" when the key is absent, null or not a scalar): to tell
+// whether the operator changed a field since RelayPro's write of it failed.
+std::string fieldText(const std::string& yaml, const std::vector<std::string>& path) {
+    auto doc = parseYaml(yaml);
+    const YamlNode* node = doc && doc->root ? &*doc->root : nullptr;
+    for (const auto& key : path) node = node != nullptr && node->isMapping() ? node->find(key) : nullptr;
+    return node != nullptr && node->isScalar() ? node->text : "";
+}
 
 // The hand-over format the installed binary's check-config said it reads ("hand-over format: N"
 // on stderr), at most this build's; 1 when it said nothing (a build before format 2).
@@ -265,7 +275,8 @@ int Service::takeOver(int handoverFd) {
     struct Wipe {
         HandoverState& s;
         ~Wipe() {
-            for (std::string* secret : {&s.privateKeyPem, &s.caBundlePem, &s.configText, &s.envFileText}) {
+            for (std::string* secret :
+                 {&s.privateKeyPem, &s.caBundlePem, &s.configText, &s.envFileText, &s.unsavedBase}) {
                 sodium_memzero(secret->data(), secret->size());
             }
         }
@@ -319,6 +330,7 @@ int Service::takeOver(int handoverFd) {
     if (int rc = openLog(false); rc != 0) return rc;
     sink_->restoreDropped(state->droppedLogLines, state->droppedLogLinesTotal);
     unsavedUpdates_ = std::move(state->unsavedUpdates);
+    unsavedBase_ = std::move(state->unsavedBase);
     log_->info("supervisor re-executed", {{"version", std::string(versionString())},
                                           {"workers", state->workers.size()},
                                           {"handoverFormat", state->format}});
@@ -861,7 +873,18 @@ Result<Service::Candidate> Service::readFiles(Keep keep) {
     std::vector<std::string> warnings;
     auto texts = readConfigTexts(options_.configPath, options_.envFile);
     if (!texts) return texts.error();
-    // What RelayPro wrote and the file could not take stays in effect (a registration above all).
+    // What RelayPro wrote and the file could not take stays in effect (a registration above all),
+    // unless the operator has changed that field in the file since: then the file wins.
+    if (!unsavedUpdates_.empty()) {
+        std::erase_if(unsavedUpdates_, [&](const ConfigUpdate& u) {
+            if (fieldText(unsavedBase_, u.path) == fieldText(texts->first, u.path)) return false;
+            std::string field;
+            for (const auto& k : u.path) field += (field.empty() ? "" : ".") + k;
+            log_->info("config.yml now sets a field RelayPro could not store; the file's value applies",
+                       {{"field", field}});
+            return true;
+        });
+    }
     if (!unsavedUpdates_.empty()) {
         if (auto t = applyConfigUpdates(texts->first, unsavedUpdates_); t) {
             sodium_memzero(texts->first.data(), texts->first.size());
@@ -927,7 +950,14 @@ void Service::rememberUpdates(const std::vector<ConfigUpdate>& updates, bool sto
     std::erase_if(unsavedUpdates_, [&](const ConfigUpdate& u) {
         return std::any_of(updates.begin(), updates.end(), [&](const ConfigUpdate& n) { return n.path == u.path; });
     });
-    if (!stored) unsavedUpdates_.insert(unsavedUpdates_.end(), updates.begin(), updates.end());
+    if (!stored) {
+        unsavedUpdates_.insert(unsavedUpdates_.end(), updates.begin(), updates.end());
+        // The file as it is now: an operator's later change of one of these fields wins over it.
+        if (auto texts = readConfigTexts(options_.configPath, options_.envFile); texts) {
+            sodium_memzero(unsavedBase_.data(), unsavedBase_.size());
+            unsavedBase_ = std::move(texts->first);
+        }
+    }
 }
 
 namespace {
@@ -1226,8 +1256,10 @@ void Service::reexecute() {
     state.droppedLogLines = sink_->droppedSinceLastReport();
     state.droppedLogLinesTotal = sink_->droppedTotal();
     state.unsavedUpdates = unsavedUpdates_;
+    state.unsavedBase = unsavedBase_;
     auto memfd = writeHandover(state, config_.privateFolder, format);
-    for (std::string* secret : {&state.privateKeyPem, &state.caBundlePem, &state.configText, &state.envFileText}) {
+    for (std::string* secret :
+         {&state.privateKeyPem, &state.caBundlePem, &state.configText, &state.envFileText, &state.unsavedBase}) {
         sodium_memzero(secret->data(), secret->size());
     }
 

@@ -143,6 +143,7 @@ private:
     // RelayPro's own writes to config.yml that could not be stored: applied to what is read from
     // the file from then on (reload, upgrade), and handed over, until a write succeeds.
     std::vector<ConfigUpdate> unsavedUpdates_;
+    std::string unsavedBase_;  // config.yml when the last of them failed
     UniqueFd executable_;
     std::string executablePath_;  // the path this image was started from (the "installed binary")
     struct Listener {

@@ -362,6 +362,17 @@ TEST_F(Faults, ARegistrationThatCannotBeStoredIsLoggedWithTheFixAndServiceGoesOn
     ASSERT_TRUE(relay.waitForLog("supervisor re-executed")) << readText(relay.logFile());
     EXPECT_TRUE(eventually([&] { return issued() == "200"; })) << "after an upgrade\n" << readText(relay.logFile());
     EXPECT_EQ(console.count("/api/public/relay-pro/register"), 1u) << "no second registration";
+    // The operator makes the folder writable and sets a new deployment token: for that field the
+    // file wins over RelayPro's unstored removal of it (the registration itself stays).
+    ASSERT_EQ(::mount(conf.c_str(), conf.c_str(), nullptr, MS_REMOUNT | MS_BIND, nullptr), 0) << std::strerror(errno);
+    std::string edited = original;
+    edited.replace(edited.find("dt-Wq83nLp"), 10, "dt-Second1");
+    writeText(conf / "config.yml", edited);
+    relay.signal(SIGHUP);
+    EXPECT_TRUE(relay.waitForLog("config.yml now sets a field RelayPro could not store; the file's value applies",
+                                 {{"field", "deploymentToken"}}))
+        << readText(relay.logFile());
+    EXPECT_EQ(issued(), "200");
 }
 
 // A SIGKILL while the registration writes config.yml (the moment its temporary file appears):

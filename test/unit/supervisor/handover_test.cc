@@ -130,6 +130,7 @@ TEST(Handover, UnsavedWritesCrossTheReexec) {
     s.unsavedUpdates = {ConfigUpdate::integer({"relayId"}, 7), ConfigUpdate::string({"securityToken"}, "st-1"),
                         ConfigUpdate::remove({"deploymentToken"}),
                         ConfigUpdate::string({"migration", "consoleAddress"}, "next.example:443")};
+    s.unsavedBase = "deploymentToken: \"dt-1\"\n";
     auto fd = writeHandover(s, dir.path().string());
     ASSERT_TRUE(fd.ok());
     auto back = readHandover(*fd);
@@ -139,6 +140,7 @@ TEST(Handover, UnsavedWritesCrossTheReexec) {
     EXPECT_EQ(back->unsavedUpdates[0].kind, ConfigUpdate::Kind::Integer);
     EXPECT_EQ(back->unsavedUpdates[2].kind, ConfigUpdate::Kind::Remove);
     EXPECT_EQ(back->unsavedUpdates[3].path, (std::vector<std::string>{"migration", "consoleAddress"}));
+    EXPECT_EQ(back->unsavedBase, "deploymentToken: \"dt-1\"\n");
     ::close(fd0);
 }
 
