@@ -235,12 +235,8 @@ bool Connection::stepPeekProxy() {
             // TLS listener (the client is not speaking TLS yet).
             std::string answer = serialize(errorResponse(400, "bad_request"));
             [[maybe_unused]] ssize_t w = ::send(client_.fd(), answer.data(), answer.size(), MSG_NOSIGNAL);
-            server_.log().info("request refused",
-                               {{"status", 400},
-                                {"reason", "bad_request"},
-                                {"client", clientText_},
-                                {"detail", "PROXY header from a source not in proxyProtocol.trustedSources"}});
-            server_.countRefused();
+            logRefused(400, "bad_request",
+                       {{"detail", "PROXY header from a source not in proxyProtocol.trustedSources"}});
             close("bad_proxy_header");
             return false;
         }
@@ -255,12 +251,8 @@ bool Connection::stepPeekProxy() {
     proxyHead_.append(buf, n);
     ProxyHeader h = parseProxyHeader(proxyHead_);
     if (h.status == ProxyHeader::Status::Invalid) {
-        server_.log().info("request refused", {{"status", 400},
-                                               {"reason", "bad_request"},
-                                               {"client", clientText_},
-                                               {"detail", std::string("a trusted source sent no valid PROXY header: ") +
-                                                              std::string(h.reason)}});
-        server_.countRefused();
+        logRefused(400, "bad_request",
+                   {{"detail", std::string("a trusted source sent no valid PROXY header: ") + std::string(h.reason)}});
         close("bad_proxy_header");
         return false;
     }
@@ -593,12 +585,10 @@ void Connection::verified(uint64_t ticket, VerifyResult result, uint32_t retryAf
 void Connection::refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail) {
     Response r = errorResponse(status, code);
     if (retryAfter > 0) r.headers.emplace_back("Retry-After", std::to_string(retryAfter));
-    std::vector<LogField> fields{
-        {"status", status}, {"reason", std::string(code)}, {"client", clientText_}, {"path", std::string(kTokenPath)}};
+    std::vector<LogField> fields{{"path", std::string(kTokenPath)}};
     if (!identity_.empty()) fields.emplace_back("responder", identity_);
     if (!detail.empty()) fields.emplace_back("detail", std::string(detail));
-    server_.log().info("request refused", std::move(fields));
-    server_.countRefused();
+    logRefused(status, code, std::move(fields));
     // A body that was not read (or not wholly) leaves the connection out of step: close it.
     bool bodyRead = bodyExpected_ > 0 && body_.size() == bodyExpected_;
     respond(std::move(r),
@@ -611,12 +601,7 @@ void Connection::handleConnect() {
     if (uint32_t wait = server_.blockedFor(source); wait > 0) {
         Response r = errorResponse(429, "rate_limited");
         r.headers.emplace_back("Retry-After", std::to_string(wait));
-        server_.log().info("request refused", {{"status", 429},
-                                               {"reason", "rate_limited"},
-                                               {"client", clientText_},
-                                               {"target", target_},
-                                               {"auth", authScheme()}});
-        server_.countRefused();
+        logRefused(429, "rate_limited", {{"target", target_}, {"auth", authScheme()}});
         respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
         return;
     }
@@ -632,12 +617,7 @@ void Connection::handleConnect() {
         if (!s.registered) {
             Response r = errorResponse(503, "not_registered");
             r.headers.emplace_back("Retry-After", "60");
-            server_.log().info("request refused", {{"status", 503},
-                                                   {"reason", "not_registered"},
-                                                   {"client", clientText_},
-                                                   {"target", target_},
-                                                   {"auth", "Bearer"}});
-            server_.countRefused();
+            logRefused(503, "not_registered", {{"target", target_}, {"auth", "Bearer"}});
             respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
             return;
         }
@@ -680,13 +660,7 @@ void Connection::handleConnect() {
         state_ = State::ReadHead;
         Response r = errorResponse(429, "rate_limited");
         r.headers.emplace_back("Retry-After", "1");
-        server_.countRefused();
-        server_.log().info("request refused", {{"status", 429},
-                                               {"reason", "rate_limited"},
-                                               {"client", clientText_},
-                                               {"target", target_},
-                                               {"auth", "Basic"},
-                                               {"detail", "password checks queued"}});
+        logRefused(429, "rate_limited", {{"target", target_}, {"auth", "Basic"}, {"detail", "password checks queued"}});
         respond(std::move(r), AfterResponse::Close);
     }
 }
@@ -728,12 +702,8 @@ void Connection::challenge(bool invalidToken) {
     r.headers.emplace_back("Proxy-Authenticate", invalidToken ? R"(Bearer realm="RelayPro", error="invalid_token")"
                                                               : R"(Bearer realm="RelayPro")");
     if (settings_->passwords) r.headers.emplace_back("Proxy-Authenticate", R"(Basic realm="RelayPro")");
-    server_.log().info("request refused", {{"status", 407},
-                                           {"reason", invalidToken ? "invalid_token" : "proxy_auth_required"},
-                                           {"client", clientText_},
-                                           {"target", target_},
-                                           {"auth", authScheme()}});
-    server_.countRefused();
+    logRefused(407, invalidToken ? "invalid_token" : "proxy_auth_required",
+               {{"target", target_}, {"auth", authScheme()}});
     respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
 }
 
@@ -760,13 +730,7 @@ void Connection::dialed(DialOutcome&& o) {
     // Called from the dialer's own event: it is safe to drop the dialer after this function.
     std::unique_ptr<UpstreamDialer> dialer = std::move(dialer_);
     if (!o.ok) {
-        server_.log().info("request refused", {{"status", o.status},
-                                               {"reason", std::string(o.code)},
-                                               {"client", clientText_},
-                                               {"target", target_},
-                                               {"auth", authScheme_},
-                                               {"detail", o.detail}});
-        server_.countRefused();
+        logRefused(o.status, o.code, {{"target", target_}, {"auth", authScheme_}, {"detail", o.detail}});
         state_ = State::ReadHead;
         Response r = errorResponse(o.status, o.code);
         respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
@@ -807,15 +771,22 @@ void Connection::dialed(DialOutcome&& o) {
 
 // ---------------------------------------------------------------- responses
 
+// Every refusal is logged once, the same way, and counted (the worker's Pong reports it).
+void Connection::logRefused(int status, std::string_view reason, std::vector<LogField> more) {
+    std::vector<LogField> fields{{"status", status}, {"reason", std::string(reason)}, {"client", clientText_}};
+    for (auto& f : more) fields.push_back(std::move(f));
+    server_.log().info("request refused", std::move(fields));
+    server_.countRefused();
+}
+
 void Connection::refuse(int status, std::string_view code, std::string_view allow) {
     Response r = errorResponse(status, code);
     if (!allow.empty()) r.headers.emplace_back("Allow", std::string(allow));
     bool malformed = status == 400 || status == 408 || status == 431 || status == 505;
-    std::vector<LogField> fields{{"status", status}, {"reason", std::string(code)}, {"client", clientText_}};
+    std::vector<LogField> fields;
     if (!target_.empty()) fields.emplace_back("target", target_);
     if (headComplete_) fields.emplace_back("auth", authScheme());
-    server_.log().info("request refused", std::move(fields));
-    server_.countRefused();
+    logRefused(status, code, std::move(fields));
     // A body no route read leaves the connection out of step: close after the answer.
     bool unreadBody = headComplete_ && head_.hasBody();
     respond(std::move(r), malformed || !headComplete_ || !head_.keepAlive() || unreadBody ? AfterResponse::Close
@@ -1109,9 +1080,7 @@ void Connection::timedOut() {
         std::string bytes = serialize(r);
         size_t n = 0;
         (void)client_.write(bytes.data(), bytes.size(), n);
-        server_.log().info("request refused",
-                           {{"status", 408}, {"reason", "request_timeout"}, {"client", clientText_}});
-        server_.countRefused();
+        logRefused(408, "request_timeout");
         closeNow("request_timeout");
         return;
     }
@@ -1121,11 +1090,7 @@ void Connection::timedOut() {
         std::string bytes = serialize(r);
         size_t n = 0;
         (void)client_.write(bytes.data(), bytes.size(), n);
-        server_.log().info("request refused", {{"status", 408},
-                                               {"reason", "request_timeout"},
-                                               {"client", clientText_},
-                                               {"path", std::string(kTokenPath)}});
-        server_.countRefused();
+        logRefused(408, "request_timeout", {{"path", std::string(kTokenPath)}});
         closeNow("request_timeout");
         return;
     }

@@ -13,7 +13,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "common/log_record.h"
 #include "common/worker_settings.h"
 #include "worker/request_head.h"
 #include "worker/router.h"
@@ -120,6 +122,8 @@ private:
     void dialed(DialOutcome&& outcome);
     void respond(Response response, AfterResponse after);
     void refuse(int status, std::string_view code, std::string_view allow = {});
+    // The "request refused" line (status, reason, client, then `more`) and the refusal count.
+    void logRefused(int status, std::string_view reason, std::vector<LogField> more = {});
     void authenticationFailed(bool invalidToken);
     uint64_t nextTicket();
     bool askVerify();
