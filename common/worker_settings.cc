@@ -7,8 +7,9 @@ namespace relaypro {
 std::shared_ptr<const WorkerSettings> WorkerSettings::fromConfig(const Config& config,
                                                                  std::shared_ptr<const PasswordFile> passwords,
                                                                  NameResolutionData names, std::string caPem,
-                                                                 uint64_t maxConnections) {
+                                                                 uint64_t maxConnections, bool registered) {
     auto s = std::make_shared<WorkerSettings>();
+    s->registered = registered;
     s->limits = config.limits;
     s->maxConnections = maxConnections;
     s->policy = TargetPolicy::fromConfig(config);

@@ -35,10 +35,12 @@ struct WorkerSettings {
     std::chrono::seconds tokenClockSkew{60};   // clientAuthToken.clockSkew
     bool debugLogging = false;
 
+    // `registered`: whether the supervisor holds a registration the console accepts (only it can
+    // tell: revocations are not in the configuration).
     static std::shared_ptr<const WorkerSettings> fromConfig(const Config& config,
                                                             std::shared_ptr<const PasswordFile> passwords,
                                                             NameResolutionData names, std::string caPem,
-                                                            uint64_t maxConnections);
+                                                            uint64_t maxConnections, bool registered);
 };
 
 // TLS material of the HTTPS listener (PEM).

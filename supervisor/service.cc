@@ -538,11 +538,8 @@ Result<std::shared_ptr<const WorkerSettings>> Service::buildSettings(const Confi
     auto names = loadNameResolution(c.hostsFile, c.resolvConfFile);
     if (!names) return names.error();
     maxConnectionsPerWorker_ = connectionShare(c, workers_);
-    auto settings =
-        WorkerSettings::fromConfig(c, std::move(passwords), std::move(*names), caPem_, maxConnectionsPerWorker_);
-    auto mutableSettings = std::const_pointer_cast<WorkerSettings>(settings);
-    mutableSettings->registered = registered(c);
-    return settings;
+    return WorkerSettings::fromConfig(c, std::move(passwords), std::move(*names), caPem_, maxConnectionsPerWorker_,
+                                      registered(c));
 }
 
 // Registered: the console gave this relay an id and a security token for the console address
