@@ -161,7 +161,7 @@ Result<HandoverState> readHandover(int fd) {
         w.state = r.u8();
         w.channelFd = static_cast<int>(r.u32());
         w.totalTunnels = r.u64();
-        if (w.state > 2 || w.pid <= 0) r.fail();
+        if (w.state > HandoverWorker::kDraining || w.pid <= 0) r.fail();
         s.workers.push_back(w);
     }
     s.exitedTunnels = r.u64();

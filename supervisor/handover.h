@@ -34,7 +34,8 @@ struct HandoverWorker {
     pid_t pid = 0;
     uint32_t generation = 0;
     uint32_t slot = 0;
-    uint8_t state = 0;  // 0 starting, 1 serving, 2 draining
+    static constexpr uint8_t kStarting = 0, kServing = 1, kDraining = 2;  // the format's numbers
+    uint8_t state = kStarting;
     int channelFd = -1;
     uint64_t totalTunnels = 0;
 };

@@ -137,7 +137,6 @@ Result<pid_t> WorkerPool::spawn(uint32_t generation, size_t slot, int executable
     theirs.reset();
 
     auto w = std::make_unique<Worker>();
-    w->pool = this;
     w->pid = pid;
     w->generation = generation;
     w->slot = slot;
@@ -219,6 +218,20 @@ void WorkerPool::onStartTimeout(int, short, void* arg) {
     auto ms = p->within.count();
     std::string within = ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
     p->pool->generationFailed(p->generation, "workers were not ready within " + within);  // frees p
+}
+
+const char* WorkerPool::stateName(State s) {
+    switch (s) {
+        case State::Starting:
+            return "starting";
+        case State::Serving:
+            return "serving";
+        case State::Draining:
+            return "draining";
+        case State::Stopping:
+            return "stopping";
+    }
+    return "unknown";
 }
 
 void WorkerPool::generationFailed(uint32_t generation, const std::string& why) {
@@ -338,10 +351,8 @@ void WorkerPool::onMessage(pid_t pid, ipc::Received&& r) {
         return;
     }
     if (!permitted(w, r.header.type)) {
-        return replace(w, std::string("it sent ") + std::string(ipc::messageName(r.header.type)) + " while " +
-                              (w.state == State::Starting  ? "starting"
-                               : w.state == State::Serving ? "serving"
-                                                           : "draining"));
+        return replace(
+            w, std::string("it sent ") + std::string(ipc::messageName(r.header.type)) + " while " + stateName(w.state));
     }
     switch (r.header.type) {
         case ipc::MessageType::HelloAck: {
@@ -679,9 +690,8 @@ PoolStats WorkerPool::stats() const {
 std::vector<WorkerView> WorkerPool::view() const {
     std::vector<WorkerView> out;
     for (const auto& [pid, w] : workers_) {
-        std::string state = w->state == State::Starting  ? "starting"
-                            : w->state == State::Serving ? "serving"
-                                                         : "draining";
+        // cli.md knows three states: one being stopped is on its way out, like a draining one.
+        std::string state = w->state == State::Stopping ? "draining" : stateName(w->state);
         out.push_back({pid, w->generation, state, w->stats.connections, w->stats.tunnels});
     }
     return out;
@@ -695,7 +705,9 @@ std::vector<HandoverWorker> WorkerPool::handover() {
         h.pid = pid;
         h.generation = w->generation;
         h.slot = static_cast<uint32_t>(w->slot);
-        h.state = w->state == State::Starting ? 0 : w->state == State::Serving ? 1 : 2;
+        h.state = w->state == State::Starting  ? HandoverWorker::kStarting
+                  : w->state == State::Serving ? HandoverWorker::kServing
+                                               : HandoverWorker::kDraining;
         h.channelFd = w->channel->release().release();
         h.totalTunnels = w->stats.totalTunnels;
         if (w->state == State::Stopping || h.channelFd < 0) {
@@ -726,16 +738,17 @@ void WorkerPool::adopt(const std::vector<HandoverWorker>& list, uint32_t current
     for (const auto& h : list) {
         auto w = std::make_unique<Worker>();
         pid_t pid = h.pid;
-        w->pool = this;
         w->pid = pid;
         w->generation = h.generation;
         w->slot = h.slot;
-        w->state = h.state == 0 ? State::Starting : h.state == 1 ? State::Serving : State::Draining;
+        w->state = h.state == HandoverWorker::kStarting  ? State::Starting
+                   : h.state == HandoverWorker::kServing ? State::Serving
+                                                         : State::Draining;
         // A draining worker's deadline is its own; a stop may only bring it forward.
         if (w->state == State::Draining) w->drainDeadline = std::chrono::steady_clock::time_point::max();
-        w->helloAcked = h.state != 0;
+        w->helloAcked = h.state != HandoverWorker::kStarting;
         // The previous image may have sent it a SelfTest (test hooks) whose result comes to us.
-        w->selfTestSent = setup_.testHooks && h.state != 0;
+        w->selfTestSent = setup_.testHooks && h.state != HandoverWorker::kStarting;
         w->started = std::chrono::steady_clock::now();
         w->stats.totalTunnels = h.totalTunnels;
         ::fcntl(h.channelFd, F_SETFD, FD_CLOEXEC);

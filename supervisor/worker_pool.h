@@ -116,8 +116,8 @@ public:
 
 private:
     enum class State { Starting, Serving, Draining, Stopping };
+    static const char* stateName(State s);
     struct Worker {
-        WorkerPool* pool = nullptr;
         pid_t pid = -1;
         uint32_t generation = 0;
         size_t slot = 0;
