@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "common/config_values.h"
+#include "common/event_time.h"
 #include "common/pem.h"
 #include "supervisor/version.h"
 
@@ -102,7 +103,7 @@ void ConsoleSession::cancelAll() {
 }
 
 void ConsoleSession::arm(event* timer, std::chrono::milliseconds delay) {
-    timeval tv{static_cast<time_t>(delay.count() / 1000), static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
+    timeval tv = toTimeval(delay);
     evtimer_add(timer, &tv);
 }
 

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "common/config_writer.h"
+#include "common/event_time.h"
 #include "common/file_io.h"
 #include "common/name_resolution.h"
 #include "common/password_file.h"
@@ -387,15 +388,7 @@ int Service::takeOver(int handoverFd) {
         // Its file went with a removed private folder: `status` could no longer reach us. A new
         // socket replaces the adopted one only once it exists (the adopted one keeps serving
         // whoever still holds it otherwise), and the adopted one is closed without unlinking.
-        auto fresh = ControlSocket::open(
-            base_, config_.controlSocketPath(), *log_,
-            [this](const std::string& c, json_t* r, ControlSocket::Respond respond) {
-                onControl(c, r, std::move(respond));
-            },
-            [this](pid_t pid) {
-                auto pids = pool_->pids();
-                return std::find(pids.begin(), pids.end(), pid) != pids.end();
-            });
+        auto fresh = ControlSocket::open(base_, config_.controlSocketPath(), *log_, controlHandler(), isWorker());
         if (fresh) {
             ::close(control_->release());
             control_ = std::move(*fresh);
@@ -475,19 +468,26 @@ void Service::onSignalFd(int fd, short, void* arg) {
     }
 }
 
-void Service::openControl(std::optional<int> adoptFd) {
-    auto handler = [this](const std::string& command, json_t* request, ControlSocket::Respond respond) {
+ControlSocket::Handler Service::controlHandler() {
+    return [this](const std::string& command, json_t* request, ControlSocket::Respond respond) {
         onControl(command, request, std::move(respond));
     };
-    auto isWorker = [this](pid_t pid) {
+}
+
+ControlSocket::IsWorker Service::isWorker() {
+    return [this](pid_t pid) {
         auto pids = pool_->pids();
         return std::find(pids.begin(), pids.end(), pid) != pids.end();
     };
+}
+
+void Service::openControl(std::optional<int> adoptFd) {
     if (adoptFd) {
-        control_ = ControlSocket::adopt(base_, *adoptFd, config_.controlSocketPath(), *log_, handler, isWorker);
+        control_ =
+            ControlSocket::adopt(base_, *adoptFd, config_.controlSocketPath(), *log_, controlHandler(), isWorker());
         return;
     }
-    auto control = ControlSocket::open(base_, config_.controlSocketPath(), *log_, handler, isWorker);
+    auto control = ControlSocket::open(base_, config_.controlSocketPath(), *log_, controlHandler(), isWorker());
     if (!control) {
         fatal(kExitFailure, control.error().describe());
         return;
@@ -520,9 +520,9 @@ void Service::ensureRelayProId() {
     const std::vector<ConfigUpdate> update{ConfigUpdate::string({"relayProId"}, config_.relayProId)};
     auto stored = writeConfigUpdates(options_.configPath, update, env_);
     rememberUpdates(update, stored.ok());
-    if (auto& s = stored; !s) {
+    if (!stored) {
         log_->error("relayProId could not be stored",
-                    {{"error", s.error().message}, {"relayProId", config_.relayProId}});
+                    {{"error", stored.error().message}, {"relayProId", config_.relayProId}});
     } else {
         log_->info("relayProId generated", {{"relayProId", config_.relayProId}});
     }
@@ -711,7 +711,7 @@ void Service::applyMigration(Migration m) {
 void Service::scheduleKeyCheck() {
     if (keyTimer_ == nullptr) keyTimer_ = evtimer_new(base_, &Service::onKeyTimer, this);
     auto wait = Trust::untilNextCheck(std::chrono::system_clock::now()) + std::chrono::milliseconds(1);
-    timeval tv{static_cast<time_t>(wait.count() / 1000), static_cast<suseconds_t>((wait.count() % 1000) * 1000)};
+    timeval tv = toTimeval(wait);
     evtimer_add(keyTimer_, &tv);
 }
 
@@ -775,7 +775,7 @@ void Service::startWatchdog() {
     onWatchdog(-1, 0, this);  // at once: after a re-exec, the previous image's last ping was before the exec
     watchdog_ = event_new(base_, -1, EV_PERSIST, &Service::onWatchdog, this);
     uint64_t half = usec / 2;
-    timeval tv{static_cast<time_t>(half / 1000000), static_cast<suseconds_t>(half % 1000000)};
+    timeval tv = toTimeval(std::chrono::microseconds(half));
     event_add(watchdog_, &tv);
 }
 
@@ -847,12 +847,7 @@ void Service::stop() {
     if (upgrade_) {
         // Not a failure to report as one: the stop ends every generation, the new one included.
         log_->info("upgrade abandoned: the service is stopping");
-        if (upgrade_->respond) {
-            upgrade_->respond(json_pack("{s:s}", "error", "upgrade abandoned: the service is stopping"));
-        }
-        if (upgrade_->checkPid > 0) ::kill(-upgrade_->checkPid, SIGKILL);
-        if (upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
-        upgrade_.reset();
+        endUpgrade("upgrade abandoned: the service is stopping");
     }
     // New connections are refused from now on: the supervisor's copies of the listening sockets
     // close here, the workers' as they begin to drain (lifecycle.md, Stop).
@@ -1133,7 +1128,7 @@ void Service::beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond 
     upgrade_->checkPid = pid;
     upgrade_->checkTimer = evtimer_new(base_, &Service::onCheckTimeout, this);
     auto limit = std::min<std::chrono::milliseconds>(kCheckTimeout, timeout);
-    timeval tv{static_cast<time_t>(limit.count() / 1000), static_cast<suseconds_t>((limit.count() % 1000) * 1000)};
+    timeval tv = toTimeval(limit);
     evtimer_add(upgrade_->checkTimer, &tv);
 }
 
@@ -1210,11 +1205,15 @@ void Service::upgradeReady() {
 void Service::upgradeFailed(const std::string& why) {
     if (!upgrade_) return;
     log_->error("upgrade failed; the running generation keeps serving", {{"error", why}});
-    if (upgrade_->respond) upgrade_->respond(json_pack("{s:s}", "error", ("upgrade failed: " + why).c_str()));
-    if (upgrade_->checkPid > 0) ::kill(-upgrade_->checkPid, SIGKILL);
+    endUpgrade("upgrade failed: " + why);
+    notifyReady("; upgrade failed");
+}
+
+void Service::endUpgrade(const std::string& answer) {
+    if (upgrade_->respond) upgrade_->respond(json_pack("{s:s}", "error", answer.c_str()));
+    if (upgrade_->checkPid > 0) ::kill(-upgrade_->checkPid, SIGKILL);  // its whole group, not yet reaped
     if (upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
     upgrade_.reset();
-    notifyReady("; upgrade failed");
 }
 
 void Service::onReexec(int, short, void* arg) {
@@ -1265,19 +1264,8 @@ void Service::reexecute() {
         log_->error("upgrade: the supervisor could not re-execute; this image keeps running", {{"error", why}});
         for (int fd : handoverDescriptors(state)) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
         pool_->adopt(state.workers, state.currentGeneration, upgrade_->executable.get(), workers_);
-        if (state.controlFd >= 0) {
-            control_ = ControlSocket::adopt(
-                base_, state.controlFd, config_.controlSocketPath(), *log_,
-                [this](const std::string& c, json_t* r, ControlSocket::Respond respond) {
-                    onControl(c, r, std::move(respond));
-                },
-                [this](pid_t pid) {
-                    auto pids = pool_->pids();
-                    return std::find(pids.begin(), pids.end(), pid) != pids.end();
-                });
-        }
+        if (state.controlFd >= 0) openControl(state.controlFd);
         executable_ = std::move(upgrade_->executable);
-        if (upgrade_->checkTimer != nullptr) event_free(upgrade_->checkTimer);
         // The new workers serve, but this supervisor is still the old image: not a success.
         ControlSocket::answerOn(
             state.upgradeReplyFd,
@@ -1285,7 +1273,7 @@ void Service::reexecute() {
                       ("upgrade failed: the supervisor could not re-execute the installed binary (" + why +
                        "); the new workers serve under the old supervisor")
                           .c_str()));
-        upgrade_.reset();
+        endUpgrade({});  // its connection was answered just above
         notifyReady("; upgrade failed");
     };
     if (!memfd) return recover(memfd.error().describe());

@@ -75,6 +75,8 @@ private:
     int openLog(bool mustOpen = true);
     void installHandlers();
     void openControl(std::optional<int> adoptFd);
+    ControlSocket::Handler controlHandler();
+    ControlSocket::IsWorker isWorker();
     Status ensurePrivateFolder();
     void ensureRelayProId();
     Result<std::shared_ptr<const WorkerSettings>> buildSettings(const Config& c);
@@ -126,6 +128,8 @@ private:
     void upgradeChecked(int status);
     void upgradeReady();
     void upgradeFailed(const std::string& why);
+    // Answers the waiting `upgrade` with `answer` (an error), ends the check, forgets the upgrade.
+    void endUpgrade(const std::string& answer);
     void reexecute();
     std::string installedBinary() const;
 

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/event_time.h"
 #include "ipc/snapshot.h"
 #include "supervisor/balance.h"
 #include "supervisor/exec_fd.h"
@@ -187,8 +188,7 @@ void WorkerPool::startGeneration(uint32_t generation, size_t count, int executab
     p.onReady = std::move(onReady);
     p.onFailed = std::move(onFailed);
     p.timeout = evtimer_new(base_, &WorkerPool::onStartTimeout, &p);
-    timeval tv{static_cast<time_t>(readyWithin.count() / 1000),
-               static_cast<suseconds_t>((readyWithin.count() % 1000) * 1000)};
+    timeval tv = toTimeval(readyWithin);
     evtimer_add(p.timeout, &tv);
     if (generation > current_ || current_ == 0) {
         // Respawns of the generation that becomes current use its executable; should it fail,
@@ -295,8 +295,7 @@ void WorkerPool::stopAll(std::chrono::milliseconds grace, std::function<void()> 
     // A worker that does not end by its deadline (stopped, hung) is killed shortly after: the
     // stop takes the grace and no more, as the supervisor told systemd.
     stopTimer_ = evtimer_new(base_, &WorkerPool::onStopDeadline, this);
-    auto ms = (grace + kStopMargin).count();
-    timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+    timeval tv = toTimeval(grace + kStopMargin);
     evtimer_add(stopTimer_, &tv);
 }
 
@@ -501,8 +500,8 @@ void WorkerPool::workerExited(pid_t pid, int status) {
 void WorkerPool::scheduleRespawn(size_t slot) {
     Slot& s = *slots_[slot];
     if (s.respawn == nullptr) s.respawn = evtimer_new(base_, &WorkerPool::onRespawn, &s);
-    auto ms = s.backoff.count();
-    timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+    const auto ms = s.backoff.count();
+    timeval tv = toTimeval(s.backoff);
     evtimer_add(s.respawn, &tv);
     log_.info("respawning a worker", {{"slot", slot}, {"inMs", static_cast<int64_t>(ms)}});
     s.backoff = std::min(kMaxBackoff, s.backoff * 2);
