@@ -111,6 +111,9 @@ struct FieldChange {
 // The fields that differ between two snapshots, in table order.
 std::vector<FieldChange> diffConfigs(const Config& before, const Config& after);
 
+// `next` with the running values of every field that only a restart changes (Apply::Restart).
+Config keepRestartFields(const Config& running, Config next);
+
 // Every field name config.yml knows (dotted), in the order of spec/config.md.
 std::span<const std::string_view> configFieldNames();
 

@@ -7,13 +7,11 @@
 #include <jansson.h>
 #include <sys/types.h>
 
-#include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/config.h"
@@ -28,6 +26,7 @@
 #include "supervisor/log_sink.h"
 #include "supervisor/privileges.h"
 #include "supervisor/trust.h"
+#include "supervisor/verify_cache.h"
 #include "supervisor/worker_pool.h"
 
 namespace relaypro {
@@ -67,8 +66,19 @@ public:
     int run();
 
 private:
+    // A fresh start binds the listeners and starts generation 1; a take-over (after an upgrade's
+    // re-exec) adopts what the previous image handed over. Both then share the steps below.
     int freshStart();
+    int bindListeners();
     int takeOver(int handoverFd);
+    int adoptConfig(HandoverState& state, std::string& snapshotProblem);
+    int adoptTrust(HandoverState& state);
+    void recreateMissingControlSocket();
+    void coalescePendingUpgradeSignal();
+    Status openOwnImage();
+    static unsigned workerCount(const Config& c);
+    int createLoop(const std::shared_ptr<const WorkerSettings>& settings);  // the loop, console client and pool
+    void serve();  // watchdog, key rotation and console session, once a generation serves
     WorkerPool::Setup poolSetup(std::shared_ptr<const WorkerSettings> settings);
     // `mustOpen` false (a take-over): a log file that cannot be opened is reported on stderr
     // and does not fail.
@@ -84,6 +94,7 @@ private:
     std::string statusLine() const;
     json_t* statusJson();
     void notifyReady(const std::string& extra = {});
+    void notifyReloading();
     void startWatchdog();
     // Rotates ticket keys (hourly) and token masters (daily), renews the certificate.
     void scheduleKeyCheck();
@@ -110,6 +121,9 @@ private:
     };
     Result<Candidate> readFiles(Keep keep);
     void commit(Candidate&& c);
+    // Reads the files and applies them if they can be used (readFiles, then commit); returns the
+    // fields that changed, comma-separated, as the "reload" line says them.
+    Result<std::string> applyConfig(Keep keep);
     // After a take-over: the files as they are now, if they changed during the switch.
     // Returns what the STATUS line should add ("; reload failed: …"), or "".
     std::string applyFilesAfterTakeOver();
@@ -125,12 +139,15 @@ private:
     void childrenExited();
 
     void beginUpgrade(std::chrono::seconds timeout, ControlSocket::Respond respond);
+    Result<pid_t> spawnCheck();
     void upgradeChecked(int status);
     void upgradeReady();
     void upgradeFailed(const std::string& why);
     // Answers the waiting `upgrade` with `answer` (an error), ends the check, forgets the upgrade.
     void endUpgrade(const std::string& answer);
     void reexecute();
+    HandoverState handoverState();
+    void recoverFromExec(const HandoverState& state, const std::string& why);
     std::string installedBinary() const;
 
     static void onSignal(int sig, short, void* arg);
@@ -163,12 +180,7 @@ private:
     std::unique_ptr<ConsoleClient> console_;
     std::unique_ptr<ConsoleSession> session_;
     bool revoked_ = false;  // the console answered 401/403 to this relay's securityToken
-    struct VerifyCacheEntry {
-        bool valid;
-        std::chrono::steady_clock::time_point expires;
-    };
-    std::unordered_map<std::string, VerifyCacheEntry> verifyCache_;
-    std::array<unsigned char, 32> verifyCacheKey_{};
+    VerifyCache verifyCache_;
     std::string caPem_;
     event* keyTimer_ = nullptr;
     unsigned workers_ = 1;

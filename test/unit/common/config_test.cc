@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include "test/support/test_files.h"
 
@@ -572,6 +573,46 @@ TEST(Config, DiffTellsWhichFieldsChangedAndHowTheyApply) {
     Config d = mustLoad(std::string(kBase) + "securityToken: abc\n");
     ASSERT_EQ(diffConfigs(a, d).size(), 1u);
     EXPECT_EQ(diffConfigs(a, d)[0].field, "securityToken");
+}
+
+// Every field and environment setting is classified once: a reload keeps exactly those that
+// only a restart changes (keepRestartFields, derived from the field table), and applies the rest.
+TEST(Config, AReloadKeepsExactlyTheRestartFields) {
+    fs::copy_file(pki().dir / "cert.pem", pki().dir / "cert2.pem", fs::copy_options::overwrite_existing);
+    fs::copy_file(pki().dir / "key.pem", pki().dir / "key2.pem", fs::copy_options::overwrite_existing);
+    auto tls = [](const std::string& n) {
+        return "httpsProxy:\n  listen: 127.0.0.1:" + std::string(n == "2" ? "8443" : "443") +
+               "\n  certFile: " + (pki().dir / ("cert" + n + ".pem")).string() +
+               "\n  keyFile: " + (pki().dir / ("key" + n + ".pem")).string() + "\n";
+    };
+    Config running = mustLoad(std::string(kBase) + tls(""));
+    // Every field changed: the restart-only ones and some of the others.
+    Config next = mustLoad(
+        std::string(kBase) + tls("2") +
+            "serverName: other.example\nprivateFolder: /srv/other\nworkers: 3\nmetrics:\n  listen: 127.0.0.1:9464\n"
+            "logger:\n  fileName: other.log\n  maxSize: 5MB\n  maxAge: 1h\n  maxBackups: 2\n  noCompress: true\n"
+            "limits:\n  headerTimeout: 5s\ndebugLogging: true\n",
+        {{"RELAYPRO_HTTP_LISTEN", "127.0.0.1:8080"},
+         {"RELAYPRO_CA_BUNDLE_FILE", "/srv/other/ca.pem"},
+         {"RELAYPRO_HOSTS_FILE", "/srv/other/hosts"}});
+    std::set<std::string> restart, reload;
+    for (const auto& ch : diffConfigs(running, next)) (ch.apply == Apply::Restart ? restart : reload).insert(ch.field);
+    const std::set<std::string> restartFields{
+        "serverName",      "privateFolder",  "httpsProxy.listen",    "httpsProxy.certFile",    "httpsProxy.keyFile",
+        "logger.fileName", "logger.maxSize", "logger.maxAge",        "logger.maxBackups",      "logger.noCompress",
+        "workers",         "metrics.listen", "RELAYPRO_HTTP_LISTEN", "RELAYPRO_CA_BUNDLE_FILE"};
+    EXPECT_EQ(restart, restartFields) << "the restart-only fields, as spec/config.md lists them";
+    EXPECT_EQ(reload, (std::set<std::string>{"debugLogging", "limits.headerTimeout", "RELAYPRO_HOSTS_FILE"}));
+
+    Config kept = keepRestartFields(running, next);
+    std::set<std::string> left;
+    for (const auto& ch : diffConfigs(running, kept)) {
+        EXPECT_NE(ch.apply, Apply::Restart) << ch.field << " was not kept";
+        left.insert(ch.field);
+    }
+    EXPECT_EQ(left, reload) << "what a reload applies is applied";
+    EXPECT_EQ(kept.logger.path, running.logger.path) << "the derived log path is kept with its field";
+    EXPECT_EQ(kept.limits.headerTimeout, 5s);
 }
 
 TEST(Config, FieldTableCoversEveryFieldOfTheSpec) {

@@ -1,0 +1,43 @@
+// The console's recent verify answers (console-api.md, verify): a Responder that asks for a
+// token again within a minute costs no console call. Entries are keyed by the Responder and a
+// keyed hash of its credential; the credential itself is never kept.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace relaypro {
+
+class VerifyCache {
+public:
+    using Clock = std::chrono::steady_clock;
+    static constexpr size_t kMaxEntries = 100000;
+    static constexpr std::chrono::seconds kValidFor{60};   // a "valid" answer
+    static constexpr std::chrono::seconds kInvalidFor{5};  // an "invalid" one: the Responder may be fixed soon
+
+    VerifyCache();  // a random hash key of its own
+
+    // The entry's name for this Responder and credential.
+    [[nodiscard]] std::string key(std::string_view responderId, std::string_view credential) const;
+    // The answer stored for `key` if it has not expired by `now`; an expired one is forgotten.
+    [[nodiscard]] std::optional<bool> find(const std::string& key, Clock::time_point now);
+    // A full cache first forgets what has expired, and everything if that frees nothing.
+    void store(const std::string& key, bool valid, Clock::time_point now);
+    // A new registration, revocation or configuration makes every answer stale.
+    void clear() { entries_.clear(); }
+    [[nodiscard]] size_t size() const { return entries_.size(); }
+
+private:
+    struct Entry {
+        bool valid;
+        Clock::time_point expires;
+    };
+    std::unordered_map<std::string, Entry> entries_;
+    std::array<unsigned char, 32> hashKey_{};
+};
+
+}  // namespace relaypro
