@@ -109,6 +109,28 @@ size_t childIndent(const YamlNode* map, size_t fallback) {
     return map->entries.front().key.start.column - 1;
 }
 
+// u.path[0] is absent (`section` nullptr) or set to nothing ("section:" or "section: ~") at
+// `indent`: the section with u's field in it.
+Result<std::string> addToEmptySection(std::string_view text, const YamlNode* root, const YamlNode* section,
+                                      const ConfigUpdate& u, size_t indent) {
+    if (u.kind == ConfigUpdate::Kind::Remove) return std::string(text);
+    size_t inner = indent + 2;
+    auto value = renderScalar(u, inner);
+    if (!value) return value.error();
+    std::string entry = std::string(inner, ' ') + u.path[1] + ": " + *value;
+    if (entry.back() != '\n') entry += '\n';
+    if (section == nullptr) return appendToMapping(text, root, std::string(indent, ' ') + u.path[0] + ":\n" + entry);
+    // The mapping starts on the next line.
+    const YamlNode* key = nullptr;
+    for (const auto& [k, v] : root->entries) {
+        if (&v == section) key = &k;
+    }
+    size_t begin = key->end.offset;
+    size_t end = std::max(section->end.offset, begin);
+    entry.pop_back();
+    return splice(text, begin, end, ":\n" + entry);
+}
+
 Result<std::string> applyOne(std::string_view text, const ConfigUpdate& u) {
     const std::string name = joinPath(u.path);
     if (u.path.empty() || u.path.size() > 2) return Error{name + ": unsupported path"};
@@ -126,26 +148,7 @@ Result<std::string> applyOne(std::string_view text, const ConfigUpdate& u) {
     size_t indent = childIndent(root, 0);
     if (u.path.size() == 2) {
         const YamlNode* section = root != nullptr ? root->find(u.path[0]) : nullptr;
-        if (section == nullptr || section->isNull()) {
-            if (u.kind == ConfigUpdate::Kind::Remove) return std::string(text);
-            size_t inner = indent + 2;
-            auto value = renderScalar(u, inner);
-            if (!value) return value.error();
-            std::string entry = std::string(inner, ' ') + u.path[1] + ": " + *value;
-            if (entry.back() != '\n') entry += '\n';
-            if (section == nullptr) {
-                return appendToMapping(text, root, std::string(indent, ' ') + u.path[0] + ":\n" + entry);
-            }
-            // "section:" or "section: ~": the mapping starts on the next line.
-            const YamlNode* key = nullptr;
-            for (const auto& [k, v] : root->entries) {
-                if (&v == section) key = &k;
-            }
-            size_t begin = key->end.offset;
-            size_t end = std::max(section->end.offset, begin);
-            entry.pop_back();
-            return splice(text, begin, end, ":\n" + entry);
-        }
+        if (section == nullptr || section->isNull()) return addToEmptySection(text, root, section, u, indent);
         if (!section->isMapping() || section->style != YamlStyle::Block) {
             return Error{u.path[0] + " in config.yml is not a block mapping; cannot update " + name};
         }

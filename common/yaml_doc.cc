@@ -126,6 +126,21 @@ private:
         return nodeFrom(ev, depth);
     }
 
+    static YamlStyle scalarStyle(yaml_scalar_style_t style) {
+        switch (style) {
+            case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+                return YamlStyle::SingleQuoted;
+            case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+                return YamlStyle::DoubleQuoted;
+            case YAML_LITERAL_SCALAR_STYLE:
+                return YamlStyle::Literal;
+            case YAML_FOLDED_SCALAR_STYLE:
+                return YamlStyle::Folded;
+            default:
+                return YamlStyle::Plain;
+        }
+    }
+
     Result<YamlNode> nodeFrom(Event& ev, int depth) {
         const yaml_event_t& e = ev.e;
         YamlNode n;
@@ -142,23 +157,7 @@ private:
                 }
                 n.kind = YamlNode::Kind::Scalar;
                 n.text.assign(reinterpret_cast<const char*>(e.data.scalar.value), e.data.scalar.length);
-                switch (e.data.scalar.style) {
-                    case YAML_SINGLE_QUOTED_SCALAR_STYLE:
-                        n.style = YamlStyle::SingleQuoted;
-                        break;
-                    case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
-                        n.style = YamlStyle::DoubleQuoted;
-                        break;
-                    case YAML_LITERAL_SCALAR_STYLE:
-                        n.style = YamlStyle::Literal;
-                        break;
-                    case YAML_FOLDED_SCALAR_STYLE:
-                        n.style = YamlStyle::Folded;
-                        break;
-                    default:
-                        n.style = YamlStyle::Plain;
-                        break;
-                }
+                n.style = scalarStyle(e.data.scalar.style);
                 return n;
             }
             case YAML_SEQUENCE_START_EVENT: {

@@ -22,11 +22,11 @@
 #include "common/pem.h"
 #include "common/text.h"
 #include "common/yaml_doc.h"
-#include "relaypro_config_template.h"
 #include "supervisor/build_info.h"
 #include "supervisor/ca_bundle.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/handover.h"
+#include "supervisor/install_config.h"
 #include "supervisor/privileges.h"
 #include "supervisor/run.h"
 #include "supervisor/version.h"
@@ -345,131 +345,86 @@ int caCommand(const CommandLine& cmd) {
     return kExitOk;
 }
 
-// A top-level key that config.yml does not set to a value (absent, null or "").
-bool lacks(const YamlNode& root, std::string_view key) {
-    const YamlNode* v = root.find(key);
-    return v == nullptr || v->isNull() || (v->isScalar() && v->text.empty());
-}
-
-// install-config (packaging.md, "Install"): config.yml from the AIR_* inputs where it lacks
-// them, or the template when it does not exist and there are none. Written as the service user
-// through RelayPro's own atomic, comment-preserving writer, so the package scripts never write
-// into the install folder as root.
-int installConfig(const CommandLine& cmd) {
+// install-config (packaging.md, "Install"); install_config.h does the work as the service user.
+int installConfigCommand(const CommandLine& cmd) {
+    InstallInputs inputs;
     // AIR_CONSOLE_CA_CERT may name a file only root can read: resolved before switching users,
-    // used below if config.yml lacks consoleCACert.
+    // used if config.yml lacks consoleCACert.
     const char* caInput = std::getenv("AIR_CONSOLE_CA_CERT");
-    std::optional<Result<std::string>> caFromRoot;
     if (caInput != nullptr && *caInput != '\0') {
-        caFromRoot = certificatesFromInput(caInput, dirName(configPathFor(cmd)));
+        inputs.consoleCaInput = caInput;
+        inputs.consoleCaFromRoot = certificatesFromInput(caInput, dirName(configPathFor(cmd)));
     }
     std::optional<Environment> env;
     std::vector<std::string> warnings;
     if (int code = environmentAsServiceUser(env, warnings); code != kExitOk) return code;
-    const std::string path = configPathFor(cmd);
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-        if (errno != ENOENT) {
-            std::fprintf(stderr, "relaypro: %s: %s\n", path.c_str(), std::strerror(errno));
-            return kExitFailure;
-        }
-        AtomicWriteOptions options;
-        options.mode = 0600;
-        if (auto s = writeFileAtomic(path, kConfigTemplate, options); !s) {
-            std::fprintf(stderr, "relaypro: cannot create %s: %s\n", path.c_str(), s.error().describe().c_str());
-            return kExitFailure;
-        }
-        std::printf("created %s from the template\n", path.c_str());
-    } else if (!S_ISREG(st.st_mode)) {
-        std::fprintf(stderr, "relaypro: %s is not a regular file (a symbolic link?); refusing to write it\n",
-                     path.c_str());
-        return kExitFailure;
-    }
-    auto text = readFile(path, kMaxYamlBytes);
-    if (!text) {
-        std::fprintf(stderr, "relaypro: %s\n", text.error().describe().c_str());
-        return kExitFailure;
-    }
-    auto doc = parseYaml(*text);
-    if (!doc) {
-        std::fprintf(stderr, "%s:%s\n", path.c_str(), doc.error().message.c_str());
-        return kExitConfig;
-    }
-    YamlNode empty;
-    empty.kind = YamlNode::Kind::Mapping;
-    const YamlNode& root = doc->root ? *doc->root : empty;
-    if (!root.isMapping()) {
-        std::fprintf(stderr, "%s: the file is not a mapping of keys to values\n", path.c_str());
-        return kExitConfig;
-    }
-
-    std::vector<ConfigUpdate> updates;
-    std::string written;
-    auto input = [&](std::string_view variable) {
-        auto v = env->get(variable);
-        return v && !v->empty() ? v : std::nullopt;
-    };
-    auto note = [&](const char* field) { written += written.empty() ? field : std::string(", ") + field; };
-    if (auto v = input("AIR_CONSOLE_ADDRESS"); v && lacks(root, "consoleAddress")) {
-        if (auto a = parseConsoleAddress(*v); !a) {
-            std::fprintf(stderr, "relaypro: AIR_CONSOLE_ADDRESS: %s\n", a.error().message.c_str());
-            return kExitConfig;
-        }
-        updates.push_back(ConfigUpdate::string({"consoleAddress"}, *v));
-        note("consoleAddress");
-    }
-    if (auto v = input("AIR_ORGANIZATION_ID"); v && lacks(root, "organizationId")) {
-        char* end = nullptr;
-        errno = 0;
-        long long id = std::strtoll(v->c_str(), &end, 10);
-        if (*end != '\0' || errno != 0 || id < 0 || !std::isdigit(static_cast<unsigned char>((*v)[0]))) {
-            std::fprintf(stderr, "relaypro: AIR_ORGANIZATION_ID: \"%s\" is not an integer >= 0\n", v->c_str());
-            return kExitConfig;
-        }
-        updates.push_back(ConfigUpdate::integer({"organizationId"}, id));
-        note("organizationId");
-    }
-    // An existing registration is kept: a relay with a securityToken needs no deployment token.
-    if (auto v = input("AIR_DEPLOYMENT_TOKEN"); v && lacks(root, "deploymentToken") && lacks(root, "securityToken")) {
-        updates.push_back(ConfigUpdate::string({"deploymentToken"}, *v));
-        note("deploymentToken");
-    }
-    if (auto v = input("AIR_CONSOLE_CA_CERT"); v && lacks(root, "consoleCACert")) {
-        auto pem = caFromRoot && *v == caInput ? *caFromRoot : certificatesFromInput(*v, dirName(path));
-        if (!pem) {
-            std::fprintf(stderr, "relaypro: AIR_CONSOLE_CA_CERT: %s\n", pem.error().describe().c_str());
-            return kExitConfig;
-        }
-        updates.push_back(ConfigUpdate::string({"consoleCACert"}, *pem));
-        note("consoleCACert");
-    }
-    if (!updates.empty()) {
-        if (auto s = writeConfigUpdates(path, updates, *env); !s) {
-            std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
-            return kExitFailure;
-        }
-        std::printf("wrote %s into %s\n", written.c_str(), path.c_str());
-    }
-
-    // Ready to start? As the service will read it (the AIR_* inputs are in the file now).
-    auto config = loadConfig(path, *env, warnings);
-    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-    if (!config) {
-        std::fprintf(stderr, "%s\n", config.error().message.c_str());
-        std::printf(
-            "not ready: %s is not complete; set consoleAddress, organizationId and deploymentToken, "
-            "then start the service\n",
-            path.c_str());
-        return kExitConfig;
-    }
-    if (config->deploymentToken.empty() && config->securityToken.empty()) {
-        std::printf("not ready: %s has no deploymentToken (and no registration); set it, then start the service\n",
-                    path.c_str());
-        return kExitConfig;
-    }
-    std::printf("ready: %s\n", path.c_str());
-    return kExitOk;
+    return installConfig(configPathFor(cmd), *env, inputs, warnings);
 }
+}  // namespace
+
+namespace {
+
+// `--timeout`: whole seconds, 1 to 86400.
+std::optional<unsigned> parseTimeout(const std::string& v) {
+    char* end = nullptr;
+    unsigned long t = std::strtoul(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || t == 0 || t > 86400 || v[0] == '-' || v[0] == '+') return std::nullopt;
+    return static_cast<unsigned>(t);
+}
+
+// The options after the command word, from args[i] on, into `cmd`; false with `error` set.
+bool parseOptions(const std::vector<std::string>& args, size_t i, const CommandSpec& spec, CommandLine& cmd,
+                  std::string& error) {
+    const bool isVersion = cmd.command == "version";
+    for (; i < args.size(); ++i) {
+        std::string arg = args[i];
+        std::optional<std::string> inlineValue;
+        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
+            inlineValue = arg.substr(arg.find('=') + 1);
+            arg = arg.substr(0, arg.find('='));
+        }
+        auto value = [&](const std::string& flag) -> std::optional<std::string> {
+            if (inlineValue) return inlineValue;
+            if (i + 1 >= args.size()) {
+                error = flag + " needs a value";
+                return std::nullopt;
+            }
+            return args[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            cmd.help = true;
+        } else if (arg == "--config" && !isVersion) {
+            auto v = value(arg);
+            if (!v) return false;
+            if (v->empty()) {
+                error = "--config needs a file name";
+                return false;
+            }
+            cmd.config = *v;
+        } else if (arg == "--user" && spec.takesUser) {
+            auto v = value(arg);
+            if (!v) return false;
+            cmd.user = *v;
+        } else if (arg == "--verbose" && isVersion && !inlineValue) {
+            cmd.verbose = true;
+        } else if (arg == "--json" && spec.takesJson && !inlineValue) {
+            cmd.json = true;
+        } else if (arg == "--timeout" && spec.takesTimeout) {
+            auto v = value(arg);
+            if (!v) return false;
+            cmd.timeoutSeconds = parseTimeout(*v);
+            if (!cmd.timeoutSeconds) {
+                error = "--timeout needs a number of seconds (1 to 86400)";
+                return false;
+            }
+        } else {
+            error = "unknown option \"" + args[i] + "\" for " + cmd.command;
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
@@ -509,56 +464,7 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
         out.error = "unknown command \"" + cmd.command + "\"";
         return out;
     }
-    bool isVersion = cmd.command == "version";
-    for (; i < args.size(); ++i) {
-        std::string arg = args[i];
-        std::optional<std::string> inlineValue;
-        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
-            inlineValue = arg.substr(arg.find('=') + 1);
-            arg = arg.substr(0, arg.find('='));
-        }
-        auto value = [&](const char* flag) -> std::optional<std::string> {
-            if (inlineValue) return inlineValue;
-            if (i + 1 >= args.size()) {
-                out.error = std::string(flag) + " needs a value";
-                return std::nullopt;
-            }
-            return args[++i];
-        };
-        if (arg == "--help" || arg == "-h") {
-            cmd.help = true;
-        } else if (arg == "--config" && !isVersion) {
-            auto v = value("--config");
-            if (!v) return out;
-            if (v->empty()) {
-                out.error = "--config needs a file name";
-                return out;
-            }
-            cmd.config = *v;
-        } else if (arg == "--user" && spec->takesUser) {
-            auto v = value("--user");
-            if (!v) return out;
-            cmd.user = *v;
-        } else if (arg == "--verbose" && isVersion && !inlineValue) {
-            cmd.verbose = true;
-        } else if (arg == "--json" && spec->takesJson && !inlineValue) {
-            cmd.json = true;
-        } else if (arg == "--timeout" && spec->takesTimeout) {
-            auto v = value("--timeout");
-            if (!v) return out;
-            char* end = nullptr;
-            unsigned long t = std::strtoul(v->c_str(), &end, 10);
-            if (v->empty() || *end != '\0' || t == 0 || t > 86400 || (*v)[0] == '-' || (*v)[0] == '+') {
-                out.error = "--timeout needs a number of seconds (1 to 86400)";
-                return out;
-            }
-            cmd.timeoutSeconds = static_cast<unsigned>(t);
-        } else {
-            out.error = "unknown option \"" + args[i] + "\" for " + cmd.command;
-            return out;
-        }
-    }
-    out.command = cmd;
+    if (parseOptions(args, i, *spec, cmd, out.error)) out.command = cmd;
     return out;
 }
 
@@ -594,7 +500,7 @@ int runCli(int argc, char** argv) {
         return kExitOk;
     }
     if (cmd.command == "check-config") return checkConfig(cmd);
-    if (cmd.command == "install-config") return installConfig(cmd);
+    if (cmd.command == "install-config") return installConfigCommand(cmd);
     if (cmd.command == "run") return run(cmd);
     if (cmd.command == "status" || cmd.command == "upgrade") return talkToService(cmd);
     if (cmd.command == "ca init" || cmd.command == "ca show") return caCommand(cmd);

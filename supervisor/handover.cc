@@ -109,11 +109,15 @@ Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir
     return fd;
 }
 
-Result<HandoverState> readHandover(int fd) {
+namespace {
+
+// The whole memfd (it is closed); sized first so that no copy of a secret is left behind by a
+// reallocation.
+Result<std::string> readAll(int fd) {
     std::string data;
     struct stat st {};
     if (::fstat(fd, &st) == 0 && st.st_size > 0 && static_cast<size_t>(st.st_size) <= kMaxHandoverBytes) {
-        data.reserve(static_cast<size_t>(st.st_size));  // no copy of a secret left behind by a reallocation
+        data.reserve(static_cast<size_t>(st.st_size));
     }
     char buf[65536];
     ::lseek(fd, 0, SEEK_SET);
@@ -127,22 +131,16 @@ Result<HandoverState> readHandover(int fd) {
         data.append(buf, static_cast<size_t>(n));
         if (data.size() > kMaxHandoverBytes) {
             ::close(fd);
+            sodium_memzero(data.data(), data.size());
             return Error{"the hand-over state is too large"};
         }
     }
     ::close(fd);
     sodium_memzero(buf, sizeof buf);
-    struct Wipe {
-        std::string& d;
-        ~Wipe() { sodium_memzero(d.data(), d.size()); }
-    } wipe{data};
-    ipc::Reader r(data);
-    HandoverState s;
-    // Format 1 (the previous release) is the start of format 2.
-    s.format = r.u32();
-    if (s.format != 1 && s.format != kHandoverFormat) return Error{"the hand-over state has an unknown format"};
-    s.currentGeneration = r.u32();
-    s.startedUnixMs = r.i64();
+    return data;
+}
+
+void readListenersAndWorkers(ipc::Reader& r, HandoverState& s) {
     uint32_t nl = r.count(16);
     for (uint32_t i = 0; i < nl && r.ok(); ++i) {
         HandoverListener l;
@@ -164,42 +162,68 @@ Result<HandoverState> readHandover(int fd) {
         if (w.state > HandoverWorker::kDraining || w.pid <= 0) r.fail();
         s.workers.push_back(w);
     }
+}
+
+std::vector<ConfigUpdate> readUnsavedUpdates(ipc::Reader& r) {
+    std::vector<ConfigUpdate> out;
+    uint32_t nu = r.count(64);
+    for (uint32_t i = 0; i < nu && r.ok(); ++i) {
+        ConfigUpdate u;
+        uint8_t kind = r.u8();
+        if (kind > static_cast<uint8_t>(ConfigUpdate::Kind::Remove)) r.fail();
+        u.kind = static_cast<ConfigUpdate::Kind>(kind);
+        uint32_t np = r.count(8);
+        for (uint32_t k = 0; k < np && r.ok(); ++k) u.path.push_back(r.bytes(64));
+        u.value = r.bytes(1 << 20);
+        if (u.path.empty()) r.fail();
+        out.push_back(std::move(u));
+    }
+    return out;
+}
+
+// What format 2 adds to format 1: the running configuration.
+void readFormat2(ipc::Reader& r, HandoverState& s) {
+    s.configText = r.bytes(1 << 20);
+    s.envFileText = r.bytes(1 << 20);
+    s.httpsListen = r.bytes(300);
+    s.httpListen = r.bytes(300);
+    s.settingsBytes = r.bytes(32 << 20);
+    s.caBundlePem = r.bytes(1 << 20);
+    uint8_t revoked = r.u8();
+    if (revoked > 1) r.fail();
+    s.revoked = revoked == 1;
+    s.upgradeReplyFd = static_cast<int>(r.u32());
+    s.droppedLogLines = r.u64();
+    s.droppedLogLinesTotal = r.u64();
+    s.unsavedUpdates = readUnsavedUpdates(r);
+    s.unsavedBase = r.bytes(1 << 20);
+    if (s.configText.empty() || s.httpsListen.empty() || s.settingsBytes.empty() || s.caBundlePem.empty()) r.fail();
+}
+
+}  // namespace
+
+Result<HandoverState> readHandover(int fd) {
+    auto data = readAll(fd);
+    if (!data) return data.error();
+    struct Wipe {
+        std::string& d;
+        ~Wipe() { sodium_memzero(d.data(), d.size()); }
+    } wipe{*data};
+    ipc::Reader r(*data);
+    HandoverState s;
+    // Format 1 (the previous release) is the start of format 2.
+    s.format = r.u32();
+    if (s.format != 1 && s.format != kHandoverFormat) return Error{"the hand-over state has an unknown format"};
+    s.currentGeneration = r.u32();
+    s.startedUnixMs = r.i64();
+    readListenersAndWorkers(r, s);
     s.exitedTunnels = r.u64();
     uint32_t ne = r.count(256);
     for (uint32_t i = 0; i < ne && r.ok(); ++i) s.everHeldEnv.push_back(r.bytes(256));
     s.certificateChainPem = r.bytes(1 << 20);
     s.privateKeyPem = r.bytes(64 << 10);
     s.caPem = r.bytes(1 << 20);
-    if (s.format >= 2) {
-        s.configText = r.bytes(1 << 20);
-        s.envFileText = r.bytes(1 << 20);
-        s.httpsListen = r.bytes(300);
-        s.httpListen = r.bytes(300);
-        s.settingsBytes = r.bytes(32 << 20);
-        s.caBundlePem = r.bytes(1 << 20);
-        uint8_t revoked = r.u8();
-        if (revoked > 1) r.fail();
-        s.revoked = revoked == 1;
-        s.upgradeReplyFd = static_cast<int>(r.u32());
-        s.droppedLogLines = r.u64();
-        s.droppedLogLinesTotal = r.u64();
-        uint32_t nu = r.count(64);
-        for (uint32_t i = 0; i < nu && r.ok(); ++i) {
-            ConfigUpdate u;
-            uint8_t kind = r.u8();
-            if (kind > static_cast<uint8_t>(ConfigUpdate::Kind::Remove)) r.fail();
-            u.kind = static_cast<ConfigUpdate::Kind>(kind);
-            uint32_t np = r.count(8);
-            for (uint32_t k = 0; k < np && r.ok(); ++k) u.path.push_back(r.bytes(64));
-            u.value = r.bytes(1 << 20);
-            if (u.path.empty()) r.fail();
-            s.unsavedUpdates.push_back(std::move(u));
-        }
-        s.unsavedBase = r.bytes(1 << 20);
-        if (s.configText.empty() || s.httpsListen.empty() || s.settingsBytes.empty() || s.caBundlePem.empty()) {
-            r.fail();
-        }
-    }
+    if (s.format >= 2) readFormat2(r, s);
     if (!r.finish()) return Error{"the hand-over state is malformed"};
     for (int f : handoverDescriptors(s)) {
         if (!validFd(f)) return Error{"the hand-over names descriptor " + std::to_string(f) + ", which is not open"};
