@@ -23,9 +23,6 @@ namespace relaypro {
 namespace {
 
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
-// Caps on what one worker may ask for the others (failureReported, verifyRequested).
-constexpr uint32_t kMaxFailuresPerSecond = 2000;
-constexpr uint64_t kMaxVerifyingUnlimited = 20000;  // maxConnections 0: one process's descriptors
 constexpr std::chrono::seconds kStableAfter{30};
 #ifdef RELAYPRO_SANITIZE_BUILD
 constexpr bool kKeepStderr = true;
@@ -588,84 +585,53 @@ void WorkerPool::balance(std::chrono::steady_clock::time_point round) {
     }
 }
 
-// The token endpoint's per-source rate (protocol.md) is counted here, across all workers; then
-// the console client decides. The answer goes back to the worker if it is still there.
+// The answer goes back to the worker if it is still there.
 void WorkerPool::verifyRequested(Worker& w, ipc::VerifyRequest&& m) {
+    using Admission = AuthenticationCounter::Admission;
     const pid_t pid = w.pid;
     const uint32_t generation = w.generation;
     const uint64_t ticket = m.ticket;
-    if (!verifying_.insert({pid, ticket}).second) return;  // asked again while the first is in flight
-    // A connection waits for one verification at a time, so a worker needs no more in flight
-    // than its share of maxConnections (a little more only when clients hung up while the
-    // console was slow). A compromised one could choose its sources to get past the per-source
-    // bucket and flood the console with the relay's own credential: beyond its share, a
-    // verification is answered "console unavailable" at once, and that is logged. Not replaced,
-    // for the same reason as failureReported().
-    const uint64_t cap = setup_.settings->maxConnections > 0 ? setup_.settings->maxConnections : kMaxVerifyingUnlimited;
-    if (w.verifying >= cap) {
-        verifying_.erase({pid, ticket});
-        if (!w.verifyCapLogged) {
+    const uint64_t cap = AuthenticationCounter::verifyCap(setup_.settings->maxConnections);
+    const auto admitted = authentication_.admitVerification(w.auth, pid, ticket, m.source, cap,
+                                                            setup_.settings->limits.tokenRequestsPerMinute,
+                                                            std::chrono::steady_clock::now());
+    if (admitted.admission == Admission::Repeat) return;
+    if (admitted.admission == Admission::OverCap) {
+        if (admitted.logCap) {
             log_.warn(
                 "a worker asks for more token verifications at once than it has connections; the rest are refused",
                 {{"workerPid", pid}, {"cap", static_cast<int64_t>(cap)}});
-            w.verifyCapLogged = true;
         }
         w.channel->send(ipc::VerifyAnswer{ticket, ipc::VerifyAnswer::Result::ConsoleUnavailable, 5}, generation);
         return;
     }
-    ++w.verifying;
-    w.verifyCapLogged = false;
     auto answer = [this, pid, generation, ticket](ipc::VerifyAnswer::Result result, uint32_t retryAfter) {
-        verifying_.erase({pid, ticket});
         auto it = workers_.find(pid);
-        if (it == workers_.end() || it->second->generation != generation) return;
-        if (it->second->verifying > 0) --it->second->verifying;
-        it->second->channel->send(ipc::VerifyAnswer{ticket, result, retryAfter}, generation);
+        const bool there = it != workers_.end() && it->second->generation == generation;
+        authentication_.verificationEnded(pid, ticket, there ? &it->second->auth : nullptr);
+        if (there) it->second->channel->send(ipc::VerifyAnswer{ticket, result, retryAfter}, generation);
     };
-    uint32_t perMinute = setup_.settings->limits.tokenRequestsPerMinute;
-    auto now = std::chrono::steady_clock::now();
-    if (!tokenRequests_.allowed(m.source, perMinute, now)) {
-        return answer(ipc::VerifyAnswer::Result::RateLimited,
-                      std::max<uint32_t>(1, tokenRequests_.retryAfterSeconds(m.source, perMinute, now)));
+    if (admitted.admission == Admission::RateLimited) {
+        return answer(ipc::VerifyAnswer::Result::RateLimited, admitted.retryAfterSeconds);
     }
-    tokenRequests_.consume(m.source, perMinute, now);
     if (!setup_.verify) return answer(ipc::VerifyAnswer::Result::NotRegistered, 60);
     setup_.verify(m, std::move(answer));
 }
 
 void WorkerPool::failureReported(Worker& w, const std::string& source) {
-    // A worker chooses the source it reports, and every worker then refuses that source: a
-    // compromised one could lock Responders out at will. So each worker's reports count up to a
-    // cap per second; beyond it they are acknowledged and dropped, and that is logged. The
-    // worker is not replaced for it: clients alone can push an honest worker past any such cap
-    // (a burst read before the SourceBlocked arrives), and replacing it would end every tunnel
-    // it holds. A source already over its limit costs nothing against the cap.
-    const uint32_t perMinute = setup_.settings->limits.tokenRequestsPerMinute;
-    const auto now = std::chrono::steady_clock::now();
-    if (!sources_.allowed(source, perMinute, now)) return authenticationFailed(source);
-    if (now - w.failureSecond >= std::chrono::seconds(1)) {
-        w.failureSecond = now;
-        w.failuresThisSecond = 0;
-    }
-    if (++w.failuresThisSecond == kMaxFailuresPerSecond + 1) {
+    const auto counted = authentication_.failureReported(w.auth, source, setup_.settings->limits.tokenRequestsPerMinute,
+                                                         std::chrono::steady_clock::now());
+    if (counted.capPassed) {
         log_.warn(
             "a worker reports more authentication failures than it may; the rest of this second's are not counted",
-            {{"workerPid", w.pid}, {"cap", kMaxFailuresPerSecond}});
+            {{"workerPid", w.pid}, {"cap", AuthenticationCounter::kMaxFailuresPerSecond}});
     }
-    if (w.failuresThisSecond > kMaxFailuresPerSecond) return;
-    authenticationFailed(source);
-}
-
-void WorkerPool::authenticationFailed(const std::string& source) {
-    // One bucket per source across all workers (protocol.md): once it is empty, every worker
-    // answers that source 429 until the next token.
-    uint32_t perMinute = setup_.settings->limits.tokenRequestsPerMinute;
-    auto now = std::chrono::steady_clock::now();
-    sources_.consume(source, perMinute, now);
-    if (sources_.allowed(source, perMinute, now)) return;
-    uint32_t wait = std::max<uint32_t>(1, sources_.retryAfterSeconds(source, perMinute, now));
-    for (auto& [pid, w] : workers_) {
-        if (w->state == State::Serving) w->channel->send(ipc::SourceBlocked{source, wait * 1000}, w->generation);
+    if (!counted.blockedSeconds) return;
+    const uint32_t wait = *counted.blockedSeconds;
+    for (auto& [pid, other] : workers_) {
+        if (other->state == State::Serving) {
+            other->channel->send(ipc::SourceBlocked{source, wait * 1000}, other->generation);
+        }
     }
 }
 

@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "common/log_record.h"
-#include "common/rate_limiter.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/worker_settings.h"
 #include "ipc/channel.h"
 #include "ipc/messages.h"
+#include "supervisor/authentication_counter.h"
 #include "supervisor/handover.h"
 #include "supervisor/liveness.h"
 
@@ -133,11 +133,8 @@ private:
         ipc::Pong stats;
         std::chrono::steady_clock::time_point started;
         // What a worker may ask of the supervisor for the others (issue 15): a worker chooses the
-        // source it reports, so these caps bound what a compromised one can do.
-        size_t verifying = 0;                                 // VerifyRequests in flight
-        bool verifyCapLogged = false;                         // since it was last below the cap
-        std::chrono::steady_clock::time_point failureSecond;  // the second failuresThisSecond counts
-        uint32_t failuresThisSecond = 0;
+        // source it reports, so the counter's caps bound what a compromised one can do.
+        AuthenticationCounter::WorkerShare auth;
         std::chrono::steady_clock::time_point drainDeadline{};  // when Draining
     };
     struct Slot {
@@ -167,7 +164,6 @@ private:
     void replace(Worker& w, const std::string& why);
     // Counts one authentication failure a worker reports, within that worker's cap.
     void failureReported(Worker& w, const std::string& source);
-    void authenticationFailed(const std::string& source);
     void verifyRequested(Worker& w, ipc::VerifyRequest&& m);
     void workerExited(pid_t pid, int status);
     void scheduleRespawn(size_t slot);
@@ -197,11 +193,7 @@ private:
     event* pingTimer_ = nullptr;
     uint64_t pingSequence_ = 0;
     uint64_t exitedTunnels_ = 0;  // tunnels served by workers that are gone (totals survive them)
-    RateLimiter sources_;         // authentication failures per source
-    RateLimiter tokenRequests_;   // token requests per source
-    // Verifications in flight, by worker and ticket: a worker asks again when an answer is slow
-    // (a re-executed supervisor has lost its calls), and a repeat of one in flight is ignored.
-    std::set<std::pair<pid_t, uint64_t>> verifying_;
+    AuthenticationCounter authentication_;
     bool stopping_ = false;
     std::function<void()> onAllExited_;
     event* stopTimer_ = nullptr;
