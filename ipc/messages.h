@@ -62,6 +62,9 @@ enum class MessageType : uint16_t {
     Balance = 22,         // S->W  hold accepts for a while (well above the average) or accept again
 };
 inline constexpr uint16_t kLastMessageType = 22;
+// A new type goes after Balance and is named here too; the assertion fails until both move.
+static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::Balance),
+              "kLastMessageType must be the value of the last MessageType");
 
 [[nodiscard]] std::string_view messageName(MessageType t);
 

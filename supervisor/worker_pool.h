@@ -14,59 +14,31 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/log_record.h"
-#include "common/rate_limiter.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/worker_settings.h"
 #include "ipc/channel.h"
 #include "ipc/messages.h"
 #include "supervisor/handover.h"
-#include "supervisor/liveness.h"
+#include "supervisor/worker_pool_core.h"
 
 namespace relaypro {
 
-struct ListenerHandle {
-    uint8_t kind;  // 0 https, 1 http (ipc::Listeners)
-    int fd;        // borrowed: the supervisor keeps its own copy
-};
-
-struct WorkerView {
-    pid_t pid;
-    uint32_t generation;
-    std::string state;  // starting | serving | draining
-    uint64_t connections;
-    uint64_t tunnels;
-};
-
-struct PoolStats {
-    uint64_t connections = 0;
-    uint64_t tunnels = 0;
-    uint64_t totalTunnels = 0;
-};
-
-class WorkerPool {
+// The evented shell around WorkerPoolCore (which holds the logic and the permission table):
+// fork + exec, the channels, the timers, waitpid.
+class WorkerPool : private WorkerPoolCore::Io {
 public:
-    // The answer to a worker's VerifyRequest: the result and, for refusals, Retry-After.
-    using VerifyDone = std::function<void(ipc::VerifyAnswer::Result, uint32_t retryAfterSeconds)>;
-    // Asks the console about a Responder (the supervisor's console client); calls `done` once.
-    using Verifier = std::function<void(const ipc::VerifyRequest&, VerifyDone done)>;
-
-    struct Setup {
-        std::vector<ListenerHandle> listeners;
-        WorkerSecrets secrets;  // wipes itself
-        Verifier verify;        // without one, every Responder is "not registered"
-        std::shared_ptr<const WorkerSettings> settings;
-        bool testHooks = false;
-        ipc::SelfTest selfTest;  // sent after each Ready when testHooks
-    };
+    using VerifyDone = WorkerPoolCore::VerifyDone;
+    using Verifier = WorkerPoolCore::Verifier;
+    using Setup = WorkerPoolCore::Setup;
 
     WorkerPool(event_base* base, const Logger& log, LogOutput* workerLog, Setup setup);
-    ~WorkerPool();
+    ~WorkerPool() override;
     WorkerPool(const WorkerPool&) = delete;
     WorkerPool& operator=(const WorkerPool&) = delete;
 
@@ -78,8 +50,8 @@ public:
                          std::function<void(const std::string&)> onFailed,
                          std::chrono::milliseconds readyWithin = kStartTimeout);
     // The generation that is current: its workers are respawned when they die.
-    void setCurrent(uint32_t generation) { current_ = generation; }
-    [[nodiscard]] uint32_t current() const { return current_; }
+    void setCurrent(uint32_t generation) { core_.setCurrent(generation); }
+    [[nodiscard]] uint32_t current() const { return core_.current(); }
 
     void pushSettings(std::shared_ptr<const WorkerSettings> settings);
     // New secrets (hourly ticket key, daily token master, a renewed certificate) for every
@@ -88,7 +60,7 @@ public:
     // Tells a generation to stop accepting and to close what is left after `grace`.
     void drain(uint32_t generation, std::chrono::milliseconds grace);
     // A stop's workers that have not ended `kStopMargin` after their grace are killed.
-    static constexpr std::chrono::milliseconds kStopMargin{2000};
+    static constexpr std::chrono::milliseconds kStopMargin = WorkerPoolCore::kStopMargin;
     // Stops every worker (drain with grace, every generation's deadline brought forward to it),
     // then calls `onAllExited`.
     void stopAll(std::chrono::milliseconds grace, std::function<void()> onAllExited);
@@ -98,7 +70,7 @@ public:
     std::vector<std::pair<pid_t, int>> reap();
 
     [[nodiscard]] size_t serving(uint32_t generation) const;
-    [[nodiscard]] size_t alive() const { return workers_.size(); }
+    [[nodiscard]] size_t alive() const { return core_.alive(); }
     [[nodiscard]] PoolStats stats() const;
     [[nodiscard]] std::vector<WorkerView> view() const;
     [[nodiscard]] std::vector<pid_t> pids() const;
@@ -109,102 +81,53 @@ public:
     // The next image: takes over workers from the hand-over. Slots of the current generation
     // that have no live worker are respawned.
     void adopt(const std::vector<HandoverWorker>& workers, uint32_t current, int executableFd, size_t workerCount);
-    [[nodiscard]] uint64_t exitedTunnels() const { return exitedTunnels_; }
+    [[nodiscard]] uint64_t exitedTunnels() const { return core_.exitedTunnels(); }
     // The settings snapshot every worker runs with (ipc/snapshot.h), for the hand-over.
-    [[nodiscard]] const std::string& settingsBytes() const { return settingsBytes_; }
-    void setExitedTunnels(uint64_t n) { exitedTunnels_ = n; }
+    [[nodiscard]] const std::string& settingsBytes() const { return core_.settingsBytes(); }
+    void setExitedTunnels(uint64_t n) { core_.setExitedTunnels(n); }
 
 private:
-    enum class State { Starting, Serving, Draining, Stopping };
-    static const char* stateName(State s);
-    struct Worker {
-        pid_t pid = -1;
+    // A timer's libevent argument: the pool and what the timer is for.
+    struct StartTimer {
+        WorkerPool* pool = nullptr;
         uint32_t generation = 0;
+        event* ev = nullptr;
+    };
+    struct RespawnTimer {
+        WorkerPool* pool = nullptr;
         size_t slot = 0;
-        State state = State::Starting;
-        bool helloAcked = false;
-        uint16_t protocol = 0;        // from HelloAck; 0 when adopted across a re-exec (not known)
-        bool holdingAccepts = false;  // told to by the last Balance
-        bool selfTestSent = false;
-        std::unique_ptr<ipc::Channel> channel;
-        int outstandingPings = 0;
-        PingWindow pingWindow;                                  // since the oldest unanswered ping
-        std::chrono::steady_clock::time_point firstUnanswered;  // not renewed while starved
-        ipc::Pong stats;
-        std::chrono::steady_clock::time_point started;
-        // What a worker may ask of the supervisor for the others (issue 15): a worker chooses the
-        // source it reports, so these caps bound what a compromised one can do.
-        size_t verifying = 0;                                 // VerifyRequests in flight
-        bool verifyCapLogged = false;                         // since it was last below the cap
-        std::chrono::steady_clock::time_point failureSecond;  // the second failuresThisSecond counts
-        uint32_t failuresThisSecond = 0;
-        std::chrono::steady_clock::time_point drainDeadline{};  // when Draining
-    };
-    struct Slot {
-        WorkerPool* pool = nullptr;
-        size_t index = 0;
-        std::chrono::milliseconds backoff{100};
-        event* respawn = nullptr;
-    };
-    struct Pending {
-        WorkerPool* pool = nullptr;
-        uint32_t generation = 0;
-        std::chrono::milliseconds within{0};
-        int previousExecutableFd = -1;  // what respawns used before this generation
-        size_t previousWorkerCount = 0;
-        size_t waiting = 0;
-        std::function<void()> onReady;
-        std::function<void(const std::string&)> onFailed;
-        event* timeout = nullptr;
+        event* ev = nullptr;
     };
 
-    Result<pid_t> spawn(uint32_t generation, size_t slot, int executableFd);
-    void sendStartup(Worker& w);
-    void sendSettings(Worker& w);
-    void onMessage(pid_t pid, ipc::Received&& r);
-    void onChannelClosed(pid_t pid, const std::string& reason);
-    bool permitted(const Worker& w, ipc::MessageType t) const;
-    void replace(Worker& w, const std::string& why);
-    // Counts one authentication failure a worker reports, within that worker's cap.
-    void failureReported(Worker& w, const std::string& source);
-    void authenticationFailed(const std::string& source);
-    void verifyRequested(Worker& w, ipc::VerifyRequest&& m);
-    void workerExited(pid_t pid, int status);
-    void scheduleRespawn(size_t slot);
-    void generationFailed(uint32_t generation, const std::string& why);
+    // WorkerPoolCore::Io
+    Result<pid_t> spawn(int executableFd) override;
+    bool send(pid_t pid, const std::string& frame, const std::vector<int>& fds) override;
+    void killWorker(pid_t pid) override;
+    void closeChannel(pid_t pid) override;
+    int releaseChannel(pid_t pid) override;
+    void adoptChannel(pid_t pid, int fd) override;
+    void armStartTimeout(uint32_t generation, std::chrono::milliseconds in) override;
+    void cancelStartTimeout(uint32_t generation) override;
+    void armRespawn(size_t slot, std::chrono::milliseconds in) override;
+    void cancelRespawns() override;
+    void armStopDeadline(std::chrono::milliseconds in) override;
+    [[nodiscard]] WorkerPoolCore::Clock::time_point now() const override;
+    [[nodiscard]] std::optional<uint64_t> runQueueWaitNs(pid_t pid) const override;
+
+    void openChannel(pid_t pid, UniqueFd fd);
     static void onPingTimer(int, short, void* arg);
-    // Tells the current generation's serving workers well above their average connection count
-    // to hold accepts until the next round, and the others to accept (supervisor/balance.h).
-    // `round`: when this round of pings went out.
-    void balance(std::chrono::steady_clock::time_point round);
     static void onRespawn(int, short, void* arg);
     static void onStartTimeout(int, short, void* arg);
     static void onStopDeadline(int, short, void* arg);
 
     event_base* base_;
-    const Logger& log_;
-    LogOutput* workerLog_;
-    Setup setup_;
-    std::string settingsBytes_;
-    uint32_t snapshotId_ = 1;
-    uint32_t current_ = 0;
-    int executableFd_ = -1;  // of the current generation, for respawns
     UniqueFd devNull_;
-    size_t workerCount_ = 0;
-    std::map<pid_t, std::unique_ptr<Worker>> workers_;
-    std::vector<std::unique_ptr<Slot>> slots_;  // stable addresses: their timers point at them
-    std::map<uint32_t, Pending> pending_;
+    std::map<pid_t, std::unique_ptr<ipc::Channel>> channels_;
+    std::map<uint32_t, StartTimer> startTimers_;           // map nodes: stable addresses for libevent
+    std::vector<std::unique_ptr<RespawnTimer>> respawns_;  // by slot, made when first needed
+    std::vector<event*> stopTimers_;
     event* pingTimer_ = nullptr;
-    uint64_t pingSequence_ = 0;
-    uint64_t exitedTunnels_ = 0;  // tunnels served by workers that are gone (totals survive them)
-    RateLimiter sources_;         // authentication failures per source
-    RateLimiter tokenRequests_;   // token requests per source
-    // Verifications in flight, by worker and ticket: a worker asks again when an answer is slow
-    // (a re-executed supervisor has lost its calls), and a repeat of one in flight is ignored.
-    std::set<std::pair<pid_t, uint64_t>> verifying_;
-    bool stopping_ = false;
-    std::function<void()> onAllExited_;
-    event* stopTimer_ = nullptr;
+    WorkerPoolCore core_;  // last: destroyed first, it holds callbacks but never calls out then
 };
 
 }  // namespace relaypro

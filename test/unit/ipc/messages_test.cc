@@ -134,5 +134,12 @@ TEST(IpcMessages, FrameHeadersMustMatchTheirDatagram) {
     EXPECT_EQ(static_cast<int>(unknown->type), 999);
 }
 
+TEST(Messages, EveryTypeUpToTheLastHasANameAndNoneAfterIt) {
+    for (uint16_t t = 1; t <= kLastMessageType; ++t) {
+        EXPECT_NE(messageName(static_cast<MessageType>(t)), "unknown") << t;
+    }
+    EXPECT_EQ(messageName(static_cast<MessageType>(kLastMessageType + 1)), "unknown");
+}
+
 }  // namespace
 }  // namespace relaypro::ipc
