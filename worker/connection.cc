@@ -24,8 +24,6 @@
 namespace relaypro {
 namespace {
 
-// Work per wake-up before yielding to other connections: 16 buffers per direction.
-constexpr int kPumpBudget = 16;
 constexpr size_t kHeadReadChunk = 4096;
 
 std::string peerText(const sockaddr_storage& a) {
@@ -98,23 +96,12 @@ Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int f
     id_ = id;
     client_.attach(fd);
     event_base* base = server_.base();
-    event_assign(&clientRead_, base, fd, EV_READ | EV_PERSIST, &Connection::onClientEvent, this);
-    event_assign(&clientWrite_, base, fd, EV_WRITE | EV_PERSIST, &Connection::onClientEvent, this);
+    clientEvents_.assign(base, fd, &Connection::onClientEvent, this);
     evtimer_assign(&timer_, base, &Connection::onTimer, this);
-    event_assign(&resume_, base, -1, 0, &Connection::onResume, this);
 }
 
 Connection::~Connection() {
-    event_del(&clientRead_);
-    event_del(&clientWrite_);
     event_del(&timer_);
-    event_del(&resume_);
-    if (upstream_.open()) {
-        event_del(&upstreamRead_);
-        event_del(&upstreamWrite_);
-    }
-    server_.buffers().put(up_.buf);
-    server_.buffers().put(down_.buf);
     wipeVerifyCredential();
 }
 
@@ -147,26 +134,19 @@ void Connection::startHeadTimer() {
 void Connection::onClientEvent(int, short, void* arg) {
     static_cast<Connection*>(arg)->drive();
 }
-void Connection::onUpstreamEvent(int, short, void* arg) {
-    static_cast<Connection*>(arg)->drive();
-}
-void Connection::onResume(int, short, void* arg) {
-    static_cast<Connection*>(arg)->drive();
-}
 void Connection::onTimer(int, short, void* arg) {
     static_cast<Connection*>(arg)->timedOut();
 }
 
 void Connection::drive() {
     clientWants_ = {};
-    upstreamWants_ = {};
     while (state_ != State::Closed && step()) {
     }
     if (state_ == State::Closed) {
         server_.connectionClosed(this);  // deletes this
         return;
     }
-    arm();
+    clientEvents_.arm(clientWants_);
 }
 
 bool Connection::step() {
@@ -181,10 +161,8 @@ bool Connection::step() {
             return stepReadBody();
         case State::Respond:
             return stepRespond();
-        case State::Tunnel:
-            return stepTunnel();
-        case State::Forward:
-            return stepForward();
+        case State::Tunnel:   // the tunnel runs on its own events
+        case State::Forward:  // likewise
         case State::Verifying:
         case State::Authorizing:
         case State::Counting:
@@ -193,29 +171,6 @@ bool Connection::step() {
             return false;
     }
     return false;
-}
-
-void Connection::armStream(Stream& s, event& rd, event& wr, short& armed, Wants w) {
-    if (!s.open()) return;
-    short want = static_cast<short>((w.read ? EV_READ : 0) | (w.write ? EV_WRITE : 0));
-    if ((want & EV_READ) != (armed & EV_READ)) {
-        if ((want & EV_READ) != 0)
-            event_add(&rd, nullptr);
-        else
-            event_del(&rd);
-    }
-    if ((want & EV_WRITE) != (armed & EV_WRITE)) {
-        if ((want & EV_WRITE) != 0)
-            event_add(&wr, nullptr);
-        else
-            event_del(&wr);
-    }
-    armed = want;
-}
-
-void Connection::arm() {
-    armStream(client_, clientRead_, clientWrite_, clientArmed_, clientWants_);
-    armStream(upstream_, upstreamRead_, upstreamWrite_, upstreamArmed_, upstreamWants_);
 }
 
 // ---------------------------------------------------------------- before the request
@@ -346,7 +301,7 @@ bool Connection::stepReadHead() {
     Io io = client_.read(headBuf_.data() + before, headBuf_.size() - before, n);
     headBuf_.resize(before + n);
     if (io == Io::WantRead || io == Io::WantWrite) {
-        (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
+        clientWants_.add(io);
         if (headBuf_.empty()) std::string().swap(headBuf_);  // an idle keep-alive connection holds no buffer
         return false;
     }
@@ -485,7 +440,7 @@ bool Connection::stepReadBody() {
     Io io = client_.read(body_.data() + before, bodyExpected_ - before, n);
     body_.resize(before + n);
     if (io == Io::WantRead || io == Io::WantWrite) {
-        (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
+        clientWants_.add(io);
         return false;
     }
     if (io != Io::Done) {
@@ -738,33 +693,33 @@ void Connection::dialed(DialOutcome&& o) {
         return;
     }
     upstream_.attach(o.fd, o.ssl);
-    event_assign(&upstreamRead_, server_.base(), o.fd, EV_READ | EV_PERSIST, &Connection::onUpstreamEvent, this);
-    event_assign(&upstreamWrite_, server_.base(), o.fd, EV_WRITE | EV_PERSIST, &Connection::onUpstreamEvent, this);
-    down_.pending = std::move(o.leftover);
-    viaHttpProxy_ = o.viaHttpProxy;
-    if (forwardRequest_.empty()) {
+    const bool forward = !forwardRequest_.empty();
+    Tunnel::Plan plan;
+    plan.mode = forward ? Tunnel::Mode::Forward : Tunnel::Mode::BothWays;
+    plan.toClient = std::move(o.leftover);
+    plan.quietLimit =
+        relaypro::quietLimit(forward ? QuietPhase::Forward : QuietPhase::Tunnel, settings_->limits.idleTimeout);
+    if (!forward) {
         // The tunnel: early bytes the client sent after its CONNECT go up first.
-        up_.pending = headBuf_.substr(head_.headLength);
-        out_ = "HTTP/1.1 200 Connection established\r\n\r\n";
-        outOffset_ = 0;
-        after_ = AfterResponse::StartTunnel;
-        state_ = State::Respond;
+        plan.toUpstream = headBuf_.substr(head_.headLength);
     } else {
-        if (viaHttpProxy_) {
+        if (o.viaHttpProxy) {
             // An HTTP proxy takes the request in absolute form.
             size_t sp = forwardRequest_.find(' ');
             std::string absolute = "http://" + target_;
             forwardRequest_.insert(sp + 1, absolute);
         }
-        up_.pending = std::move(forwardRequest_);
-        // Nothing more goes up: the client's later bytes are not forwarded, and the console's
-        // side stays open for writing (some servers drop a request that is followed by a FIN).
-        up_.sourceEof = true;
-        up_.sinkShut = true;
-        state_ = State::Forward;
-        tunnelStart_ = lastActivity_ = std::chrono::steady_clock::now();
-        server_.tunnelOpened();
-        armDeadline();  // a console that never answers does not hold the connection for ever
+        plan.toUpstream = std::move(forwardRequest_);
+    }
+    tunnel_ = std::make_unique<Tunnel>(server_.base(), server_.buffers(), client_, upstream_, std::move(plan),
+                                       [this](std::string_view result) { tunnelEnded(result); });
+    if (!forward) {
+        out_ = "HTTP/1.1 200 Connection established\r\n\r\n";
+        outOffset_ = 0;
+        after_ = AfterResponse::StartTunnel;
+        state_ = State::Respond;
+    } else {
+        startTunnel(State::Forward);
     }
     drive();
 }
@@ -815,15 +770,15 @@ bool Connection::stepRespond() {
         size_t n = 0;
         Io io = client_.write(out_.data() + outOffset_, out_.size() - outOffset_, n);
         if (io == Io::WantRead || io == Io::WantWrite) {
-            (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
-            sendBlocked(client_);
+            clientWants_.add(io);
+            sendBlocked();
             return false;
         }
         if (io != Io::Done) {
             close("closed_by_client");
             return false;
         }
-        sendProgressed(client_);
+        sendProgressed();
         outOffset_ += n;
     }
     std::string().swap(out_);
@@ -835,11 +790,7 @@ bool Connection::stepRespond() {
         case AfterResponse::StartTunnel:
             std::string().swap(headBuf_);
             head_ = RequestHead{};
-            state_ = State::Tunnel;
-            tunnelStart_ = lastActivity_ = std::chrono::steady_clock::now();
-            server_.tunnelOpened();
-            armDeadline();  // idleTimeout
-            return true;
+            return startTunnel(State::Tunnel);
         case AfterResponse::StartForward:
         case AfterResponse::NextRequest:
             finishRequest();
@@ -874,200 +825,60 @@ void Connection::finishRequest() {
 
 // ---------------------------------------------------------------- the tunnel
 
-bool Connection::pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants, Pipe& p, int& budget) {
-    bool progress = false;
-    while (budget > 0) {
-        // Write what we hold, the pre-tunnel bytes first.
-        const char* data = nullptr;
-        size_t avail = 0;
-        if (p.pendingOffset < p.pending.size()) {
-            data = p.pending.data() + p.pendingOffset;
-            avail = p.pending.size() - p.pendingOffset;
-        } else if (p.off < p.len) {
-            data = p.buf + p.off;
-            avail = p.len - p.off;
-        }
-        if (avail > 0) {
-            size_t n = 0;
-            Io io = to.write(data, avail, n);
-            if (io == Io::WantRead || io == Io::WantWrite) {
-                (io == Io::WantRead ? toWants.read : toWants.write) = true;
-                sendBlocked(to);
-                return progress;  // back-pressure: read nothing more until this drains
-            }
-            if (io != Io::Done) {
-                close(&p == &up_ ? "upstream_reset" : "client_reset");
-                return false;
-            }
-            sendProgressed(to);
-            p.bytes += n;
-            progress = true;
-            if (p.pendingOffset < p.pending.size()) {
-                p.pendingOffset += n;
-                if (p.pendingOffset == p.pending.size()) {
-                    std::string().swap(p.pending);
-                    p.pendingOffset = 0;
-                }
-            } else {
-                p.off += n;
-                if (p.off == p.len) {
-                    server_.buffers().put(p.buf);
-                    p.buf = nullptr;
-                    p.len = p.off = 0;
-                }
-            }
-            --budget;
-            continue;
-        }
-        if (p.sourceEof) {
-            if (!p.sinkShut) {
-                Io io = to.shutdownWrite();
-                if (io == Io::WantRead || io == Io::WantWrite) {
-                    (io == Io::WantRead ? toWants.read : toWants.write) = true;
-                    sendBlocked(to);  // a close_notify the peer does not take
-                    return progress;
-                }
-                p.sinkShut = true;  // an error here means the peer is gone already: nothing to send
-                progress = true;
-            }
-            return progress;
-        }
-        if (p.buf == nullptr) p.buf = server_.buffers().get();
-        size_t n = 0;
-        Io io = from.read(p.buf, BufferPool::kBufferSize, n);
-        if (io == Io::Done) {
-            // TLS hands out one record per read; take the ones OpenSSL already holds (read_ahead)
-            // too, so that they go on in one write. Whatever stops this (an incomplete record,
-            // the end) shows again on the next read.
-            while (n < BufferPool::kBufferSize && from.ssl() != nullptr && SSL_has_pending(from.ssl()) == 1) {
-                size_t more = 0;
-                if (from.read(p.buf + n, BufferPool::kBufferSize - n, more) != Io::Done) break;
-                n += more;
-            }
-            p.len = n;
-            p.off = 0;
-            lastActivity_ = std::chrono::steady_clock::now();
-            progress = true;
-            continue;
-        }
-        server_.buffers().put(p.buf);
-        p.buf = nullptr;
-        if (io == Io::WantRead || io == Io::WantWrite) {
-            (io == Io::WantRead ? fromWants.read : fromWants.write) = true;
-            return progress;
-        }
-        if (io == Io::Eof) {
-            p.sourceEof = true;
-            if (&p == &up_ && !down_.sourceEof) closeByClient_ = true;
-            progress = true;
-            continue;
-        }
-        close(&p == &up_ ? "client_reset" : "upstream_reset");
-        return false;
-    }
-    // Out of budget with work left: come back after the other connections had their turn. A
-    // zero timeout, not event_active(): libevent runs events activated from a callback in the
-    // same pass, before it polls again, so a tunnel that always has data would keep the loop
-    // from new connections and from the supervisor's pings (which then replaces the worker).
-    static const timeval kNow{0, 0};
-    event_add(&resume_, &kNow);
+bool Connection::startTunnel(State state) {
+    // From here the tunnel's own events and deadlines drive both sides.
+    clientWants_ = {};
+    clientEvents_.disarm();
+    evtimer_del(&timer_);
+    state_ = state;
+    server_.tunnelOpened();
+    if (auto end = tunnel_->start()) close(*end);
     return false;
 }
 
-bool Connection::stepTunnel() {
-    int upBudget = kPumpBudget, downBudget = kPumpBudget;
-    pump(client_, clientWants_, upstream_, upstreamWants_, up_, upBudget);
-    if (state_ == State::Closed) return false;
-    pump(upstream_, upstreamWants_, client_, clientWants_, down_, downBudget);
-    if (state_ == State::Closed) return false;
-    if (up_.done() && down_.done()) {
-        close(closeByClient_ ? "closed_by_client" : "closed_by_upstream");
-        return false;
-    }
-    return false;  // pump() ran until everything would block (or yielded)
-}
-
-bool Connection::stepForward() {
-    // Request up (then nothing more from the client), response down until the console closes.
-    int upBudget = kPumpBudget, downBudget = kPumpBudget;
-    Wants ignored;
-    pump(client_, ignored, upstream_, upstreamWants_, up_, upBudget);
-    if (state_ == State::Closed) return false;
-    pump(upstream_, upstreamWants_, client_, clientWants_, down_, downBudget);
-    if (state_ == State::Closed) return false;
-    if (down_.done()) close("closed_by_upstream");
-    return false;
+void Connection::tunnelEnded(std::string_view result) {
+    closeNow(result);  // deletes this (and the tunnel)
 }
 
 // ---------------------------------------------------------------- ends
 
 std::optional<std::chrono::nanoseconds> Connection::quietLimit() const {
-    QuietPhase phase = state_ == State::Tunnel    ? QuietPhase::Tunnel
-                       : state_ == State::Forward ? QuietPhase::Forward
-                                                  : QuietPhase::Answer;
-    return relaypro::quietLimit(phase, settings_->limits.idleTimeout);
+    return relaypro::quietLimit(QuietPhase::Answer, settings_->limits.idleTimeout);
 }
 
-void Connection::sendBlocked(const Stream& to) {
-    Clock::time_point& since = &to == &client_ ? clientBlockedSince_ : upstreamBlockedSince_;
-    if (since != Clock::time_point{}) return;  // its deadline is armed already
-    since = Clock::now();
-    // A timer already pending in these states is due no later than this deadline (an idle
-    // deadline is at most idleTimeout away, an older send deadline earlier still): when it fires,
-    // timedOut() arms the next. So a busy tunnel does not re-arm a timer on every full buffer.
+void Connection::sendBlocked() {
+    if (clientBlockedSince_ != Clock::time_point{}) return;  // its deadline is armed already
+    clientBlockedSince_ = Clock::now();
     if (evtimer_pending(&timer_, nullptr) == 0) armDeadline();
 }
 
-void Connection::sendProgressed(const Stream& to) {
+void Connection::sendProgressed() {
     // The armed deadline may fire for nothing; timedOut() then arms the next one.
-    (&to == &client_ ? clientBlockedSince_ : upstreamBlockedSince_) = Clock::time_point{};
-    // Bytes written are bytes moved: a slow reader draining a full buffer is not idle.
-    lastActivity_ = Clock::now();
+    clientBlockedSince_ = Clock::time_point{};
 }
 
-bool Connection::sendDeadlinePassed(Clock::time_point now) {
-    auto limit = quietLimit();
-    auto passed = [&](Clock::time_point since) { return since != Clock::time_point{} && now - since >= *limit; };
-    return limit && (passed(clientBlockedSince_) || passed(upstreamBlockedSince_));
-}
-
-// The timer while a request is answered, forwarded or tunnelled: the earliest of the send
-// deadlines of blocked sides and, in a tunnel or a forward, the idle deadline.
+// The timer while a request is answered: the send deadline of a client that takes nothing.
 void Connection::armDeadline() {
-    if (state_ != State::Respond && state_ != State::Tunnel && state_ != State::Forward) return;
-    std::optional<Clock::time_point> at;
-    auto consider = [&](Clock::time_point t) { at = at ? std::min(*at, t) : t; };
-    if (auto limit = quietLimit()) {
-        for (Clock::time_point since : {clientBlockedSince_, upstreamBlockedSince_}) {
-            if (since != Clock::time_point{}) consider(since + *limit);
-        }
-        if (state_ == State::Tunnel || state_ == State::Forward) consider(lastActivity_ + *limit);
-    }
-    if (!at) {
+    if (state_ != State::Respond) return;
+    auto limit = quietLimit();
+    if (!limit || clientBlockedSince_ == Clock::time_point{}) {
         evtimer_del(&timer_);
         return;
     }
-    timeval tv = toTimeval(std::max<Clock::duration>(Clock::duration::zero(), *at - Clock::now()));
+    timeval tv =
+        toTimeval(std::max<Clock::duration>(Clock::duration::zero(), clientBlockedSince_ + *limit - Clock::now()));
     evtimer_add(&timer_, &tv);
 }
 
 void Connection::timedOut() {
-    if (state_ == State::Respond || state_ == State::Tunnel || state_ == State::Forward) {
-        auto now = Clock::now();
-        if (sendDeadlinePassed(now)) {
-            // A peer that takes nothing of what the relay holds for it (a client that pipelines
-            // requests and never reads, or a tunnel side that stops reading) gives its buffers,
-            // descriptor and maxConnections slot back.
-            if (state_ == State::Respond) {
-                server_.log().info("connection closed",
-                                   {{"conn", id_}, {"client", clientText_}, {"result", "send_timeout"}});
-            }
-            closeNow("send_timeout");
-            return;
-        }
+    if (state_ == State::Respond) {
         auto limit = quietLimit();
-        if ((state_ == State::Tunnel || state_ == State::Forward) && limit && now - lastActivity_ >= *limit) {
-            closeNow("idle_timeout");
+        if (limit && clientBlockedSince_ != Clock::time_point{} && Clock::now() - clientBlockedSince_ >= *limit) {
+            // A client that takes nothing of what the relay holds for it (one that pipelines
+            // requests and never reads) gives its buffers, descriptor and maxConnections slot back.
+            server_.log().info("connection closed",
+                               {{"conn", id_}, {"client", clientText_}, {"result", "send_timeout"}});
+            closeNow("send_timeout");
             return;
         }
         armDeadline();
@@ -1124,9 +935,10 @@ void Connection::logTunnelClosed(std::string_view result) {
     std::vector<LogField> f{{"conn", id_}, {"client", clientText_}};
     if (!identity_.empty()) f.emplace_back(authScheme_ == "Bearer" ? "responder" : "user", identity_);
     f.emplace_back("target", target_);
-    f.emplace_back("bytesUp", up_.bytes);
-    f.emplace_back("bytesDown", down_.bytes);
-    f.emplace_back("durationMs", std::chrono::duration_cast<std::chrono::milliseconds>(now - tunnelStart_).count());
+    f.emplace_back("bytesUp", tunnel_->bytesUp());
+    f.emplace_back("bytesDown", tunnel_->bytesDown());
+    f.emplace_back("durationMs",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(now - tunnel_->startedAt()).count());
     f.emplace_back("result", std::string(result));
     server_.log().info(state_ == State::Forward ? "request forwarded" : "tunnel closed", std::move(f));
 }
@@ -1138,15 +950,9 @@ void Connection::close(std::string_view result) {
         server_.tunnelClosed();
     }
     if (dialer_) dialer_.reset();
-    event_del(&clientRead_);
-    event_del(&clientWrite_);
+    tunnel_.reset();
+    clientEvents_.disarm();
     event_del(&timer_);
-    event_del(&resume_);
-    if (upstream_.open()) {
-        event_del(&upstreamRead_);
-        event_del(&upstreamWrite_);
-    }
-    clientArmed_ = upstreamArmed_ = 0;
     if (client_.tls() && handshakeDone_) {
         // Best effort, never waiting: tell the client we are done so it sees a clean end.
         SSL_set_quiet_shutdown(client_.ssl(), 0);

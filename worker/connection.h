@@ -21,6 +21,7 @@
 #include "worker/router.h"
 #include "worker/server_types.h"
 #include "worker/stream.h"
+#include "worker/tunnel.h"
 #include "worker/upstream_dialer.h"
 
 namespace relaypro {
@@ -73,27 +74,8 @@ private:
     };
     enum class AfterResponse { NextRequest, Close, StartTunnel, StartForward };
 
-    struct Wants {
-        bool read = false;
-        bool write = false;
-    };
-    // One direction of a tunnel: bytes read from one side waiting to be written to the other.
-    struct Pipe {
-        std::string pending;  // bytes that arrived before the tunnel (early data, proxy leftovers)
-        size_t pendingOffset = 0;
-        char* buf = nullptr;
-        size_t len = 0;
-        size_t off = 0;
-        bool sourceEof = false;
-        bool sinkShut = false;
-        uint64_t bytes = 0;
-        [[nodiscard]] bool done() const { return sourceEof && sinkShut; }
-    };
-
     static void onClientEvent(int fd, short what, void* arg);
-    static void onUpstreamEvent(int fd, short what, void* arg);
     static void onTimer(int fd, short what, void* arg);
-    static void onResume(int fd, short what, void* arg);
 
     void drive();
     bool step();
@@ -106,11 +88,9 @@ private:
     bool stepReadHead();
     bool stepReadBody();
     bool stepRespond();
-    bool stepTunnel();
-    bool stepForward();
-    bool pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants, Pipe& pipe, int& budget);
-    void arm();
-    void armStream(Stream& s, event& rd, event& wr, short& armed, Wants w);
+    // Hands both sides to tunnel_ (state Tunnel or Forward), which pumps from now on.
+    bool startTunnel(State state);
+    void tunnelEnded(std::string_view result);
 
     void dispatch();
     void handleConnect();
@@ -131,14 +111,12 @@ private:
     void challenge(bool invalidToken);
     void startHeadTimer();
     void timedOut();
-    // Deadlines while answering, forwarding or tunnelling: a side the relay holds bytes for and
-    // that takes none for quietLimit() is closed, whatever the other side does (send deadline);
-    // a tunnel or forward with no byte either way for that long too (idle). No limit: none.
+    // The deadline while answering: a client the relay holds an answer for and that takes
+    // none of it for quietLimit() is closed (send deadline). Tunnels keep their own (tunnel.h).
     using Clock = std::chrono::steady_clock;
     [[nodiscard]] std::optional<std::chrono::nanoseconds> quietLimit() const;
-    void sendBlocked(const Stream& to);
-    void sendProgressed(const Stream& to);
-    bool sendDeadlinePassed(Clock::time_point now);
+    void sendBlocked();
+    void sendProgressed();
     void armDeadline();
     void finishRequest();
     void close(std::string_view result);
@@ -156,9 +134,9 @@ private:
     std::string id_;          // connection id in logs
     Stream client_;
     Stream upstream_;
-    event clientRead_{}, clientWrite_{}, upstreamRead_{}, upstreamWrite_{}, timer_{}, resume_{};
-    short clientArmed_ = 0, upstreamArmed_ = 0;
-    Wants clientWants_, upstreamWants_;
+    StreamEvents clientEvents_;
+    event timer_{};
+    Wants clientWants_;
     bool handshakeDone_ = false;
     bool answeredOne_ = false;            // at least one request answered on this connection
     bool challengeInvalidToken_ = false;  // the 407 waiting in State::Counting
@@ -187,15 +165,11 @@ private:
     std::string body_;
     size_t bodyExpected_ = 0;
     size_t bodyFromHead_ = 0;
-    bool viaHttpProxy_ = false;
 
-    Pipe up_;    // client -> upstream
-    Pipe down_;  // upstream -> client
-    std::chrono::steady_clock::time_point tunnelStart_;
-    std::chrono::steady_clock::time_point lastActivity_;
-    bool closeByClient_ = false;
-    // Since when the relay has held bytes for this side without it taking one (epoch: it takes them).
-    Clock::time_point clientBlockedSince_{}, upstreamBlockedSince_{};
+    // Since when the relay has held an answer for the client without it taking a byte (epoch: it takes them).
+    Clock::time_point clientBlockedSince_{};
+    // From the dial until the close: the pump between client_ and upstream_.
+    std::unique_ptr<Tunnel> tunnel_;
 };
 
 }  // namespace relaypro
