@@ -17,6 +17,7 @@
 
 #include "common/log_record.h"
 #include "common/worker_settings.h"
+#include "worker/front.h"
 #include "worker/request_head.h"
 #include "worker/router.h"
 #include "worker/server_types.h"
@@ -58,6 +59,9 @@ public:
     void failureCounted(uint64_t ticket);
 
 private:
+    // The parts of a connection, one concern each, work on its state.
+    friend class Front;
+
     enum class State {
         PeekProxy,
         Handshake,
@@ -79,12 +83,6 @@ private:
 
     void drive();
     bool step();
-    bool stepPeekProxy();
-    bool startRequests();  // after the PROXY header: TLS, or the first request head
-    // Up to `room` of the client's first bytes, left in the socket; 0 when none has come yet (a
-    // read is wanted) or the client is gone (closed).
-    size_t peekClient(char* buf, size_t room);
-    bool stepHandshake();
     bool stepReadHead();
     bool stepReadBody();
     bool stepRespond();
@@ -130,7 +128,6 @@ private:
     State state_;
     sockaddr_storage peer_;
     std::string clientText_;  // "ip:port" of the client (after a PROXY header: the real client)
-    std::string proxyHead_;   // a trusted balancer's PROXY header, as far as it has arrived
     std::string id_;          // connection id in logs
     Stream client_;
     Stream upstream_;
@@ -170,6 +167,8 @@ private:
     Clock::time_point clientBlockedSince_{};
     // From the dial until the close: the pump between client_ and upstream_.
     std::unique_ptr<Tunnel> tunnel_;
+
+    Front front_{*this};
 };
 
 }  // namespace relaypro
