@@ -22,32 +22,6 @@
 #include "worker/token_request.h"
 
 namespace relaypro {
-namespace {
-
-constexpr size_t kHeadReadChunk = 4096;
-
-// Request headers that never travel to the console (RFC 9110 §7.6.1 hop-by-hop, and Proxy-*).
-bool isHopByHop(std::string_view name, const RequestHead& h) {
-    static constexpr std::string_view kNames[] = {"Connection",        "Keep-Alive", "TE",  "Trailer",
-                                                  "Transfer-Encoding", "Upgrade",    "Host"};
-    for (auto n : kNames) {
-        if (equalsIgnoreCase(name, n)) return true;
-    }
-    if (name.size() >= 6 && equalsIgnoreCase(name.substr(0, 6), "Proxy-")) return true;
-    // Fields the client listed in Connection are hop-by-hop too.
-    if (auto conn = h.field("Connection")) {
-        std::string_view v = *conn;
-        while (!v.empty()) {
-            size_t comma = v.find(',');
-            if (equalsIgnoreCase(trimSpace(v.substr(0, comma)), name)) return true;
-            if (comma == std::string_view::npos) break;
-            v.remove_prefix(comma + 1);
-        }
-    }
-    return false;
-}
-
-}  // namespace
 
 Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int fd, const sockaddr_storage& peer)
     : server_(server),
@@ -122,7 +96,7 @@ bool Connection::step() {
         case State::Handshake:
             return front_.handshake();
         case State::ReadHead:
-            return stepReadHead();
+            return exchange_.readHead();
         case State::ReadBody:
             return stepReadBody();
         case State::Respond:
@@ -137,122 +111,6 @@ bool Connection::step() {
             return false;
     }
     return false;
-}
-
-// ---------------------------------------------------------------- before the request
-
-bool Connection::stepReadHead() {
-    const auto& s = *server_.settings();
-    if (!headBuf_.empty() && !headComplete_) {
-        // Bytes already here (pipelined after the previous request): parse them first.
-        HeadResult r = parseRequestHead(headBuf_, s.limits.maxHeaderBytes, head_, headScanned_);
-        if (r.status == HeadStatus::Complete) {
-            headComplete_ = true;
-            dispatch();
-            return state_ != State::Closed;
-        }
-        if (r.status == HeadStatus::Invalid) {
-            refuse(r.error.status, r.error.code);
-            return state_ != State::Closed;
-        }
-    }
-    size_t before = headBuf_.size();
-    size_t room = s.limits.maxHeaderBytes + 1 - std::min<size_t>(before, s.limits.maxHeaderBytes);
-    headBuf_.resize(before + std::min(kHeadReadChunk, room));
-    size_t n = 0;
-    Io io = client_.read(headBuf_.data() + before, headBuf_.size() - before, n);
-    headBuf_.resize(before + n);
-    if (io == Io::WantRead || io == Io::WantWrite) {
-        clientWants_.add(io);
-        if (headBuf_.empty()) std::string().swap(headBuf_);  // an idle keep-alive connection holds no buffer
-        return false;
-    }
-    if (io != Io::Done) {
-        close(io == Io::Eof ? "closed_by_client" : "error");
-        return false;
-    }
-    HeadResult r = parseRequestHead(headBuf_, s.limits.maxHeaderBytes, head_, headScanned_);
-    if (r.status == HeadStatus::Incomplete) return true;  // read more
-    if (r.status == HeadStatus::Invalid) {
-        refuse(r.error.status, r.error.code);
-        return state_ != State::Closed;
-    }
-    headComplete_ = true;
-    dispatch();
-    return state_ != State::Closed;
-}
-
-// ---------------------------------------------------------------- routing
-
-void Connection::dispatch() {
-    evtimer_del(&timer_);
-    settings_ = server_.settings();
-    Route route = routeRequest(kind_, head_);
-    // Only the token endpoint reads a body. Anywhere else one would stay in the buffer and be
-    // read as the next request: two answers to one, which poisons the response queue of any
-    // pooling intermediary (RFC 9112 section 6.3). The answer is a 400 (an error route keeps its
-    // own status), and refuse() closes the connection after it.
-    if (head_.hasBody() && (route.kind == Route::Kind::Health || route.kind == Route::Kind::CaPem)) {
-        return refuse(400, "bad_request");
-    }
-    switch (route.kind) {
-        case Route::Kind::Error:
-            refuse(route.status, route.code, route.allow);
-            return;
-        case Route::Kind::Health: {
-            Response r;
-            r.status = server_.draining() ? 503 : 200;
-            r.body = server_.draining() ? R"({"status":"draining"})" : R"({"status":"ok"})";
-            r.headOnly = head_.method == "HEAD";
-            respond(std::move(r), AfterResponse::NextRequest);
-            return;
-        }
-        case Route::Kind::CaPem: {
-            Response r;
-            r.body = settings_->caPem;
-            r.contentType = "application/x-pem-file";
-            r.headOnly = head_.method == "HEAD";
-            respond(std::move(r), AfterResponse::NextRequest);
-            return;
-        }
-        case Route::Kind::Token:
-            startTokenRequest();
-            return;
-        case Route::Kind::Connect:
-            target_ = targetText();
-            handleConnect();
-            return;
-        case Route::Kind::Forward: {
-            uint16_t port = head_.portGiven ? head_.port : 80;
-            target_ = (head_.hostIsIpv6 ? "[" + std::string(head_.host) + "]" : std::string(head_.host)) + ":" +
-                      std::to_string(port);
-            if (head_.hasBody()) return refuse(400, "bad_request");
-            if (!settings_->policy.allowsPlainHttp(head_.host, head_.hostIsIpv6, port,
-                                                   std::chrono::system_clock::now())) {
-                return refuse(403, "target_not_allowed");
-            }
-            // The request as the console will see it: origin-form, no hop-by-hop or Proxy-*
-            // fields, one Host, Connection: close.
-            std::string hostField = head_.hostIsIpv6 ? "[" + std::string(head_.host) + "]" : std::string(head_.host);
-            if (head_.portGiven && port != 80) hostField += ":" + std::to_string(port);
-            std::string req =
-                std::string(head_.method) + " " + std::string(head_.path) + " HTTP/1.1\r\nHost: " + hostField + "\r\n";
-            for (const auto& f : head_.fields) {
-                if (isHopByHop(f.name, head_)) continue;
-                req += std::string(f.name) + ": " + std::string(f.value) + "\r\n";
-            }
-            req += "Connection: close\r\n\r\n";
-            forwardRequest_ = std::move(req);
-            state_ = State::Dialing;
-            startDial(DialPurpose::PlainHttp);
-            return;
-        }
-    }
-}
-
-std::string Connection::targetText() const {
-    std::string host(head_.host);
-    return (head_.hostIsIpv6 ? "[" + host + "]" : host) + ":" + std::to_string(head_.port);
 }
 
 std::string Connection::authScheme() const {
@@ -555,24 +413,14 @@ void Connection::dialed(DialOutcome&& o) {
         return;
     }
     upstream_.attach(o.fd, o.ssl);
-    const bool forward = !forwardRequest_.empty();
+    const bool forward = exchange_.forwarding();
     Tunnel::Plan plan;
     plan.mode = forward ? Tunnel::Mode::Forward : Tunnel::Mode::BothWays;
     plan.toClient = std::move(o.leftover);
     plan.quietLimit =
         relaypro::quietLimit(forward ? QuietPhase::Forward : QuietPhase::Tunnel, settings_->limits.idleTimeout);
-    if (!forward) {
-        // The tunnel: early bytes the client sent after its CONNECT go up first.
-        plan.toUpstream = headBuf_.substr(head_.headLength);
-    } else {
-        if (o.viaHttpProxy) {
-            // An HTTP proxy takes the request in absolute form.
-            size_t sp = forwardRequest_.find(' ');
-            std::string absolute = "http://" + target_;
-            forwardRequest_.insert(sp + 1, absolute);
-        }
-        plan.toUpstream = std::move(forwardRequest_);
-    }
+    // The tunnel: early bytes the client sent after its CONNECT go up first.
+    plan.toUpstream = forward ? exchange_.takeForwardRequest(o.viaHttpProxy) : headBuf_.substr(head_.headLength);
     tunnel_ = std::make_unique<Tunnel>(server_.base(), server_.buffers(), client_, upstream_, std::move(plan),
                                        [this](std::string_view result) { tunnelEnded(result); });
     if (!forward) {

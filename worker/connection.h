@@ -18,6 +18,7 @@
 #include "common/log_record.h"
 #include "common/worker_settings.h"
 #include "worker/front.h"
+#include "worker/http_exchange.h"
 #include "worker/request_head.h"
 #include "worker/router.h"
 #include "worker/server_types.h"
@@ -61,6 +62,7 @@ public:
 private:
     // The parts of a connection, one concern each, work on its state.
     friend class Front;
+    friend class HttpExchange;
 
     enum class State {
         PeekProxy,
@@ -83,14 +85,12 @@ private:
 
     void drive();
     bool step();
-    bool stepReadHead();
     bool stepReadBody();
     bool stepRespond();
     // Hands both sides to tunnel_ (state Tunnel or Forward), which pumps from now on.
     bool startTunnel(State state);
     void tunnelEnded(std::string_view result);
 
-    void dispatch();
     void handleConnect();
     void startTokenRequest();
     void tokenBodyComplete();
@@ -119,7 +119,6 @@ private:
     void finishRequest();
     void close(std::string_view result);
     void logTunnelClosed(std::string_view result);
-    [[nodiscard]] std::string targetText() const;
     [[nodiscard]] std::string authScheme() const;
 
     Server& server_;
@@ -157,7 +156,6 @@ private:
     std::string identity_;    // who authenticated: Basic user or Responder id
     std::string authScheme_;  // "Basic", "Bearer", or empty
     std::string target_;      // "host:port" of the CONNECT (or forward)
-    std::string forwardRequest_;
     // The token request's body: bytes that came with the head, then the rest as it arrives.
     std::string body_;
     size_t bodyExpected_ = 0;
@@ -169,6 +167,7 @@ private:
     std::unique_ptr<Tunnel> tunnel_;
 
     Front front_{*this};
+    HttpExchange exchange_{*this};
 };
 
 }  // namespace relaypro
