@@ -113,15 +113,14 @@ bool Connection::step() {
     return false;
 }
 
-std::string Connection::authScheme() const {
-    if (!head_.proxyAuthorization) return "";
-    std::string_view v = trimSpace(*head_.proxyAuthorization);
-    std::string_view scheme = v.substr(0, v.find(' '));
-    if (scheme.size() > 16) return "other";
-    for (char c : scheme) {
-        if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-') return "other";
-    }
-    return std::string(scheme);
+// ---------------------------------------------------------------- answers from elsewhere
+
+void Connection::passwordChecked(bool ok) {
+    if (auth_.passwordChecked(ok)) drive();
+}
+
+void Connection::failureCounted(uint64_t ticket) {
+    if (auth_.failureCounted(ticket)) drive();
 }
 
 // ---------------------------------------------------------------- token endpoint
@@ -132,8 +131,6 @@ constexpr auto kVerifyTimeout = std::chrono::seconds(15);
 // Unanswered for this long, a verification is asked again (the supervisor ignores a repeat
 // while the first is in flight, and a re-executed supervisor has lost it).
 constexpr auto kVerifyAskAgain = std::chrono::seconds(1);
-// How long a 407 waits for the supervisor to count the failure (it may be re-executing).
-constexpr auto kCountTimeout = std::chrono::seconds(2);
 
 }  // namespace
 
@@ -270,129 +267,6 @@ void Connection::refuseToken(int status, std::string_view code, uint32_t retryAf
             status != 400 && bodyRead && head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
 }
 
-void Connection::handleConnect() {
-    const auto& s = *settings_;
-    const std::string source = RateLimiter::sourceKey(peer_);
-    if (uint32_t wait = server_.blockedFor(source); wait > 0) {
-        Response r = errorResponse(429, "rate_limited");
-        r.headers.emplace_back("Retry-After", std::to_string(wait));
-        logRefused(429, "rate_limited", {{"target", target_}, {"auth", authScheme()}});
-        respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-        return;
-    }
-    if (!head_.proxyAuthorization) return challenge(false);
-    std::string_view value = trimSpace(*head_.proxyAuthorization);
-    size_t space = value.find(' ');
-    std::string_view scheme = value.substr(0, space);
-    std::string_view credential =
-        space == std::string_view::npos ? std::string_view() : trimSpace(value.substr(space + 1));
-    if (equalsIgnoreCase(scheme, "Bearer")) {
-        authScheme_ = "Bearer";
-        // Tokens are issued and verified once this relay is registered with its console.
-        if (!s.registered) {
-            Response r = errorResponse(503, "not_registered");
-            r.headers.emplace_back("Retry-After", "60");
-            logRefused(503, "not_registered", {{"target", target_}, {"auth", "Bearer"}});
-            respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-            return;
-        }
-        BearerCheck check = server_.checkBearer(credential);
-        if (!check.valid) {
-            server_.log().debug("token refused", {{"client", clientText_}, {"detail", check.reason}});
-            return authenticationFailed(true);
-        }
-        return authorized(std::move(check.responderId), "Bearer");
-    }
-    if (!equalsIgnoreCase(scheme, "Basic") || !s.passwords) return authenticationFailed(false);
-    authScheme_ = "Basic";
-    std::string user, password;
-    const PasswordEntry* entry = nullptr;
-    if (decodeBasicCredential(credential, user, password)) entry = s.passwords->find(user);
-    // Every user takes the same path, so that the time to the 407 (or the 429 of a full queue)
-    // does not tell which users exist. In a file with hashed entries, a user it does not have
-    // and a user with a plain entry are checked against the decoy hash (as costly as the
-    // file's costliest entry), whose verdict is then replaced by the real one; in a file of plain
-    // entries everyone gets one constant-time comparison.
-    const std::string& decoy = s.passwords->decoyHash();
-    const bool plain = entry == nullptr || !entry->hashed;
-    if (plain && decoy.empty()) {
-        bool ok = plainPasswordMatches(entry != nullptr ? entry->secret : user, password) && entry != nullptr;
-        sodium_memzero(password.data(), password.size());
-        if (!ok) return authenticationFailed(false);
-        return authorized(user, "Basic");
-    }
-    checkingDecoy_ = plain;
-    decoyVerdict_ = entry != nullptr && plain && plainPasswordMatches(entry->secret, password);
-    const std::string& hash = plain ? decoy : entry->secret;
-    if (!plain && server_.hashVerifier().cached(hash, password)) {
-        sodium_memzero(password.data(), password.size());
-        return authorized(user, "Basic");
-    }
-    identity_ = entry != nullptr ? user : std::string();
-    state_ = State::Authorizing;
-    if (!server_.hashVerifier().submit(serial_, hash, std::move(password))) {
-        // Too many checks queued: a flood of guesses must not grow memory or stall others.
-        state_ = State::ReadHead;
-        Response r = errorResponse(429, "rate_limited");
-        r.headers.emplace_back("Retry-After", "1");
-        logRefused(429, "rate_limited", {{"target", target_}, {"auth", "Basic"}, {"detail", "password checks queued"}});
-        respond(std::move(r), AfterResponse::Close);
-    }
-}
-
-void Connection::passwordChecked(bool ok) {
-    if (state_ != State::Authorizing) return;
-    if (checkingDecoy_) ok = decoyVerdict_;  // the decoy only took the time; the verdict is the plain one
-    if (!ok) {
-        state_ = State::ReadHead;
-        authenticationFailed(false);
-    } else {
-        authorized(identity_, "Basic");
-    }
-    drive();
-}
-
-void Connection::authenticationFailed(bool invalidToken) {
-    // The supervisor counts failures per source across workers. The 407 waits until it has (and
-    // has told every worker if the source is now over its limit), so a client that retries
-    // after reading it meets the limit exactly, whichever worker takes the retry.
-    ticket_ = nextTicket();
-    if (!server_.reportAuthFailure(ticket_, RateLimiter::sourceKey(peer_))) return challenge(invalidToken);
-    challengeInvalidToken_ = invalidToken;
-    state_ = State::Counting;
-    timeval tv = toTimeval(kCountTimeout);
-    evtimer_add(&timer_, &tv);
-}
-
-void Connection::failureCounted(uint64_t ticket) {
-    if (state_ != State::Counting || ticket != ticket_) return;
-    evtimer_del(&timer_);
-    state_ = State::ReadHead;
-    challenge(challengeInvalidToken_);
-    drive();
-}
-
-void Connection::challenge(bool invalidToken) {
-    Response r = errorResponse(407, invalidToken ? "invalid_token" : "proxy_auth_required");
-    r.headers.emplace_back("Proxy-Authenticate", invalidToken ? R"(Bearer realm="RelayPro", error="invalid_token")"
-                                                              : R"(Bearer realm="RelayPro")");
-    if (settings_->passwords) r.headers.emplace_back("Proxy-Authenticate", R"(Basic realm="RelayPro")");
-    logRefused(407, invalidToken ? "invalid_token" : "proxy_auth_required",
-               {{"target", target_}, {"auth", authScheme()}});
-    respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-}
-
-void Connection::authorized(std::string identity, std::string scheme) {
-    identity_ = std::move(identity);
-    authScheme_ = std::move(scheme);
-    if (!settings_->policy.allows(head_.host, head_.hostIsIpv6, head_.port, std::chrono::system_clock::now())) {
-        state_ = State::ReadHead;
-        return refuse(403, "target_not_allowed");
-    }
-    state_ = State::Dialing;
-    startDial(DialPurpose::Tunnel);
-}
-
 void Connection::startDial(DialPurpose purpose) {
     dialer_ = std::make_unique<UpstreamDialer>(server_, [this](DialOutcome&& o) { dialed(std::move(o)); });
     uint16_t port = purpose == DialPurpose::Tunnel ? head_.port : (head_.portGiven ? head_.port : 80);
@@ -450,7 +324,7 @@ void Connection::refuse(int status, std::string_view code, std::string_view allo
     bool malformed = status == 400 || status == 408 || status == 431 || status == 505;
     std::vector<LogField> fields;
     if (!target_.empty()) fields.emplace_back("target", target_);
-    if (headComplete_) fields.emplace_back("auth", authScheme());
+    if (headComplete_) fields.emplace_back("auth", authSchemeOf(head_));
     logRefused(status, code, std::move(fields));
     // A body no route read leaves the connection out of step: close after the answer.
     bool unreadBody = headComplete_ && head_.hasBody();
@@ -616,9 +490,7 @@ void Connection::timedOut() {
         return;
     }
     if (state_ == State::Counting) {
-        // The supervisor did not count in time: answer anyway (the count arrives later).
-        state_ = State::ReadHead;
-        challenge(challengeInvalidToken_);
+        auth_.countTimedOut();
         drive();
         return;
     }

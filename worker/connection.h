@@ -19,6 +19,7 @@
 #include "common/worker_settings.h"
 #include "worker/front.h"
 #include "worker/http_exchange.h"
+#include "worker/proxy_auth.h"
 #include "worker/request_head.h"
 #include "worker/router.h"
 #include "worker/server_types.h"
@@ -63,6 +64,7 @@ private:
     // The parts of a connection, one concern each, work on its state.
     friend class Front;
     friend class HttpExchange;
+    friend class ProxyAuth;
 
     enum class State {
         PeekProxy,
@@ -91,22 +93,18 @@ private:
     bool startTunnel(State state);
     void tunnelEnded(std::string_view result);
 
-    void handleConnect();
     void startTokenRequest();
     void tokenBodyComplete();
     void refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail);
-    void authorized(std::string identity, std::string scheme);
     void startDial(DialPurpose purpose);
     void dialed(DialOutcome&& outcome);
     void respond(Response response, AfterResponse after);
     void refuse(int status, std::string_view code, std::string_view allow = {});
     // The "request refused" line (status, reason, client, then `more`) and the refusal count.
     void logRefused(int status, std::string_view reason, std::vector<LogField> more = {});
-    void authenticationFailed(bool invalidToken);
     uint64_t nextTicket();
     bool askVerify();
     void wipeVerifyCredential();
-    void challenge(bool invalidToken);
     void startHeadTimer();
     void timedOut();
     // The deadline while answering: a client the relay holds an answer for and that takes
@@ -119,7 +117,6 @@ private:
     void finishRequest();
     void close(std::string_view result);
     void logTunnelClosed(std::string_view result);
-    [[nodiscard]] std::string authScheme() const;
 
     Server& server_;
     uint64_t serial_;
@@ -134,13 +131,10 @@ private:
     event timer_{};
     Wants clientWants_;
     bool handshakeDone_ = false;
-    bool answeredOne_ = false;            // at least one request answered on this connection
-    bool challengeInvalidToken_ = false;  // the 407 waiting in State::Counting
-    bool checkingDecoy_ = false;          // State::Authorizing on the decoy hash (unknown or plain user)
-    bool decoyVerdict_ = false;           // what that check answers in truth
-    uint64_t requests_ = 0;               // requests to the supervisor so far
-    uint64_t ticket_ = 0;                 // the one waiting for an answer (Verifying, Counting)
-    std::string verifyCredential_;        // while Verifying, to ask again; wiped after
+    bool answeredOne_ = false;      // at least one request answered on this connection
+    uint64_t requests_ = 0;         // requests to the supervisor so far
+    uint64_t ticket_ = 0;           // the one waiting for an answer (Verifying, Counting)
+    std::string verifyCredential_;  // while Verifying, to ask again; wiped after
     std::chrono::steady_clock::time_point verifyDeadline_{};
 
     // The request being read or served. The head's views point into headBuf_.
@@ -168,6 +162,7 @@ private:
 
     Front front_{*this};
     HttpExchange exchange_{*this};
+    ProxyAuth auth_{*this};
 };
 
 }  // namespace relaypro

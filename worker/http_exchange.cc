@@ -104,7 +104,7 @@ void HttpExchange::route() {
             return c_.startTokenRequest();
         case Route::Kind::Connect:
             c_.target_ = targetText();
-            return c_.handleConnect();
+            return c_.auth_.check();
         case Route::Kind::Forward:
             return forward();
     }
