@@ -42,7 +42,6 @@ Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int f
 
 Connection::~Connection() {
     event_del(&timer_);
-    wipeVerifyCredential();
 }
 
 void Connection::start() {
@@ -98,7 +97,7 @@ bool Connection::step() {
         case State::ReadHead:
             return exchange_.readHead();
         case State::ReadBody:
-            return stepReadBody();
+            return token_.readBody();
         case State::Respond:
             return stepRespond();
         case State::Tunnel:   // the tunnel runs on its own events
@@ -123,148 +122,16 @@ void Connection::failureCounted(uint64_t ticket) {
     if (auth_.failureCounted(ticket)) drive();
 }
 
-// ---------------------------------------------------------------- token endpoint
+// ---------------------------------------------------------------- the supervisor's answers
 
-namespace {
-
-constexpr auto kVerifyTimeout = std::chrono::seconds(15);
-// Unanswered for this long, a verification is asked again (the supervisor ignores a repeat
-// while the first is in flight, and a re-executed supervisor has lost it).
-constexpr auto kVerifyAskAgain = std::chrono::seconds(1);
-
-}  // namespace
-
-void Connection::startTokenRequest() {
-    if (head_.chunked || !head_.contentLength) {
-        return refuseToken(400, "bad_request", 0, "the body needs a Content-Length");
-    }
-    if (*head_.contentLength == 0 || *head_.contentLength > kMaxTokenRequestBody) {
-        return refuseToken(400, "bad_request", 0, "body size out of range");
-    }
-    bodyExpected_ = static_cast<size_t>(*head_.contentLength);
-    size_t have = headBuf_.size() - std::min(head_.headLength, headBuf_.size());
-    bodyFromHead_ = std::min(have, bodyExpected_);
-    body_.assign(headBuf_, head_.headLength, bodyFromHead_);
-    state_ = State::ReadBody;
-    startHeadTimer();  // the body has the head's time limit
-    if (body_.size() == bodyExpected_) tokenBodyComplete();
-}
-
-bool Connection::stepReadBody() {
-    size_t before = body_.size();
-    body_.resize(bodyExpected_);
-    size_t n = 0;
-    Io io = client_.read(body_.data() + before, bodyExpected_ - before, n);
-    body_.resize(before + n);
-    if (io == Io::WantRead || io == Io::WantWrite) {
-        clientWants_.add(io);
-        return false;
-    }
-    if (io != Io::Done) {
-        close(io == Io::Eof ? "closed_by_client" : "error");
-        return false;
-    }
-    if (body_.size() == bodyExpected_) tokenBodyComplete();
-    return state_ != State::Closed;
-}
-
-void Connection::tokenBodyComplete() {
-    evtimer_del(&timer_);
-    auto request = parseTokenRequest(body_);
-    sodium_memzero(body_.data(), body_.size());
-    if (!request) return refuseToken(400, "bad_request", 0, request.error().message);
-    std::string responderId = std::move(request->responderId);
-    std::string credential = std::move(request->credential);
-    identity_ = responderId;
-    if (!settings_->registered) {
-        sodium_memzero(credential.data(), credential.size());
-        return refuseToken(503, "not_registered", 60, "");
-    }
-    state_ = State::Verifying;
-    ticket_ = nextTicket();
-    // Kept (and wiped on the answer or the close) so the request can be asked again: a
-    // supervisor that re-executes for an upgrade loses the console calls it had in flight.
-    verifyCredential_ = std::move(credential);
-    verifyDeadline_ = std::chrono::steady_clock::now() + kVerifyTimeout;
-    if (!askVerify()) {
-        wipeVerifyCredential();
-        return refuseToken(503, "not_registered", 60, "");
-    }
+void Connection::verified(uint64_t ticket, VerifyResult result, uint32_t retryAfterSeconds) {
+    if (token_.verified(ticket, result, retryAfterSeconds)) drive();
 }
 
 uint64_t Connection::nextTicket() {
     // Unique per request, not per connection: an answer to an earlier request of this
     // connection (a late one, or one to a repeated ask) must never decide a later request.
     return (serial_ << kTicketRequestBits) | (++requests_ & ((uint64_t{1} << kTicketRequestBits) - 1));
-}
-
-bool Connection::askVerify() {
-    if (!server_.requestVerify(ticket_, identity_, verifyCredential_, RateLimiter::sourceKey(peer_))) return false;
-    auto left = std::chrono::duration_cast<Duration>(verifyDeadline_ - std::chrono::steady_clock::now());
-    timeval tv = toTimeval(std::max(Duration::zero(), std::min<Duration>(kVerifyAskAgain, left)));
-    evtimer_add(&timer_, &tv);
-    return true;
-}
-
-void Connection::wipeVerifyCredential() {
-    sodium_memzero(verifyCredential_.data(), verifyCredential_.size());
-    verifyCredential_.clear();
-}
-
-void Connection::verified(uint64_t ticket, VerifyResult result, uint32_t retryAfterSeconds) {
-    if (state_ != State::Verifying || ticket != ticket_) return;
-    evtimer_del(&timer_);
-    wipeVerifyCredential();
-    switch (result) {
-        case VerifyResult::Valid: {
-            const int64_t now =
-                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-            auto token = server_.issueToken(identity_, now);
-            if (!token) {
-                // Only at a day boundary, for the moment before the new master arrives.
-                refuseToken(503, "console_unavailable", 1, token.error().message);
-                break;
-            }
-            const int64_t lifetime = settings_->tokenLifetime.count();
-            Response r;
-            r.body = "{\"token\":\"" + *token +
-                     "\",\"tokenType\":\"Bearer\",\"expiresIn\":" + std::to_string(lifetime) + ",\"expiresAt\":\"" +
-                     formatRfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now + lifetime))) + "\"}";
-            r.headers.emplace_back("Cache-Control", "no-store");
-            sodium_memzero(token->data(), token->size());
-            server_.log().info("token issued",
-                               {{"client", clientText_}, {"responder", identity_}, {"expiresIn", lifetime}});
-            respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-            break;
-        }
-        case VerifyResult::Invalid:
-            refuseToken(401, "invalid_credentials", 0, "");
-            break;
-        case VerifyResult::RateLimited:
-            refuseToken(429, "rate_limited", std::max<uint32_t>(1, retryAfterSeconds), "");
-            break;
-        case VerifyResult::NotRegistered:
-            refuseToken(503, "not_registered", std::max<uint32_t>(1, retryAfterSeconds), "");
-            break;
-        case VerifyResult::ConsoleUnavailable:
-            refuseToken(503, "console_unavailable", std::max<uint32_t>(1, retryAfterSeconds), "");
-            break;
-    }
-    drive();
-}
-
-void Connection::refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail) {
-    Response r = errorResponse(status, code);
-    if (retryAfter > 0) r.headers.emplace_back("Retry-After", std::to_string(retryAfter));
-    std::vector<LogField> fields{{"path", std::string(kTokenPath)}};
-    if (!identity_.empty()) fields.emplace_back("responder", identity_);
-    if (!detail.empty()) fields.emplace_back("detail", std::string(detail));
-    logRefused(status, code, std::move(fields));
-    // A body that was not read (or not wholly) leaves the connection out of step: close it.
-    bool bodyRead = bodyExpected_ > 0 && body_.size() == bodyExpected_;
-    respond(std::move(r),
-            status != 400 && bodyRead && head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
 }
 
 void Connection::startDial(DialPurpose purpose) {
@@ -386,12 +253,9 @@ bool Connection::stepRespond() {
 void Connection::finishRequest() {
     answeredOne_ = true;
     // Keep what the client pipelined after this request; start the next head's clock.
-    size_t used = headComplete_ ? head_.headLength + bodyFromHead_ : headBuf_.size();
+    size_t used = headComplete_ ? head_.headLength + token_.bodyFromHead() : headBuf_.size();
     headBuf_.erase(0, std::min(used, headBuf_.size()));
-    sodium_memzero(body_.data(), body_.size());
-    std::string().swap(body_);
-    bodyExpected_ = 0;
-    bodyFromHead_ = 0;
+    token_.finish();
     if (headBuf_.empty()) std::string().swap(headBuf_);
     headScanned_ = 0;
     head_ = RequestHead{};
@@ -469,42 +333,32 @@ void Connection::timedOut() {
         return;
     }
     if (state_ == State::ReadHead && handshakeDone_ && !headBuf_.empty()) {
-        // Part of a head arrived, the rest did not: 408, then close.
-        Response r = errorResponse(408, "request_timeout");
-        r.close = true;
-        std::string bytes = serialize(r);
-        size_t n = 0;
-        (void)client_.write(bytes.data(), bytes.size(), n);
-        logRefused(408, "request_timeout");
-        closeNow("request_timeout");
-        return;
+        return requestTimedOut({});  // part of a head arrived, the rest did not
     }
-    if (state_ == State::ReadBody) {
-        Response r = errorResponse(408, "request_timeout");
-        r.close = true;
-        std::string bytes = serialize(r);
-        size_t n = 0;
-        (void)client_.write(bytes.data(), bytes.size(), n);
-        logRefused(408, "request_timeout", {{"path", std::string(kTokenPath)}});
-        closeNow("request_timeout");
-        return;
-    }
+    if (state_ == State::ReadBody) return requestTimedOut({{"path", std::string(kTokenPath)}});
     if (state_ == State::Counting) {
         auth_.countTimedOut();
         drive();
         return;
     }
     if (state_ == State::Verifying) {
-        if (std::chrono::steady_clock::now() < verifyDeadline_ && askVerify()) return;  // asked again
-        // No answer in kVerifyTimeout: the client may try again soon.
-        wipeVerifyCredential();
-        refuseToken(503, "console_unavailable", 5, "no answer from the supervisor");
-        drive();
+        if (token_.verifyTimerFired()) drive();
         return;
     }
     if (state_ == State::PeekProxy || state_ == State::Handshake || state_ == State::ReadHead) {
         closeNow(state_ == State::ReadHead && handshakeDone_ ? "idle" : "handshake_timeout");
     }
+}
+
+// A request whose head or body did not all come in time: a 408 (best effort), then the close.
+void Connection::requestTimedOut(std::vector<LogField> more) {
+    Response r = errorResponse(408, "request_timeout");
+    r.close = true;
+    std::string bytes = serialize(r);
+    size_t n = 0;
+    (void)client_.write(bytes.data(), bytes.size(), n);
+    logRefused(408, "request_timeout", std::move(more));
+    closeNow("request_timeout");
 }
 
 void Connection::closeNow(std::string_view result) {

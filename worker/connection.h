@@ -24,6 +24,7 @@
 #include "worker/router.h"
 #include "worker/server_types.h"
 #include "worker/stream.h"
+#include "worker/token_endpoint.h"
 #include "worker/tunnel.h"
 #include "worker/upstream_dialer.h"
 
@@ -65,6 +66,7 @@ private:
     friend class Front;
     friend class HttpExchange;
     friend class ProxyAuth;
+    friend class TokenEndpoint;
 
     enum class State {
         PeekProxy,
@@ -87,15 +89,11 @@ private:
 
     void drive();
     bool step();
-    bool stepReadBody();
     bool stepRespond();
     // Hands both sides to tunnel_ (state Tunnel or Forward), which pumps from now on.
     bool startTunnel(State state);
     void tunnelEnded(std::string_view result);
 
-    void startTokenRequest();
-    void tokenBodyComplete();
-    void refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail);
     void startDial(DialPurpose purpose);
     void dialed(DialOutcome&& outcome);
     void respond(Response response, AfterResponse after);
@@ -103,10 +101,9 @@ private:
     // The "request refused" line (status, reason, client, then `more`) and the refusal count.
     void logRefused(int status, std::string_view reason, std::vector<LogField> more = {});
     uint64_t nextTicket();
-    bool askVerify();
-    void wipeVerifyCredential();
     void startHeadTimer();
     void timedOut();
+    void requestTimedOut(std::vector<LogField> more);
     // The deadline while answering: a client the relay holds an answer for and that takes
     // none of it for quietLimit() is closed (send deadline). Tunnels keep their own (tunnel.h).
     using Clock = std::chrono::steady_clock;
@@ -131,11 +128,9 @@ private:
     event timer_{};
     Wants clientWants_;
     bool handshakeDone_ = false;
-    bool answeredOne_ = false;      // at least one request answered on this connection
-    uint64_t requests_ = 0;         // requests to the supervisor so far
-    uint64_t ticket_ = 0;           // the one waiting for an answer (Verifying, Counting)
-    std::string verifyCredential_;  // while Verifying, to ask again; wiped after
-    std::chrono::steady_clock::time_point verifyDeadline_{};
+    bool answeredOne_ = false;  // at least one request answered on this connection
+    uint64_t requests_ = 0;     // requests to the supervisor so far
+    uint64_t ticket_ = 0;       // the one waiting for an answer (Verifying, Counting)
 
     // The request being read or served. The head's views point into headBuf_.
     std::string headBuf_;
@@ -150,10 +145,6 @@ private:
     std::string identity_;    // who authenticated: Basic user or Responder id
     std::string authScheme_;  // "Basic", "Bearer", or empty
     std::string target_;      // "host:port" of the CONNECT (or forward)
-    // The token request's body: bytes that came with the head, then the rest as it arrives.
-    std::string body_;
-    size_t bodyExpected_ = 0;
-    size_t bodyFromHead_ = 0;
 
     // Since when the relay has held an answer for the client without it taking a byte (epoch: it takes them).
     Clock::time_point clientBlockedSince_{};
@@ -163,6 +154,7 @@ private:
     Front front_{*this};
     HttpExchange exchange_{*this};
     ProxyAuth auth_{*this};
+    TokenEndpoint token_{*this};
 };
 
 }  // namespace relaypro

@@ -101,7 +101,7 @@ void HttpExchange::route() {
             return answerHere(std::move(r));
         }
         case Route::Kind::Token:
-            return c_.startTokenRequest();
+            return c_.token_.start();
         case Route::Kind::Connect:
             c_.target_ = targetText();
             return c_.auth_.check();
