@@ -1,22 +1,15 @@
 #include "worker/connection.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <openssl/ssl.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
+#include <cstdio>
 #include <optional>
+#include <utility>
 
-#include "common/config_values.h"
-#include "common/password_file.h"
-#include "common/rate_limiter.h"
-#include "common/text.h"
-#include "worker/buffer_pool.h"
+#include "common/event_time.h"
 #include "worker/http_response.h"
-#include "worker/proxy_protocol.h"
 #include "worker/quiet_limit.h"
 #include "worker/server.h"
 #include "worker/token_request.h"

@@ -1,7 +1,10 @@
-// One client connection, from accept to close: PROXY header (trusted balancers), TLS
-// handshake, request heads (keep-alive for origin-form requests), routing, authentication,
-// target policy, the upstream, and then the tunnel pump with back-pressure and half-close.
-// All of it is one non-blocking state machine driven by socket readiness.
+// One client connection, from accept to close: the small state machine that ties its parts
+// together. Front (front.h) takes the PROXY header and the TLS handshake, HttpExchange
+// (http_exchange.h) the request heads and routes, ProxyAuth (proxy_auth.h) a CONNECT's
+// credentials, TokenEndpoint (token_endpoint.h) token requests, and once both sides are
+// connected a Tunnel (tunnel.h) pumps the bytes. The connection owns the client's socket and
+// its events, the state, the request being served, its answer and its close; everything is
+// non-blocking and driven by socket readiness.
 #pragma once
 
 #include <event2/event.h>
