@@ -1,89 +1,20 @@
 #include "worker/connection.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <openssl/ssl.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
+#include <cstdio>
 #include <optional>
+#include <utility>
 
-#include "common/config_values.h"
-#include "common/password_file.h"
-#include "common/rate_limiter.h"
-#include "common/text.h"
-#include "worker/buffer_pool.h"
+#include "common/event_time.h"
 #include "worker/http_response.h"
-#include "worker/proxy_protocol.h"
 #include "worker/quiet_limit.h"
 #include "worker/server.h"
 #include "worker/token_request.h"
 
 namespace relaypro {
-namespace {
-
-// Work per wake-up before yielding to other connections: 16 buffers per direction.
-constexpr int kPumpBudget = 16;
-constexpr size_t kHeadReadChunk = 4096;
-
-std::string peerText(const sockaddr_storage& a) {
-    char buf[INET6_ADDRSTRLEN] = {};
-    if (a.ss_family == AF_INET) {
-        const auto* s = reinterpret_cast<const sockaddr_in*>(&a);
-        inet_ntop(AF_INET, &s->sin_addr, buf, sizeof buf);
-        return std::string(buf) + ":" + std::to_string(ntohs(s->sin_port));
-    }
-    if (a.ss_family == AF_INET6) {
-        const auto* s = reinterpret_cast<const sockaddr_in6*>(&a);
-        inet_ntop(AF_INET6, &s->sin6_addr, buf, sizeof buf);
-        return "[" + std::string(buf) + "]:" + std::to_string(ntohs(s->sin6_port));
-    }
-    return "unknown";
-}
-
-bool inTrustedSources(const WorkerSettings& s, const sockaddr_storage& a) {
-    if (s.trustedSources.empty()) return false;
-    if (a.ss_family == AF_INET) {
-        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
-        for (const auto& c : s.trustedSources) {
-            if (c.contains(AF_INET, reinterpret_cast<const unsigned char*>(&v4->sin_addr))) return true;
-        }
-    } else if (a.ss_family == AF_INET6) {
-        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
-        const auto* bytes = reinterpret_cast<const unsigned char*>(&v6->sin6_addr);
-        static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        for (const auto& c : s.trustedSources) {
-            if (c.contains(AF_INET6, bytes)) return true;
-            if (std::memcmp(bytes, kMapped, 12) == 0 && c.contains(AF_INET, bytes + 12)) return true;
-        }
-    }
-    return false;
-}
-
-// Request headers that never travel to the console (RFC 9110 §7.6.1 hop-by-hop, and Proxy-*).
-bool isHopByHop(std::string_view name, const RequestHead& h) {
-    static constexpr std::string_view kNames[] = {"Connection",        "Keep-Alive", "TE",  "Trailer",
-                                                  "Transfer-Encoding", "Upgrade",    "Host"};
-    for (auto n : kNames) {
-        if (equalsIgnoreCase(name, n)) return true;
-    }
-    if (name.size() >= 6 && equalsIgnoreCase(name.substr(0, 6), "Proxy-")) return true;
-    // Fields the client listed in Connection are hop-by-hop too.
-    if (auto conn = h.field("Connection")) {
-        std::string_view v = *conn;
-        while (!v.empty()) {
-            size_t comma = v.find(',');
-            if (equalsIgnoreCase(trimSpace(v.substr(0, comma)), name)) return true;
-            if (comma == std::string_view::npos) break;
-            v.remove_prefix(comma + 1);
-        }
-    }
-    return false;
-}
-
-}  // namespace
 
 Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int fd, const sockaddr_storage& peer)
     : server_(server),
@@ -98,24 +29,12 @@ Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int f
     id_ = id;
     client_.attach(fd);
     event_base* base = server_.base();
-    event_assign(&clientRead_, base, fd, EV_READ | EV_PERSIST, &Connection::onClientEvent, this);
-    event_assign(&clientWrite_, base, fd, EV_WRITE | EV_PERSIST, &Connection::onClientEvent, this);
+    clientEvents_.assign(base, fd, &Connection::onClientEvent, this);
     evtimer_assign(&timer_, base, &Connection::onTimer, this);
-    event_assign(&resume_, base, -1, 0, &Connection::onResume, this);
 }
 
 Connection::~Connection() {
-    event_del(&clientRead_);
-    event_del(&clientWrite_);
     event_del(&timer_);
-    event_del(&resume_);
-    if (upstream_.open()) {
-        event_del(&upstreamRead_);
-        event_del(&upstreamWrite_);
-    }
-    server_.buffers().put(up_.buf);
-    server_.buffers().put(down_.buf);
-    wipeVerifyCredential();
 }
 
 void Connection::start() {
@@ -147,44 +66,35 @@ void Connection::startHeadTimer() {
 void Connection::onClientEvent(int, short, void* arg) {
     static_cast<Connection*>(arg)->drive();
 }
-void Connection::onUpstreamEvent(int, short, void* arg) {
-    static_cast<Connection*>(arg)->drive();
-}
-void Connection::onResume(int, short, void* arg) {
-    static_cast<Connection*>(arg)->drive();
-}
 void Connection::onTimer(int, short, void* arg) {
     static_cast<Connection*>(arg)->timedOut();
 }
 
 void Connection::drive() {
     clientWants_ = {};
-    upstreamWants_ = {};
     while (state_ != State::Closed && step()) {
     }
     if (state_ == State::Closed) {
         server_.connectionClosed(this);  // deletes this
         return;
     }
-    arm();
+    clientEvents_.arm(clientWants_);
 }
 
 bool Connection::step() {
     switch (state_) {
         case State::PeekProxy:
-            return stepPeekProxy();
+            return front_.peekProxy();
         case State::Handshake:
-            return stepHandshake();
+            return front_.handshake();
         case State::ReadHead:
-            return stepReadHead();
+            return exchange_.readHead();
         case State::ReadBody:
-            return stepReadBody();
+            return token_.readBody();
         case State::Respond:
             return stepRespond();
-        case State::Tunnel:
-            return stepTunnel();
-        case State::Forward:
-            return stepForward();
+        case State::Tunnel:   // the tunnel runs on its own events
+        case State::Forward:  // likewise
         case State::Verifying:
         case State::Authorizing:
         case State::Counting:
@@ -195,527 +105,26 @@ bool Connection::step() {
     return false;
 }
 
-void Connection::armStream(Stream& s, event& rd, event& wr, short& armed, Wants w) {
-    if (!s.open()) return;
-    short want = static_cast<short>((w.read ? EV_READ : 0) | (w.write ? EV_WRITE : 0));
-    if ((want & EV_READ) != (armed & EV_READ)) {
-        if ((want & EV_READ) != 0)
-            event_add(&rd, nullptr);
-        else
-            event_del(&rd);
-    }
-    if ((want & EV_WRITE) != (armed & EV_WRITE)) {
-        if ((want & EV_WRITE) != 0)
-            event_add(&wr, nullptr);
-        else
-            event_del(&wr);
-    }
-    armed = want;
+// ---------------------------------------------------------------- answers from elsewhere
+
+void Connection::passwordChecked(bool ok) {
+    if (auth_.passwordChecked(ok)) drive();
 }
 
-void Connection::arm() {
-    armStream(client_, clientRead_, clientWrite_, clientArmed_, clientWants_);
-    armStream(upstream_, upstreamRead_, upstreamWrite_, upstreamArmed_, upstreamWants_);
+void Connection::failureCounted(uint64_t ticket) {
+    if (auth_.failureCounted(ticket)) drive();
 }
 
-// ---------------------------------------------------------------- before the request
+// ---------------------------------------------------------------- the supervisor's answers
 
-bool Connection::stepPeekProxy() {
-    // Every way out of here either consumes what it looked at or decides: the read event is
-    // level-triggered, so bytes peeked and left in the socket would wake this loop at once,
-    // again and again (one byte "P" held a core until headerTimeout).
-    if (!inTrustedSources(*settings_, peer_)) {
-        // Only the TLS listener comes here (start()). A TLS client opens with a handshake record
-        // (0x16); "P" ("PROXY ") or CR (the v2 signature) can only be a PROXY header. The first
-        // byte decides; it is peeked so that OpenSSL still reads it.
-        char first = 0;
-        if (peekClient(&first, 1) == 0) return false;
-        if (startsLikeProxyHeader(std::string_view(&first, 1))) {
-            // A PROXY header from a source that is not trusted: a 400, in plain text even on the
-            // TLS listener (the client is not speaking TLS yet).
-            std::string answer = serialize(errorResponse(400, "bad_request"));
-            [[maybe_unused]] ssize_t w = ::send(client_.fd(), answer.data(), answer.size(), MSG_NOSIGNAL);
-            logRefused(400, "bad_request",
-                       {{"detail", "PROXY header from a source not in proxyProtocol.trustedSources"}});
-            close("bad_proxy_header");
-            return false;
-        }
-        return startRequests();
-    }
-    // A trusted balancer: its header is taken out of the socket as it arrives (proxyHead_), and
-    // exactly up to its end, so that what follows is the client's own first byte.
-    char buf[kMaxProxyHeaderBytes];
-    size_t have = proxyHead_.size();
-    size_t n = peekClient(buf, sizeof buf - have);
-    if (n == 0) return false;
-    proxyHead_.append(buf, n);
-    ProxyHeader h = parseProxyHeader(proxyHead_);
-    if (h.status == ProxyHeader::Status::Invalid) {
-        logRefused(400, "bad_request",
-                   {{"detail", std::string("a trusted source sent no valid PROXY header: ") + std::string(h.reason)}});
-        close("bad_proxy_header");
-        return false;
-    }
-    // Incomplete: all of it belongs to the header. Complete: only the part up to its end.
-    size_t take = h.status == ProxyHeader::Status::Complete ? h.length - have : n;
-    if (::recv(client_.fd(), buf, take, 0) != static_cast<ssize_t>(take)) {
-        close("error");
-        return false;
-    }
-    if (h.status == ProxyHeader::Status::Incomplete) {
-        proxyHead_.resize(have + take);
-        clientWants_.read = true;
-        return false;
-    }
-    std::string().swap(proxyHead_);
-    if (h.hasAddress) {
-        peer_ = h.source;
-        clientText_ = peerText(peer_);
-    }
-    return startRequests();
-}
-
-size_t Connection::peekClient(char* buf, size_t room) {
-    ssize_t n = ::recv(client_.fd(), buf, room, MSG_PEEK);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        clientWants_.read = true;
-        return 0;
-    }
-    if (n <= 0) {
-        close("closed_by_client");
-        return 0;
-    }
-    return static_cast<size_t>(n);
-}
-
-bool Connection::startRequests() {
-    if (kind_ == ListenerKind::Https) {
-        SSL* ssl = SSL_new(server_.tlsContext());
-        if (ssl == nullptr) {
-            close("error");
-            return false;
-        }
-        SSL_set_fd(ssl, client_.fd());
-        SSL_set_accept_state(ssl);
-        int fd = client_.fd();
-        client_.release();
-        client_.attach(fd, ssl);
-        state_ = State::Handshake;
-    } else {
-        handshakeDone_ = true;
-        state_ = State::ReadHead;
-    }
-    return true;
-}
-
-bool Connection::stepHandshake() {
-    Io io = client_.handshake();
-    if (io == Io::Done) {
-        handshakeDone_ = true;
-        state_ = State::ReadHead;
-        return true;
-    }
-    if (io == Io::WantRead)
-        clientWants_.read = true;
-    else if (io == Io::WantWrite)
-        clientWants_.write = true;
-    else
-        close(io == Io::Eof ? "closed_by_client" : "tls_handshake_failed");
-    return false;
-}
-
-bool Connection::stepReadHead() {
-    const auto& s = *server_.settings();
-    if (!headBuf_.empty() && !headComplete_) {
-        // Bytes already here (pipelined after the previous request): parse them first.
-        HeadResult r = parseRequestHead(headBuf_, s.limits.maxHeaderBytes, head_, headScanned_);
-        if (r.status == HeadStatus::Complete) {
-            headComplete_ = true;
-            dispatch();
-            return state_ != State::Closed;
-        }
-        if (r.status == HeadStatus::Invalid) {
-            refuse(r.error.status, r.error.code);
-            return state_ != State::Closed;
-        }
-    }
-    size_t before = headBuf_.size();
-    size_t room = s.limits.maxHeaderBytes + 1 - std::min<size_t>(before, s.limits.maxHeaderBytes);
-    headBuf_.resize(before + std::min(kHeadReadChunk, room));
-    size_t n = 0;
-    Io io = client_.read(headBuf_.data() + before, headBuf_.size() - before, n);
-    headBuf_.resize(before + n);
-    if (io == Io::WantRead || io == Io::WantWrite) {
-        (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
-        if (headBuf_.empty()) std::string().swap(headBuf_);  // an idle keep-alive connection holds no buffer
-        return false;
-    }
-    if (io != Io::Done) {
-        close(io == Io::Eof ? "closed_by_client" : "error");
-        return false;
-    }
-    HeadResult r = parseRequestHead(headBuf_, s.limits.maxHeaderBytes, head_, headScanned_);
-    if (r.status == HeadStatus::Incomplete) return true;  // read more
-    if (r.status == HeadStatus::Invalid) {
-        refuse(r.error.status, r.error.code);
-        return state_ != State::Closed;
-    }
-    headComplete_ = true;
-    dispatch();
-    return state_ != State::Closed;
-}
-
-// ---------------------------------------------------------------- routing
-
-void Connection::dispatch() {
-    evtimer_del(&timer_);
-    settings_ = server_.settings();
-    Route route = routeRequest(kind_, head_);
-    // Only the token endpoint reads a body. Anywhere else one would stay in the buffer and be
-    // read as the next request: two answers to one, which poisons the response queue of any
-    // pooling intermediary (RFC 9112 section 6.3). The answer is a 400 (an error route keeps its
-    // own status), and refuse() closes the connection after it.
-    if (head_.hasBody() && (route.kind == Route::Kind::Health || route.kind == Route::Kind::CaPem)) {
-        return refuse(400, "bad_request");
-    }
-    switch (route.kind) {
-        case Route::Kind::Error:
-            refuse(route.status, route.code, route.allow);
-            return;
-        case Route::Kind::Health: {
-            Response r;
-            r.status = server_.draining() ? 503 : 200;
-            r.body = server_.draining() ? R"({"status":"draining"})" : R"({"status":"ok"})";
-            r.headOnly = head_.method == "HEAD";
-            respond(std::move(r), AfterResponse::NextRequest);
-            return;
-        }
-        case Route::Kind::CaPem: {
-            Response r;
-            r.body = settings_->caPem;
-            r.contentType = "application/x-pem-file";
-            r.headOnly = head_.method == "HEAD";
-            respond(std::move(r), AfterResponse::NextRequest);
-            return;
-        }
-        case Route::Kind::Token:
-            startTokenRequest();
-            return;
-        case Route::Kind::Connect:
-            target_ = targetText();
-            handleConnect();
-            return;
-        case Route::Kind::Forward: {
-            uint16_t port = head_.portGiven ? head_.port : 80;
-            target_ = (head_.hostIsIpv6 ? "[" + std::string(head_.host) + "]" : std::string(head_.host)) + ":" +
-                      std::to_string(port);
-            if (head_.hasBody()) return refuse(400, "bad_request");
-            if (!settings_->policy.allowsPlainHttp(head_.host, head_.hostIsIpv6, port,
-                                                   std::chrono::system_clock::now())) {
-                return refuse(403, "target_not_allowed");
-            }
-            // The request as the console will see it: origin-form, no hop-by-hop or Proxy-*
-            // fields, one Host, Connection: close.
-            std::string hostField = head_.hostIsIpv6 ? "[" + std::string(head_.host) + "]" : std::string(head_.host);
-            if (head_.portGiven && port != 80) hostField += ":" + std::to_string(port);
-            std::string req =
-                std::string(head_.method) + " " + std::string(head_.path) + " HTTP/1.1\r\nHost: " + hostField + "\r\n";
-            for (const auto& f : head_.fields) {
-                if (isHopByHop(f.name, head_)) continue;
-                req += std::string(f.name) + ": " + std::string(f.value) + "\r\n";
-            }
-            req += "Connection: close\r\n\r\n";
-            forwardRequest_ = std::move(req);
-            state_ = State::Dialing;
-            startDial(DialPurpose::PlainHttp);
-            return;
-        }
-    }
-}
-
-std::string Connection::targetText() const {
-    std::string host(head_.host);
-    return (head_.hostIsIpv6 ? "[" + host + "]" : host) + ":" + std::to_string(head_.port);
-}
-
-std::string Connection::authScheme() const {
-    if (!head_.proxyAuthorization) return "";
-    std::string_view v = trimSpace(*head_.proxyAuthorization);
-    std::string_view scheme = v.substr(0, v.find(' '));
-    if (scheme.size() > 16) return "other";
-    for (char c : scheme) {
-        if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-') return "other";
-    }
-    return std::string(scheme);
-}
-
-// ---------------------------------------------------------------- token endpoint
-
-namespace {
-
-constexpr auto kVerifyTimeout = std::chrono::seconds(15);
-// Unanswered for this long, a verification is asked again (the supervisor ignores a repeat
-// while the first is in flight, and a re-executed supervisor has lost it).
-constexpr auto kVerifyAskAgain = std::chrono::seconds(1);
-// How long a 407 waits for the supervisor to count the failure (it may be re-executing).
-constexpr auto kCountTimeout = std::chrono::seconds(2);
-
-}  // namespace
-
-void Connection::startTokenRequest() {
-    if (head_.chunked || !head_.contentLength) {
-        return refuseToken(400, "bad_request", 0, "the body needs a Content-Length");
-    }
-    if (*head_.contentLength == 0 || *head_.contentLength > kMaxTokenRequestBody) {
-        return refuseToken(400, "bad_request", 0, "body size out of range");
-    }
-    bodyExpected_ = static_cast<size_t>(*head_.contentLength);
-    size_t have = headBuf_.size() - std::min(head_.headLength, headBuf_.size());
-    bodyFromHead_ = std::min(have, bodyExpected_);
-    body_.assign(headBuf_, head_.headLength, bodyFromHead_);
-    state_ = State::ReadBody;
-    startHeadTimer();  // the body has the head's time limit
-    if (body_.size() == bodyExpected_) tokenBodyComplete();
-}
-
-bool Connection::stepReadBody() {
-    size_t before = body_.size();
-    body_.resize(bodyExpected_);
-    size_t n = 0;
-    Io io = client_.read(body_.data() + before, bodyExpected_ - before, n);
-    body_.resize(before + n);
-    if (io == Io::WantRead || io == Io::WantWrite) {
-        (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
-        return false;
-    }
-    if (io != Io::Done) {
-        close(io == Io::Eof ? "closed_by_client" : "error");
-        return false;
-    }
-    if (body_.size() == bodyExpected_) tokenBodyComplete();
-    return state_ != State::Closed;
-}
-
-void Connection::tokenBodyComplete() {
-    evtimer_del(&timer_);
-    auto request = parseTokenRequest(body_);
-    sodium_memzero(body_.data(), body_.size());
-    if (!request) return refuseToken(400, "bad_request", 0, request.error().message);
-    std::string responderId = std::move(request->responderId);
-    std::string credential = std::move(request->credential);
-    identity_ = responderId;
-    if (!settings_->registered) {
-        sodium_memzero(credential.data(), credential.size());
-        return refuseToken(503, "not_registered", 60, "");
-    }
-    state_ = State::Verifying;
-    ticket_ = nextTicket();
-    // Kept (and wiped on the answer or the close) so the request can be asked again: a
-    // supervisor that re-executes for an upgrade loses the console calls it had in flight.
-    verifyCredential_ = std::move(credential);
-    verifyDeadline_ = std::chrono::steady_clock::now() + kVerifyTimeout;
-    if (!askVerify()) {
-        wipeVerifyCredential();
-        return refuseToken(503, "not_registered", 60, "");
-    }
+void Connection::verified(uint64_t ticket, VerifyResult result, uint32_t retryAfterSeconds) {
+    if (token_.verified(ticket, result, retryAfterSeconds)) drive();
 }
 
 uint64_t Connection::nextTicket() {
     // Unique per request, not per connection: an answer to an earlier request of this
     // connection (a late one, or one to a repeated ask) must never decide a later request.
     return (serial_ << kTicketRequestBits) | (++requests_ & ((uint64_t{1} << kTicketRequestBits) - 1));
-}
-
-bool Connection::askVerify() {
-    if (!server_.requestVerify(ticket_, identity_, verifyCredential_, RateLimiter::sourceKey(peer_))) return false;
-    auto left = std::chrono::duration_cast<Duration>(verifyDeadline_ - std::chrono::steady_clock::now());
-    timeval tv = toTimeval(std::max(Duration::zero(), std::min<Duration>(kVerifyAskAgain, left)));
-    evtimer_add(&timer_, &tv);
-    return true;
-}
-
-void Connection::wipeVerifyCredential() {
-    sodium_memzero(verifyCredential_.data(), verifyCredential_.size());
-    verifyCredential_.clear();
-}
-
-void Connection::verified(uint64_t ticket, VerifyResult result, uint32_t retryAfterSeconds) {
-    if (state_ != State::Verifying || ticket != ticket_) return;
-    evtimer_del(&timer_);
-    wipeVerifyCredential();
-    switch (result) {
-        case VerifyResult::Valid: {
-            const int64_t now =
-                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-            auto token = server_.issueToken(identity_, now);
-            if (!token) {
-                // Only at a day boundary, for the moment before the new master arrives.
-                refuseToken(503, "console_unavailable", 1, token.error().message);
-                break;
-            }
-            const int64_t lifetime = settings_->tokenLifetime.count();
-            Response r;
-            r.body = "{\"token\":\"" + *token +
-                     "\",\"tokenType\":\"Bearer\",\"expiresIn\":" + std::to_string(lifetime) + ",\"expiresAt\":\"" +
-                     formatRfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now + lifetime))) + "\"}";
-            r.headers.emplace_back("Cache-Control", "no-store");
-            sodium_memzero(token->data(), token->size());
-            server_.log().info("token issued",
-                               {{"client", clientText_}, {"responder", identity_}, {"expiresIn", lifetime}});
-            respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-            break;
-        }
-        case VerifyResult::Invalid:
-            refuseToken(401, "invalid_credentials", 0, "");
-            break;
-        case VerifyResult::RateLimited:
-            refuseToken(429, "rate_limited", std::max<uint32_t>(1, retryAfterSeconds), "");
-            break;
-        case VerifyResult::NotRegistered:
-            refuseToken(503, "not_registered", std::max<uint32_t>(1, retryAfterSeconds), "");
-            break;
-        case VerifyResult::ConsoleUnavailable:
-            refuseToken(503, "console_unavailable", std::max<uint32_t>(1, retryAfterSeconds), "");
-            break;
-    }
-    drive();
-}
-
-void Connection::refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail) {
-    Response r = errorResponse(status, code);
-    if (retryAfter > 0) r.headers.emplace_back("Retry-After", std::to_string(retryAfter));
-    std::vector<LogField> fields{{"path", std::string(kTokenPath)}};
-    if (!identity_.empty()) fields.emplace_back("responder", identity_);
-    if (!detail.empty()) fields.emplace_back("detail", std::string(detail));
-    logRefused(status, code, std::move(fields));
-    // A body that was not read (or not wholly) leaves the connection out of step: close it.
-    bool bodyRead = bodyExpected_ > 0 && body_.size() == bodyExpected_;
-    respond(std::move(r),
-            status != 400 && bodyRead && head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-}
-
-void Connection::handleConnect() {
-    const auto& s = *settings_;
-    const std::string source = RateLimiter::sourceKey(peer_);
-    if (uint32_t wait = server_.blockedFor(source); wait > 0) {
-        Response r = errorResponse(429, "rate_limited");
-        r.headers.emplace_back("Retry-After", std::to_string(wait));
-        logRefused(429, "rate_limited", {{"target", target_}, {"auth", authScheme()}});
-        respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-        return;
-    }
-    if (!head_.proxyAuthorization) return challenge(false);
-    std::string_view value = trimSpace(*head_.proxyAuthorization);
-    size_t space = value.find(' ');
-    std::string_view scheme = value.substr(0, space);
-    std::string_view credential =
-        space == std::string_view::npos ? std::string_view() : trimSpace(value.substr(space + 1));
-    if (equalsIgnoreCase(scheme, "Bearer")) {
-        authScheme_ = "Bearer";
-        // Tokens are issued and verified once this relay is registered with its console.
-        if (!s.registered) {
-            Response r = errorResponse(503, "not_registered");
-            r.headers.emplace_back("Retry-After", "60");
-            logRefused(503, "not_registered", {{"target", target_}, {"auth", "Bearer"}});
-            respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-            return;
-        }
-        BearerCheck check = server_.checkBearer(credential);
-        if (!check.valid) {
-            server_.log().debug("token refused", {{"client", clientText_}, {"detail", check.reason}});
-            return authenticationFailed(true);
-        }
-        return authorized(std::move(check.responderId), "Bearer");
-    }
-    if (!equalsIgnoreCase(scheme, "Basic") || !s.passwords) return authenticationFailed(false);
-    authScheme_ = "Basic";
-    std::string user, password;
-    const PasswordEntry* entry = nullptr;
-    if (decodeBasicCredential(credential, user, password)) entry = s.passwords->find(user);
-    // Every user takes the same path, so that the time to the 407 (or the 429 of a full queue)
-    // does not tell which users exist. In a file with hashed entries, a user it does not have
-    // and a user with a plain entry are checked against the decoy hash (as costly as the
-    // file's costliest entry), whose verdict is then replaced by the real one; in a file of plain
-    // entries everyone gets one constant-time comparison.
-    const std::string& decoy = s.passwords->decoyHash();
-    const bool plain = entry == nullptr || !entry->hashed;
-    if (plain && decoy.empty()) {
-        bool ok = plainPasswordMatches(entry != nullptr ? entry->secret : user, password) && entry != nullptr;
-        sodium_memzero(password.data(), password.size());
-        if (!ok) return authenticationFailed(false);
-        return authorized(user, "Basic");
-    }
-    checkingDecoy_ = plain;
-    decoyVerdict_ = entry != nullptr && plain && plainPasswordMatches(entry->secret, password);
-    const std::string& hash = plain ? decoy : entry->secret;
-    if (!plain && server_.hashVerifier().cached(hash, password)) {
-        sodium_memzero(password.data(), password.size());
-        return authorized(user, "Basic");
-    }
-    identity_ = entry != nullptr ? user : std::string();
-    state_ = State::Authorizing;
-    if (!server_.hashVerifier().submit(serial_, hash, std::move(password))) {
-        // Too many checks queued: a flood of guesses must not grow memory or stall others.
-        state_ = State::ReadHead;
-        Response r = errorResponse(429, "rate_limited");
-        r.headers.emplace_back("Retry-After", "1");
-        logRefused(429, "rate_limited", {{"target", target_}, {"auth", "Basic"}, {"detail", "password checks queued"}});
-        respond(std::move(r), AfterResponse::Close);
-    }
-}
-
-void Connection::passwordChecked(bool ok) {
-    if (state_ != State::Authorizing) return;
-    if (checkingDecoy_) ok = decoyVerdict_;  // the decoy only took the time; the verdict is the plain one
-    if (!ok) {
-        state_ = State::ReadHead;
-        authenticationFailed(false);
-    } else {
-        authorized(identity_, "Basic");
-    }
-    drive();
-}
-
-void Connection::authenticationFailed(bool invalidToken) {
-    // The supervisor counts failures per source across workers. The 407 waits until it has (and
-    // has told every worker if the source is now over its limit), so a client that retries
-    // after reading it meets the limit exactly, whichever worker takes the retry.
-    ticket_ = nextTicket();
-    if (!server_.reportAuthFailure(ticket_, RateLimiter::sourceKey(peer_))) return challenge(invalidToken);
-    challengeInvalidToken_ = invalidToken;
-    state_ = State::Counting;
-    timeval tv = toTimeval(kCountTimeout);
-    evtimer_add(&timer_, &tv);
-}
-
-void Connection::failureCounted(uint64_t ticket) {
-    if (state_ != State::Counting || ticket != ticket_) return;
-    evtimer_del(&timer_);
-    state_ = State::ReadHead;
-    challenge(challengeInvalidToken_);
-    drive();
-}
-
-void Connection::challenge(bool invalidToken) {
-    Response r = errorResponse(407, invalidToken ? "invalid_token" : "proxy_auth_required");
-    r.headers.emplace_back("Proxy-Authenticate", invalidToken ? R"(Bearer realm="RelayPro", error="invalid_token")"
-                                                              : R"(Bearer realm="RelayPro")");
-    if (settings_->passwords) r.headers.emplace_back("Proxy-Authenticate", R"(Basic realm="RelayPro")");
-    logRefused(407, invalidToken ? "invalid_token" : "proxy_auth_required",
-               {{"target", target_}, {"auth", authScheme()}});
-    respond(std::move(r), head_.keepAlive() ? AfterResponse::NextRequest : AfterResponse::Close);
-}
-
-void Connection::authorized(std::string identity, std::string scheme) {
-    identity_ = std::move(identity);
-    authScheme_ = std::move(scheme);
-    if (!settings_->policy.allows(head_.host, head_.hostIsIpv6, head_.port, std::chrono::system_clock::now())) {
-        state_ = State::ReadHead;
-        return refuse(403, "target_not_allowed");
-    }
-    state_ = State::Dialing;
-    startDial(DialPurpose::Tunnel);
 }
 
 void Connection::startDial(DialPurpose purpose) {
@@ -738,33 +147,23 @@ void Connection::dialed(DialOutcome&& o) {
         return;
     }
     upstream_.attach(o.fd, o.ssl);
-    event_assign(&upstreamRead_, server_.base(), o.fd, EV_READ | EV_PERSIST, &Connection::onUpstreamEvent, this);
-    event_assign(&upstreamWrite_, server_.base(), o.fd, EV_WRITE | EV_PERSIST, &Connection::onUpstreamEvent, this);
-    down_.pending = std::move(o.leftover);
-    viaHttpProxy_ = o.viaHttpProxy;
-    if (forwardRequest_.empty()) {
-        // The tunnel: early bytes the client sent after its CONNECT go up first.
-        up_.pending = headBuf_.substr(head_.headLength);
+    const bool forward = exchange_.forwarding();
+    Tunnel::Plan plan;
+    plan.mode = forward ? Tunnel::Mode::Forward : Tunnel::Mode::BothWays;
+    plan.toClient = std::move(o.leftover);
+    plan.quietLimit =
+        relaypro::quietLimit(forward ? QuietPhase::Forward : QuietPhase::Tunnel, settings_->limits.idleTimeout);
+    // The tunnel: early bytes the client sent after its CONNECT go up first.
+    plan.toUpstream = forward ? exchange_.takeForwardRequest(o.viaHttpProxy) : headBuf_.substr(head_.headLength);
+    tunnel_ = std::make_unique<Tunnel>(server_.base(), server_.buffers(), client_, upstream_, std::move(plan),
+                                       [this](std::string_view result) { tunnelEnded(result); });
+    if (!forward) {
         out_ = "HTTP/1.1 200 Connection established\r\n\r\n";
         outOffset_ = 0;
         after_ = AfterResponse::StartTunnel;
         state_ = State::Respond;
     } else {
-        if (viaHttpProxy_) {
-            // An HTTP proxy takes the request in absolute form.
-            size_t sp = forwardRequest_.find(' ');
-            std::string absolute = "http://" + target_;
-            forwardRequest_.insert(sp + 1, absolute);
-        }
-        up_.pending = std::move(forwardRequest_);
-        // Nothing more goes up: the client's later bytes are not forwarded, and the console's
-        // side stays open for writing (some servers drop a request that is followed by a FIN).
-        up_.sourceEof = true;
-        up_.sinkShut = true;
-        state_ = State::Forward;
-        tunnelStart_ = lastActivity_ = std::chrono::steady_clock::now();
-        server_.tunnelOpened();
-        armDeadline();  // a console that never answers does not hold the connection for ever
+        startTunnel(State::Forward);
     }
     drive();
 }
@@ -785,7 +184,7 @@ void Connection::refuse(int status, std::string_view code, std::string_view allo
     bool malformed = status == 400 || status == 408 || status == 431 || status == 505;
     std::vector<LogField> fields;
     if (!target_.empty()) fields.emplace_back("target", target_);
-    if (headComplete_) fields.emplace_back("auth", authScheme());
+    if (headComplete_) fields.emplace_back("auth", authSchemeOf(head_));
     logRefused(status, code, std::move(fields));
     // A body no route read leaves the connection out of step: close after the answer.
     bool unreadBody = headComplete_ && head_.hasBody();
@@ -815,15 +214,15 @@ bool Connection::stepRespond() {
         size_t n = 0;
         Io io = client_.write(out_.data() + outOffset_, out_.size() - outOffset_, n);
         if (io == Io::WantRead || io == Io::WantWrite) {
-            (io == Io::WantRead ? clientWants_.read : clientWants_.write) = true;
-            sendBlocked(client_);
+            clientWants_.add(io);
+            sendBlocked();
             return false;
         }
         if (io != Io::Done) {
             close("closed_by_client");
             return false;
         }
-        sendProgressed(client_);
+        sendProgressed();
         outOffset_ += n;
     }
     std::string().swap(out_);
@@ -835,11 +234,7 @@ bool Connection::stepRespond() {
         case AfterResponse::StartTunnel:
             std::string().swap(headBuf_);
             head_ = RequestHead{};
-            state_ = State::Tunnel;
-            tunnelStart_ = lastActivity_ = std::chrono::steady_clock::now();
-            server_.tunnelOpened();
-            armDeadline();  // idleTimeout
-            return true;
+            return startTunnel(State::Tunnel);
         case AfterResponse::StartForward:
         case AfterResponse::NextRequest:
             finishRequest();
@@ -851,12 +246,9 @@ bool Connection::stepRespond() {
 void Connection::finishRequest() {
     answeredOne_ = true;
     // Keep what the client pipelined after this request; start the next head's clock.
-    size_t used = headComplete_ ? head_.headLength + bodyFromHead_ : headBuf_.size();
+    size_t used = headComplete_ ? head_.headLength + token_.bodyFromHead() : headBuf_.size();
     headBuf_.erase(0, std::min(used, headBuf_.size()));
-    sodium_memzero(body_.data(), body_.size());
-    std::string().swap(body_);
-    bodyExpected_ = 0;
-    bodyFromHead_ = 0;
+    token_.finish();
     if (headBuf_.empty()) std::string().swap(headBuf_);
     headScanned_ = 0;
     head_ = RequestHead{};
@@ -874,244 +266,92 @@ void Connection::finishRequest() {
 
 // ---------------------------------------------------------------- the tunnel
 
-bool Connection::pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants, Pipe& p, int& budget) {
-    bool progress = false;
-    while (budget > 0) {
-        // Write what we hold, the pre-tunnel bytes first.
-        const char* data = nullptr;
-        size_t avail = 0;
-        if (p.pendingOffset < p.pending.size()) {
-            data = p.pending.data() + p.pendingOffset;
-            avail = p.pending.size() - p.pendingOffset;
-        } else if (p.off < p.len) {
-            data = p.buf + p.off;
-            avail = p.len - p.off;
-        }
-        if (avail > 0) {
-            size_t n = 0;
-            Io io = to.write(data, avail, n);
-            if (io == Io::WantRead || io == Io::WantWrite) {
-                (io == Io::WantRead ? toWants.read : toWants.write) = true;
-                sendBlocked(to);
-                return progress;  // back-pressure: read nothing more until this drains
-            }
-            if (io != Io::Done) {
-                close(&p == &up_ ? "upstream_reset" : "client_reset");
-                return false;
-            }
-            sendProgressed(to);
-            p.bytes += n;
-            progress = true;
-            if (p.pendingOffset < p.pending.size()) {
-                p.pendingOffset += n;
-                if (p.pendingOffset == p.pending.size()) {
-                    std::string().swap(p.pending);
-                    p.pendingOffset = 0;
-                }
-            } else {
-                p.off += n;
-                if (p.off == p.len) {
-                    server_.buffers().put(p.buf);
-                    p.buf = nullptr;
-                    p.len = p.off = 0;
-                }
-            }
-            --budget;
-            continue;
-        }
-        if (p.sourceEof) {
-            if (!p.sinkShut) {
-                Io io = to.shutdownWrite();
-                if (io == Io::WantRead || io == Io::WantWrite) {
-                    (io == Io::WantRead ? toWants.read : toWants.write) = true;
-                    sendBlocked(to);  // a close_notify the peer does not take
-                    return progress;
-                }
-                p.sinkShut = true;  // an error here means the peer is gone already: nothing to send
-                progress = true;
-            }
-            return progress;
-        }
-        if (p.buf == nullptr) p.buf = server_.buffers().get();
-        size_t n = 0;
-        Io io = from.read(p.buf, BufferPool::kBufferSize, n);
-        if (io == Io::Done) {
-            // TLS hands out one record per read; take the ones OpenSSL already holds (read_ahead)
-            // too, so that they go on in one write. Whatever stops this (an incomplete record,
-            // the end) shows again on the next read.
-            while (n < BufferPool::kBufferSize && from.ssl() != nullptr && SSL_has_pending(from.ssl()) == 1) {
-                size_t more = 0;
-                if (from.read(p.buf + n, BufferPool::kBufferSize - n, more) != Io::Done) break;
-                n += more;
-            }
-            p.len = n;
-            p.off = 0;
-            lastActivity_ = std::chrono::steady_clock::now();
-            progress = true;
-            continue;
-        }
-        server_.buffers().put(p.buf);
-        p.buf = nullptr;
-        if (io == Io::WantRead || io == Io::WantWrite) {
-            (io == Io::WantRead ? fromWants.read : fromWants.write) = true;
-            return progress;
-        }
-        if (io == Io::Eof) {
-            p.sourceEof = true;
-            if (&p == &up_ && !down_.sourceEof) closeByClient_ = true;
-            progress = true;
-            continue;
-        }
-        close(&p == &up_ ? "client_reset" : "upstream_reset");
-        return false;
-    }
-    // Out of budget with work left: come back after the other connections had their turn. A
-    // zero timeout, not event_active(): libevent runs events activated from a callback in the
-    // same pass, before it polls again, so a tunnel that always has data would keep the loop
-    // from new connections and from the supervisor's pings (which then replaces the worker).
-    static const timeval kNow{0, 0};
-    event_add(&resume_, &kNow);
+bool Connection::startTunnel(State state) {
+    // From here the tunnel's own events and deadlines drive both sides.
+    clientWants_ = {};
+    clientEvents_.disarm();
+    evtimer_del(&timer_);
+    state_ = state;
+    server_.tunnelOpened();
+    if (auto end = tunnel_->start()) close(*end);
     return false;
 }
 
-bool Connection::stepTunnel() {
-    int upBudget = kPumpBudget, downBudget = kPumpBudget;
-    pump(client_, clientWants_, upstream_, upstreamWants_, up_, upBudget);
-    if (state_ == State::Closed) return false;
-    pump(upstream_, upstreamWants_, client_, clientWants_, down_, downBudget);
-    if (state_ == State::Closed) return false;
-    if (up_.done() && down_.done()) {
-        close(closeByClient_ ? "closed_by_client" : "closed_by_upstream");
-        return false;
-    }
-    return false;  // pump() ran until everything would block (or yielded)
-}
-
-bool Connection::stepForward() {
-    // Request up (then nothing more from the client), response down until the console closes.
-    int upBudget = kPumpBudget, downBudget = kPumpBudget;
-    Wants ignored;
-    pump(client_, ignored, upstream_, upstreamWants_, up_, upBudget);
-    if (state_ == State::Closed) return false;
-    pump(upstream_, upstreamWants_, client_, clientWants_, down_, downBudget);
-    if (state_ == State::Closed) return false;
-    if (down_.done()) close("closed_by_upstream");
-    return false;
+void Connection::tunnelEnded(std::string_view result) {
+    closeNow(result);  // deletes this (and the tunnel)
 }
 
 // ---------------------------------------------------------------- ends
 
 std::optional<std::chrono::nanoseconds> Connection::quietLimit() const {
-    QuietPhase phase = state_ == State::Tunnel    ? QuietPhase::Tunnel
-                       : state_ == State::Forward ? QuietPhase::Forward
-                                                  : QuietPhase::Answer;
-    return relaypro::quietLimit(phase, settings_->limits.idleTimeout);
+    return relaypro::quietLimit(QuietPhase::Answer, settings_->limits.idleTimeout);
 }
 
-void Connection::sendBlocked(const Stream& to) {
-    Clock::time_point& since = &to == &client_ ? clientBlockedSince_ : upstreamBlockedSince_;
-    if (since != Clock::time_point{}) return;  // its deadline is armed already
-    since = Clock::now();
-    // A timer already pending in these states is due no later than this deadline (an idle
-    // deadline is at most idleTimeout away, an older send deadline earlier still): when it fires,
-    // timedOut() arms the next. So a busy tunnel does not re-arm a timer on every full buffer.
+void Connection::sendBlocked() {
+    if (clientBlockedSince_ != Clock::time_point{}) return;  // its deadline is armed already
+    clientBlockedSince_ = Clock::now();
     if (evtimer_pending(&timer_, nullptr) == 0) armDeadline();
 }
 
-void Connection::sendProgressed(const Stream& to) {
+void Connection::sendProgressed() {
     // The armed deadline may fire for nothing; timedOut() then arms the next one.
-    (&to == &client_ ? clientBlockedSince_ : upstreamBlockedSince_) = Clock::time_point{};
-    // Bytes written are bytes moved: a slow reader draining a full buffer is not idle.
-    lastActivity_ = Clock::now();
+    clientBlockedSince_ = Clock::time_point{};
 }
 
-bool Connection::sendDeadlinePassed(Clock::time_point now) {
-    auto limit = quietLimit();
-    auto passed = [&](Clock::time_point since) { return since != Clock::time_point{} && now - since >= *limit; };
-    return limit && (passed(clientBlockedSince_) || passed(upstreamBlockedSince_));
-}
-
-// The timer while a request is answered, forwarded or tunnelled: the earliest of the send
-// deadlines of blocked sides and, in a tunnel or a forward, the idle deadline.
+// The timer while a request is answered: the send deadline of a client that takes nothing.
 void Connection::armDeadline() {
-    if (state_ != State::Respond && state_ != State::Tunnel && state_ != State::Forward) return;
-    std::optional<Clock::time_point> at;
-    auto consider = [&](Clock::time_point t) { at = at ? std::min(*at, t) : t; };
-    if (auto limit = quietLimit()) {
-        for (Clock::time_point since : {clientBlockedSince_, upstreamBlockedSince_}) {
-            if (since != Clock::time_point{}) consider(since + *limit);
-        }
-        if (state_ == State::Tunnel || state_ == State::Forward) consider(lastActivity_ + *limit);
-    }
-    if (!at) {
+    if (state_ != State::Respond) return;
+    auto limit = quietLimit();
+    if (!limit || clientBlockedSince_ == Clock::time_point{}) {
         evtimer_del(&timer_);
         return;
     }
-    timeval tv = toTimeval(std::max<Clock::duration>(Clock::duration::zero(), *at - Clock::now()));
+    timeval tv =
+        toTimeval(std::max<Clock::duration>(Clock::duration::zero(), clientBlockedSince_ + *limit - Clock::now()));
     evtimer_add(&timer_, &tv);
 }
 
 void Connection::timedOut() {
-    if (state_ == State::Respond || state_ == State::Tunnel || state_ == State::Forward) {
-        auto now = Clock::now();
-        if (sendDeadlinePassed(now)) {
-            // A peer that takes nothing of what the relay holds for it (a client that pipelines
-            // requests and never reads, or a tunnel side that stops reading) gives its buffers,
-            // descriptor and maxConnections slot back.
-            if (state_ == State::Respond) {
-                server_.log().info("connection closed",
-                                   {{"conn", id_}, {"client", clientText_}, {"result", "send_timeout"}});
-            }
-            closeNow("send_timeout");
-            return;
-        }
+    if (state_ == State::Respond) {
         auto limit = quietLimit();
-        if ((state_ == State::Tunnel || state_ == State::Forward) && limit && now - lastActivity_ >= *limit) {
-            closeNow("idle_timeout");
+        if (limit && clientBlockedSince_ != Clock::time_point{} && Clock::now() - clientBlockedSince_ >= *limit) {
+            // A client that takes nothing of what the relay holds for it (one that pipelines
+            // requests and never reads) gives its buffers, descriptor and maxConnections slot back.
+            server_.log().info("connection closed",
+                               {{"conn", id_}, {"client", clientText_}, {"result", "send_timeout"}});
+            closeNow("send_timeout");
             return;
         }
         armDeadline();
         return;
     }
     if (state_ == State::ReadHead && handshakeDone_ && !headBuf_.empty()) {
-        // Part of a head arrived, the rest did not: 408, then close.
-        Response r = errorResponse(408, "request_timeout");
-        r.close = true;
-        std::string bytes = serialize(r);
-        size_t n = 0;
-        (void)client_.write(bytes.data(), bytes.size(), n);
-        logRefused(408, "request_timeout");
-        closeNow("request_timeout");
-        return;
+        return requestTimedOut({});  // part of a head arrived, the rest did not
     }
-    if (state_ == State::ReadBody) {
-        Response r = errorResponse(408, "request_timeout");
-        r.close = true;
-        std::string bytes = serialize(r);
-        size_t n = 0;
-        (void)client_.write(bytes.data(), bytes.size(), n);
-        logRefused(408, "request_timeout", {{"path", std::string(kTokenPath)}});
-        closeNow("request_timeout");
-        return;
-    }
+    if (state_ == State::ReadBody) return requestTimedOut({{"path", std::string(kTokenPath)}});
     if (state_ == State::Counting) {
-        // The supervisor did not count in time: answer anyway (the count arrives later).
-        state_ = State::ReadHead;
-        challenge(challengeInvalidToken_);
+        auth_.countTimedOut();
         drive();
         return;
     }
     if (state_ == State::Verifying) {
-        if (std::chrono::steady_clock::now() < verifyDeadline_ && askVerify()) return;  // asked again
-        // No answer in kVerifyTimeout: the client may try again soon.
-        wipeVerifyCredential();
-        refuseToken(503, "console_unavailable", 5, "no answer from the supervisor");
-        drive();
+        if (token_.verifyTimerFired()) drive();
         return;
     }
     if (state_ == State::PeekProxy || state_ == State::Handshake || state_ == State::ReadHead) {
         closeNow(state_ == State::ReadHead && handshakeDone_ ? "idle" : "handshake_timeout");
     }
+}
+
+// A request whose head or body did not all come in time: a 408 (best effort), then the close.
+void Connection::requestTimedOut(std::vector<LogField> more) {
+    Response r = errorResponse(408, "request_timeout");
+    r.close = true;
+    std::string bytes = serialize(r);
+    size_t n = 0;
+    (void)client_.write(bytes.data(), bytes.size(), n);
+    logRefused(408, "request_timeout", std::move(more));
+    closeNow("request_timeout");
 }
 
 void Connection::closeNow(std::string_view result) {
@@ -1124,9 +364,10 @@ void Connection::logTunnelClosed(std::string_view result) {
     std::vector<LogField> f{{"conn", id_}, {"client", clientText_}};
     if (!identity_.empty()) f.emplace_back(authScheme_ == "Bearer" ? "responder" : "user", identity_);
     f.emplace_back("target", target_);
-    f.emplace_back("bytesUp", up_.bytes);
-    f.emplace_back("bytesDown", down_.bytes);
-    f.emplace_back("durationMs", std::chrono::duration_cast<std::chrono::milliseconds>(now - tunnelStart_).count());
+    f.emplace_back("bytesUp", tunnel_->bytesUp());
+    f.emplace_back("bytesDown", tunnel_->bytesDown());
+    f.emplace_back("durationMs",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(now - tunnel_->startedAt()).count());
     f.emplace_back("result", std::string(result));
     server_.log().info(state_ == State::Forward ? "request forwarded" : "tunnel closed", std::move(f));
 }
@@ -1138,15 +379,9 @@ void Connection::close(std::string_view result) {
         server_.tunnelClosed();
     }
     if (dialer_) dialer_.reset();
-    event_del(&clientRead_);
-    event_del(&clientWrite_);
+    tunnel_.reset();
+    clientEvents_.disarm();
     event_del(&timer_);
-    event_del(&resume_);
-    if (upstream_.open()) {
-        event_del(&upstreamRead_);
-        event_del(&upstreamWrite_);
-    }
-    clientArmed_ = upstreamArmed_ = 0;
     if (client_.tls() && handshakeDone_) {
         // Best effort, never waiting: tell the client we are done so it sees a clean end.
         SSL_set_quiet_shutdown(client_.ssl(), 0);

@@ -1,7 +1,10 @@
-// One client connection, from accept to close: PROXY header (trusted balancers), TLS
-// handshake, request heads (keep-alive for origin-form requests), routing, authentication,
-// target policy, the upstream, and then the tunnel pump with back-pressure and half-close.
-// All of it is one non-blocking state machine driven by socket readiness.
+// One client connection, from accept to close: the small state machine that ties its parts
+// together. Front (front.h) takes the PROXY header and the TLS handshake, HttpExchange
+// (http_exchange.h) the request heads and routes, ProxyAuth (proxy_auth.h) a CONNECT's
+// credentials, TokenEndpoint (token_endpoint.h) token requests, and once both sides are
+// connected a Tunnel (tunnel.h) pumps the bytes. The connection owns the client's socket and
+// its events, the state, the request being served, its answer and its close; everything is
+// non-blocking and driven by socket readiness.
 #pragma once
 
 #include <event2/event.h>
@@ -17,10 +20,15 @@
 
 #include "common/log_record.h"
 #include "common/worker_settings.h"
+#include "worker/front.h"
+#include "worker/http_exchange.h"
+#include "worker/proxy_auth.h"
 #include "worker/request_head.h"
 #include "worker/router.h"
 #include "worker/server_types.h"
 #include "worker/stream.h"
+#include "worker/token_endpoint.h"
+#include "worker/tunnel.h"
 #include "worker/upstream_dialer.h"
 
 namespace relaypro {
@@ -57,6 +65,12 @@ public:
     void failureCounted(uint64_t ticket);
 
 private:
+    // The parts of a connection, one concern each, work on its state.
+    friend class Front;
+    friend class HttpExchange;
+    friend class ProxyAuth;
+    friend class TokenEndpoint;
+
     enum class State {
         PeekProxy,
         Handshake,
@@ -73,78 +87,36 @@ private:
     };
     enum class AfterResponse { NextRequest, Close, StartTunnel, StartForward };
 
-    struct Wants {
-        bool read = false;
-        bool write = false;
-    };
-    // One direction of a tunnel: bytes read from one side waiting to be written to the other.
-    struct Pipe {
-        std::string pending;  // bytes that arrived before the tunnel (early data, proxy leftovers)
-        size_t pendingOffset = 0;
-        char* buf = nullptr;
-        size_t len = 0;
-        size_t off = 0;
-        bool sourceEof = false;
-        bool sinkShut = false;
-        uint64_t bytes = 0;
-        [[nodiscard]] bool done() const { return sourceEof && sinkShut; }
-    };
-
     static void onClientEvent(int fd, short what, void* arg);
-    static void onUpstreamEvent(int fd, short what, void* arg);
     static void onTimer(int fd, short what, void* arg);
-    static void onResume(int fd, short what, void* arg);
 
     void drive();
     bool step();
-    bool stepPeekProxy();
-    bool startRequests();  // after the PROXY header: TLS, or the first request head
-    // Up to `room` of the client's first bytes, left in the socket; 0 when none has come yet (a
-    // read is wanted) or the client is gone (closed).
-    size_t peekClient(char* buf, size_t room);
-    bool stepHandshake();
-    bool stepReadHead();
-    bool stepReadBody();
     bool stepRespond();
-    bool stepTunnel();
-    bool stepForward();
-    bool pump(Stream& from, Wants& fromWants, Stream& to, Wants& toWants, Pipe& pipe, int& budget);
-    void arm();
-    void armStream(Stream& s, event& rd, event& wr, short& armed, Wants w);
+    // Hands both sides to tunnel_ (state Tunnel or Forward), which pumps from now on.
+    bool startTunnel(State state);
+    void tunnelEnded(std::string_view result);
 
-    void dispatch();
-    void handleConnect();
-    void startTokenRequest();
-    void tokenBodyComplete();
-    void refuseToken(int status, std::string_view code, uint32_t retryAfter, std::string_view detail);
-    void authorized(std::string identity, std::string scheme);
     void startDial(DialPurpose purpose);
     void dialed(DialOutcome&& outcome);
     void respond(Response response, AfterResponse after);
     void refuse(int status, std::string_view code, std::string_view allow = {});
     // The "request refused" line (status, reason, client, then `more`) and the refusal count.
     void logRefused(int status, std::string_view reason, std::vector<LogField> more = {});
-    void authenticationFailed(bool invalidToken);
     uint64_t nextTicket();
-    bool askVerify();
-    void wipeVerifyCredential();
-    void challenge(bool invalidToken);
     void startHeadTimer();
     void timedOut();
-    // Deadlines while answering, forwarding or tunnelling: a side the relay holds bytes for and
-    // that takes none for quietLimit() is closed, whatever the other side does (send deadline);
-    // a tunnel or forward with no byte either way for that long too (idle). No limit: none.
+    void requestTimedOut(std::vector<LogField> more);
+    // The deadline while answering: a client the relay holds an answer for and that takes
+    // none of it for quietLimit() is closed (send deadline). Tunnels keep their own (tunnel.h).
     using Clock = std::chrono::steady_clock;
     [[nodiscard]] std::optional<std::chrono::nanoseconds> quietLimit() const;
-    void sendBlocked(const Stream& to);
-    void sendProgressed(const Stream& to);
-    bool sendDeadlinePassed(Clock::time_point now);
+    void sendBlocked();
+    void sendProgressed();
     void armDeadline();
     void finishRequest();
     void close(std::string_view result);
     void logTunnelClosed(std::string_view result);
-    [[nodiscard]] std::string targetText() const;
-    [[nodiscard]] std::string authScheme() const;
 
     Server& server_;
     uint64_t serial_;
@@ -152,22 +124,16 @@ private:
     State state_;
     sockaddr_storage peer_;
     std::string clientText_;  // "ip:port" of the client (after a PROXY header: the real client)
-    std::string proxyHead_;   // a trusted balancer's PROXY header, as far as it has arrived
     std::string id_;          // connection id in logs
     Stream client_;
     Stream upstream_;
-    event clientRead_{}, clientWrite_{}, upstreamRead_{}, upstreamWrite_{}, timer_{}, resume_{};
-    short clientArmed_ = 0, upstreamArmed_ = 0;
-    Wants clientWants_, upstreamWants_;
+    StreamEvents clientEvents_;
+    event timer_{};
+    Wants clientWants_;
     bool handshakeDone_ = false;
-    bool answeredOne_ = false;            // at least one request answered on this connection
-    bool challengeInvalidToken_ = false;  // the 407 waiting in State::Counting
-    bool checkingDecoy_ = false;          // State::Authorizing on the decoy hash (unknown or plain user)
-    bool decoyVerdict_ = false;           // what that check answers in truth
-    uint64_t requests_ = 0;               // requests to the supervisor so far
-    uint64_t ticket_ = 0;                 // the one waiting for an answer (Verifying, Counting)
-    std::string verifyCredential_;        // while Verifying, to ask again; wiped after
-    std::chrono::steady_clock::time_point verifyDeadline_{};
+    bool answeredOne_ = false;  // at least one request answered on this connection
+    uint64_t requests_ = 0;     // requests to the supervisor so far
+    uint64_t ticket_ = 0;       // the one waiting for an answer (Verifying, Counting)
 
     // The request being read or served. The head's views point into headBuf_.
     std::string headBuf_;
@@ -182,20 +148,16 @@ private:
     std::string identity_;    // who authenticated: Basic user or Responder id
     std::string authScheme_;  // "Basic", "Bearer", or empty
     std::string target_;      // "host:port" of the CONNECT (or forward)
-    std::string forwardRequest_;
-    // The token request's body: bytes that came with the head, then the rest as it arrives.
-    std::string body_;
-    size_t bodyExpected_ = 0;
-    size_t bodyFromHead_ = 0;
-    bool viaHttpProxy_ = false;
 
-    Pipe up_;    // client -> upstream
-    Pipe down_;  // upstream -> client
-    std::chrono::steady_clock::time_point tunnelStart_;
-    std::chrono::steady_clock::time_point lastActivity_;
-    bool closeByClient_ = false;
-    // Since when the relay has held bytes for this side without it taking one (epoch: it takes them).
-    Clock::time_point clientBlockedSince_{}, upstreamBlockedSince_{};
+    // Since when the relay has held an answer for the client without it taking a byte (epoch: it takes them).
+    Clock::time_point clientBlockedSince_{};
+    // From the dial until the close: the pump between client_ and upstream_.
+    std::unique_ptr<Tunnel> tunnel_;
+
+    Front front_{*this};
+    HttpExchange exchange_{*this};
+    ProxyAuth auth_{*this};
+    TokenEndpoint token_{*this};
 };
 
 }  // namespace relaypro

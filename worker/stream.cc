@@ -101,4 +101,36 @@ Io Stream::shutdownWrite() {
     return Io::Done;
 }
 
+void StreamEvents::assign(event_base* base, int fd, event_callback_fn callback, void* arg) {
+    disarm();
+    event_assign(&read_, base, fd, EV_READ | EV_PERSIST, callback, arg);
+    event_assign(&write_, base, fd, EV_WRITE | EV_PERSIST, callback, arg);
+    assigned_ = true;
+}
+
+void StreamEvents::arm(Wants wants) {
+    if (!assigned_) return;
+    short want = static_cast<short>((wants.read ? EV_READ : 0) | (wants.write ? EV_WRITE : 0));
+    if ((want & EV_READ) != (armed_ & EV_READ)) {
+        if ((want & EV_READ) != 0)
+            event_add(&read_, nullptr);
+        else
+            event_del(&read_);
+    }
+    if ((want & EV_WRITE) != (armed_ & EV_WRITE)) {
+        if ((want & EV_WRITE) != 0)
+            event_add(&write_, nullptr);
+        else
+            event_del(&write_);
+    }
+    armed_ = want;
+}
+
+void StreamEvents::disarm() {
+    if (!assigned_) return;
+    event_del(&read_);
+    event_del(&write_);
+    armed_ = 0;
+}
+
 }  // namespace relaypro

@@ -3,6 +3,8 @@
 // Operations never block; a call that cannot complete says which readiness it waits for.
 #pragma once
 
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
 #include <cstddef>
@@ -15,6 +17,14 @@ enum class Io {
     WantWrite,  // try again when the socket is writable
     Eof,        // the peer finished sending (TCP FIN or TLS close_notify)
     Error,      // the connection is broken
+};
+
+// The readiness a stream waits for before its next try.
+struct Wants {
+    bool read = false;
+    bool write = false;
+    // Waits for what `io` (WantRead or WantWrite) asked for.
+    void add(Io io) { (io == Io::WantRead ? read : write) = true; }
 };
 
 class Stream {
@@ -51,6 +61,25 @@ private:
     Io sslResult(int ret);
     int fd_ = -1;
     SSL* ssl_ = nullptr;
+};
+
+// The two readiness events of one stream's socket, added and removed as its Wants change
+// (level-triggered, persistent: an event stays added only while its readiness is wanted).
+class StreamEvents {
+public:
+    StreamEvents() = default;
+    ~StreamEvents() { disarm(); }
+    StreamEvents(const StreamEvents&) = delete;
+    StreamEvents& operator=(const StreamEvents&) = delete;
+
+    void assign(event_base* base, int fd, event_callback_fn callback, void* arg);
+    void arm(Wants wants);
+    void disarm();
+
+private:
+    event read_{}, write_{};
+    short armed_ = 0;
+    bool assigned_ = false;
 };
 
 }  // namespace relaypro

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 #include "ipc/channel.h"
 #include "ipc/messages.h"
@@ -137,117 +138,123 @@ private:
         return false;
     }
 
+    // One handler per message type, each decoding its own body (a malformed one is fatal).
     void onMessage(ipc::Received&& r) {
-        switch (r.header.type) {
-            case ipc::MessageType::Hello: {
-                ipc::Hello m;
-                if (!decode(r, m)) return;
-                if (m.protocolVersion < ipc::kOldestProtocolVersion)
-                    return fatal("the supervisor speaks an older IPC protocol");
-                generation_ = r.header.generation;
-                channel_->send(ipc::HelloAck{ipc::kProtocolVersion, static_cast<uint32_t>(::getpid())}, generation_);
-                return;
-            }
-            case ipc::MessageType::SettingsChunk: {
-                ipc::SettingsChunk m;
-                if (!decode(r, m)) return;
-                if (auto s = assembler_.add(m); !s) return fatal(s.error().message);
-                if (!assembler_.complete()) return;
-                auto settings = ipc::decodeSettings(assembler_.take());
-                if (!settings) return fatal(settings.error().message);
-                settings_ = *settings;
-                if (server_) server_->applySettings(settings_);
-                return;
-            }
-            case ipc::MessageType::Material: {
-                ipc::Material m;
-                if (!decode(r, m)) return;
-                if (server_) {
-                    if (auto s = server_->updateSecrets(m.secrets); !s) {
-                        Logger(log_.get(), "worker")
-                            .error("new TLS material refused; serving on with the previous",
-                                   {{"error", s.error().message}});
-                    }
-                    return;
-                }
-                material_ = std::move(m.secrets);
-                return;
-            }
-            case ipc::MessageType::Listeners: {
-                ipc::Listeners m;
-                if (!decode(r, m)) return;
-                if (m.kinds.size() != r.fds.size()) return fatal("listener kinds and sockets do not match");
-                listeners_.clear();
-                for (size_t i = 0; i < r.fds.size(); ++i) {
-                    listeners_.push_back(
-                        {m.kinds[i] == 0 ? ListenerKind::Https : ListenerKind::Http, r.fds[i].release()});
-                }
-                return;
-            }
-            case ipc::MessageType::Start:
-                return start();
-            case ipc::MessageType::Ping: {
-                ipc::Ping m;
-                if (!decode(r, m)) return;
-                ServerStats st = server_ ? server_->stats() : ServerStats{};
-                channel_->send(ipc::Pong{m.sequence, st.connections, st.tunnels, st.totalTunnels, st.refused},
-                               generation_);
-                return;
-            }
-            case ipc::MessageType::Drain: {
-                ipc::Drain m;
-                if (!decode(r, m)) return;
-                return drain(m.graceMs);
-            }
-            case ipc::MessageType::Stop:
-                event_base_loopexit(base_, nullptr);
-                return;
-            case ipc::MessageType::VerifyAnswer: {
-                ipc::VerifyAnswer m;
-                if (!decode(r, m)) return;
-                if (!server_) return;
-                if (Connection* c = server_->find(Connection::serialOf(m.ticket))) {
-                    c->verified(m.ticket, static_cast<VerifyResult>(m.result), m.retryAfterSeconds);
-                }
-                return;
-            }
-            case ipc::MessageType::FailureCounted: {
-                ipc::FailureCounted m;
-                if (!decode(r, m)) return;
-                if (!server_) return;
-                if (Connection* c = server_->find(Connection::serialOf(m.ticket))) c->failureCounted(m.ticket);
-                return;
-            }
-            case ipc::MessageType::Balance: {
-                ipc::Balance m;
-                if (!decode(r, m)) return;
-                if (server_) server_->holdAccepts(std::chrono::milliseconds(m.holdMs));
-                return;
-            }
-            case ipc::MessageType::SourceBlocked: {
-                ipc::SourceBlocked m;
-                if (!decode(r, m)) return;
-                if (server_) server_->blockSource(m.source, std::chrono::milliseconds(m.retryAfterMs));
-                return;
-            }
-            case ipc::MessageType::SelfTest: {
-                ipc::SelfTest m;
-                if (!decode(r, m)) return;
-                if (!testHooks_) {
-                    channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);
-                    return;
-                }
-                channel_->send(
-                    ipc::SelfTestResult{sandboxSelfTest(m.paths, m.controlSocket, static_cast<int>(m.supervisorPid))},
-                    generation_);
-                return;
-            }
-            case ipc::MessageType::Unknown:
-                return;  // the supervisor did not know something we sent: nothing to do
-            default:
-                channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);
-                return;
+        using Handler = void (Worker::*)(ipc::Received&);
+        static constexpr std::pair<ipc::MessageType, Handler> kHandlers[] = {
+            {ipc::MessageType::Hello, &Worker::onHello},
+            {ipc::MessageType::SettingsChunk, &Worker::onSettingsChunk},
+            {ipc::MessageType::Material, &Worker::onMaterial},
+            {ipc::MessageType::Listeners, &Worker::onListeners},
+            {ipc::MessageType::Start, &Worker::onStart},
+            {ipc::MessageType::Ping, &Worker::onPing},
+            {ipc::MessageType::Drain, &Worker::onDrain},
+            {ipc::MessageType::Stop, &Worker::onStop},
+            {ipc::MessageType::VerifyAnswer, &Worker::onVerifyAnswer},
+            {ipc::MessageType::FailureCounted, &Worker::onFailureCounted},
+            {ipc::MessageType::Balance, &Worker::onBalance},
+            {ipc::MessageType::SourceBlocked, &Worker::onSourceBlocked},
+            {ipc::MessageType::SelfTest, &Worker::onSelfTest},
+        };
+        for (const auto& [type, handler] : kHandlers) {
+            if (type == r.header.type) return (this->*handler)(r);
         }
+        if (r.header.type == ipc::MessageType::Unknown) return;  // the supervisor did not know something we sent
+        channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);
+    }
+
+    void onStart(ipc::Received&) { start(); }
+    void onStop(ipc::Received&) { event_base_loopexit(base_, nullptr); }
+
+    void onHello(ipc::Received& r) {
+        ipc::Hello m;
+        if (!decode(r, m)) return;
+        if (m.protocolVersion < ipc::kOldestProtocolVersion)
+            return fatal("the supervisor speaks an older IPC protocol");
+        generation_ = r.header.generation;
+        channel_->send(ipc::HelloAck{ipc::kProtocolVersion, static_cast<uint32_t>(::getpid())}, generation_);
+    }
+
+    void onSettingsChunk(ipc::Received& r) {
+        ipc::SettingsChunk m;
+        if (!decode(r, m)) return;
+        if (auto s = assembler_.add(m); !s) return fatal(s.error().message);
+        if (!assembler_.complete()) return;
+        auto settings = ipc::decodeSettings(assembler_.take());
+        if (!settings) return fatal(settings.error().message);
+        settings_ = *settings;
+        if (server_) server_->applySettings(settings_);
+    }
+
+    void onMaterial(ipc::Received& r) {
+        ipc::Material m;
+        if (!decode(r, m)) return;
+        if (!server_) {
+            material_ = std::move(m.secrets);
+            return;
+        }
+        if (auto s = server_->updateSecrets(m.secrets); !s) {
+            Logger(log_.get(), "worker")
+                .error("new TLS material refused; serving on with the previous", {{"error", s.error().message}});
+        }
+    }
+
+    void onListeners(ipc::Received& r) {
+        ipc::Listeners m;
+        if (!decode(r, m)) return;
+        if (m.kinds.size() != r.fds.size()) return fatal("listener kinds and sockets do not match");
+        listeners_.clear();
+        for (size_t i = 0; i < r.fds.size(); ++i) {
+            listeners_.push_back({m.kinds[i] == 0 ? ListenerKind::Https : ListenerKind::Http, r.fds[i].release()});
+        }
+    }
+
+    void onPing(ipc::Received& r) {
+        ipc::Ping m;
+        if (!decode(r, m)) return;
+        ServerStats st = server_ ? server_->stats() : ServerStats{};
+        channel_->send(ipc::Pong{m.sequence, st.connections, st.tunnels, st.totalTunnels, st.refused}, generation_);
+    }
+
+    void onDrain(ipc::Received& r) {
+        ipc::Drain m;
+        if (decode(r, m)) drain(m.graceMs);
+    }
+
+    void onVerifyAnswer(ipc::Received& r) {
+        ipc::VerifyAnswer m;
+        if (!decode(r, m) || !server_) return;
+        if (Connection* c = server_->find(Connection::serialOf(m.ticket))) {
+            c->verified(m.ticket, static_cast<VerifyResult>(m.result), m.retryAfterSeconds);
+        }
+    }
+
+    void onFailureCounted(ipc::Received& r) {
+        ipc::FailureCounted m;
+        if (!decode(r, m) || !server_) return;
+        if (Connection* c = server_->find(Connection::serialOf(m.ticket))) c->failureCounted(m.ticket);
+    }
+
+    void onBalance(ipc::Received& r) {
+        ipc::Balance m;
+        if (decode(r, m) && server_) server_->holdAccepts(std::chrono::milliseconds(m.holdMs));
+    }
+
+    void onSourceBlocked(ipc::Received& r) {
+        ipc::SourceBlocked m;
+        if (decode(r, m) && server_) server_->blockSource(m.source, std::chrono::milliseconds(m.retryAfterMs));
+    }
+
+    void onSelfTest(ipc::Received& r) {
+        ipc::SelfTest m;
+        if (!decode(r, m)) return;
+        if (!testHooks_) {
+            channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);
+            return;
+        }
+        channel_->send(
+            ipc::SelfTestResult{sandboxSelfTest(m.paths, m.controlSocket, static_cast<int>(m.supervisorPid))},
+            generation_);
     }
 
     void start() {
