@@ -41,10 +41,11 @@ public:
     Channel& operator=(const Channel&) = delete;
 
     // Sends a frame with borrowed descriptors (duplicated if the frame has to wait). False when
-    // the channel is closed or its queue is full (the caller decides whether that is fatal).
-    bool send(const std::string& frame, const std::vector<int>& fds = {});
+    // the channel is closed or its queue is full (the caller decides whether that is fatal, and
+    // says so where it ignores the result).
+    [[nodiscard]] bool send(const std::string& frame, const std::vector<int>& fds = {});
     template <typename M>
-    bool send(const M& message, uint32_t generation, const std::vector<int>& fds = {}) {
+    [[nodiscard]] bool send(const M& message, uint32_t generation, const std::vector<int>& fds = {}) {
         return send(frame(message, generation), fds);
     }
     // Sends frames without descriptors in as few system calls as possible (sendmmsg), in order

@@ -12,8 +12,8 @@ std::string_view messageName(MessageType t) {
             return "HelloAck";
         case MessageType::SettingsChunk:
             return "SettingsChunk";
-        case MessageType::Material:
-            return "Material";
+        case MessageType::Secrets:
+            return "Secrets";
         case MessageType::Listeners:
             return "Listeners";
         case MessageType::Start:

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/listener.h"
 #include "common/log_record.h"
 #include "common/worker_settings.h"
 #include "ipc/wire.h"
@@ -41,7 +42,7 @@ enum class MessageType : uint16_t {
     Hello = 1,            // S->W  first message: protocol version, worker index
     HelloAck = 2,         // W->S  the worker's protocol version and pid
     SettingsChunk = 3,    // S->W  a piece of a settings snapshot (ipc/snapshot.h)
-    Material = 4,         // S->W  TLS certificate chain and private key (PEM)
+    Secrets = 4,          // S->W  TLS certificate chain and private key (PEM)
     Listeners = 5,        // S->W  listener kinds; the listening sockets ride along (SCM_RIGHTS)
     Start = 6,            // S->W  everything is there: start serving
     Ready = 7,            // W->S  serving
@@ -135,8 +136,8 @@ struct SettingsChunk {
 
 // The worker's secrets (WorkerSecrets): sent before Start, and again whenever they change (the
 // hourly ticket key, the daily token master, a renewed certificate).
-struct Material {
-    static constexpr MessageType kType = MessageType::Material;
+struct Secrets {
+    static constexpr MessageType kType = MessageType::Secrets;
     static constexpr uint8_t kMaxKeys = 4;
     WorkerSecrets secrets;
     void encode(Writer& w) const {
@@ -153,7 +154,7 @@ struct Material {
             w.bytes(std::string_view(reinterpret_cast<const char*>(m.key.data()), m.key.size()));
         }
     }
-    static bool decode(Reader& r, Material& m) {
+    static bool decode(Reader& r, Secrets& m) {
         m.secrets.tls.certificateChainPem = r.bytes(48 * 1024);
         m.secrets.tls.privateKeyPem = r.bytes(8 * 1024);
         uint8_t tickets = r.u8();
@@ -191,18 +192,18 @@ private:
 
 struct Listeners {
     static constexpr MessageType kType = MessageType::Listeners;
-    std::vector<uint8_t> kinds;  // ListenerKind of each attached socket, in order (0 https, 1 http)
+    std::vector<ListenerKind> kinds;  // of each attached socket, in order
     void encode(Writer& w) const {
         w.u32(static_cast<uint32_t>(kinds.size()));
-        for (uint8_t k : kinds) w.u8(k);
+        for (ListenerKind k : kinds) w.u8(static_cast<uint8_t>(k));
     }
     static bool decode(Reader& r, Listeners& m) {
         uint32_t n = r.count(kMaxFdsPerFrame);
         m.kinds.clear();
         for (uint32_t i = 0; i < n; ++i) {
-            uint8_t k = r.u8();
-            if (k > 1) r.fail();
-            m.kinds.push_back(k);
+            auto k = listenerKindFromWire(r.u8());
+            if (!k) r.fail();
+            m.kinds.push_back(k.value_or(ListenerKind::Https));
         }
         return r.finish() && n > 0;
     }

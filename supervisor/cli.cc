@@ -20,6 +20,7 @@
 #include "common/environment.h"
 #include "common/file_io.h"
 #include "common/pem.h"
+#include "common/test_hooks.h"
 #include "common/text.h"
 #include "common/yaml_doc.h"
 #include "supervisor/build_info.h"
@@ -292,11 +293,7 @@ int checkConfig(const CommandLine& cmd) {
     std::fputs(renderEffectiveConfig(*config).c_str(), stdout);
     if (const char* upgrade = std::getenv(kUpgradeCheckEnv); upgrade != nullptr && std::string_view(upgrade) == "1") {
         // The running supervisor asks which hand-over this build can take over from (handover.h).
-        unsigned format = kHandoverFormat;
-        const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
-        const char* test = std::getenv("RELAYPRO_TEST_HANDOVER_FORMAT");  // tests stand in for an older build
-        if (hooks != nullptr && std::string_view(hooks) == "1" && test != nullptr)
-            format = static_cast<unsigned>(std::strtoul(test, nullptr, 10));
+        unsigned format = testHooks().handoverFormat.value_or(kHandoverFormat);  // tests stand in for an older build
         std::fprintf(stderr, "hand-over format: %u\n", format);
     }
     return kExitOk;

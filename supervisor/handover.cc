@@ -66,7 +66,7 @@ Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir
     w.i64(s.startedUnixMs);
     w.u32(static_cast<uint32_t>(s.listeners.size()));
     for (const auto& l : s.listeners) {
-        w.u8(l.kind);
+        w.u8(static_cast<uint8_t>(l.kind));
         w.u32(static_cast<uint32_t>(l.fd));
         w.bytes(l.address);
     }
@@ -124,8 +124,11 @@ Result<std::string> readAll(int fd) {
     while (true) {
         ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0) {
+            Error e = sysError("cannot read the hand-over state");
             ::close(fd);
-            return sysError("cannot read the hand-over state");
+            sodium_memzero(data.data(), data.size());
+            sodium_memzero(buf, sizeof buf);
+            return e;
         }
         if (n == 0) break;
         data.append(buf, static_cast<size_t>(n));
@@ -143,8 +146,10 @@ Result<std::string> readAll(int fd) {
 void readListenersAndWorkers(ipc::Reader& r, HandoverState& s) {
     uint32_t nl = r.count(16);
     for (uint32_t i = 0; i < nl && r.ok(); ++i) {
-        HandoverListener l;
-        l.kind = r.u8();
+        ListenerSocket l;
+        auto kind = listenerKindFromWire(r.u8());
+        if (!kind) r.fail();
+        l.kind = kind.value_or(ListenerKind::Https);
         l.fd = static_cast<int>(r.u32());
         l.address = r.bytes(128);
         s.listeners.push_back(l);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/config_writer.h"
+#include "common/listener.h"
 #include "common/result.h"
 
 namespace relaypro {
@@ -23,12 +24,6 @@ inline constexpr const char* kHandoverEnv = "RELAYPRO_HANDOVER_FD";
 // Set for the installed binary's check-config during an upgrade: it then says on stderr which
 // hand-over format it reads ("hand-over format: N").
 inline constexpr const char* kUpgradeCheckEnv = "RELAYPRO_UPGRADE_CHECK";
-
-struct HandoverListener {
-    uint8_t kind = 0;  // 0 https, 1 http
-    int fd = -1;
-    std::string address;
-};
 
 struct HandoverWorker {
     pid_t pid = 0;
@@ -43,7 +38,7 @@ struct HandoverWorker {
 struct HandoverState {
     uint32_t currentGeneration = 0;
     int64_t startedUnixMs = 0;
-    std::vector<HandoverListener> listeners;
+    std::vector<ListenerSocket> listeners;  // the descriptors cross the exec
     int controlFd = -1;
     std::vector<HandoverWorker> workers;
     uint64_t exitedTunnels = 0;

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "common/event_time.h"
+#include "common/test_hooks.h"
 #include "supervisor/cli.h"
 #include "supervisor/listeners.h"
 #include "supervisor/sd_daemon.h"
@@ -55,6 +56,7 @@ Service::~Service() {
     console_.reset();  // in-flight console requests end without calling back
     control_.reset();
     pool_.reset();
+    closeListeners();
     if (signalEvent_ != nullptr) event_free(signalEvent_);
     if (watchdog_ != nullptr) event_free(watchdog_);
     if (keyTimer_ != nullptr) event_free(keyTimer_);
@@ -125,10 +127,11 @@ Status Service::openOwnImage() {
     // Our own image, opened now: workers are exec'ed from it even if the file is replaced on
     // disk later (a package upgrade), so they always match this supervisor.
     executable_.reset(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
-    if (!executable_) return sysError("cannot open /proc/self/exe");
+    int openErrno = errno;
     char path[4096] = {};
     ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
     executablePath_ = n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
+    if (!executable_) return sysError("cannot open /proc/self/exe", openErrno);
     return {};
 }
 
@@ -151,8 +154,15 @@ void Service::serve() {
     startConsoleSession();  // registration runs in the background; the listeners serve
 }
 
+void Service::closeListeners() {
+    for (auto& l : listeners_) {
+        if (l.fd >= 0) ::close(l.fd);
+        l.fd = -1;  // the entry stays: `status` still lists what was configured
+    }
+}
+
 int Service::bindListeners() {
-    auto add = [&](uint8_t kind, const HostPort& address) -> int {
+    auto add = [&](ListenerKind kind, const HostPort& address) -> int {
         UniqueFd fd = adoptActivatedListener(address);
         if (fd) activated_.push_back(kind);
         if (!fd) {
@@ -161,11 +171,11 @@ int Service::bindListeners() {
             fd = std::move(*bound);
         }
         std::string text = boundAddress(fd.get());
-        listeners_.push_back({kind, std::move(fd), text});
+        listeners_.push_back({kind, fd.release(), text});
         return 0;
     };
-    if (int rc = add(0, config_.httpsListen); rc != 0) return rc;
-    return config_.httpListen ? add(1, *config_.httpListen) : 0;
+    if (int rc = add(ListenerKind::Https, config_.httpsListen); rc != 0) return rc;
+    return config_.httpListen ? add(ListenerKind::Http, *config_.httpListen) : 0;
 }
 
 int Service::freshStart() {
@@ -204,7 +214,7 @@ int Service::freshStart() {
             pool_->setCurrent(1);
             for (const auto& l : listeners_) {
                 bool fromSystemd = std::find(activated_.begin(), activated_.end(), l.kind) != activated_.end();
-                log_->info("listening", {{"kind", l.kind == 0 ? "https" : "http"},
+                log_->info("listening", {{"kind", std::string(listenerKindName(l.kind))},
                                          {"address", l.address},
                                          {"socketActivation", fromSystemd}});
             }
@@ -223,14 +233,13 @@ int Service::freshStart() {
 
 WorkerPool::Setup Service::poolSetup(std::shared_ptr<const WorkerSettings> settings) {
     WorkerPool::Setup setup;
-    for (const auto& l : listeners_) setup.listeners.push_back({l.kind, l.fd.get()});
+    setup.listeners = listeners_;
     setup.secrets = trust_->secrets(std::chrono::system_clock::now());
     setup.settings = std::move(settings);
     setup.verify = [this](const ipc::VerifyRequest& request, WorkerPool::VerifyDone done) {
         verifyResponder(request, std::move(done));
     };
-    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
-    setup.testHooks = hooks != nullptr && std::string_view(hooks) == "1";
+    setup.testHooks = testHooks().on;
     setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
     if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
     setup.selfTest.controlSocket = config_.controlSocketPath();
@@ -349,8 +358,8 @@ void Service::notifyReloading() {
 json_t* Service::statusJson() {
     json_t* listeners = json_array();
     for (const auto& l : listeners_) {
-        json_array_append_new(
-            listeners, json_pack("{s:s,s:s}", "kind", l.kind == 0 ? "https" : "http", "address", l.address.c_str()));
+        json_array_append_new(listeners, json_pack("{s:s%,s:s}", "kind", listenerKindName(l.kind).data(),
+                                                   listenerKindName(l.kind).size(), "address", l.address.c_str()));
     }
     json_t* workers = json_array();
     for (const auto& w : pool_->view()) {
@@ -453,7 +462,7 @@ void Service::stop() {
     }
     // New connections are refused from now on: the supervisor's copies of the listening sockets
     // close here, the workers' as they begin to drain (lifecycle.md, Stop).
-    for (auto& l : listeners_) l.fd.reset();
+    closeListeners();
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.shutdownGrace);
     // Every generation's deadline comes forward to now + grace (a draining one's too), and a
     // worker still there WorkerPool::kStopMargin later is killed: so the grace plus a margin is

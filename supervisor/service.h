@@ -167,13 +167,10 @@ private:
     std::string unsavedBase_;  // config.yml when the last of them failed
     UniqueFd executable_;
     std::string executablePath_;  // the path this image was started from (the "installed binary")
-    struct Listener {
-        uint8_t kind;
-        UniqueFd fd;
-        std::string address;
-    };
-    std::vector<Listener> listeners_;
-    std::vector<uint8_t> activated_;  // kinds whose socket came from systemd (LISTEN_FDS)
+    // The listening sockets, owned here (closed at stop or destruction; workers get copies).
+    std::vector<ListenerSocket> listeners_;
+    void closeListeners();
+    std::vector<ListenerKind> activated_;  // kinds whose socket came from systemd (LISTEN_FDS)
     std::unique_ptr<LogSink> sink_;
     std::unique_ptr<Logger> log_;
     std::unique_ptr<Trust> trust_;

@@ -8,6 +8,7 @@
 
 #include "common/config_writer.h"
 #include "common/event_time.h"
+#include "common/test_hooks.h"
 #include "supervisor/console_answers.h"
 #include "supervisor/service.h"
 
@@ -84,12 +85,7 @@ void Service::startConsoleSession() {
     };
     ConsoleSession::Identity identity{trust_->ca().certificatePem(), trust_->ca().fingerprintHex(), started_};
     // Tests may shorten the heartbeat interval; nothing else can.
-    auto interval = std::chrono::milliseconds(60000);
-    const char* hooksOn = std::getenv("RELAYPRO_TEST_HOOKS");
-    const char* ms = std::getenv("RELAYPRO_TEST_HEARTBEAT_MS");
-    if (hooksOn != nullptr && std::string_view(hooksOn) == "1" && ms != nullptr) {
-        interval = std::chrono::milliseconds(std::clamp(std::atol(ms), 100L, 60000L));
-    }
+    auto interval = testHooks().heartbeatInterval.value_or(std::chrono::milliseconds(60000));
     session_ =
         std::make_unique<ConsoleSession>(base_, *console_, *log_, std::move(hooks), std::move(identity), interval);
     session_->evaluate(config_, revoked_);

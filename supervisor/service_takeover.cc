@@ -38,7 +38,7 @@ int Service::takeOver(int handoverFd) {
     (void)openOwnImage();  // a failure shows when a worker must be started from it
     for (const auto& l : state->listeners) {
         ::fcntl(l.fd, F_SETFD, FD_CLOEXEC);
-        listeners_.push_back({l.kind, UniqueFd(l.fd), l.address});
+        listeners_.push_back(l);
     }
     UniqueFd upgradeReply(state->upgradeReplyFd);
     if (upgradeReply) ::fcntl(upgradeReply.get(), F_SETFD, FD_CLOEXEC);
@@ -127,7 +127,7 @@ int Service::adoptConfig(HandoverState& state, std::string& snapshotProblem) {
     if (auto http = parseHostPort(state.httpListen); http) config_.httpListen = *http;
     if (state.format < 2) {
         for (const auto& l : state.listeners) {
-            if (auto a = parseHostPort(l.address); a && l.kind == 1) config_.httpListen = *a;
+            if (auto a = parseHostPort(l.address); a && l.kind == ListenerKind::Http) config_.httpListen = *a;
         }
     }
     revoked_ = state.revoked;

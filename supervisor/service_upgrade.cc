@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/event_time.h"
+#include "common/test_hooks.h"
 #include "ipc/snapshot.h"
 #include "supervisor/cli.h"
 #include "supervisor/exec_fd.h"
@@ -54,7 +55,7 @@ std::vector<char*> execList(std::vector<std::string>& store) {
 
 std::string Service::installedBinary() const {
     // Tests point this at another build; in production it is the path this image came from.
-    if (const char* p = std::getenv("RELAYPRO_INSTALLED_BINARY"); p != nullptr && *p != '\0') return p;
+    if (!testHooks().installedBinary.empty()) return testHooks().installedBinary;
     std::string path = executablePath_;
     const std::string deleted = " (deleted)";  // the package replaced the file under us
     if (path.size() > deleted.size() && path.ends_with(deleted)) path.resize(path.size() - deleted.size());
@@ -164,9 +165,12 @@ void Service::upgradeChecked(int status) {
     upgrade_->handoverFormat = handoverFormatSaid(said);
     // 2. Re-read the configuration, open the installed binary, start the next generation.
     notifyReloading();
+    // Read first, applied only once the binary is open: a configuration error is the one reported.
+    auto c = readFiles(Keep::Listeners);
+    if (!c) return upgradeFailed(c.error().message);
     upgrade_->executable.reset(::open(upgrade_->binary.c_str(), O_RDONLY | O_CLOEXEC));
     if (!upgrade_->executable) return upgradeFailed("cannot open " + upgrade_->binary + ": " + std::strerror(errno));
-    if (auto applied = applyConfig(Keep::Listeners); !applied) return upgradeFailed(applied.error().message);
+    commit(std::move(*c));
     upgrade_->generation = pool_->current() + 1;
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(upgrade_->deadline - std::chrono::steady_clock::now());
@@ -225,7 +229,7 @@ HandoverState Service::handoverState() {
     HandoverState state;
     state.currentGeneration = pool_->current();
     state.startedUnixMs = std::chrono::duration_cast<std::chrono::milliseconds>(started_.time_since_epoch()).count();
-    for (const auto& l : listeners_) state.listeners.push_back({l.kind, l.fd.get(), l.address});
+    state.listeners = listeners_;
     state.controlFd = control_ ? control_->release() : -1;
     state.workers = pool_->handover();
     state.exitedTunnels = pool_->exitedTunnels();
@@ -298,10 +302,8 @@ void Service::reexecute() {
     log_->info("upgrade: re-executing the supervisor", {{"binary", upgrade_->binary}});
     sink_->waitForBackground();
     // Tests widen the moment before the exec: a signal sent now must reach the next image.
-    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
-    const char* pause = std::getenv("RELAYPRO_TEST_REEXEC_PAUSE_MS");
-    if (hooks != nullptr && std::string_view(hooks) == "1" && pause != nullptr) {
-        ::usleep(static_cast<useconds_t>(std::clamp(std::atol(pause), 0L, 10000L) * 1000));
+    if (testHooks().reexecPause.count() > 0) {
+        ::usleep(static_cast<useconds_t>(testHooks().reexecPause.count() * 1000));
     }
     // The next image pings systemd's watchdog at once; this one does just before it goes, so the
     // gap is the exec and the take-over, not that plus up to half an interval.

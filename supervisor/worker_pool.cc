@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "common/event_time.h"
+#include "common/test_hooks.h"
 #include "supervisor/exec_fd.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
@@ -33,9 +34,8 @@ std::vector<std::string> workerEnvironment() {
             // LeakSanitizer cannot run inside the seccomp sandbox (it needs ptrace): leaks are
             // checked in the supervisor and the unit tests.
             env.emplace_back(std::string(kv) + ":detect_leaks=0");
-        } else if (kv.starts_with("UBSAN_OPTIONS=") || kv == "RELAYPRO_TEST_HOOKS=1" ||
-                   kv.starts_with("RELAYPRO_TEST_HOLD_FILE=") || kv.starts_with("SSL_CERT_FILE=") ||
-                   kv.starts_with("SSL_CERT_DIR=")) {
+        } else if (kv.starts_with("UBSAN_OPTIONS=") || kv.starts_with("SSL_CERT_FILE=") ||
+                   kv.starts_with("SSL_CERT_DIR=") || testHooks().passesToWorkers(kv)) {
             // SSL_CERT_*: the trust store for an https:// proxy is the supervisor's (common/trust_store).
             env.emplace_back(kv);
         }

@@ -69,7 +69,7 @@ Result<pid_t> WorkerPoolCore::spawn(uint32_t generation, size_t slot, int execut
 void WorkerPoolCore::sendStartup(Worker& w) {
     bool ok = send(w, ipc::Hello{ipc::kProtocolVersion, static_cast<uint32_t>(w.slot)});
     sendSettings(w);
-    ok = ok && send(w, ipc::Material{setup_.secrets});
+    ok = ok && send(w, ipc::Secrets{setup_.secrets});
     ipc::Listeners l;
     std::vector<int> fds;
     for (const auto& h : setup_.listeners) {
@@ -161,7 +161,7 @@ void WorkerPoolCore::pushSecrets(const WorkerSecrets& secrets) {
         if (w->state != State::Stopping) targets.push_back(w.get());
     }
     for (Worker* w : targets) {
-        if (!send(*w, ipc::Material{setup_.secrets})) replace(*w, "cannot send new secrets");
+        if (!send(*w, ipc::Secrets{setup_.secrets})) replace(*w, "cannot send new secrets");
     }
 }
 
@@ -173,7 +173,8 @@ void WorkerPoolCore::drain(uint32_t generation, std::chrono::milliseconds grace)
         if (w->state == State::Draining && w->drainDeadline <= deadline) continue;
         w->state = State::Draining;
         w->drainDeadline = deadline;
-        send(*w, ipc::Drain{static_cast<uint64_t>(grace.count())});
+        // Unheard (a full queue: the worker does not read), the deadline still ends it.
+        (void)send(*w, ipc::Drain{static_cast<uint64_t>(grace.count())});
     }
 }
 
@@ -299,7 +300,7 @@ void WorkerPoolCore::pingRound() {
             if (w->firstUnanswered == Clock::time_point{}) w->firstUnanswered = now;
         }
         ++w->outstandingPings;
-        send(*w, ipc::Ping{pingSequence_});
+        (void)send(*w, ipc::Ping{pingSequence_});  // unsent is unanswered: the liveness rule counts it
     }
     for (Worker* w : late) replace(*w, "it missed two pings");
     balance(now);
@@ -318,7 +319,7 @@ void WorkerPoolCore::balance(Clock::time_point round) {
         // the emptiest, the others would hold while nobody accepted. Without it, the emptiest
         // worker that does answer always accepts.
         if (w->firstUnanswered != round) {
-            if (w->holdingAccepts) send(*w, ipc::Balance{0});
+            if (w->holdingAccepts) (void)send(*w, ipc::Balance{0});  // advisory: the next round repeats it
             w->holdingAccepts = false;
             continue;
         }
@@ -335,9 +336,9 @@ void WorkerPoolCore::balance(Clock::time_point round) {
                     "a worker holds its accepts",
                     {{"workerPid", static_cast<int64_t>(w.pid)}, {"connections", counts[i]}, {"average", average}});
             }
-            send(w, ipc::Balance{kHoldMs});
+            (void)send(w, ipc::Balance{kHoldMs});  // advisory: a hold also ends by itself after kHoldMs
         } else if (w.holdingAccepts) {
-            send(w, ipc::Balance{0});
+            (void)send(w, ipc::Balance{0});  // advisory: the next round repeats it
         }
         w.holdingAccepts = hold[i];
     }

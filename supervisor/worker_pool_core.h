@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/listener.h"
 #include "common/log_record.h"
 #include "common/result.h"
 #include "common/worker_settings.h"
@@ -27,11 +28,6 @@
 #include "supervisor/liveness.h"
 
 namespace relaypro {
-
-struct ListenerHandle {
-    uint8_t kind;  // 0 https, 1 http (ipc::Listeners)
-    int fd;        // borrowed: the supervisor keeps its own copy
-};
 
 struct WorkerView {
     pid_t pid;
@@ -56,9 +52,9 @@ public:
     using Verifier = std::function<void(const ipc::VerifyRequest&, VerifyDone done)>;
 
     struct Setup {
-        std::vector<ListenerHandle> listeners;
-        WorkerSecrets secrets;  // wipes itself
-        Verifier verify;        // without one, every Responder is "not registered"
+        std::vector<ListenerSocket> listeners;  // borrowed: the supervisor keeps its own copies
+        WorkerSecrets secrets;                  // wipes itself
+        Verifier verify;                        // without one, every Responder is "not registered"
         std::shared_ptr<const WorkerSettings> settings;
         bool testHooks = false;
         ipc::SelfTest selfTest;  // sent after each Ready when testHooks
@@ -167,7 +163,7 @@ private:
     [[nodiscard]] static bool permits(const MessageRule& rule, const Worker& w);
 
     template <typename M>
-    bool send(const Worker& w, const M& message, const std::vector<int>& fds = {}) {
+    [[nodiscard]] bool send(const Worker& w, const M& message, const std::vector<int>& fds = {}) {
         return io_.send(w.pid, ipc::frame(message, w.generation), fds);
     }
     Result<pid_t> spawn(uint32_t generation, size_t slot, int executableFd);

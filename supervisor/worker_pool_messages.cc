@@ -78,7 +78,7 @@ void WorkerPoolCore::onMessage(pid_t pid, ipc::Received&& r) {
     // A type this build does not know: not a violation by itself (a newer worker), answered.
     const auto type = static_cast<uint16_t>(r.header.type);
     if (type < 1 || type > ipc::kLastMessageType) {
-        send(w, ipc::Unknown{type});
+        (void)send(w, ipc::Unknown{type});  // a courtesy: nothing waits for it
         return;
     }
     const MessageRule* rule = ruleFor(r.header.type);
@@ -106,7 +106,7 @@ void WorkerPoolCore::onReady(Worker& w, const ipc::Received& r) {
         w.selfTestSent = true;
         ipc::SelfTest t = setup_.selfTest;
         t.supervisorPid = static_cast<uint32_t>(::getpid());
-        send(w, t);
+        (void)send(w, t);  // test builds: a self-test not sent is a report missing from the log
     }
     auto p = pending_.find(w.generation);
     if (p != pending_.end() && --p->second.waiting == 0) {
@@ -152,7 +152,8 @@ void WorkerPoolCore::onCountFailure(Worker& w, const ipc::Received& r) {
     if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed CountFailure");
     failureReported(w, m.source);
     // After any SourceBlocked of that failure: the worker answers its client only now.
-    send(w, ipc::FailureCounted{m.ticket});
+    // Unsent (a worker that does not read), its client's own deadline ends the wait.
+    (void)send(w, ipc::FailureCounted{m.ticket});
 }
 
 void WorkerPoolCore::onSelfTestResult(Worker& w, const ipc::Received& r) {
@@ -182,14 +183,15 @@ void WorkerPoolCore::verifyRequested(Worker& w, ipc::VerifyRequest&& m) {
                 "a worker asks for more token verifications at once than it has connections; the rest are refused",
                 {{"workerPid", pid}, {"cap", static_cast<int64_t>(cap)}});
         }
-        send(w, ipc::VerifyAnswer{ticket, ipc::VerifyAnswer::Result::ConsoleUnavailable, 5});
+        (void)send(w, ipc::VerifyAnswer{ticket, ipc::VerifyAnswer::Result::ConsoleUnavailable, 5});  // as below
         return;
     }
     auto answer = [this, pid, generation, ticket](ipc::VerifyAnswer::Result result, uint32_t retryAfter) {
         auto it = workers_.find(pid);
         const bool there = it != workers_.end() && it->second->generation == generation;
         authentication_.verificationEnded(pid, ticket, there ? &it->second->auth : nullptr);
-        if (there) send(*it->second, ipc::VerifyAnswer{ticket, result, retryAfter});
+        // Unsent (a worker that does not read), the token request's own deadline answers its client.
+        if (there) (void)send(*it->second, ipc::VerifyAnswer{ticket, result, retryAfter});
     };
     if (admitted.admission == Admission::RateLimited) {
         return answer(ipc::VerifyAnswer::Result::RateLimited, admitted.retryAfterSeconds);
@@ -209,7 +211,8 @@ void WorkerPoolCore::failureReported(Worker& w, const std::string& source) {
     if (!counted.blockedSeconds) return;
     const uint32_t wait = *counted.blockedSeconds;
     for (auto& [pid, other] : workers_) {
-        if (other->state == State::Serving) send(*other, ipc::SourceBlocked{source, wait * 1000});
+        // A worker that does not read misses it; the failures it reports are still counted here.
+        if (other->state == State::Serving) (void)send(*other, ipc::SourceBlocked{source, wait * 1000});
     }
 }
 

@@ -6,7 +6,8 @@
 #      tests (the relay, reload and upgrade suites also under simulated Linux 4.18 and 3.9);
 #   2. the ASan + UBSan build on Debian 12's shared libraries, all ctest tests (LeakSanitizer
 #      checks clean exits);
-#   3. the packages for amd64 and arm64 (cross-compiled), lint, floors and dependency lists; the
+#   3. the packages for amd64 and arm64 (cross-compiled), lint, floors, dependency lists and no
+#      test hook in them (test/check-shipped-binary.sh); the
 #      arm64 unit tests under qemu-user; the packages' whole life under systemd on stock Debian 12
 #      and Debian 11 roots;
 #   4. the clang libFuzzer build, each fuzz target for RELAYPRO_FUZZ_SECONDS (default 60);
@@ -42,6 +43,7 @@ rm -rf build/packages
 packaging/build-packages.sh --arch "$native" --binary build/release/supervisor/relaypro
 packaging/build-packages.sh --arch arm64
 packaging/check-packages.sh build/packages/*.deb build/packages/*.rpm
+test/check-shipped-binary.sh build/packages/*.deb build/packages/*.rpm
 
 step "arm64 unit tests under qemu-user, on the Debian 11 sysroot (ctest -L cross)"
 ctest --test-dir build/release -L cross --output-on-failure

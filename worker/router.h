@@ -5,11 +5,10 @@
 
 #include <string_view>
 
+#include "common/listener.h"
 #include "worker/request_head.h"
 
 namespace relaypro {
-
-enum class ListenerKind { Https, Http };
 
 struct Route {
     enum class Kind { Connect, Token, CaPem, Health, Forward, Error };

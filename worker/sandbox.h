@@ -21,7 +21,4 @@ struct SandboxReport {
 // Applies every step in order; any failure of a mandatory step is reported, not ignored.
 SandboxReport enterSandbox();
 
-// Test hook: tries what the sandbox forbids and reports one "check=outcome" line each.
-std::string sandboxSelfTest(const std::vector<std::string>& paths, const std::string& controlSocket, int supervisorPid);
-
 }  // namespace relaypro

@@ -111,7 +111,7 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<Lis
     if (s->settings_->proxyEnabled && s->settings_->proxy.https && s->settings_->proxy.https->tls)
         (void)s->proxyClientContext();
     for (const auto& l : listeners) {
-        auto entry = std::make_unique<Listener>(Listener{raw, l.kind, nullptr});
+        auto entry = std::make_unique<Acceptor>(Acceptor{raw, l.kind, nullptr});
         entry->listener = evconnlistener_new(base, &Server::onAccept, entry.get(),
                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l.fd);
         if (entry->listener == nullptr) {
@@ -239,7 +239,7 @@ Connection* Server::find(uint64_t serial) const {
 }
 
 void Server::onAccept(evconnlistener*, int fd, sockaddr* addr, int len, void* arg) {
-    auto* l = static_cast<Listener*>(arg);
+    auto* l = static_cast<Acceptor*>(arg);
     l->server->accept(l->kind, fd, addr, static_cast<socklen_t>(len));
 }
 
@@ -263,7 +263,7 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
 }
 
 void Server::onAcceptError(evconnlistener*, void* arg) {
-    auto* l = static_cast<Listener*>(arg);
+    auto* l = static_cast<Acceptor*>(arg);
     Server* self = l->server;
     int err = EVUTIL_SOCKET_ERROR();
     // Out of descriptors (or kernel memory): stop accepting briefly instead of spinning on a

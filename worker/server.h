@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/listener.h"
 #include "common/log_record.h"
 #include "common/result.h"
 #include "common/worker_settings.h"
@@ -31,11 +32,6 @@ struct evdns_base;
 namespace relaypro {
 
 class Connection;
-
-struct ListenerSocket {
-    ListenerKind kind;
-    int fd;  // bound and listening; the server takes ownership
-};
 
 // The outcome of checking a Bearer token from Proxy-Authorization.
 struct BearerCheck {
@@ -135,12 +131,13 @@ private:
     SSL_CTX* proxyClient_ = nullptr;
     evdns_base* dns_ = nullptr;
     std::unique_ptr<NameCache> names_;  // on dns_
-    struct Listener {
+    // One listening socket's accepting (the server owns the socket: it takes the descriptors).
+    struct Acceptor {
         Server* server;
         ListenerKind kind;
         evconnlistener* listener;
     };
-    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::vector<std::unique_ptr<Acceptor>> listeners_;
     event* resumeAccept_ = nullptr;
     std::unordered_map<uint64_t, Connection*> live_;
     uint64_t nextSerial_ = 1;

@@ -4,10 +4,12 @@
 #include <cstdint>
 
 #include "common/event_time.h"
+#include "ipc/messages.h"
 
 namespace relaypro {
 
-// The supervisor's answer about a Responder that asks for a token (protocol.md, token endpoint).
-enum class VerifyResult : uint8_t { Valid, Invalid, RateLimited, NotRegistered, ConsoleUnavailable };
+// The supervisor's answer about a Responder that asks for a token (protocol.md, token endpoint):
+// the IPC schema's own enum, one type on both sides.
+using VerifyResult = ipc::VerifyAnswer::Result;
 
 }  // namespace relaypro

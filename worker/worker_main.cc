@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/test_hooks.h"
 #include "ipc/channel.h"
 #include "ipc/messages.h"
 #include "ipc/snapshot.h"
@@ -79,32 +80,16 @@ private:
 
 class Worker {
 public:
-    Worker(event_base* base, int channelFd, bool testHooks) : base_(base), testHooks_(testHooks) {
+    Worker(event_base* base, int channelFd) : base_(base) {
         channel_ = std::make_unique<ipc::Channel>(
             base, UniqueFd(channelFd), [this](ipc::Received&& r) { onMessage(std::move(r)); },
             [this](const std::string& reason) { onChannelClosed(reason); });
         log_ = std::make_unique<IpcLogOutput>(base, *channel_, generation_);
-        if (testHooks_) {
-            // Test hooks: SIGUSR1 sends garbage, SIGUSR2 a message a serving worker may not send,
-            // SIGWINCH leaves the worker only a few spare descriptors (as if something else had
-            // used them up: RelayPro's own limits never let clients do it). SIGTTIN and SIGTTOU
-            // act as a compromised worker would: authentication failures and token verifications
-            // for sources of its choosing, as fast as the channel takes them.
-            garbage_ = evsignal_new(base_, SIGUSR1, &Worker::onGarbageHook, this);
-            unpermitted_ = evsignal_new(base_, SIGUSR2, &Worker::onUnpermittedHook, this);
-            tighten_ = evsignal_new(base_, SIGWINCH, &Worker::onTightenHook, this);
-            failures_ = evsignal_new(base_, SIGTTIN, &Worker::onFailureFloodHook, this);
-            verifies_ = evsignal_new(base_, SIGTTOU, &Worker::onVerifyFloodHook, this);
-            for (event* e : {garbage_, unpermitted_, tighten_, failures_, verifies_}) event_add(e, nullptr);
-        }
+        hooks_ = installWorkerTestHooks(base_, *channel_, generation_);  // test builds only
     }
 
     ~Worker() {
-        if (garbage_ != nullptr) event_free(garbage_);
-        if (unpermitted_ != nullptr) event_free(unpermitted_);
-        if (tighten_ != nullptr) event_free(tighten_);
-        if (failures_ != nullptr) event_free(failures_);
-        if (verifies_ != nullptr) event_free(verifies_);
+        hooks_.reset();
         if (graceTimer_ != nullptr) event_free(graceTimer_);
     }
 
@@ -144,7 +129,7 @@ private:
         static constexpr std::pair<ipc::MessageType, Handler> kHandlers[] = {
             {ipc::MessageType::Hello, &Worker::onHello},
             {ipc::MessageType::SettingsChunk, &Worker::onSettingsChunk},
-            {ipc::MessageType::Material, &Worker::onMaterial},
+            {ipc::MessageType::Secrets, &Worker::onSecrets},
             {ipc::MessageType::Listeners, &Worker::onListeners},
             {ipc::MessageType::Start, &Worker::onStart},
             {ipc::MessageType::Ping, &Worker::onPing},
@@ -160,7 +145,7 @@ private:
             if (type == r.header.type) return (this->*handler)(r);
         }
         if (r.header.type == ipc::MessageType::Unknown) return;  // the supervisor did not know something we sent
-        channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);
+        (void)channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);  // a courtesy
     }
 
     void onStart(ipc::Received&) { start(); }
@@ -172,7 +157,8 @@ private:
         if (m.protocolVersion < ipc::kOldestProtocolVersion)
             return fatal("the supervisor speaks an older IPC protocol");
         generation_ = r.header.generation;
-        channel_->send(ipc::HelloAck{ipc::kProtocolVersion, static_cast<uint32_t>(::getpid())}, generation_);
+        // Unsent, the supervisor's start timeout replaces this worker: nothing to add here.
+        (void)channel_->send(ipc::HelloAck{ipc::kProtocolVersion, static_cast<uint32_t>(::getpid())}, generation_);
     }
 
     void onSettingsChunk(ipc::Received& r) {
@@ -186,11 +172,11 @@ private:
         if (server_) server_->applySettings(settings_);
     }
 
-    void onMaterial(ipc::Received& r) {
-        ipc::Material m;
+    void onSecrets(ipc::Received& r) {
+        ipc::Secrets m;
         if (!decode(r, m)) return;
         if (!server_) {
-            material_ = std::move(m.secrets);
+            secrets_ = std::move(m.secrets);
             return;
         }
         if (auto s = server_->updateSecrets(m.secrets); !s) {
@@ -205,7 +191,7 @@ private:
         if (m.kinds.size() != r.fds.size()) return fatal("listener kinds and sockets do not match");
         listeners_.clear();
         for (size_t i = 0; i < r.fds.size(); ++i) {
-            listeners_.push_back({m.kinds[i] == 0 ? ListenerKind::Https : ListenerKind::Http, r.fds[i].release()});
+            listeners_.push_back({m.kinds[i], r.fds[i].release(), {}});
         }
     }
 
@@ -213,7 +199,9 @@ private:
         ipc::Ping m;
         if (!decode(r, m)) return;
         ServerStats st = server_ ? server_->stats() : ServerStats{};
-        channel_->send(ipc::Pong{m.sequence, st.connections, st.tunnels, st.totalTunnels, st.refused}, generation_);
+        // Unsent is a missed ping, which the supervisor's liveness rule judges.
+        (void)channel_->send(ipc::Pong{m.sequence, st.connections, st.tunnels, st.totalTunnels, st.refused},
+                             generation_);
     }
 
     void onDrain(ipc::Received& r) {
@@ -225,7 +213,7 @@ private:
         ipc::VerifyAnswer m;
         if (!decode(r, m) || !server_) return;
         if (Connection* c = server_->find(Connection::serialOf(m.ticket))) {
-            c->verified(m.ticket, static_cast<VerifyResult>(m.result), m.retryAfterSeconds);
+            c->verified(m.ticket, m.result, m.retryAfterSeconds);
         }
     }
 
@@ -248,21 +236,21 @@ private:
     void onSelfTest(ipc::Received& r) {
         ipc::SelfTest m;
         if (!decode(r, m)) return;
-        if (!testHooks_) {
-            channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);
+        // Only a test build runs it; the shipped one answers as to a message it does not know.
+        auto result = runSandboxSelfTest(m);
+        if (!result) {
+            (void)channel_->send(ipc::Unknown{static_cast<uint16_t>(r.header.type)}, generation_);  // a courtesy
             return;
         }
-        channel_->send(
-            ipc::SelfTestResult{sandboxSelfTest(m.paths, m.controlSocket, static_cast<int>(m.supervisorPid))},
-            generation_);
+        (void)channel_->send(*result, generation_);  // test builds: a report missing from the log
     }
 
     void start() {
         if (server_) return;
-        if (!settings_ || !material_ || listeners_.empty())
+        if (!settings_ || !secrets_ || listeners_.empty())
             return fatal("start before settings, material and listeners");
-        auto server = Server::create(base_, std::move(listeners_), *material_, settings_, log_.get());
-        material_.reset();  // wipes itself
+        auto server = Server::create(base_, std::move(listeners_), *secrets_, settings_, log_.get());
+        secrets_.reset();  // wipes itself
         if (!server) return fatal(server.error().message);
         server_ = std::move(*server);
         server_->onAuthFailure([this](uint64_t ticket, const std::string& source) {
@@ -287,7 +275,7 @@ private:
         if (auto s = server_->hashVerifier().start(); !s) return fatal(s.error().message);
         log.info("worker serving",
                  {{"generation", generation_}, {"seccomp", report.seccomp}, {"landlock", report.landlock}});
-        channel_->send(ipc::Ready{}, generation_);
+        (void)channel_->send(ipc::Ready{}, generation_);  // unsent: the start timeout replaces this worker
     }
 
     void drain(uint64_t graceMs) {
@@ -315,59 +303,14 @@ private:
         event_base_loopexit(self->base_, nullptr);
     }
 
-    static void onGarbageHook(int, short, void* arg) {
-        auto* self = static_cast<Worker*>(arg);
-        (void)ipc::sendFrame(self->channel_->fd(), "this is not a frame");
-    }
-    static void onUnpermittedHook(int, short, void* arg) {
-        auto* self = static_cast<Worker*>(arg);
-        self->channel_->send(ipc::Hello{}, self->generation_);
-    }
-
-    // A source key per number: 10.a.b.c.
-    static std::string floodSource(uint32_t i) {
-        return "10." + std::to_string((i >> 16) & 255) + "." + std::to_string((i >> 8) & 255) + "." +
-               std::to_string(i & 255);
-    }
-    static void onFailureFloodHook(int, short, void* arg) {
-        auto* self = static_cast<Worker*>(arg);
-        for (uint32_t i = 0; i < 5000; ++i) {
-            self->channel_->send(ipc::CountFailure{(uint64_t{1} << 62) + i, floodSource(i)}, self->generation_);
-        }
-    }
-    static void onVerifyFloodHook(int, short, void* arg) {
-        auto* self = static_cast<Worker*>(arg);
-        for (uint32_t i = 0; i < 200; ++i) {
-            self->channel_->send(
-                ipc::VerifyRequest{(uint64_t{1} << 62) + i, "flood-" + std::to_string(i), "x", floodSource(i)},
-                self->generation_);
-        }
-    }
-
-    static void onTightenHook(int, short, void*) {
-        rlimit now{};
-        if (::getrlimit(RLIMIT_NOFILE, &now) != 0) return;
-        int highest = 0;
-        for (int fd = 0; fd < 4096 && static_cast<rlim_t>(fd) < now.rlim_cur; ++fd) {
-            if (::fcntl(fd, F_GETFD) != -1) highest = fd;
-        }
-        now.rlim_cur = static_cast<rlim_t>(highest) + 5;  // four descriptors to spare
-        ::setrlimit(RLIMIT_NOFILE, &now);
-    }
-
     event_base* base_;
-    bool testHooks_ = false;
-    event* garbage_ = nullptr;
-    event* unpermitted_ = nullptr;
-    event* tighten_ = nullptr;
-    event* failures_ = nullptr;
-    event* verifies_ = nullptr;
+    std::unique_ptr<WorkerTestHooks> hooks_;
     uint32_t generation_ = 0;
     std::unique_ptr<ipc::Channel> channel_;
     std::unique_ptr<IpcLogOutput> log_;
     ipc::SnapshotAssembler assembler_;
     std::shared_ptr<const WorkerSettings> settings_;
-    std::optional<WorkerSecrets> material_;
+    std::optional<WorkerSecrets> secrets_;
     std::vector<ListenerSocket> listeners_;
     std::unique_ptr<Server> server_;
     event* graceTimer_ = nullptr;
@@ -385,18 +328,17 @@ int runWorker(int channelFd) {
     ::signal(SIGTERM, SIG_IGN);
     ::signal(SIGUSR1, SIG_IGN);
     ::signal(SIGUSR2, SIG_IGN);
-    const char* hooks = std::getenv("RELAYPRO_TEST_HOOKS");
-    bool testHooks = hooks != nullptr && std::string_view(hooks) == "1";
     // Tests hold a generation of workers at its start (to act in the window of an upgrade) by
-    // creating this file; they continue it with SIGCONT.
-    const char* hold = std::getenv("RELAYPRO_TEST_HOLD_FILE");
-    if (testHooks && hold != nullptr && ::access(hold, F_OK) == 0) ::raise(SIGSTOP);
+    // creating this file; they continue it with SIGCONT (test builds only).
+    if (const std::string& hold = testHooks().holdFile; !hold.empty() && ::access(hold.c_str(), F_OK) == 0) {
+        ::raise(SIGSTOP);
+    }
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     event_base* base = event_base_new();
     if (base == nullptr) return 1;
     int code = 0;
     {
-        Worker w(base, channelFd, testHooks);
+        Worker w(base, channelFd);
         code = w.run();
     }
     event_base_free(base);

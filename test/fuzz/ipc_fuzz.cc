@@ -39,8 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case MessageType::SettingsChunk:
             check<SettingsChunk>(body);
             break;
-        case MessageType::Material:
-            check<Material>(body);
+        case MessageType::Secrets:
+            check<Secrets>(body);
             break;
         case MessageType::Listeners:
             check<Listeners>(body);

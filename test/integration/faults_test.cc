@@ -433,6 +433,37 @@ TEST_F(Faults, ASigkillDuringTheRegistrationWriteLeavesTheOldOrTheNewFile) {
     }
 }
 
+// Issue 17, item 6: the shipped binary has no test hook. With every hook's variable set as a
+// test build would obey it, the shipped relaypro serves as usual: a held worker start would
+// never be ready, SIGUSR1 would make a worker send garbage (and be replaced), and the upgrade
+// would execute /nonexistent instead of the path it was started from.
+TEST_F(Faults, TheShippedBinaryObeysNoTestHook) {
+    TestServer console(false, TestServer::echo());
+    writeText(dir_ / "hold", "");
+    auto e = env();
+    e["RELAYPRO_TEST_HOOKS"] = "1";
+    e["RELAYPRO_TEST_HOLD_FILE"] = (dir_ / "hold").string();
+    e["RELAYPRO_INSTALLED_BINARY"] = "/nonexistent";
+    Relay relay(dir_, yaml(console.port(), "workers: 1\n"), e);
+    ASSERT_TRUE(relay.ready()) << relay.stderrText();
+    Client held;
+    ASSERT_EQ(tunnel(held, relay, console.port()), 200);
+    auto workers = relay.workerPids();
+    ASSERT_EQ(workers.size(), 1U);
+    ::kill(workers[0], SIGUSR1);  // ignored by a shipped worker
+    ASSERT_TRUE(held.send("still"));
+    ASSERT_EQ(held.readExactly(5), "still") << "the worker holding the tunnel is still there";
+    ChildProcess up = ChildProcess::spawn({RELAYPRO_BINARY, "upgrade", "--config", (dir_ / "config.yml").string()}, e,
+                                          dir_ / "up.out", dir_ / "up.err");
+    ASSERT_EQ(up.wait(60s), 0) << readText(dir_ / "up.err") << readText(relay.logFile());
+    EXPECT_TRUE(relay.waitForLog("upgrade: done"));
+    for (const auto& l : relay.log()) {
+        EXPECT_NE(l["msg"], "sandbox self-test") << "a shipped supervisor asks for no self-test";
+        EXPECT_NE(l["binary"], "/nonexistent");
+        EXPECT_NE(l["msg"], "replacing a worker");
+    }
+}
+
 // Issue 16, item 2: SIGTERM while an upgrade's old generation drains (drainTimeout 60s) waited
 // for that generation's deadline, 58 s, though shutdownGrace is 2 s and the supervisor had told
 // systemd it needed 7 s (EXTEND_TIMEOUT_USEC). Now every generation's deadline comes forward to

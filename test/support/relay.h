@@ -26,6 +26,11 @@ struct LogLine {
     }
 };
 
+// The relaypro this test runs by default: the shipped build, or relaypro-test (the same with the
+// test hooks, common/test_hooks.h) for the suites that use hooks (test/CMakeLists.txt). Defined per
+// test executable by support/relay_binary.cc.
+extern const char* const kRelayProBinary;
+
 class Relay {
 public:
     // `configYaml` is written as config.yml in `dir`; `env` adds to a minimal environment.
@@ -33,7 +38,7 @@ public:
     // `configDir`: where config.yml (and so logs/) lives when not in `dir`; an empty
     // `configYaml` runs the config.yml that is there, untouched (a read-only folder).
     Relay(const TempDir& dir, const std::string& configYaml, std::map<std::string, std::string> env = {},
-          std::vector<std::string> extraArgs = {}, const std::string& binary = RELAYPRO_BINARY,
+          std::vector<std::string> extraArgs = {}, const std::string& binary = kRelayProBinary,
           const std::filesystem::path& configDir = {});
     ~Relay();
     Relay(const Relay&) = delete;

@@ -612,6 +612,7 @@ TEST(Config, AReloadKeepsExactlyTheRestartFields) {
     }
     EXPECT_EQ(left, reload) << "what a reload applies is applied";
     EXPECT_EQ(kept.logger.path, running.logger.path) << "the derived log path is kept with its field";
+    EXPECT_TRUE(kept.logger == running.logger) << "every logger setting is restart-only";
     EXPECT_EQ(kept.limits.headerTimeout, 5s);
 }
 

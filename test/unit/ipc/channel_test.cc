@@ -40,7 +40,7 @@ TEST(IpcChannel, CarriesFramesAndDescriptors) {
         [&](const std::string& why) { closedReason = why; });
     int fds[2];
     ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
-    ASSERT_TRUE(a.send(Listeners{{0}}, 2, {fds[0]}));
+    ASSERT_TRUE(a.send(Listeners{{ListenerKind::Https}}, 2, {fds[0]}));
     ASSERT_TRUE(a.send(Ping{1}, 2));
     ASSERT_TRUE(loop.until([&] { return got.size() == 2; }));
     EXPECT_EQ(got[0].header.type, MessageType::Listeners);

@@ -16,7 +16,7 @@ HandoverState sample(int listenerFd, int controlFd, int channelFd) {
     HandoverState s;
     s.currentGeneration = 3;
     s.startedUnixMs = 1700000000123;
-    s.listeners.push_back({0, listenerFd, "127.0.0.1:9443"});
+    s.listeners.push_back({ListenerKind::Https, listenerFd, "127.0.0.1:9443"});
     s.controlFd = controlFd;
     s.workers.push_back({4242, 3, 1, 1, channelFd, 17});
     s.exitedTunnels = 99;

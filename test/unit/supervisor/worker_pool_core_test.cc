@@ -200,8 +200,8 @@ TEST_F(WorkerPoolCoreTest, NewSecretsAndSettingsGoToTheWorkersThatCanUseThem) {
     core->pushSettings(std::make_shared<WorkerSettings>());
     core->pushSecrets(WorkerSecrets{});
     EXPECT_EQ(io.count(serving[0], MessageType::SettingsChunk), 2 * chunks);
-    EXPECT_EQ(io.count(serving[0], MessageType::Material), 2U);
-    EXPECT_EQ(io.count(pids[0], MessageType::Material), 1U) << "stopping";
+    EXPECT_EQ(io.count(serving[0], MessageType::Secrets), 2U);
+    EXPECT_EQ(io.count(pids[0], MessageType::Secrets), 1U) << "stopping";
     // A worker whose channel is full is replaced.
     io.fullChannels.insert(serving[0]);
     core->pushSecrets(WorkerSecrets{});
