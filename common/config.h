@@ -113,6 +113,8 @@ std::vector<FieldChange> diffConfigs(const Config& before, const Config& after);
 
 // `next` with the running values of every field that only a restart changes (Apply::Restart).
 Config keepRestartFields(const Config& running, Config next);
+// Every field classified Apply::Restart, and only those, has a way to be kept (a build check).
+bool restartFieldsAreKept();
 
 // Every field name config.yml knows (dotted), in the order of spec/config.md.
 std::span<const std::string_view> configFieldNames();

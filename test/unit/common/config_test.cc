@@ -604,6 +604,7 @@ TEST(Config, AReloadKeepsExactlyTheRestartFields) {
     EXPECT_EQ(restart, restartFields) << "the restart-only fields, as spec/config.md lists them";
     EXPECT_EQ(reload, (std::set<std::string>{"debugLogging", "limits.headerTimeout", "RELAYPRO_HOSTS_FILE"}));
 
+    EXPECT_TRUE(restartFieldsAreKept()) << "a Restart field without a keep rule, or a keep rule on another";
     Config kept = keepRestartFields(running, next);
     std::set<std::string> left;
     for (const auto& ch : diffConfigs(running, kept)) {
