@@ -28,6 +28,7 @@ AuthenticationCounter::FailureCount AuthenticationCounter::failureReported(Worke
     failuresBySource_.consume(source, perMinute, now);
     if (failuresBySource_.allowed(source, perMinute, now)) return out;
     out.blockedSeconds = std::max<uint32_t>(1, failuresBySource_.retryAfterSeconds(source, perMinute, now));
+    out.newlyBlocked = counts;
     return out;
 }
 

@@ -35,6 +35,10 @@ public:
     struct FailureCount {
         bool capPassed = false;                  // this report is the first over the worker's cap this second
         std::optional<uint32_t> blockedSeconds;  // the source is over its limit: SourceBlocked, Retry-After
+        // This report used up the source's limit: every worker is told. A report of a source
+        // already over it is answered to its worker only, so that one message in never costs
+        // one out to every worker (a compromised worker could flood them all so).
+        bool newlyBlocked = false;
     };
     // Counts one authentication failure a worker reports, within that worker's cap.
     FailureCount failureReported(WorkerShare& share, const std::string& source, uint32_t perMinute,

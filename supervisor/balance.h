@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <numeric>
 #include <vector>
 
 namespace relaypro {
@@ -22,9 +21,19 @@ namespace relaypro {
 // small relays never hold, and a reconnect storm's noise does not).
 inline constexpr uint64_t kBalanceMinExcess = 64;
 
+// The counts come from the workers, which are not trusted: one that reports 2^64 - 1 connections
+// must not wrap the sum (and so make every honest worker "well above" a tiny average). Summed as
+// quotients and remainders, the average is exact and cannot overflow.
 inline uint64_t averageOf(const std::vector<uint64_t>& connections) {
     if (connections.empty()) return 0;
-    return std::accumulate(connections.begin(), connections.end(), uint64_t{0}) / connections.size();
+    const uint64_t n = connections.size();
+    uint64_t quotients = 0;
+    uint64_t remainders = 0;
+    for (uint64_t c : connections) {
+        quotients += c / n;
+        remainders += c % n;
+    }
+    return quotients + remainders / n;
 }
 
 // For each count, whether that worker holds its accepts.
@@ -32,7 +41,8 @@ inline std::vector<bool> acceptHolds(const std::vector<uint64_t>& connections) {
     std::vector<bool> hold(connections.size(), false);
     if (connections.size() < 2) return hold;
     uint64_t average = averageOf(connections);
-    uint64_t limit = average + std::max<uint64_t>(kBalanceMinExcess, average / 32);
+    uint64_t excess = std::max<uint64_t>(kBalanceMinExcess, average / 32);
+    uint64_t limit = average > UINT64_MAX - excess ? UINT64_MAX : average + excess;
     for (size_t i = 0; i < connections.size(); ++i) hold[i] = connections[i] > limit;
     return hold;
 }

@@ -229,11 +229,25 @@ Result<HandoverState> readHandover(int fd) {
     s.privateKeyPem = r.bytes(64 << 10);
     s.caPem = r.bytes(1 << 20);
     if (s.format >= 2) readFormat2(r, s);
-    if (!r.finish()) return Error{"the hand-over state is malformed"};
+    if (!r.finish()) {
+        wipeHandoverSecrets(s);
+        return Error{"the hand-over state is malformed"};
+    }
     for (int f : handoverDescriptors(s)) {
-        if (!validFd(f)) return Error{"the hand-over names descriptor " + std::to_string(f) + ", which is not open"};
+        if (!validFd(f)) {
+            wipeHandoverSecrets(s);
+            return Error{"the hand-over names descriptor " + std::to_string(f) + ", which is not open"};
+        }
     }
     return s;
+}
+
+void wipeHandoverSecrets(HandoverState& s) {
+    for (std::string* secret :
+         {&s.privateKeyPem, &s.caBundlePem, &s.configText, &s.envFileText, &s.unsavedBase, &s.settingsBytes}) {
+        sodium_memzero(secret->data(), secret->size());
+    }
+    for (auto& u : s.unsavedUpdates) sodium_memzero(u.value.data(), u.value.size());
 }
 
 std::vector<int> handoverDescriptors(const HandoverState& s) {

@@ -82,4 +82,8 @@ Result<HandoverState> readHandover(int fd);
 // Every descriptor the state names, to clear (or set again) close-on-exec on.
 std::vector<int> handoverDescriptors(const HandoverState& state);
 
+// Wipes what a hand-over carries that is secret: the private keys, the configuration texts
+// (tokens), RelayPro's unsaved writes and the workers' settings (the password file's entries).
+void wipeHandoverSecrets(HandoverState& state);
+
 }  // namespace relaypro

@@ -32,9 +32,10 @@ void Service::verifyResponder(const ipc::VerifyRequest& request, WorkerPool::Ver
         std::free(text);
     }
     const std::string responderId = request.responderId;
+    const uint64_t askedAt = verifyCache_.epoch();
     const int64_t organizationId = config_.organizationId;
     console_->post("/api/public/relay-pro/responders/verify", config_.securityToken, bodyText, std::chrono::seconds(5),
-                   [this, responderId, organizationId, key, done = std::move(done)](ConsoleResponse&& r) {
+                   [this, responderId, organizationId, key, askedAt, done = std::move(done)](ConsoleResponse&& r) {
                        if (!r.transportOk || r.status >= 500) {
                            log_->warn("console verify failed",
                                       {{"responder", responderId},
@@ -53,7 +54,7 @@ void Service::verifyResponder(const ipc::VerifyRequest& request, WorkerPool::Ver
                        }
                        // Valid only when the console says so about this Responder, in this relay's organization.
                        bool valid = verifiedValid(r.envelope, responderId, organizationId);
-                       verifyCache_.store(key, valid, std::chrono::steady_clock::now());
+                       verifyCache_.store(key, valid, std::chrono::steady_clock::now(), askedAt);
                        log_->info("responder verified", {{"responder", responderId}, {"valid", valid}});
                        done(valid ? R::Valid : R::Invalid, 0);
                    });

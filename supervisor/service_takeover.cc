@@ -22,11 +22,7 @@ struct WipeHandover {
     explicit WipeHandover(HandoverState& state) : s(state) {}
     WipeHandover(const WipeHandover&) = delete;
     WipeHandover& operator=(const WipeHandover&) = delete;
-    ~WipeHandover() {
-        for (std::string* secret : {&s.privateKeyPem, &s.caBundlePem, &s.configText, &s.envFileText, &s.unsavedBase}) {
-            sodium_memzero(secret->data(), secret->size());
-        }
-    }
+    ~WipeHandover() { wipeHandoverSecrets(s); }
 };
 
 }  // namespace

@@ -281,10 +281,7 @@ void Service::reexecute() {
     if (auto s = ensurePrivateFolder(); !s) log_->error(s.error().describe());  // the hand-over's fallback file
     HandoverState state = handoverState();
     auto memfd = writeHandover(state, config_.privateFolder, format);
-    for (std::string* secret :
-         {&state.privateKeyPem, &state.caBundlePem, &state.configText, &state.envFileText, &state.unsavedBase}) {
-        sodium_memzero(secret->data(), secret->size());
-    }
+    wipeHandoverSecrets(state);
     if (!memfd) return recoverFromExec(state, memfd.error().describe());
     // Only what is handed over on purpose crosses the exec: descriptors a library opened without
     // O_CLOEXEC (libcurl's wake-up socket pair) would otherwise pile up, two per upgrade.

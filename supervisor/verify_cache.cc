@@ -26,7 +26,8 @@ std::optional<bool> VerifyCache::find(const std::string& key, Clock::time_point 
     return std::nullopt;
 }
 
-void VerifyCache::store(const std::string& key, bool valid, Clock::time_point now) {
+void VerifyCache::store(const std::string& key, bool valid, Clock::time_point now, uint64_t askedAt) {
+    if (askedAt != epoch_) return;
     if (entries_.size() >= kMaxEntries && !entries_.contains(key)) {
         std::erase_if(entries_, [now](const auto& e) { return e.second.expires <= now; });
         if (entries_.size() >= kMaxEntries) entries_.clear();

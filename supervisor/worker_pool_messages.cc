@@ -210,6 +210,10 @@ void WorkerPoolCore::failureReported(Worker& w, const std::string& source) {
     }
     if (!counted.blockedSeconds) return;
     const uint32_t wait = *counted.blockedSeconds;
+    if (!counted.newlyBlocked) {
+        (void)send(w, ipc::SourceBlocked{source, wait * 1000});  // as below
+        return;
+    }
     for (auto& [pid, other] : workers_) {
         // A worker that does not read misses it; the failures it reports are still counted here.
         if (other->state == State::Serving) (void)send(*other, ipc::SourceBlocked{source, wait * 1000});

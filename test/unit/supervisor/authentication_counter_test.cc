@@ -18,10 +18,13 @@ TEST(AuthenticationCounter, ASourceIsBlockedOnceItsFailuresUseItsBucket) {
     auto third = counter.failureReported(share, "192.0.2.1", 3, t0);
     ASSERT_TRUE(third.blockedSeconds);
     EXPECT_EQ(*third.blockedSeconds, 20U);
+    EXPECT_TRUE(third.newlyBlocked) << "every worker is told";
     // Another source has a bucket of its own; a blocked one stays blocked, and costs the worker's
     // cap nothing.
     EXPECT_FALSE(counter.failureReported(share, "192.0.2.2", 3, t0).blockedSeconds);
-    EXPECT_TRUE(counter.failureReported(share, "192.0.2.1", 3, t0).blockedSeconds);
+    auto again = counter.failureReported(share, "192.0.2.1", 3, t0);
+    EXPECT_TRUE(again.blockedSeconds);
+    EXPECT_FALSE(again.newlyBlocked) << "only the reporting worker is answered";
     EXPECT_EQ(share.failuresThisSecond, 4U);
 }
 

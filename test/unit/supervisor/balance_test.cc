@@ -23,6 +23,17 @@ TEST(Balance, OnlyWorkersWellAboveTheAverageHold) {
     EXPECT_EQ(acceptHolds({9282, 8718}), (std::vector<bool>{true, false}));
 }
 
+// A compromised worker reports a count near 2^64: the sum wrapped, the average came out at 16
+// and every honest worker was told to hold its accepts, renewed each second (review, issue 17).
+TEST(Balance, AHugeReportedCountHoldsOnlyThatWorker) {
+    const std::vector<uint64_t> counts{100, 100, UINT64_MAX - 150};
+    EXPECT_EQ(averageOf(counts), (UINT64_MAX - 150) / 3 + 66);
+    EXPECT_EQ(acceptHolds(counts), (std::vector<bool>{false, false, true}));
+    const std::vector<uint64_t> all{UINT64_MAX, UINT64_MAX};
+    EXPECT_EQ(averageOf(all), UINT64_MAX);
+    EXPECT_EQ(acceptHolds(all), (std::vector<bool>{false, false})) << "no limit wraps either";
+}
+
 TEST(Balance, TheWorkerWithTheFewestConnectionsAlwaysAccepts) {
     for (std::vector<uint64_t> counts :
          {std::vector<uint64_t>{1000000, 0, 0}, {7, 900, 900, 900, 900}, {0, 100000}, {3, 3, 3, 100000, 100000}}) {

@@ -180,6 +180,12 @@ TEST_F(WorkerPoolMessagesTest, ABlockedSourceIsToldToEveryServingWorkerBeforeThe
     EXPECT_EQ(types.back(), MessageType::FailureCounted);
     EXPECT_EQ(io.last<ipc::FailureCounted>(pids[0])->ticket, 8U);
     EXPECT_EQ(io.last<ipc::SourceBlocked>(pids[1])->retryAfterMs, 30000U);
+    // Reports of a source already blocked are answered to their worker only: 10,000 of them from
+    // one worker cost the others nothing (they cost 10,000 messages to each, review of issue 17).
+    for (uint64_t t = 100; t < 10100; ++t) from(pids[0], ipc::CountFailure{t, "s"});
+    EXPECT_EQ(io.count(pids[1], MessageType::SourceBlocked), 1U);
+    EXPECT_EQ(io.count(pids[0], MessageType::SourceBlocked), 10001U);
+    EXPECT_EQ(io.count(pids[0], MessageType::FailureCounted), 10002U);
 }
 
 }  // namespace
