@@ -18,15 +18,16 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
 for input in "$@"; do
+    abs=$(realpath "$input")
     case $input in
     *.deb)
         rm -rf "$work/x" && mkdir "$work/x"
-        dpkg-deb -x "$input" "$work/x"
+        dpkg-deb -x "$abs" "$work/x"
         binary=$(find "$work/x" -type f -name relaypro | head -n 1)
         ;;
     *.rpm)
         rm -rf "$work/x" && mkdir "$work/x"
-        (cd "$work/x" && rpm2cpio "$input" | cpio -idm --quiet)
+        (cd "$work/x" && rpm2cpio "$abs" | cpio -idm --quiet)
         binary=$(find "$work/x" -type f -name relaypro | head -n 1)
         ;;
     *) binary=$input ;;
