@@ -214,9 +214,16 @@ void Channel::readSome() {
     }
 }
 
+void Channel::readPending() {
+    std::weak_ptr<bool> alive = alive_;
+    quietEnd_ = true;
+    readSome();
+    if (!alive.expired() && *alive.lock()) quietEnd_ = false;
+}
+
 void Channel::fail(const std::string& reason) {
     close();
-    if (onClosed_) {
+    if (onClosed_ && !quietEnd_) {
         OnClosed cb = onClosed_;  // the callback may destroy this object
         cb(reason);
     }

@@ -61,6 +61,9 @@ public:
     [[nodiscard]] size_t queuedBytes() const { return queuedBytes_; }
     // Stops reading (the socket stays open for sending until close()).
     void pauseReading();
+    // Delivers the frames waiting now (a bounded number), without waiting for the loop; the end
+    // of the channel, if it comes, closes it without the closed handler (the caller knows).
+    void readPending();
     void close();
     // Gives the socket away (an upgrade hands it to the next supervisor image).
     UniqueFd release();
@@ -76,6 +79,7 @@ private:
     bool trySend(const std::string& frame, const std::vector<int>& fds);
     bool enqueue(const std::string& frame, const std::vector<int>& fds);
     void fail(const std::string& reason);
+    bool quietEnd_ = false;  // readPending
 
     event_base* base_;
     UniqueFd fd_;

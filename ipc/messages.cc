@@ -50,6 +50,8 @@ std::string_view messageName(MessageType t) {
             return "FailureCounted";
         case MessageType::Balance:
             return "Balance";
+        case MessageType::Counters:
+            return "Counters";
     }
     return "unknown";
 }

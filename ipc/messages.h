@@ -61,10 +61,11 @@ enum class MessageType : uint16_t {
     CountFailure = 20,    // W->S  a source failed authentication; the client's 407 waits for FailureCounted
     FailureCounted = 21,  // S->W  counted (any SourceBlocked it caused was sent first): answer the client
     Balance = 22,         // S->W  hold accepts for a while (well above the average) or accept again
+    Counters = 25,        // W->S  the worker's counters and process figures, after each Pong
 };
-inline constexpr uint16_t kLastMessageType = 22;
-// A new type goes after Balance and is named here too; the assertion fails until both move.
-static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::Balance),
+inline constexpr uint16_t kLastMessageType = 25;
+// A new type goes after Counters and is named here too; the assertion fails until both move.
+static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::Counters),
               "kLastMessageType must be the value of the last MessageType");
 
 [[nodiscard]] std::string_view messageName(MessageType t);
@@ -429,6 +430,40 @@ struct Balance {
     static bool decode(Reader& r, Balance& m) {
         m.holdMs = r.u32();
         return r.finish() && m.holdMs <= kMaxHoldMs;
+    }
+};
+
+// What a worker has counted since it started (common/relay_counters.h), cumulative, and what
+// its process holds now. Only the counters that are not zero are sent, in increasing id order;
+// ids this build does not know (a newer worker's) are skipped by the reader, not refused.
+struct Counters {
+    static constexpr MessageType kType = MessageType::Counters;
+    static constexpr uint32_t kMaxEntries = 1024;
+    uint64_t residentBytes = 0;  // RSS
+    uint64_t descriptors = 0;    // open file descriptors
+    std::vector<std::pair<uint16_t, uint64_t>> values;
+    void encode(Writer& w) const {
+        w.u64(residentBytes);
+        w.u64(descriptors);
+        w.u32(static_cast<uint32_t>(values.size()));
+        for (const auto& [id, value] : values) {
+            w.u16(id);
+            w.u64(value);
+        }
+    }
+    static bool decode(Reader& r, Counters& m) {
+        m.residentBytes = r.u64();
+        m.descriptors = r.u64();
+        uint32_t n = r.count(kMaxEntries);
+        m.values.clear();
+        m.values.reserve(n);
+        for (uint32_t i = 0; i < n && r.ok(); ++i) {
+            uint16_t id = r.u16();
+            uint64_t value = r.u64();
+            if (!m.values.empty() && id <= m.values.back().first) r.fail();  // increasing: no id twice
+            m.values.emplace_back(id, value);
+        }
+        return r.finish();
     }
 };
 

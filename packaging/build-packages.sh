@@ -76,6 +76,7 @@ for arch in $arches; do
         "$strip_tool" --strip-unneeded --remove-section=.comment --remove-section=.note "$1/opt/binalyze/air/relaypro/relaypro"
         install -m 0644 packaging/binalyze-air-relaypro.service "$1/$2/binalyze-air-relaypro.service"
         install -m 0644 packaging/copyright "$1/usr/share/doc/binalyze-air-relaypro/copyright"
+        install -m 0644 packaging/relaypro-alerts.yml "$1/usr/share/doc/binalyze-air-relaypro/relaypro-alerts.yml"
     }
     script() { # NAME: the shared functions, then the script's own part
         printf '#!/bin/sh\nset -e\n'
@@ -161,6 +162,7 @@ cp -a $rpm_root/. %{buildroot}/
 %attr(0755,root,root) /opt/binalyze/air/relaypro/relaypro
 %attr(0644,root,root) /usr/lib/systemd/system/binalyze-air-relaypro.service
 %doc %attr(0644,root,root) /usr/share/doc/binalyze-air-relaypro/copyright
+%doc %attr(0644,root,root) /usr/share/doc/binalyze-air-relaypro/relaypro-alerts.yml
 
 %changelog
 * $(LC_ALL=C date -u -d @"$build_epoch" '+%a %b %d %Y') Binalyze <support@binalyze.com> - $version-1

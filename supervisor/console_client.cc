@@ -55,6 +55,7 @@ struct ConsoleClient::Request {
     std::string received;
     char error[CURL_ERROR_SIZE] = {};
     Callback done;
+    std::string path;  // for the metrics
     ~Request() {
         if (easy != nullptr) curl_easy_cleanup(easy);
         curl_slist_free_all(headers);
@@ -125,6 +126,7 @@ void ConsoleClient::configure(const Config& config, const HostsTable& hosts) {
 uint64_t ConsoleClient::post(const std::string& path, const std::string& bearer, const std::string& body,
                              std::chrono::milliseconds timeout, Callback done) {
     auto r = std::make_unique<Request>();
+    r->path = path;
     r->id = nextId_++;
     r->done = std::move(done);
     r->body = body;
@@ -265,6 +267,11 @@ void ConsoleClient::finished() {
         } else {
             response.timedOut = code == CURLE_OPERATION_TIMEDOUT;
             response.transportError = r->error[0] != '\0' ? std::string(r->error) : curl_easy_strerror(code);
+        }
+        if (observer_) {
+            curl_off_t micros = 0;
+            curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &micros);
+            observer_(r->path, response, std::chrono::microseconds(micros));
         }
         if (r->done) r->done(std::move(response));
     }

@@ -58,6 +58,9 @@ public:
     uint64_t post(const std::string& path, const std::string& bearer, const std::string& body,
                   std::chrono::milliseconds timeout, Callback done);
     void cancel(uint64_t id);
+    // Told of every call that ended (not of a cancelled one), before its callback: the metrics.
+    using Observer = std::function<void(const std::string& path, const ConsoleResponse&, std::chrono::microseconds)>;
+    void observe(Observer o) { observer_ = std::move(o); }
     [[nodiscard]] size_t inFlight() const { return requests_.size(); }
 
 private:
@@ -73,6 +76,7 @@ private:
 
     event_base* base_;
     Logger log_;
+    Observer observer_;
     void* multi_ = nullptr;  // CURLM*
     event* timer_ = nullptr;
     std::string baseUrl_;

@@ -87,6 +87,11 @@ Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir
     w.bytes(s.privateKeyPem);
     w.bytes(s.caPem);
     if (format >= 2) writeFormatTwo(w, s);
+    if (format >= 3) {
+        w.u32(static_cast<uint32_t>(s.metricsFd));
+        w.bytes(s.metricsAddress);
+        w.bytes(s.metricsState);
+    }
     std::string data = w.take();
     auto file = unnamedFile(fallbackDir);
     if (!file) {
@@ -218,7 +223,7 @@ Result<HandoverState> readHandover(int fd) {
     HandoverState s;
     // Format 1 (the previous release) is the start of format 2.
     s.format = r.u32();
-    if (s.format != 1 && s.format != kHandoverFormat) return Error{"the hand-over state has an unknown format"};
+    if (s.format < 1 || s.format > kHandoverFormat) return Error{"the hand-over state has an unknown format"};
     s.currentGeneration = r.u32();
     s.startedUnixMs = r.i64();
     readListenersAndWorkers(r, s);
@@ -229,6 +234,11 @@ Result<HandoverState> readHandover(int fd) {
     s.privateKeyPem = r.bytes(64 << 10);
     s.caPem = r.bytes(1 << 20);
     if (s.format >= 2) readFormat2(r, s);
+    if (s.format >= 3) {
+        s.metricsFd = static_cast<int>(r.u32());
+        s.metricsAddress = r.bytes(300);
+        s.metricsState = r.bytes(1 << 20);
+    }
     if (!r.finish()) {
         wipeHandoverSecrets(s);
         return Error{"the hand-over state is malformed"};
@@ -256,6 +266,7 @@ std::vector<int> handoverDescriptors(const HandoverState& s) {
     if (s.controlFd >= 0) fds.push_back(s.controlFd);
     for (const auto& w : s.workers) fds.push_back(w.channelFd);
     if (s.upgradeReplyFd >= 0) fds.push_back(s.upgradeReplyFd);
+    if (s.metricsFd >= 0) fds.push_back(s.metricsFd);
     return fds;
 }
 

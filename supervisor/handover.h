@@ -5,7 +5,8 @@
 // exec (close-on-exec cleared just before it). Before Linux 3.17 the memfd is an unnamed file in
 // the private folder instead. The format is versioned: the next image may be a
 // newer build. Format 2 adds the configuration snapshot the old image checked and runs with, so
-// that the next image never has to validate its way into (or out of) a hand-over (issue 16).
+// that the next image never has to validate its way into (or out of) a hand-over (issue 16);
+// format 3 the metrics endpoint's socket and the metrics' totals (issue 18).
 #pragma once
 
 #include <sys/types.h>
@@ -61,15 +62,20 @@ struct HandoverState {
     uint64_t droppedLogLinesTotal = 0;         // since start
     std::vector<ConfigUpdate> unsavedUpdates;  // RelayPro's writes config.yml could not take
     std::string unsavedBase;                   // config.yml when they failed (a secret: tokens)
+
+    // Format 3 (absent, i.e. -1 or empty, from an older image): the metrics endpoint.
+    int metricsFd = -1;          // its listening socket, or -1 when metrics.listen is off
+    std::string metricsAddress;  // as bound
+    std::string metricsState;    // MetricsRegistry::serialize(): the counters go on from there
 };
 
 // The newest format this build writes and reads.
-inline constexpr uint32_t kHandoverFormat = 2;
+inline constexpr uint32_t kHandoverFormat = 3;
 
 // Writes the state into a new memfd (not close-on-exec) and returns its descriptor. On a kernel
 // without memfd_create (before 3.17) the file is an unnamed one in `fallbackDir` (the private
-// folder). `format` 1 is what the release before this one reads (a downgrade): the fields of
-// format 2 are left out.
+// folder). `format` is the newest the next image reads (a downgrade may need an older one): the
+// fields of the newer formats are left out.
 Result<int> writeHandover(const HandoverState& state, const std::string& fallbackDir,
                           uint32_t format = kHandoverFormat);
 // A readable and writable file that has no name and stays open across exec: a sealable memfd

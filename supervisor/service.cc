@@ -144,6 +144,9 @@ int Service::createLoop(const std::shared_ptr<const WorkerSettings>& settings) {
     if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
     console_ = std::make_unique<ConsoleClient>(base_, *log_);
     console_->configure(config_, settings->names.hosts);
+    console_->observe([this](const std::string& path, const ConsoleResponse& r, std::chrono::microseconds took) {
+        countConsoleCall(path, r, took);
+    });
     pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), poolSetup(settings));
     return 0;
 }
@@ -175,7 +178,10 @@ int Service::bindListeners() {
         return 0;
     };
     if (int rc = add(ListenerKind::Https, config_.httpsListen); rc != 0) return rc;
-    return config_.httpListen ? add(ListenerKind::Http, *config_.httpListen) : 0;
+    if (config_.httpListen) {
+        if (int rc = add(ListenerKind::Http, *config_.httpListen); rc != 0) return rc;
+    }
+    return bindMetrics();
 }
 
 int Service::freshStart() {
@@ -203,6 +209,7 @@ int Service::freshStart() {
     auto settings = buildSettings(config_);
     if (!settings) return fatal(kExitConfig, settings.error().message);
     if (int rc = createLoop(*settings); rc != 0) return rc;
+    serveMetrics();
     started_ = std::chrono::system_clock::now();
     openControl(std::nullopt);
     if (!control_) return kExitFailure;
@@ -240,6 +247,7 @@ WorkerPool::Setup Service::poolSetup(std::shared_ptr<const WorkerSettings> setti
         verifyResponder(request, std::move(done));
     };
     setup.testHooks = testHooks().on;
+    setup.metrics = &metrics_;
     setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
     if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
     setup.selfTest.controlSocket = config_.controlSocketPath();
@@ -361,6 +369,9 @@ json_t* Service::statusJson() {
         json_array_append_new(listeners, json_pack("{s:s%,s:s}", "kind", listenerKindName(l.kind).data(),
                                                    listenerKindName(l.kind).size(), "address", l.address.c_str()));
     }
+    if (metricsSocket_) {
+        json_array_append_new(listeners, json_pack("{s:s,s:s}", "kind", "metrics", "address", metricsAddress_.c_str()));
+    }
     json_t* workers = json_array();
     for (const auto& w : pool_->view()) {
         json_array_append_new(workers, json_pack("{s:I,s:I,s:s,s:I,s:I}", "pid", static_cast<json_int_t>(w.pid),
@@ -370,14 +381,18 @@ json_t* Service::statusJson() {
     }
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count();
     json_t* registration =
-        json_pack("{s:s,s:I,s:s}", "state", session_ ? session_->stateName() : "unregistered", "relayId",
-                  static_cast<json_int_t>(config_.relayId), "registeredTo", config_.registeredTo.c_str());
+        json_pack("{s:s,s:I,s:s}", "state", registrationState(), "relayId", static_cast<json_int_t>(config_.relayId),
+                  "registeredTo", config_.registeredTo.c_str());
     std::string version(versionString());
     return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", version.c_str(), "pid",
                      static_cast<json_int_t>(::getpid()), "generation", static_cast<json_int_t>(pool_->current()),
                      "uptimeSeconds", static_cast<json_int_t>(std::max<int64_t>(0, uptime)), "registration",
                      registration, "caFingerprint", trust_->ca().fingerprintHex().c_str(), "listeners", listeners,
                      "workers", workers);
+}
+
+const char* Service::registrationState() const {
+    return session_ ? session_->stateName() : "unregistered";
 }
 
 void Service::startWatchdog() {

@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "common/config_writer.h"
 #include "common/environment.h"
+#include "common/process_figures.h"
 #include "common/unique_fd.h"
 #include "common/worker_settings.h"
 #include "supervisor/console_client.h"
@@ -24,6 +25,8 @@
 #include "supervisor/control_socket.h"
 #include "supervisor/handover.h"
 #include "supervisor/log_sink.h"
+#include "supervisor/metrics_endpoint.h"
+#include "supervisor/metrics_registry.h"
 #include "supervisor/privileges.h"
 #include "supervisor/trust.h"
 #include "supervisor/verify_cache.h"
@@ -93,6 +96,15 @@ private:
     int fatal(int code, const std::string& message);
     std::string statusLine() const;
     json_t* statusJson();
+    // status --json's registration.state (cli.md).
+    [[nodiscard]] const char* registrationState() const;
+
+    // The metrics endpoint (service_metrics.cc): bound with the listeners, or taken over.
+    int bindMetrics();
+    void adoptMetrics(HandoverState& state);
+    void serveMetrics();
+    void countConsoleCall(const std::string& path, const ConsoleResponse& r, std::chrono::microseconds took);
+    std::string metricsText();
     void notifyReady(const std::string& extra = {});
     void notifyReloading();
     void startWatchdog();
@@ -185,6 +197,11 @@ private:
     event_base* base_ = nullptr;
     std::unique_ptr<WorkerPool> pool_;
     std::unique_ptr<ControlSocket> control_;
+    MetricsRegistry metrics_;
+    UniqueFd metricsSocket_;  // metrics.listen's, or none
+    std::string metricsAddress_;
+    std::unique_ptr<MetricsEndpoint> metricsEndpoint_;
+    ProcessFigures figures_ = ProcessFigures::open();
     UniqueFd signalFd_;
     event* signalEvent_ = nullptr;
     event* watchdog_ = nullptr;

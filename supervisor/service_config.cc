@@ -183,10 +183,12 @@ void Service::reload() {
     if (!changed) {
         const std::string& why = changed.error().message;
         log_->error("reload failed; keeping the running configuration", {{"error", why}});
+        metrics_.reloaded(MetricsRegistry::Result::Failure);
         notifyReady("; reload failed: " + why.substr(0, 200));
         return;
     }
     log_->info("reload", {{"changed", *changed}});
+    metrics_.reloaded(MetricsRegistry::Result::Success);
     notifyReady();
 }
 

@@ -68,6 +68,8 @@ int Service::takeOver(int handoverFd) {
             return fatal(kExitFailure, "cannot take over the workers' settings: " + settings.error().message);
     }
     if (int rc = createLoop(*settings); rc != 0) return rc;
+    adoptMetrics(*state);
+    serveMetrics();
     pool_->setExitedTunnels(state->exitedTunnels);
     pool_->adopt(state->workers, state->currentGeneration, executable_.get(), workers_);
     if (state->format < 2) {
@@ -86,6 +88,7 @@ int Service::takeOver(int handoverFd) {
     notifyReady(applyFilesAfterTakeOver());
     serve();
     log_->info("upgrade: done", {{"generation", pool_->current()}, {"version", std::string(versionString())}});
+    metrics_.upgraded(MetricsRegistry::Result::Success);
     // The `relaypro upgrade` that waits hears it from this image, now that it serves.
     if (upgradeReply) {
         ControlSocket::answerOn(upgradeReply.release(), json_pack("{s:b,s:I}", "ok", 1, "generation",

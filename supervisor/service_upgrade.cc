@@ -208,6 +208,7 @@ void Service::upgradeReady() {
 void Service::upgradeFailed(const std::string& why) {
     if (!upgrade_) return;
     log_->error("upgrade failed; the running generation keeps serving", {{"error", why}});
+    metrics_.upgraded(MetricsRegistry::Result::Failure);
     endUpgrade("upgrade failed: " + why);
     notifyReady("; upgrade failed");
 }
@@ -250,6 +251,10 @@ HandoverState Service::handoverState() {
     state.droppedLogLinesTotal = sink_->droppedTotal();
     state.unsavedUpdates = unsavedUpdates_;
     state.unsavedBase = unsavedBase_;
+    // An older next image would keep a socket it does not know about open: it gets none.
+    state.metricsFd = upgrade_->handoverFormat >= 3 ? metricsSocket_.get() : -1;
+    state.metricsAddress = metricsAddress_;
+    state.metricsState = metrics_.serialize();  // after the pool's hand-over, which retires the gone
     return state;
 }
 
@@ -267,6 +272,7 @@ void Service::recoverFromExec(const HandoverState& state, const std::string& why
                                        why + "); the new workers serve under the old supervisor")
                                           .c_str()));
     endUpgrade({});  // its connection was answered just above
+    metrics_.upgraded(MetricsRegistry::Result::Failure);
     notifyReady("; upgrade failed");
 }
 

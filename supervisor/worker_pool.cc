@@ -135,6 +135,7 @@ bool WorkerPool::send(pid_t pid, const std::string& frame, const std::vector<int
 }
 
 void WorkerPool::killWorker(pid_t pid) {
+    if (pid == reaped_) return;
     ::kill(pid, SIGKILL);
 }
 
@@ -231,6 +232,13 @@ std::vector<std::pair<pid_t, int>> WorkerPool::reap() {
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid <= 0) break;
         if (core_.knows(pid)) {
+            // What it sent as it ended (its last counters), read while it is still known; nothing
+            // it sent may make the pool signal the pid, which is free for reuse now.
+            if (auto it = channels_.find(pid); it != channels_.end()) {
+                reaped_ = pid;
+                it->second->readPending();
+                reaped_ = -1;
+            }
             core_.workerExited(pid, status);
         } else {
             others.emplace_back(pid, status);

@@ -123,6 +123,7 @@ private:
     event_base* base_;
     UniqueFd devNull_;
     std::map<pid_t, std::unique_ptr<ipc::Channel>> channels_;
+    pid_t reaped_ = -1;                                    // a worker reaped just now, whose last frames are being read
     std::map<uint32_t, StartTimer> startTimers_;           // map nodes: stable addresses for libevent
     std::vector<std::unique_ptr<RespawnTimer>> respawns_;  // by slot, made when first needed
     std::vector<event*> stopTimers_;

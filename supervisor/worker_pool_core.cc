@@ -61,6 +61,7 @@ Result<pid_t> WorkerPoolCore::spawn(uint32_t generation, size_t slot, int execut
     w->started = io_.now();
     Worker& ref = *w;
     workers_[*pid] = std::move(w);
+    if (setup_.metrics != nullptr) setup_.metrics->workerStarted(*pid);
     sendStartup(ref);
     log_.info("worker started", {{"workerPid", *pid}, {"generation", generation}, {"slot", slot}});
     return *pid;
@@ -249,6 +250,7 @@ void WorkerPoolCore::workerExited(pid_t pid, int status) {
                          "a worker of the new generation exited before it was ready (" + exitText(status) + ")");
     }
     exitedTunnels_ += w->stats.totalTunnels;
+    if (setup_.metrics != nullptr) setup_.metrics->workerGone(pid, !expected);
     if (!stopping_ && w->generation == current_ && !expected && w->slot < backoff_.size()) {
         if (io_.now() - w->started > kStableAfter) backoff_[w->slot] = kFirstBackoff;
         scheduleRespawn(w->slot);
@@ -394,6 +396,7 @@ std::vector<HandoverWorker> WorkerPoolCore::handover() {
             // exited): the next image reaps it as an unknown child; its tunnels count as done.
             if (h.channelFd >= 0) ::close(h.channelFd);
             exitedTunnels_ += h.totalTunnels;
+            if (setup_.metrics != nullptr) setup_.metrics->workerGone(pid, false);
             continue;
         }
         out.push_back(h);

@@ -26,6 +26,7 @@
 #include "supervisor/authentication_counter.h"
 #include "supervisor/handover.h"
 #include "supervisor/liveness.h"
+#include "supervisor/metrics_registry.h"
 
 namespace relaypro {
 
@@ -57,7 +58,8 @@ public:
         Verifier verify;                        // without one, every Responder is "not registered"
         std::shared_ptr<const WorkerSettings> settings;
         bool testHooks = false;
-        ipc::SelfTest selfTest;  // sent after each Ready when testHooks
+        ipc::SelfTest selfTest;              // sent after each Ready when testHooks
+        MetricsRegistry* metrics = nullptr;  // the workers' counters go there (not owned)
     };
 
     // What the core asks of the world outside: processes, channels, timers, the clock.
@@ -183,6 +185,7 @@ private:
     void onReady(Worker& w, const ipc::Received& r);
     void onPong(Worker& w, const ipc::Received& r);
     void onLog(Worker& w, const ipc::Received& r);
+    void onCounters(Worker& w, const ipc::Received& r);
     void onVerifyRequest(Worker& w, const ipc::Received& r);
     void onAuthFailure(Worker& w, const ipc::Received& r);
     void onCountFailure(Worker& w, const ipc::Received& r);

@@ -46,6 +46,8 @@ const WorkerPoolCore::MessageRule* WorkerPoolCore::ruleFor(ipc::MessageType type
         {T::SelfTestResult, in(State::Serving), false, Needs::SelfTestSent, &WorkerPoolCore::onSelfTestResult},
         {T::AuthFailure, kWorking, false, Needs::Nothing, &WorkerPoolCore::onAuthFailure},
         {T::CountFailure, kWorking, false, Needs::Nothing, &WorkerPoolCore::onCountFailure},
+        // After each Pong, and once more as the worker exits (then it may be any state).
+        {T::Counters, kAnyState, false, Needs::Nothing, &WorkerPoolCore::onCounters},
     };
     for (const MessageRule& rule : kRules) {
         if (rule.type == type) return &rule;
@@ -124,6 +126,12 @@ void WorkerPoolCore::onPong(Worker& w, const ipc::Received& r) {
     w.outstandingPings = 0;
     w.firstUnanswered = {};
     w.stats = m;
+}
+
+void WorkerPoolCore::onCounters(Worker& w, const ipc::Received& r) {
+    ipc::Counters m;
+    if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed Counters");
+    if (setup_.metrics != nullptr) setup_.metrics->workerReported(w.pid, m);
 }
 
 void WorkerPoolCore::onLog(Worker& w, const ipc::Received& r) {

@@ -155,10 +155,12 @@ void Connection::dialed(DialOutcome&& o) {
         relaypro::quietLimit(forward ? QuietPhase::Forward : QuietPhase::Tunnel, settings_->limits.idleTimeout);
     // The tunnel: early bytes the client sent after its CONNECT go up first.
     plan.toUpstream = forward ? exchange_.takeForwardRequest(o.viaHttpProxy) : headBuf_.substr(head_.headLength);
+    plan.byteTotals = server_.counters().slot(counters::Id::BytesToUpstream);
     tunnel_ = std::make_unique<Tunnel>(server_.base(), server_.buffers(), client_, upstream_, std::move(plan),
                                        [this](std::string_view result) { tunnelEnded(result); });
     if (!forward) {
         out_ = "HTTP/1.1 200 Connection established\r\n\r\n";
+        server_.counters().observeConnect(Clock::now() - headAt_);
         outOffset_ = 0;
         after_ = AfterResponse::StartTunnel;
         state_ = State::Respond;
@@ -175,7 +177,7 @@ void Connection::logRefused(int status, std::string_view reason, std::vector<Log
     std::vector<LogField> fields{{"status", status}, {"reason", std::string(reason)}, {"client", clientText_}};
     for (auto& f : more) fields.push_back(std::move(f));
     server_.log().info("request refused", std::move(fields));
-    server_.countRefused();
+    server_.countRefused(reason);
 }
 
 void Connection::refuse(int status, std::string_view code, std::string_view allow) {
@@ -272,7 +274,7 @@ bool Connection::startTunnel(State state) {
     clientEvents_.disarm();
     evtimer_del(&timer_);
     state_ = state;
-    server_.tunnelOpened();
+    server_.tunnelOpened(head_.port);
     if (auto end = tunnel_->start()) close(*end);
     return false;
 }

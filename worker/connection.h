@@ -140,6 +140,7 @@ private:
     size_t headScanned_ = 0;
     RequestHead head_;
     bool headComplete_ = false;
+    Clock::time_point headAt_{};                      // when it was complete
     std::shared_ptr<const WorkerSettings> settings_;  // the snapshot this request uses
     std::string out_;
     size_t outOffset_ = 0;

@@ -141,6 +141,8 @@ bool Front::handshake() {
     Io io = c_.client_.handshake();
     if (io == Io::Done) {
         c_.handshakeDone_ = true;
+        c_.server_.counters().add(SSL_session_reused(c_.client_.ssl()) == 1 ? counters::Id::HandshakesResumed
+                                                                            : counters::Id::HandshakesFull);
         c_.state_ = Connection::State::ReadHead;
         return true;
     }

@@ -68,6 +68,7 @@ bool HttpExchange::parsed(const HeadResult& r) {
         c_.refuse(r.error.status, r.error.code);
     } else {
         c_.headComplete_ = true;
+        c_.headAt_ = Connection::Clock::now();
         route();
     }
     return c_.state_ != Connection::State::Closed;

@@ -38,7 +38,10 @@ void ProxyAuth::check() {
         return refuseWithRetry(429, "rate_limited", std::to_string(wait),
                                {{"target", c_.target_}, {"auth", authSchemeOf(head)}}, false);
     }
-    if (!head.proxyAuthorization) return challenge(false);
+    if (!head.proxyAuthorization) {
+        c_.server_.counters().add(counters::Id::AuthMissing);
+        return challenge(false);
+    }
     std::string_view value = trimSpace(*head.proxyAuthorization);
     size_t space = value.find(' ');
     std::string_view scheme = value.substr(0, space);
@@ -112,6 +115,9 @@ bool ProxyAuth::passwordChecked(bool ok) {
 }
 
 void ProxyAuth::failed(bool invalidToken) {
+    c_.server_.counters().add(c_.authScheme_ == "Bearer"  ? counters::Id::AuthBearerFailure
+                              : c_.authScheme_ == "Basic" ? counters::Id::AuthBasicFailure
+                                                          : counters::Id::AuthOtherFailure);
     // The supervisor counts failures per source across workers. The 407 waits until it has (and
     // has told every worker if the source is now over its limit), so a client that retries
     // after reading it meets the limit exactly, whichever worker takes the retry.
@@ -147,6 +153,7 @@ void ProxyAuth::challenge(bool invalidToken) {
 }
 
 void ProxyAuth::authorized(std::string identity, std::string scheme) {
+    c_.server_.counters().add(scheme == "Bearer" ? counters::Id::AuthBearerSuccess : counters::Id::AuthBasicSuccess);
     c_.identity_ = std::move(identity);
     c_.authScheme_ = std::move(scheme);
     const RequestHead& head = c_.head_;

@@ -319,7 +319,8 @@ uint32_t Server::blockedFor(const std::string& source) {
     return static_cast<uint32_t>(std::max<int64_t>(1, std::chrono::ceil<std::chrono::seconds>(left).count()));
 }
 
-void Server::tunnelOpened() {
+void Server::tunnelOpened(uint16_t port) {
+    counters_.add(counters::tunnelId(port));
     ++stats_.tunnels;
     ++stats_.totalTunnels;
 }

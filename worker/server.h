@@ -17,6 +17,7 @@
 
 #include "common/listener.h"
 #include "common/log_record.h"
+#include "common/relay_counters.h"
 #include "common/result.h"
 #include "common/worker_settings.h"
 #include "worker/buffer_pool.h"
@@ -110,9 +111,14 @@ public:
     [[nodiscard]] const Logger& log() const { return log_; }
     Connection* find(uint64_t serial) const;
     void connectionClosed(Connection* c);
-    void tunnelOpened();
+    void tunnelOpened(uint16_t port);
     void tunnelClosed();
-    void countRefused() { ++stats_.refused; }
+    void countRefused(std::string_view code) {
+        ++stats_.refused;
+        counters_.add(counters::refusedId(code));
+    }
+    // What this worker counted since it started (ipc::Counters).
+    [[nodiscard]] counters::Set& counters() { return counters_; }
 
 private:
     Server(event_base* base, LogOutput* log);
@@ -146,6 +152,7 @@ private:
     std::function<bool(uint64_t, const std::string&)> reportFailure_;
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> blocked_;
     ServerStats stats_;
+    counters::Set counters_;
     bool draining_ = false;
     std::function<void()> onEmpty_;
     KeyStore keys_;

@@ -100,6 +100,10 @@ bool TokenEndpoint::verified(uint64_t ticket, VerifyResult result, uint32_t retr
     if (c_.state_ != Connection::State::Verifying || ticket != c_.ticket_) return false;
     evtimer_del(&c_.timer_);
     wipeCredential();
+    if (result == VerifyResult::Valid || result == VerifyResult::Invalid) {
+        c_.server_.counters().add(result == VerifyResult::Valid ? counters::Id::AuthCredentialSuccess
+                                                                : counters::Id::AuthCredentialFailure);
+    }
     switch (result) {
         case VerifyResult::Valid:
             issueToken();
@@ -135,6 +139,7 @@ void TokenEndpoint::issueToken() {
              formatRfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(now + lifetime))) + "\"}";
     r.headers.emplace_back("Cache-Control", "no-store");
     sodium_memzero(token->data(), token->size());
+    c_.server_.counters().add(counters::Id::TokensIssued);
     c_.server_.log().info("token issued",
                           {{"client", c_.clientText_}, {"responder", c_.identity_}, {"expiresIn", lifetime}});
     c_.respond(std::move(r),

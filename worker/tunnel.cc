@@ -17,6 +17,7 @@ Tunnel::Tunnel(event_base* base, BufferPool& buffers, Stream& client, Stream& up
     : buffers_(buffers),
       mode_(plan.mode),
       quietLimit_(plan.quietLimit),
+      byteTotals_(plan.byteTotals),
       onEnd_(std::move(onEnd)),
       client_{.stream = client, .reset = "client_reset"},
       upstream_{.stream = upstream, .reset = "upstream_reset"},
@@ -121,6 +122,7 @@ bool Tunnel::writeHeld(Pipe& p) {
     }
     sendProgressed(p);
     p.bytes += n;
+    if (byteTotals_ != nullptr) byteTotals_[&p == &down_ ? 1 : 0] += n;
     if (early) {
         p.pendingOffset += n;
         if (p.pendingOffset == p.pending.size()) {

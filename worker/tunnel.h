@@ -34,6 +34,8 @@ public:
         // A side the tunnel holds bytes for that takes none for this long ends it (send_timeout);
         // so does this long without a byte either way (idle_timeout). None: no deadline.
         std::optional<std::chrono::nanoseconds> quietLimit;
+        // The worker's byte counters, two in a row: to the upstream, then to the client (or null).
+        uint64_t* byteTotals = nullptr;
     };
     // How it ended: closed_by_client, closed_by_upstream, client_reset, upstream_reset,
     // send_timeout or idle_timeout. The handler may delete the tunnel.
@@ -94,6 +96,7 @@ private:
     BufferPool& buffers_;
     Mode mode_;
     std::optional<std::chrono::nanoseconds> quietLimit_;
+    uint64_t* byteTotals_;  // Plan::byteTotals
     EndHandler onEnd_;
     Side client_;
     Side upstream_;

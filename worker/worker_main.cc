@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/process_figures.h"
 #include "common/test_hooks.h"
 #include "ipc/channel.h"
 #include "ipc/messages.h"
@@ -95,7 +96,11 @@ public:
 
     int run() {
         event_base_dispatch(base_);
-        if (server_) server_->closeAll();
+        if (server_) {
+            server_->closeAll();
+            // The counts since the last ping, so that the supervisor's totals lose nothing.
+            (void)channel_->send(counters(server_->stats()), generation_);  // unsent: those are lost
+        }
         server_.reset();
         log_->flush();
         channel_->flush(1000);
@@ -202,6 +207,23 @@ private:
         // Unsent is a missed ping, which the supervisor's liveness rule judges.
         (void)channel_->send(ipc::Pong{m.sequence, st.connections, st.tunnels, st.totalTunnels, st.refused},
                              generation_);
+        // The metrics ride on the same round; unsent, the supervisor shows the previous ones.
+        (void)channel_->send(counters(st), generation_);
+    }
+
+    // What this worker counted, and what its process holds (a read and an fstat).
+    ipc::Counters counters(const ServerStats& st) const {
+        ipc::Counters m;
+        m.residentBytes = figures_.residentBytes().value_or(0);
+        // Without the kernel's count: what it held at start, plus a client socket per connection
+        // and an upstream one per tunnel.
+        m.descriptors = figures_.descriptors().value_or(figures_.descriptorsAtOpen() + st.connections + st.tunnels);
+        if (!server_) return m;
+        auto values = server_->counters().values();
+        for (size_t id = 0; id < values.size(); ++id) {
+            if (values[id] != 0) m.values.emplace_back(static_cast<uint16_t>(id), values[id]);
+        }
+        return m;
     }
 
     void onDrain(ipc::Received& r) {
@@ -313,6 +335,7 @@ private:
     std::optional<WorkerSecrets> secrets_;
     std::vector<ListenerSocket> listeners_;
     std::unique_ptr<Server> server_;
+    ProcessFigures figures_ = ProcessFigures::open();  // before the sandbox, which forbids opening
     event* graceTimer_ = nullptr;
     std::chrono::steady_clock::time_point drainDeadline_{};
     int exitCode_ = 0;

@@ -96,6 +96,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case MessageType::Balance:
             check<Balance>(body);
             break;
+        case MessageType::Counters:
+            check<Counters>(body);
+            break;
         default:
             break;
     }

@@ -39,6 +39,7 @@ Relay::Relay(const TempDir& dir, const std::string& configYaml, std::map<std::st
         auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
         if (l["kind"] == "https") httpsPort_ = port;
         if (l["kind"] == "http") httpPort_ = port;
+        if (l["kind"] == "metrics") metricsPort_ = port;
     }
 }
 

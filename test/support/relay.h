@@ -47,6 +47,7 @@ public:
     [[nodiscard]] bool ready() const { return ready_; }
     [[nodiscard]] uint16_t httpsPort() const { return httpsPort_; }
     [[nodiscard]] uint16_t httpPort() const { return httpPort_; }
+    [[nodiscard]] uint16_t metricsPort() const { return metricsPort_; }
     [[nodiscard]] pid_t pid() const { return process_.pid(); }
     [[nodiscard]] std::filesystem::path logFile() const { return configDir_ / "logs" / "relaypro.log.txt"; }
     [[nodiscard]] std::string stderrText() const { return readText(dir_ / "stderr.txt"); }
@@ -71,6 +72,7 @@ private:
     bool ready_ = false;
     uint16_t httpsPort_ = 0;
     uint16_t httpPort_ = 0;
+    uint16_t metricsPort_ = 0;
 };
 
 }  // namespace relaypro::testing

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "test/support/test_files.h"
@@ -32,6 +33,8 @@ HandoverState sample(int listenerFd, int controlFd, int channelFd) {
     s.revoked = true;
     s.droppedLogLines = 7;
     s.droppedLogLinesTotal = 70;
+    s.metricsAddress = "127.0.0.1:9464";
+    s.metricsState = "counters";
     return s;
 }
 
@@ -52,7 +55,10 @@ TEST(Handover, WhatIsWrittenIsReadBackWithTheDescriptorsItNames) {
     EXPECT_EQ(back->workers[0].pid, 4242);
     EXPECT_EQ(back->workers[0].totalTunnels, 17U);
     EXPECT_EQ(back->privateKeyPem, "-----BEGIN PRIVATE KEY-----\nkey\n");
-    EXPECT_EQ(back->format, 2U);
+    EXPECT_EQ(back->format, 3U);
+    EXPECT_EQ(back->metricsFd, -1);
+    EXPECT_EQ(back->metricsAddress, "127.0.0.1:9464");
+    EXPECT_EQ(back->metricsState, "counters");
     EXPECT_EQ(back->configText, "workers: 2\n");
     EXPECT_EQ(back->envFileText, "RELAYPRO_HTTP_LISTEN=127.0.0.1:8080\n");
     EXPECT_EQ(back->httpsListen, "127.0.0.1:0");
@@ -120,6 +126,33 @@ TEST(Handover, FormatOneIsWhatThePreviousReleaseReadsAndWrote) {
     ASSERT_EQ(::write(*file, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
     EXPECT_FALSE(readHandover(*file).ok());
     ::close(listener);
+}
+
+// Format 3 adds the metrics endpoint's socket and the totals; format 2 (the release before) has
+// neither, and its reader gets no descriptor it would not know to close.
+TEST(Handover, FormatThreeCarriesTheMetricsAndFormatTwoLeavesThemOut) {
+    testing::TempDir dir;
+    int listener = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int metrics = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    HandoverState s = sample(listener, -1, listener);
+    s.metricsFd = metrics;
+    auto three = writeHandover(s, dir.path().string());
+    ASSERT_TRUE(three.ok());
+    auto back = readHandover(*three);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(back->metricsFd, metrics);
+    EXPECT_EQ(back->metricsState, "counters");
+    const std::vector<int> named = handoverDescriptors(*back);
+    EXPECT_NE(std::ranges::find(named, metrics), named.end());
+    auto two = writeHandover(s, dir.path().string(), 2);
+    ASSERT_TRUE(two.ok());
+    back = readHandover(*two);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(back->format, 2U);
+    EXPECT_EQ(back->metricsFd, -1);
+    EXPECT_TRUE(back->metricsState.empty());
+    ::close(listener);
+    ::close(metrics);
 }
 
 // RelayPro's own writes config.yml could not take cross the re-exec (a registration).
