@@ -549,6 +549,16 @@ TEST_F(RelayTest, PlainHttpThroughAnHttpProxyCarriesItsCredentials) {
         << squid.accessLog();
 }
 
+// Issue 18, part 4: `logger.fileName: logs/relaypro.log.txt` (as an operator reads "a relative
+// name lives under logs/") is logs/relaypro.log.txt beside config.yml, not logs/logs/…, which
+// `run` could not even create. (Deeper names: LogSinkTest.CreatesEveryMissingFolderOfTheLogPath.)
+TEST_F(RelayTest, ARelativeLogFileNameIsReadTheWayAnOperatorMeansIt) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = startRelay(echo.port(), "logger:\n  fileName: logs/relaypro.log.txt\n");
+    ASSERT_TRUE(relay->ready()) << relay->stderrText();  // its log is where Relay::logFile() looks
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "logs" / "logs"));
+}
+
 TEST_F(RelayTest, ReloadTurnsBasicOffWithoutClosingOpenTunnels) {
     TestServer echo(false, TestServer::echo());
     writeText(dir_ / "environment.conf", "RELAYPRO_PASSWORD_FILE=" + (dir_ / "passwords.txt").string() + "\n");
