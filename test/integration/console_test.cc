@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "test/support/net.h"
+#include "test/support/notify.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
 #include "test/support/secrets.h"
@@ -359,6 +360,22 @@ TEST_F(ConsoleTest, HeartbeatMigrationAndRevocation) {
     ASSERT_TRUE(open->send("GET /again HTTP/1.1\r\nHost: console\r\n\r\n"));
     head = open->readHead();
     EXPECT_EQ(statusOf(head), 200) << head;
+}
+
+// lifecycle.md, STATUS line: "serving; 2 workers; 1234 tunnels; registered as relay 3 to
+// console.example.com" — the relay id and the console (issue 18).
+TEST_F(ConsoleTest, TheStatusLineNamesTheRelayIdAndTheConsole) {
+    ConsoleSim console(tmp_.path());
+    ASSERT_TRUE(console.started());
+    NotifyHarness harness(tmp_ / "notify.sock");
+    auto relay = start(console.registeredConfig() + "workers: 2\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n",
+                       {{"NOTIFY_SOCKET", (tmp_ / "notify.sock").string()}});
+    ASSERT_TRUE(eventually([&] { return !harness.with("READY=1").empty(); }));
+    const std::string ready = harness.with("READY=1").front().text;
+    EXPECT_NE(
+        ready.find("\nSTATUS=serving; 2 workers; 0 tunnels; registered as relay 3 to " + console.address() + "\n"),
+        std::string::npos)
+        << ready;
 }
 
 // Issue 18 (config.md: "organizationId changes take effect at the next registration"): a reload
