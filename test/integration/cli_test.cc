@@ -287,7 +287,7 @@ TEST_F(Cli, RunAsRootNeedsTheServiceAccountOrAnExplicitRoot) {
 TEST_F(Cli, RelayproUserInTheEnvironmentFileNamesTheAccount) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
     fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: 1\n");
-    env_["RELAYPRO_USER"] = "root";  // the inherited value, which the file overrides
+    env_["RELAYPRO_USER"] = "relaypro-no-such-user-1";  // the inherited value, which the file overrides
     write("env.conf", "RELAYPRO_USER=relaypro-no-such-user-2\n");
     Outcome r = run({"run", "--config", cfg.string()});
     EXPECT_EQ(r.exitCode, 78) << r.err;
