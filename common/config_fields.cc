@@ -92,9 +92,15 @@ Shown plain(std::string s) {
     return Shown{std::move(s), false};
 }
 
+// A relative name lives under logs/ beside config.yml (config.md); one that already starts with
+// that folder ("logs/relaypro.log.txt", as an operator reads it) names the same folder, not
+// logs/logs/ (issue 18).
 std::string loggerPath(const Config& c, const std::string& fileName) {
     if (!fileName.empty() && fileName.front() == '/') return fileName;
-    return resolvePath(resolvePath(c.folder, "logs"), fileName);
+    std::string_view name = fileName;
+    while (name.starts_with("./")) name.remove_prefix(2);
+    if (name.starts_with("logs/")) return resolvePath(c.folder, std::string(name));
+    return resolvePath(resolvePath(c.folder, "logs"), std::string(name));
 }
 
 // clang-format off

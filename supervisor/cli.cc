@@ -124,17 +124,19 @@ Result<Environment> loadEnvironment(std::vector<std::string>& warnings) {
     return env;
 }
 
-// The start of every sub-command but run (cli.md): as the service user, the environment.
+// The start of every sub-command but run (cli.md): the environment, then the switch to the
+// service user. The environment file comes first because it may name the account
+// (RELAYPRO_USER); it is root's own (/etc/environment.d), not under the install folder.
 // 0 with `env` filled, or the exit code (reason printed).
 int environmentAsServiceUser(std::optional<Environment>& env, std::vector<std::string>& warnings) {
-    if (auto s = switchToServiceUserIfPresent(); !s) {
-        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
-        return kExitFailure;
-    }
     auto loaded = loadEnvironment(warnings);
     if (!loaded) {
         std::fprintf(stderr, "relaypro: %s\n", loaded.error().message.c_str());
         return kExitConfig;
+    }
+    if (auto s = switchToServiceUserIfPresent(*loaded); !s) {
+        std::fprintf(stderr, "relaypro: %s\n", s.error().describe().c_str());
+        return kExitFailure;
     }
     env = std::move(*loaded);
     return kExitOk;
@@ -142,9 +144,11 @@ int environmentAsServiceUser(std::optional<Environment>& env, std::vector<std::s
 
 // ... then config.yml; warnings on stderr when `showWarnings`. 0 with `config` filled, or the
 // exit code (reason printed).
-int loadAsServiceUser(const CommandLine& cmd, std::optional<Config>& config, bool showWarnings = true) {
+int loadAsServiceUser(const CommandLine& cmd, std::optional<Config>& config, bool showWarnings = true,
+                      std::vector<std::string>* shown = nullptr) {
     std::optional<Environment> env;
-    std::vector<std::string> warnings;
+    std::vector<std::string> local;
+    std::vector<std::string>& warnings = shown != nullptr ? *shown : local;
     if (int code = environmentAsServiceUser(env, warnings); code != kExitOk) return code;
     auto loaded = loadConfig(configPathFor(cmd), *env, warnings);
     if (showWarnings) {
@@ -203,7 +207,11 @@ int talkToService(const CommandLine& cmd) {
                     static_cast<long long>(json_integer_value(json_object_get(j, "pid"))),
                     static_cast<long long>(json_integer_value(json_object_get(j, "generation"))),
                     static_cast<long long>(json_integer_value(json_object_get(j, "uptimeSeconds"))));
-        std::printf("registration: %s\n", json_string_value(json_object_get(reg, "state")));
+        const char* state = json_string_value(json_object_get(reg, "state"));
+        const char* progress = json_string_value(json_object_get(reg, "progress"));
+        bool finer = progress != nullptr && state != nullptr && std::strcmp(progress, state) != 0;
+        std::printf("registration: %s%s%s%s\n", state != nullptr ? state : "?", finer ? " (" : "",
+                    finer ? progress : "", finer ? ")" : "");
         size_t i = 0;
         json_t* v = nullptr;
         json_array_foreach(json_object_get(j, "listeners"), i, v) {
@@ -232,22 +240,6 @@ int run(const CommandLine& cmd) {
     // and ran with (in the hand-over), and only then reads the files. A file that became invalid
     // meanwhile must not end the service here (issue 16).
     if (std::getenv(kHandoverEnv) != nullptr) return runService(std::move(options), Environment::fromProcess(), {});
-    // Started as root: the service account (--user, RELAYPRO_USER, air-relaypro) must exist,
-    // unless root is asked for by name.
-    std::optional<Account> account;
-    if (::geteuid() == 0) {
-        std::string name = cmd.user.value_or(serviceUserName());
-        if (name != "root") {
-            account = lookUpAccount(name);
-            if (!account) {
-                std::fprintf(stderr,
-                             "relaypro: the service account \"%s\" does not exist; create it (useradd --system %s) "
-                             "or run with --user root\n",
-                             name.c_str(), name.c_str());
-                return kExitConfig;
-            }
-        }
-    }
     std::vector<std::string> warnings;
     // The texts are kept: they are the snapshot an upgrade hands over.
     auto texts = readConfigTexts(options.configPath, options.envFile);
@@ -260,6 +252,22 @@ int run(const CommandLine& cmd) {
         const std::string& m = !texts ? texts.error().message : envRead.error().message;
         std::fprintf(stderr, m.starts_with("environment file") || texts ? "relaypro: %s\n" : "%s\n", m.c_str());
         return kExitConfig;
+    }
+    // Started as root: the service account (--user, RELAYPRO_USER from the environment file or
+    // the environment, air-relaypro) must exist, unless root is asked for by name.
+    std::optional<Account> account;
+    if (::geteuid() == 0) {
+        std::string name = cmd.user.value_or(serviceUserName(probe));
+        if (name != "root") {
+            account = lookUpAccount(name);
+            if (!account) {
+                std::fprintf(stderr,
+                             "relaypro: the service account \"%s\" does not exist; create it (useradd --system %s) "
+                             "or run with --user root\n",
+                             name.c_str(), name.c_str());
+                return kExitConfig;
+            }
+        }
     }
     auto loaded = parseConfigSnapshot(options.configPath, options.envFile, std::move(texts->first),
                                       std::move(texts->second), std::move(env), warnings);
@@ -280,7 +288,8 @@ int run(const CommandLine& cmd) {
 
 int checkConfig(const CommandLine& cmd) {
     std::optional<Config> config;
-    if (int code = loadAsServiceUser(cmd, config); code != kExitOk) return code;
+    std::vector<std::string> warnings;
+    if (int code = loadAsServiceUser(cmd, config, true, &warnings); code != kExitOk) return code;
     // A CA bundle that exists must be usable (a missing one is created at start). An upgrade
     // runs this check with the new binary before it switches.
     if (::access(config->caBundleFile.c_str(), F_OK) == 0) {
@@ -291,6 +300,13 @@ int checkConfig(const CommandLine& cmd) {
         }
     }
     std::fputs(renderEffectiveConfig(*config).c_str(), stdout);
+    // The warnings came first; a long configuration scrolls them away on a terminal, so they are
+    // summarised after it too, under a heading (issue 18).
+    if (!warnings.empty()) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "\nwarnings (%zu):\n", warnings.size());
+        for (const auto& w : warnings) std::fprintf(stderr, "  %s\n", w.c_str());
+    }
     if (const char* upgrade = std::getenv(kUpgradeCheckEnv); upgrade != nullptr && std::string_view(upgrade) == "1") {
         // The running supervisor asks which hand-over this build can take over from (handover.h).
         unsigned format = testHooks().handoverFormat.value_or(kHandoverFormat);  // tests stand in for an older build

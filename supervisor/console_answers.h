@@ -27,8 +27,9 @@ json_t* parseEnvelope(std::string_view body);
 // What a successful register answer gives the relay.
 struct Registration {
     int64_t relayId = 0;
-    std::string securityToken;  // a secret
-    std::string consoleCACert;  // empty: the console sent none
+    std::string securityToken;   // a secret
+    std::string consoleCACert;   // empty: the console sent none
+    int64_t organizationId = 0;  // what the request named (set by the session, not read from the answer)
 };
 
 // register's 200 result: {"relayId": >0, "securityToken": non-empty string,

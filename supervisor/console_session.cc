@@ -107,12 +107,14 @@ void ConsoleSession::arm(event* timer, std::chrono::milliseconds delay) {
     evtimer_add(timer, &tv);
 }
 
-void ConsoleSession::evaluate(const Config& config, bool revoked) {
+void ConsoleSession::evaluate(const Config& config, bool revoked, bool newOrganization) {
     const bool tokenChanged = config.deploymentToken != config_.deploymentToken;
     config_ = config;
     auto registeredTo = parseConsoleAddress(config.registeredTo);
     const bool sameConsole = registeredTo && registeredTo->normalized() == config.consoleAddress.normalized();
-    const bool haveCredential = !config.securityToken.empty() && config.relayId != 0 && sameConsole && !revoked;
+    const bool reRegister = newOrganization && !config.deploymentToken.empty();
+    const bool haveCredential =
+        !config.securityToken.empty() && config.relayId != 0 && sameConsole && !revoked && !reRegister;
     if (haveCredential) {
         if (state_ != State::Registered) {
             cancelAll();
@@ -184,6 +186,7 @@ void ConsoleSession::registrationAnswered(ConsoleResponse&& r) {
         return retryRegistration(backoff(attempts_), "unexpected answer (" + outcome(r) + "): " + reg.error().message);
     }
     attempts_ = 0;
+    reg->organizationId = config_.organizationId;
     // The hook stores the registration and evaluates again, which starts the heartbeats.
     if (hooks_.registered) hooks_.registered(std::move(*reg));
 }

@@ -53,8 +53,10 @@ public:
     ConsoleSession& operator=(const ConsoleSession&) = delete;
 
     // Looks at the configuration (at start, after a reload, a registration or a revocation) and
-    // registers, heartbeats or waits accordingly.
-    void evaluate(const Config& config, bool revoked);
+    // registers, heartbeats or waits accordingly. `newOrganization`: config.organizationId is not
+    // the one the relay registered with (a reload changed it): with a deployment token known, the
+    // relay registers again with it (config.md: it takes effect at the next registration).
+    void evaluate(const Config& config, bool revoked, bool newOrganization = false);
 
     [[nodiscard]] State state() const { return state_; }
     [[nodiscard]] const char* stateName() const;

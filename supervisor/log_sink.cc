@@ -89,6 +89,26 @@ std::vector<Backup> listBackups(const std::string& dir, const std::string& fileN
     return out;
 }
 
+// The log file's folder and its missing parents, 0750, created by this process (the service
+// user: the sink opens after the switch), like `mkdir -p`. Folders that exist may be symbolic
+// links (logs/ pointed elsewhere, as before); one that is not a folder is refused. The file
+// itself must not be a link (openFile: O_NOFOLLOW).
+Status makeLogFolders(const std::string& dir) {
+    for (size_t at = 0; at != std::string::npos;) {
+        at = dir.find('/', at + 1);
+        const std::string prefix = dir.substr(0, at);
+        struct stat st {};
+        if (::stat(prefix.c_str(), &st) == 0) {
+            if (S_ISDIR(st.st_mode)) continue;
+            return Error{"cannot create log folder " + dir + ": " + prefix + " is not a folder"};
+        }
+        if (::mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) {
+            return sysError("cannot create log folder " + prefix);
+        }
+    }
+    return {};
+}
+
 }  // namespace
 
 std::string LogSink::rotatedName(const std::string& fileName, std::chrono::system_clock::time_point t) {
@@ -144,12 +164,8 @@ LogSink::LogSink(LogSinkOptions options) : options_(std::move(options)) {}
 Result<std::unique_ptr<LogSink>> LogSink::open(LogSinkOptions options, Status* openProblem) {
     std::unique_ptr<LogSink> sink(new LogSink(std::move(options)));
     std::string dir = dirName(sink->options_.path);
-    Status opened;
-    if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
-        opened = sysError("cannot create log folder " + dir);
-    } else {
-        opened = sink->openFile();
-    }
+    Status opened = makeLogFolders(dir);
+    if (opened) opened = sink->openFile();
     if (!opened) {
         if (openProblem == nullptr) return opened.error();
         *openProblem = opened;  // lines are dropped (and counted) until the file opens

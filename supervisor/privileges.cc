@@ -21,9 +21,9 @@ std::optional<Account> lookUpAccount(const std::string& name) {
     return Account{name, pw.pw_uid, pw.pw_gid};
 }
 
-std::string serviceUserName() {
-    const char* v = std::getenv("RELAYPRO_USER");
-    return v != nullptr && *v != '\0' ? v : kDefaultServiceUser;
+std::string serviceUserName(const Environment& env) {
+    auto v = env.get("RELAYPRO_USER");
+    return v && !v->empty() ? *v : kDefaultServiceUser;
 }
 
 Status switchToAccount(const Account& a) {
@@ -52,9 +52,9 @@ Status dropCapabilitiesUnlessRoot() {
     return {};
 }
 
-Status switchToServiceUserIfPresent() {
+Status switchToServiceUserIfPresent(const Environment& env) {
     if (::geteuid() != 0) return {};
-    std::string name = serviceUserName();
+    std::string name = serviceUserName(env);
     if (name == "root") return {};
     auto account = lookUpAccount(name);
     if (!account) return {};

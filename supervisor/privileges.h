@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "common/environment.h"
 #include "common/result.h"
 
 namespace relaypro {
@@ -22,8 +23,9 @@ struct Account {
 // The account named `name`, or nullopt when it does not exist.
 std::optional<Account> lookUpAccount(const std::string& name);
 
-// The service account's name: RELAYPRO_USER, else air-relaypro.
-std::string serviceUserName();
+// The service account's name: RELAYPRO_USER (the environment file's value wins over the process
+// environment's, config.md), else air-relaypro.
+std::string serviceUserName(const Environment& env);
 
 // As root: supplementary groups, gid, uid set to `account`'s, in that order, and verified.
 Status switchToAccount(const Account& account);
@@ -35,6 +37,6 @@ Status dropCapabilitiesUnlessRoot();
 
 // The rule for sub-commands other than run: as root, switch to the service user when that
 // account exists; otherwise carry on as we are.
-Status switchToServiceUserIfPresent();
+Status switchToServiceUserIfPresent(const Environment& env);
 
 }  // namespace relaypro

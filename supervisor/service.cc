@@ -202,7 +202,7 @@ int Service::freshStart() {
     ensureRelayProId();
 
     auto trust = Trust::open(config_, *log_);
-    if (!trust) return fatal(kExitConfig, trust.error().message);
+    if (!trust) return fatal(kExitConfig, withReadOnlyFix(trust.error()));  // a CA bundle to create, too
     trust_ = std::make_unique<Trust>(std::move(*trust));
     caPem_ = trust_->ca().certificatePem();
     workers_ = workerCount(config_);
@@ -350,8 +350,12 @@ std::string Service::statusLine() const {
     PoolStats st = pool_ ? pool_->stats() : PoolStats{};
     size_t serving = pool_ ? pool_->serving(pool_->current()) : 0;
     std::string state = stopping_ ? "stopping" : upgrade_ ? "upgrading" : "serving";
-    return state + "; " + std::to_string(serving) + " workers; " + std::to_string(st.tunnels) +
-           (registered(config_) ? " tunnels; registered" : " tunnels; not registered");
+    // lifecycle.md: "serving; 2 workers; 1234 tunnels; registered as relay 3 to console.example.com".
+    std::string registration =
+        registered(config_) ? "registered as relay " + std::to_string(config_.relayId) + " to " + config_.registeredTo
+                            : "not registered with " + config_.consoleAddress.text();
+    return state + "; " + std::to_string(serving) + " workers; " + std::to_string(st.tunnels) + " tunnels; " +
+           registration;
 }
 
 void Service::notifyReady(const std::string& extra) {
@@ -380,14 +384,15 @@ json_t* Service::statusJson() {
                                                  "connections", static_cast<json_int_t>(w.connections)));
     }
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count();
-    json_t* registration =
-        json_pack("{s:s,s:I,s:s}", "state", registrationState(), "relayId", static_cast<json_int_t>(config_.relayId),
-                  "registeredTo", config_.registeredTo.c_str());
+    // cli.md's three states; "progress" adds the session's finer one (registering, rejected).
+    json_t* registration = json_pack(
+        "{s:s,s:I,s:s,s:s}", "state", registrationState(), "relayId", static_cast<json_int_t>(config_.relayId),
+        "registeredTo", config_.registeredTo.c_str(), "progress", session_ ? session_->stateName() : "unregistered");
     std::string version(versionString());
     return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s,s:o,s:o}", "version", version.c_str(), "pid",
                      static_cast<json_int_t>(::getpid()), "generation", static_cast<json_int_t>(pool_->current()),
                      "uptimeSeconds", static_cast<json_int_t>(std::max<int64_t>(0, uptime)), "registration",
-                     registration, "caFingerprint", trust_->ca().fingerprintHex().c_str(), "listeners", listeners,
+                     registration, "caFingerprint", trust_->ca().fingerprintColons().c_str(), "listeners", listeners,
                      "workers", workers);
 }
 

@@ -119,6 +119,9 @@ private:
     void startConsoleSession();
     void applyRegistration(Registration reg);
     void applyMigration(Migration m);
+    // The session looks at config_, with the organizationId waiting for a registration if any.
+    void evaluateSession();
+    void snapshotOrganizationInUse();
     // Builds and pushes the settings of config_ to the workers; false (logged) if they cannot be built.
     bool pushCurrentSettings();
 
@@ -130,6 +133,7 @@ private:
         std::shared_ptr<const WorkerSettings> settings;
         std::vector<std::string> changed;  // the fields that apply
         bool revoked = false;
+        std::optional<int64_t> pendingOrganizationId;  // the file's, when it is not the running one
     };
     Result<Candidate> readFiles(Keep keep);
     void commit(Candidate&& c);
@@ -189,6 +193,9 @@ private:
     std::unique_ptr<ConsoleClient> console_;
     std::unique_ptr<ConsoleSession> session_;
     bool revoked_ = false;  // the console answered 401/403 to this relay's securityToken
+    // config.yml's organizationId when a reload or an upgrade changed it: config_ keeps the one in
+    // use until a registration with this one succeeds (config.md: "at the next registration").
+    std::optional<int64_t> pendingOrganizationId_;
     VerifyCache verifyCache_;
     std::string caPem_;
     event* keyTimer_ = nullptr;

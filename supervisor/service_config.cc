@@ -113,10 +113,22 @@ Result<Service::Candidate> Service::readFiles(Keep keep) {
         merged.httpsListen = config_.httpsListen;  // the listeners stay as bound
         merged.httpListen = config_.httpListen;
     }
+    // organizationId takes effect at the next registration (config.md), not now: tokens and
+    // verifications keep the one in use, and a deployment token, if known, starts that registration.
+    if (next.organizationId != config_.organizationId) {
+        merged.organizationId = config_.organizationId;
+        c.pendingOrganizationId = next.organizationId;
+    }
     for (const auto& ch : diffConfigs(config_, next)) {
         bool kept = keep == Keep::RestartFields ? ch.apply == Apply::Restart
                                                 : ch.field == "httpsProxy.listen" || ch.field == "RELAYPRO_HTTP_LISTEN";
-        if (kept) {
+        if (ch.apply == Apply::NextRegistration) {
+            log_->warn(ch.field + " changed; takes effect at the next registration" +
+                           (next.deploymentToken.empty() ? ", which needs a deployment token (AIR_DEPLOYMENT_TOKEN or "
+                                                           "deploymentToken)"
+                                                         : ", which starts now"),
+                       {{"field", ch.field}});
+        } else if (kept) {
             log_->warn(ch.field + " changed; takes effect after restart", {{"field", ch.field}});
         } else {
             c.changed.push_back(ch.field);
@@ -143,10 +155,12 @@ void Service::commit(Candidate&& c) {
     configText_ = std::move(c.snapshot.configText);
     envFileText_ = std::move(c.snapshot.envFileText);
     revoked_ = c.revoked;
+    pendingOrganizationId_ = c.pendingOrganizationId;
+    if (pendingOrganizationId_) snapshotOrganizationInUse();
     pool_->pushSettings(c.settings);
     console_->configure(config_, c.settings->names.hosts);
     verifyCache_.clear();
-    if (session_) session_->evaluate(config_, revoked_);
+    evaluateSession();
     log_->setMinLevel(config_.debugLogging ? LogLevel::Debug : LogLevel::Info);
 }
 
@@ -156,6 +170,17 @@ Result<std::string> Service::applyConfig(Keep keep) {
     std::string changed = joined(c->changed);
     commit(std::move(*c));
     return changed;
+}
+
+// The snapshot an upgrade hands over names the organization in use (not config.yml's, which waits
+// for a registration): the next image keeps it too. Only the snapshot: RelayPro never writes
+// organizationId into config.yml.
+void Service::snapshotOrganizationInUse() {
+    const std::vector<ConfigUpdate> inUse{ConfigUpdate::integer({"organizationId"}, config_.organizationId)};
+    if (auto text = applyConfigUpdates(configText_, inUse); text) {
+        sodium_memzero(configText_.data(), configText_.size());
+        configText_ = std::move(*text);
+    }
 }
 
 void Service::rememberUpdates(const std::vector<ConfigUpdate>& updates, bool stored) {

@@ -71,7 +71,15 @@ void Service::consoleRevoked(const std::string& what) {
     log_->error("the console revoked this RelayPro (401/403); a new deployment token is needed to register again",
                 {{"during", what}, {"relayId", config_.relayId}});
     pushCurrentSettings();
-    if (session_) session_->evaluate(config_, revoked_);
+    evaluateSession();
+}
+
+void Service::evaluateSession() {
+    if (!session_) return;
+    if (!pendingOrganizationId_) return session_->evaluate(config_, revoked_);
+    Config next = config_;
+    next.organizationId = *pendingOrganizationId_;
+    session_->evaluate(next, revoked_, true);
 }
 
 void Service::startConsoleSession() {
@@ -89,7 +97,7 @@ void Service::startConsoleSession() {
     auto interval = testHooks().heartbeatInterval.value_or(std::chrono::milliseconds(60000));
     session_ =
         std::make_unique<ConsoleSession>(base_, *console_, *log_, std::move(hooks), std::move(identity), interval);
-    session_->evaluate(config_, revoked_);
+    evaluateSession();
 }
 
 // console-api.md, register: relayId, registeredTo, securityToken (and consoleCACert) go into
@@ -114,10 +122,17 @@ void Service::applyRegistration(Registration reg) {
     sodium_memzero(config_.deploymentToken.data(), config_.deploymentToken.size());
     config_.deploymentToken.clear();
     revoked_ = false;
+    if (reg.organizationId != config_.organizationId) {
+        log_->info("organizationId applied with the registration",
+                   {{"organizationId", reg.organizationId}, {"previous", config_.organizationId}});
+        config_.organizationId = reg.organizationId;
+        snapshotOrganizationInUse();
+    }
+    if (pendingOrganizationId_ == config_.organizationId) pendingOrganizationId_.reset();
     verifyCache_.clear();
     log_->info("registered", {{"relayId", config_.relayId}, {"console", config_.consoleAddress.text()}});
     pushCurrentSettings();
-    session_->evaluate(config_, revoked_);
+    evaluateSession();
     notifyReady();  // STATUS says "registered" now
 }
 

@@ -168,6 +168,13 @@ void Service::upgradeChecked(int status) {
     // Read first, applied only once the binary is open: a configuration error is the one reported.
     auto c = readFiles(Keep::Listeners);
     if (!c) return upgradeFailed(c.error().message);
+    // The control socket (and the CA bundle's default place) cannot move under a running service.
+    if (c->snapshot.config.privateFolder != config_.privateFolder) {
+        return upgradeFailed("privateFolder changed (" + config_.privateFolder + " to " +
+                             c->snapshot.config.privateFolder +
+                             "); it takes effect only at a restart: restart the service (systemctl restart "
+                             "binalyze-air-relaypro), or set it back to upgrade");
+    }
     upgrade_->executable.reset(::open(upgrade_->binary.c_str(), O_RDONLY | O_CLOEXEC));
     if (!upgrade_->executable) return upgradeFailed("cannot open " + upgrade_->binary + ": " + std::strerror(errno));
     commit(std::move(*c));

@@ -2,6 +2,7 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sodium.h>
 
 #include <ctime>
@@ -19,6 +20,19 @@ int64_t unixSeconds(std::chrono::system_clock::time_point t) {
 int64_t hourOf(std::chrono::system_clock::time_point t) {
     int64_t s = unixSeconds(t);
     return s >= 0 ? s / 3600 : (s - 3599) / 3600;
+}
+
+// Whether the first certificate of a PEM chain names `serverName` (a DNS name or an IP) in its SAN.
+bool certificateNames(const std::string& pem, const std::string& serverName) {
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (cert == nullptr) return false;
+    bool named =
+        X509_check_ip_asc(cert, serverName.c_str(), 0) == 1 ||
+        X509_check_host(cert, serverName.data(), serverName.size(), X509_CHECK_FLAG_NO_WILDCARDS, nullptr) == 1;
+    X509_free(cert);
+    return named;
 }
 
 }  // namespace
@@ -66,7 +80,9 @@ Result<Trust> Trust::open(const Config& config, const Logger& log, std::optional
         if (!key) return Error{"httpsProxy.keyFile: " + key.error().describe()};
         t.tls_ = TlsMaterial{std::move(*cert), std::move(*key)};
         t.operatorCertificate_ = true;
-    } else if (previous && certificateNotAfter(previous->certificateChainPem)) {
+    } else if (previous && certificateNotAfter(previous->certificateChainPem) &&
+               certificateNames(previous->certificateChainPem, config.serverName)) {
+        // The certificate in use stays, unless serverName changed (an upgrade applies it: issue 18).
         t.tls_ = std::move(*previous);
         t.tlsExpires_ = *certificateNotAfter(t.tls_.certificateChainPem);
     } else if (auto s = t.issue(log); !s) {

@@ -24,7 +24,7 @@ public:
 
     // Loads or creates the CA bundle (config.caBundleFile), then loads the operator's
     // certificate (httpsProxy.certFile/keyFile) or adopts `previous` (an upgrade hands over the
-    // certificate in use) or issues one.
+    // certificate in use) when it names serverName, or issues one.
     // `create` false (an upgrade, a reload): a missing bundle is an error, never a new CA.
     static Result<Trust> open(const Config& config, const Logger& log, std::optional<TlsMaterial> previous = {},
                               bool create = true);

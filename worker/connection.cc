@@ -1,6 +1,7 @@
 #include "worker/connection.h"
 
 #include <openssl/ssl.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -154,7 +155,9 @@ void Connection::dialed(DialOutcome&& o) {
     plan.quietLimit =
         relaypro::quietLimit(forward ? QuietPhase::Forward : QuietPhase::Tunnel, settings_->limits.idleTimeout);
     // The tunnel: early bytes the client sent after its CONNECT go up first.
-    plan.toUpstream = forward ? exchange_.takeForwardRequest(o.viaHttpProxy) : headBuf_.substr(head_.headLength);
+    plan.toUpstream = forward ? exchange_.takeForwardRequest(o.viaHttpProxy, o.proxyAuthorization)
+                              : headBuf_.substr(head_.headLength);
+    sodium_memzero(o.proxyAuthorization.data(), o.proxyAuthorization.size());
     plan.byteTotals = server_.counters().slot(counters::Id::BytesToUpstream);
     tunnel_ = std::make_unique<Tunnel>(server_.base(), server_.buffers(), client_, upstream_, std::move(plan),
                                        [this](std::string_view result) { tunnelEnded(result); });

@@ -141,13 +141,18 @@ void HttpExchange::forward() {
     c_.startDial(DialPurpose::PlainHttp);
 }
 
-std::string HttpExchange::takeForwardRequest(bool viaHttpProxy) {
+std::string HttpExchange::takeForwardRequest(bool viaHttpProxy, std::string_view proxyAuthorization) {
     std::string req = std::move(forwardRequest_);
     forwardRequest_.clear();
     if (viaHttpProxy) {
-        // An HTTP proxy takes the request in absolute form.
+        // An HTTP proxy takes the request in absolute form, and its credentials with it (config.md:
+        // user:password@ is sent as Proxy-Authorization: Basic). The client's own Proxy-* fields
+        // were dropped when the request was written.
         size_t sp = req.find(' ');
         req.insert(sp + 1, "http://" + c_.target_);
+        if (!proxyAuthorization.empty()) {
+            req.insert(req.find("\r\n") + 2, "Proxy-Authorization: " + std::string(proxyAuthorization) + "\r\n");
+        }
     }
     return req;
 }

@@ -23,8 +23,9 @@ public:
     bool readHead();
     // Whether the dial under way is for a plain-HTTP forward (else for a tunnel).
     [[nodiscard]] bool forwarding() const { return !forwardRequest_.empty(); }
-    // The forward's request, in absolute form toward an HTTP proxy.
-    std::string takeForwardRequest(bool viaHttpProxy);
+    // The forward's request, in absolute form toward an HTTP proxy, with the proxy's own
+    // Proxy-Authorization (`proxyAuthorization`, "Basic …") when its URL has user:password@.
+    std::string takeForwardRequest(bool viaHttpProxy, std::string_view proxyAuthorization);
 
 private:
     // After a parse that ended (Complete or Invalid): route the head or refuse it.

@@ -307,6 +307,7 @@ void UpstreamDialer::succeed() {
     out.ssl = stream_.ssl();
     out.leftover = std::move(pending_.leftover);
     out.viaHttpProxy = viaProxy_ && !sendConnect_;
+    if (out.viaHttpProxy) out.proxyAuthorization = proxyAuthorization_;  // it goes in the request itself
     out.address = pending_.address;
     // The stream now belongs to the outcome.
     if (ev_ != nullptr) event_del(ev_);

@@ -34,6 +34,8 @@ struct DialOutcome {
     SSL* ssl = nullptr;
     std::string leftover;
     bool viaHttpProxy = false;
+    // With viaHttpProxy: "Basic …", the proxy's own credentials, or empty (a secret).
+    std::string proxyAuthorization;
     std::string address;  // the address connected to ("proxy host:port" through a proxy)
 };
 

@@ -49,7 +49,11 @@ protected:
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
         posix_spawn_file_actions_addopen(&actions, 1, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        posix_spawn_file_actions_addopen(&actions, 2, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (oneStream_) {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2);  // 2>&1, as a terminal shows them
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        }
         if (!cwd_.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd_.c_str());
         pid_t pid = 0;
         EXPECT_EQ(posix_spawn(&pid, RELAYPRO_BINARY, &actions, nullptr, argv.data(), envp.data()), 0);
@@ -59,7 +63,7 @@ protected:
         Outcome r;
         r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         r.out = relaypro::testing::readText(outPath);
-        r.err = relaypro::testing::readText(errPath);
+        r.err = oneStream_ ? "" : relaypro::testing::readText(errPath);
         return r;
     }
 
@@ -69,7 +73,8 @@ protected:
 
     relaypro::testing::TempDir tmp_;
     const fs::path& dir_ = tmp_.path();
-    std::string cwd_;  // the child's working directory; empty = ours
+    std::string cwd_;         // the child's working directory; empty = ours
+    bool oneStream_ = false;  // stderr into stdout
     std::map<std::string, std::string> env_;
 };
 
@@ -202,8 +207,33 @@ TEST_F(Cli, CheckConfigUsesRelayproConfigAndTheEnvironmentFile) {
     EXPECT_NE(r.out.find("  listen: \"127.0.0.1:0\""), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("securityToken: \"<redacted>\""), std::string::npos);
     EXPECT_EQ(r.out.find("s3cr3t-value"), std::string::npos);
-    EXPECT_EQ(r.err, "warning: " + cfg.string() +
-                         ":5:3: unknown field \"logger.maxsize\" — did you mean \"logger.maxSize\"?\n");
+    const std::string warning =
+        cfg.string() + ":5:3: unknown field \"logger.maxsize\" — did you mean \"logger.maxSize\"?";
+    EXPECT_EQ(r.err, "warning: " + warning + "\n\nwarnings (1):\n  " + warning + "\n");
+}
+
+// Issue 18: on one stream (a terminal), the warnings come before the configuration and are
+// summarised after it under a heading, where a long configuration leaves the reader.
+TEST_F(Cli, CheckConfigWarnsBeforeTheConfigurationAndSummarisesAfterIt) {
+    fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: 1\nhttpProxy: x\nlogger:\n  maxsize: 3\n");
+    write("env.conf", "RELAYPRO_PASWORD_FILE=x\n");
+    oneStream_ = true;
+    Outcome r = run({"check-config", "--config", cfg.string()});
+    EXPECT_EQ(r.exitCode, 0) << r.out;
+    const std::string w1 =
+        "env.conf:1: unknown variable \"RELAYPRO_PASWORD_FILE\" — did you mean \"RELAYPRO_PASSWORD_FILE\"?";
+    const std::string w2 = "config.yml:3:1: unknown field \"httpProxy\" — did you mean \"httpsProxy\"?";
+    const std::string w3 = "config.yml:5:3: unknown field \"logger.maxsize\" — did you mean \"logger.maxSize\"?";
+    size_t yaml = r.out.find("# Effective configuration");
+    ASSERT_NE(yaml, std::string::npos) << r.out;
+    for (const auto& w : {w1, w2, w3}) {
+        size_t first = r.out.find(w);
+        EXPECT_LT(first, yaml) << w << " before the configuration:\n" << r.out;
+        EXPECT_NE(r.out.find(w, yaml), std::string::npos) << w << " summarised after it:\n" << r.out;
+    }
+    size_t heading = r.out.find("\nwarnings (3):\n", yaml);
+    ASSERT_NE(heading, std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("serverName:", heading), std::string::npos) << "the summary is last:\n" << r.out;
 }
 
 TEST_F(Cli, MalformedEnvironmentFileIsAConfigurationError) {
@@ -250,6 +280,25 @@ TEST_F(Cli, RunAsRootNeedsTheServiceAccountOrAnExplicitRoot) {
     EXPECT_EQ(r.err,
               "relaypro: the service account \"relaypro-no-such-user\" does not exist; create it (useradd --system "
               "relaypro-no-such-user) or run with --user root\n");
+}
+
+// Issue 18: RELAYPRO_USER in the environment file names the account too (config.md: a key in
+// the file wins over the inherited environment), for run and for the other sub-commands.
+TEST_F(Cli, RelayproUserInTheEnvironmentFileNamesTheAccount) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    fs::path cfg = write("config.yml", "consoleAddress: c\norganizationId: 1\n");
+    env_["RELAYPRO_USER"] = "relaypro-no-such-user-1";  // the inherited value, which the file overrides
+    write("env.conf", "RELAYPRO_USER=relaypro-no-such-user-2\n");
+    Outcome r = run({"run", "--config", cfg.string()});
+    EXPECT_EQ(r.exitCode, 78) << r.err;
+    EXPECT_NE(r.err.find("the service account \"relaypro-no-such-user-2\" does not exist"), std::string::npos) << r.err;
+    // check-config switches to the account the file names before it reads config.yml.
+    ::chmod(dir_.c_str(), 0755);
+    ::chmod(cfg.c_str(), 0600);
+    write("env.conf", "RELAYPRO_USER=nobody\n");
+    Outcome denied = run({"check-config", "--config", cfg.string()});
+    EXPECT_EQ(denied.exitCode, 78);
+    EXPECT_EQ(denied.err, "cannot open " + cfg.string() + ": Permission denied\n");
 }
 
 TEST_F(Cli, RunWithABrokenConfigExits78BeforeBinding) {

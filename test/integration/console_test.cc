@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "test/support/net.h"
+#include "test/support/notify.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
 #include "test/support/secrets.h"
@@ -359,6 +360,86 @@ TEST_F(ConsoleTest, HeartbeatMigrationAndRevocation) {
     ASSERT_TRUE(open->send("GET /again HTTP/1.1\r\nHost: console\r\n\r\n"));
     head = open->readHead();
     EXPECT_EQ(statusOf(head), 200) << head;
+}
+
+// lifecycle.md, STATUS line: "serving; 2 workers; 1234 tunnels; registered as relay 3 to
+// console.example.com" — the relay id and the console (issue 18).
+TEST_F(ConsoleTest, TheStatusLineNamesTheRelayIdAndTheConsole) {
+    ConsoleSim console(tmp_.path());
+    ASSERT_TRUE(console.started());
+    NotifyHarness harness(tmp_ / "notify.sock");
+    auto relay = start(console.registeredConfig() + "workers: 2\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n",
+                       {{"NOTIFY_SOCKET", (tmp_ / "notify.sock").string()}});
+    ASSERT_TRUE(eventually([&] { return !harness.with("READY=1").empty(); }));
+    const std::string ready = harness.with("READY=1").front().text;
+    EXPECT_NE(
+        ready.find("\nSTATUS=serving; 2 workers; 0 tunnels; registered as relay 3 to " + console.address() + "\n"),
+        std::string::npos)
+        << ready;
+}
+
+// Issue 18 (config.md: "organizationId changes take effect at the next registration"): a reload
+// that changes organizationId keeps the one in use — tokens issued before go on working and the
+// console's verify answers still match — and warns that it needs a registration; a deployment
+// token given later starts that registration with the new id, which applies once it succeeds.
+TEST_F(ConsoleTest, ANewOrganizationIdWaitsForTheNextRegistration) {
+    ConsoleSim console(tmp_.path());
+    ASSERT_TRUE(console.started());
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}, "organizationId": 1})");
+    auto relay =
+        start(console.registeredConfig(1) + "serverName: \"127.0.0.1\"\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n");
+    auto connectStatus = [&](const std::string& bearer) {
+        Client c;
+        EXPECT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
+        c.send("CONNECT " + console.address() + " HTTP/1.1\r\nProxy-Authorization: " + bearer + "\r\n\r\n");
+        return statusOf(c.readHead());
+    };
+    auto reloadWith = [&](const std::string& from, const std::string& to) {
+        std::string text = readText(tmp_ / "config.yml");
+        text.replace(text.find(from), from.size(), to);
+        writeText(tmp_ / "config.yml", text);
+        size_t reloads = 0;
+        for (const auto& l : relay->log()) reloads += l["msg"] == "reload" ? 1U : 0U;
+        relay->signal(SIGHUP);
+        return eventually([&] {
+            size_t n = 0;
+            for (const auto& l : relay->log()) n += l["msg"] == "reload" ? 1U : 0U;
+            return n > reloads;
+        });
+    };
+    std::string body;
+    ASSERT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ", &body), 200);
+    const std::string bearer = "Bearer " + member(body, "token");
+    ASSERT_EQ(connectStatus(bearer), 200);
+
+    ASSERT_TRUE(reloadWith("organizationId: 1", "organizationId: 2")) << readText(relay->logFile());
+    EXPECT_TRUE(
+        relay->waitForLog("organizationId changed; takes effect at the next registration, which needs a "
+                          "deployment token (AIR_DEPLOYMENT_TOKEN or deploymentToken)",
+                          {{"level", "warn"}}))
+        << readText(relay->logFile());
+    std::this_thread::sleep_for(200ms);  // the settings reach the workers
+    EXPECT_EQ(connectStatus(bearer), 200) << "a token of the organization in use still works";
+    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ", &body), 200) << body;
+    EXPECT_EQ(console.count(kRegister), 0u);
+
+    // The console moved this relay to organization 2 and gave a deployment token: the reload
+    // that brings it registers with organizationId 2, which then applies.
+    console.setState(R"({"responders": {"resp-A": "cred-A7hQ"}, "organizationId": 2})");
+    ASSERT_TRUE(reloadWith("organizationId: 2", "organizationId: 2\ndeploymentToken: \"dt-Wq83nLp\""));
+    ASSERT_TRUE(relay->waitForLog("organizationId applied with the registration", {{"organizationId", "2"}}))
+        << readText(relay->logFile());
+    ASSERT_EQ(console.count(kRegister), 1u);
+    for (const auto& c : console.journal()) {
+        if (c.path == kRegister) {
+            EXPECT_EQ(member(c.body, "organizationId"), "2");
+        }
+    }
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(tokenStatus(*relay, "resp-A", "cred-A7hQ", &body), 200) << body;
+    EXPECT_EQ(connectStatus("Bearer " + member(body, "token")), 200);
+    EXPECT_EQ(connectStatus(bearer), 407) << "a token of the old organization is refused now";
+    EXPECT_EQ(readText(tmp_ / "config.yml").find("dt-Wq83nLp"), std::string::npos);
 }
 
 }  // namespace

@@ -293,6 +293,28 @@ TEST_F(Faults, AFullLogDiskNeitherStopsServiceNorLeavesHalfALine) {
     }
 }
 
+// Issue 18 (packaging.md): a CA bundle RelayPro must create on a read-only path is exit 78 with
+// the ReadWritePaths= hint, as the log and private folders have (here RELAYPRO_CA_BUNDLE_FILE
+// in a read-only bind mount, which stops root too).
+TEST_F(Faults, ACaBundleOnAReadOnlyPathIsExit78NamingReadWritePaths) {
+    std::string why;
+    if (!privateMounts(why)) GTEST_SKIP() << why;
+    const fs::path ro = dir_ / "ca-readonly";
+    fs::create_directories(ro);
+    Mounted bind(ro, nullptr, MS_BIND, nullptr, ro);
+    ASSERT_TRUE(bind.ok()) << bind.error();
+    ASSERT_EQ(::mount(ro.c_str(), ro.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr), 0)
+        << std::strerror(errno);
+    Relay relay(dir_, "consoleAddress: c\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n",
+                {{"RELAYPRO_CA_BUNDLE_FILE", (ro / "ca-bundle.pem").string()}});
+    ASSERT_FALSE(relay.ready());
+    EXPECT_EQ(relay.process().wait(30s), 78) << relay.stderrText();
+    const std::string err = relay.stderrText();
+    EXPECT_NE(err.find("CA bundle " + (ro / "ca-bundle.pem").string()), std::string::npos) << err;
+    EXPECT_NE(err.find("Read-only file system"), std::string::npos) << err;
+    EXPECT_NE(err.find("add its folder to ReadWritePaths= with a drop-in"), std::string::npos) << err;
+}
+
 // config.md, "Writes by RelayPro": a config folder the service cannot write (here a read-only
 // bind mount, which stops root too) makes the registration an error that names the fix; the
 // relay serves on with the registration in memory, and config.yml is untouched.

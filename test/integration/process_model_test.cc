@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -82,6 +84,10 @@ TEST_F(ProcessModel, SdNotifyLifecycleAndWatchdog) {
     auto ready = harness.with("READY=1").front();
     EXPECT_EQ(ready.pid, relay->pid());
     EXPECT_NE(ready.text.find("STATUS=serving; 2 workers;"), std::string::npos) << ready.text;
+    // lifecycle.md, STATUS line: the console it is (not) registered with (issue 18).
+    EXPECT_NE(ready.text.find(" tunnels; not registered with localhost:" + std::to_string(echo.port()) + "\n"),
+              std::string::npos)
+        << ready.text;
     // WATCHDOG=1 about every 200 ms (half of WATCHDOG_USEC), from the supervisor.
     ASSERT_TRUE(eventually([&] { return harness.with("WATCHDOG=1").size() >= 5; }));
     auto pings = harness.with("WATCHDOG=1");
@@ -181,30 +187,91 @@ TEST_F(ProcessModel, WorkersAreConfined) {
     EXPECT_EQ(procStatus(relay->pid(), "NoNewPrivs"), "0");
 }
 
-// As under systemd (User=): the supervisor is not root, and its workers share its uid. The
-// kernel then lets a worker signal, trace or limit the supervisor; only the sandbox stops it.
-TEST_F(ProcessModel, WorkersAreConfinedWhenTheyShareTheSupervisorsUid) {
-    ASSERT_EQ(::geteuid(), 0u) << "the test switches to nobody";
-    TestServer echo(false, TestServer::echo());
-    for (const auto& e : std::filesystem::recursive_directory_iterator(dir_.path())) {
-        ASSERT_EQ(::lchown(e.path().c_str(), 65534, 65534), 0) << e.path();
+// As under systemd (User=): a relay started as nobody, with no switch of its own (setpriv
+// switches, then execs it).
+std::unique_ptr<Relay> startAsNobody(const TempDir& dir, const std::function<std::unique_ptr<Relay>()>& start) {
+    EXPECT_EQ(::geteuid(), 0u) << "the test switches to nobody";
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path())) {
+        EXPECT_EQ(::lchown(e.path().c_str(), 65534, 65534), 0) << e.path();
     }
-    ASSERT_EQ(::chown(dir_.path().c_str(), 65534, 65534), 0);
+    EXPECT_EQ(::chown(dir.path().c_str(), 65534, 65534), 0);
     // setpriv after whatever wrapper the run already has: the old-kernel runs' wrapper needs root
     // to set up, and its filter stays on across setpriv's switch and exec.
     const char* outer = std::getenv("RELAYPRO_TEST_WRAPPER");
-    const std::string before = outer != nullptr ? std::string(outer) + " " : "";
+    const std::string kept = outer != nullptr ? std::string(outer) : "";
     ::setenv("RELAYPRO_TEST_WRAPPER",
-             (before + "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --").c_str(), 1);
-    auto relay = start(echo.port(), "workers: 2\n", {{"RELAYPRO_TEST_HOOKS", "1"}});
+             ((outer != nullptr ? kept + " " : "") + "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --")
+                 .c_str(),
+             1);
+    auto relay = start();
     if (outer != nullptr) {
-        ::setenv("RELAYPRO_TEST_WRAPPER", outer, 1);
+        ::setenv("RELAYPRO_TEST_WRAPPER", kept.c_str(), 1);
     } else {
         ::unsetenv("RELAYPRO_TEST_WRAPPER");
     }
+    return relay;
+}
+
+// The supervisor is not root, and its workers share its uid. The kernel then lets a worker
+// signal, trace or limit the supervisor; only the sandbox stops it.
+TEST_F(ProcessModel, WorkersAreConfinedWhenTheyShareTheSupervisorsUid) {
+    ASSERT_EQ(::geteuid(), 0u) << "the test switches to nobody";
+    TestServer echo(false, TestServer::echo());
+    auto relay = startAsNobody(dir_, [&] {
+        return start(echo.port(), "workers: 2\n", {{"RELAYPRO_TEST_HOOKS", "1"}});
+    });
     ASSERT_TRUE(relay->ready());
     EXPECT_EQ(procStatus(relay->pid(), "Uid").substr(0, 5), "65534");
     expectConfined(*relay, dir_.path());
+}
+
+// lifecycle.md: the supervisor marks itself non-dumpable (PR_SET_DUMPABLE 0), so a process of its
+// uid cannot trace it or read its memory. Started as under systemd (no credential change after
+// the exec, which would also clear the flag), only its own prctl makes it so. The kernel shows
+// it: the files of /proc/PID of a process that is not dumpable belong to root; those of a
+// dumpable process of the same account (a sleep, started the same way) to that account.
+TEST_F(ProcessModel, TheSupervisorIsNotDumpable) {
+    ASSERT_EQ(::geteuid(), 0u) << "the test switches to nobody";
+    TestServer echo(false, TestServer::echo());
+    auto relay = startAsNobody(dir_, [&] { return start(echo.port()); });
+    ASSERT_TRUE(relay->ready());
+    ASSERT_EQ(procStatus(relay->pid(), "Uid").substr(0, 5), "65534");
+    auto owner = [](pid_t pid) {
+        struct stat st {};
+        return ::stat(("/proc/" + std::to_string(pid) + "/environ").c_str(), &st) == 0 ? static_cast<long>(st.st_uid)
+                                                                                       : -1L;
+    };
+    EXPECT_EQ(owner(relay->pid()), 0L) << "the supervisor is not dumpable";
+    ChildProcess sleeper = ChildProcess::spawn(
+        {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "/bin/sleep", "60"},
+        {{"PATH", "/usr/bin:/bin"}});
+    EXPECT_TRUE(eventually([&] { return owner(sleeper.pid()) == 65534L; })) << "a dumpable process of nobody";
+    sleeper.stop(SIGKILL);
+}
+
+// lifecycle.md, Stop: health answers 503 while the instance stops. A connection accepted before
+// the stop asks after it (new ones are refused once every worker has closed its listeners).
+TEST_F(ProcessModel, HealthAnswers503WhileStopping) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "limits:\n  shutdownGrace: 30s\n  headerTimeout: 60s\n");
+    Client open;
+    tunnel(open, *relay, echo.port());  // the stop waits for it
+    Client pending;
+    ASSERT_TRUE(pending.connect("127.0.0.1", relay->httpsPort(), true));  // nothing asked yet
+    relay->signal(SIGTERM);
+    ASSERT_TRUE(eventually([&] {
+        int fd = connectTo("127.0.0.1", relay->httpsPort(), 200ms);
+        if (fd >= 0) ::close(fd);
+        return fd < 0;
+    })) << "every worker drains";
+    ASSERT_TRUE(pending.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: relay\r\n\r\n"));
+    std::string head = pending.readHead();
+    EXPECT_EQ(statusOf(head), 503) << head;
+    EXPECT_EQ(pending.readExactly(std::stoul(headerOf(head, "Content-Length"))), R"({"status":"draining"})");
+    ASSERT_TRUE(open.send("tunnel"));
+    EXPECT_EQ(open.readExactly(6), "tunnel") << "the tunnel runs on within the grace";
+    open.close();
+    EXPECT_EQ(relay->process().wait(30s), 0);
 }
 
 TEST_F(ProcessModel, KillingAWorkerEndsOnlyItsTunnelsAndItIsReplaced) {

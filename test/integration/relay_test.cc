@@ -17,6 +17,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/secrets.h"
+#include "test/support/squid.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -502,6 +503,60 @@ TEST_F(RelayTest, PlainHttpIsForwardedToTheConsolesPort80RewrittenToOriginForm) 
     EXPECT_EQ(statusOf(h.readHead()), 200);
     EXPECT_EQ(console80.connections(), 2);
     EXPECT_TRUE(relay->waitForLog("request forwarded", {{"target", "Console.Test:80"}}));
+}
+
+// Issue 18: plain-HTTP forwarding through an http_proxy with user:password@ sends the proxy
+// Proxy-Authorization: Basic (config.md), against a real squid that requires it (basic_ncsa_auth).
+// A wrong password reaches nothing behind the proxy: the client gets the proxy's own 407.
+TEST_F(RelayTest, PlainHttpThroughAnHttpProxyCarriesItsCredentials) {
+    if (::geteuid() != 0) GTEST_SKIP() << "binding port 80 needs root";
+    if (::access("/usr/sbin/squid", X_OK) != 0) GTEST_SKIP() << "squid is not installed (packaging/install-deps.sh)";
+    Squid squid(dir_, true);
+    ASSERT_TRUE(squid.ready()) << squid.errors();
+    auto lastRequest = std::make_shared<std::string>();
+    const std::string ip = privateLoopback();
+    TestServer console80(false, TestServer::plainHttpRecorder(lastRequest, "reachable"), ip, 80);
+    ASSERT_NE(console80.port(), 0);
+    noteSecret("sqpass");
+    noteSecret("not-sqpass");
+    auto forward = [&](const std::string& password, std::string* body) {
+        const std::string proxy = "http://sq:" + password + "@127.0.0.1:" + std::to_string(squid.port());
+        Relay relay(dir_,
+                    "consoleAddress: \"" + ip +
+                        "\"\norganizationId: 1\nproxyEnabled: true\nhttpsProxy:\n  listen: "
+                        "\"127.0.0.1:0\"\n",
+                    {{"RELAYPRO_HTTP_LISTEN", "127.0.0.1:0"}, {"http_proxy", proxy}, {"https_proxy", proxy}});
+        EXPECT_TRUE(relay.ready()) << relay.stderrText();
+        Client c;
+        EXPECT_TRUE(c.connect("127.0.0.1", relay.httpPort(), false));
+        EXPECT_TRUE(c.send("GET http://" + ip + "/api/app/check HTTP/1.1\r\nHost: " + ip + "\r\n\r\n"));
+        int status = statusOf(c.readHead());
+        *body = c.readAll();
+        return status;
+    };
+    std::string body;
+    EXPECT_EQ(forward("sqpass", &body), 200) << squid.errors();
+    EXPECT_EQ(body, "reachable");
+    EXPECT_EQ(lastRequest->rfind("GET /api/app/check HTTP/1.1\r\n", 0), 0u) << *lastRequest;
+    EXPECT_EQ(console80.connections(), 1);
+    EXPECT_TRUE(eventually([&] { return squid.accessLog().find("TCP_MISS/200") != std::string::npos; }))
+        << squid.accessLog();
+    EXPECT_NE(squid.accessLog().find(" sq "), std::string::npos) << "squid names the user: " << squid.accessLog();
+
+    EXPECT_EQ(forward("not-sqpass", &body), 407);
+    EXPECT_EQ(console80.connections(), 1) << "nothing reached the console";
+    EXPECT_TRUE(eventually([&] { return squid.accessLog().find("TCP_DENIED/407") != std::string::npos; }))
+        << squid.accessLog();
+}
+
+// Issue 18, part 4: `logger.fileName: logs/relaypro.log.txt` (as an operator reads "a relative
+// name lives under logs/") is logs/relaypro.log.txt beside config.yml, not logs/logs/…, which
+// `run` could not even create. (Deeper names: LogSinkTest.CreatesEveryMissingFolderOfTheLogPath.)
+TEST_F(RelayTest, ARelativeLogFileNameIsReadTheWayAnOperatorMeansIt) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = startRelay(echo.port(), "logger:\n  fileName: logs/relaypro.log.txt\n");
+    ASSERT_TRUE(relay->ready()) << relay->stderrText();  // its log is where Relay::logFile() looks
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "logs" / "logs"));
 }
 
 TEST_F(RelayTest, ReloadTurnsBasicOffWithoutClosingOpenTunnels) {

@@ -4,6 +4,8 @@
 // stream may lose or change a byte, and `relaypro status` shows the generations as they change.
 #include <gtest/gtest.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -796,6 +798,142 @@ TEST_F(Upgrade, AnUpgradeClientThatLeavesCostsNoCpu) {
     EXPECT_LT(spent, perSecond / 2) << "ticks of CPU in one second of waiting";
     release(held);
     ASSERT_TRUE(relay->waitForLog("upgrade: done"));
+}
+
+// Issue 18: `status --json` as cli.md has it: caFingerprint in `ca show`'s AB:CD:… form, and
+// registration.state one of registered|unregistered|revoked, with the session's finer state
+// beside it as "progress" (here a registration that retries: "registering").
+TEST_F(Upgrade, StatusJsonSpeaksTheContractsForms) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "deploymentToken: \"dt-NotAConsole\"\n");  // the echo server is no console
+    ASSERT_TRUE(relay->waitForLog("registration failed; retrying")) << readText(relay->logFile());
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    auto [code, shown] = cli({"ca", "show"});
+    ASSERT_EQ(code, 0) << shown;
+    const std::string key = "sha256 Fingerprint=";
+    std::string fingerprint = shown.substr(shown.find(key) + key.size());
+    fingerprint = fingerprint.substr(0, fingerprint.find('\n'));
+    ASSERT_EQ(fingerprint.size(), 95U) << shown;  // 32 bytes as AB:CD:…
+    EXPECT_EQ(std::string(json_string_value(json_object_get(st, "caFingerprint"))), fingerprint);
+    json_t* reg = json_object_get(st, "registration");
+    EXPECT_STREQ(json_string_value(json_object_get(reg, "state")), "unregistered");
+    EXPECT_STREQ(json_string_value(json_object_get(reg, "progress")), "registering");
+    json_decref(st);
+    auto [textCode, text] = cli({"status"});
+    EXPECT_EQ(textCode, 0);
+    EXPECT_NE(text.find("registration: unregistered (registering)\n"), std::string::npos) << text;
+}
+
+// Issue 18 (cli.md: SIGUSR2 is the same as `relaypro upgrade`): the installed binary's check,
+// the next generation from it and the re-exec in place, tunnels kept; and when the check
+// refuses, nothing changes and the failure is reported (log, STATUS), as `upgrade` reports it.
+TEST_F(Upgrade, SigusrTwoDoesWhatTheUpgradeCommandDoes) {
+    TestServer echo(false, TestServer::echo());
+    NotifyHarness harness(dir_ / "notify.sock");
+    extraEnv_["NOTIFY_SOCKET"] = (dir_ / "notify.sock").string();
+    auto relay = start(echo.port());
+    Client tunnel;
+    ASSERT_TRUE(tunnel.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(tunnel.send("CONNECT localhost:" + std::to_string(echo.port()) +
+                            " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n"));
+    ASSERT_EQ(statusOf(tunnel.readHead()), 200);
+    install(RELAYPRO_NEXT_BINARY);
+    std::string nextVersion = commandOutput(installed().string() + " version");  // "relaypro <semver> (…)"
+    ASSERT_EQ(nextVersion.rfind("relaypro ", 0), 0U) << nextVersion;
+    nextVersion = nextVersion.substr(9, nextVersion.find(' ', 9) - 9);
+    relay->signal(SIGUSR2);
+    ASSERT_TRUE(relay->waitForLog("upgrade: done", {{"version", nextVersion}})) << readText(relay->logFile());
+    json_t* st = status();
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "generation")), 2);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "pid")), relay->pid()) << "re-executed in place";
+    EXPECT_EQ(std::string(json_string_value(json_object_get(st, "version"))), nextVersion);
+    json_decref(st);
+    ASSERT_TRUE(tunnel.send("still here"));
+    EXPECT_EQ(tunnel.readExactly(10), "still here");
+
+    // An installed binary whose check-config refuses: nothing changes.
+    writeText(dir_ / "refusing", "#!/bin/sh\necho 'the stand-in refuses' >&2\nexit 78\n");
+    install((dir_ / "refusing").string());
+    relay->signal(SIGUSR2);
+    ASSERT_TRUE(relay->waitForLog("upgrade failed; the running generation keeps serving"));
+    for (const auto& l : relay->log()) {
+        if (l["msg"] != "upgrade failed; the running generation keeps serving") continue;
+        EXPECT_NE(l["error"].find("refuses the configuration (exit code 78): the stand-in refuses"), std::string::npos)
+            << l.text;
+    }
+    EXPECT_TRUE(eventually([&] {
+        auto ready = harness.with("READY=1");
+        return !ready.empty() && ready.back().text.find("; upgrade failed") != std::string::npos;
+    }));
+    install(RELAYPRO_NEXT_BINARY);
+    st = status();
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(json_integer_value(json_object_get(st, "generation")), 2) << "no new generation";
+    json_decref(st);
+    ASSERT_TRUE(tunnel.send("and still"));
+    EXPECT_EQ(tunnel.readExactly(9), "and still");
+}
+
+// lifecycle.md, Upgrade step 3: the old generation "answers health with 503" while it drains. A
+// connection it accepted before the switch asks after it.
+TEST_F(Upgrade, HealthAnswers503FromTheDrainingGeneration) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "limits:\n  headerTimeout: 60s\n");
+    Client old;
+    ASSERT_TRUE(old.connect("127.0.0.1", relay->httpsPort(), true));  // nothing asked yet
+    auto [code, out] = cli({"upgrade"});
+    ASSERT_EQ(code, 0) << out;
+    ASSERT_TRUE(old.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: relay\r\n\r\n"));
+    std::string head = old.readHead();
+    EXPECT_EQ(statusOf(head), 503) << head;
+    EXPECT_EQ(old.readExactly(std::stoul(headerOf(head, "Content-Length"))), R"({"status":"draining"})");
+    Client fresh;
+    ASSERT_TRUE(fresh.connect("127.0.0.1", relay->httpsPort(), true));
+    ASSERT_TRUE(fresh.send("GET /relaypro/v1/health HTTP/1.1\r\nHost: relay\r\n\r\n"));
+    EXPECT_EQ(statusOf(fresh.readHead()), 200) << "the new generation serves";
+}
+
+// Issue 18: an upgrade applies a changed serverName (the certificate in use was kept before),
+// and refuses a changed privateFolder (the control socket cannot move under a running service)
+// with a message that names the field and says "restart".
+TEST_F(Upgrade, AnUpgradeAppliesServerNameAndRefusesAMovedPrivateFolder) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port(), "serverName: \"before.example.test\"\n");
+    auto certificateNames = [&](const std::string& name) {
+        Client c;
+        EXPECT_TRUE(c.connect("127.0.0.1", relay->httpsPort(), true));
+        X509* cert = c.ssl() != nullptr ? SSL_get1_peer_certificate(c.ssl()) : nullptr;
+        bool named = cert != nullptr && X509_check_host(cert, name.data(), name.size(), 0, nullptr) == 1;
+        X509_free(cert);
+        return named;
+    };
+    ASSERT_TRUE(certificateNames("before.example.test"));
+    std::string text = readText(dir_ / "config.yml");
+    text.replace(text.find("before.example.test"), 19, "after.example.test");
+    writeText(dir_ / "config.yml", text);
+    auto [code, out] = cli({"upgrade"});
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_TRUE(eventually([&] { return certificateNames("after.example.test"); })) << readText(relay->logFile());
+    EXPECT_FALSE(certificateNames("before.example.test"));
+
+    // The CLI would look for the control socket in the new folder: the package's SIGUSR2 asks.
+    writeText(dir_ / "config.yml", text + "privateFolder: \"private-moved\"\n");
+    relay->signal(SIGUSR2);
+    ASSERT_TRUE(relay->waitForLog("upgrade failed; the running generation keeps serving"))
+        << readText(relay->logFile());
+    for (const auto& l : relay->log()) {
+        if (l["msg"] != "upgrade failed; the running generation keeps serving") continue;
+        EXPECT_NE(l["error"].find("privateFolder changed"), std::string::npos) << l.text;
+        EXPECT_NE(l["error"].find("restart the service"), std::string::npos) << l.text;
+    }
+    EXPECT_FALSE(fs::exists(dir_ / "private-moved"));
+    writeText(dir_ / "config.yml", text);
+    json_t* st = status();
+    ASSERT_NE(st, nullptr) << "the control socket stayed where it was";
+    EXPECT_EQ(json_integer_value(json_object_get(st, "generation")), 2);
+    json_decref(st);
 }
 
 // Review of issue 16: the installed binary's check-config says which hand-over it reads on its

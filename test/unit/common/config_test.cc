@@ -211,6 +211,13 @@ TEST(Config, EveryFieldAcceptsItsValidForms) {
              EXPECT_EQ(c.logger.path, "/srv/relay/logs/sub/relay.txt");
              EXPECT_EQ(c.logger.maxAge, 48h);
          }},
+        // Issue 18: a name that already starts with logs/ is not put under logs/ again.
+        {std::string(kBase) + "logger:\n  fileName: logs/relaypro.log.txt\n",
+         [](const Config& c) { EXPECT_EQ(c.logger.path, "/srv/relay/logs/relaypro.log.txt"); }},
+        {std::string(kBase) + "logger:\n  fileName: ./logs/archive/relay.txt\n",
+         [](const Config& c) { EXPECT_EQ(c.logger.path, "/srv/relay/logs/archive/relay.txt"); }},
+        {std::string(kBase) + "logger:\n  fileName: logsX/relay.txt\n",
+         [](const Config& c) { EXPECT_EQ(c.logger.path, "/srv/relay/logs/logsX/relay.txt"); }},
         {std::string(kBase) + "workers: 64\n", [](const Config& c) { EXPECT_EQ(c.workers, 64u); }},
         {std::string(kBase) + "workers: auto\n", [](const Config& c) { EXPECT_EQ(c.workers, 0u); }},
         {std::string(kBase) + "limits:\n  maxConnections: 50000\n  headerTimeout: 500ms\n  maxHeaderBytes: 1KiB\n"

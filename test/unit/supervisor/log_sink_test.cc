@@ -91,6 +91,36 @@ TEST_F(LogSinkTest, CreatesFolderAndFileAndAppendsRecords) {
     json_decref(j);
 }
 
+// Issue 18: a log path in folders that do not exist yet gets them all (0750), the way the
+// logs/ folder itself is made; a folder on the way may be a link, a file there is refused.
+TEST_F(LogSinkTest, CreatesEveryMissingFolderOfTheLogPath) {
+    LogSinkOptions o;
+    o.path = (dir_ / "logs" / "archive" / "2026" / "relaypro.log.txt").string();
+    auto sink = open(o);
+    ASSERT_NE(sink, nullptr);
+    Logger(sink.get(), "supervisor").info("start");
+    for (const fs::path& d : {dir_ / "logs", dir_ / "logs" / "archive", dir_ / "logs" / "archive" / "2026"}) {
+        struct stat st {};
+        ASSERT_EQ(::lstat(d.c_str(), &st), 0) << d;
+        EXPECT_TRUE(S_ISDIR(st.st_mode)) << d;
+        EXPECT_EQ(st.st_mode & 07777, 0750u) << d;
+    }
+    EXPECT_EQ(splitLines(readText(o.path)).size(), 1u);
+
+    fs::create_directories(dir_ / "elsewhere");
+    fs::create_symlink(dir_ / "elsewhere", dir_ / "linked");
+    o.path = (dir_ / "linked" / "sub" / "relaypro.log.txt").string();
+    EXPECT_NE(open(o), nullptr);
+    EXPECT_TRUE(fs::is_directory(dir_ / "elsewhere" / "sub"));
+
+    relaypro::testing::writeText(dir_ / "plain", "not a folder");
+    o.path = (dir_ / "plain" / "sub" / "relaypro.log.txt").string();
+    auto refused = LogSink::open(o);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message.find((dir_ / "plain").string() + " is not a folder"), std::string::npos)
+        << refused.error().message;
+}
+
 TEST_F(LogSinkTest, RotatedNamesCarryTheUtcTimestamp) {
     EXPECT_EQ(LogSink::rotatedName("relaypro.log.txt", clock_.now), "relaypro.log-2026-11-29T13-53-40.123.txt");
     EXPECT_EQ(LogSink::rotatedName("relaypro", clock_.now), "relaypro-2026-11-29T13-53-40.123");
