@@ -39,32 +39,34 @@ inline constexpr size_t kMaxChunkBytes = 60 * 1024;
 inline constexpr size_t kMaxFdsPerFrame = 16;
 
 enum class MessageType : uint16_t {
-    Hello = 1,            // S->W  first message: protocol version, worker index
-    HelloAck = 2,         // W->S  the worker's protocol version and pid
-    SettingsChunk = 3,    // S->W  a piece of a settings snapshot (ipc/snapshot.h)
-    Secrets = 4,          // S->W  TLS certificate chain and private key (PEM)
-    Listeners = 5,        // S->W  listener kinds; the listening sockets ride along (SCM_RIGHTS)
-    Start = 6,            // S->W  everything is there: start serving
-    Ready = 7,            // W->S  serving
-    Ping = 8,             // S->W  are you alive?
-    Pong = 9,             // W->S  yes, with counters
-    Drain = 10,           // S->W  stop accepting, finish tunnels within the grace, then exit
-    Stop = 11,            // S->W  close everything now and exit
-    Log = 12,             // W->S  a log record for the supervisor's log file
-    VerifyRequest = 13,   // W->S  verify a Responder with the console (token endpoint)
-    VerifyAnswer = 14,    // S->W  the answer
-    Unknown = 15,         // both  "I do not know message type N"
-    SelfTest = 16,        // S->W  test builds only: try what the sandbox must forbid
-    SelfTestResult = 17,  // W->S  what happened
-    AuthFailure = 18,     // W->S  a source failed authentication (previous builds' workers; no answer)
-    SourceBlocked = 19,   // S->W  a source is over its limit: answer it 429 until then
-    CountFailure = 20,    // W->S  a source failed authentication; the client's 407 waits for FailureCounted
-    FailureCounted = 21,  // S->W  counted (any SourceBlocked it caused was sent first): answer the client
-    Balance = 22,         // S->W  hold accepts for a while (well above the average) or accept again
+    Hello = 1,               // S->W  first message: protocol version, worker index
+    HelloAck = 2,            // W->S  the worker's protocol version and pid
+    SettingsChunk = 3,       // S->W  a piece of a settings snapshot (ipc/snapshot.h)
+    Secrets = 4,             // S->W  TLS certificate chain and private key (PEM)
+    Listeners = 5,           // S->W  listener kinds; the listening sockets ride along (SCM_RIGHTS)
+    Start = 6,               // S->W  everything is there: start serving
+    Ready = 7,               // W->S  serving
+    Ping = 8,                // S->W  are you alive?
+    Pong = 9,                // W->S  yes, with counters
+    Drain = 10,              // S->W  stop accepting, finish tunnels within the grace, then exit
+    Stop = 11,               // S->W  close everything now and exit
+    Log = 12,                // W->S  a log record for the supervisor's log file
+    VerifyRequest = 13,      // W->S  verify a Responder with the console (token endpoint)
+    VerifyAnswer = 14,       // S->W  the answer
+    Unknown = 15,            // both  "I do not know message type N"
+    SelfTest = 16,           // S->W  test builds only: try what the sandbox must forbid
+    SelfTestResult = 17,     // W->S  what happened
+    AuthFailure = 18,        // W->S  a source failed authentication (previous builds' workers; no answer)
+    SourceBlocked = 19,      // S->W  a source is over its limit: answer it 429 until then
+    CountFailure = 20,       // W->S  a source failed authentication; the client's 407 waits for FailureCounted
+    FailureCounted = 21,     // S->W  counted (any SourceBlocked it caused was sent first): answer the client
+    Balance = 22,            // S->W  hold accepts for a while (well above the average) or accept again
+    TunnelListRequest = 23,  // S->W  the open tunnels after a connection serial, a chunk (ipc/tunnel_list.h)
+    TunnelList = 24,         // W->S  the chunk
 };
-inline constexpr uint16_t kLastMessageType = 22;
+inline constexpr uint16_t kLastMessageType = 24;
 // A new type goes after Balance and is named here too; the assertion fails until both move.
-static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::Balance),
+static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::TunnelList),
               "kLastMessageType must be the value of the last MessageType");
 
 [[nodiscard]] std::string_view messageName(MessageType t);

@@ -26,6 +26,7 @@
 #include "supervisor/log_sink.h"
 #include "supervisor/privileges.h"
 #include "supervisor/trust.h"
+#include "supervisor/tunnel_listing.h"
 #include "supervisor/verify_cache.h"
 #include "supervisor/worker_pool.h"
 
@@ -185,6 +186,7 @@ private:
     event_base* base_ = nullptr;
     std::unique_ptr<WorkerPool> pool_;
     std::unique_ptr<ControlSocket> control_;
+    std::unique_ptr<TunnelListings> listings_;  // `status --tunnels`; its timers are on base_
     UniqueFd signalFd_;
     event* signalEvent_ = nullptr;
     event* watchdog_ = nullptr;
