@@ -62,7 +62,7 @@ void TunnelListings::askNext(Listing& l) {
     while (l.index < l.workers.size()) {
         const WorkerView& w = l.workers[l.index];
         l.requestId = nextRequestId_++;
-        ipc::TunnelListRequest request{l.requestId, l.cursor, ipc::TunnelListRequest::kMaxRows};
+        ipc::TunnelListRequest request{l.requestId, l.cursor, kRowsPerChunk};
         if (w.state != "starting" && ask_(w.pid, request)) {
             l.waitingForWorker = true;
             timeval tv = toTimeval(kAnswerTimeout);

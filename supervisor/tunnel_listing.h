@@ -33,6 +33,9 @@ namespace relaypro {
 class TunnelListings {
 public:
     static constexpr size_t kMaxListings = 4;
+    // Rows asked for in a chunk: a worker spends about 0.85 µs a row on it (20,000 tunnels, 4
+    // workers, measured with the workers' CPU time), so 500 keep its loop's turn near 0.4 ms.
+    static constexpr uint16_t kRowsPerChunk = 500;
     static constexpr std::chrono::seconds kAnswerTimeout{5};  // for each chunk
     // A worker that sends more chunks than this is not listed further (each chunk moves on by at
     // least one connection serial; this bounds what a worker that lies can make a listing do).

@@ -134,7 +134,7 @@ TEST_F(TunnelListingTest, ChunksAreAskedForOnlyWhileTheClientTakesThem) {
     ASSERT_TRUE(until([&] { return asked_.size() == 1; }));
     EXPECT_EQ(asked_[0].pid, 101);
     EXPECT_EQ(asked_[0].request.after, 0U);
-    EXPECT_EQ(asked_[0].request.maxRows, ipc::TunnelListRequest::kMaxRows);
+    EXPECT_EQ(asked_[0].request.maxRows, TunnelListings::kRowsPerChunk);
     // The client reads nothing: after the socket's buffer and one chunk, no more is asked for.
     size_t answered = 0;
     while (answered < 200 && asked_.size() == answered + 1) {
