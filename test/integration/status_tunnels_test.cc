@@ -1,13 +1,12 @@
 // `relaypro status --tunnels` (issue 18, part 2) against a real relay registered with the console
-// simulator: a Bearer tunnel (its Responder id from the token) and a Basic one on the first
-// generation's workers, which drain after an upgrade to relaypro-next, and a third tunnel on the
-// new generation. The listing shows each with its source, port, worker, generation, state, age
+// simulator, behind a trusted balancer (every connection starts with a PROXY header, so the
+// sources listed are the header's): a Bearer tunnel (its Responder id from the token) and a Basic
+// one on the first generation's workers, which drain after an upgrade to relaypro-next, and a
+// third tunnel on the new generation. The listing shows each with its source, port, worker, generation, state, age
 // and bytes; sorting, limiting, the table and the usage errors are checked on the real command,
 // and no token reaches the output or the log.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <jansson.h>
-#include <sys/socket.h>
 
 #include <filesystem>
 #include <set>
@@ -24,15 +23,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-std::string localAddress(int fd) {
-    sockaddr_in a{};
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    char ip[INET_ADDRSTRLEN] = {};
-    ::inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
-    return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
-}
 
 class StatusTunnels : public ::testing::Test {
 protected:
@@ -66,9 +56,10 @@ protected:
     }
     std::string token(const Relay& r) {
         writeText(dir_ / "body.json", R"({"responderId":"resp-A","credential":"cred-A7hQ"})");
-        CommandResult c = runCommand("curl -s -k -H 'Content-Type: application/json' --data-binary @" +
-                                     (dir_ / "body.json").string() +
-                                     " https://127.0.0.1:" + std::to_string(r.httpsPort()) + "/relaypro/v1/token");
+        CommandResult c =
+            runCommand("curl -s -k --haproxy-protocol -H 'Content-Type: application/json' --data-binary @" +
+                       (dir_ / "body.json").string() + " https://127.0.0.1:" + std::to_string(r.httpsPort()) +
+                       "/relaypro/v1/token");
         json_error_t err;
         json_t* j = json_loads(c.out.c_str(), 0, &err);
         std::string t = j != nullptr && json_string_value(json_object_get(j, "token")) != nullptr
@@ -77,10 +68,15 @@ protected:
         if (j != nullptr) json_decref(j);
         return t;
     }
-    // A tunnel to the echo server through the relay, `bytes` sent and echoed.
-    std::unique_ptr<Client> tunnel(const Relay& r, const std::string& authorization, size_t bytes) {
+    // A tunnel to the echo server through the relay from `source` (the balancer's PROXY header
+    // says so), `bytes` sent and echoed.
+    std::unique_ptr<Client> tunnel(const Relay& r, const std::string& authorization, size_t bytes,
+                                   const std::string& source) {
         auto c = std::make_unique<Client>();
-        EXPECT_TRUE(c->connect("127.0.0.1", r.httpsPort(), true));
+        const std::string ip = source.substr(0, source.find(':'));
+        const std::string port = source.substr(source.find(':') + 1);
+        EXPECT_TRUE(c->connect("127.0.0.1", r.httpsPort(), true, {}, "http/1.1",
+                               "PROXY TCP4 " + ip + " 127.0.0.1 " + port + " 443\r\n"));
         c->send("CONNECT " + host_ + ":4222 HTTP/1.1\r\nProxy-Authorization: " + authorization + "\r\n\r\n");
         EXPECT_EQ(statusOf(c->readHead()), 200);
         std::string data(bytes, 'x');
@@ -103,7 +99,7 @@ TEST_F(StatusTunnels, ListsTunnelsOfADrainingAndAServingGeneration) {
     Relay relay(dir_,
                 console.registeredConfig() +
                     "serverName: \"127.0.0.1\"\nworkers: 2\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
-                    "passwordFile: passwords.txt\n",
+                    "passwordFile: passwords.txt\nproxyProtocol:\n  trustedSources: [\"127.0.0.1/32\"]\n",
                 env(), {}, installed().string());
     ASSERT_TRUE(relay.ready()) << relay.stderrText() << readText(relay.logFile());
 
@@ -115,12 +111,13 @@ TEST_F(StatusTunnels, ListsTunnelsOfADrainingAndAServingGeneration) {
 
     const std::string bearer = token(relay);
     ASSERT_FALSE(bearer.empty());
-    auto first = tunnel(relay, "Bearer " + bearer, 10);
-    auto second = tunnel(relay, basicCredential(), 100);
+    const std::string sources[] = {"198.51.100.1:50001", "198.51.100.2:50002", "198.51.100.3:50003"};
+    auto first = tunnel(relay, "Bearer " + bearer, 10, sources[0]);
+    auto second = tunnel(relay, basicCredential(), 100, sources[1]);
     install(RELAYPRO_NEXT_BINARY);
     Cli up = cli({"upgrade"});
     ASSERT_EQ(up.code, 0) << up.out << up.err;
-    auto third = tunnel(relay, basicCredential(), 1000);
+    auto third = tunnel(relay, basicCredential(), 1000, sources[2]);
 
     Cli listed = cli({"status", "--tunnels", "--json"});
     ASSERT_EQ(listed.code, 0) << listed.err;
@@ -134,34 +131,33 @@ TEST_F(StatusTunnels, ListsTunnelsOfADrainingAndAServingGeneration) {
     size_t i = 0;
     json_t* row = nullptr;
     json_array_foreach(rows, i, row) bySource[json_string_value(json_object_get(row, "source"))] = row;
-    auto member = [&](const Client& c, const char* key) {
-        return json_object_get(bySource[localAddress(c.fd())], key);
-    };
-    auto text = [&](const Client& c, const char* key) {
-        const char* v = json_string_value(member(c, key));
+    for (const std::string& source : sources) ASSERT_NE(bySource[source], nullptr) << source << listed.out;
+    auto text = [&](size_t t, const char* key) {
+        const char* v = json_string_value(json_object_get(bySource[sources[t]], key));
         return std::string(v != nullptr ? v : "(none)");
     };
-    auto number = [&](const Client& c, const char* key) { return json_integer_value(member(c, key)); };
-    ASSERT_NE(bySource[localAddress(first->fd())], nullptr) << listed.out;
-    ASSERT_NE(bySource[localAddress(second->fd())], nullptr) << listed.out;
-    ASSERT_NE(bySource[localAddress(third->fd())], nullptr) << listed.out;
-    EXPECT_EQ(text(*first, "responder"), "resp-A");
-    EXPECT_EQ(text(*second, "responder"), "basic:" + kUserPass.substr(0, kUserPass.find(':')));
+    auto number = [&](size_t t, const char* key) {
+        return json_integer_value(json_object_get(bySource[sources[t]], key));
+    };
+    EXPECT_EQ(text(0, "responder"), "resp-A");
+    EXPECT_EQ(text(1, "responder"), "basic:" + kUserPass.substr(0, kUserPass.find(':')));
+    EXPECT_EQ(text(2, "responder"), "basic:" + kUserPass.substr(0, kUserPass.find(':')));
     std::set<pid_t> drainingPids;
-    for (const Client* c : {first.get(), second.get()}) {
-        EXPECT_EQ(number(*c, "generation"), 1);
-        EXPECT_EQ(text(*c, "workerState"), "draining");
-        drainingPids.insert(static_cast<pid_t>(number(*c, "workerPid")));
+    for (size_t t : {0U, 1U}) {
+        EXPECT_EQ(number(t, "generation"), 1);
+        EXPECT_EQ(text(t, "workerState"), "draining");
+        drainingPids.insert(static_cast<pid_t>(number(t, "workerPid")));
     }
-    EXPECT_EQ(number(*third, "generation"), 2);
-    EXPECT_EQ(text(*third, "workerState"), "serving");
-    EXPECT_EQ(drainingPids.count(static_cast<pid_t>(number(*third, "workerPid"))), 0U);
-    EXPECT_EQ(number(*first, "bytesUp"), 10);
-    EXPECT_EQ(number(*first, "bytesDown"), 10);
-    EXPECT_EQ(number(*second, "bytesUp"), 100);
-    EXPECT_EQ(number(*third, "bytesDown"), 1000);
-    for (const Client* c : {first.get(), second.get(), third.get()}) EXPECT_EQ(number(*c, "targetPort"), 4222);
-    EXPECT_GE(number(*first, "ageMs"), number(*third, "ageMs"));
+    EXPECT_EQ(number(2, "generation"), 2);
+    EXPECT_EQ(text(2, "workerState"), "serving");
+    EXPECT_EQ(drainingPids.count(static_cast<pid_t>(number(2, "workerPid"))), 0U);
+    EXPECT_EQ(number(0, "bytesUp"), 10);
+    EXPECT_EQ(number(0, "bytesDown"), 10);
+    EXPECT_EQ(number(1, "bytesUp"), 100);
+    EXPECT_EQ(number(2, "bytesDown"), 1000);
+    for (size_t t : {0U, 1U, 2U}) EXPECT_EQ(number(t, "targetPort"), 4222);
+    EXPECT_GE(number(0, "ageMs"), number(1, "ageMs"));
+    EXPECT_GE(number(1, "ageMs"), number(2, "ageMs"));
     // Every worker answered: both generations' (the first's drain, holding the tunnels).
     size_t k = 0;
     json_t* w = nullptr;
@@ -180,7 +176,7 @@ TEST_F(StatusTunnels, ListsTunnelsOfADrainingAndAServingGeneration) {
     ASSERT_NE(j, nullptr) << top.out;
     ASSERT_EQ(json_array_size(json_object_get(j, "tunnels")), 1U) << top.out;
     EXPECT_EQ(json_string_value(json_object_get(json_array_get(json_object_get(j, "tunnels"), 0), "source")),
-              localAddress(third->fd()));
+              sources[2]);
     json_decref(j);
     Cli table = cli({"status", "--tunnels", "--sort", "age", "--limit", "2"});
     ASSERT_EQ(table.code, 0) << table.err;
@@ -189,7 +185,7 @@ TEST_F(StatusTunnels, ListsTunnelsOfADrainingAndAServingGeneration) {
         lines.push_back(table.out.substr(at, nl - at));
     ASSERT_EQ(lines.size(), 4U) << table.out;  // header, two rows, the count
     EXPECT_EQ(lines[1].rfind("resp-A ", 0), 0U) << table.out;
-    EXPECT_NE(lines[1].find(localAddress(first->fd())), std::string::npos) << table.out;
+    EXPECT_NE(lines[1].find(sources[0]), std::string::npos) << table.out;
     EXPECT_NE(lines[1].find("draining"), std::string::npos) << table.out;
     EXPECT_EQ(lines[3], "3 tunnels, 2 shown");
 
