@@ -163,7 +163,10 @@ public:
             return false;
         }
         if (const char* e = json_string_value(json_object_get(j, "error"))) {
-            error = e;
+            // A service of a version before --tunnels does not know the command.
+            error = std::string_view(e) == "unknown command"
+                        ? "the running service cannot list tunnels (it is older than this command; upgrade it)"
+                        : e;
             json_decref(j);
             return false;
         }
@@ -259,8 +262,9 @@ private:
 
 int listTunnels(const std::string& socketPath, const TunnelOptions& options, std::FILE* out, std::FILE* err) {
     TunnelPrinter printer(options, out);
-    // 30 s without a line: the supervisor waits at most 5 s for each worker's chunk.
-    Status s = controlLines(socketPath, "{\"command\":\"tunnels\"}", 30,
+    // 60 s without a line: the supervisor waits at most 5 s for each worker's chunk, and a worker
+    // that misses its pings is replaced within seconds, so only a hung service is that slow.
+    Status s = controlLines(socketPath, "{\"command\":\"tunnels\"}", 60,
                             [&](std::string_view line) { return printer.line(line); });
     if (!s) {
         std::fprintf(err, "relaypro: %s\n", s.error().describe().c_str());
