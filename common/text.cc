@@ -115,6 +115,27 @@ bool isBase64Alphabet(std::string_view text, bool urlSafe, bool padding) {
     return true;
 }
 
+std::string escapedText(std::string_view text, size_t maxBytes) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (size_t i = 0; i < text.size();) {
+        uint32_t cp = 0;
+        size_t n = decodeUtf8(text, i, cp);
+        std::string piece;
+        if (n == 0 || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == '\\') {
+            auto b = static_cast<unsigned char>(text[i]);  // a C1 control's second byte comes next
+            piece = {'\\', 'x', kHex[b >> 4], kHex[b & 0xF]};
+            n = 1;
+        } else {
+            piece = text.substr(i, n);
+        }
+        if (piece.size() > maxBytes - out.size()) break;
+        out += piece;
+        i += n;
+    }
+    return out;
+}
+
 bool isValidUtf8(std::string_view s) {
     uint32_t cp = 0;
     for (size_t i = 0; i < s.size();) {

@@ -13,6 +13,11 @@ namespace relaypro {
 // Never use it on a secret.
 std::string quoted(std::string_view text, size_t maxBytes = 96);
 
+// `text` safe to print on a terminal: control characters (C0, DEL, C1), bytes that are not
+// well-formed UTF-8, and backslashes become \xNN (byte by byte); the rest is kept. Cut to at most
+// `maxBytes` at a character's or an escape's start.
+std::string escapedText(std::string_view text, size_t maxBytes = SIZE_MAX);
+
 std::string toLower(std::string_view text);
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 

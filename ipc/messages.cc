@@ -50,6 +50,10 @@ std::string_view messageName(MessageType t) {
             return "FailureCounted";
         case MessageType::Balance:
             return "Balance";
+        case MessageType::TunnelListRequest:
+            return "TunnelListRequest";
+        case MessageType::TunnelList:
+            return "TunnelList";
         case MessageType::Counters:
             return "Counters";
     }

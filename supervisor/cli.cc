@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <optional>
 
@@ -30,6 +31,7 @@
 #include "supervisor/install_config.h"
 #include "supervisor/privileges.h"
 #include "supervisor/run.h"
+#include "supervisor/status_tunnels.h"
 #include "supervisor/version.h"
 
 namespace relaypro {
@@ -44,6 +46,7 @@ constexpr const char* kUsage =
     "  run          [--config FILE] [--user NAME]    the service: supervisor + workers, in the foreground\n"
     "  check-config [--config FILE]                  validate; print the effective config (secrets redacted) as YAML\n"
     "  status       [--config FILE] [--json]         ask the running service over its control socket\n"
+    "               [--tunnels [--sort age|bytes] [--limit N]]  the open tunnels\n"
     "  upgrade      [--config FILE] [--timeout SEC]  zero-downtime switch of the running service to the installed "
     "binary\n"
     "  ca init      [--config FILE]                  create the CA bundle if it does not exist; print its fingerprint\n"
@@ -71,8 +74,12 @@ constexpr CommandSpec kCommands[] = {
      "relaypro check-config [--config FILE]\n  Validates the configuration and the environment file; prints the "
      "effective\n  configuration as YAML with secrets redacted. Exit 0 when valid, 78 when not.\n",
      false, false, false},
-    {"status", "relaypro status [--config FILE] [--json]\n  Asks the running service over its control socket.\n", false,
-     true, false},
+    {"status",
+     "relaypro status [--config FILE] [--json] [--tunnels [--sort age|bytes] [--limit N]]\n  Asks the running service "
+     "over its control socket. --tunnels lists the open tunnels\n  (Responder, source, target port, worker, "
+     "generation, age, bytes each way);\n  --sort age: oldest first, --sort bytes: most bytes first; --limit N: "
+     "the first N.\n",
+     false, true, false},
     {"upgrade",
      "relaypro upgrade [--config FILE] [--timeout SEC]\n  Switches the running service to the installed binary without "
      "downtime.\n",
@@ -176,6 +183,13 @@ int talkToService(const CommandLine& cmd) {
             return kExitFailure;
         }
         return code;
+    }
+    if (cmd.tunnels) {
+        TunnelOptions options;
+        options.json = cmd.json;
+        options.limit = cmd.limit;
+        if (cmd.sort) options.sort = *cmd.sort == "age" ? TunnelSort::Age : TunnelSort::Bytes;
+        return listTunnels(config->controlSocketPath(), options, stdout, stderr);
     }
     unsigned timeout = cmd.timeoutSeconds.value_or(60);
     std::string request = upgrade ? "{\"command\":\"upgrade\",\"timeoutSeconds\":" + std::to_string(timeout) + "}"
@@ -385,6 +399,37 @@ std::optional<unsigned> parseTimeout(const std::string& v) {
     return static_cast<unsigned>(t);
 }
 
+using OptionValue = std::function<std::optional<std::string>(const std::string& flag)>;
+
+// status's --tunnels, --sort and --limit; false with `error` set.
+bool parseTunnelOption(const std::string& arg, bool inlineValue, const OptionValue& value, CommandLine& cmd,
+                       std::string& error) {
+    if (arg == "--tunnels") {
+        if (inlineValue) error = "--tunnels takes no value";
+        cmd.tunnels = true;
+        return !inlineValue;
+    }
+    auto v = value(arg);
+    if (!v) return false;
+    if (arg == "--sort") {
+        if (*v != "age" && *v != "bytes") {
+            error = "--sort needs age or bytes, not " + quoted(*v);
+            return false;
+        }
+        cmd.sort = *v;
+        return true;
+    }
+    char* end = nullptr;
+    unsigned long long n = std::strtoull(v->c_str(), &end, 10);
+    if (v->empty() || *end != '\0' || !std::isdigit(static_cast<unsigned char>((*v)[0])) || n == 0 ||
+        n > kMaxTunnelLimit) {
+        error = "--limit needs a number of rows (1 to " + std::to_string(kMaxTunnelLimit) + "), not " + quoted(*v);
+        return false;
+    }
+    cmd.limit = n;
+    return true;
+}
+
 // The options after the command word, from args[i] on, into `cmd`; false with `error` set.
 bool parseOptions(const std::vector<std::string>& args, size_t i, const CommandSpec& spec, CommandLine& cmd,
                   std::string& error) {
@@ -430,10 +475,16 @@ bool parseOptions(const std::vector<std::string>& args, size_t i, const CommandS
                 error = "--timeout needs a number of seconds (1 to 86400)";
                 return false;
             }
+        } else if (cmd.command == "status" && (arg == "--tunnels" || arg == "--sort" || arg == "--limit")) {
+            if (!parseTunnelOption(arg, inlineValue.has_value(), value, cmd, error)) return false;
         } else {
             error = "unknown option \"" + args[i] + "\" for " + cmd.command;
             return false;
         }
+    }
+    if ((cmd.sort || cmd.limit) && !cmd.tunnels) {
+        error = "--sort and --limit go with --tunnels";
+        return false;
     }
     return true;
 }

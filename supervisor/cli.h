@@ -1,6 +1,7 @@
 // The `relaypro` command line (spec/cli.md): sub-commands, flags, exit codes.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ struct CommandLine {
     bool json = false;
     bool verbose = false;  // version --verbose
     std::optional<unsigned> timeoutSeconds;
+    bool tunnels = false;             // status --tunnels
+    std::optional<std::string> sort;  // status --tunnels --sort age|bytes
+    std::optional<uint64_t> limit;    // status --tunnels --limit N
 };
 
 struct ParsedCommandLine {

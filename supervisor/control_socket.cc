@@ -38,9 +38,18 @@ struct ControlSocket::Client {
     std::string buffer;
     bool answered = false;
     bool dispatched = false;
+    // A stream (Respond::stream): the lines the client has not taken, and its writer's callbacks.
+    bool streaming = false;
+    bool ending = false;
+    std::string out;
+    size_t outOffset = 0;
+    event* writeEvent = nullptr;
+    std::function<void()> drained;
+    std::function<void()> gone;
     ~Client() {
         if (readEvent != nullptr) event_free(readEvent);
         if (timeout != nullptr) event_free(timeout);
+        if (writeEvent != nullptr) event_free(writeEvent);
     }
 };
 
@@ -110,7 +119,7 @@ void ControlSocket::onAccept(int, short, void* arg) {
                             {{"peerPid", static_cast<int64_t>(cred.pid)}, {"peerUid", static_cast<int64_t>(cred.uid)}});
             continue;  // closed without an answer
         }
-        auto c = std::make_unique<Client>();
+        auto c = std::make_shared<Client>();
         c->owner = self;
         c->fd = std::move(fd);
         c->readEvent =
@@ -125,6 +134,7 @@ void ControlSocket::onAccept(int, short, void* arg) {
 
 void ControlSocket::onClientTimeout(int, short, void* arg) {
     auto* c = static_cast<Client*>(arg);
+    if (c->streaming) return c->owner->streamGone(c);  // it took nothing for kStallSeconds
     if (!c->dispatched) c->owner->drop(c);
 }
 
@@ -136,6 +146,7 @@ void ControlSocket::onClientReadable(int, short, void* arg) {
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
         if (!c->dispatched) return self->drop(c);
+        if (c->streaming) return self->streamGone(c);
         // The client left while its answer is being prepared (an upgrade): nothing more to read,
         // and an end of file stays readable, so the event goes (a persistent one would spin).
         event_del(c->readEvent);
@@ -176,6 +187,17 @@ void ControlSocket::dispatch(Client* c) {
         finish(c, answer);
     };
     respond.release_ = [this, c, alive]() { return alive.expired() ? -1 : releaseClient(c); };
+    respond.stream_ = [this, c, alive]() {
+        auto stream = std::make_shared<Stream>();
+        if (alive.expired()) return stream;
+        for (auto& client : clients_) {
+            if (client.get() != c) continue;
+            c->streaming = true;
+            c->writeEvent = event_new(base_, c->fd.get(), EV_WRITE | EV_PERSIST, &ControlSocket::onClientWritable, c);
+            stream->client_ = client;
+        }
+        return stream;
+    };
     handler_(name, request, std::move(respond));
     json_decref(request);
 }
@@ -184,6 +206,7 @@ void ControlSocket::Respond::operator()(json_t* answer) {
     auto send = std::move(send_);
     send_ = nullptr;
     release_ = nullptr;
+    stream_ = nullptr;
     if (send) {
         send(answer);
     } else {
@@ -195,7 +218,109 @@ int ControlSocket::Respond::release() {
     auto release = std::move(release_);
     send_ = nullptr;
     release_ = nullptr;
+    stream_ = nullptr;
     return release ? release() : -1;
+}
+
+std::shared_ptr<ControlSocket::Stream> ControlSocket::Respond::stream() {
+    auto make = std::move(stream_);
+    send_ = nullptr;
+    release_ = nullptr;
+    stream_ = nullptr;
+    return make ? make() : std::make_shared<Stream>();
+}
+
+bool ControlSocket::Stream::write(json_t* line) {
+    auto c = client_.lock();
+    if (!c || c->ending) {
+        json_decref(line);
+        return false;
+    }
+    // ASCII only: whatever a worker's strings hold reaches the operator's terminal escaped.
+    char* text = json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(line);
+    if (text == nullptr) return true;  // nothing to write (jansson out of memory)
+    if (c->outOffset > 0 && c->outOffset == c->out.size()) {
+        c->out.clear();
+        c->outOffset = 0;
+    }
+    c->out.append(text);
+    c->out.push_back('\n');
+    std::free(text);
+    if (event_pending(c->writeEvent, EV_WRITE, nullptr) == 0) {
+        event_add(c->writeEvent, nullptr);
+        timeval tv{kStallSeconds, 0};
+        evtimer_add(c->timeout, &tv);
+    }
+    return true;
+}
+
+size_t ControlSocket::Stream::pending() const {
+    auto c = client_.lock();
+    return c ? c->out.size() - c->outOffset : 0;
+}
+
+void ControlSocket::Stream::watch(std::function<void()> drained, std::function<void()> gone) {
+    if (auto c = client_.lock()) {
+        c->drained = std::move(drained);
+        c->gone = std::move(gone);
+    }
+}
+
+void ControlSocket::Stream::end() {
+    auto c = client_.lock();
+    if (!c || c->ending) return;
+    c->ending = true;
+    c->drained = nullptr;
+    c->gone = nullptr;
+    event_add(c->writeEvent, nullptr);
+    event_active(c->writeEvent, EV_WRITE, 0);  // closes from the loop once everything is taken
+}
+
+void ControlSocket::onClientWritable(int, short, void* arg) {
+    auto* c = static_cast<Client*>(arg);
+    c->owner->flushStream(c);
+}
+
+// Sends what the client takes; false when the client is gone (dropped).
+bool ControlSocket::flushStream(Client* c) {
+    size_t before = c->outOffset;
+    while (c->outOffset < c->out.size()) {
+        ssize_t n = ::send(c->fd.get(), c->out.data() + c->outOffset, c->out.size() - c->outOffset,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            c->outOffset += static_cast<size_t>(n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (c->outOffset > before) {
+                timeval tv{Stream::kStallSeconds, 0};
+                evtimer_add(c->timeout, &tv);  // it takes some: the stall deadline starts again
+            }
+            return true;
+        }
+        streamGone(c);
+        return false;
+    }
+    c->out.clear();
+    c->outOffset = 0;
+    event_del(c->writeEvent);
+    evtimer_del(c->timeout);
+    if (c->ending) {
+        drop(c);
+        return false;
+    }
+    if (c->drained) {
+        auto drained = c->drained;  // it may write, end, or be the last user of the client
+        drained();
+    }
+    return true;
+}
+
+void ControlSocket::streamGone(Client* c) {
+    auto gone = c->ending ? nullptr : std::move(c->gone);
+    drop(c);
+    if (gone) gone();
 }
 
 namespace {
@@ -247,7 +372,8 @@ void ControlSocket::drop(Client* c) {
     }
 }
 
-Result<std::string> controlRequest(const std::string& path, const std::string& requestJson, int timeoutSeconds) {
+Status controlLines(const std::string& path, const std::string& requestJson, int timeoutSeconds,
+                    const std::function<bool(std::string_view line)>& onLine) {
     sockaddr_un a{};
     if (!fillAddress(path, a)) return Error{"control socket path too long: " + path};
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -259,21 +385,40 @@ Result<std::string> controlRequest(const std::string& path, const std::string& r
     if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
         return sysError("cannot send to the service");
     }
-    std::string answer;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
-    while (answer.find('\n') == std::string::npos) {
-        auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-        if (left <= 0) return Error{"no answer from the service within " + std::to_string(timeoutSeconds) + "s"};
+    std::string buffer;
+    bool any = false;
+    while (true) {
         pollfd p{fd.get(), POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-        char buf[4096];
+        int ready = ::poll(&p, 1, timeoutSeconds * 1000);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) return Error{"no answer from the service within " + std::to_string(timeoutSeconds) + "s"};
+        char buf[16384];
         ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-        if (n <= 0) return Error{"the service closed the control connection without an answer"};
-        answer.append(buf, static_cast<size_t>(n));
-        if (answer.size() > (1 << 20)) return Error{"the service's answer is too long"};
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        buffer.append(buf, static_cast<size_t>(n));
+        size_t start = 0;
+        for (size_t nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n', start)) {
+            any = true;
+            if (!onLine(std::string_view(buffer).substr(start, nl - start))) return Status{};
+            start = nl + 1;
+        }
+        buffer.erase(0, start);
+        if (buffer.size() > (1 << 20)) return Error{"the service's answer is too long"};
     }
-    return answer.substr(0, answer.find('\n'));
+    if (!any) return Error{"the service closed the control connection without an answer"};
+    if (!buffer.empty()) return Error{"the service's answer ends in the middle of a line"};
+    return Status{};
+}
+
+Result<std::string> controlRequest(const std::string& path, const std::string& requestJson, int timeoutSeconds) {
+    std::string answer;
+    auto s = controlLines(path, requestJson, timeoutSeconds, [&](std::string_view line) {
+        answer = line;
+        return false;
+    });
+    if (!s) return s.error();
+    return answer;
 }
 
 }  // namespace relaypro

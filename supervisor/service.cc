@@ -55,6 +55,7 @@ Service::~Service() {
     session_.reset();
     console_.reset();  // in-flight console requests end without calling back
     control_.reset();
+    listings_.reset();
     pool_.reset();
     closeListeners();
     if (signalEvent_ != nullptr) event_free(signalEvent_);
@@ -148,6 +149,9 @@ int Service::createLoop(const std::shared_ptr<const WorkerSettings>& settings) {
         countConsoleCall(path, r, took);
     });
     pool_ = std::make_unique<WorkerPool>(base_, *log_, sink_.get(), poolSetup(settings));
+    listings_ = std::make_unique<TunnelListings>(
+        base_, [this](pid_t pid, const ipc::TunnelListRequest& r) { return pool_->askTunnels(pid, r); });
+    pool_->onTunnelLists([this](pid_t pid, const ipc::TunnelList* list) { listings_->answered(pid, list); });
     return 0;
 }
 
@@ -460,6 +464,15 @@ void Service::childrenExited() {
 
 void Service::onControl(const std::string& command, json_t* request, ControlSocket::Respond respond) {
     if (command == "status") return respond(statusJson());
+    if (command == "tunnels") {
+        // Refused before anything is written: the client sees one error line, as for status.
+        if (listings_->running() >= TunnelListings::kMaxListings) {
+            log_->warn("control socket request refused", {{"reason", "too many tunnel listings at once"}});
+            return respond(json_pack("{s:s}", "error", "too many tunnel listings at once; try again"));
+        }
+        (void)listings_->start(pool_->view(), respond.stream());
+        return;
+    }
     if (command == "upgrade") {
         json_t* t = json_object_get(request, "timeoutSeconds");
         json_int_t seconds = json_is_integer(t) ? json_integer_value(t) : 60;

@@ -29,6 +29,7 @@
 #include "supervisor/metrics_registry.h"
 #include "supervisor/privileges.h"
 #include "supervisor/trust.h"
+#include "supervisor/tunnel_listing.h"
 #include "supervisor/verify_cache.h"
 #include "supervisor/worker_pool.h"
 
@@ -209,6 +210,7 @@ private:
     std::string metricsAddress_;
     std::unique_ptr<MetricsEndpoint> metricsEndpoint_;
     ProcessFigures figures_ = ProcessFigures::open();
+    std::unique_ptr<TunnelListings> listings_;  // `status --tunnels`; its timers are on base_
     UniqueFd signalFd_;
     event* signalEvent_ = nullptr;
     event* watchdog_ = nullptr;

@@ -85,6 +85,9 @@ public:
     // The settings snapshot every worker runs with (ipc/snapshot.h), for the hand-over.
     [[nodiscard]] const std::string& settingsBytes() const { return core_.settingsBytes(); }
     void setExitedTunnels(uint64_t n) { core_.setExitedTunnels(n); }
+    // `status --tunnels` (WorkerPoolCore::askTunnels, onTunnelLists).
+    bool askTunnels(pid_t pid, const ipc::TunnelListRequest& request) { return core_.askTunnels(pid, request); }
+    void onTunnelLists(WorkerPoolCore::TunnelListHandler handler) { core_.onTunnelLists(std::move(handler)); }
 
 private:
     // A timer's libevent argument: the pool and what the timer is for.

@@ -23,6 +23,7 @@
 #include "common/worker_settings.h"
 #include "ipc/channel.h"
 #include "ipc/messages.h"
+#include "ipc/tunnel_list.h"
 #include "supervisor/authentication_counter.h"
 #include "supervisor/handover.h"
 #include "supervisor/liveness.h"
@@ -148,6 +149,14 @@ public:
     void stopDeadlinePassed();
     void pingRound();  // every second
 
+    // `status --tunnels` (supervisor/tunnel_listing.h): asks a serving or draining worker for a
+    // chunk; false when there is no such worker or the request cannot be sent.
+    bool askTunnels(pid_t pid, const ipc::TunnelListRequest& request);
+    // Each chunk a worker sends, well-formed (a malformed one replaces the worker), with null for
+    // a worker that answered Unknown to TunnelListRequest (an older build: it has no list).
+    using TunnelListHandler = std::function<void(pid_t pid, const ipc::TunnelList* list)>;
+    void onTunnelLists(TunnelListHandler handler) { tunnelLists_ = std::move(handler); }
+
     // For tests: a worker's record, or null.
     [[nodiscard]] const Worker* worker(pid_t pid) const;
 
@@ -191,6 +200,7 @@ private:
     void onCountFailure(Worker& w, const ipc::Received& r);
     void onSelfTestResult(Worker& w, const ipc::Received& r);
     void onUnknown(Worker& w, const ipc::Received& r);
+    void onTunnelList(Worker& w, const ipc::Received& r);
     void verifyRequested(Worker& w, ipc::VerifyRequest&& m);
     // Counts one authentication failure a worker reports, within that worker's cap.
     void failureReported(Worker& w, const std::string& source);
@@ -212,6 +222,7 @@ private:
     AuthenticationCounter authentication_;
     bool stopping_ = false;
     std::function<void()> onAllExited_;
+    TunnelListHandler tunnelLists_;
 };
 
 }  // namespace relaypro

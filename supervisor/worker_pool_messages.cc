@@ -46,6 +46,7 @@ const WorkerPoolCore::MessageRule* WorkerPoolCore::ruleFor(ipc::MessageType type
         {T::SelfTestResult, in(State::Serving), false, Needs::SelfTestSent, &WorkerPoolCore::onSelfTestResult},
         {T::AuthFailure, kWorking, false, Needs::Nothing, &WorkerPoolCore::onAuthFailure},
         {T::CountFailure, kWorking, false, Needs::Nothing, &WorkerPoolCore::onCountFailure},
+        {T::TunnelList, kWorking | in(State::Stopping), false, Needs::Nothing, &WorkerPoolCore::onTunnelList},
         // After each Pong, and once more as the worker exits (then it may be any state).
         {T::Counters, kAnyState, false, Needs::Nothing, &WorkerPoolCore::onCounters},
     };
@@ -170,8 +171,29 @@ void WorkerPoolCore::onSelfTestResult(Worker& w, const ipc::Received& r) {
     log_.info("sandbox self-test", {{"workerPid", w.pid}, {"report", m.report}});
 }
 
-void WorkerPoolCore::onUnknown(Worker& w, const ipc::Received& /*r*/) {
+void WorkerPoolCore::onUnknown(Worker& w, const ipc::Received& r) {
+    ipc::Unknown m;
+    if (ipc::decodeBody(r.body, m) && m.type == static_cast<uint16_t>(ipc::MessageType::TunnelListRequest)) {
+        // A worker of an earlier build: it has no tunnel list, which is not a fault.
+        if (tunnelLists_) tunnelLists_(w.pid, nullptr);
+        return;
+    }
     log_.warn("a worker did not understand a message", {{"workerPid", w.pid}});
+}
+
+void WorkerPoolCore::onTunnelList(Worker& w, const ipc::Received& r) {
+    ipc::TunnelList m;
+    if (!ipc::decodeBody(r.body, m)) return replace(w, "a malformed TunnelList");
+    // Whether it was asked for, and is the chunk asked for, the listing decides.
+    if (tunnelLists_) tunnelLists_(w.pid, &m);
+}
+
+bool WorkerPoolCore::askTunnels(pid_t pid, const ipc::TunnelListRequest& request) {
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) return false;
+    const Worker& w = *it->second;
+    if (w.state != State::Serving && w.state != State::Draining) return false;
+    return send(w, request);
 }
 
 // The token endpoint's per-source rate is counted by the AuthenticationCounter; then the console

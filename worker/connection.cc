@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <utility>
 
 #include "common/event_time.h"
+#include "common/token.h"
 #include "worker/http_response.h"
 #include "worker/quiet_limit.h"
 #include "worker/server.h"
@@ -280,6 +282,29 @@ bool Connection::startTunnel(State state) {
     server_.tunnelOpened(head_.port);
     if (auto end = tunnel_->start()) close(*end);
     return false;
+}
+
+std::optional<ipc::TunnelRow> Connection::tunnelRow(Clock::time_point now) const {
+    if (state_ != State::Tunnel || !tunnel_) return std::nullopt;
+    using Auth = ipc::TunnelRow::Auth;
+    ipc::TunnelRow row;
+    row.auth = authScheme_ == "Bearer" ? Auth::Bearer : authScheme_ == "Basic" ? Auth::Basic : Auth::None;
+    if (row.auth != Auth::None) {
+        row.identity = isPrintableResponderId(identity_) ? identity_ : ipc::wireIdentity(identity_);
+        if (row.identity.empty()) row.auth = Auth::None;
+    }
+    const bool sourceFits = !clientText_.empty() && clientText_.size() <= ipc::TunnelRow::kMaxSourceBytes;
+    row.source = sourceFits ? clientText_ : "unknown";
+    // target_ is "host:port" or "[v6]:port"; the port was parsed as a 16-bit number above 0.
+    const size_t colon = target_.rfind(':');
+    unsigned long port = colon == std::string::npos ? 0 : std::strtoul(target_.c_str() + colon + 1, nullptr, 10);
+    row.targetPort = static_cast<uint16_t>(port <= 65535 ? port : 0);
+    if (row.targetPort == 0) return std::nullopt;  // cannot happen; the wire has no such tunnel
+    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - tunnel_->startedAt()).count();
+    row.ageMs = static_cast<uint64_t>(std::max<int64_t>(0, age));
+    row.bytesUp = tunnel_->bytesUp();
+    row.bytesDown = tunnel_->bytesDown();
+    return row;
 }
 
 void Connection::tunnelEnded(std::string_view result) {

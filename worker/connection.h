@@ -20,6 +20,7 @@
 
 #include "common/log_record.h"
 #include "common/worker_settings.h"
+#include "ipc/tunnel_list.h"
 #include "worker/front.h"
 #include "worker/http_exchange.h"
 #include "worker/proxy_auth.h"
@@ -46,6 +47,9 @@ public:
     void start();
     [[nodiscard]] uint64_t serial() const { return serial_; }
     [[nodiscard]] bool isTunnel() const { return state_ == State::Tunnel; }
+    // What `status --tunnels` lists of it (ipc/tunnel_list.h); nullopt unless it is a CONNECT's
+    // tunnel. Made from what the connection holds anyway: nothing is kept for it.
+    [[nodiscard]] std::optional<ipc::TunnelRow> tunnelRow(std::chrono::steady_clock::time_point now) const;
     // Waiting for a next request, after at least one answered, with nothing of it received yet
     // (drain closes these). A connection that has not sent its first request is not idle: its
     // request may already be on the way (a drain that closed it would fail a fresh CONNECT).

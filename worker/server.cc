@@ -238,6 +238,27 @@ Connection* Server::find(uint64_t serial) const {
     return it == live_.end() ? nullptr : it->second;
 }
 
+ipc::TunnelList Server::listTunnels(uint64_t after, uint16_t maxRows) const {
+    ipc::TunnelList out;
+    out.after = after;
+    out.next = after;
+    const auto now = std::chrono::steady_clock::now();
+    size_t bytes = ipc::TunnelList::kFixedBytes;
+    size_t visits = 4 * static_cast<size_t>(maxRows);
+    auto it = live_.upper_bound(after);
+    for (; it != live_.end() && visits > 0 && out.rows.size() < maxRows; ++it, --visits) {
+        if (auto row = it->second->tunnelRow(now)) {
+            if (bytes + row->encodedSize() > ipc::kMaxBodyBytes) break;  // the next chunk starts with it
+            bytes += row->encodedSize();
+            out.rows.push_back(std::move(*row));
+        }
+        out.next = it->first;
+    }
+    out.done = it == live_.end();
+    if (!out.done && out.next <= after) out.next = after + 1;  // not reached: one row always fits
+    return out;
+}
+
 void Server::onAccept(evconnlistener*, int fd, sockaddr* addr, int len, void* arg) {
     auto* l = static_cast<Acceptor*>(arg);
     l->server->accept(l->kind, fd, addr, static_cast<socklen_t>(len));

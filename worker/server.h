@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -20,6 +21,7 @@
 #include "common/relay_counters.h"
 #include "common/result.h"
 #include "common/worker_settings.h"
+#include "ipc/tunnel_list.h"
 #include "worker/buffer_pool.h"
 #include "worker/hash_verifier.h"
 #include "worker/key_store.h"
@@ -110,6 +112,10 @@ public:
     [[nodiscard]] uint32_t blockedFor(const std::string& source);
     [[nodiscard]] const Logger& log() const { return log_; }
     Connection* find(uint64_t serial) const;
+    // One chunk of `status --tunnels` (ipc/tunnel_list.h): the tunnels of the connections after
+    // serial `after`, up to `maxRows` and one frame's body, looking at 4 × maxRows connections
+    // at most (a loop turn stays short however many are only handshaking).
+    [[nodiscard]] ipc::TunnelList listTunnels(uint64_t after, uint16_t maxRows) const;
     void connectionClosed(Connection* c);
     void tunnelOpened(uint16_t port);
     void tunnelClosed();
@@ -145,7 +151,8 @@ private:
     };
     std::vector<std::unique_ptr<Acceptor>> listeners_;
     event* resumeAccept_ = nullptr;
-    std::unordered_map<uint64_t, Connection*> live_;
+    // By serial, in accept order: a tunnel listing goes on from a serial, whatever closed meanwhile.
+    std::map<uint64_t, Connection*> live_;
     uint64_t nextSerial_ = 1;
     BufferPool buffers_;
     std::unique_ptr<HashVerifier> verifier_;

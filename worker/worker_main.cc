@@ -19,6 +19,7 @@
 #include "ipc/channel.h"
 #include "ipc/messages.h"
 #include "ipc/snapshot.h"
+#include "ipc/tunnel_list.h"
 #include "worker/connection.h"
 #include "worker/sandbox.h"
 #include "worker/server.h"
@@ -145,6 +146,7 @@ private:
             {ipc::MessageType::Balance, &Worker::onBalance},
             {ipc::MessageType::SourceBlocked, &Worker::onSourceBlocked},
             {ipc::MessageType::SelfTest, &Worker::onSelfTest},
+            {ipc::MessageType::TunnelListRequest, &Worker::onTunnelListRequest},
         };
         for (const auto& [type, handler] : kHandlers) {
             if (type == r.header.type) return (this->*handler)(r);
@@ -253,6 +255,21 @@ private:
     void onSourceBlocked(ipc::Received& r) {
         ipc::SourceBlocked m;
         if (decode(r, m) && server_) server_->blockSource(m.source, std::chrono::milliseconds(m.retryAfterMs));
+    }
+
+    // One chunk, answered in this turn; the supervisor asks for the next when it wants it.
+    void onTunnelListRequest(ipc::Received& r) {
+        ipc::TunnelListRequest m;
+        if (!decode(r, m)) return;
+        ipc::TunnelList list;
+        if (server_) {
+            list = server_->listTunnels(m.after, m.maxRows);
+        } else {
+            list.after = list.next = m.after;
+            list.done = true;
+        }
+        list.requestId = m.requestId;
+        (void)channel_->send(list, generation_);  // unsent: the supervisor's wait for it ends the listing
     }
 
     void onSelfTest(ipc::Received& r) {

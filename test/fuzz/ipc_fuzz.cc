@@ -8,6 +8,7 @@
 
 #include "ipc/messages.h"
 #include "ipc/snapshot.h"
+#include "ipc/tunnel_list.h"
 
 using namespace relaypro::ipc;
 
@@ -95,6 +96,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             break;
         case MessageType::Balance:
             check<Balance>(body);
+            break;
+        case MessageType::TunnelListRequest:
+            check<TunnelListRequest>(body);
+            break;
+        case MessageType::TunnelList:
+            check<TunnelList>(body);
             break;
         case MessageType::Counters:
             check<Counters>(body);

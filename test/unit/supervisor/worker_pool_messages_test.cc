@@ -1,6 +1,8 @@
 // The permission table and the message handlers (supervisor/worker_pool_messages.cc).
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "test/unit/supervisor/worker_pool_fixture.h"
 
 namespace relaypro::pool_test {
@@ -186,6 +188,36 @@ TEST_F(WorkerPoolMessagesTest, ABlockedSourceIsToldToEveryServingWorkerBeforeThe
     EXPECT_EQ(io.count(pids[1], MessageType::SourceBlocked), 1U);
     EXPECT_EQ(io.count(pids[0], MessageType::SourceBlocked), 10001U);
     EXPECT_EQ(io.count(pids[0], MessageType::FailureCounted), 10002U);
+}
+
+// status --tunnels: chunks go to the listing; Unknown to a TunnelListRequest is "no list";
+// a malformed chunk replaces the worker; only serving and draining workers are asked.
+TEST_F(WorkerPoolMessagesTest, TunnelListsReachTheListingAndAMalformedOneReplacesTheWorker) {
+    std::vector<std::pair<pid_t, std::optional<size_t>>> got;  // rows, or nullopt for "no list"
+    core->onTunnelLists([&](pid_t pid, const ipc::TunnelList* list) {
+        got.emplace_back(pid, list != nullptr ? std::optional<size_t>(list->rows.size()) : std::nullopt);
+    });
+    const pid_t starting = generation(1, 1, false)[0];
+    EXPECT_FALSE(core->askTunnels(starting, ipc::TunnelListRequest{1, 0, 10}));
+    auto pids = generation(2, 3);
+    ASSERT_TRUE(core->askTunnels(pids[0], ipc::TunnelListRequest{1, 0, 10}));
+    EXPECT_EQ(io.typesTo(pids[0]).back(), MessageType::TunnelListRequest);
+    ipc::TunnelRow row;
+    row.auth = ipc::TunnelRow::Auth::Basic;
+    row.identity = "u";
+    row.source = "127.0.0.1:5";
+    row.targetPort = 443;
+    from(pids[0], ipc::TunnelList{1, 0, 0, true, {row, row}});
+    from(pids[1], ipc::Unknown{static_cast<uint16_t>(MessageType::TunnelListRequest)});
+    ASSERT_EQ(got.size(), 2U);
+    EXPECT_EQ(got[0], std::make_pair(pids[0], std::optional<size_t>(2)));
+    EXPECT_EQ(got[1], std::make_pair(pids[1], std::optional<size_t>()));
+    EXPECT_EQ(log.count("a worker did not understand a message"), 0U);
+    row.targetPort = 0;
+    from(pids[2], ipc::TunnelList{1, 0, 0, true, {row}});
+    EXPECT_EQ(replacedFor(), "a malformed TunnelList");
+    EXPECT_EQ(got.size(), 2U);
+    EXPECT_FALSE(core->askTunnels(pids[2], ipc::TunnelListRequest{2, 0, 10}));  // stopping now
 }
 
 }  // namespace
