@@ -209,6 +209,7 @@ void Channel::readSome() {
         auto header = decodeFrameHeader(buf);
         if (!header) return fail("a malformed frame header");
         Received r{*header, buf.substr(kFrameHeaderBytes), std::move(fds)};
+        ++framesRead_;
         onMessage_(std::move(r));
         if (alive.expired() || !*alive.lock()) return;  // the handler destroyed this channel
     }
@@ -217,7 +218,12 @@ void Channel::readSome() {
 void Channel::readPending() {
     std::weak_ptr<bool> alive = alive_;
     quietEnd_ = true;
-    readSome();
+    // The peer is gone: what it sent is all there will be, so everything is read (a socket's
+    // buffer bounds it), not only a wake-up's worth.
+    for (uint64_t before = ~framesRead_; before != framesRead_ && fd_ && !alive.expired() && *alive.lock();) {
+        before = framesRead_;
+        readSome();
+    }
     if (!alive.expired() && *alive.lock()) quietEnd_ = false;
 }
 

@@ -80,6 +80,7 @@ private:
     bool enqueue(const std::string& frame, const std::vector<int>& fds);
     void fail(const std::string& reason);
     bool quietEnd_ = false;  // readPending
+    uint64_t framesRead_ = 0;
 
     event_base* base_;
     UniqueFd fd_;

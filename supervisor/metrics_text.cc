@@ -43,7 +43,7 @@ public:
         uint64_t cumulative = 0;
         const std::string bucket = std::string(name) + "_bucket";
         for (size_t i = 0; i < buckets.size(); ++i) {
-            cumulative += buckets[i];
+            cumulative = buckets[i] > UINT64_MAX - cumulative ? UINT64_MAX : cumulative + buckets[i];
             const std::string le = i < counters::kLatencyBuckets.size() ? number(counters::kLatencyBuckets[i]) : "+Inf";
             if (label.empty()) {
                 sample(bucket, {{"le", le}}, cumulative);

@@ -56,6 +56,7 @@ Service::~Service() {
     console_.reset();  // in-flight console requests end without calling back
     control_.reset();
     listings_.reset();
+    metricsEndpoint_.reset();  // its connections and listener are events of base_
     pool_.reset();
     closeListeners();
     if (signalEvent_ != nullptr) event_free(signalEvent_);
@@ -401,7 +402,7 @@ json_t* Service::statusJson() {
 }
 
 const char* Service::registrationState() const {
-    return session_ ? session_->stateName() : "unregistered";
+    return revoked_ ? "revoked" : registered(config_) ? "registered" : "unregistered";
 }
 
 void Service::startWatchdog() {

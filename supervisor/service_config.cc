@@ -112,6 +112,7 @@ Result<Service::Candidate> Service::readFiles(Keep keep) {
     } else {
         merged.httpsListen = config_.httpsListen;  // the listeners stay as bound
         merged.httpListen = config_.httpListen;
+        merged.metricsListen = config_.metricsListen;  // as is the metrics endpoint (a restart field)
     }
     // organizationId takes effect at the next registration (config.md), not now: tokens and
     // verifications keep the one in use, and a deployment token, if known, starts that registration.

@@ -66,8 +66,8 @@ std::string Service::metricsText() {
     }
     s.processes = 1 + s.workers.size();
     s.residentBytes = figures_.residentBytes().value_or(0) + metrics_.workersResidentBytes();
-    s.descriptors =
-        figures_.descriptors().value_or(ProcessFigures::open().descriptorsAtOpen()) + metrics_.workersDescriptors();
+    const auto own = figures_.descriptors();  // else counted the slow way (kernels before 6.2)
+    s.descriptors = (own ? *own : ProcessFigures::open().descriptorsAtOpen()) + metrics_.workersDescriptors();
     return renderMetrics(metrics_, s);
 }
 

@@ -250,8 +250,9 @@ void WorkerPoolCore::workerExited(pid_t pid, int status) {
                          "a worker of the new generation exited before it was ready (" + exitText(status) + ")");
     }
     exitedTunnels_ += w->stats.totalTunnels;
-    if (setup_.metrics != nullptr) setup_.metrics->workerGone(pid, !expected);
-    if (!stopping_ && w->generation == current_ && !expected && w->slot < backoff_.size()) {
+    const bool respawn = !stopping_ && w->generation == current_ && !expected && w->slot < backoff_.size();
+    if (setup_.metrics != nullptr) setup_.metrics->workerGone(pid, respawn);  // a restart: it is replaced
+    if (respawn) {
         if (io_.now() - w->started > kStableAfter) backoff_[w->slot] = kFirstBackoff;
         scheduleRespawn(w->slot);
     }

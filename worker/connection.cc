@@ -279,9 +279,16 @@ bool Connection::startTunnel(State state) {
     clientEvents_.disarm();
     evtimer_del(&timer_);
     state_ = state;
-    server_.tunnelOpened(head_.port);
+    server_.tunnelOpened(targetPort());  // the request's head may be gone by now
     if (auto end = tunnel_->start()) close(*end);
     return false;
+}
+
+uint16_t Connection::targetPort() const {
+    // target_ is "host:port" or "[v6]:port"; the port was parsed as a 16-bit number above 0.
+    const size_t colon = target_.rfind(':');
+    unsigned long port = colon == std::string::npos ? 0 : std::strtoul(target_.c_str() + colon + 1, nullptr, 10);
+    return static_cast<uint16_t>(port <= 65535 ? port : 0);
 }
 
 std::optional<ipc::TunnelRow> Connection::tunnelRow(Clock::time_point now) const {
@@ -295,10 +302,7 @@ std::optional<ipc::TunnelRow> Connection::tunnelRow(Clock::time_point now) const
     }
     const bool sourceFits = !clientText_.empty() && clientText_.size() <= ipc::TunnelRow::kMaxSourceBytes;
     row.source = sourceFits ? clientText_ : "unknown";
-    // target_ is "host:port" or "[v6]:port"; the port was parsed as a 16-bit number above 0.
-    const size_t colon = target_.rfind(':');
-    unsigned long port = colon == std::string::npos ? 0 : std::strtoul(target_.c_str() + colon + 1, nullptr, 10);
-    row.targetPort = static_cast<uint16_t>(port <= 65535 ? port : 0);
+    row.targetPort = targetPort();
     if (row.targetPort == 0) return std::nullopt;  // cannot happen; the wire has no such tunnel
     const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - tunnel_->startedAt()).count();
     row.ageMs = static_cast<uint64_t>(std::max<int64_t>(0, age));

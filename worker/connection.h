@@ -49,6 +49,8 @@ public:
     [[nodiscard]] bool isTunnel() const { return state_ == State::Tunnel; }
     // What `status --tunnels` lists of it (ipc/tunnel_list.h); nullopt unless it is a CONNECT's
     // tunnel. Made from what the connection holds anyway: nothing is kept for it.
+    // The port of the CONNECT's (or forward's) target; 0 before there is one.
+    [[nodiscard]] uint16_t targetPort() const;
     [[nodiscard]] std::optional<ipc::TunnelRow> tunnelRow(std::chrono::steady_clock::time_point now) const;
     // Waiting for a next request, after at least one answered, with nothing of it received yet
     // (drain closes these). A connection that has not sent its first request is not idle: its

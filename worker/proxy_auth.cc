@@ -34,6 +34,7 @@ std::string authSchemeOf(const RequestHead& head) {
 
 void ProxyAuth::check() {
     const RequestHead& head = c_.head_;
+    c_.authScheme_.clear();  // this request's, not an earlier one's on the same connection
     if (uint32_t wait = c_.server_.blockedFor(RateLimiter::sourceKey(c_.peer_)); wait > 0) {
         return refuseWithRetry(429, "rate_limited", std::to_string(wait),
                                {{"target", c_.target_}, {"auth", authSchemeOf(head)}}, false);

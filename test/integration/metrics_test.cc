@@ -273,7 +273,13 @@ TEST_F(Metrics, PrometheusCountersSurviveReloadUpgradeAndCrash) {
     };
     // The relay's own figure, as the next scrape will see it.
     auto relayReports = [&](const std::string& series, double want) {
-        return eventually([&] { return sampleOf(http(relay->metricsPort(), "GET", "/metrics").body, series) == want; });
+        std::optional<double> seen;
+        bool ok = eventually([&] {
+            seen = sampleOf(http(relay->metricsPort(), "GET", "/metrics").body, series);
+            return seen == want;
+        });
+        if (!ok) ADD_FAILURE() << series << " is " << seen.value_or(-1) << ", not " << want;
+        return ok;
     };
     some(20);
     relay->signal(SIGHUP);
@@ -294,6 +300,8 @@ TEST_F(Metrics, PrometheusCountersSurviveReloadUpgradeAndCrash) {
     held.close();
     // A worker of the new generation crashes once its counts were reported; its counts stay.
     ASSERT_TRUE(relayReports("relaypro_tunnels_opened_total{port=\"other\"}", tunnels));
+    ASSERT_TRUE(relayReports("relaypro_relayed_bytes_total{direction=\"to_client\"}",
+                             tunnels * static_cast<double>(payload.size())));
     std::vector<pid_t> workers = relay->workerPids();
     ASSERT_GE(workers.size(), 4U);
     ::kill(workers.back(), SIGKILL);

@@ -938,7 +938,7 @@ TEST_F(Upgrade, AnUpgradeAppliesServerNameAndRefusesAMovedPrivateFolder) {
 
 // Review of issue 16: the installed binary's check-config says which hand-over it reads on its
 // last stderr line; 2 KiB of warnings before it (unknown keys) hid it, and a build of this
-// version was taken for an older one (format 1: no configuration snapshot).
+// version was taken for an older one (format 1: no configuration snapshot). This build reads 3.
 TEST_F(Upgrade, ManyWarningsDoNotHideTheHandOverFormat) {
     TestServer echo(false, TestServer::echo());
     std::string unknown;
@@ -946,7 +946,7 @@ TEST_F(Upgrade, ManyWarningsDoNotHideTheHandOverFormat) {
     auto relay = start(echo.port(), unknown);
     auto [code, out] = cli({"upgrade"});
     EXPECT_EQ(code, 0) << out;
-    EXPECT_TRUE(relay->waitForLog("supervisor re-executed", {{"handoverFormat", "2"}}));
+    EXPECT_TRUE(relay->waitForLog("supervisor re-executed", {{"handoverFormat", "3"}}));
 }
 
 // Review of issue 16: the re-executed image pinged systemd's watchdog half an interval after

@@ -59,6 +59,31 @@ TEST(IpcChannel, CarriesFramesAndDescriptors) {
     EXPECT_EQ(closedReason, "");
 }
 
+// A reaped worker's last frames (its final counters) are all read at once, however many it sent
+// before it ended, and its end closes the channel without the closed handler (review of issue 18).
+TEST(IpcChannel, ReadPendingTakesEverythingAGonePeerSent) {
+    Loop loop;
+    auto pair = Channel::socketPair();
+    ASSERT_TRUE(pair.ok());
+    std::vector<Received> got;
+    bool closedHandler = false;
+    {
+        Channel a(
+            loop.base, std::move(pair->first), [](Received&&) {}, [](const std::string&) {});
+        for (uint64_t i = 0; i < 200; ++i) ASSERT_TRUE(a.send(Ping{i}, 1));
+    }  // the peer is gone
+    Channel b(
+        loop.base, std::move(pair->second), [&](Received&& r) { got.push_back(std::move(r)); },
+        [&](const std::string&) { closedHandler = true; });
+    b.readPending();
+    ASSERT_EQ(got.size(), 200U) << "more than one wake-up's worth (64)";
+    Ping last;
+    ASSERT_TRUE(decodeBody(got.back().body, last));
+    EXPECT_EQ(last.sequence, 199U);
+    EXPECT_FALSE(b.open());
+    EXPECT_FALSE(closedHandler);
+}
+
 TEST(IpcChannel, ClosesOnMalformedOrOversizedFramesAndOnPeerExit) {
     Loop loop;
     for (int variant = 0; variant < 3; ++variant) {

@@ -222,6 +222,21 @@ TEST(MetricsText, TheExpositionParsesWithEachFamilyOnceAndHistogramsInOrder) {
     // values are the version strings, escaped above.
 }
 
+// A compromised worker's huge bucket counts cannot make a higher bucket read lower (review).
+TEST(MetricsText, HistogramBucketsSaturateInsteadOfWrapping) {
+    MetricsRegistry r;
+    r.workerReported(1, report({{Id::ConnectLatencyBucket0, UINT64_MAX},
+                                {static_cast<Id>(static_cast<size_t>(Id::ConnectLatencyBucket0) + 1), 5}}));
+    Parsed p = parse(renderMetrics(r, MetricsSnapshot{}));
+    double previous = 0;
+    for (const auto& [key, v] : p.ordered) {
+        if (!key.starts_with("relaypro_connect_answer_duration_seconds_bucket")) continue;
+        EXPECT_GE(v, previous) << key;
+        previous = v;
+    }
+    EXPECT_GT(previous, 1e19);
+}
+
 TEST(MetricsText, AnUnknownRegistrationStateIsListedToo) {
     MetricsRegistry r;
     MetricsSnapshot s;

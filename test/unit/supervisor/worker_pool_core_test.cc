@@ -48,6 +48,31 @@ TEST_F(WorkerPoolCoreTest, EachGenerationHasItsOwnStartTimeout) {
     EXPECT_EQ(failures.size(), 2U);
 }
 
+// The metrics (review of issue 18): a worker's counters reach the registry and stay when it ends;
+// a restart is a worker that is replaced, not one of a failed generation nor a drained one.
+TEST_F(WorkerPoolCoreTest, CountersOutliveTheirWorkerAndOnlyReplacedWorkersAreRestarts) {
+    MetricsRegistry metrics;
+    WorkerPoolCore::Setup s = setup();
+    s.metrics = &metrics;
+    recreate(std::move(s));
+    auto first = generation(1, 2);
+    core->setCurrent(1);
+    ipc::Counters c;
+    c.values.emplace_back(static_cast<uint16_t>(counters::Id::TokensIssued), 3);
+    from(first[0], c);
+    EXPECT_EQ(metrics.total(counters::Id::TokensIssued), 3U);
+    auto next = generation(2, 4, false);
+    core->startTimedOut(2);  // the whole new generation is killed
+    for (pid_t p : next) core->workerExited(p, kKilled);
+    EXPECT_EQ(metrics.workerRestarts(), 0U) << "a failed upgrade replaces nothing";
+    core->workerExited(first[0], kKilled);
+    EXPECT_EQ(metrics.workerRestarts(), 1U);
+    EXPECT_EQ(metrics.total(counters::Id::TokensIssued), 3U) << "its counts stay";
+    core->drain(1, seconds(5));
+    core->workerExited(first[1], 0);
+    EXPECT_EQ(metrics.workerRestarts(), 1U) << "a drained worker is no restart";
+}
+
 TEST_F(WorkerPoolCoreTest, AFailedUpgradeGivesRespawnsTheRunningGenerationsExecutableBack) {
     auto first = generation(1, 2);
     core->setCurrent(1);
