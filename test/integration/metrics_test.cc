@@ -169,6 +169,36 @@ TEST_F(Metrics, TheEndpointAnswersMetricsOnlyAndIsListedInStatus) {
         << out;
 }
 
+// The endpoint runs on the supervisor's loop: what a client can make it hold is bounded (review of
+// issue 18: evhttp's timeouts restarted with every byte, and it had no connection cap).
+TEST_F(Metrics, TheEndpointBoundsWhatAClientCanHold) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    // A request line that is not HTTP/1.x, and a head over 8 KiB.
+    EXPECT_EQ(http(relay->metricsPort(), "GET", "/metrics HTTP/2.0\r\nX:").status, 400);
+    Client big;
+    ASSERT_TRUE(big.connect("127.0.0.1", relay->metricsPort(), false));
+    big.send("GET /metrics HTTP/1.1\r\nX: " + std::string(9000, 'a'));
+    EXPECT_EQ(statusOf(big.readHead()), 431);
+    // 64 connections that send nothing take every place; the next is closed as it comes.
+    std::vector<std::unique_ptr<Client>> idle;
+    for (int i = 0; i < 64; ++i) {
+        idle.push_back(std::make_unique<Client>());
+        ASSERT_TRUE(idle.back()->connect("127.0.0.1", relay->metricsPort(), false));
+    }
+    // The kernel's queue hands connections over in order: this one is the 65th.
+    Client extra;
+    ASSERT_TRUE(extra.connect("127.0.0.1", relay->metricsPort(), false));
+    EXPECT_TRUE(extra.waitClosed(5s)) << "over the cap";
+    // A client that trickles its head is cut at the deadline (10 s from accept) however it sends.
+    for (const char* part : {"G", "E", "T"}) {
+        ASSERT_TRUE(idle.front()->send(part));
+        std::this_thread::sleep_for(1s);
+    }
+    for (auto& c : idle) EXPECT_TRUE(c->waitClosed(15s));
+    EXPECT_EQ(http(relay->metricsPort(), "GET", "/metrics").status, 200) << "the places are free again";
+}
+
 // Prometheus, as Debian ships it, scraping every second on loopback.
 class Prometheus {
 public:

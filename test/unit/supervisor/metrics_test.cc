@@ -11,6 +11,7 @@
 
 #include "common/relay_counters.h"
 #include "ipc/messages.h"
+#include "supervisor/metrics_endpoint.h"
 #include "supervisor/metrics_registry.h"
 #include "supervisor/metrics_text.h"
 
@@ -244,6 +245,30 @@ TEST(MetricsText, AnUnknownRegistrationStateIsListedToo) {
     Parsed p = parse(renderMetrics(r, s));
     EXPECT_EQ(p.samples["relaypro_registration_state{state=\"registering\"}"], 1);
     EXPECT_EQ(p.samples["relaypro_registration_state{state=\"registered\"}"], 0);
+}
+
+TEST(MetricsEndpoint, AnswersByPathThenMethodAndRefusesWhatIsNotHttpOne) {
+    const MetricsEndpoint::Render render = [] { return std::string("relaypro_x 1\n"); };
+    auto status = [&](std::string_view head) { return MetricsEndpoint::answer(head, render).status; };
+    EXPECT_EQ(status("GET /metrics HTTP/1.1\r\nHost: a"), 200);
+    EXPECT_EQ(status("GET /metrics?name[]=x HTTP/1.0"), 200);
+    EXPECT_EQ(status("HEAD /metrics HTTP/1.1"), 200);
+    EXPECT_EQ(status("GET / HTTP/1.1"), 404);
+    EXPECT_EQ(status("POST /other HTTP/1.1"), 404);
+    EXPECT_EQ(status("POST /metrics HTTP/1.1"), 405);
+    EXPECT_EQ(status("FOO /metrics HTTP/1.1"), 405);
+    for (std::string_view bad : {"", "GET", "GET /metrics", "GET /metrics HTTP/2.0", "GET  /metrics HTTP/1.1",
+                                 "GET /metrics HTTP/1.1 x", " /metrics HTTP/1.1", "GET /metrics HTTP/1.10"}) {
+        EXPECT_EQ(status(bad), 400) << bad;
+    }
+    const std::string ok = MetricsEndpoint::answer("GET /metrics HTTP/1.1", render).text;
+    EXPECT_TRUE(ok.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    EXPECT_TRUE(ok.ends_with("\r\n\r\nrelaypro_x 1\n"));
+    EXPECT_NE(ok.find("Content-Length: 13\r\n"), std::string::npos);
+    const std::string head = MetricsEndpoint::answer("HEAD /metrics HTTP/1.1", render).text;
+    EXPECT_TRUE(head.ends_with("Content-Length: 13\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"));
+    EXPECT_NE(MetricsEndpoint::answer("PUT /metrics HTTP/1.1", render).text.find("Allow: GET, HEAD\r\n"),
+              std::string::npos);
 }
 
 TEST(CountersMessage, DecodesOnlyIncreasingIdsWithinItsBound) {
