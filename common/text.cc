@@ -122,10 +122,19 @@ std::string escapedText(std::string_view text, size_t maxBytes) {
         uint32_t cp = 0;
         size_t n = decodeUtf8(text, i, cp);
         std::string piece;
+        // Invisible format characters (bidirectional overrides and isolates, zero-width ones)
+        // would let a name reorder or hide the columns around it: each of their bytes is escaped.
+        const bool format = (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
+                            (cp >= 0x2060 && cp <= 0x2069) || cp == 0xFEFF;
         if (n == 0 || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == '\\') {
             auto b = static_cast<unsigned char>(text[i]);  // a C1 control's second byte comes next
             piece = {'\\', 'x', kHex[b >> 4], kHex[b & 0xF]};
             n = 1;
+        } else if (format) {
+            for (size_t k = 0; k < n; ++k) {
+                auto b = static_cast<unsigned char>(text[i + k]);
+                piece += {'\\', 'x', kHex[b >> 4], kHex[b & 0xF]};
+            }
         } else {
             piece = text.substr(i, n);
         }

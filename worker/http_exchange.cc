@@ -148,10 +148,17 @@ std::string HttpExchange::takeForwardRequest(bool viaHttpProxy, std::string_view
         // An HTTP proxy takes the request in absolute form, and its credentials with it (config.md:
         // user:password@ is sent as Proxy-Authorization: Basic). The client's own Proxy-* fields
         // were dropped when the request was written.
+        // Sized once, so that no reallocation leaves a copy of the credentials behind; the
+        // tunnel wipes the request once it is sent.
+        static constexpr std::string_view kField = "Proxy-Authorization: ";
+        req.reserve(req.size() + 7 + c_.target_.size() + kField.size() + proxyAuthorization.size() + 2);
         size_t sp = req.find(' ');
         req.insert(sp + 1, "http://" + c_.target_);
         if (!proxyAuthorization.empty()) {
-            req.insert(req.find("\r\n") + 2, "Proxy-Authorization: " + std::string(proxyAuthorization) + "\r\n");
+            const size_t at = req.find("\r\n") + 2;
+            req.insert(at, "\r\n");
+            req.insert(at, proxyAuthorization);
+            req.insert(at, kField);
         }
     }
     return req;

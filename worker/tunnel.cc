@@ -1,5 +1,7 @@
 #include "worker/tunnel.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -37,6 +39,7 @@ Tunnel::Tunnel(event_base* base, BufferPool& buffers, Stream& client, Stream& up
 
 Tunnel::~Tunnel() {
     disarm();
+    sodium_memzero(up_.pending.data(), up_.pending.size());  // an unsent forward's credentials
     buffers_.put(up_.buf);
     buffers_.put(down_.buf);
 }
@@ -126,6 +129,8 @@ bool Tunnel::writeHeld(Pipe& p) {
     if (early) {
         p.pendingOffset += n;
         if (p.pendingOffset == p.pending.size()) {
+            // A plain-HTTP forward's request may carry the http_proxy's credentials.
+            sodium_memzero(p.pending.data(), p.pending.size());
             std::string().swap(p.pending);
             p.pendingOffset = 0;
         }

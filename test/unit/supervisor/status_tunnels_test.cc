@@ -72,6 +72,8 @@ TEST(StatusTunnels, FormatsAgesAndEscapesWhatTheServiceSays) {
               "\\xc2\\x9b2J");
     EXPECT_EQ(terminalSafe("\xff\\"), "\\xff\\x5c");
     EXPECT_EQ(terminalSafe("\r\n\x7f"), "\\x0d\\x0a\\x7f");
+    // Bidirectional overrides and zero-width characters cannot reorder or hide columns (review).
+    EXPECT_EQ(terminalSafe("a\u202eb\u2066c\u200bd"), "a\\xe2\\x80\\xaeb\\xe2\\x81\\xa6c\\xe2\\x80\\x8bd");
 
     TunnelEntry e = entry(0, 3723000, 12, 34);
     e.responder = "evil\x1b[2J";
