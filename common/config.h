@@ -45,8 +45,15 @@ struct Limits {
     Duration connectTimeout = std::chrono::seconds(10);
     Duration idleTimeout = Duration::zero();  // 0 = never
     Duration drainTimeout = std::chrono::minutes(10);
+    Duration drainSpread = std::chrono::minutes(1);  // after drainTimeout, close what is left evenly over it
     Duration shutdownGrace = std::chrono::seconds(15);
     uint32_t tokenRequestsPerMinute = 60;
+    // TLS handshakes in progress per worker; beyond it new connections wait in the kernel's
+    // accept queue (0 = no bound). 1024 full handshakes are about 0.4 s of one core's work here.
+    uint32_t maxHandshakes = 1024;
+    // The listening sockets' accept queue (the kernel caps it at net.core.somaxconn, 4096 by
+    // default since Linux 5.4): what waits beyond maxHandshakes, and a reconnect storm's buffer.
+    uint32_t listenBacklog = 4096;
     bool operator==(const Limits&) const = default;
 };
 

@@ -383,6 +383,14 @@ constexpr std::array<Field, kFieldCount> kFields{{
          return {};
      },
      [](const Config& c) { return plain(formatDuration(c.limits.drainTimeout)); }},
+    {"limits.drainSpread", Apply::Reload, false,
+     [](Config& c, std::string_view v) -> Status {
+         auto d = parseDurationIn(v, 0s, 24h);
+         if (!d) return d.error();
+         c.limits.drainSpread = *d;
+         return {};
+     },
+     [](const Config& c) { return plain(formatDuration(c.limits.drainSpread)); }},
     {"limits.shutdownGrace", Apply::Reload, false,
      [](Config& c, std::string_view v) -> Status {
          auto d = parseDurationIn(v, 0s, 24h);
@@ -399,6 +407,22 @@ constexpr std::array<Field, kFieldCount> kFields{{
          return {};
      },
      [](const Config& c) { return plain(std::to_string(c.limits.tokenRequestsPerMinute)); }},
+    {"limits.maxHandshakes", Apply::Reload, false,
+     [](Config& c, std::string_view v) -> Status {
+         auto i = parseInteger(v, 0, 1000000);
+         if (!i) return i.error();
+         c.limits.maxHandshakes = static_cast<uint32_t>(*i);
+         return {};
+     },
+     [](const Config& c) { return plain(std::to_string(c.limits.maxHandshakes)); }},
+    {"limits.listenBacklog", Apply::Reload, false,
+     [](Config& c, std::string_view v) -> Status {
+         auto i = parseInteger(v, 1, 65535);
+         if (!i) return i.error();
+         c.limits.listenBacklog = static_cast<uint32_t>(*i);
+         return {};
+     },
+     [](const Config& c) { return plain(std::to_string(c.limits.listenBacklog)); }},
     {"metrics.listen", Apply::Restart, false,
      [](Config& c, std::string_view v) -> Status {
          if (v.empty()) {

@@ -94,10 +94,18 @@ size_t bucketOf(std::chrono::nanoseconds latency) {
     return static_cast<size_t>(it - kLatencyBuckets.begin());  // kLatencyBuckets.size(): +Inf
 }
 
+void Set::observe(Id bucket0, Id sum, std::chrono::nanoseconds d) {
+    values_[static_cast<size_t>(bucket0) + bucketOf(d)] += 1;
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    values_[static_cast<size_t>(sum)] += static_cast<uint64_t>(std::max<int64_t>(micros, 0));
+}
+
 void Set::observeConnect(std::chrono::nanoseconds latency) {
-    values_[static_cast<size_t>(Id::ConnectLatencyBucket0) + bucketOf(latency)] += 1;
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(latency).count();
-    values_[static_cast<size_t>(Id::ConnectLatencySumMicros)] += static_cast<uint64_t>(std::max<int64_t>(micros, 0));
+    observe(Id::ConnectLatencyBucket0, Id::ConnectLatencySumMicros, latency);
+}
+
+void Set::observeLoopLag(std::chrono::nanoseconds lag) {
+    observe(Id::LoopLagBucket0, Id::LoopLagSumMicros, lag);
 }
 
 }  // namespace relaypro::counters

@@ -60,6 +60,11 @@ enum class Id : uint16_t {
     ConnectLatencyBucket0,
     ConnectLatencyBucketInf = ConnectLatencyBucket0 + 12,
     ConnectLatencySumMicros,
+    // relaypro_worker_loop_lag_seconds: how late a worker's 25 ms tick ran, i.e. how long its
+    // event loop was busy with something else (a stall); buckets as above (issue 19)
+    LoopLagBucket0,
+    LoopLagBucketInf = LoopLagBucket0 + 12,
+    LoopLagSumMicros,
     Count
 };
 
@@ -69,6 +74,9 @@ inline constexpr size_t kCount = static_cast<size_t>(Id::Count);
 inline constexpr std::array<double, 12> kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                            0.1,   0.25,   0.5,   1.0,  2.5,   5.0};
 static_assert(static_cast<size_t>(Id::ConnectLatencyBucketInf) - static_cast<size_t>(Id::ConnectLatencyBucket0) ==
+                  kLatencyBuckets.size(),
+              "one id per latency bucket, then +Inf");
+static_assert(static_cast<size_t>(Id::LoopLagBucketInf) - static_cast<size_t>(Id::LoopLagBucket0) ==
                   kLatencyBuckets.size(),
               "one id per latency bucket, then +Inf");
 
@@ -93,12 +101,14 @@ class Set {
 public:
     void add(Id id, uint64_t n = 1) { values_[static_cast<size_t>(id)] += n; }
     void observeConnect(std::chrono::nanoseconds latency);
+    void observeLoopLag(std::chrono::nanoseconds lag);
     [[nodiscard]] uint64_t get(Id id) const { return values_[static_cast<size_t>(id)]; }
     // The counter itself, for a pump that adds to it directly (the ids after it follow it).
     [[nodiscard]] uint64_t* slot(Id id) { return &values_[static_cast<size_t>(id)]; }
     [[nodiscard]] std::span<const uint64_t, kCount> values() const { return values_; }
 
 private:
+    void observe(Id bucket0, Id sum, std::chrono::nanoseconds d);
     std::array<uint64_t, kCount> values_{};
 };
 

@@ -56,6 +56,10 @@ std::string_view messageName(MessageType t) {
             return "TunnelList";
         case MessageType::Counters:
             return "Counters";
+        case MessageType::DrainGradually:
+            return "DrainGradually";
+        case MessageType::HandshakeBound:
+            return "HandshakeBound";
     }
     return "unknown";
 }

@@ -29,7 +29,7 @@ namespace relaypro::ipc {
 
 // Raised when a message changes incompatibly. Hello carries it; a supervisor speaks every
 // version from kOldestProtocolVersion up, so it can drive draining workers of the previous build.
-inline constexpr uint16_t kProtocolVersion = 2;  // 2: the worker understands Balance
+inline constexpr uint16_t kProtocolVersion = 3;  // 2: Balance; 3: DrainGradually, HandshakeBound
 inline constexpr uint16_t kOldestProtocolVersion = 1;
 
 inline constexpr size_t kFrameHeaderBytes = 12;
@@ -64,10 +64,14 @@ enum class MessageType : uint16_t {
     TunnelListRequest = 23,  // S->W  the open tunnels after a connection serial, a chunk (ipc/tunnel_list.h)
     TunnelList = 24,         // W->S  the chunk
     Counters = 25,           // W->S  the worker's counters and process figures, after each Pong
+    DrainGradually = 26,     // S->W  Drain, then close what is left evenly over a spread (a worker of an
+                             //       earlier build answers Unknown and is sent Drain instead)
+    HandshakeBound = 27,     // S->W  limits.maxHandshakes, after each settings snapshot (its own message so
+                             //       that the snapshot's format stays the one earlier builds read)
 };
-inline constexpr uint16_t kLastMessageType = 25;
-// A new type goes after Counters and is named here too; the assertion fails until both move.
-static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::Counters),
+inline constexpr uint16_t kLastMessageType = 27;
+// A new type goes after HandshakeBound and is named here too; the assertion fails until both move.
+static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::HandshakeBound),
               "kLastMessageType must be the value of the last MessageType");
 
 [[nodiscard]] std::string_view messageName(MessageType t);
@@ -293,6 +297,34 @@ struct Drain {
     void encode(Writer& w) const { w.u64(graceMs); }
     static bool decode(Reader& r, Drain& m) {
         m.graceMs = r.u64();
+        return r.finish();
+    }
+};
+
+// An upgrade's drain (limits.drainSpread): after graceMs the tunnels left are closed at an even
+// rate over spreadMs, not all at once, so that their clients do not all reconnect in one second.
+struct DrainGradually {
+    static constexpr MessageType kType = MessageType::DrainGradually;
+    uint64_t graceMs = 0;
+    uint64_t spreadMs = 0;
+    void encode(Writer& w) const {
+        w.u64(graceMs);
+        w.u64(spreadMs);
+    }
+    static bool decode(Reader& r, DrainGradually& m) {
+        m.graceMs = r.u64();
+        m.spreadMs = r.u64();
+        return r.finish();
+    }
+};
+
+// limits.maxHandshakes (0 = no bound): see worker/server.h, Server::openingEnded.
+struct HandshakeBound {
+    static constexpr MessageType kType = MessageType::HandshakeBound;
+    uint32_t maxHandshakes = 0;
+    void encode(Writer& w) const { w.u32(maxHandshakes); }
+    static bool decode(Reader& r, HandshakeBound& m) {
+        m.maxHandshakes = r.u32();
         return r.finish();
     }
 };

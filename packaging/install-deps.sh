@@ -19,7 +19,7 @@ PACKAGING="rpm lintian rpmlint file"
 TEST="clang libclang-rt-14-dev clang-format clang-tidy
       curl openssl ca-certificates python3
       nats-server squid-openssl haproxy python3-cryptography python3-jwcrypto
-      debootstrap systemd-container zstd gnuplot-nox prometheus"
+      debootstrap systemd-container zstd gnuplot-nox prometheus iproute2"
 
 arch=""
 case "${1:-}" in

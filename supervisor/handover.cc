@@ -92,6 +92,10 @@ Result<int> writeHandover(const HandoverState& s, const std::string& fallbackDir
         w.bytes(s.metricsAddress);
         w.bytes(s.metricsState);
     }
+    if (format >= 4) {
+        w.u32(static_cast<uint32_t>(s.workers.size()));
+        for (const auto& wk : s.workers) w.u16(wk.protocol);
+    }
     std::string data = w.take();
     auto file = unnamedFile(fallbackDir);
     if (!file) {
@@ -238,6 +242,10 @@ Result<HandoverState> readHandover(int fd) {
         s.metricsFd = static_cast<int>(r.u32());
         s.metricsAddress = r.bytes(300);
         s.metricsState = r.bytes(1 << 20);
+    }
+    if (s.format >= 4) {
+        if (r.count(static_cast<uint32_t>(s.workers.size())) != s.workers.size()) r.fail();
+        for (auto& wk : s.workers) wk.protocol = r.u16();
     }
     if (!r.finish()) {
         wipeHandoverSecrets(s);

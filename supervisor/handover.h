@@ -6,7 +6,9 @@
 // the private folder instead. The format is versioned: the next image may be a
 // newer build. Format 2 adds the configuration snapshot the old image checked and runs with, so
 // that the next image never has to validate its way into (or out of) a hand-over (issue 16);
-// format 3 the metrics endpoint's socket and the metrics' totals (issue 18).
+// format 3 the metrics endpoint's socket and the metrics' totals (issue 18); format 4 each
+// worker's IPC protocol version, so that the next image still balances the workers it adopts and
+// knows what they understand (issue 19).
 #pragma once
 
 #include <sys/types.h>
@@ -34,6 +36,7 @@ struct HandoverWorker {
     uint8_t state = kStarting;
     int channelFd = -1;
     uint64_t totalTunnels = 0;
+    uint16_t protocol = 0;  // format 4: from the worker's HelloAck; 0 = not known (an older image's)
 };
 
 struct HandoverState {
@@ -70,7 +73,7 @@ struct HandoverState {
 };
 
 // The newest format this build writes and reads.
-inline constexpr uint32_t kHandoverFormat = 3;
+inline constexpr uint32_t kHandoverFormat = 4;
 
 // Writes the state into a new memfd (not close-on-exec) and returns its descriptor. On a kernel
 // without memfd_create (before 3.17) the file is an unnamed one in `fallbackDir` (the private

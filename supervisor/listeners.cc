@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -14,8 +15,6 @@
 
 namespace relaypro {
 namespace {
-
-constexpr int kListenBacklog = 4096;
 
 // Descriptors systemd passed and nobody took yet.
 std::vector<int>& activated() {
@@ -52,7 +51,7 @@ bool sameAddress(int fd, const HostPort& want) {
 
 }  // namespace
 
-Result<UniqueFd> bindListener(const HostPort& hp) {
+Result<UniqueFd> bindListener(const HostPort& hp, int backlog) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -67,7 +66,7 @@ Result<UniqueFd> bindListener(const HostPort& hp) {
         if (!fd) continue;
         int one = 1;
         ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), kListenBacklog) != 0) {
+        if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), backlog) != 0) {
             lastError = std::strerror(errno);
             continue;
         }
@@ -104,6 +103,15 @@ std::string boundAddress(int fd) {
     auto* s = reinterpret_cast<sockaddr_in6*>(&a);
     inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
     return "[" + std::string(host) + "]:" + std::to_string(ntohs(s->sin6_port));
+}
+
+int somaxconn() {
+    int fd = ::open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char text[16] = {};
+    ssize_t n = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    return n > 0 ? std::atoi(text) : 0;
 }
 
 }  // namespace relaypro

@@ -10,8 +10,12 @@
 
 namespace relaypro {
 
-// A bound, listening, non-blocking, close-on-exec TCP socket for host:port.
-Result<UniqueFd> bindListener(const HostPort& address);
+// A bound, listening, non-blocking, close-on-exec TCP socket for host:port, with an accept queue
+// of `backlog` connections (limits.listenBacklog; the kernel caps it at net.core.somaxconn).
+Result<UniqueFd> bindListener(const HostPort& address, int backlog);
+
+// net.core.somaxconn (0 when it cannot be read).
+int somaxconn();
 
 // The socket systemd passed (LISTEN_FDS) that listens on `address`, if any. Taken once.
 UniqueFd adoptActivatedListener(const HostPort& address);

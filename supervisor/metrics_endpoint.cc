@@ -66,7 +66,7 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::create(event_base* bas
     int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (own < 0) return sysError("cannot serve metrics");
     e->listener_ = evconnlistener_new(base, &MetricsEndpoint::onAccept, e.get(),
-                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, own);
+                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, own);
     if (e->listener_ == nullptr) {
         ::close(own);
         return Error{"cannot serve metrics on the metrics.listen socket"};

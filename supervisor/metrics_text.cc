@@ -101,13 +101,20 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
             }
         }
     }
-    std::array<uint64_t, counters::kLatencyBuckets.size() + 1> buckets{};
-    for (size_t i = 0; i < buckets.size(); ++i) {
-        buckets[i] = r.total(static_cast<Id>(static_cast<size_t>(Id::ConnectLatencyBucket0) + i));
-    }
-    x.family("relaypro_connect_answer_duration_seconds", "histogram",
-             "Time from a CONNECT's complete request head to its 200 answer (authentication and upstream dial).");
-    x.histogram("relaypro_connect_answer_duration_seconds", "", "", buckets, r.total(Id::ConnectLatencySumMicros));
+    auto histogram = [&](const char* name, const char* help, Id bucket0, Id sum) {
+        std::array<uint64_t, counters::kLatencyBuckets.size() + 1> buckets{};
+        for (size_t i = 0; i < buckets.size(); ++i) {
+            buckets[i] = r.total(static_cast<Id>(static_cast<size_t>(bucket0) + i));
+        }
+        x.family(name, "histogram", help);
+        x.histogram(name, "", "", buckets, r.total(sum));
+    };
+    histogram("relaypro_connect_answer_duration_seconds",
+              "Time from a CONNECT's complete request head to its 200 answer (authentication and upstream dial).",
+              Id::ConnectLatencyBucket0, Id::ConnectLatencySumMicros);
+    histogram("relaypro_worker_loop_lag_seconds",
+              "How late a worker's 25 ms tick ran: how long its event loop was busy with other work (a stall).",
+              Id::LoopLagBucket0, Id::LoopLagSumMicros);
 }
 
 void supervisorCounters(Exposition& x, const MetricsRegistry& r) {

@@ -162,6 +162,23 @@ void Service::serve() {
     startConsoleSession();  // registration runs in the background; the listeners serve
 }
 
+void Service::applyListenBacklog() {
+    // listen() again on a listening socket sets its queue's length (a socket systemd passed
+    // gets the configured one too); the kernel takes at most net.core.somaxconn.
+    int backlog = static_cast<int>(config_.limits.listenBacklog);
+    for (const auto& l : listeners_) {
+        if (l.fd >= 0 && ::listen(l.fd, backlog) != 0) {
+            log_->warn("cannot set the listening socket's backlog",
+                       {{"listen", l.address}, {"error", std::string(std::strerror(errno))}});
+        }
+    }
+    if (int cap = somaxconn(); cap > 0 && backlog > cap && backlog != warnedBacklog_) {
+        warnedBacklog_ = backlog;
+        log_->warn("limits.listenBacklog is above net.core.somaxconn: the kernel queues at most that many",
+                   {{"listenBacklog", backlog}, {"somaxconn", cap}});
+    }
+}
+
 void Service::closeListeners() {
     for (auto& l : listeners_) {
         if (l.fd >= 0) ::close(l.fd);
@@ -174,7 +191,7 @@ int Service::bindListeners() {
         UniqueFd fd = adoptActivatedListener(address);
         if (fd) activated_.push_back(kind);
         if (!fd) {
-            auto bound = bindListener(address);
+            auto bound = bindListener(address, static_cast<int>(config_.limits.listenBacklog));
             if (!bound) return fatal(kExitFailure, bound.error().message);
             fd = std::move(*bound);
         }

@@ -187,13 +187,16 @@ private:
     // The listening sockets, owned here (closed at stop or destruction; workers get copies).
     std::vector<ListenerSocket> listeners_;
     void closeListeners();
+    // limits.listenBacklog on the listening sockets (at start, at each reload and upgrade).
+    void applyListenBacklog();
     std::vector<ListenerKind> activated_;  // kinds whose socket came from systemd (LISTEN_FDS)
     std::unique_ptr<LogSink> sink_;
     std::unique_ptr<Logger> log_;
     std::unique_ptr<Trust> trust_;
     std::unique_ptr<ConsoleClient> console_;
     std::unique_ptr<ConsoleSession> session_;
-    bool revoked_ = false;  // the console answered 401/403 to this relay's securityToken
+    bool revoked_ = false;   // the console answered 401/403 to this relay's securityToken
+    int warnedBacklog_ = 0;  // limits.listenBacklog last warned about (above somaxconn)
     // config.yml's organizationId when a reload or an upgrade changed it: config_ keeps the one in
     // use until a registration with this one succeeds (config.md: "at the next registration").
     std::optional<int64_t> pendingOrganizationId_;

@@ -159,6 +159,7 @@ void Service::commit(Candidate&& c) {
     pendingOrganizationId_ = c.pendingOrganizationId;
     if (pendingOrganizationId_) snapshotOrganizationInUse();
     pool_->pushSettings(c.settings);
+    applyListenBacklog();
     console_->configure(config_, c.settings->names.hosts);
     verifyCache_.clear();
     evaluateSession();

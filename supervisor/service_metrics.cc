@@ -15,7 +15,7 @@ int Service::bindMetrics() {
     if (!config_.metricsListen) return 0;
     UniqueFd fd = adoptActivatedListener(*config_.metricsListen);
     if (!fd) {
-        auto bound = bindListener(*config_.metricsListen);
+        auto bound = bindListener(*config_.metricsListen, 64);  // a scraper or two
         if (!bound) return fatal(kExitFailure, "metrics.listen: " + bound.error().message);
         fd = std::move(*bound);
     }

@@ -201,11 +201,13 @@ void Service::upgradeReady() {
     uint32_t old = pool_->current();
     pool_->setCurrent(upgrade_->generation);
     auto drain = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.drainTimeout);
-    pool_->drain(old, drain);
+    auto spread = std::chrono::duration_cast<std::chrono::milliseconds>(config_.limits.drainSpread);
+    pool_->drain(old, drain, spread);
     log_->info("upgrade: new generation serving; the old one drains",
                {{"generation", upgrade_->generation},
                 {"draining", old},
-                {"drainTimeoutMs", static_cast<int64_t>(drain.count())}});
+                {"drainTimeoutMs", static_cast<int64_t>(drain.count())},
+                {"drainSpreadMs", static_cast<int64_t>(spread.count())}});
     // 4. Re-execute the installed binary in place, from the loop (not from inside a callback).
     // A signal read before then is handled first (a stop makes the re-exec a no-op); one that
     // comes later stays pending in the kernel across the exec, for the next image.

@@ -261,8 +261,8 @@ void WorkerPool::pushSecrets(const WorkerSecrets& secrets) {
     core_.pushSecrets(secrets);
 }
 
-void WorkerPool::drain(uint32_t generation, std::chrono::milliseconds grace) {
-    core_.drain(generation, grace);
+void WorkerPool::drain(uint32_t generation, std::chrono::milliseconds grace, std::chrono::milliseconds spread) {
+    core_.drain(generation, grace, spread);
 }
 
 void WorkerPool::stopAll(std::chrono::milliseconds grace, std::function<void()> onAllExited) {

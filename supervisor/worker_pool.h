@@ -57,8 +57,10 @@ public:
     // New secrets (hourly ticket key, daily token master, a renewed certificate) for every
     // worker, and for the workers started from now on.
     void pushSecrets(const WorkerSecrets& secrets);
-    // Tells a generation to stop accepting and to close what is left after `grace`.
-    void drain(uint32_t generation, std::chrono::milliseconds grace);
+    // Tells a generation to stop accepting and to close what is left after `grace`, evenly over
+    // `spread` (limits.drainSpread: an upgrade's drain; a stop closes at once).
+    void drain(uint32_t generation, std::chrono::milliseconds grace,
+               std::chrono::milliseconds spread = std::chrono::milliseconds::zero());
     // A stop's workers that have not ended `kStopMargin` after their grace are killed.
     static constexpr std::chrono::milliseconds kStopMargin = WorkerPoolCore::kStopMargin;
     // Stops every worker (drain with grace, every generation's deadline brought forward to it),

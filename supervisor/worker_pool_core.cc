@@ -69,7 +69,7 @@ Result<pid_t> WorkerPoolCore::spawn(uint32_t generation, size_t slot, int execut
 
 void WorkerPoolCore::sendStartup(Worker& w) {
     bool ok = send(w, ipc::Hello{ipc::kProtocolVersion, static_cast<uint32_t>(w.slot)});
-    sendSettings(w);
+    sendSettings(w);  // with the handshake bound
     ok = ok && send(w, ipc::Secrets{setup_.secrets});
     ipc::Listeners l;
     std::vector<int> fds;
@@ -89,6 +89,8 @@ void WorkerPoolCore::sendSettings(Worker& w) {
             return;
         }
     }
+    // A worker of an earlier build answers Unknown and keeps accepting without a bound.
+    if (!send(w, ipc::HandshakeBound{setup_.settings->limits.maxHandshakes})) replace(w, "its channel is full");
 }
 
 void WorkerPoolCore::growSlots(size_t count) {
@@ -166,16 +168,24 @@ void WorkerPoolCore::pushSecrets(const WorkerSecrets& secrets) {
     }
 }
 
-void WorkerPoolCore::drain(uint32_t generation, std::chrono::milliseconds grace) {
+void WorkerPoolCore::drain(uint32_t generation, std::chrono::milliseconds grace, std::chrono::milliseconds spread) {
     const auto deadline = io_.now() + grace;
     for (auto& [pid, w] : workers_) {
         if (w->generation != generation || w->state == State::Stopping) continue;
-        // One already draining is told again only to end sooner (a stop during an upgrade's drain).
-        if (w->state == State::Draining && w->drainDeadline <= deadline) continue;
+        // One already draining is told again only to end sooner (a stop during an upgrade's drain,
+        // its spread included).
+        if (w->state == State::Draining && w->drainDeadline + w->drainSpread <= deadline + spread) continue;
         w->state = State::Draining;
         w->drainDeadline = deadline;
-        // Unheard (a full queue: the worker does not read), the deadline still ends it.
-        (void)send(*w, ipc::Drain{static_cast<uint64_t>(grace.count())});
+        w->drainSpread = spread;
+        // Unheard (a full queue: the worker does not read), the deadline still ends it. A worker
+        // of an earlier build answers DrainGradually with Unknown: onUnknown sends it Drain.
+        if (spread.count() > 0) {
+            (void)send(
+                *w, ipc::DrainGradually{static_cast<uint64_t>(grace.count()), static_cast<uint64_t>(spread.count())});
+        } else {
+            (void)send(*w, ipc::Drain{static_cast<uint64_t>(grace.count())});
+        }
     }
 }
 
@@ -392,6 +402,7 @@ std::vector<HandoverWorker> WorkerPoolCore::handover() {
                                                : HandoverWorker::kDraining;
         h.channelFd = io_.releaseChannel(pid);
         h.totalTunnels = w->stats.totalTunnels;
+        h.protocol = w->protocol;
         if (w->state == State::Stopping || h.channelFd < 0) {
             // Being replaced, or gone already (a drained worker that closed its channel as it
             // exited): the next image reaps it as an unknown child; its tunnels count as done.
@@ -428,6 +439,7 @@ void WorkerPoolCore::adopt(const std::vector<HandoverWorker>& list, uint32_t cur
         w->selfTestSent = setup_.testHooks && h.state != HandoverWorker::kStarting;
         w->started = io_.now();
         w->stats.totalTunnels = h.totalTunnels;
+        w->protocol = h.protocol;  // 0 from an older image: not balanced, as before
         io_.adoptChannel(h.pid, h.channelFd);
         if (h.generation == current && h.slot < workerCount && w->state != State::Draining) covered[h.slot] = true;
         workers_[h.pid] = std::move(w);

@@ -98,7 +98,7 @@ public:
         State state = State::Starting;
         // The types the permission table let through so far: once-only rules, Ready after HelloAck.
         std::bitset<ipc::kLastMessageType + 1> accepted;
-        uint16_t protocol = 0;        // from HelloAck; 0 when adopted across a re-exec (not known)
+        uint16_t protocol = 0;        // from HelloAck (or the hand-over); 0 when not known
         bool holdingAccepts = false;  // told to by the last Balance
         bool selfTestSent = false;
         int outstandingPings = 0;
@@ -109,7 +109,8 @@ public:
         // What a worker may ask of the supervisor for the others (issue 15): a worker chooses the
         // source it reports, so the counter's caps bound what a compromised one can do.
         AuthenticationCounter::WorkerShare auth;
-        Clock::time_point drainDeadline{};  // when Draining
+        Clock::time_point drainDeadline{};  // when Draining: the tunnels left start closing
+        Clock::duration drainSpread{};      // ... evenly over this (an upgrade's drain)
     };
 
     static constexpr std::chrono::milliseconds kStopMargin{2000};
@@ -125,7 +126,9 @@ public:
     [[nodiscard]] uint32_t current() const { return current_; }
     void pushSettings(std::shared_ptr<const WorkerSettings> settings);
     void pushSecrets(const WorkerSecrets& secrets);
-    void drain(uint32_t generation, std::chrono::milliseconds grace);
+    // Stop accepting, keep tunnels for `grace`, then close what is left evenly over `spread`.
+    void drain(uint32_t generation, std::chrono::milliseconds grace,
+               std::chrono::milliseconds spread = std::chrono::milliseconds::zero());
     void stopAll(std::chrono::milliseconds grace, std::function<void()> onAllExited);
     void kill(uint32_t generation);
     [[nodiscard]] size_t serving(uint32_t generation) const;

@@ -173,10 +173,21 @@ void WorkerPoolCore::onSelfTestResult(Worker& w, const ipc::Received& r) {
 
 void WorkerPoolCore::onUnknown(Worker& w, const ipc::Received& r) {
     ipc::Unknown m;
-    if (ipc::decodeBody(r.body, m) && m.type == static_cast<uint16_t>(ipc::MessageType::TunnelListRequest)) {
-        // A worker of an earlier build: it has no tunnel list, which is not a fault.
-        if (tunnelLists_) tunnelLists_(w.pid, nullptr);
-        return;
+    // A worker of an earlier build does not know these, which is not a fault.
+    switch (ipc::decodeBody(r.body, m) ? static_cast<ipc::MessageType>(m.type) : ipc::MessageType::Unknown) {
+        case ipc::MessageType::TunnelListRequest:  // it has no tunnel list
+            if (tunnelLists_) tunnelLists_(w.pid, nullptr);
+            return;
+        case ipc::MessageType::HandshakeBound:  // it accepts without the bound
+            return;
+        case ipc::MessageType::DrainGradually: {  // it drains the way it knows: all at once at the end
+            if (w.state != State::Draining) return;
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(w.drainDeadline - io_.now());
+            (void)send(w, ipc::Drain{static_cast<uint64_t>(std::max<int64_t>(0, left.count()))});
+            return;
+        }
+        default:
+            break;
     }
     log_.warn("a worker did not understand a message", {{"workerPid", w.pid}});
 }

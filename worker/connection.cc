@@ -47,7 +47,7 @@ void Connection::start() {
     bool trusted = inTrustedSources(*settings_, peer_);
     if (!trusted && kind_ == ListenerKind::Http) {
         state_ = State::ReadHead;  // a PROXY header here fails the request-head parser: a 400
-        handshakeDone_ = true;
+        handshakeFinished();
     }
     startHeadTimer();
     drive();
@@ -406,8 +406,20 @@ void Connection::logTunnelClosed(std::string_view result) {
     server_.log().info(state_ == State::Forward ? "request forwarded" : "tunnel closed", std::move(f));
 }
 
+void Connection::handshakeFinished() {
+    handshakeDone_ = true;
+    if (opening_) {
+        opening_ = false;
+        server_.openingEnded();
+    }
+}
+
 void Connection::close(std::string_view result) {
     if (state_ == State::Closed) return;
+    if (opening_) {
+        opening_ = false;
+        server_.openingEnded();
+    }
     if (state_ == State::Tunnel || state_ == State::Forward) {
         logTunnelClosed(result);
         server_.tunnelClosed();

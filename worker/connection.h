@@ -122,6 +122,8 @@ private:
     void armDeadline();
     void finishRequest();
     void close(std::string_view result);
+    // The TLS handshake is done (or there is none): the request phase starts.
+    void handshakeFinished();
     void logTunnelClosed(std::string_view result);
 
     Server& server_;
@@ -137,6 +139,7 @@ private:
     event timer_{};
     Wants clientWants_;
     bool handshakeDone_ = false;
+    bool opening_ = true;       // counted in the server's opening() until the handshake is done
     bool answeredOne_ = false;  // at least one request answered on this connection
     uint64_t requests_ = 0;     // requests to the supervisor so far
     uint64_t ticket_ = 0;       // the one waiting for an answer (Verifying, Counting)

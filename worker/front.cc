@@ -131,7 +131,7 @@ bool Front::startRequests() {
         c_.client_.attach(fd, ssl);
         c_.state_ = Connection::State::Handshake;
     } else {
-        c_.handshakeDone_ = true;
+        c_.handshakeFinished();
         c_.state_ = Connection::State::ReadHead;
     }
     return true;
@@ -140,7 +140,7 @@ bool Front::startRequests() {
 bool Front::handshake() {
     Io io = c_.client_.handshake();
     if (io == Io::Done) {
-        c_.handshakeDone_ = true;
+        c_.handshakeFinished();
         c_.server_.counters().add(SSL_session_reused(c_.client_.ssl()) == 1 ? counters::Id::HandshakesResumed
                                                                             : counters::Id::HandshakesFull);
         c_.state_ = Connection::State::ReadHead;

@@ -113,7 +113,7 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<Lis
     for (const auto& l : listeners) {
         auto entry = std::make_unique<Acceptor>(Acceptor{raw, l.kind, nullptr});
         entry->listener = evconnlistener_new(base, &Server::onAccept, entry.get(),
-                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l.fd);
+                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, l.fd);
         if (entry->listener == nullptr) {
             ::close(l.fd);
             return Error{"cannot watch a listening socket"};
@@ -280,7 +280,28 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     auto* c = new Connection(*this, serial, kind, fd, peer);
     live_[serial] = c;
     stats_.connections = live_.size();
+    ++opening_;
+    // At the bound, libevent's accept loop stops after this one (it checks the listener).
+    if (maxHandshakes_ > 0 && opening_ >= maxHandshakes_) updateAccepting();
     c->start();  // may close (and delete) it already
+}
+
+void Server::openingEnded() {
+    --opening_;
+    if (!accepting_) updateAccepting();
+}
+
+void Server::updateAccepting() {
+    bool want = !draining_ && !paused_ && (maxHandshakes_ == 0 || opening_ < maxHandshakes_);
+    if (want == accepting_) return;
+    accepting_ = want;
+    for (auto& l : listeners_) {
+        if (want) {
+            evconnlistener_enable(l->listener);
+        } else {
+            evconnlistener_disable(l->listener);
+        }
+    }
 }
 
 void Server::onAcceptError(evconnlistener*, void* arg) {
@@ -294,7 +315,8 @@ void Server::onAcceptError(evconnlistener*, void* arg) {
 }
 
 void Server::pauseAccepts(std::chrono::milliseconds pause) {
-    for (auto& l : listeners_) evconnlistener_disable(l->listener);
+    paused_ = true;
+    updateAccepting();
     timeval tv = toTimeval(pause);
     evtimer_add(resumeAccept_, &tv);  // onResumeAccept
 }
@@ -303,13 +325,14 @@ void Server::holdAccepts(std::chrono::milliseconds hold) {
     if (draining_) return;
     if (hold.count() > 0) return pauseAccepts(hold);  // the same pause as after an accept error
     event_del(resumeAccept_);
-    for (auto& l : listeners_) evconnlistener_enable(l->listener);
+    paused_ = false;
+    updateAccepting();
 }
 
 void Server::onResumeAccept(int, short, void* arg) {
     auto* self = static_cast<Server*>(arg);
-    if (self->draining_) return;
-    for (auto& l : self->listeners_) evconnlistener_enable(l->listener);
+    self->paused_ = false;
+    self->updateAccepting();
 }
 
 void Server::connectionClosed(Connection* c) {
@@ -369,9 +392,15 @@ void Server::beginDrain() {
 }
 
 void Server::closeAll() {
-    std::vector<Connection*> all;
-    for (auto& [serial, c] : live_) all.push_back(c);
-    for (Connection* c : all) c->closeNow("shutdown");
+    closeOldest(live_.size(), "shutdown");
+}
+
+void Server::closeOldest(size_t n, std::string_view result) {
+    // Taken first: each close erases its connection from live_ (and the last may end the loop).
+    std::vector<Connection*> oldest;
+    oldest.reserve(std::min(n, live_.size()));
+    for (auto it = live_.begin(); it != live_.end() && oldest.size() < n; ++it) oldest.push_back(it->second);
+    for (Connection* c : oldest) c->closeNow(result);
 }
 
 }  // namespace relaypro

@@ -65,6 +65,8 @@ public:
     void beginDrain();
     // Close every connection now (the end of a grace period).
     void closeAll();
+    // Close the `n` oldest connections (a drain's spread), TLS close_notify first.
+    void closeOldest(size_t n, std::string_view result);
     [[nodiscard]] bool draining() const { return draining_; }
     // The supervisor's Balance: leave new connections to the other workers for `hold` (zero:
     // accept again now). Connections already accepted are not affected.
@@ -117,6 +119,16 @@ public:
     // at most (a loop turn stays short however many are only handshaking).
     [[nodiscard]] ipc::TunnelList listTunnels(uint64_t after, uint16_t maxRows) const;
     void connectionClosed(Connection* c);
+    // limits.maxHandshakes: a connection is opening from its accept until its TLS handshake is
+    // done (or it closes). At the bound the listeners are not watched: new connections wait in
+    // the kernel's accept queue instead of sharing the CPU with the handshakes already started,
+    // so that those finish before their clients give up (issue 19, "no collapse").
+    void openingEnded();
+    [[nodiscard]] size_t opening() const { return opening_; }
+    void setMaxHandshakes(uint32_t bound) {
+        maxHandshakes_ = bound;
+        updateAccepting();
+    }
     void tunnelOpened(uint16_t port);
     void tunnelClosed();
     void countRefused(std::string_view code) {
@@ -134,6 +146,8 @@ private:
     void pauseAccepts(std::chrono::milliseconds pause);
     static void onResumeAccept(int, short, void* arg);
     void accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t len);
+    // Watches the listeners when nothing holds accepts (a drain, a pause, the handshake bound).
+    void updateAccepting();
     void configureDns();
 
     event_base* base_;
@@ -151,6 +165,10 @@ private:
     };
     std::vector<std::unique_ptr<Acceptor>> listeners_;
     event* resumeAccept_ = nullptr;
+    bool paused_ = false;                              // until resumeAccept_ fires (a Balance hold, an accept error)
+    bool accepting_ = true;                            // the listeners are watched
+    size_t opening_ = 0;                               // connections not yet through their handshake
+    uint32_t maxHandshakes_ = Limits{}.maxHandshakes;  // until the supervisor's HandshakeBound
     // By serial, in accept order: a tunnel listing goes on from a serial, whatever closed meanwhile.
     std::map<uint64_t, Connection*> live_;
     uint64_t nextSerial_ = 1;

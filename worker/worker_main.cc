@@ -21,6 +21,7 @@
 #include "ipc/snapshot.h"
 #include "ipc/tunnel_list.h"
 #include "worker/connection.h"
+#include "worker/drain_schedule.h"
 #include "worker/sandbox.h"
 #include "worker/server.h"
 
@@ -92,7 +93,8 @@ public:
 
     ~Worker() {
         hooks_.reset();
-        if (graceTimer_ != nullptr) event_free(graceTimer_);
+        if (drainTimer_ != nullptr) event_free(drainTimer_);
+        if (lagTimer_ != nullptr) event_free(lagTimer_);
     }
 
     int run() {
@@ -140,6 +142,8 @@ private:
             {ipc::MessageType::Start, &Worker::onStart},
             {ipc::MessageType::Ping, &Worker::onPing},
             {ipc::MessageType::Drain, &Worker::onDrain},
+            {ipc::MessageType::DrainGradually, &Worker::onDrainGradually},
+            {ipc::MessageType::HandshakeBound, &Worker::onHandshakeBound},
             {ipc::MessageType::Stop, &Worker::onStop},
             {ipc::MessageType::VerifyAnswer, &Worker::onVerifyAnswer},
             {ipc::MessageType::FailureCounted, &Worker::onFailureCounted},
@@ -230,7 +234,19 @@ private:
 
     void onDrain(ipc::Received& r) {
         ipc::Drain m;
-        if (decode(r, m)) drain(m.graceMs);
+        if (decode(r, m)) drain(m.graceMs, 0);
+    }
+
+    void onHandshakeBound(ipc::Received& r) {
+        ipc::HandshakeBound m;
+        if (!decode(r, m)) return;
+        maxHandshakes_ = m.maxHandshakes;
+        if (server_) server_->setMaxHandshakes(m.maxHandshakes);
+    }
+
+    void onDrainGradually(ipc::Received& r) {
+        ipc::DrainGradually m;
+        if (decode(r, m)) drain(m.graceMs, m.spreadMs);
     }
 
     void onVerifyAnswer(ipc::Received& r) {
@@ -292,6 +308,7 @@ private:
         secrets_.reset();  // wipes itself
         if (!server) return fatal(server.error().message);
         server_ = std::move(*server);
+        server_->setMaxHandshakes(maxHandshakes_);
         server_->onAuthFailure([this](uint64_t ticket, const std::string& source) {
             return channel_->send(ipc::CountFailure{ticket, source}, generation_);
         });
@@ -310,6 +327,8 @@ private:
         Logger log(log_.get(), "worker");
         for (const auto& w : report.warnings) log.warn(w);
         if (!report.ok) return fatal("sandbox: " + report.error);
+        lagTimer_ = evtimer_new(base_, &Worker::onLagTick, this);
+        armLagTick();
         // Threads only now: each inherits the sandbox of the thread that starts it.
         if (auto s = server_->hashVerifier().start(); !s) return fatal(s.error().message);
         log.info("worker serving",
@@ -317,7 +336,7 @@ private:
         (void)channel_->send(ipc::Ready{}, generation_);  // unsent: the start timeout replaces this worker
     }
 
-    void drain(uint64_t graceMs) {
+    void drain(uint64_t graceMs, uint64_t spreadMs) {
         if (!server_) {
             event_base_loopexit(base_, nullptr);
             return;
@@ -327,19 +346,47 @@ private:
             event_base_loopexit(base_, nullptr);
             return;
         }
-        // A second Drain (a stop during an upgrade's drain) may only bring the end forward.
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(graceMs);
-        if (graceTimer_ != nullptr && deadline >= drainDeadline_) return;
-        drainDeadline_ = deadline;
-        if (graceTimer_ == nullptr) graceTimer_ = evtimer_new(base_, &Worker::onGraceEnd, this);
-        timeval tv = toTimeval(std::chrono::milliseconds(graceMs));
-        evtimer_add(graceTimer_, &tv);  // (re)scheduled
+        // A second drain (a stop during an upgrade's drain) may only bring the end forward.
+        auto now = std::chrono::steady_clock::now();
+        if (!drainSchedule_.plan(now + std::chrono::milliseconds(graceMs), std::chrono::milliseconds(spreadMs))) return;
+        if (drainTimer_ == nullptr) drainTimer_ = evtimer_new(base_, &Worker::onDrainTimer, this);
+        armDrainTimer(now);
     }
 
-    static void onGraceEnd(int, short, void* arg) {
+    void armDrainTimer(std::chrono::steady_clock::time_point now) {
+        auto in = std::chrono::ceil<std::chrono::microseconds>(drainSchedule_.next(now) - now);
+        timeval tv = toTimeval(std::max(in, std::chrono::microseconds::zero()));
+        evtimer_add(drainTimer_, &tv);  // (re)scheduled
+    }
+
+    // The drain deadline has passed: close what the schedule says is due (everything at the
+    // end of the spread), and look again when the next close is due.
+    // relaypro_worker_loop_lag_seconds: a tick every 25 ms; how late it runs is how long the loop
+    // was busy with other work (cost: 40 wake-ups a second).
+    static constexpr std::chrono::milliseconds kLagTick{25};
+    void armLagTick() {
+        lagDue_ = std::chrono::steady_clock::now() + kLagTick;
+        timeval tv = toTimeval(kLagTick);
+        evtimer_add(lagTimer_, &tv);
+    }
+    static void onLagTick(int, short, void* arg) {
         auto* self = static_cast<Worker*>(arg);
-        self->server_->closeAll();
-        event_base_loopexit(self->base_, nullptr);
+        self->server_->counters().observeLoopLag(std::chrono::steady_clock::now() - self->lagDue_);
+        self->armLagTick();
+    }
+
+    static void onDrainTimer(int, short, void* arg) {
+        auto* self = static_cast<Worker*>(arg);
+        auto now = std::chrono::steady_clock::now();
+        size_t open = self->server_->stats().connections;
+        size_t n = self->drainSchedule_.due(now, open);
+        if (n >= open) {
+            self->server_->closeAll();
+            event_base_loopexit(self->base_, nullptr);
+            return;
+        }
+        self->server_->closeOldest(n, "drained");  // the last one ends the loop (onEmpty)
+        self->armDrainTimer(now);
     }
 
     event_base* base_;
@@ -353,8 +400,11 @@ private:
     std::vector<ListenerSocket> listeners_;
     std::unique_ptr<Server> server_;
     ProcessFigures figures_ = ProcessFigures::open();  // before the sandbox, which forbids opening
-    event* graceTimer_ = nullptr;
-    std::chrono::steady_clock::time_point drainDeadline_{};
+    event* drainTimer_ = nullptr;
+    event* lagTimer_ = nullptr;
+    std::chrono::steady_clock::time_point lagDue_{};
+    DrainSchedule drainSchedule_;
+    uint32_t maxHandshakes_ = Limits{}.maxHandshakes;  // the supervisor's last HandshakeBound
     int exitCode_ = 0;
 };
 

@@ -106,6 +106,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case MessageType::Counters:
             check<Counters>(body);
             break;
+        case MessageType::DrainGradually:
+            check<DrainGradually>(body);
+            break;
+        case MessageType::HandshakeBound:
+            check<HandshakeBound>(body);
+            break;
         default:
             break;
     }

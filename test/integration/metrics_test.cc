@@ -14,6 +14,7 @@
 #include <regex>
 #include <thread>
 
+#include "test/support/installation.h"
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
@@ -86,41 +87,15 @@ std::optional<double> sampleOf(const std::string& exposition, const std::string&
 
 class Metrics : public ::testing::Test {
 protected:
-    void SetUp() override {
-        writeText(dir_ / "passwords.txt", kPasswordLine);
-        writeText(dir_ / "hosts", "127.0.0.1 localhost\n");
-        install(RELAYPRO_BINARY);
-    }
-    void install(const std::string& build) {
-        fs::copy_file(build, dir_ / "installed.new", fs::copy_options::overwrite_existing);
-        fs::permissions(dir_ / "installed.new", fs::perms::owner_all);
-        fs::rename(dir_ / "installed.new", dir_ / "relaypro");
-    }
-    std::map<std::string, std::string> env() const {
-        return {{"RELAYPRO_HOSTS_FILE", (dir_ / "hosts").string()},
-                {"RELAYPRO_INSTALLED_BINARY", (dir_ / "relaypro").string()}};
-    }
+    void install(const std::string& build) { installation_.install(build); }
     std::unique_ptr<Relay> start(uint16_t echoPort) {
-        std::string yaml = "consoleAddress: \"localhost:" + std::to_string(echoPort) +
-                           "\"\norganizationId: 1\nworkers: 2\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
-                           "passwordFile: passwords.txt\nmetrics:\n  listen: \"127.0.0.1:0\"\n";
-        auto r = std::make_unique<Relay>(dir_, yaml, env(), std::vector<std::string>{}, (dir_ / "relaypro").string());
-        EXPECT_TRUE(r->ready()) << r->stderrText();
+        auto r = installation_.start("consoleAddress: \"localhost:" + std::to_string(echoPort) +
+                                     "\"\norganizationId: 1\nworkers: 2\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
+                                     "passwordFile: passwords.txt\nmetrics:\n  listen: \"127.0.0.1:0\"\n");
         EXPECT_NE(r->metricsPort(), 0) << "no \"listening\" line of kind metrics";
         return r;
     }
-    std::pair<int, std::string> cli(const std::vector<std::string>& args) {
-        std::vector<std::string> argv{(dir_ / "relaypro").string()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        argv.push_back("--config");
-        argv.push_back((dir_ / "config.yml").string());
-        auto e = env();
-        e["PATH"] = "/usr/bin:/bin";
-        e["RELAYPRO_ENV_FILE"] = (dir_ / "environment.conf").string();
-        ChildProcess p = ChildProcess::spawn(argv, e, dir_ / "cli.out", dir_ / "cli.err");
-        int code = p.wait(120s);
-        return {code, readText(dir_ / "cli.out") + readText(dir_ / "cli.err")};
-    }
+    std::pair<int, std::string> cli(const std::vector<std::string>& args) { return installation_.cli(args); }
     // One tunnel: TLS, CONNECT with the test's Basic credential, `payload` echoed, closed.
     static bool tunnel(const Relay& relay, uint16_t echoPort, const std::string& payload) {
         Client c;
@@ -131,6 +106,7 @@ protected:
         return c.send(payload) && c.readExactly(payload.size()) == payload;
     }
     TempDir dir_;
+    Installation installation_{dir_, RELAYPRO_BINARY};
 };
 
 TEST_F(Metrics, TheEndpointAnswersMetricsOnlyAndIsListedInStatus) {

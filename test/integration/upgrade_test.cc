@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "supervisor/handover.h"
 #include "test/support/net.h"
 #include "test/support/notify.h"
 #include "test/support/process.h"
@@ -946,7 +947,7 @@ TEST_F(Upgrade, ManyWarningsDoNotHideTheHandOverFormat) {
     auto relay = start(echo.port(), unknown);
     auto [code, out] = cli({"upgrade"});
     EXPECT_EQ(code, 0) << out;
-    EXPECT_TRUE(relay->waitForLog("supervisor re-executed", {{"handoverFormat", "3"}}));
+    EXPECT_TRUE(relay->waitForLog("supervisor re-executed", {{"handoverFormat", std::to_string(kHandoverFormat)}}));
 }
 
 // Review of issue 16: the re-executed image pinged systemd's watchdog half an interval after

@@ -114,8 +114,11 @@ TEST(Config, DefaultsMatchTheSpec) {
     EXPECT_EQ(c.limits.connectTimeout, 10s);
     EXPECT_EQ(c.limits.idleTimeout, 0s);
     EXPECT_EQ(c.limits.drainTimeout, 10min);
+    EXPECT_EQ(c.limits.drainSpread, 1min);
     EXPECT_EQ(c.limits.shutdownGrace, 15s);
     EXPECT_EQ(c.limits.tokenRequestsPerMinute, 60u);
+    EXPECT_EQ(c.limits.maxHandshakes, 1024u);
+    EXPECT_EQ(c.limits.listenBacklog, 4096u);
     EXPECT_FALSE(c.metricsListen.has_value());
     EXPECT_TRUE(c.trustedSources.empty());
     EXPECT_FALSE(c.httpListen.has_value());
@@ -221,8 +224,9 @@ TEST(Config, EveryFieldAcceptsItsValidForms) {
         {std::string(kBase) + "workers: 64\n", [](const Config& c) { EXPECT_EQ(c.workers, 64u); }},
         {std::string(kBase) + "workers: auto\n", [](const Config& c) { EXPECT_EQ(c.workers, 0u); }},
         {std::string(kBase) + "limits:\n  maxConnections: 50000\n  headerTimeout: 500ms\n  maxHeaderBytes: 1KiB\n"
-                              "  connectTimeout: 3s\n  idleTimeout: 1h\n  drainTimeout: 0\n  shutdownGrace: 1m\n"
-                              "  tokenRequestsPerMinute: 1\n",
+                              "  connectTimeout: 3s\n  idleTimeout: 1h\n  drainTimeout: 0\n  drainSpread: 4s\n"
+                              "  shutdownGrace: 1m\n  tokenRequestsPerMinute: 1\n  maxHandshakes: 0\n"
+                              "  listenBacklog: 128\n",
          [](const Config& c) {
              EXPECT_EQ(c.limits.maxConnections, 50000u);
              EXPECT_EQ(c.limits.headerTimeout, 500ms);
@@ -230,8 +234,11 @@ TEST(Config, EveryFieldAcceptsItsValidForms) {
              EXPECT_EQ(c.limits.connectTimeout, 3s);
              EXPECT_EQ(c.limits.idleTimeout, 1h);
              EXPECT_EQ(c.limits.drainTimeout, 0s);
+             EXPECT_EQ(c.limits.drainSpread, 4s);
              EXPECT_EQ(c.limits.shutdownGrace, 1min);
              EXPECT_EQ(c.limits.tokenRequestsPerMinute, 1u);
+             EXPECT_EQ(c.limits.maxHandshakes, 0u);
+             EXPECT_EQ(c.limits.listenBacklog, 128u);
          }},
         {std::string(kBase) + "limits:\n  maxConnections: auto\n  maxHeaderBytes: 1MiB\n",
          [](const Config& c) {
@@ -345,6 +352,12 @@ TEST(Config, EveryFieldRejectsInvalidValuesWithFileLineColumn) {
          "/srv/relay/config.yml:4:3: limits.idleTimeout: \"400d\" is out of range (0 to 52w1d)"},
         {"limits:\n  drainTimeout: 31d\n",
          "/srv/relay/config.yml:4:3: limits.drainTimeout: \"31d\" is out of range (0 to 4w2d)"},
+        {"limits:\n  drainSpread: 25h\n",
+         "/srv/relay/config.yml:4:3: limits.drainSpread: \"25h\" is out of range (0 to 1d)"},
+        {"limits:\n  maxHandshakes: 1000001\n",
+         "/srv/relay/config.yml:4:3: limits.maxHandshakes: 1000001 is out of range (0 to 1000000)"},
+        {"limits:\n  listenBacklog: 0\n",
+         "/srv/relay/config.yml:4:3: limits.listenBacklog: 0 is out of range (1 to 65535)"},
         {"limits:\n  shutdownGrace: 2d\n",
          "/srv/relay/config.yml:4:3: limits.shutdownGrace: \"2d\" is out of range (0 to 1d)"},
         {"limits:\n  tokenRequestsPerMinute: 0\n",
@@ -657,8 +670,11 @@ TEST(Config, FieldTableCoversEveryFieldOfTheSpec) {
                                   "limits.connectTimeout",
                                   "limits.idleTimeout",
                                   "limits.drainTimeout",
+                                  "limits.drainSpread",
                                   "limits.shutdownGrace",
                                   "limits.tokenRequestsPerMinute",
+                                  "limits.maxHandshakes",
+                                  "limits.listenBacklog",
                                   "metrics.listen",
                                   "proxyProtocol.trustedSources"};
     std::vector<std::string> got(configFieldNames().begin(), configFieldNames().end());

@@ -46,6 +46,8 @@ TEST(IpcMessages, EveryMessageRoundTripsAndRejectsShortAndLongBodies) {
     roundTrip(Ping{99});
     roundTrip(Pong{99, 1, 2, 3, 4});
     roundTrip(Drain{15000});
+    roundTrip(DrainGradually{2000, 4000});
+    roundTrip(HandshakeBound{1024});
     Log log;
     log.record.time = std::chrono::system_clock::time_point(std::chrono::microseconds(1795960420123456LL));
     log.record.level = LogLevel::Warn;

@@ -55,7 +55,7 @@ TEST(Handover, WhatIsWrittenIsReadBackWithTheDescriptorsItNames) {
     EXPECT_EQ(back->workers[0].pid, 4242);
     EXPECT_EQ(back->workers[0].totalTunnels, 17U);
     EXPECT_EQ(back->privateKeyPem, "-----BEGIN PRIVATE KEY-----\nkey\n");
-    EXPECT_EQ(back->format, 3U);
+    EXPECT_EQ(back->format, kHandoverFormat);
     EXPECT_EQ(back->metricsFd, -1);
     EXPECT_EQ(back->metricsAddress, "127.0.0.1:9464");
     EXPECT_EQ(back->metricsState, "counters");
@@ -153,6 +153,28 @@ TEST(Handover, FormatThreeCarriesTheMetricsAndFormatTwoLeavesThemOut) {
     EXPECT_TRUE(back->metricsState.empty());
     ::close(listener);
     ::close(metrics);
+}
+
+// Format 4 (issue 19): each worker's IPC protocol crosses the re-exec, so that the next image
+// balances the workers it adopts; format 3 leaves it out (not known: 0).
+TEST(Handover, FormatFourCarriesEachWorkersProtocol) {
+    testing::TempDir dir;
+    int listener = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    HandoverState s = sample(listener, -1, listener);
+    s.workers[0].protocol = 3;
+    auto four = writeHandover(s, dir.path().string());
+    ASSERT_TRUE(four.ok());
+    auto back = readHandover(*four);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    ASSERT_EQ(back->workers.size(), 1U);
+    EXPECT_EQ(back->workers[0].protocol, 3U);
+    auto three = writeHandover(s, dir.path().string(), 3);
+    ASSERT_TRUE(three.ok());
+    back = readHandover(*three);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(back->format, 3U);
+    EXPECT_EQ(back->workers[0].protocol, 0U);
+    ::close(listener);
 }
 
 // RelayPro's own writes config.yml could not take cross the re-exec (a registration).

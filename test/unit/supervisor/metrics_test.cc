@@ -45,7 +45,7 @@ TEST(RelayCounters, CodesPortsAndLatenciesMapToTheirIds) {
     std::set<std::string> seen;
     for (size_t i = 0; i < counters::kCount; ++i) {
         const auto id = static_cast<Id>(i);
-        if (id >= Id::ConnectLatencyBucket0 && id <= Id::ConnectLatencySumMicros) continue;
+        if (id >= Id::ConnectLatencyBucket0 && id <= Id::LoopLagSumMicros) continue;
         counters::Series s = counters::seriesOf(id);
         ASSERT_FALSE(s.family.empty()) << i;
         std::string key = std::string(s.family) + "|" + std::string(s.value1) + "|" + std::string(s.value2);
@@ -177,7 +177,10 @@ TEST(MetricsText, TheExpositionParsesWithEachFamilyOnceAndHistogramsInOrder) {
                                 {Id::ConnectLatencyBucket0, 2},
                                 {static_cast<Id>(static_cast<size_t>(Id::ConnectLatencyBucket0) + 3), 1},
                                 {Id::ConnectLatencyBucketInf, 1},
-                                {Id::ConnectLatencySumMicros, 7500000}},
+                                {Id::ConnectLatencySumMicros, 7500000},
+                                {Id::LoopLagBucket0, 40},
+                                {static_cast<Id>(static_cast<size_t>(Id::LoopLagBucket0) + 4), 1},
+                                {Id::LoopLagSumMicros, 30000}},
                                4096, 12));
     r.consoleCall(MetricsRegistry::Endpoint::Heartbeat, MetricsRegistry::Outcome::Success, 20ms);
     MetricsSnapshot s;
@@ -219,6 +222,12 @@ TEST(MetricsText, TheExpositionParsesWithEachFamilyOnceAndHistogramsInOrder) {
     EXPECT_EQ(buckets.back().second, 4);
     EXPECT_EQ(p.samples["relaypro_connect_answer_duration_seconds_count"], 4);
     EXPECT_DOUBLE_EQ(p.samples["relaypro_connect_answer_duration_seconds_sum"], 7.5);
+    // The loop-lag histogram (issue 19): its own family, its own buckets.
+    EXPECT_EQ(p.types["relaypro_worker_loop_lag_seconds"], "histogram");
+    EXPECT_EQ(p.samples["relaypro_worker_loop_lag_seconds_bucket{le=\"0.01\"}"], 40);
+    EXPECT_EQ(p.samples["relaypro_worker_loop_lag_seconds_bucket{le=\"0.025\"}"], 41);
+    EXPECT_EQ(p.samples["relaypro_worker_loop_lag_seconds_count"], 41);
+    EXPECT_DOUBLE_EQ(p.samples["relaypro_worker_loop_lag_seconds_sum"], 0.03);
     // No secret or identity can be in it: nothing of the kind is an input. The only free-form
     // values are the version strings, escaped above.
 }

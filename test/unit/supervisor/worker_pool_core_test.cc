@@ -117,6 +117,50 @@ TEST_F(WorkerPoolCoreTest, ADrainIsSentOnceUnlessItEndsSooner) {
     EXPECT_EQ(state(pids[1]), State::Draining);
 }
 
+// limits.drainSpread (issue 19): an upgrade's drain carries its spread; a stop during it is sent
+// only when it ends sooner than the spread does.
+TEST_F(WorkerPoolCoreTest, AnUpgradesDrainCarriesItsSpread) {
+    auto pids = generation(1, 1);
+    core->drain(1, seconds(2), seconds(4));
+    EXPECT_EQ(io.count(pids[0], MessageType::Drain), 0U);
+    ASSERT_EQ(io.count(pids[0], MessageType::DrainGradually), 1U);
+    EXPECT_EQ(io.last<ipc::DrainGradually>(pids[0])->graceMs, 2000U);
+    EXPECT_EQ(io.last<ipc::DrainGradually>(pids[0])->spreadMs, 4000U);
+    io.clock += seconds(1);
+    core->drain(1, seconds(15));  // a stop whose grace ends after the spread: nothing to say
+    EXPECT_EQ(io.count(pids[0], MessageType::Drain), 0U);
+    core->drain(1, seconds(3));  // ends before the spread would: all closed at its end
+    ASSERT_EQ(io.count(pids[0], MessageType::Drain), 1U);
+    EXPECT_EQ(io.last<ipc::Drain>(pids[0])->graceMs, 3000U);
+}
+
+// A worker of an earlier build does not know DrainGradually: it is sent Drain with what is left
+// of the grace (it closes at the deadline, as it always did), and that is no fault.
+TEST_F(WorkerPoolCoreTest, AnEarlierWorkerIsSentDrainInsteadOfDrainGradually) {
+    auto pids = generation(1, 1);
+    core->drain(1, seconds(10), seconds(60));
+    io.clock += milliseconds(2500);
+    from(pids[0], ipc::Unknown{static_cast<uint16_t>(MessageType::DrainGradually)});
+    ASSERT_EQ(io.count(pids[0], MessageType::Drain), 1U);
+    EXPECT_EQ(io.last<ipc::Drain>(pids[0])->graceMs, 7500U);
+    from(pids[0], ipc::Unknown{static_cast<uint16_t>(MessageType::HandshakeBound)});
+    EXPECT_EQ(log.count("a worker did not understand a message"), 0U);
+    EXPECT_EQ(log.count("replacing a worker"), 0U);
+    EXPECT_EQ(state(pids[0]), State::Draining);
+}
+
+// limits.maxHandshakes travels in its own message after every settings snapshot.
+TEST_F(WorkerPoolCoreTest, TheHandshakeBoundFollowsEverySettingsSnapshot) {
+    auto pids = generation(1, 1);
+    ASSERT_EQ(io.count(pids[0], MessageType::HandshakeBound), 1U);
+    EXPECT_EQ(io.last<ipc::HandshakeBound>(pids[0])->maxHandshakes, Limits{}.maxHandshakes);
+    auto settings = std::make_shared<WorkerSettings>();
+    settings->limits.maxHandshakes = 7;
+    core->pushSettings(settings);
+    ASSERT_EQ(io.count(pids[0], MessageType::HandshakeBound), 2U);
+    EXPECT_EQ(io.last<ipc::HandshakeBound>(pids[0])->maxHandshakes, 7U);
+}
+
 TEST_F(WorkerPoolCoreTest, ADrainingWorkersChannelMayCloseAServingWorkersMayNot) {
     auto pids = generation(1, 2);
     core->drain(1, seconds(10));
@@ -247,6 +291,7 @@ TEST_F(WorkerPoolCoreTest, TheHandOverGivesAwayTheLiveWorkersAndAdoptionTakesThe
     EXPECT_EQ(handed[0].pid, kept[0]);
     EXPECT_EQ(handed[0].state, HandoverWorker::kServing);
     EXPECT_EQ(handed[0].channelFd, 1000 + kept[0]);
+    EXPECT_EQ(handed[0].protocol, ipc::kProtocolVersion) << "from its HelloAck, for the next image";
     EXPECT_EQ(core->exitedTunnels(), 42U);
     EXPECT_EQ(core->alive(), 0U);
 
@@ -256,6 +301,7 @@ TEST_F(WorkerPoolCoreTest, TheHandOverGivesAwayTheLiveWorkersAndAdoptionTakesThe
     core->adopt(handed, 2, kExecutable, 3);
     EXPECT_EQ(io.adopted.at(kept[0]), 1000 + kept[0]);
     EXPECT_EQ(state(kept[0]), State::Serving);
+    EXPECT_EQ(core->worker(kept[0])->protocol, ipc::kProtocolVersion) << "so it is still balanced";
     from(kept[0], ipc::Pong{});
     EXPECT_EQ(state(kept[0]), State::Serving);
     // Slot 2 has no worker: it is respawned.

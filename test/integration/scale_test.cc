@@ -1,0 +1,242 @@
+// Lifecycle at scale, the small versions that run in every CI run (issue 19; the full-size runs
+// are test/bench/run-lifecycle.sh, with their figures in BENCHMARKS.md):
+// - an upgrade's drain closes the tunnels left at limits.drainTimeout evenly over
+//   limits.drainSpread, each with a TLS close_notify, and every one of them opens again on the
+//   new generation;
+// - limits.maxHandshakes: beyond it new connections wait in the kernel's accept queue, and are
+//   served as the handshakes in progress end;
+// - limits.listenBacklog is the listening socket's queue (it was libevent's 128 before).
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include "test/support/installation.h"
+#include "test/support/net.h"
+#include "test/support/process.h"
+#include "test/support/relay.h"
+#include "test/support/secrets.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// TLS, CONNECT to the echo target, one byte echoed: a tunnel the way a Responder holds one.
+bool openTunnel(Client& c, uint16_t relayPort, uint16_t echoPort) {
+    if (!c.connect("127.0.0.1", relayPort, true)) return false;
+    if (!c.send("CONNECT localhost:" + std::to_string(echoPort) +
+                " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n")) {
+        return false;
+    }
+    if (statusOf(c.readHead()) != 200) return false;
+    return c.send("x") && c.readExactly(1) == "x";
+}
+
+class Scale : public ::testing::Test {
+protected:
+    void SetUp() override {
+        echo_ = ChildProcess::spawn({LOADGEN_BINARY, "echo", "--listen", "127.0.0.1:0"}, {}, dir_ / "echo.out",
+                                    dir_ / "echo.err");
+        ASSERT_TRUE(eventually([&] {
+            std::smatch m;
+            std::string out = readText(dir_ / "echo.out");
+            if (std::regex_search(out, m, std::regex("listening 127\\.0\\.0\\.1:([0-9]+)")))
+                echoPort_ = static_cast<uint16_t>(std::stoi(m[1].str()));
+            return echoPort_ != 0;
+        })) << readText(dir_ / "echo.err");
+    }
+    std::unique_ptr<Relay> start(const std::string& extra, int workers = 2) {
+        return installation_.start("consoleAddress: \"localhost:" + std::to_string(echoPort_) +
+                                   "\"\norganizationId: 1\nworkers: " + std::to_string(workers) +
+                                   "\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n" + extra);
+    }
+    // The first worker's open connections, as `status --json` shows them (-1: none yet).
+    long long workerConnections() const {
+        auto [code, out] = installation_.cli({"status", "--json"});
+        std::smatch m;
+        if (code != 0 || !std::regex_search(out, m, std::regex("\"connections\": *([0-9]+)"))) return -1;
+        return std::stoll(m[1].str());
+    }
+
+    TempDir dir_;
+    Installation installation_{dir_, RELAYPRO_BINARY};
+    ChildProcess echo_;
+    uint16_t echoPort_ = 0;
+};
+
+// Reopens tunnels on two threads while the test watches the closes (a reconnecting Responder).
+class Reopener {
+public:
+    Reopener(uint16_t relayPort, uint16_t echoPort) {
+        for (int i = 0; i < 2; ++i) threads_.emplace_back([this, relayPort, echoPort] { run(relayPort, echoPort); });
+    }
+    ~Reopener() { finish(); }
+    void add() {
+        std::lock_guard lock(mutex_);
+        ++queued_;
+    }
+    void finish() {
+        done_ = true;
+        for (auto& t : threads_) {
+            if (t.joinable()) t.join();
+        }
+    }
+    std::atomic<size_t> opened{0}, failed{0};
+
+private:
+    bool take() {
+        std::lock_guard lock(mutex_);
+        if (queued_ == 0) return false;
+        --queued_;
+        return true;
+    }
+    void run(uint16_t relayPort, uint16_t echoPort);
+    std::mutex mutex_;
+    size_t queued_ = 0;
+    std::atomic<bool> done_{false};
+    std::vector<std::thread> threads_;
+};
+
+void Reopener::run(uint16_t relayPort, uint16_t echoPort) {
+    std::vector<std::unique_ptr<Client>> held;  // kept open: the tunnel is the Responder's again
+    while (true) {
+        if (!take()) {
+            if (done_) break;
+            std::this_thread::sleep_for(1ms);
+            continue;
+        }
+        auto c = std::make_unique<Client>();
+        if (openTunnel(*c, relayPort, echoPort)) {
+            ++opened;
+            held.push_back(std::move(c));
+        } else {
+            ++failed;
+        }
+    }
+}
+
+// limits.drainSpread (issue 19, "a gradual drain"): 2,000 tunnels, drainTimeout 2 s, drainSpread
+// 4 s. The closes are spread over 4 s ± 20 %, each a clean TLS end, and none fails to reconnect.
+TEST_F(Scale, ADrainSpreadsItsClosesAndEveryTunnelReturns) {
+    constexpr size_t kTunnels = 2000;
+    auto relay = start("limits:\n  drainTimeout: 2s\n  drainSpread: 4s\n");
+    ASSERT_TRUE(relay->ready());
+    std::vector<std::unique_ptr<Client>> tunnels;
+    for (size_t i = 0; i < kTunnels; ++i) {
+        auto c = std::make_unique<Client>();
+        ASSERT_TRUE(openTunnel(*c, relay->httpsPort(), echoPort_)) << "tunnel " << i;
+        tunnels.push_back(std::move(c));
+    }
+    auto [code, out] = installation_.cli({"upgrade"});
+    ASSERT_EQ(code, 0) << out;
+
+    Reopener reopen(relay->httpsPort(), echoPort_);
+    std::vector<pollfd> fds(kTunnels);
+    for (size_t i = 0; i < kTunnels; ++i) fds[i] = {tunnels[i]->fd(), POLLIN, 0};
+    std::vector<Clock::time_point> closes;
+    size_t clean = 0, unclean = 0;
+    const auto deadline = Clock::now() + 60s;
+    while (closes.size() < kTunnels && Clock::now() < deadline) {
+        ASSERT_GE(::poll(fds.data(), fds.size(), 100), 0);
+        for (size_t i = 0; i < kTunnels; ++i) {
+            if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+            char byte = 0;
+            int n = SSL_read(tunnels[i]->ssl(), &byte, 1);
+            // A clean end is the TLS close_notify (then the FIN); anything else is a cut.
+            if (n <= 0 && SSL_get_error(tunnels[i]->ssl(), n) == SSL_ERROR_ZERO_RETURN) {
+                ++clean;
+            } else {
+                ++unclean;
+            }
+            closes.push_back(Clock::now());
+            fds[i].fd = -1;
+            tunnels[i].reset();
+            reopen.add();
+        }
+    }
+    ASSERT_EQ(closes.size(), kTunnels) << "the old generation kept tunnels past its drain";
+    EXPECT_EQ(clean, kTunnels);
+    EXPECT_EQ(unclean, 0U);
+    std::sort(closes.begin(), closes.end());
+    auto span = std::chrono::duration_cast<std::chrono::milliseconds>(closes.back() - closes.front());
+    std::printf("%zu closes over %lld ms\n", closes.size(), static_cast<long long>(span.count()));
+    EXPECT_GE(span, 3200ms);
+    EXPECT_LE(span, 4800ms);
+    // Even: each second of the spread closes about a quarter (not most in its first moments).
+    size_t firstSecond = 0;
+    for (auto t : closes) firstSecond += t < closes.front() + 1s ? 1U : 0U;
+    EXPECT_LT(firstSecond, kTunnels / 2) << "the closes bunch at the deadline";
+    ASSERT_TRUE(eventually([&] { return reopen.opened + reopen.failed == kTunnels; }, 60s));
+    reopen.finish();
+    EXPECT_EQ(reopen.opened.load(), kTunnels);
+    EXPECT_EQ(reopen.failed.load(), 0U);
+}
+
+// A listening socket on `port` as `ss -ltn` shows it: {connections waiting in its accept queue,
+// the queue's length}; {-1, -1} when there is none.
+std::pair<long, long> listenQueue(uint16_t port) {
+    std::string cmd = "ss -ltnH 'sport = :" + std::to_string(port) + "' 2>/dev/null";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return {-1, -1};
+    char line[512] = {};
+    std::pair<long, long> q{-1, -1};
+    if (std::fgets(line, sizeof line, p) != nullptr) {
+        char state[32] = {};
+        if (std::sscanf(line, "%31s %ld %ld", state, &q.first, &q.second) != 3) q = {-1, -1};
+    }
+    ::pclose(p);
+    return q;
+}
+
+// limits.maxHandshakes (issue 19, "no collapse"): at the bound a worker stops accepting, and the
+// connections beyond it wait in the kernel's queue; as handshakes end, the next are accepted.
+TEST_F(Scale, HandshakesBeyondTheBoundWaitInTheAcceptQueue) {
+    auto relay = start("limits:\n  maxHandshakes: 4\n", 1);
+    ASSERT_TRUE(relay->ready());
+    // Ten clients that connect and never send their ClientHello: handshakes that do not end.
+    std::vector<int> silent;
+    for (int i = 0; i < 10; ++i) {
+        int fd = connectTo("127.0.0.1", relay->httpsPort());
+        ASSERT_GE(fd, 0);
+        silent.push_back(fd);
+    }
+    EXPECT_TRUE(eventually([&] { return workerConnections() == 4 && listenQueue(relay->httpsPort()).first == 6; }))
+        << "connections " << workerConnections() << ", queued " << listenQueue(relay->httpsPort()).first;
+    // Two of the handshakes in progress end (their clients leave): two of the queue are taken.
+    ::close(silent[0]);
+    ::close(silent[1]);
+    EXPECT_TRUE(eventually([&] { return listenQueue(relay->httpsPort()).first == 4; }))
+        << "queued " << listenQueue(relay->httpsPort()).first;
+    EXPECT_TRUE(eventually([&] { return workerConnections() == 4; })) << workerConnections();
+    for (size_t i = 2; i < silent.size(); ++i) ::close(silent[i]);
+    Client c;
+    EXPECT_TRUE(openTunnel(c, relay->httpsPort(), echoPort_)) << "a handshake once the others ended";
+    EXPECT_EQ(listenQueue(relay->httpsPort()).first, 0);
+}
+
+// limits.listenBacklog is what the listening socket queues (libevent's default of 128 had
+// replaced the supervisor's 4096 in every worker), and a reload changes it.
+TEST_F(Scale, TheListeningSocketsQueueIsTheConfiguredBacklog) {
+    auto relay = start("");
+    ASSERT_TRUE(relay->ready());
+    auto q = listenQueue(relay->httpsPort());
+    ASSERT_NE(q.second, -1) << "ss -ltn does not show the listener";
+    EXPECT_EQ(q.second, std::min<long>(4096, std::stol(readText("/proc/sys/net/core/somaxconn"))));
+    std::string yaml = readText(installation_.config());
+    writeText(installation_.config(), yaml + "limits:\n  listenBacklog: 200\n");
+    relay->signal(SIGHUP);
+    EXPECT_TRUE(eventually([&] { return listenQueue(relay->httpsPort()).second == 200; }))
+        << listenQueue(relay->httpsPort()).second;
+}
+
+}  // namespace
+}  // namespace relaypro::testing
