@@ -67,20 +67,34 @@ new_version=$("$build/supervisor/relaypro-next" version | awk '{print $2}')
 # operator account (relayadmin) for the documented install command. Nothing the package needs is added.
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
 mirror=${mirror:-http://deb.debian.org/debian}
+# An interrupted debootstrap leaves its /proc mounted in the root (rm -rf then fails on every
+# file of /proc): unmount whatever is mounted below DIR, deepest first.
+unmount_below() { # DIR
+    local m
+    awk '{ print $2 }' /proc/self/mounts | grep -F "$1/" | sort -r | while read -r m; do
+        umount -l "$m" || true
+    done
+}
 root_tarball() { # SUITE EXTRA-PACKAGES -> prints the cached tarball's path
     local suite=$1 include="systemd,systemd-sysv,dbus,sudo${2:+,$2}"
     local key tarball
+    # One cached root per suite and extra set (the plain bookworm root and the one with rpm are
+    # both kept: evicting one for the other cost every CI run two debootstraps); the key moves
+    # when the package list does, and only that set's older tarball is removed.
     key=$(printf 'v3 %s %s' "$suite" "$include" | sha256sum | cut -c1-16)
-    tarball=$work/root-$suite-$key.tar.zst
+    local set=root-$suite-${2:-base}
+    tarball=$work/$set-$key.tar.zst
     if [ ! -f "$tarball" ]; then
         step "debootstrap of a stock Debian $suite root (once; cached in $tarball)" >&2
+        unmount_below "$work/rootfs"
         rm -rf "$work/rootfs"
         debootstrap --variant=minbase --include="$include" "$suite" "$work/rootfs" "$mirror" > "$work/debootstrap-$suite.log" 2>&1 ||
             { tail -20 "$work/debootstrap-$suite.log" >&2; fail "debootstrap $suite"; }
         chroot "$work/rootfs" useradd --create-home --shell /bin/sh relayadmin
         echo 'relayadmin ALL=(ALL) NOPASSWD: ALL' > "$work/rootfs/etc/sudoers.d/relayadmin"
         chmod 0440 "$work/rootfs/etc/sudoers.d/relayadmin"
-        rm -f "$work/root-$suite-"*.tar.zst
+        rm -f "$work/$set-"*.tar.zst
+        find "$work" -maxdepth 1 -regex ".*/root-$suite-[0-9a-f]*\\.tar\\.zst" -delete  # the earlier naming
         tar -C "$work/rootfs" -I 'zstd -T0 -3' -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
         rm -rf "$work/rootfs"
     fi
@@ -151,10 +165,10 @@ JSON
     case ${st:-} in running | degraded) ;; *) cat "$work/nspawn-$1.log"; fail "systemd did not come up in the container" ;; esac
     echo "system: $1: $(inside sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), systemd $(inside systemctl --version | awk 'NR==1 {print $2}'), $(inside ldd --version | head -1 | awk '{print "glibc " $NF}')"
     # The console (console_sim.py, its own CA) and the echo server on the console's port 4222.
-    outside /usr/bin/python3 "$top/test/tools/console_sim.py" --dir "$root/srv/console" --host console.test --port 443 \
+    outside_exec /usr/bin/python3 "$top/test/tools/console_sim.py" --dir "$root/srv/console" --host console.test --port 443 \
         > "$work/console-$1.log" 2>&1 &
     outside_pids="$outside_pids $!"
-    outside /usr/bin/python3 "$top/test/system/load.py" echo --port 4222 > "$work/echo-$1.log" 2>&1 &
+    outside_exec /usr/bin/python3 "$top/test/system/load.py" echo --port 4222 > "$work/echo-$1.log" 2>&1 &
     outside_pids="$outside_pids $!"
     for _ in $(seq 1 100); do
         [ "$(outside curl -s -o /dev/null -w '%{http_code}' --cacert "$root/srv/console/ca.pem" https://console.test/api/app/check 2>/dev/null)" = 200 ] && return 0
@@ -168,6 +182,11 @@ JSON
 # machine's ($root/... for the container's files).
 outside() {
     nsenter -t "$leader" -n -- unshare -m -- sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$root/etc/hosts" "$@"
+}
+# The same as a background job whose $! is the program itself (nsenter, unshare and sh each exec
+# the next), so that cleanup's kill reaches it instead of leaving it behind.
+outside_exec() {
+    exec nsenter -t "$leader" -n -- unshare -m -- sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$root/etc/hosts" "$@"
 }
 
 inside() {
