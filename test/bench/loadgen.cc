@@ -21,6 +21,10 @@
 //       opens and holds N tunnels (NATS-like: 8 bytes every INTERVAL seconds, echo checked) and
 //       reports RSS and descriptors of PID and its children per tunnel (from /proc).
 //   loadgen echo  --listen H:P [--processes P]   the upstream target: echoes what it receives.
+//   loadgen fleet --proxy H:P --target H:P --responders N ...   a fleet of Responders, each with
+//       its token (refreshed before it expires), one long-lived tunnel with a few checked bytes
+//       every interval, reconnecting with backoff and TLS resumption; a per-second timeline
+//       (test/bench/fleet.h has its options and output).
 //   --tls-only (rate): TCP + TLS handshake to --proxy, then close: drives test/bench/tls_floor.
 //
 // Output: one JSON object on stdout. Exit status 0 when every tunnel succeeded, 1 otherwise,
@@ -60,7 +64,54 @@
 #include <string>
 #include <vector>
 
+#include "test/bench/fleet.h"
+
+namespace loadgen {
+
+std::vector<std::string> splitCommas(const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t comma = text.find(',', start);
+        if (comma == std::string::npos) comma = text.size();
+        if (comma > start) out.push_back(text.substr(start, comma - start));
+        start = comma + 1;
+    }
+    return out;
+}
+
+bool parseHostPort(const std::string& text, sockaddr_storage& ss, socklen_t& len, bool anyPort) {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    char* end = nullptr;
+    unsigned long p = std::strtoul(port.c_str(), &end, 10);
+    if (*end != '\0' || port.empty() || (p == 0 && !anyPort) || p > 65535) return false;
+    std::memset(&ss, 0, sizeof ss);
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(static_cast<uint16_t>(p));
+        len = sizeof(sockaddr_in);
+        return true;
+    }
+    if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(static_cast<uint16_t>(p));
+        len = sizeof(sockaddr_in6);
+        return true;
+    }
+    return false;  // loopback addresses only: no name resolution
+}
+
+}  // namespace loadgen
+
 namespace {
+
+using loadgen::parseHostPort;
+using loadgen::splitCommas;
 
 uint64_t nowNs() {
     timespec ts{};
@@ -158,44 +209,6 @@ struct Options {
     int readyFd = -1, releaseFd = -1;  // idle: each process says when all its tunnels are open,
                                        // and holds them until the parent closes releaseFd
 };
-
-std::vector<std::string> splitCommas(const std::string& text) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (start <= text.size()) {
-        size_t comma = text.find(',', start);
-        if (comma == std::string::npos) comma = text.size();
-        if (comma > start) out.push_back(text.substr(start, comma - start));
-        start = comma + 1;
-    }
-    return out;
-}
-
-bool parseHostPort(const std::string& text, sockaddr_storage& ss, socklen_t& len, bool anyPort = false) {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos) return false;
-    std::string host = text.substr(0, colon), port = text.substr(colon + 1);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    char* end = nullptr;
-    unsigned long p = std::strtoul(port.c_str(), &end, 10);
-    if (*end != '\0' || port.empty() || (p == 0 && !anyPort) || p > 65535) return false;
-    std::memset(&ss, 0, sizeof ss);
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(static_cast<uint16_t>(p));
-        len = sizeof(sockaddr_in);
-        return true;
-    }
-    if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(static_cast<uint16_t>(p));
-        len = sizeof(sockaddr_in6);
-        return true;
-    }
-    return false;  // loopback addresses only: no name resolution
-}
 
 // A deterministic byte stream per tunnel: what the sender writes and the reader expects back.
 // Every stream is a window on one 4 MiB pseudo-random pattern (xorshift64, made once), starting
@@ -473,7 +486,9 @@ private:
         } else {
             SSL* ssl = SSL_new(ctx_);
             if (!o_.servername.empty()) {
-                SSL_set_tlsext_host_name(ssl, o_.servername.c_str());
+                // SSL_set_tlsext_host_name without its C cast (-Wold-style-cast)
+                SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                         const_cast<char*>(o_.servername.c_str()));
                 if (!o_.cafile.empty()) SSL_set1_host(ssl, o_.servername.c_str());
             }
             if (o_.resume) {
@@ -495,8 +510,8 @@ private:
             bufferevent_set_max_single_write(t->bev, 256 * 1024);
         }
         if (o_.mode != "idle") {
-            timeval to{30, 0};
-            bufferevent_set_timeouts(t->bev, &to, &to);
+            timeval limit{30, 0};
+            bufferevent_set_timeouts(t->bev, &limit, &limit);
         }
         bufferevent_enable(t->bev, EV_READ | EV_WRITE);
         if (bufferevent_socket_connect(t->bev, reinterpret_cast<const sockaddr*>(&to.ss), static_cast<int>(to.len)) !=
@@ -894,8 +909,8 @@ int runEcho(const Options& o) {
 // ---- command line and report
 
 int usage(const char* why) {
-    std::fprintf(stderr, "loadgen: %s\nusage: loadgen rate|steady|bulk|idle|echo [options] (see the file's head)\n",
-                 why);
+    std::fprintf(stderr,
+                 "loadgen: %s\nusage: loadgen rate|steady|bulk|idle|echo|fleet [options] (see the file's head)\n", why);
     return 2;
 }
 
@@ -953,6 +968,7 @@ int main(int argc, char** argv) {
     if (argc < 2) return usage("missing mode");
     Options o;
     o.mode = argv[1];
+    if (o.mode == "fleet") return loadgen::runFleet(argc - 1, argv + 1);
     if (o.mode != "rate" && o.mode != "steady" && o.mode != "bulk" && o.mode != "idle" && o.mode != "echo") {
         return usage("unknown mode");
     }

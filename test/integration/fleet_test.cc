@@ -1,0 +1,210 @@
+// `loadgen fleet` (test/bench/fleet.h) against a real relay with Bearer tokens, the console
+// simulator (fleetPrefix) and the generator's echo target: every Responder gets a token and a
+// tunnel whose echoes come back, asks for a new token before the old one expires, and after a
+// relay restart comes back with resumed TLS and without a console call. What is checked is what
+// the fleet and the console counted, polled with a deadline.
+#include <gtest/gtest.h>
+#include <jansson.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "test/support/console.h"
+#include "test/support/json.h"
+#include "test/support/net.h"
+#include "test/support/process.h"
+#include "test/support/relay.h"
+#include "test/support/test_files.h"
+
+namespace relaypro::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr int kResponders = 50;
+constexpr const char* kVerify = "/api/public/relay-pro/responders/verify";
+
+int64_t number(json_t* object, const char* key) {
+    return json_integer_value(json_object_get(object, key));
+}
+
+// A running `loadgen fleet` and what its timeline says so far.
+class Fleet {
+public:
+    Fleet(const fs::path& dir, std::vector<std::string> args) : dir_(dir) {
+        args.insert(args.begin(), {LOADGEN_BINARY, "fleet", "--timeline", (dir / "timeline.jsonl").string()});
+        process_ = ChildProcess::spawn(args, {}, dir / "fleet.out", dir / "fleet.err");
+    }
+
+    // The per-second lines, and the events.
+    [[nodiscard]] std::vector<Json> lines() const {
+        std::vector<Json> out;
+        for (const auto& line : splitLines(readText(dir_ / "timeline.jsonl"))) {
+            json_error_t error;
+            if (json_t* j = json_loads(line.c_str(), 0, &error)) out.emplace_back(j);
+        }
+        return out;
+    }
+    // A count summed over the seconds so far (`failure`: one of "failures").
+    [[nodiscard]] int64_t total(const char* key, bool failure = false) const {
+        int64_t sum = 0;
+        for (const auto& j : lines()) {
+            if (json_object_get(j.get(), "second") == nullptr) continue;
+            sum += number(failure ? json_object_get(j.get(), "failures") : j.get(), key);
+        }
+        return sum;
+    }
+    // A gauge as the latest whole second saw it.
+    [[nodiscard]] int64_t latest(const char* key) const {
+        int64_t value = -1;
+        for (const auto& j : lines()) {
+            if (json_object_get(j.get(), "second") != nullptr && json_object_get(j.get(), "last") == nullptr)
+                value = number(j.get(), key);
+        }
+        return value;
+    }
+    [[nodiscard]] int events(const std::string& name) const {
+        int n = 0;
+        for (const auto& j : lines()) {
+            const char* e = json_string_value(json_object_get(j.get(), "event"));
+            n += e != nullptr && name == e ? 1 : 0;
+        }
+        return n;
+    }
+    void signal(int sig) const { process_.signal(sig); }
+    // Ends the run (SIGTERM); its exit code, the summary in `summary`.
+    int stop(std::string& summary) {
+        int code = process_.stop(SIGTERM, 30s);
+        summary = readText(dir_ / "fleet.out");
+        return code;
+    }
+    [[nodiscard]] std::string output() const {
+        return readText(dir_ / "fleet.err") + readText(dir_ / "timeline.jsonl");
+    }
+
+private:
+    fs::path dir_;
+    ChildProcess process_;
+};
+
+class FleetTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ConsoleSim::Options options;
+        options.host = ip_;
+        console_ = std::make_unique<ConsoleSim>(dir_.path(), options);
+        ASSERT_TRUE(console_->started());
+        console_->setState(R"({"fleetPrefix": "fleet-"})");
+        // The echo target where tunnels may go: the console's host, NATS's port.
+        echo_ = ChildProcess::spawn({LOADGEN_BINARY, "echo", "--listen", ip_ + ":4222"}, {}, dir_ / "echo.out",
+                                    dir_ / "echo.err");
+        ASSERT_TRUE(eventually([&] {
+            int fd = connectTo(ip_, 4222, 200ms);
+            if (fd >= 0) ::close(fd);
+            return fd >= 0;
+        })) << readText(dir_ / "echo.err");
+        // A fixed port on an address of this test's own: the restarted relay is where it was.
+        const std::string yaml = console_->registeredConfig() +
+                                 "serverName: \"127.0.0.1\"\nworkers: 2\nhttpsProxy:\n  listen: \"" + proxy() +
+                                 "\"\nlimits:\n  tokenRequestsPerMinute: 1000000\n"
+                                 "  shutdownGrace: 1s\n";  // a stop closes the tunnels soon
+        relay_ = std::make_unique<Relay>(dir_, yaml);
+        ASSERT_TRUE(relay_->ready()) << relay_->stderrText() << readText(relay_->logFile());
+        commandOutput("openssl x509 -in " + (dir_ / "private" / "ca-bundle.pem").string() + " -out " +
+                      (dir_ / "ca.pem").string());
+    }
+
+    [[nodiscard]] std::string proxy() const { return ip_ + ":8443"; }
+
+    // The fleet's arguments: 50 Responders in 2 processes, an echo every half second, quick
+    // reconnects, the relay's CA pinned.
+    [[nodiscard]] std::vector<std::string> fleetArgs(std::vector<std::string> more) const {
+        std::vector<std::string> args{"--proxy",           proxy(),
+                                      "--target",          ip_ + ":4222",
+                                      "--responders",      std::to_string(kResponders),
+                                      "--processes",       "2",
+                                      "--cafile",          (dir_ / "ca.pem").string(),
+                                      "--servername",      "127.0.0.1",
+                                      "--interval",        "0.5",
+                                      "--backoff-min",     "100",
+                                      "--backoff-max",     "1000",
+                                      "--seconds",         "120",
+                                      "--console-journal", (dir_ / "console" / "journal.jsonl").string()};
+        args.insert(args.end(), more.begin(), more.end());
+        return args;
+    }
+
+    std::string ip_ = privateLoopback();
+    TempDir dir_;
+    std::unique_ptr<ConsoleSim> console_;
+    ChildProcess echo_;
+    std::unique_ptr<Relay> relay_;
+};
+
+// Every Responder gets a token (one console verify each), opens its tunnel (a full handshake for
+// its first connection only: the tunnel resumes with the token connection's ticket) and its
+// echoes come back; with --refresh 3597 of a 3600 s token it asks again about 3 s later, which
+// the relay answers from its 60 s verify cache.
+TEST_F(FleetTest, EveryResponderGetsATokenATunnelAndEchoesThenRefreshesItsToken) {
+    Fleet fleet(dir_.path(), fleetArgs({"--refresh", "3597"}));
+    ASSERT_TRUE(eventually([&] { return fleet.latest("open") == kResponders; }, 20s)) << fleet.output();
+    EXPECT_EQ(fleet.events("allOpen"), 1);
+    EXPECT_EQ(fleet.latest("tokensHeld"), kResponders);
+    EXPECT_EQ(console_->count(kVerify), static_cast<size_t>(kResponders));
+    ASSERT_TRUE(eventually([&] { return fleet.total("echoes") >= 2 * kResponders; }, 20s)) << fleet.output();
+
+    // The refresh: a second token each, no second verify.
+    ASSERT_TRUE(eventually([&] { return fleet.total("tokens") >= 2 * kResponders; }, 20s)) << fleet.output();
+    EXPECT_EQ(fleet.latest("tokensHeld"), kResponders);
+    EXPECT_EQ(console_->count(kVerify), static_cast<size_t>(kResponders)) << "answered from the verify cache";
+    EXPECT_EQ(fleet.total("consoleVerify"), kResponders) << "the fleet counted the journal's verify lines";
+    EXPECT_EQ(fleet.total("full"), kResponders) << fleet.output();
+    EXPECT_EQ(fleet.total("established"), kResponders);
+    EXPECT_EQ(fleet.total("reconnects"), 0);
+
+    std::string summary;
+    EXPECT_EQ(fleet.stop(summary), 0) << summary << fleet.output();
+    Json s(json_loads(summary.c_str(), 0, nullptr));
+    ASSERT_NE(s, nullptr) << summary;
+    EXPECT_EQ(number(s.get(), "openAtEnd"), kResponders);
+    EXPECT_EQ(number(s.get(), "failed"), 0) << summary;
+    EXPECT_GE(number(s.get(), "tokenRequests"), 2 * kResponders);
+}
+
+// The relay stops (its tunnels closed after the 1 s grace) and starts again with the same private
+// folder, so tokens and tickets stay valid: every Responder reconnects once, resuming TLS, with
+// the token it holds — no token request, no console call — and SIGUSR1 says all are open again.
+TEST_F(FleetTest, ARelayRestartIsRecoveredWithResumedTlsAndNoConsoleCall) {
+    Fleet fleet(dir_.path(), fleetArgs({}));
+    ASSERT_TRUE(eventually([&] { return fleet.latest("open") == kResponders; }, 20s)) << fleet.output();
+    ASSERT_TRUE(eventually([&] { return fleet.total("echoes") >= kResponders; }, 20s)) << fleet.output();
+    ASSERT_EQ(console_->count(kVerify), static_cast<size_t>(kResponders));
+
+    EXPECT_EQ(relay_->stop(), 0) << relay_->stderrText();
+    relay_.reset();
+    relay_ = std::make_unique<Relay>(dir_, readText(dir_ / "config.yml"));  // as the relay left it
+    ASSERT_TRUE(relay_->ready()) << relay_->stderrText() << readText(relay_->logFile());
+    ASSERT_TRUE(eventually([&] { return fleet.events("recovered") == 1; }, 30s)) << fleet.output();
+    // The per-second counts of the recovery are in the next whole second's line.
+    ASSERT_TRUE(eventually([&] { return fleet.total("reconnects") == kResponders; }, 5s)) << fleet.output();
+    EXPECT_EQ(fleet.total("closed", true), kResponders) << fleet.output();
+    EXPECT_EQ(fleet.total("established"), 2 * kResponders);
+    EXPECT_EQ(fleet.total("full"), kResponders) << "only each Responder's first connection";
+    EXPECT_EQ(fleet.total("resumed"), 2 * kResponders) << "its first tunnel and its reconnect";
+    EXPECT_EQ(fleet.total("tokenRequests"), kResponders);
+    EXPECT_EQ(console_->count(kVerify), static_cast<size_t>(kResponders)) << "no new verify call";
+
+    fleet.signal(SIGUSR1);
+    ASSERT_TRUE(eventually([&] { return fleet.events("status") == 1; }, 5s)) << fleet.output();
+    EXPECT_NE(fleet.output().find(R"("event":"status")"), std::string::npos);
+    EXPECT_NE(fleet.output().find(R"("allOpen":true)"), std::string::npos) << fleet.output();
+    std::string summary;
+    EXPECT_EQ(fleet.stop(summary), 0) << summary << fleet.output();
+    EXPECT_NE(summary.find(R"("recoveries":1)"), std::string::npos) << summary;
+}
+
+}  // namespace
+}  // namespace relaypro::testing
