@@ -61,6 +61,8 @@ Series seriesOf(Id id) {
             return {kAuth, "scheme", "other", "result", "failure"};
         case Id::TokensIssued:
             return {"relaypro_tokens_issued"};
+        case Id::AbandonedBeforeHandshake:
+            return {"relaypro_connections_abandoned"};
         case Id::RefusedOther:
             return {"relaypro_requests_refused", "reason", "other"};
         default:

@@ -65,6 +65,9 @@ enum class Id : uint16_t {
     LoopLagBucket0,
     LoopLagBucketInf = LoopLagBucket0 + 12,
     LoopLagSumMicros,
+    // relaypro_connections_abandoned_total: accepted with the client's FIN already there (it gave
+    // up while queued): closed without a handshake
+    AbandonedBeforeHandshake,
     Count
 };
 

@@ -83,6 +83,8 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
         {"relaypro_tls_handshakes", "TLS handshakes completed with clients, full or resumed with a ticket."},
         {"relaypro_authentication_attempts", "Authentication attempts, by scheme and result."},
         {"relaypro_tokens_issued", "Responder tokens issued by the token endpoint."},
+        {"relaypro_connections_abandoned",
+         "Connections whose client had given up while they waited in the accept queue: closed without a handshake."},
         {"relaypro_requests_refused", "Requests answered with an error, by the error code of the protocol."},
     };
     for (const auto& [family, help] : kHelp) {

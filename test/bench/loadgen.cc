@@ -26,6 +26,8 @@
 //       every interval, reconnecting with backoff and TLS resumption; a per-second timeline
 //       (test/bench/fleet.h has its options and output).
 //   --tls-only (rate): TCP + TLS handshake to --proxy, then close: drives test/bench/tls_floor.
+//   --timeout S (rate, steady, bulk): a tunnel that makes no progress for S seconds (connect,
+//       handshake, answer, echo) fails as "timeout" (default 30): a client that gives up.
 //
 // Output: one JSON object on stdout. Exit status 0 when every tunnel succeeded, 1 otherwise,
 // 2 for usage errors.
@@ -201,6 +203,7 @@ struct Options {
     bool direct = false, resume = false, tlsOnly = false, oneWay = false;
     uint64_t concurrency = 50, count = 0, payload = 64, tunnels = 100, bytes = 1 << 20;
     double arrival = 0, seconds = 10, hold = 10, interval = 5;
+    double timeout = 30;  // --timeout: a tunnel making no progress this long fails (a client giving up)
     int processes = 1;
     int processIndex = 0;  // which of the processes this is (set in each child)
     int measurePid = 0;
@@ -510,7 +513,8 @@ private:
             bufferevent_set_max_single_write(t->bev, 256 * 1024);
         }
         if (o_.mode != "idle") {
-            timeval limit{30, 0};
+            auto micros = static_cast<int64_t>(o_.timeout * 1e6);
+            timeval limit{static_cast<time_t>(micros / 1000000), static_cast<suseconds_t>(micros % 1000000)};
             bufferevent_set_timeouts(t->bev, &limit, &limit);
         }
         bufferevent_enable(t->bev, EV_READ | EV_WRITE);
@@ -1022,6 +1026,8 @@ int main(int argc, char** argv) {
             o.hold = std::strtod(value().c_str(), nullptr);
         else if (a == "--interval")
             o.interval = std::strtod(value().c_str(), nullptr);
+        else if (a == "--timeout")
+            o.timeout = std::strtod(value().c_str(), nullptr);
         else if (a == "--processes")
             o.processes = std::max(1, std::atoi(value().c_str()));
         else if (a == "--measure")
@@ -1036,6 +1042,7 @@ int main(int argc, char** argv) {
     if (o.target.empty() || (o.proxy.empty() && !o.direct))
         return usage("--target and --proxy (or --direct) are needed");
     if (o.seconds <= 0 || o.seconds > 3600) return usage("--seconds must be in (0, 3600]");
+    if (o.timeout <= 0 || o.timeout > 3600) return usage("--timeout must be in (0, 3600]");
     if (o.mode == "steady" && o.arrival <= 0) return usage("steady needs --arrival");
     if (o.payload == 0) o.payload = 1;
     if (auth.rfind("bearer:", 0) == 0) {

@@ -202,25 +202,58 @@ std::pair<long, long> listenQueue(uint16_t port) {
 TEST_F(Scale, HandshakesBeyondTheBoundWaitInTheAcceptQueue) {
     auto relay = start("limits:\n  maxHandshakes: 4\n", 1);
     ASSERT_TRUE(relay->ready());
+    const uint16_t port = relay->httpsPort();
     // Ten clients that connect and never send their ClientHello: handshakes that do not end.
     std::vector<int> silent;
     for (int i = 0; i < 10; ++i) {
-        int fd = connectTo("127.0.0.1", relay->httpsPort());
+        int fd = connectTo("127.0.0.1", port);
         ASSERT_GE(fd, 0);
         silent.push_back(fd);
     }
-    EXPECT_TRUE(eventually([&] { return workerConnections() == 4 && listenQueue(relay->httpsPort()).first == 6; }))
-        << "connections " << workerConnections() << ", queued " << listenQueue(relay->httpsPort()).first;
+    EXPECT_TRUE(eventually([&] { return workerConnections() == 4 && listenQueue(port).first == 6; }))
+        << "connections " << workerConnections() << ", queued " << listenQueue(port).first;
     // Two of the handshakes in progress end (their clients leave): two of the queue are taken.
     ::close(silent[0]);
     ::close(silent[1]);
-    EXPECT_TRUE(eventually([&] { return listenQueue(relay->httpsPort()).first == 4; }))
-        << "queued " << listenQueue(relay->httpsPort()).first;
+    EXPECT_TRUE(eventually([&] { return listenQueue(port).first == 4; })) << "queued " << listenQueue(port).first;
     EXPECT_TRUE(eventually([&] { return workerConnections() == 4; })) << workerConnections();
     for (size_t i = 2; i < silent.size(); ++i) ::close(silent[i]);
     Client c;
-    EXPECT_TRUE(openTunnel(c, relay->httpsPort(), echoPort_)) << "a handshake once the others ended";
-    EXPECT_EQ(listenQueue(relay->httpsPort()).first, 0);
+    EXPECT_TRUE(openTunnel(c, port, echoPort_)) << "a handshake once the others ended";
+    EXPECT_EQ(listenQueue(port).first, 0);
+}
+
+// The value of one sample of the relay's /metrics (-1 when absent).
+double metric(uint16_t port, const std::string& series) {
+    Client c;
+    if (!c.connect("127.0.0.1", port, false) || !c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")) return -1;
+    std::string text = c.readAll();
+    size_t at = text.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
+}
+
+// A client that gives up while its connection waits in the accept queue leaves a FIN there: the
+// worker that takes it closes it without a handshake (work for no one) and counts it.
+TEST_F(Scale, AClientGoneWhileQueuedCostsNoHandshake) {
+    auto relay = start("limits:\n  maxHandshakes: 1\nmetrics:\n  listen: \"127.0.0.1:0\"\n", 1);
+    ASSERT_TRUE(relay->ready());
+    ASSERT_NE(relay->metricsPort(), 0);
+    int holder = connectTo("127.0.0.1", relay->httpsPort());  // takes the one handshake slot
+    ASSERT_GE(holder, 0);
+    ASSERT_TRUE(eventually([&] { return workerConnections() == 1; }));
+    // Queued behind it: the start of a ClientHello, then it gives up.
+    int fd = connectTo("127.0.0.1", relay->httpsPort());
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "\x16\x03\x01", 3), 3);
+    ::shutdown(fd, SHUT_WR);
+    ASSERT_TRUE(eventually([&] { return listenQueue(relay->httpsPort()).first == 1; }));
+    ::close(holder);  // the slot frees: the worker takes the queued one, finds its FIN
+    EXPECT_TRUE(eventually([&] { return metric(relay->metricsPort(), "relaypro_connections_abandoned_total") == 1; }))
+        << metric(relay->metricsPort(), "relaypro_connections_abandoned_total");
+    char byte = 0;
+    EXPECT_LE(::read(fd, &byte, 1), 0) << "closed without a TLS answer";
+    ::close(fd);
+    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_tls_handshakes_total{kind=\"full\"}"), 0);
 }
 
 // limits.listenBacklog is what the listening socket queues (libevent's default of 128 had

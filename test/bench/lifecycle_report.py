@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+"""The report of test/bench/run-lifecycle.sh: results.md on stdout, chart.svg (gnuplot) beside it.
+
+    lifecycle_report.py OUT_DIR RESPONDERS SCENARIOS
+"""
+import json
+import os
+import subprocess
+import sys
+
+out, responders, scenarios = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
+
+
+def path(name):
+    return os.path.join(out, name)
+
+
+def exists(name):
+    return os.path.exists(path(name))
+
+
+def load(name):
+    return json.load(open(path(name)))
+
+
+def timeline(name):
+    """The fleet's per-second lines and its events."""
+    seconds, events = [], []
+    if not exists(name + ".timeline"):
+        return seconds, events
+    for line in open(path(name + ".timeline")):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        (events if "event" in d else seconds).append(d)
+    return seconds, events
+
+
+def failures(rows):
+    return sum(sum(r.get("failures", {}).values()) for r in rows)
+
+
+def stamp(name):
+    return float(open(path(name)).read().split()[0])
+
+
+def ms(us):
+    return us / 1000.0
+
+
+print(f"# Lifecycle at scale: {responders} Responders")
+print()
+charts = []
+
+if "upgrade" in scenarios and exists("upgrade.times"):
+    t0, t1 = (float(x) for x in open(path("upgrade.times")).read().split())
+    rows, events = timeline("fleet")
+    window = [r for r in rows if t0 - 1 <= r["time"] <= t1 + 40]
+    cut = failures(window)
+    lowest = min((r["open"] for r in window), default=0)
+    print("## Upgrade with every tunnel open")
+    print()
+    print(f"- `relaypro upgrade` took {t1 - t0:.1f} s (until the re-executed supervisor served).")
+    print(f"- Tunnels open through it: lowest {lowest} of {responders}; fleet failures in the window: {cut} "
+          f"({json.dumps({k: v for r in window for k, v in r.get('failures', {}).items() if v})}).")
+    print()
+    print("| new tunnels (Basic, steady) | started | failed | CONNECT p50 ms | p99 ms | total p99 ms |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for phase in ("before", "during", "after"):
+        name = f"upgrade-{phase}.json"
+        if not exists(name):
+            continue
+        d = load(name)
+        c, t = d["latencyUs"]["connect"], d["latencyUs"]["total"]
+        print(f"| {phase} | {d['started']} | {d['failed']} | {ms(c['p50']):.2f} | {ms(c['p99']):.2f} | {ms(t['p99']):.2f} |")
+    print()
+    if exists("upgrade.peak"):
+        rss, fds = (int(x) for x in open(path("upgrade.peak")).read().split())
+        print(f"- Peak over both generations: RSS {rss / 1024:.0f} MiB, {fds} descriptors.")
+    if exists("upgrade.lag-before") and exists("upgrade.lag-after"):
+        before = dict(line.split() for line in open(path("upgrade.lag-before")) if line.strip())
+        after = dict(line.split() for line in open(path("upgrade.lag-after")) if line.strip())
+        delta = [(le, float(after[le]) - float(before.get(le, 0))) for le in after]
+        total = delta[-1][1] if delta else 0
+        worst = next((le for le, n in delta if n >= total), "?")
+        print(f"- Worker loop lag over the upgrade: {int(total)} ticks of 25 ms; the longest within {worst} s "
+              f"(relaypro_worker_loop_lag_seconds buckets: {', '.join(f'≤{le}: {int(n)}' for le, n in delta)}).")
+    print()
+    with open(path("chart-upgrade.dat"), "w") as f:
+        for r in rows:
+            if not t0 - 30 <= r["time"] <= t1 + 400:
+                continue
+            f.write(f"{r['time'] - t0:.1f} {r['open']} {r.get('established', 0)}\n")
+    charts.append(("chart-upgrade.dat", "Tunnels open through an upgrade (s from relaypro upgrade)"))
+
+if "spread" in scenarios and exists("spread.drainAt") and open(path("spread.drainAt")).read().strip():
+    t0 = stamp("spread.drainAt")
+    rows, _ = timeline("fleet")
+    drain_s = float(os.environ.get("DRAIN", "150s").rstrip("s"))
+    spread_s = float(os.environ.get("SPREAD", "60s").rstrip("s"))
+    inside = [r for r in rows if t0 + drain_s <= r["time"] <= t0 + drain_s + spread_s + 5]
+    even = responders / spread_s
+    peak = max((r.get("established", 0) for r in inside), default=0)
+    back = sum(r.get("established", 0) for r in inside)
+    print("## A gradual drain")
+    print()
+    print(f"- drainTimeout {drain_s:.0f} s, drainSpread {spread_s:.0f} s: {back} tunnels re-established during the "
+          f"spread; the even rate is {even:.0f}/s, the peak second {peak}/s = {peak / even:.2f}× the even rate "
+          f"(goal ≤ 1.5×); fleet failures {failures(inside)}.")
+    print()
+    with open(path("chart-spread.dat"), "w") as f:
+        for r in rows:
+            if not t0 + drain_s - 10 <= r["time"] <= t0 + drain_s + spread_s + 20:
+                continue
+            f.write(f"{r['time'] - t0:.1f} {r['open']} {r.get('established', 0)}\n")
+    charts.append(("chart-spread.dat", "Drain spread: tunnels open and re-established per second"))
+
+for backlog in ("128", "4096"):
+    name = f"storm-{backlog}"
+    if "storm" not in scenarios or not exists(name + ".restartAt"):
+        continue
+    if backlog == "128":
+        print("## Restart storm")
+        print()
+        print("| listenBacklog | to 50 % | to 90 % | to 100 % | console calls | verify calls | resumed | full |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    t0 = stamp(name + ".restartAt")
+    rows, events = timeline("fleet")
+    after = [r for r in rows if r["time"] >= t0]
+    if backlog == "128":  # until the next restart
+        end = stamp("storm-4096.restartAt") if exists("storm-4096.restartAt") else float("inf")
+        after = [r for r in after if r["time"] < end]
+    first = after[0]["second"] if after else 0
+    rec = next((e for e in events if e.get("event") == "recovered" and e.get("second", 0) >= first), None)
+    def at(k):
+        return f"{rec[k]:.1f} s" if rec and rec.get(k) is not None else "—"
+    print(f"| {backlog} | {at('to50')} | {at('to90')} | {at('to100')} | "
+          f"{sum(r.get('consoleCalls', 0) for r in after)} | {sum(r.get('consoleVerify', 0) for r in after)} | "
+          f"{sum(r.get('resumed', 0) for r in after)} | {sum(r.get('full', 0) for r in after)} |")
+    with open(path(f"chart-{name}.dat"), "w") as f:
+        for r in rows:
+            if not t0 - 5 <= r["time"] <= t0 + 90:
+                continue
+            f.write(f"{r['time'] - t0:.1f} {r['open']} {r.get('established', 0)}\n")
+    charts.append((f"chart-{name}.dat", f"Restart storm, listenBacklog {backlog}"))
+if "storm" in scenarios:
+    print()
+
+if "overload" in scenarios and exists("overload-0-capacity.json"):
+    capacity = load("overload-0-capacity.json")["tunnelsPerSecond"]
+    print("## Goodput under overload")
+    print()
+    print(f"Capacity (closed loop, one worker on one core): {capacity:.0f} tunnels/s.")
+    print()
+    print("| offered × capacity | bound | offered /s | goodput /s | failed | p99 ms (established) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    step = float(os.environ.get("STEP_SECONDS", "20"))
+    with open(path("chart-goodput.dat"), "w") as f:
+        for factor in ("0.5", "1", "1.5", "2", "3", "4"):
+            row = [factor]
+            for bound in ("0", "1024"):
+                name = f"overload-{bound}-{factor}.json"
+                if not exists(name):
+                    row.append("0")
+                    continue
+                d = load(name)
+                good = d["succeeded"] / step
+                row.append(f"{good:.0f}")
+                print(f"| {factor} | {'none' if bound == '0' else bound} | {d['started'] / step:.0f} | {good:.0f} | "
+                      f"{d['failed']} | {ms(d['latencyUs']['total']['p99']):.0f} |")
+            f.write(" ".join(row) + "\n")
+    print()
+
+if charts or exists("chart-goodput.dat"):
+    panels = len(charts) + (1 if exists("chart-goodput.dat") else 0)
+    script = [f'set terminal svg size {420 * panels},420 font "sans,11" background rgb "white"',
+              f'set output "{path("chart.svg")}"',
+              f'set multiplot layout 1,{panels} title "Lifecycle at scale: {responders} Responders"',
+              "set grid", "set key below"]
+    for dat, title in charts:
+        script += [f'set title "{title}"', 'set xlabel "s"', 'set ylabel "tunnels"',
+                   f'plot "{path(dat)}" using 1:2 with lines lw 2 title "open", '
+                   f'"" using 1:3 with impulses title "established per second"']
+    if exists("chart-goodput.dat"):
+        script += ['set title "Goodput against offered load"', 'set xlabel "offered load (× capacity)"',
+                   'set ylabel "tunnels established per second"',
+                   f'plot "{path("chart-goodput.dat")}" using 1:2 with linespoints lw 2 title "no bound", '
+                   f'"" using 1:3 with linespoints lw 2 title "maxHandshakes 1024"']
+    script.append("unset multiplot")
+    subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=False)
+    print(f"Chart: {path('chart.svg')}")

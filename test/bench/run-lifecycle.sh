@@ -1,0 +1,287 @@
+#!/bin/bash
+# Lifecycle at scale (issue 19): a fleet of Responders (`loadgen fleet`: a token each from the
+# token endpoint with the console simulator behind it, one long-lived tunnel with NATS-like
+# traffic, reconnects with backoff and TLS resumption) through one RelayPro on this box, in a
+# network namespace of its own (its sysctls change nothing outside it), as run-100k.sh does.
+#
+#   test/bench/run-lifecycle.sh BUILD_DIR [RESPONDERS] [SCENARIOS]     (root)
+#
+# SCENARIOS, comma-separated (default all). upgrade, spread and storm share one fleet of
+# RESPONDERS (its cold start, a token each through the relay and the console simulator, is the
+# slow part), in this order:
+#   upgrade   `relaypro upgrade` with every tunnel open and new tunnels arriving at ARRIVAL a
+#             second (loadgen steady, Basic): tunnels cut before the drain deadline, new-tunnel
+#             failures, the CONNECT latency before / during / after, peak RSS and descriptors of
+#             both generations, the time the upgrade takes, the workers' loop lag (the
+#             relaypro_worker_loop_lag_seconds histogram over the upgrade).
+#   spread    the same upgrade's drain ending (limits.drainTimeout DRAIN) with the old generation
+#             closing what it holds over limits.drainSpread SPREAD: the tunnels re-established
+#             per second against the even rate.
+#   storm     a restart (stop, then start, as systemctl restart does; shutdownGrace 0) with every
+#             Responder reconnecting at once with its token and ticket: time to 50 / 90 / 100 %,
+#             console calls (none expected), resumed and full handshakes; once with
+#             limits.listenBacklog 128 and once with 4096.
+#   overload  new tunnels (full handshakes, Basic) offered at 0.5× to 4× of what the relay
+#             serves, one worker pinned to one core and the generator to the other, each attempt
+#             given up after GIVEUP seconds without progress: goodput and p99 with
+#             limits.maxHandshakes 0 (no bound) and with the default.
+# Writes BUILD_DIR/bench-lifecycle/: the fleet's timelines, every run's JSON, results.md and the
+# charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
+# processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
+# SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20).
+set -euo pipefail
+build=$(cd "${1:?usage: run-lifecycle.sh BUILD_DIR [RESPONDERS] [SCENARIOS]}" && pwd)
+responders=${2:-100000}
+scenarios=${3:-upgrade,spread,storm,overload}
+workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
+arrival=${ARRIVAL:-200} ramp=${RAMP:-3000} drain=${DRAIN:-150s} spread=${SPREAD:-60s}
+giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+out=$build/bench-lifecycle
+ns=relayprolc$$
+
+if [ "${RELAYPRO_IN_NETNS:-}" != 1 ]; then
+    [ "$(id -u)" = 0 ] || { echo "run-lifecycle: needs root (network namespace)" >&2; exit 2; }
+    rm -rf "$out"
+    mkdir -p "$out"
+    ip netns add "$ns"
+    trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
+    RELAYPRO_IN_NETNS=1 ip netns exec "$ns" "$0" "$@"
+    exit $?
+fi
+
+# --- inside the namespace
+ip link set lo up
+sysctl -q -w net.ipv4.ip_local_port_range="1024 65535"
+sysctl -q -w net.core.somaxconn=4096
+ulimit -n 20000
+loadgen=$build/test/loadgen
+pids=()
+relay=""
+cleanup() {
+    for p in "${pids[@]}" $relay; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+log() { printf 'run-lifecycle: %s\n' "$*" >&2; }
+wait_for() { # SECONDS COMMAND...: polls every 0.1 s
+    local limit=$(($1 * 10))
+    shift
+    for _ in $(seq 1 "$limit"); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+
+# The relay's certificate, the console simulator (fleetPrefix: fleet-N / cred-N are valid) on
+# 127.0.0.1:443, echo targets on the console's other two ports (the tunnels' targets).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$out/key.pem" -out "$out/cert.pem" 2> /dev/null
+printf 'u:p\n' > "$out/passwords.txt"
+mkdir -p "$out/console" "$out/install"
+echo '{"fleetPrefix": "fleet-"}' > "$out/console/state.json"
+/usr/bin/python3 "$top/test/tools/console_sim.py" --dir "$out/console" --host 127.0.0.1 --port 443 \
+    > "$out/console.out" 2>&1 &
+pids+=($!)
+for port in 80 4222; do
+    "$loadgen" echo --listen "127.0.0.1:$port" --processes "$echo_per_port" > "$out/echo-$port.out" 2>&1 &
+    pids+=($!)
+done
+wait_for 30 test -s "$out/console/ca.pem" || { cat "$out/console.out"; exit 1; }
+wait_for 30 grep -q listening "$out/console.out" || { cat "$out/console.out"; exit 1; }
+
+cp "$build/supervisor/relaypro" "$out/install/relaypro"
+: > "$out/environment.conf"
+# The relay: registered to the simulator (its test relay credential), Bearer tokens for the
+# fleet, Basic for the steady generator; metrics on loopback for the loop-lag histogram.
+write_config() { # EXTRA-LIMITS-LINES
+    {
+        cat <<EOF
+consoleAddress: "127.0.0.1"
+organizationId: 1
+relayId: 3
+registeredTo: "127.0.0.1"
+securityToken: "st-9f3k2"
+serverName: 127.0.0.1
+httpsProxy:
+  listen: "127.0.0.1:8443"
+  certFile: $out/cert.pem
+  keyFile: $out/key.pem
+passwordFile: $out/passwords.txt
+workers: $workers
+metrics:
+  listen: "127.0.0.1:9464"
+limits:
+  tokenRequestsPerMinute: 1000000
+EOF
+        printf '%s' "${1:-}"
+        echo "consoleCACert: |"
+        sed 's/^/  /' "$out/console/ca.pem"
+    } > "$out/config.yml"
+}
+start_relay() {
+    RELAYPRO_ENV_FILE=$out/environment.conf RELAYPRO_INSTALLED_BINARY=$out/install/relaypro \
+        "$out/install/relaypro" run --config "$out/config.yml" --user root >> "$out/relaypro.out" 2>> "$out/relaypro.err" &
+    relay=$!
+    wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/8443" 2> /dev/null || { tail "$out/relaypro.err"; exit 1; }
+    wait_for 60 sh -c "[ \$(pgrep -c -P $relay) -ge $workers ]"
+}
+stop_relay() {
+    kill -TERM "$relay" 2> /dev/null || true
+    wait "$relay" 2> /dev/null || true
+    relay=""
+}
+cli() { RELAYPRO_ENV_FILE=$out/environment.conf "$out/install/relaypro" "$@" --config "$out/config.yml"; }
+# The relay's processes (supervisor and workers, every generation): RSS KiB and descriptors,
+# summed; the peak of each is kept in FILE while the sampler runs.
+sample_peak() { # FILE
+    local rss fds best_rss=0 best_fds=0
+    while sleep 0.5; do
+        [ -n "$relay" ] || continue
+        read -r rss fds < <(for p in $relay $(pgrep -P "$relay"); do
+            echo "$(awk '/VmRSS/ {print $2}' /proc/"$p"/status 2> /dev/null || echo 0) $(ls /proc/"$p"/fd 2> /dev/null | wc -l)"
+        done | awk '{ r += $1; f += $2 } END { print r + 0, f + 0 }')
+        [ "$rss" -gt "$best_rss" ] && best_rss=$rss
+        [ "$fds" -gt "$best_fds" ] && best_fds=$fds
+        echo "$best_rss $best_fds" > "$1"
+    done
+}
+# The loop-lag histogram's buckets as "le count" lines.
+loop_lag() { curl -s http://127.0.0.1:9464/metrics | awk -F'[{}" ]+' '/^relaypro_worker_loop_lag_seconds_bucket/ { print $3, $NF }'; }
+fleet_start() { # NAME [ARGS...]: the fleet in the background; its timeline in NAME.timeline
+    local name=$1
+    shift
+    "$loadgen" fleet --proxy 127.0.0.1:8443 --target 127.0.0.1:4222,127.0.0.1:80 \
+        --source 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 --responders "$responders" --processes "$gen" \
+        --ramp "$ramp" --interval 5 --seconds 3000 --console-journal "$out/console/journal.jsonl" \
+        --timeline "$out/$name.timeline" "$@" > "$out/$name.fleet.json" 2> "$out/$name.fleet.err" &
+    fleet=$!
+    pids+=($fleet)
+}
+fleet_event() { grep -q "\"event\":\"$1\"" "$out/$2.timeline" 2> /dev/null; }
+fleet_stop() {
+    kill -TERM "$fleet" 2> /dev/null || true
+    wait "$fleet" 2> /dev/null || true
+}
+steady() { # NAME SECONDS: new tunnels at $arrival a second (Basic), the JSON in NAME.json
+    "$loadgen" steady --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --source 127.0.0.6 --auth basic:u:p \
+        --arrival "$arrival" --seconds "$2" --processes 1 > "$out/$1.json" 2> "$out/$1.err" || true
+}
+
+# --- one fleet for upgrade, spread and storm (its cold start, a token each through the relay and
+# the console simulator, is the slow part: a few hundred a second here)
+relay_log_time() { # MSG: the first time (Unix seconds) the relay's log says MSG
+    /usr/bin/python3 - "$out/logs/relaypro.log.txt" "$1" <<'PY'
+import datetime, json, sys
+for line in open(sys.argv[1]):
+    try:
+        d = json.loads(line)
+    except ValueError:
+        continue
+    if d.get("msg") == sys.argv[2]:
+        print(datetime.datetime.fromisoformat(d["time"].replace("Z", "+00:00")).timestamp())
+        break
+PY
+}
+recovered_count() { grep -c '"event":"recovered"' "$out/fleet.timeline" 2> /dev/null || true; }
+scenario_fleet() {
+    write_config "  drainTimeout: $drain
+  drainSpread: $spread
+  shutdownGrace: 0s
+  listenBacklog: 4096
+"
+    cp "$build/supervisor/relaypro" "$out/install/relaypro"
+    start_relay
+    fleet_start fleet
+    wait_for 1800 fleet_event allOpen fleet || { log "the fleet did not open every tunnel"; tail -3 "$out/fleet.timeline"; }
+    log "$responders tunnels open"
+    if [[ ,$scenarios, == *,upgrade,* || ,$scenarios, == *,spread,* ]]; then
+        sample_peak "$out/upgrade.peak" &
+        local sampler=$!
+        pids+=($sampler)
+        steady upgrade-before 20
+        loop_lag > "$out/upgrade.lag-before"
+        steady upgrade-during 40 &
+        local during=$!
+        sleep 5
+        cp "$build/supervisor/relaypro-next" "$out/install/relaypro.new" && mv "$out/install/relaypro.new" "$out/install/relaypro"
+        local t0 t1
+        t0=$(date +%s.%N)
+        cli upgrade --timeout 300 > "$out/upgrade.cli" 2>&1 || log "relaypro upgrade failed: $(cat "$out/upgrade.cli")"
+        t1=$(date +%s.%N)
+        echo "$t0 $t1" > "$out/upgrade.times"
+        wait "$during" || true
+        loop_lag > "$out/upgrade.lag-after"
+        steady upgrade-after 20
+        kill "$sampler" 2> /dev/null || true
+        relay_log_time "upgrade: new generation serving; the old one drains" > "$out/spread.drainAt"
+        log "upgrade done; the old generation drains for $drain, then closes over $spread"
+        # The old generation is gone once every old worker has ended: the drain, the spread, a margin.
+        local end=$(($(date +%s) + ${drain%s} + ${spread%s} + 30))
+        while [ "$(date +%s)" -lt "$end" ]; do sleep 1; done
+    fi
+    if [[ ,$scenarios, == *,storm,* ]]; then
+        local backlog before
+        for backlog in 128 4096; do
+            sed -i "s/^  listenBacklog: .*/  listenBacklog: $backlog/" "$out/config.yml"
+            wait_for 300 fleet_event allOpen fleet
+            before=$(recovered_count)
+            date +%s.%N > "$out/storm-$backlog.restartAt"
+            log "restart with listenBacklog $backlog"
+            stop_relay
+            start_relay
+            wait_for 300 sh -c "[ \$(grep -c '\"event\":\"recovered\"' '$out/fleet.timeline') -gt $before ]" ||
+                log "storm: not every tunnel came back within 300 s"
+            sleep 5
+        done
+    fi
+    fleet_stop
+    stop_relay
+}
+
+# --- overload: goodput against offered load, without and with the handshake bound
+scenario_overload() {
+    local bound rate factor
+    for bound in 0 1024; do
+        {
+            cat <<EOF
+consoleAddress: "127.0.0.1"
+organizationId: 1
+httpsProxy:
+  listen: "127.0.0.1:8443"
+  certFile: $out/cert.pem
+  keyFile: $out/key.pem
+passwordFile: $out/passwords.txt
+workers: 1
+limits:
+  maxHandshakes: $bound
+EOF
+        } > "$out/config.yml"
+        RELAYPRO_ENV_FILE=$out/environment.conf taskset -c 0 "$out/install/relaypro" run --config "$out/config.yml" \
+            --user root >> "$out/relaypro.out" 2>> "$out/relaypro.err" &
+        relay=$!
+        wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/8443" 2> /dev/null
+        # Capacity: closed-loop full handshakes at concurrency 100.
+        taskset -c 1 "$loadgen" rate --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
+            --concurrency 100 --count 6000 > "$out/overload-$bound-capacity.json" 2> /dev/null || true
+        rate=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["tunnelsPerSecond"]))' \
+            "$out/overload-$bound-capacity.json")
+        [ "$bound" = 0 ] && capacity=$rate
+        for factor in 0.5 1 1.5 2 3 4; do
+            local offered
+            offered=$(/usr/bin/python3 -c "print(int($capacity * $factor))")
+            taskset -c 1 "$loadgen" steady --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
+                --arrival "$offered" --seconds "$step_seconds" --timeout "$giveup" --processes 4 \
+                --source 127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 \
+                > "$out/overload-$bound-$factor.json" 2> /dev/null || true
+            sleep 3  # what is left of the step drains before the next
+        done
+        stop_relay
+    done
+}
+
+if [[ ,$scenarios, == *,upgrade,* || ,$scenarios, == *,spread,* || ,$scenarios, == *,storm,* ]]; then
+    scenario_fleet
+fi
+if [[ ,$scenarios, == *,overload,* ]]; then
+    scenario_overload
+fi
+/usr/bin/python3 "$top/test/bench/lifecycle_report.py" "$out" "$responders" "$scenarios" | tee "$out/results.md"
