@@ -11,14 +11,14 @@ PingVerdict judgeMissedPings(int outstanding, const PingWindow& window, std::opt
                              std::chrono::steady_clock::time_point now) {
     if (outstanding < 2) return PingVerdict::Waiting;
     if (now - firstSince >= kMaxStarvedWindow) return PingVerdict::Hung;
-    if (!waitNowNs || !window.runQueueWaitNs || *waitNowNs < *window.runQueueWaitNs) return PingVerdict::Hung;
+    if (!waitNowNs || !window.runnableNs || *waitNowNs < *window.runnableNs) return PingVerdict::Hung;
     auto elapsedNs = std::chrono::duration_cast<std::chrono::nanoseconds>(now - window.since).count();
     if (elapsedNs <= 0) return PingVerdict::Hung;
-    uint64_t waited = *waitNowNs - *window.runQueueWaitNs;
+    uint64_t waited = *waitNowNs - *window.runnableNs;
     return waited * 2 >= static_cast<uint64_t>(elapsedNs) ? PingVerdict::Starved : PingVerdict::Hung;
 }
 
-std::optional<uint64_t> runQueueWaitNs(pid_t pid) {
+std::optional<uint64_t> runnableNs(pid_t pid) {
     std::string path = "/proc/" + std::to_string(pid) + "/schedstat";
     FILE* f = std::fopen(path.c_str(), "re");
     if (f == nullptr) return std::nullopt;
@@ -26,7 +26,7 @@ std::optional<uint64_t> runQueueWaitNs(pid_t pid) {
     int n = std::fscanf(f, "%" SCNu64 " %" SCNu64, &onCpu, &waiting);
     std::fclose(f);
     if (n != 2) return std::nullopt;
-    return waiting;
+    return onCpu + waiting;
 }
 
 }  // namespace relaypro

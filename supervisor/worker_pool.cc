@@ -221,8 +221,8 @@ WorkerPoolCore::Clock::time_point WorkerPool::now() const {
     return WorkerPoolCore::Clock::now();
 }
 
-std::optional<uint64_t> WorkerPool::runQueueWaitNs(pid_t pid) const {
-    return relaypro::runQueueWaitNs(pid);
+std::optional<uint64_t> WorkerPool::runnableNs(pid_t pid) const {
+    return relaypro::runnableNs(pid);
 }
 
 std::vector<std::pair<pid_t, int>> WorkerPool::reap() {

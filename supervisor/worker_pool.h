@@ -117,7 +117,7 @@ private:
     void cancelRespawns() override;
     void armStopDeadline(std::chrono::milliseconds in) override;
     [[nodiscard]] WorkerPoolCore::Clock::time_point now() const override;
-    [[nodiscard]] std::optional<uint64_t> runQueueWaitNs(pid_t pid) const override;
+    [[nodiscard]] std::optional<uint64_t> runnableNs(pid_t pid) const override;
 
     void openChannel(pid_t pid, UniqueFd fd);
     static void onPingTimer(int, short, void* arg);

@@ -295,21 +295,21 @@ void WorkerPoolCore::pingRound() {
     for (auto& [pid, w] : workers_) {
         if (w->state != State::Serving && w->state != State::Draining) continue;
         if (w->outstandingPings >= 2) {
-            auto waitNow = io_.runQueueWaitNs(w->pid);
+            auto waitNow = io_.runnableNs(w->pid);
             PingVerdict v = judgeMissedPings(w->outstandingPings, w->pingWindow, waitNow, w->firstUnanswered, now);
             if (v == PingVerdict::Hung) {
                 late.push_back(w.get());
                 continue;
             }
-            // Starved of CPU, not hung: a fresh window (from the figure just read), and the ping
-            // goes out again.
-            log_.warn("a worker missed two pings while waiting for a CPU; keeping it",
+            // Busy or starved of CPU, not hung: a fresh window (from the figure just read), and
+            // the ping goes out again.
+            log_.warn("a worker missed two pings while busy or waiting for a CPU; keeping it",
                       {{"workerPid", static_cast<int64_t>(w->pid)},
-                       {"waitedMs", static_cast<int64_t>((*waitNow - *w->pingWindow.runQueueWaitNs) / 1000000)}});
+                       {"runnableMs", static_cast<int64_t>((*waitNow - *w->pingWindow.runnableNs) / 1000000)}});
             w->pingWindow = PingWindow{now, waitNow};
             w->outstandingPings = 0;
         } else if (w->outstandingPings == 0) {
-            w->pingWindow = PingWindow{now, io_.runQueueWaitNs(w->pid)};
+            w->pingWindow = PingWindow{now, io_.runnableNs(w->pid)};
             if (w->firstUnanswered == Clock::time_point{}) w->firstUnanswered = now;
         }
         ++w->outstandingPings;

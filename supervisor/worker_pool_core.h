@@ -84,7 +84,7 @@ public:
         virtual void cancelRespawns() = 0;
         virtual void armStopDeadline(std::chrono::milliseconds in) = 0;
         [[nodiscard]] virtual Clock::time_point now() const = 0;
-        [[nodiscard]] virtual std::optional<uint64_t> runQueueWaitNs(pid_t pid) const = 0;
+        [[nodiscard]] virtual std::optional<uint64_t> runnableNs(pid_t pid) const = 0;
     };
 
     enum class State { Starting, Serving, Draining, Stopping };

@@ -59,14 +59,22 @@ charts = []
 if "upgrade" in scenarios and exists("upgrade.times"):
     t0, t1 = (float(x) for x in open(path("upgrade.times")).read().split())
     rows, events = timeline("fleet")
-    window = [r for r in rows if t0 - 1 <= r["time"] <= t1 + 40]
+    # Until the drain deadline (the old generation keeps every tunnel until then).
+    deadline = t1 + 40
+    if exists("spread.drainAt") and open(path("spread.drainAt")).read().strip():
+        deadline = stamp("spread.drainAt") + float(os.environ.get("DRAIN", "150s").rstrip("s")) - 1
+    window = [r for r in rows if t0 - 1 <= r["time"] <= deadline]
     cut = failures(window)
     lowest = min((r["open"] for r in window), default=0)
     print("## Upgrade with every tunnel open")
     print()
     print(f"- `relaypro upgrade` took {t1 - t0:.1f} s (until the re-executed supervisor served).")
-    print(f"- Tunnels open through it: lowest {lowest} of {responders}; fleet failures in the window: {cut} "
-          f"({json.dumps({k: v for r in window for k, v in r.get('failures', {}).items() if v})}).")
+    kinds = {}
+    for r in window:
+        for k, v in r.get("failures", {}).items():
+            kinds[k] = kinds.get(k, 0) + v
+    print(f"- Tunnels open from the upgrade to the drain deadline ({deadline - t0:.0f} s): lowest {lowest} of "
+          f"{responders}; fleet failures (tunnels cut) in that window: {cut} {json.dumps(kinds)}.")
     print()
     print("| new tunnels (Basic, steady) | started | failed | CONNECT p50 ms | p99 ms | total p99 ms |")
     print("| --- | --- | --- | --- | --- | --- |")

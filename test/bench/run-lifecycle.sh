@@ -28,14 +28,15 @@
 # Writes BUILD_DIR/bench-lifecycle/: the fleet's timelines, every run's JSON, results.md and the
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
-# SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20).
+# SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), INTERVAL (8 bytes each way per
+# tunnel every INTERVAL seconds, 10).
 set -euo pipefail
 build=$(cd "${1:?usage: run-lifecycle.sh BUILD_DIR [RESPONDERS] [SCENARIOS]}" && pwd)
 responders=${2:-100000}
 scenarios=${3:-upgrade,spread,storm,overload}
 workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
 arrival=${ARRIVAL:-200} ramp=${RAMP:-3000} drain=${DRAIN:-150s} spread=${SPREAD:-60s}
-giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20}
+giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$build/bench-lifecycle
 ns=relayprolc$$
@@ -151,7 +152,7 @@ fleet_start() { # NAME [ARGS...]: the fleet in the background; its timeline in N
     shift
     "$loadgen" fleet --proxy 127.0.0.1:8443 --target 127.0.0.1:4222,127.0.0.1:80 \
         --source 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 --responders "$responders" --processes "$gen" \
-        --ramp "$ramp" --interval 5 --seconds 3000 --console-journal "$out/console/journal.jsonl" \
+        --ramp "$ramp" --interval "$interval" --seconds 3000 --console-journal "$out/console/journal.jsonl" \
         --timeline "$out/$name.timeline" "$@" > "$out/$name.fleet.json" 2> "$out/$name.fleet.err" &
     fleet=$!
     pids+=($fleet)

@@ -65,7 +65,7 @@ public:
     void cancelRespawns() override { respawnsCancelled = true; }
     void armStopDeadline(std::chrono::milliseconds in) override { stopDeadlines.push_back(in); }
     [[nodiscard]] Clock::time_point now() const override { return clock; }
-    [[nodiscard]] std::optional<uint64_t> runQueueWaitNs(pid_t /*pid*/) const override { return runQueueWait; }
+    [[nodiscard]] std::optional<uint64_t> runnableNs(pid_t /*pid*/) const override { return runQueueWait; }
 
     // The types sent to `pid`, in order.
     [[nodiscard]] std::vector<MessageType> typesTo(pid_t pid) const {
