@@ -38,6 +38,18 @@ struct LoggerSettings {
     bool operator==(const LoggerSettings&) const = default;
 };
 
+// limits.maxHandshakes: auto. 256 handshakes in progress per online CPU, shared by the workers
+// (at least 16 each): 256 full handshakes are about 0.09 s of one core's work here, and at a
+// 100 ms round trip still let a core reach its handshake rate (issue 19: 1,024 per worker, with
+// 8 workers on 2 cores, made a 40,000-Responder restart storm collapse).
+inline constexpr uint32_t kAutoHandshakes = 0xffffffff;
+inline constexpr uint32_t kHandshakesPerCpu = 256;
+[[nodiscard]] inline uint32_t handshakeBound(uint32_t configured, unsigned workers, long cpus) {
+    if (configured != kAutoHandshakes) return configured;
+    uint64_t share = kHandshakesPerCpu * static_cast<uint64_t>(cpus > 0 ? cpus : 1) / (workers > 0 ? workers : 1);
+    return static_cast<uint32_t>(share < 16 ? 16 : share);
+}
+
 struct Limits {
     uint64_t maxConnections = 0;  // 0 = auto
     Duration headerTimeout = std::chrono::seconds(10);
@@ -49,8 +61,9 @@ struct Limits {
     Duration shutdownGrace = std::chrono::seconds(15);
     uint32_t tokenRequestsPerMinute = 60;
     // TLS handshakes in progress per worker; beyond it new connections wait in the kernel's
-    // accept queue (0 = no bound). 1024 full handshakes are about 0.4 s of one core's work here.
-    uint32_t maxHandshakes = 1024;
+    // accept queue (0 = no bound, the default: see docs/configuration.md; kAutoHandshakes:
+    // handshakeBound() sizes it).
+    uint32_t maxHandshakes = 0;
     // The listening sockets' accept queue (the kernel caps it at net.core.somaxconn, 4096 by
     // default since Linux 5.4): what waits beyond maxHandshakes, and a reconnect storm's buffer.
     uint32_t listenBacklog = 4096;

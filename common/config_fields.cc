@@ -409,12 +409,18 @@ constexpr std::array<Field, kFieldCount> kFields{{
      [](const Config& c) { return plain(std::to_string(c.limits.tokenRequestsPerMinute)); }},
     {"limits.maxHandshakes", Apply::Reload, false,
      [](Config& c, std::string_view v) -> Status {
+         if (v == "auto") {
+             c.limits.maxHandshakes = kAutoHandshakes;
+             return {};
+         }
          auto i = parseInteger(v, 0, 1000000);
-         if (!i) return i.error();
+         if (!i) return Error{i.error().message + "; use auto or an integer"};
          c.limits.maxHandshakes = static_cast<uint32_t>(*i);
          return {};
      },
-     [](const Config& c) { return plain(std::to_string(c.limits.maxHandshakes)); }},
+     [](const Config& c) {
+         return plain(c.limits.maxHandshakes == kAutoHandshakes ? "auto" : std::to_string(c.limits.maxHandshakes));
+     }},
     {"limits.listenBacklog", Apply::Reload, false,
      [](Config& c, std::string_view v) -> Status {
          auto i = parseInteger(v, 1, 65535);

@@ -142,6 +142,7 @@ unsigned Service::workerCount(const Config& c) {
 }
 
 int Service::createLoop(const std::shared_ptr<const WorkerSettings>& settings) {
+    applyListenBacklog();  // at start and in the image an upgrade re-executes (review of issue 19)
     base_ = event_base_new();
     if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
     console_ = std::make_unique<ConsoleClient>(base_, *log_);
@@ -270,6 +271,7 @@ WorkerPool::Setup Service::poolSetup(std::shared_ptr<const WorkerSettings> setti
     };
     setup.testHooks = testHooks().on;
     setup.metrics = &metrics_;
+    setup.handshakeBound = handshakeBound(config_.limits.maxHandshakes, workers_, ::sysconf(_SC_NPROCESSORS_ONLN));
     setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
     if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
     setup.selfTest.controlSocket = config_.controlSocketPath();

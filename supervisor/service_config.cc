@@ -159,6 +159,7 @@ void Service::commit(Candidate&& c) {
     pendingOrganizationId_ = c.pendingOrganizationId;
     if (pendingOrganizationId_) snapshotOrganizationInUse();
     pool_->pushSettings(c.settings);
+    pool_->setHandshakeBound(handshakeBound(config_.limits.maxHandshakes, workers_, ::sysconf(_SC_NPROCESSORS_ONLN)));
     applyListenBacklog();
     console_->configure(config_, c.settings->names.hosts);
     verifyCache_.clear();

@@ -54,6 +54,7 @@ public:
     [[nodiscard]] uint32_t current() const { return core_.current(); }
 
     void pushSettings(std::shared_ptr<const WorkerSettings> settings);
+    void setHandshakeBound(uint32_t bound) { core_.setHandshakeBound(bound); }
     // New secrets (hourly ticket key, daily token master, a renewed certificate) for every
     // worker, and for the workers started from now on.
     void pushSecrets(const WorkerSecrets& secrets);

@@ -90,7 +90,7 @@ void WorkerPoolCore::sendSettings(Worker& w) {
         }
     }
     // A worker of an earlier build answers Unknown and keeps accepting without a bound.
-    if (!send(w, ipc::HandshakeBound{setup_.settings->limits.maxHandshakes})) replace(w, "its channel is full");
+    if (!send(w, ipc::HandshakeBound{setup_.handshakeBound})) replace(w, "its channel is full");
 }
 
 void WorkerPoolCore::growSlots(size_t count) {
@@ -155,6 +155,18 @@ void WorkerPoolCore::pushSettings(std::shared_ptr<const WorkerSettings> settings
         if (w->state == State::Starting || w->state == State::Serving) targets.push_back(w.get());
     }
     for (Worker* w : targets) sendSettings(*w);
+}
+
+void WorkerPoolCore::setHandshakeBound(uint32_t bound) {
+    if (bound == setup_.handshakeBound) return;
+    setup_.handshakeBound = bound;
+    std::vector<Worker*> targets;
+    for (auto& [pid, w] : workers_) {
+        if (w->state == State::Starting || w->state == State::Serving) targets.push_back(w.get());
+    }
+    for (Worker* w : targets) {
+        if (!send(*w, ipc::HandshakeBound{bound})) replace(*w, "its channel is full");
+    }
 }
 
 void WorkerPoolCore::pushSecrets(const WorkerSecrets& secrets) {

@@ -61,6 +61,7 @@ public:
         bool testHooks = false;
         ipc::SelfTest selfTest;              // sent after each Ready when testHooks
         MetricsRegistry* metrics = nullptr;  // the workers' counters go there (not owned)
+        uint32_t handshakeBound = 0;         // limits.maxHandshakes resolved (handshakeBound())
     };
 
     // What the core asks of the world outside: processes, channels, timers, the clock.
@@ -125,6 +126,9 @@ public:
     void setCurrent(uint32_t generation) { current_ = generation; }
     [[nodiscard]] uint32_t current() const { return current_; }
     void pushSettings(std::shared_ptr<const WorkerSettings> settings);
+    // limits.maxHandshakes, resolved by the service (it is not in the settings snapshot, which
+    // keeps the format earlier builds read): to every starting and serving worker when it moves.
+    void setHandshakeBound(uint32_t bound);
     void pushSecrets(const WorkerSecrets& secrets);
     // Stop accepting, keep tunnels for `grace`, then close what is left evenly over `spread`.
     void drain(uint32_t generation, std::chrono::milliseconds grace,

@@ -406,6 +406,18 @@ void Connection::logTunnelClosed(std::string_view result) {
     server_.log().info(state_ == State::Forward ? "request forwarded" : "tunnel closed", std::move(f));
 }
 
+void Connection::handshakeStarted() {
+    if (opening_ || handshakeDone_) return;
+    opening_ = true;
+    server_.openingStarted(serial_);
+}
+
+bool Connection::forgetOpening() {
+    bool was = opening_;
+    opening_ = false;
+    return was;
+}
+
 void Connection::handshakeFinished() {
     handshakeDone_ = true;
     if (opening_) {

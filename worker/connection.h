@@ -58,6 +58,8 @@ public:
     [[nodiscard]] bool idleBetweenRequests() const;
     // Closes at once (drain deadline, shutdown).
     void closeNow(std::string_view result);
+    // The server stops counting this handshake (stalled): true when it was counted.
+    bool forgetOpening();
     // The password check this connection waits for has finished.
     void passwordChecked(bool ok);
     // Tickets name one request of one connection in messages to the supervisor: the connection's
@@ -124,6 +126,7 @@ private:
     void close(std::string_view result);
     // The TLS handshake is done (or there is none): the request phase starts.
     void handshakeFinished();
+    void handshakeStarted();
     void logTunnelClosed(std::string_view result);
 
     Server& server_;
@@ -139,7 +142,7 @@ private:
     event timer_{};
     Wants clientWants_;
     bool handshakeDone_ = false;
-    bool opening_ = true;       // counted in the server's opening() until the handshake is done
+    bool opening_ = false;      // counted in the server's opening() from the handshake's start to its end
     bool answeredOne_ = false;  // at least one request answered on this connection
     uint64_t requests_ = 0;     // requests to the supervisor so far
     uint64_t ticket_ = 0;       // the one waiting for an answer (Verifying, Counting)

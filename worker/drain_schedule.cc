@@ -45,7 +45,8 @@ size_t DrainSchedule::due(Clock::time_point now, size_t open) {
 
 DrainSchedule::Clock::time_point DrainSchedule::next(Clock::time_point now) const {
     if (now < start_) return start_;
-    if (!counted_ || total_ == 0) return end_;
+    if (!counted_) return now;  // the spread starts now: due() counts what is left (review: a 0 s grace)
+    if (total_ == 0) return end_;
     // The moment the proportional target passes closed_: start + span * (closed + 1) / total.
     uint64_t span = micros(end_ - start_);
     uint64_t total = std::min<uint64_t>(total_, kMaxTotal);

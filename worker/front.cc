@@ -130,6 +130,7 @@ bool Front::startRequests() {
         c_.client_.release();
         c_.client_.attach(fd, ssl);
         c_.state_ = Connection::State::Handshake;
+        c_.handshakeStarted();
     } else {
         c_.handshakeFinished();
         c_.state_ = Connection::State::ReadHead;

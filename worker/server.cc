@@ -108,6 +108,7 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<Lis
     if (!verifier) return verifier.error();
     s->verifier_ = std::move(*verifier);
     s->resumeAccept_ = evtimer_new(base, &Server::onResumeAccept, raw);
+    s->stalledTimer_ = evtimer_new(base, &Server::onStalledTick, raw);
     // An https:// proxy's trust store is read before the sandbox closes the file system.
     if (s->settings_->proxyEnabled && s->settings_->proxy.https && s->settings_->proxy.https->tls)
         (void)s->proxyClientContext();
@@ -132,6 +133,7 @@ Server::~Server() {
     for (Connection* c : all) delete c;
     for (auto& l : listeners_) evconnlistener_free(l->listener);
     if (resumeAccept_ != nullptr) event_free(resumeAccept_);
+    if (stalledTimer_ != nullptr) event_free(stalledTimer_);
     verifier_.reset();
     names_.reset();  // right before the base goes, without calling anyone back
     if (dns_ != nullptr) evdns_base_free(dns_, 0);
@@ -277,7 +279,9 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     // taken from the clients still waiting. One getsockopt against a handshake's ~350 µs.
     tcp_info info{};
     socklen_t infoLen = sizeof info;
-    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &infoLen) == 0 && info.tcpi_state == TCP_CLOSE_WAIT) {
+    // (A TLS listener's only: a plain-HTTP client may send its request and half-close, review.)
+    if (kind == ListenerKind::Https && ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &infoLen) == 0 &&
+        info.tcpi_state == TCP_CLOSE_WAIT) {
         ::close(fd);
         counters_.add(counters::Id::AbandonedBeforeHandshake);
         return;
@@ -291,10 +295,14 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     auto* c = new Connection(*this, serial, kind, fd, peer);
     live_[serial] = c;
     stats_.connections = live_.size();
-    ++opening_;
-    // At the bound, libevent's accept loop stops after this one (it checks the listener).
-    if (maxHandshakes_ > 0 && opening_ >= maxHandshakes_) updateAccepting();
     c->start();  // may close (and delete) it already
+}
+
+void Server::openingStarted(uint64_t serial) {
+    ++opening_;
+    openingSince_.emplace_back(std::chrono::steady_clock::now(), serial);
+    // At the bound, libevent's accept loop stops after the current one (it checks the listener).
+    if (maxHandshakes_ > 0 && opening_ >= maxHandshakes_) updateAccepting();
 }
 
 void Server::openingEnded() {
@@ -302,12 +310,49 @@ void Server::openingEnded() {
     if (!accepting_) updateAccepting();
 }
 
+size_t Server::forgetStalledOpenings() {
+    // A handshake still open kStalledAfter (5 s) after it started waits for its client (a slow link,
+    // or a slowloris sending a byte a second), not for this worker's CPU: it stops counting
+    // towards the bound, so that trickling connections cannot hold the accepts (the review of
+    // issue 19: 1,600 of them locked out every new client until headerTimeout).
+    const auto cutoff = std::chrono::steady_clock::now() - kStalledAfter;
+    size_t forgotten = 0;
+    while (!openingSince_.empty() && openingSince_.front().first <= cutoff) {
+        Connection* c = find(openingSince_.front().second);
+        openingSince_.pop_front();
+        if (c != nullptr && c->forgetOpening()) {
+            --opening_;
+            ++forgotten;
+        }
+    }
+    return forgotten;
+}
+
+void Server::onStalledTick(int, short, void* arg) {
+    auto* self = static_cast<Server*>(arg);
+    self->forgetStalledOpenings();
+    self->updateAccepting();
+}
+
 void Server::updateAccepting() {
-    bool want = !draining_ && !paused_ && (maxHandshakes_ == 0 || opening_ < maxHandshakes_);
+    bool atBound = maxHandshakes_ > 0 && opening_ >= maxHandshakes_;
+    if (atBound && forgetStalledOpenings() > 0) atBound = opening_ >= maxHandshakes_;
+    // At the bound, look again for stalled handshakes every 100 ms.
+    if (atBound && !draining_) {
+        if (evtimer_pending(stalledTimer_, nullptr) == 0) {
+            timeval tv = toTimeval(std::chrono::milliseconds(100));
+            evtimer_add(stalledTimer_, &tv);
+        }
+    }
+    bool want = !draining_ && !paused_ && !atBound;
     if (want == accepting_) return;
     accepting_ = want;
     for (auto& l : listeners_) {
-        if (want) {
+        // The handshake bound holds the TLS listeners only: plain HTTP (health checks, forwards)
+        // has no handshake to wait for. A pause or a drain holds both.
+        if (l->kind == ListenerKind::Http && !draining_ && !paused_) {
+            evconnlistener_enable(l->listener);
+        } else if (want) {
             evconnlistener_enable(l->listener);
         } else {
             evconnlistener_disable(l->listener);
@@ -392,6 +437,7 @@ void Server::beginDrain() {
     // of waiting in a queue no one serves (issue 16). During an upgrade the other copies keep
     // the sockets open for the new generation.
     event_del(resumeAccept_);
+    event_del(stalledTimer_);
     for (auto& l : listeners_) evconnlistener_free(l->listener);  // LEV_OPT_CLOSE_ON_FREE
     listeners_.clear();
     std::vector<Connection*> idle;

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -119,11 +120,15 @@ public:
     // at most (a loop turn stays short however many are only handshaking).
     [[nodiscard]] ipc::TunnelList listTunnels(uint64_t after, uint16_t maxRows) const;
     void connectionClosed(Connection* c);
-    // limits.maxHandshakes: a connection is opening from its accept until its TLS handshake is
-    // done (or it closes). At the bound the listeners are not watched: new connections wait in
-    // the kernel's accept queue instead of sharing the CPU with the handshakes already started,
-    // so that those finish before their clients give up (issue 19, "no collapse").
+    // limits.maxHandshakes: a TLS connection is opening from its first bytes (its handshake, or
+    // its PROXY header, starts: a silent socket costs no CPU and does not count, review of issue
+    // 19) until its TLS handshake is done (or it closes). At the bound the listeners are not watched: new connections
+    // wait in the kernel's accept queue instead of sharing the CPU with the handshakes already started, so that those
+    // finish before their clients give up (issue 19, "no collapse").
+    void openingStarted(uint64_t serial);
     void openingEnded();
+    // Handshakes open longer than this wait for their client, not for the CPU: not counted.
+    static constexpr std::chrono::seconds kStalledAfter{5};
     [[nodiscard]] size_t opening() const { return opening_; }
     void setMaxHandshakes(uint32_t bound) {
         maxHandshakes_ = bound;
@@ -148,6 +153,8 @@ private:
     void accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t len);
     // Watches the listeners when nothing holds accepts (a drain, a pause, the handshake bound).
     void updateAccepting();
+    size_t forgetStalledOpenings();
+    static void onStalledTick(int, short, void* arg);
     void configureDns();
 
     event_base* base_;
@@ -165,10 +172,12 @@ private:
     };
     std::vector<std::unique_ptr<Acceptor>> listeners_;
     event* resumeAccept_ = nullptr;
-    bool paused_ = false;                              // until resumeAccept_ fires (a Balance hold, an accept error)
-    bool accepting_ = true;                            // the listeners are watched
-    size_t opening_ = 0;                               // connections not yet through their handshake
-    uint32_t maxHandshakes_ = Limits{}.maxHandshakes;  // until the supervisor's HandshakeBound
+    bool paused_ = false;    // until resumeAccept_ fires (a Balance hold, an accept error)
+    bool accepting_ = true;  // the listeners are watched
+    size_t opening_ = 0;     // connections not yet through their handshake
+    std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> openingSince_;  // oldest first
+    event* stalledTimer_ = nullptr;               // every 100 ms while at the bound
+    uint32_t maxHandshakes_ = kHandshakesPerCpu;  // until the supervisor's HandshakeBound
     // By serial, in accept order: a tunnel listing goes on from a serial, whatever closed meanwhile.
     std::map<uint64_t, Connection*> live_;
     uint64_t nextSerial_ = 1;

@@ -404,7 +404,7 @@ private:
     event* lagTimer_ = nullptr;
     std::chrono::steady_clock::time_point lagDue_{};
     DrainSchedule drainSchedule_;
-    uint32_t maxHandshakes_ = Limits{}.maxHandshakes;  // the supervisor's last HandshakeBound
+    uint32_t maxHandshakes_ = kHandshakesPerCpu;  // the supervisor's last HandshakeBound
     int exitCode_ = 0;
 };
 

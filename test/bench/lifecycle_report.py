@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 out, responders, scenarios = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
+BOUND = os.environ.get("BOUND", "1024")
 
 
 def path(name):
@@ -142,10 +143,13 @@ for backlog in ("128", "4096"):
     if backlog == "128":  # until the next restart
         end = stamp("storm-4096.restartAt") if exists("storm-4096.restartAt") else float("inf")
         after = [r for r in after if r["time"] < end]
-    first = after[0]["second"] if after else 0
-    rec = next((e for e in events if e.get("event") == "recovered" and e.get("second", 0) >= first), None)
+    # From the restart: the first second with half, 90 % and all of the Responders' tunnels open
+    # again (after the drop the stop causes; the fleet's timeline has a line a second).
+    low = min(range(len(after)), key=lambda i: after[i]["open"]) if after else 0
     def at(k):
-        return f"{rec[k]:.1f} s" if rec and rec.get(k) is not None else "—"
+        share = {"to50": 0.5, "to90": 0.9, "to100": 1.0}[k]
+        hit = next((r for r in after[low:] if r["open"] >= share * responders), None)
+        return f"{hit['time'] - t0:.0f} s" if hit else "—"
     print(f"| {backlog} | {at('to50')} | {at('to90')} | {at('to100')} | "
           f"{sum(r.get('consoleCalls', 0) for r in after)} | {sum(r.get('consoleVerify', 0) for r in after)} | "
           f"{sum(r.get('resumed', 0) for r in after)} | {sum(r.get('full', 0) for r in after)} |")
@@ -170,7 +174,7 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
     with open(path("chart-goodput.dat"), "w") as f:
         for factor in ("0.5", "1", "1.5", "2", "3", "4"):
             row = [factor]
-            for bound in ("0", "1024"):
+            for bound in ("0", BOUND):
                 name = f"overload-{bound}-{factor}.json"
                 if not exists(name):
                     row.append("0")
@@ -197,7 +201,7 @@ if charts or exists("chart-goodput.dat"):
         script += ['set title "Goodput against offered load"', 'set xlabel "offered load (× capacity)"',
                    'set ylabel "tunnels established per second"',
                    f'plot "{path("chart-goodput.dat")}" using 1:2 with linespoints lw 2 title "no bound", '
-                   f'"" using 1:3 with linespoints lw 2 title "maxHandshakes 1024"']
+                   f'"" using 1:3 with linespoints lw 2 title "maxHandshakes {BOUND}"']
     script.append("unset multiplot")
     subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=False)
     print(f"Chart: {path('chart.svg')}")

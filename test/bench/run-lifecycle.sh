@@ -24,7 +24,7 @@
 #   overload  new tunnels (full handshakes, Basic) offered at 0.5× to 4× of what the relay
 #             serves, one worker pinned to one core and the generator to the other, each attempt
 #             given up after GIVEUP seconds without progress: goodput and p99 with
-#             limits.maxHandshakes 0 (no bound) and with the default.
+#             limits.maxHandshakes 0 (no bound) and with BOUND (default 1024, also the fleet runs').
 # Writes BUILD_DIR/bench-lifecycle/: the fleet's timelines, every run's JSON, results.md and the
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
@@ -36,7 +36,7 @@ responders=${2:-100000}
 scenarios=${3:-upgrade,spread,storm,overload}
 workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
 arrival=${ARRIVAL:-200} ramp=${RAMP:-3000} drain=${DRAIN:-150s} spread=${SPREAD:-60s}
-giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10}
+giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10} bound=${BOUND:-1024}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$build/bench-lifecycle
 ns=relayprolc$$
@@ -112,6 +112,7 @@ metrics:
   listen: "127.0.0.1:9464"
 limits:
   tokenRequestsPerMinute: 1000000
+  maxHandshakes: $bound
 EOF
         printf '%s' "${1:-}"
         echo "consoleCACert: |"
@@ -240,8 +241,9 @@ scenario_fleet() {
 
 # --- overload: goodput against offered load, without and with the handshake bound
 scenario_overload() {
-    local bound rate factor
-    for bound in 0 1024; do
+    local rate factor
+    local b
+    for b in 0 "$bound"; do
         {
             cat <<EOF
 consoleAddress: "127.0.0.1"
@@ -253,7 +255,7 @@ httpsProxy:
 passwordFile: $out/passwords.txt
 workers: 1
 limits:
-  maxHandshakes: $bound
+  maxHandshakes: $b
 EOF
         } > "$out/config.yml"
         RELAYPRO_ENV_FILE=$out/environment.conf taskset -c 0 "$out/install/relaypro" run --config "$out/config.yml" \
@@ -262,17 +264,17 @@ EOF
         wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/8443" 2> /dev/null
         # Capacity: closed-loop full handshakes at concurrency 100.
         taskset -c 1 "$loadgen" rate --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
-            --concurrency 100 --count 6000 > "$out/overload-$bound-capacity.json" 2> /dev/null || true
+            --concurrency 100 --count 6000 > "$out/overload-$b-capacity.json" 2> /dev/null || true
         rate=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["tunnelsPerSecond"]))' \
-            "$out/overload-$bound-capacity.json")
-        [ "$bound" = 0 ] && capacity=$rate
+            "$out/overload-$b-capacity.json")
+        [ "$b" = 0 ] && capacity=$rate
         for factor in 0.5 1 1.5 2 3 4; do
             local offered
             offered=$(/usr/bin/python3 -c "print(int($capacity * $factor))")
             taskset -c 1 "$loadgen" steady --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
                 --arrival "$offered" --seconds "$step_seconds" --timeout "$giveup" --processes 4 \
                 --source 127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 \
-                > "$out/overload-$bound-$factor.json" 2> /dev/null || true
+                > "$out/overload-$b-$factor.json" 2> /dev/null || true
             sleep 3  # what is left of the step drains before the next
         done
         stop_relay

@@ -9,13 +9,16 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test/support/console.h"
+#include "test/support/installation.h"
 #include "test/support/json.h"
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/secrets.h"
 #include "test/support/test_files.h"
 
 namespace relaypro::testing {
@@ -204,6 +207,43 @@ TEST_F(FleetTest, ARelayRestartIsRecoveredWithResumedTlsAndNoConsoleCall) {
     std::string summary;
     EXPECT_EQ(fleet.stop(summary), 0) << summary << fleet.output();
     EXPECT_NE(summary.find(R"("recoveries":1)"), std::string::npos) << summary;
+}
+
+// Issue 19's upgrade at scale, small: an upgrade with every Responder's tunnel open and new
+// tunnels arriving cuts no tunnel before the drain deadline (10 min here) and fails no new one;
+// the held tunnels keep echoing through the old generation.
+TEST_F(FleetTest, AnUpgradeCutsNoTunnelAndFailsNoNewOne) {
+    const std::string yaml = readText(dir_ / "config.yml") + "passwordFile: passwords.txt\n";
+    EXPECT_EQ(relay_->stop(), 0) << relay_->stderrText();
+    relay_.reset();
+    Installation installation(dir_, RELAYPRO_BINARY);
+    relay_ = installation.start(yaml);
+    ASSERT_TRUE(relay_->ready());
+    Fleet fleet(dir_.path(), fleetArgs({}));
+    ASSERT_TRUE(eventually([&] { return fleet.latest("open") == kResponders; }, 20s)) << fleet.output();
+    // New tunnels at 40 a second for 6 s (Basic), the upgrade in their middle.
+    ChildProcess steady = ChildProcess::spawn({LOADGEN_BINARY, "steady", "--proxy", proxy(), "--target", ip_ + ":4222",
+                                               "--auth", kLoadgenBasic, "--arrival", "40", "--seconds", "6"},
+                                              {}, dir_ / "steady.out", dir_ / "steady.err");
+    std::this_thread::sleep_for(2s);  // some arrivals before the switch (their count is checked below)
+    installation.install(RELAYPRO_NEXT_BINARY);
+    auto [code, out] = installation.cli({"upgrade"});
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_EQ(steady.wait(60s), 0) << readText(dir_ / "steady.out") << readText(dir_ / "steady.err");
+    Json report(json_loads(readText(dir_ / "steady.out").c_str(), 0, nullptr));
+    ASSERT_NE(report, nullptr);
+    EXPECT_GE(number(report.get(), "started"), 200);
+    EXPECT_EQ(number(report.get(), "failed"), 0);
+    // The held tunnels: still open and echoing after the switch, none closed or failed.
+    const int64_t echoes = fleet.total("echoes");
+    ASSERT_TRUE(eventually([&] { return fleet.total("echoes") >= echoes + 2 * kResponders; }, 20s)) << fleet.output();
+    EXPECT_EQ(fleet.latest("open"), kResponders);
+    EXPECT_EQ(fleet.total("reconnects"), 0) << fleet.output();
+    std::string summary;
+    EXPECT_EQ(fleet.stop(summary), 0) << summary << fleet.output();
+    Json s(json_loads(summary.c_str(), 0, nullptr));
+    ASSERT_NE(s, nullptr) << summary;
+    EXPECT_EQ(number(s.get(), "failed"), 0) << summary;
 }
 
 }  // namespace

@@ -117,7 +117,7 @@ TEST(Config, DefaultsMatchTheSpec) {
     EXPECT_EQ(c.limits.drainSpread, 1min);
     EXPECT_EQ(c.limits.shutdownGrace, 15s);
     EXPECT_EQ(c.limits.tokenRequestsPerMinute, 60u);
-    EXPECT_EQ(c.limits.maxHandshakes, 1024u);
+    EXPECT_EQ(c.limits.maxHandshakes, 0u);
     EXPECT_EQ(c.limits.listenBacklog, 4096u);
     EXPECT_FALSE(c.metricsListen.has_value());
     EXPECT_TRUE(c.trustedSources.empty());
@@ -355,7 +355,8 @@ TEST(Config, EveryFieldRejectsInvalidValuesWithFileLineColumn) {
         {"limits:\n  drainSpread: 25h\n",
          "/srv/relay/config.yml:4:3: limits.drainSpread: \"25h\" is out of range (0 to 1d)"},
         {"limits:\n  maxHandshakes: 1000001\n",
-         "/srv/relay/config.yml:4:3: limits.maxHandshakes: 1000001 is out of range (0 to 1000000)"},
+         "/srv/relay/config.yml:4:3: limits.maxHandshakes: 1000001 is out of range (0 to 1000000); use auto or an "
+         "integer"},
         {"limits:\n  listenBacklog: 0\n",
          "/srv/relay/config.yml:4:3: limits.listenBacklog: 0 is out of range (1 to 65535)"},
         {"limits:\n  shutdownGrace: 2d\n",
@@ -679,6 +680,18 @@ TEST(Config, FieldTableCoversEveryFieldOfTheSpec) {
                                   "proxyProtocol.trustedSources"};
     std::vector<std::string> got(configFieldNames().begin(), configFieldNames().end());
     EXPECT_EQ(got, want);
+}
+
+// limits.maxHandshakes: auto is 256 per online CPU shared by the workers, at least 16 each.
+TEST(Config, TheHandshakeBoundIsSizedByCpusAndWorkers) {
+    EXPECT_EQ(handshakeBound(kAutoHandshakes, 8, 2), 64u);  // issue 19's storm: 8 workers, 2 vCPUs
+    EXPECT_EQ(handshakeBound(kAutoHandshakes, 2, 2), 256u);
+    EXPECT_EQ(handshakeBound(kAutoHandshakes, 64, 1), 16u);
+    EXPECT_EQ(handshakeBound(kAutoHandshakes, 1, 0), 256u);
+    EXPECT_EQ(handshakeBound(100, 8, 2), 100u);
+    EXPECT_EQ(handshakeBound(0, 8, 2), 0u) << "0: no bound";
+    Config c = mustLoad(std::string(kBase) + "limits:\n  maxHandshakes: auto\n");
+    EXPECT_EQ(c.limits.maxHandshakes, kAutoHandshakes);
 }
 
 TEST(Config, RenderRedactsSecretsAndReadsBack) {

@@ -153,11 +153,13 @@ TEST_F(WorkerPoolCoreTest, AnEarlierWorkerIsSentDrainInsteadOfDrainGradually) {
 TEST_F(WorkerPoolCoreTest, TheHandshakeBoundFollowsEverySettingsSnapshot) {
     auto pids = generation(1, 1);
     ASSERT_EQ(io.count(pids[0], MessageType::HandshakeBound), 1U);
-    EXPECT_EQ(io.last<ipc::HandshakeBound>(pids[0])->maxHandshakes, Limits{}.maxHandshakes);
-    auto settings = std::make_shared<WorkerSettings>();
-    settings->limits.maxHandshakes = 7;
-    core->pushSettings(settings);
+    core->setHandshakeBound(7);
     ASSERT_EQ(io.count(pids[0], MessageType::HandshakeBound), 2U);
+    EXPECT_EQ(io.last<ipc::HandshakeBound>(pids[0])->maxHandshakes, 7U);
+    core->setHandshakeBound(7);  // unchanged: nothing to say
+    EXPECT_EQ(io.count(pids[0], MessageType::HandshakeBound), 2U);
+    core->pushSettings(std::make_shared<WorkerSettings>());  // a reload: the bound goes with it
+    ASSERT_EQ(io.count(pids[0], MessageType::HandshakeBound), 3U);
     EXPECT_EQ(io.last<ipc::HandshakeBound>(pids[0])->maxHandshakes, 7U);
 }
 
