@@ -345,7 +345,8 @@ void Server::updateAccepting() {
         }
     }
     bool want = !draining_ && !paused_ && !atBound;
-    if (want == accepting_) return;
+    // Applied every time (libevent's enable and disable are no-ops on a listener already so):
+    // the plain-HTTP listener follows pauses even while the TLS ones stay held at the bound.
     accepting_ = want;
     for (auto& l : listeners_) {
         // The handshake bound holds the TLS listeners only: plain HTTP (health checks, forwards)
