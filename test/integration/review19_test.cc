@@ -18,6 +18,7 @@
 #include "test/support/net.h"
 #include "test/support/process.h"
 #include "test/support/relay.h"
+#include "test/support/scale.h"
 #include "test/support/secrets.h"
 #include "test/support/test_files.h"
 #include "worker/drain_schedule.h"
@@ -27,31 +28,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-bool openTunnel(Client& c, uint16_t relayPort, uint16_t echoPort) {
-    if (!c.connect("127.0.0.1", relayPort, true)) return false;
-    if (!c.send("CONNECT localhost:" + std::to_string(echoPort) +
-                " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n")) {
-        return false;
-    }
-    if (statusOf(c.readHead()) != 200) return false;
-    return c.send("x") && c.readExactly(1) == "x";
-}
-
-// {queued, backlog} of the listening socket on `port` (ss -ltn); {-1, -1} when absent.
-std::pair<long, long> listenQueue(uint16_t port) {
-    std::string cmd = "ss -ltnH 'sport = :" + std::to_string(port) + "' 2>/dev/null";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return {-1, -1};
-    char line[512] = {};
-    std::pair<long, long> q{-1, -1};
-    if (std::fgets(line, sizeof line, p) != nullptr) {
-        char state[32] = {};
-        if (std::sscanf(line, "%31s %ld %ld", state, &q.first, &q.second) != 3) q = {-1, -1};
-    }
-    ::pclose(p);
-    return q;
-}
 
 // Everything the peer sends until it closes (or `timeout`).
 std::string readUntilClosed(int fd, std::chrono::milliseconds timeout) {

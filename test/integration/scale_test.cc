@@ -6,6 +6,8 @@
 // - limits.maxHandshakes: beyond it new connections wait in the kernel's accept queue, and are
 //   served as the handshakes in progress end;
 // - limits.listenBacklog is the listening socket's queue (it was libevent's 128 before).
+#include "test/support/scale.h"
+
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -29,17 +31,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// TLS, CONNECT to the echo target, one byte echoed: a tunnel the way a Responder holds one.
-bool openTunnel(Client& c, uint16_t relayPort, uint16_t echoPort) {
-    if (!c.connect("127.0.0.1", relayPort, true)) return false;
-    if (!c.send("CONNECT localhost:" + std::to_string(echoPort) +
-                " HTTP/1.1\r\nProxy-Authorization: " + basicCredential() + "\r\n\r\n")) {
-        return false;
-    }
-    if (statusOf(c.readHead()) != 200) return false;
-    return c.send("x") && c.readExactly(1) == "x";
-}
 
 class Scale : public ::testing::Test {
 protected:
@@ -179,22 +170,6 @@ TEST_F(Scale, ADrainSpreadsItsClosesAndEveryTunnelReturns) {
     reopen.finish();
     EXPECT_EQ(reopen.opened.load(), kTunnels);
     EXPECT_EQ(reopen.failed.load(), 0U);
-}
-
-// A listening socket on `port` as `ss -ltn` shows it: {connections waiting in its accept queue,
-// the queue's length}; {-1, -1} when there is none.
-std::pair<long, long> listenQueue(uint16_t port) {
-    std::string cmd = "ss -ltnH 'sport = :" + std::to_string(port) + "' 2>/dev/null";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return {-1, -1};
-    char line[512] = {};
-    std::pair<long, long> q{-1, -1};
-    if (std::fgets(line, sizeof line, p) != nullptr) {
-        char state[32] = {};
-        if (std::sscanf(line, "%31s %ld %ld", state, &q.first, &q.second) != 3) q = {-1, -1};
-    }
-    ::pclose(p);
-    return q;
 }
 
 // limits.maxHandshakes (issue 19, "no collapse"): at the bound a worker stops accepting, and the
