@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -130,7 +131,6 @@ bool Front::startRequests() {
         c_.client_.release();
         c_.client_.attach(fd, ssl);
         c_.state_ = Connection::State::Handshake;
-        c_.handshakeStarted();
     } else {
         c_.handshakeFinished();
         c_.state_ = Connection::State::ReadHead;
@@ -138,8 +138,22 @@ bool Front::startRequests() {
     return true;
 }
 
+// limits.maxHandshakes counts a handshake from the moment its ClientHello has been processed: the
+// key exchange and the signature, the CPU a handshake costs, are then done or under way, and
+// what is left is waiting for the client's Finished. Before that the server has spent nothing,
+// so a client that trickles its ClientHello a byte at a time (or sends a record header and
+// stops) never counts and cannot hold the accepts; one that sends whole ClientHellos and then
+// stalls pays a handshake of the relay's CPU per connection, and stops counting after
+// Server::kStalledAfter. (SSL_get_state moves to TLS_ST_SR_CLNT_HELLO as soon as the message's
+// four-byte header is in, before its body: that state alone is not "processed".)
+static bool clientHelloProcessed(SSL* ssl) {
+    OSSL_HANDSHAKE_STATE st = SSL_get_state(ssl);
+    return st != TLS_ST_BEFORE && st != TLS_ST_SR_CLNT_HELLO;
+}
+
 bool Front::handshake() {
     Io io = c_.client_.handshake();
+    if ((io == Io::WantRead || io == Io::WantWrite) && clientHelloProcessed(c_.client_.ssl())) c_.handshakeStarted();
     if (io == Io::Done) {
         c_.handshakeFinished();
         c_.server_.counters().add(SSL_session_reused(c_.client_.ssl()) == 1 ? counters::Id::HandshakesResumed

@@ -302,7 +302,7 @@ void Server::openingStarted(uint64_t serial) {
     ++opening_;
     if (maxHandshakes_ == 0) return;  // no bound (the default): nothing to track
     // Entries older than kStalledAfter are dropped here too, so that the list stays as long as
-    // five seconds of handshakes even when the bound is never reached.
+    // two seconds of handshakes even when the bound is never reached.
     forgetStalledOpenings();
     openingSince_.emplace_back(std::chrono::steady_clock::now(), serial);
     // At the bound, libevent's accept loop stops after the current one (it checks the listener).
@@ -315,10 +315,10 @@ void Server::openingEnded() {
 }
 
 size_t Server::forgetStalledOpenings() {
-    // A handshake still open kStalledAfter (5 s) after it started waits for its client (a slow link,
-    // or a slowloris sending a byte a second), not for this worker's CPU: it stops counting
-    // towards the bound, so that trickling connections cannot hold the accepts (the review of
-    // issue 19: 1,600 of them locked out every new client until headerTimeout).
+    // A handshake still open kStalledAfter (2 s) after its ClientHello was processed waits for its
+    // client's Finished (a slow link, or a client that stalls on purpose), not for this worker's
+    // CPU: it stops counting towards the bound, so that stalling connections cannot hold the
+    // accepts for longer. (Clients that trickle their ClientHello never count: Front::handshake.)
     const auto cutoff = std::chrono::steady_clock::now() - kStalledAfter;
     size_t forgotten = 0;
     while (!openingSince_.empty() && openingSince_.front().first <= cutoff) {

@@ -120,15 +120,16 @@ public:
     // at most (a loop turn stays short however many are only handshaking).
     [[nodiscard]] ipc::TunnelList listTunnels(uint64_t after, uint16_t maxRows) const;
     void connectionClosed(Connection* c);
-    // limits.maxHandshakes: a TLS connection is opening from its first bytes (its handshake, or
-    // its PROXY header, starts: a silent socket costs no CPU and does not count, review of issue
-    // 19) until its TLS handshake is done (or it closes). At the bound the listeners are not watched: new connections
-    // wait in the kernel's accept queue instead of sharing the CPU with the handshakes already started, so that those
-    // finish before their clients give up (issue 19, "no collapse").
+    // limits.maxHandshakes: a TLS connection is opening from the processing of its ClientHello
+    // (Front::handshake: a silent or trickling socket costs no CPU and does not count) until its
+    // TLS handshake is done (or it closes). At the bound the TLS listeners are not watched: new
+    // connections wait in the kernel's accept queue instead of sharing the CPU with the
+    // handshakes already started, so that those finish before their clients give up (issue 19).
     void openingStarted(uint64_t serial);
     void openingEnded();
-    // Handshakes open longer than this wait for their client, not for the CPU: not counted.
-    static constexpr std::chrono::seconds kStalledAfter{5};
+    // Handshakes open longer than this after their ClientHello wait for their client (its Finished
+    // is one round trip away), not for the CPU: not counted.
+    static constexpr std::chrono::seconds kStalledAfter{2};
     [[nodiscard]] size_t opening() const { return opening_; }
     void setMaxHandshakes(uint32_t bound) {
         maxHandshakes_ = bound;

@@ -178,29 +178,65 @@ TEST_F(Scale, HandshakesBeyondTheBoundWaitInTheAcceptQueue) {
     auto relay = start("limits:\n  maxHandshakes: 4\n", 1);
     ASSERT_TRUE(relay->ready());
     const uint16_t port = relay->httpsPort();
-    // Ten clients that send the first byte of a TLS record and no more: handshakes that started
-    // and do not end (a socket that sends nothing costs no CPU and is not counted).
-    std::vector<int> silent;
+    // Ten clients that send a whole ClientHello and then nothing: handshakes whose key exchange
+    // the relay has done and that wait for their client. The first four are answered before the
+    // next connects, so that the worker is at its bound when the others arrive.
+    std::vector<int> stalled;
     for (int i = 0; i < 10; ++i) {
-        int fd = connectTo("127.0.0.1", port);
+        int fd = sendClientHello(port);
         ASSERT_GE(fd, 0);
-        ASSERT_EQ(::write(fd, "\x16", 1), 1);
-        silent.push_back(fd);
+        if (i < 4) {
+            ASSERT_TRUE(answered(fd)) << i;
+        }
+        stalled.push_back(fd);
     }
-    EXPECT_TRUE(eventually([&] { return workerConnections() == 4 && listenQueue(port).first == 6; }))
-        << "connections " << workerConnections() << ", queued " << listenQueue(port).first;
+    // Ten connected, six of them in the queue: four accepted. (Checked at once, from ss: after
+    // Server::kStalledAfter, 2 s, the four stop counting; `status` is up to a second old.)
+    EXPECT_EQ(listenQueue(port).first, 6);
     // Two of the handshakes in progress end (their clients leave): two of the queue are taken.
-    ::close(silent[0]);
-    ::close(silent[1]);
+    ::close(stalled[0]);
+    ::close(stalled[1]);
     EXPECT_TRUE(eventually([&] { return listenQueue(port).first == 4; })) << "queued " << listenQueue(port).first;
-    // Handshakes that wait for their client longer than 5 s (Server::kStalledAfter) stop counting:
-    // trickling clients cannot hold the accepts, and the rest of the queue is taken.
+    EXPECT_FALSE(answered(stalled[8], 0)) << "a connection still queued was answered";
+    // Handshakes that wait for their client longer than Server::kStalledAfter stop counting:
+    // stalling clients cannot hold the accepts, and the rest of the queue is taken.
     EXPECT_TRUE(eventually([&] { return listenQueue(port).first == 0 && workerConnections() == 8; }, 30s))
         << "queued " << listenQueue(port).first << ", connections " << workerConnections();
-    for (size_t i = 2; i < silent.size(); ++i) ::close(silent[i]);
+    for (size_t i = 2; i < stalled.size(); ++i) ::close(stalled[i]);
     Client c;
     EXPECT_TRUE(openTunnel(c, port, echoPort_)) << "a handshake once the others ended";
     EXPECT_EQ(listenQueue(port).first, 0);
+}
+
+// A handshake counts from its ClientHello's processing: clients that trickle a ClientHello (a
+// record header, a byte more now and then) or send nothing cost the relay no CPU, and however
+// many of them there are beyond the bound, a normal client is accepted at once.
+TEST_F(Scale, TricklingClientsBeyondTheBoundDoNotHoldTheAccepts) {
+    auto relay = start("limits:\n  maxHandshakes: 4\n", 1);
+    ASSERT_TRUE(relay->ready());
+    const uint16_t port = relay->httpsPort();
+    // Half of them: a record that holds only a ClientHello's four-byte message header (OpenSSL
+    // then waits for the body, in state TLS_ST_SR_CLNT_HELLO); the other half: one byte.
+    const std::string header("\x16\x03\x01\x00\x04\x01\x00\x01\xfc", 9);
+    std::vector<int> slow;
+    for (int i = 0; i < 40; ++i) {
+        int fd = connectTo("127.0.0.1", port);
+        ASSERT_GE(fd, 0);
+        const size_t n = i % 2 == 0 ? header.size() : 1;
+        ASSERT_EQ(::write(fd, header.data(), n), static_cast<ssize_t>(n));
+        slow.push_back(fd);
+    }
+    // And ten that send nothing.
+    for (int i = 0; i < 10; ++i) {
+        int fd = connectTo("127.0.0.1", port);
+        ASSERT_GE(fd, 0);
+        slow.push_back(fd);
+    }
+    ASSERT_TRUE(eventually([&] { return workerConnections() == 50; })) << workerConnections();
+    EXPECT_EQ(listenQueue(port).first, 0);
+    Client c;
+    EXPECT_TRUE(openTunnel(c, port, echoPort_)) << "a normal client behind 50 slow ones";
+    for (int fd : slow) ::close(fd);
 }
 
 // The value of one sample of the relay's /metrics (-1 when absent).
@@ -218,10 +254,9 @@ TEST_F(Scale, AClientGoneWhileQueuedCostsNoHandshake) {
     auto relay = start("limits:\n  maxHandshakes: 1\nmetrics:\n  listen: \"127.0.0.1:0\"\n", 1);
     ASSERT_TRUE(relay->ready());
     ASSERT_NE(relay->metricsPort(), 0);
-    int holder = connectTo("127.0.0.1", relay->httpsPort());  // takes the one handshake slot
+    int holder = sendClientHello(relay->httpsPort());  // takes the one handshake slot
     ASSERT_GE(holder, 0);
-    ASSERT_EQ(::write(holder, "\x16", 1), 1);
-    ASSERT_TRUE(eventually([&] { return workerConnections() == 1; }));
+    ASSERT_TRUE(answered(holder));
     // Queued behind it: the start of a ClientHello, then it gives up.
     int fd = connectTo("127.0.0.1", relay->httpsPort());
     ASSERT_GE(fd, 0);

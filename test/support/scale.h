@@ -1,6 +1,11 @@
 // Helpers of the lifecycle-at-scale tests (scale_test.cc, review19_test.cc).
 #pragma once
 
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -19,6 +24,39 @@ inline bool openTunnel(Client& c, uint16_t relayPort, uint16_t echoPort) {
     }
     if (statusOf(c.readHead()) != 200) return false;
     return c.send("x") && c.readExactly(1) == "x";
+}
+
+// A connection to `port` that sends a whole TLS ClientHello (OpenSSL's, written into memory) and
+// then nothing: once the relay has processed it, a handshake in progress that waits for its
+// client (limits.maxHandshakes counts it). -1 on failure.
+inline int sendClientHello(uint16_t port) {
+    int fd = connectTo("127.0.0.1", port);
+    if (fd < 0) return -1;
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL* ssl = ctx != nullptr ? SSL_new(ctx) : nullptr;
+    bool sent = false;
+    if (ssl != nullptr) {
+        BIO* out = BIO_new(BIO_s_mem());
+        SSL_set_bio(ssl, BIO_new(BIO_s_mem()), out);
+        SSL_set_connect_state(ssl);
+        (void)SSL_do_handshake(ssl);  // wants to read: the ClientHello is in `out`
+        char* data = nullptr;
+        long n = BIO_get_mem_data(out, &data);
+        sent = n > 0 && ::write(fd, data, static_cast<size_t>(n)) == n;
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    if (!sent) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// The relay answered the ClientHello on `fd` (its ServerHello is readable) within `timeout`.
+inline bool answered(int fd, int timeoutMs = 10000) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, timeoutMs) == 1 && (p.revents & POLLIN) != 0;
 }
 
 // A listening socket on `port` as `ss -ltn` shows it: {connections waiting in its accept queue,
