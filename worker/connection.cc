@@ -407,8 +407,11 @@ void Connection::logTunnelClosed(std::string_view result) {
 }
 
 void Connection::handshakeStarted() {
-    if (opening_ || handshakeDone_) return;
-    opening_ = true;
+    // Once: a handshake that stopped counting (Server::kStalledAfter) and whose client then sends a
+    // byte now and then must not count again with a fresh start (the review of the ClientHello
+    // rule: trickling clients re-counted so held the bound until headerTimeout).
+    if (wasOpening_ || handshakeDone_) return;
+    opening_ = wasOpening_ = true;
     server_.openingStarted(serial_);
 }
 

@@ -143,6 +143,7 @@ private:
     Wants clientWants_;
     bool handshakeDone_ = false;
     bool opening_ = false;      // counted in the server's opening() from the handshake's start to its end
+    bool wasOpening_ = false;   // ever counted: a handshake that stopped counting never counts again
     bool answeredOne_ = false;  // at least one request answered on this connection
     uint64_t requests_ = 0;     // requests to the supervisor so far
     uint64_t ticket_ = 0;       // the one waiting for an answer (Verifying, Counting)

@@ -300,9 +300,9 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
 
 void Server::openingStarted(uint64_t serial) {
     ++opening_;
-    if (maxHandshakes_ == 0) return;  // no bound (the default): nothing to track
-    // Entries older than kStalledAfter are dropped here too, so that the list stays as long as
-    // two seconds of handshakes even when the bound is never reached.
+    // Tracked with no bound too (the default), so that a reload that sets one finds the
+    // handshakes under way forgettable. Entries older than kStalledAfter are dropped here, so
+    // that the list stays as long as two seconds of handshakes.
     forgetStalledOpenings();
     openingSince_.emplace_back(std::chrono::steady_clock::now(), serial);
     // At the bound, libevent's accept loop stops after the current one (it checks the listener).

@@ -208,6 +208,72 @@ TEST_F(Scale, HandshakesBeyondTheBoundWaitInTheAcceptQueue) {
     EXPECT_EQ(listenQueue(port).first, 0);
 }
 
+// A handshake that stopped counting (2 s without its client's Finished) does not count again
+// when its client sends a byte now and then: more such clients than the bound, each re-counted at
+// its own moment, held the accepts until headerTimeout (hostile review of the ClientHello rule).
+TEST_F(Scale, AStalledHandshakeThatTricklesDoesNotCountAgain) {
+    auto relay = start("limits:\n  maxHandshakes: 2\n  headerTimeout: 60s\n", 1);
+    ASSERT_TRUE(relay->ready());
+    const uint16_t port = relay->httpsPort();
+    constexpr size_t kHeld = 6;  // taken two at a time, as the ones before stall
+    std::vector<int> held;
+    for (size_t i = 0; i < kHeld; ++i) held.push_back(sendClientHello(port));
+    for (size_t i = 0; i < kHeld; ++i) {
+        ASSERT_GE(held[i], 0);
+        ASSERT_TRUE(answered(held[i], 20000)) << i;
+    }
+    // Each sends a byte of a 16 KiB record every 300 ms, one after the other 50 ms apart (so
+    // that, were they counted again, they would stop counting one at a time, never all at once).
+    std::atomic<bool> stop{false};
+    std::atomic<bool> eachSentOne{false};
+    std::thread trickle([&] {
+        const std::string record("\x17\x03\x03\x40\x00", 5);
+        for (size_t n = 0; !stop && n < 1200; ++n) {
+            const size_t round = n / kHeld;
+            const char b = round < record.size() ? record[round] : '\0';
+            (void)::send(held[n % kHeld], &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n + 1 == kHeld) eachSentOne = true;
+            std::this_thread::sleep_for(50ms);
+        }
+    });
+    bool ok = eventually([&] { return eachSentOne.load(); });
+    int next = sendClientHello(port);
+    // Answered at once: none of the six counts any more (not at headerTimeout, 60 s).
+    ok = ok && next >= 0 && answered(next, 15000);
+    stop = true;
+    trickle.join();
+    EXPECT_TRUE(ok) << "a new client waited behind trickling, stalled handshakes";
+    for (int fd : held) ::close(fd);
+    if (next >= 0) ::close(next);
+}
+
+// Handshakes that began with no bound are forgettable when a reload sets one: otherwise they
+// would hold the new bound until headerTimeout (hostile review of the ClientHello rule).
+TEST_F(Scale, AReloadThatSetsABoundFindsTheStalledHandshakesForgettable) {
+    auto relay = start("limits:\n  maxHandshakes: 0\n  headerTimeout: 60s\n", 1);
+    ASSERT_TRUE(relay->ready());
+    const uint16_t port = relay->httpsPort();
+    std::vector<int> fds;
+    for (int i = 0; i < 4; ++i) {
+        fds.push_back(sendClientHello(port));
+        ASSERT_GE(fds.back(), 0);
+        ASSERT_TRUE(answered(fds.back())) << i;
+    }
+    std::string yaml = readText(installation_.config());
+    size_t at = yaml.find("maxHandshakes: 0");
+    ASSERT_NE(at, std::string::npos);
+    writeText(installation_.config(), yaml.replace(at, 16, "maxHandshakes: 4"));
+    relay->signal(SIGHUP);
+    ASSERT_TRUE(relay->waitForLog("reload")) << readText(relay->logFile());
+    // Four new ones fill the bound (the old four no longer count), a fifth waits at most 2 s.
+    for (int i = 0; i < 5; ++i) {
+        fds.push_back(sendClientHello(port));
+        ASSERT_GE(fds.back(), 0);
+    }
+    for (size_t i = 4; i < fds.size(); ++i) EXPECT_TRUE(answered(fds[i], 15000)) << i;
+    for (int fd : fds) ::close(fd);
+}
+
 // A handshake counts from its ClientHello's processing: clients that trickle a ClientHello (a
 // record header, a byte more now and then) or send nothing cost the relay no CPU, and however
 // many of them there are beyond the bound, a normal client is accepted at once.
