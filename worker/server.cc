@@ -303,7 +303,7 @@ void Server::openingStarted(uint64_t serial) {
     // Tracked with no bound too (the default), so that a reload that sets one finds the
     // handshakes under way forgettable. Entries older than kStalledAfter are dropped here, so
     // that the list stays as long as two seconds of handshakes.
-    forgetStalledOpenings();
+    if (forgetStalledOpenings() > 0 && !accepting_) updateAccepting();
     openingSince_.emplace_back(std::chrono::steady_clock::now(), serial);
     // At the bound, libevent's accept loop stops after the current one (it checks the listener).
     if (maxHandshakes_ > 0 && opening_ >= maxHandshakes_) updateAccepting();

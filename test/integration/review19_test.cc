@@ -84,10 +84,9 @@ protected:
 // unauthenticated client that opened 1,024 TCP connections per worker and sent nothing (no TLS,
 // no CPU for the relay) stopped the worker from accepting on every listener for headerTimeout,
 // renewable at will. threat-model.md promises "normal clients served meanwhile" for connections
-// held before authenticating. Now with `auto` (512 for one worker on two CPUs): silent sockets
-// never count.
-TEST_F(Review19, SilentConnectionsAtTheDefaultBoundLockOutEveryone) {
-    auto relay = start("limits:\n  maxHandshakes: auto\n", 1, true);
+// held before authenticating. Now, with a bound of 16: silent sockets never count.
+TEST_F(Review19, SilentConnectionsBeyondTheBoundLockOutNoOne) {
+    auto relay = start("limits:\n  maxHandshakes: 16\n", 1, true);
     ASSERT_TRUE(relay->ready());
     ASSERT_NE(relay->httpPort(), 0);
     std::vector<int> silent;
@@ -172,24 +171,33 @@ TEST_F(Review19, AWorkerRespawnedAfterAnUpgradeKeepsTheHandshakeBound) {
     auto relay = start("limits:\n  maxHandshakes: 2\n", 1);
     ASSERT_TRUE(relay->ready());
     const uint16_t port = relay->httpsPort();
+    // Three whole ClientHellos (a silent or trickling socket does not count), the first two
+    // answered before the third connects; and when the first was answered.
     auto holdThree = [&] {
         std::vector<int> fds;
-        // Whole ClientHellos: the handshakes start (a silent or trickling socket does not count);
-        // the first two are answered before the third connects.
+        Clock::time_point first{};
         for (int i = 0; i < 3; ++i) {
             fds.push_back(sendClientHello(port));
             EXPECT_GE(fds.back(), 0);
             if (i < 2) {
                 EXPECT_TRUE(answered(fds.back()));
             }
+            if (i == 0) first = Clock::now();
         }
-        return fds;
+        return std::make_pair(fds, first);
+    };
+    // Three connected, one queued: two accepted. Looked at within 1.5 s of the first answer: in
+    // 2 s they stop counting (a slower machine skips the look).
+    auto queuedBehind = [&](Clock::time_point first) {
+        long q = listenQueue(port).first;
+        return Clock::now() - first < 1500ms ? q : -2;
     };
     // Control: the freshly started worker honours the bound.
     {
-        auto fds = holdThree();
-        // Three connected, one queued: two accepted (checked at once: in 2 s they stop counting).
-        EXPECT_EQ(listenQueue(port).first, 1) << "before the upgrade";
+        auto [fds, first] = holdThree();
+        long q = queuedBehind(first);
+        if (q == -2) GTEST_SKIP() << "too slow a machine to look within 2 s";
+        EXPECT_EQ(q, 1) << "before the upgrade";
         for (int fd : fds) ::close(fd);
         ASSERT_TRUE(eventually([&] { return workerConnections() == 0 && listenQueue(port).first == 0; }));
     }
@@ -201,8 +209,10 @@ TEST_F(Review19, AWorkerRespawnedAfterAnUpgradeKeepsTheHandshakeBound) {
     ASSERT_EQ(::kill(current, SIGKILL), 0);
     ASSERT_TRUE(eventually([&] { return relay->workerPids().size() > before; }, 30s)) << "no respawn";
     ASSERT_TRUE(eventually([&] { return workerConnections() == 0; }));
-    auto fds = holdThree();
-    EXPECT_EQ(listenQueue(port).first, 1) << "respawned after the upgrade";
+    auto [fds, first] = holdThree();
+    long q = queuedBehind(first);
+    if (q == -2) GTEST_SKIP() << "too slow a machine to look within 2 s";
+    EXPECT_EQ(q, 1) << "respawned after the upgrade";
     for (int fd : fds) ::close(fd);
 }
 
