@@ -67,6 +67,10 @@ struct Limits {
     // The listening sockets' accept queue (the kernel caps it at net.core.somaxconn, 4096 by
     // default since Linux 5.4): what waits beyond maxHandshakes, and a reconnect storm's buffer.
     uint32_t listenBacklog = 4096;
+    // The source ports of the connections the workers make (to the console, or the upstream
+    // proxy), drawn at random from low … high (worker/source_port.h); 0, 0: connect() chooses.
+    uint16_t sourcePortLow = 0;
+    uint16_t sourcePortHigh = 0;
     bool operator==(const Limits&) const = default;
 };
 

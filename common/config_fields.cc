@@ -429,6 +429,28 @@ constexpr std::array<Field, kFieldCount> kFields{{
          return {};
      },
      [](const Config& c) { return plain(std::to_string(c.limits.listenBacklog)); }},
+    {"limits.sourcePorts", Apply::Reload, false,
+     [](Config& c, std::string_view v) -> Status {
+         if (v.empty()) {
+             c.limits.sourcePortLow = c.limits.sourcePortHigh = 0;
+             return {};
+         }
+         size_t dash = v.find('-');
+         if (dash == std::string_view::npos) return Error{"expected low-high, e.g. 40000-65535, or \"\""};
+         auto low = parseInteger(v.substr(0, dash), 1024, 65535);
+         if (!low) return Error{"the low port: " + low.error().message};
+         auto high = parseInteger(v.substr(dash + 1), 1024, 65535);
+         if (!high) return Error{"the high port: " + high.error().message};
+         if (*high - *low < 1023) return Error{"a range of at least 1024 ports is needed (" + std::string(v) + ")"};
+         c.limits.sourcePortLow = static_cast<uint16_t>(*low);
+         c.limits.sourcePortHigh = static_cast<uint16_t>(*high);
+         return {};
+     },
+     [](const Config& c) {
+         return str(c.limits.sourcePortLow == 0 ? ""
+                                                 : std::to_string(c.limits.sourcePortLow) + "-" +
+                                                       std::to_string(c.limits.sourcePortHigh));
+     }},
     {"metrics.listen", Apply::Restart, false,
      [](Config& c, std::string_view v) -> Status {
          if (v.empty()) {

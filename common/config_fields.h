@@ -32,7 +32,7 @@ struct Field {
     KeepFn keep = nullptr;  // Apply::Restart: puts the running value back into the next configuration
 };
 
-inline constexpr size_t kFieldCount = 39;
+inline constexpr size_t kFieldCount = 40;
 extern const std::array<Field, kFieldCount> kFields;  // in the order of spec/config.md
 
 const Field* findField(std::string_view name);

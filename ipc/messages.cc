@@ -60,6 +60,8 @@ std::string_view messageName(MessageType t) {
             return "DrainGradually";
         case MessageType::HandshakeBound:
             return "HandshakeBound";
+        case MessageType::SourcePorts:
+            return "SourcePorts";
     }
     return "unknown";
 }

@@ -29,7 +29,7 @@ namespace relaypro::ipc {
 
 // Raised when a message changes incompatibly. Hello carries it; a supervisor speaks every
 // version from kOldestProtocolVersion up, so it can drive draining workers of the previous build.
-inline constexpr uint16_t kProtocolVersion = 3;  // 2: Balance; 3: DrainGradually, HandshakeBound
+inline constexpr uint16_t kProtocolVersion = 3;  // 2: Balance; 3: DrainGradually, HandshakeBound, SourcePorts
 inline constexpr uint16_t kOldestProtocolVersion = 1;
 
 inline constexpr size_t kFrameHeaderBytes = 12;
@@ -68,10 +68,11 @@ enum class MessageType : uint16_t {
                              //       earlier build answers Unknown and is sent Drain instead)
     HandshakeBound = 27,     // S->W  limits.maxHandshakes, after each settings snapshot (its own message so
                              //       that the snapshot's format stays the one earlier builds read)
+    SourcePorts = 28,        // S->W  limits.sourcePorts, after HandshakeBound (likewise)
 };
-inline constexpr uint16_t kLastMessageType = 27;
-// A new type goes after HandshakeBound and is named here too; the assertion fails until both move.
-static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::HandshakeBound),
+inline constexpr uint16_t kLastMessageType = 28;
+// A new type goes after SourcePorts and is named here too; the assertion fails until both move.
+static_assert(kLastMessageType == static_cast<uint16_t>(MessageType::SourcePorts),
               "kLastMessageType must be the value of the last MessageType");
 
 [[nodiscard]] std::string_view messageName(MessageType t);
@@ -326,6 +327,22 @@ struct HandshakeBound {
     static bool decode(Reader& r, HandshakeBound& m) {
         m.maxHandshakes = r.u32();
         return r.finish();
+    }
+};
+
+// limits.sourcePorts (0, 0: connect() chooses): see worker/source_port.h.
+struct SourcePorts {
+    static constexpr MessageType kType = MessageType::SourcePorts;
+    uint16_t low = 0;
+    uint16_t high = 0;
+    void encode(Writer& w) const {
+        w.u16(low);
+        w.u16(high);
+    }
+    static bool decode(Reader& r, SourcePorts& m) {
+        m.low = r.u16();
+        m.high = r.u16();
+        return r.finish() && m.low <= m.high && (m.low == 0 || m.low >= 1024);
     }
 };
 

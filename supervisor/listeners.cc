@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -112,6 +113,18 @@ int somaxconn() {
     ssize_t n = ::read(fd, text, sizeof text - 1);
     ::close(fd);
     return n > 0 ? std::atoi(text) : 0;
+}
+
+std::pair<int, int> localPortRange() {
+    int fd = ::open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {0, 0};
+    char text[32] = {};
+    ssize_t n = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    int low = 0;
+    int high = 0;
+    if (n <= 0 || std::sscanf(text, "%d %d", &low, &high) != 2) return {0, 0};
+    return {low, high};
 }
 
 }  // namespace relaypro

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "common/config_values.h"
 #include "common/result.h"
@@ -16,6 +17,8 @@ Result<UniqueFd> bindListener(const HostPort& address, int backlog);
 
 // net.core.somaxconn (0 when it cannot be read).
 int somaxconn();
+// net.ipv4.ip_local_port_range, the ports connect() chooses from; {0, 0} when unreadable.
+std::pair<int, int> localPortRange();
 
 // The socket systemd passed (LISTEN_FDS) that listens on `address`, if any. Taken once.
 UniqueFd adoptActivatedListener(const HostPort& address);

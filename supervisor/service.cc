@@ -143,6 +143,7 @@ unsigned Service::workerCount(const Config& c) {
 
 int Service::createLoop(const std::shared_ptr<const WorkerSettings>& settings) {
     applyListenBacklog();  // at start and in the image an upgrade re-executes (review of issue 19)
+    checkSourcePorts();
     base_ = event_base_new();
     if (base_ == nullptr) return fatal(kExitFailure, "cannot create the event loop");
     console_ = std::make_unique<ConsoleClient>(base_, *log_);
@@ -177,6 +178,23 @@ void Service::applyListenBacklog() {
         warnedBacklog_ = backlog;
         log_->warn("limits.listenBacklog is above net.core.somaxconn: the kernel queues at most that many",
                    {{"listenBacklog", backlog}, {"somaxconn", cap}});
+    }
+}
+
+void Service::checkSourcePorts() {
+    // A range inside the kernel's own takes ports from every other program's connect() on the
+    // host (worker/source_port.h): said once per range.
+    const Limits& l = config_.limits;
+    auto [low, high] = localPortRange();
+    const uint32_t ours = uint32_t{l.sourcePortLow} << 16 | l.sourcePortHigh;
+    if (l.sourcePortLow == 0 || low == 0 || ours == warnedSourcePorts_) return;
+    if (l.sourcePortLow <= high && low <= l.sourcePortHigh) {
+        warnedSourcePorts_ = ours;
+        log_->warn(
+            "limits.sourcePorts overlaps net.ipv4.ip_local_port_range: other programs' connections may find "
+            "no free port; move one of the two",
+            {{"sourcePorts", std::to_string(l.sourcePortLow) + "-" + std::to_string(l.sourcePortHigh)},
+             {"ip_local_port_range", std::to_string(low) + " " + std::to_string(high)}});
     }
 }
 
@@ -272,6 +290,7 @@ WorkerPool::Setup Service::poolSetup(std::shared_ptr<const WorkerSettings> setti
     setup.testHooks = testHooks().on;
     setup.metrics = &metrics_;
     setup.handshakeBound = handshakeBound(config_.limits.maxHandshakes, workers_, ::sysconf(_SC_NPROCESSORS_ONLN));
+    setup.sourcePorts = ipc::SourcePorts{config_.limits.sourcePortLow, config_.limits.sourcePortHigh};
     setup.selfTest.paths = {options_.configPath, config_.caBundleFile, config_.logger.path};
     if (!config_.passwordFile.empty()) setup.selfTest.paths.push_back(config_.passwordFile);
     setup.selfTest.controlSocket = config_.controlSocketPath();

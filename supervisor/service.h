@@ -189,14 +189,16 @@ private:
     void closeListeners();
     // limits.listenBacklog on the listening sockets (at start, at each reload and upgrade).
     void applyListenBacklog();
+    void checkSourcePorts();               // limits.sourcePorts against the kernel's range: a warning
     std::vector<ListenerKind> activated_;  // kinds whose socket came from systemd (LISTEN_FDS)
     std::unique_ptr<LogSink> sink_;
     std::unique_ptr<Logger> log_;
     std::unique_ptr<Trust> trust_;
     std::unique_ptr<ConsoleClient> console_;
     std::unique_ptr<ConsoleSession> session_;
-    bool revoked_ = false;   // the console answered 401/403 to this relay's securityToken
-    int warnedBacklog_ = 0;  // limits.listenBacklog last warned about (above somaxconn)
+    bool revoked_ = false;            // the console answered 401/403 to this relay's securityToken
+    int warnedBacklog_ = 0;           // limits.listenBacklog last warned about (above somaxconn)
+    uint32_t warnedSourcePorts_ = 0;  // limits.sourcePorts last warned about (low << 16 | high)
     // config.yml's organizationId when a reload or an upgrade changed it: config_ keeps the one in
     // use until a registration with this one succeeds (config.md: "at the next registration").
     std::optional<int64_t> pendingOrganizationId_;

@@ -160,7 +160,9 @@ void Service::commit(Candidate&& c) {
     if (pendingOrganizationId_) snapshotOrganizationInUse();
     pool_->pushSettings(c.settings);
     pool_->setHandshakeBound(handshakeBound(config_.limits.maxHandshakes, workers_, ::sysconf(_SC_NPROCESSORS_ONLN)));
+    pool_->setSourcePorts(config_.limits.sourcePortLow, config_.limits.sourcePortHigh);
     applyListenBacklog();
+    checkSourcePorts();
     console_->configure(config_, c.settings->names.hosts);
     verifyCache_.clear();
     evaluateSession();

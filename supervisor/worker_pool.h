@@ -55,6 +55,7 @@ public:
 
     void pushSettings(std::shared_ptr<const WorkerSettings> settings);
     void setHandshakeBound(uint32_t bound) { core_.setHandshakeBound(bound); }
+    void setSourcePorts(uint16_t low, uint16_t high) { core_.setSourcePorts(low, high); }
     // New secrets (hourly ticket key, daily token master, a renewed certificate) for every
     // worker, and for the workers started from now on.
     void pushSecrets(const WorkerSecrets& secrets);

@@ -89,8 +89,10 @@ void WorkerPoolCore::sendSettings(Worker& w) {
             return;
         }
     }
-    // A worker of an earlier build answers Unknown and keeps accepting without a bound.
-    if (!send(w, ipc::HandshakeBound{setup_.handshakeBound})) replace(w, "its channel is full");
+    // A worker of an earlier build answers Unknown to these and goes on without them.
+    if (!send(w, ipc::HandshakeBound{setup_.handshakeBound}) || !send(w, setup_.sourcePorts)) {
+        replace(w, "its channel is full");
+    }
 }
 
 void WorkerPoolCore::growSlots(size_t count) {
@@ -157,16 +159,27 @@ void WorkerPoolCore::pushSettings(std::shared_ptr<const WorkerSettings> settings
     for (Worker* w : targets) sendSettings(*w);
 }
 
-void WorkerPoolCore::setHandshakeBound(uint32_t bound) {
-    if (bound == setup_.handshakeBound) return;
-    setup_.handshakeBound = bound;
+template <class Message>
+void WorkerPoolCore::sendToLive(const Message& m) {
     std::vector<Worker*> targets;
     for (auto& [pid, w] : workers_) {
         if (w->state == State::Starting || w->state == State::Serving) targets.push_back(w.get());
     }
     for (Worker* w : targets) {
-        if (!send(*w, ipc::HandshakeBound{bound})) replace(*w, "its channel is full");
+        if (!send(*w, m)) replace(*w, "its channel is full");
     }
+}
+
+void WorkerPoolCore::setHandshakeBound(uint32_t bound) {
+    if (bound == setup_.handshakeBound) return;
+    setup_.handshakeBound = bound;
+    sendToLive(ipc::HandshakeBound{bound});
+}
+
+void WorkerPoolCore::setSourcePorts(uint16_t low, uint16_t high) {
+    if (low == setup_.sourcePorts.low && high == setup_.sourcePorts.high) return;
+    setup_.sourcePorts = ipc::SourcePorts{low, high};
+    sendToLive(setup_.sourcePorts);
 }
 
 void WorkerPoolCore::pushSecrets(const WorkerSecrets& secrets) {

@@ -62,6 +62,7 @@ public:
         ipc::SelfTest selfTest;              // sent after each Ready when testHooks
         MetricsRegistry* metrics = nullptr;  // the workers' counters go there (not owned)
         uint32_t handshakeBound = 0;         // limits.maxHandshakes resolved (handshakeBound())
+        ipc::SourcePorts sourcePorts;        // limits.sourcePorts ({0, 0}: connect() chooses)
     };
 
     // What the core asks of the world outside: processes, channels, timers, the clock.
@@ -129,6 +130,8 @@ public:
     // limits.maxHandshakes, resolved by the service (it is not in the settings snapshot, which
     // keeps the format earlier builds read): to every starting and serving worker when it moves.
     void setHandshakeBound(uint32_t bound);
+    // limits.sourcePorts, the same way.
+    void setSourcePorts(uint16_t low, uint16_t high);
     void pushSecrets(const WorkerSecrets& secrets);
     // Stop accepting, keep tunnels for `grace`, then close what is left evenly over `spread`.
     void drain(uint32_t generation, std::chrono::milliseconds grace,
@@ -187,6 +190,9 @@ private:
     Result<pid_t> spawn(uint32_t generation, size_t slot, int executableFd);
     void sendStartup(Worker& w);
     void sendSettings(Worker& w);
+    // To every starting and serving worker (one whose channel is full is replaced).
+    template <class Message>
+    void sendToLive(const Message& m);
     void replace(Worker& w, const std::string& why);
     void generationFailed(uint32_t generation, const std::string& why);
     void growSlots(size_t count);

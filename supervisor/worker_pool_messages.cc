@@ -179,6 +179,7 @@ void WorkerPoolCore::onUnknown(Worker& w, const ipc::Received& r) {
             if (tunnelLists_) tunnelLists_(w.pid, nullptr);
             return;
         case ipc::MessageType::HandshakeBound:  // it accepts without the bound
+        case ipc::MessageType::SourcePorts:     // connect() chooses its source ports
             return;
         case ipc::MessageType::DrainGradually: {  // it drains the way it knows: all at once at the end
             if (w.state != State::Draining) return;

@@ -29,6 +29,7 @@
 #include "worker/name_cache.h"
 #include "worker/router.h"
 #include "worker/server_types.h"
+#include "worker/source_port.h"
 
 struct evconnlistener;
 struct evdns_base;
@@ -131,6 +132,9 @@ public:
     // is one round trip away), not for the CPU: not counted.
     static constexpr std::chrono::seconds kStalledAfter{2};
     [[nodiscard]] size_t opening() const { return opening_; }
+    // limits.sourcePorts: UpstreamDialer binds its connections to a random port of it.
+    void setSourcePorts(PortRange r) { sourcePorts_ = r; }
+    [[nodiscard]] const PortRange& sourcePorts() const { return sourcePorts_; }
     void setMaxHandshakes(uint32_t bound) {
         maxHandshakes_ = bound;
         updateAccepting();
@@ -175,7 +179,8 @@ private:
     event* resumeAccept_ = nullptr;
     bool paused_ = false;    // until resumeAccept_ fires (a Balance hold, an accept error)
     bool accepting_ = true;  // the listeners are watched
-    size_t opening_ = 0;     // connections not yet through their handshake
+    PortRange sourcePorts_;
+    size_t opening_ = 0;  // connections not yet through their handshake
     std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> openingSince_;  // oldest first
     event* stalledTimer_ = nullptr;               // every 100 ms while at the bound
     uint32_t maxHandshakes_ = kHandshakesPerCpu;  // until the supervisor's HandshakeBound

@@ -14,6 +14,7 @@
 #include "common/config_values.h"
 #include "common/worker_settings.h"
 #include "worker/server.h"
+#include "worker/source_port.h"
 
 namespace relaypro {
 
@@ -145,26 +146,39 @@ void UpstreamDialer::onDeferred(int, short, void* arg) {
     }
 }
 
+// A non-blocking connect() to `a` from a source port of our choosing (worker/source_port.h);
+// when that four-tuple is in use after all (EADDRNOTAVAIL), another port, and at last the
+// kernel's choice. The socket, or -1 with errno set.
+static int connectFrom(const sockaddr_storage& a, const PortRange& range) {
+    constexpr int kChosenPorts = 3;
+    for (int attempt = 0;; ++attempt) {
+        int fd = ::socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd < 0) return -1;
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        bool chosen = attempt < kChosenPorts && bindSourcePort(fd, a, range);
+        socklen_t len = a.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+        if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), len) == 0 || errno == EINPROGRESS) return fd;
+        int err = errno;
+        ::close(fd);
+        if (!(chosen && err == EADDRNOTAVAIL)) {
+            errno = err;
+            return -1;
+        }
+    }
+}
+
 void UpstreamDialer::connectNext() {
     while (nextAddress_ < addresses_.size()) {
         const sockaddr_storage& a = addresses_[nextAddress_++];
-        int fd = ::socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-        if (fd < 0) {
-            lastError_ = std::string("socket: ") + std::strerror(errno);
-            continue;
-        }
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        socklen_t len = a.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-        int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), len);
-        if (r == 0 || errno == EINPROGRESS) {
+        int fd = connectFrom(a, server_.sourcePorts());
+        if (fd >= 0) {
             stream_.attach(fd);
             pending_.address = viaProxy_ ? "proxy " + addressText(a) : addressText(a);
             watch(EV_WRITE);
             return;
         }
         lastError_ = addressText(a) + ": " + std::strerror(errno);
-        ::close(fd);
     }
     fail(502, "upstream_unreachable", lastError_.empty() ? "no address to connect to" : lastError_);
 }

@@ -144,6 +144,7 @@ private:
             {ipc::MessageType::Drain, &Worker::onDrain},
             {ipc::MessageType::DrainGradually, &Worker::onDrainGradually},
             {ipc::MessageType::HandshakeBound, &Worker::onHandshakeBound},
+            {ipc::MessageType::SourcePorts, &Worker::onSourcePorts},
             {ipc::MessageType::Stop, &Worker::onStop},
             {ipc::MessageType::VerifyAnswer, &Worker::onVerifyAnswer},
             {ipc::MessageType::FailureCounted, &Worker::onFailureCounted},
@@ -244,6 +245,13 @@ private:
         if (server_) server_->setMaxHandshakes(m.maxHandshakes);
     }
 
+    void onSourcePorts(ipc::Received& r) {
+        ipc::SourcePorts m;
+        if (!decode(r, m)) return;
+        sourcePorts_ = PortRange{m.low, m.high};
+        if (server_) server_->setSourcePorts(sourcePorts_);
+    }
+
     void onDrainGradually(ipc::Received& r) {
         ipc::DrainGradually m;
         if (decode(r, m)) drain(m.graceMs, m.spreadMs);
@@ -309,6 +317,7 @@ private:
         if (!server) return fatal(server.error().message);
         server_ = std::move(*server);
         server_->setMaxHandshakes(maxHandshakes_);
+        server_->setSourcePorts(sourcePorts_);
         server_->onAuthFailure([this](uint64_t ticket, const std::string& source) {
             return channel_->send(ipc::CountFailure{ticket, source}, generation_);
         });
@@ -405,6 +414,7 @@ private:
     std::chrono::steady_clock::time_point lagDue_{};
     DrainSchedule drainSchedule_;
     uint32_t maxHandshakes_ = kHandshakesPerCpu;  // the supervisor's last HandshakeBound
+    PortRange sourcePorts_;                       // its last SourcePorts
     int exitCode_ = 0;
 };
 

@@ -112,6 +112,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case MessageType::HandshakeBound:
             check<HandshakeBound>(body);
             break;
+        case MessageType::SourcePorts:
+            check<SourcePorts>(body);
+            break;
         default:
             break;
     }

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <deque>
@@ -357,6 +358,82 @@ TEST_F(Scale, AClientGoneWhileQueuedCostsNoHandshake) {
     EXPECT_LE(::read(fd, &byte, 1), 0) << "closed without a TLS answer";
     ::close(fd);
     EXPECT_EQ(metric(relay->metricsPort(), "relaypro_tls_handshakes_total{kind=\"full\"}"), 0);
+}
+
+// The local ports of the established TCP connections towards `port` on this machine.
+std::vector<long> localPortsTowards(uint16_t port) {
+    std::string cmd = "ss -tnH state established '( dport = :" + std::to_string(port) + " )' 2>/dev/null";
+    std::vector<long> ports;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return ports;
+    char line[512];
+    while (std::fgets(line, sizeof line, p) != nullptr) {
+        std::smatch m;
+        std::string l(line);
+        if (std::regex_search(l, m, std::regex("^\\s*\\d+\\s+\\d+\\s+\\S+:(\\d+)\\s")))
+            ports.push_back(std::stol(m[1].str()));
+    }
+    ::pclose(p);
+    return ports;
+}
+
+// limits.sourcePorts: the tunnels' connections to the console leave from random ports of the
+// range (both parities: connect() alone would take one first), and a reload moves them.
+TEST_F(Scale, UpstreamConnectionsLeaveFromTheConfiguredSourcePorts) {
+    auto relay = start("limits:\n  sourcePorts: 45000-46023\n", 2);
+    ASSERT_TRUE(relay->ready());
+    // Inside the kernel's own range (Linux's default 32768-60999 is): a warning says so.
+    int low = 0;
+    int high = 0;
+    if (std::sscanf(readText("/proc/sys/net/ipv4/ip_local_port_range").c_str(), "%d %d", &low, &high) == 2 &&
+        low <= 46023 && 45000 <= high) {
+        EXPECT_TRUE(
+            relay->waitForLog("limits.sourcePorts overlaps net.ipv4.ip_local_port_range: other programs' "
+                              "connections may find no free port; move one of the two"))
+            << readText(relay->logFile());
+    }
+    std::vector<std::unique_ptr<Client>> tunnels;
+    auto open = [&](size_t n) {
+        for (size_t i = 0; i < n; ++i) {
+            tunnels.push_back(std::make_unique<Client>());
+            ASSERT_TRUE(openTunnel(*tunnels.back(), relay->httpsPort(), echoPort_)) << i;
+        }
+    };
+    open(40);
+    auto ports = localPortsTowards(echoPort_);
+    ASSERT_EQ(ports.size(), 40U);
+    bool odd = false;
+    bool even = false;
+    for (long p : ports) {
+        EXPECT_TRUE(p >= 45000 && p <= 46023) << p;
+        (p % 2 != 0 ? odd : even) = true;
+    }
+    EXPECT_TRUE(odd && even);
+    std::string yaml = readText(installation_.config());
+    size_t at = yaml.find("45000-46023");
+    ASSERT_NE(at, std::string::npos);
+    writeText(installation_.config(), yaml.replace(at, 11, "50000-51023"));
+    relay->signal(SIGHUP);
+    ASSERT_TRUE(relay->waitForLog("reload")) << readText(relay->logFile());
+    // Probes until one leaves from the new range (the workers have it then); kept open.
+    ASSERT_TRUE(eventually([&] {
+        tunnels.push_back(std::make_unique<Client>());
+        bool ok = openTunnel(*tunnels.back(), relay->httpsPort(), echoPort_);
+        auto now = localPortsTowards(echoPort_);
+        return ok && std::any_of(now.begin(), now.end(), [](long p) { return p >= 50000 && p <= 51023; });
+    })) << "no tunnel from the reloaded range";
+    open(20);
+    size_t inOld = 0;
+    size_t inNew = 0;
+    auto now = localPortsTowards(echoPort_);
+    for (long p : now) {
+        inOld += p >= 45000 && p <= 46023 ? 1 : 0;
+        inNew += p >= 50000 && p <= 51023 ? 1 : 0;
+    }
+    EXPECT_EQ(now.size(), tunnels.size());
+    EXPECT_EQ(inOld + inNew, now.size()) << "a port from neither range";
+    EXPECT_GE(inOld, 40U) << "the tunnels opened before the reload keep their ports";
+    EXPECT_GE(inNew, 21U);
 }
 
 // limits.listenBacklog is what the listening socket queues (libevent's default of 128 had

@@ -119,6 +119,7 @@ TEST(Config, DefaultsMatchTheSpec) {
     EXPECT_EQ(c.limits.tokenRequestsPerMinute, 60u);
     EXPECT_EQ(c.limits.maxHandshakes, 0u);
     EXPECT_EQ(c.limits.listenBacklog, 4096u);
+    EXPECT_EQ(c.limits.sourcePortLow, 0u);  // connect() chooses
     EXPECT_FALSE(c.metricsListen.has_value());
     EXPECT_TRUE(c.trustedSources.empty());
     EXPECT_FALSE(c.httpListen.has_value());
@@ -226,7 +227,7 @@ TEST(Config, EveryFieldAcceptsItsValidForms) {
         {std::string(kBase) + "limits:\n  maxConnections: 50000\n  headerTimeout: 500ms\n  maxHeaderBytes: 1KiB\n"
                               "  connectTimeout: 3s\n  idleTimeout: 1h\n  drainTimeout: 0\n  drainSpread: 4s\n"
                               "  shutdownGrace: 1m\n  tokenRequestsPerMinute: 1\n  maxHandshakes: 0\n"
-                              "  listenBacklog: 128\n",
+                              "  listenBacklog: 128\n  sourcePorts: 40000-65535\n",
          [](const Config& c) {
              EXPECT_EQ(c.limits.maxConnections, 50000u);
              EXPECT_EQ(c.limits.headerTimeout, 500ms);
@@ -239,6 +240,8 @@ TEST(Config, EveryFieldAcceptsItsValidForms) {
              EXPECT_EQ(c.limits.tokenRequestsPerMinute, 1u);
              EXPECT_EQ(c.limits.maxHandshakes, 0u);
              EXPECT_EQ(c.limits.listenBacklog, 128u);
+             EXPECT_EQ(c.limits.sourcePortLow, 40000u);
+             EXPECT_EQ(c.limits.sourcePortHigh, 65535u);
          }},
         {std::string(kBase) + "limits:\n  maxConnections: auto\n  maxHeaderBytes: 1MiB\n",
          [](const Config& c) {
@@ -359,6 +362,16 @@ TEST(Config, EveryFieldRejectsInvalidValuesWithFileLineColumn) {
          "integer"},
         {"limits:\n  listenBacklog: 0\n",
          "/srv/relay/config.yml:4:3: limits.listenBacklog: 0 is out of range (1 to 65535)"},
+        {"limits:\n  sourcePorts: 40000\n",
+         "/srv/relay/config.yml:4:3: limits.sourcePorts: expected low-high, e.g. 40000-65535, or \"\""},
+        {"limits:\n  sourcePorts: 80-65535\n",
+         "/srv/relay/config.yml:4:3: limits.sourcePorts: the low port: 80 is out of range (1024 to 65535)"},
+        {"limits:\n  sourcePorts: 40000-70000\n",
+         "/srv/relay/config.yml:4:3: limits.sourcePorts: the high port: 70000 is out of range (1024 to 65535)"},
+        {"limits:\n  sourcePorts: 50000-40000\n",
+         "/srv/relay/config.yml:4:3: limits.sourcePorts: a range of at least 1024 ports is needed (50000-40000)"},
+        {"limits:\n  sourcePorts: 40000-40100\n",
+         "/srv/relay/config.yml:4:3: limits.sourcePorts: a range of at least 1024 ports is needed (40000-40100)"},
         {"limits:\n  shutdownGrace: 2d\n",
          "/srv/relay/config.yml:4:3: limits.shutdownGrace: \"2d\" is out of range (0 to 1d)"},
         {"limits:\n  tokenRequestsPerMinute: 0\n",
@@ -676,6 +689,7 @@ TEST(Config, FieldTableCoversEveryFieldOfTheSpec) {
                                   "limits.tokenRequestsPerMinute",
                                   "limits.maxHandshakes",
                                   "limits.listenBacklog",
+                                  "limits.sourcePorts",
                                   "metrics.listen",
                                   "proxyProtocol.trustedSources"};
     std::vector<std::string> got(configFieldNames().begin(), configFieldNames().end());

@@ -48,6 +48,7 @@ TEST(IpcMessages, EveryMessageRoundTripsAndRejectsShortAndLongBodies) {
     roundTrip(Drain{15000});
     roundTrip(DrainGradually{2000, 4000});
     roundTrip(HandshakeBound{1024});
+    roundTrip(SourcePorts{40000, 65535});
     Log log;
     log.record.time = std::chrono::system_clock::time_point(std::chrono::microseconds(1795960420123456LL));
     log.record.level = LogLevel::Warn;

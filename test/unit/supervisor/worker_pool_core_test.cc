@@ -144,6 +144,7 @@ TEST_F(WorkerPoolCoreTest, AnEarlierWorkerIsSentDrainInsteadOfDrainGradually) {
     ASSERT_EQ(io.count(pids[0], MessageType::Drain), 1U);
     EXPECT_EQ(io.last<ipc::Drain>(pids[0])->graceMs, 7500U);
     from(pids[0], ipc::Unknown{static_cast<uint16_t>(MessageType::HandshakeBound)});
+    from(pids[0], ipc::Unknown{static_cast<uint16_t>(MessageType::SourcePorts)});
     EXPECT_EQ(log.count("a worker did not understand a message"), 0U);
     EXPECT_EQ(log.count("replacing a worker"), 0U);
     EXPECT_EQ(state(pids[0]), State::Draining);
@@ -161,6 +162,22 @@ TEST_F(WorkerPoolCoreTest, TheHandshakeBoundFollowsEverySettingsSnapshot) {
     core->pushSettings(std::make_shared<WorkerSettings>());  // a reload: the bound goes with it
     ASSERT_EQ(io.count(pids[0], MessageType::HandshakeBound), 3U);
     EXPECT_EQ(io.last<ipc::HandshakeBound>(pids[0])->maxHandshakes, 7U);
+}
+
+// limits.sourcePorts likewise.
+TEST_F(WorkerPoolCoreTest, TheSourcePortsFollowEverySettingsSnapshot) {
+    auto pids = generation(1, 1);
+    ASSERT_EQ(io.count(pids[0], MessageType::SourcePorts), 1U);
+    EXPECT_EQ(io.last<ipc::SourcePorts>(pids[0])->low, 0U);
+    core->setSourcePorts(40000, 65535);
+    ASSERT_EQ(io.count(pids[0], MessageType::SourcePorts), 2U);
+    EXPECT_EQ(io.last<ipc::SourcePorts>(pids[0])->low, 40000U);
+    EXPECT_EQ(io.last<ipc::SourcePorts>(pids[0])->high, 65535U);
+    core->setSourcePorts(40000, 65535);  // unchanged: nothing to say
+    EXPECT_EQ(io.count(pids[0], MessageType::SourcePorts), 2U);
+    core->pushSettings(std::make_shared<WorkerSettings>());
+    ASSERT_EQ(io.count(pids[0], MessageType::SourcePorts), 3U);
+    EXPECT_EQ(io.last<ipc::SourcePorts>(pids[0])->high, 65535U);
 }
 
 TEST_F(WorkerPoolCoreTest, ADrainingWorkersChannelMayCloseAServingWorkersMayNot) {
