@@ -1,6 +1,7 @@
 #include "worker/source_port.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -14,10 +15,11 @@ socklen_t lengthOf(sa_family_t family) {
     return family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
 }
 
-// The source address the kernel would choose for `dst`: a UDP socket connected there (no packet
-// is sent) tells it.
-bool sourceFor(const sockaddr_storage& dst, sockaddr_storage& src) {
-    int u = ::socket(dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+}  // namespace
+
+bool sourceAddressFor(const sockaddr_storage& dst, sockaddr_storage& src) {
+    if (dst.ss_family != AF_INET && dst.ss_family != AF_INET6) return false;
+    int u = ::socket(dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);  // connected, it sends nothing
     if (u < 0) return false;
     socklen_t len = sizeof src;
     bool ok = ::connect(u, reinterpret_cast<const sockaddr*>(&dst), lengthOf(dst.ss_family)) == 0 &&
@@ -26,13 +28,8 @@ bool sourceFor(const sockaddr_storage& dst, sockaddr_storage& src) {
     return ok;
 }
 
-}  // namespace
-
-bool bindSourcePort(int fd, const sockaddr_storage& dst, const PortRange& range, int tries) {
+bool bindSourcePort(int fd, sockaddr_storage src, const PortRange& range, int tries) {
     if (range.low == 0 || range.low > range.high) return false;
-    if (dst.ss_family != AF_INET && dst.ss_family != AF_INET6) return false;
-    sockaddr_storage src{};
-    if (!sourceFor(dst, src)) return false;
     int one = 1;
     if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) return false;
     const uint32_t span = static_cast<uint32_t>(range.high - range.low) + 1;
@@ -46,6 +43,29 @@ bool bindSourcePort(int fd, const sockaddr_storage& dst, const PortRange& range,
         if (errno != EADDRINUSE) return false;  // and the socket is still unbound
     }
     return false;
+}
+
+int connectFromRange(const sockaddr_storage& dst, const PortRange& range) {
+    sockaddr_storage src{};
+    const bool useRange = range.low != 0 && sourceAddressFor(dst, src);
+    const socklen_t len = lengthOf(dst.ss_family);
+    for (int draw = 0;; ++draw) {
+        int fd = ::socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd < 0) return -1;
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        const bool chosen = useRange && draw < kPortDraws;  // else: connect() chooses
+        if (chosen && !bindSourcePort(fd, src, range, 1)) {
+            ::close(fd);  // held by a socket that does not share: another draw
+            continue;
+        }
+        if (::connect(fd, reinterpret_cast<const sockaddr*>(&dst), len) == 0 || errno == EINPROGRESS) return fd;
+        const int err = errno;
+        ::close(fd);
+        if (chosen && err == EADDRNOTAVAIL) continue;  // the four-tuple is in use: another draw
+        errno = err;
+        return -1;
+    }
 }
 
 }  // namespace relaypro

@@ -22,10 +22,18 @@ struct PortRange {
     uint16_t high = 0;
 };
 
-// Binds `fd`, a TCP socket about to connect to `dst`, to the source address the routing table
-// gives for `dst` and a random port of `range`. False when it could not (the socket is then
-// unbound and connect() chooses): no range, no route, or `tries` ports all taken by sockets
-// that do not share.
-bool bindSourcePort(int fd, const sockaddr_storage& dst, const PortRange& range, int tries = 8);
+// The source address the routing table gives for `dst` (a UDP socket connected there tells it).
+bool sourceAddressFor(const sockaddr_storage& dst, sockaddr_storage& src);
+
+// Binds `fd` to `src` and a random port of `range` (SO_REUSEADDR: shared with our other
+// connections). False when it could not (the socket is then unbound): no range, or `tries`
+// ports all held by sockets that do not share.
+bool bindSourcePort(int fd, sockaddr_storage src, const PortRange& range, int tries = 8);
+
+// A non-blocking TCP socket (TCP_NODELAY) connecting to `dst`: from a random port of `range`,
+// drawn again when it is held or its four-tuple is in use (EADDRNOTAVAIL), up to kPortDraws
+// times; then, or with no range, from the port connect() chooses. -1 with errno set.
+inline constexpr int kPortDraws = 16;
+int connectFromRange(const sockaddr_storage& dst, const PortRange& range);
 
 }  // namespace relaypro

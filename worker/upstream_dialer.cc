@@ -146,32 +146,10 @@ void UpstreamDialer::onDeferred(int, short, void* arg) {
     }
 }
 
-// A non-blocking connect() to `a` from a source port of our choosing (worker/source_port.h);
-// when that four-tuple is in use after all (EADDRNOTAVAIL), another port, and at last the
-// kernel's choice. The socket, or -1 with errno set.
-static int connectFrom(const sockaddr_storage& a, const PortRange& range) {
-    constexpr int kChosenPorts = 3;
-    for (int attempt = 0;; ++attempt) {
-        int fd = ::socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-        if (fd < 0) return -1;
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        bool chosen = attempt < kChosenPorts && bindSourcePort(fd, a, range);
-        socklen_t len = a.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-        if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), len) == 0 || errno == EINPROGRESS) return fd;
-        int err = errno;
-        ::close(fd);
-        if (!(chosen && err == EADDRNOTAVAIL)) {
-            errno = err;
-            return -1;
-        }
-    }
-}
-
 void UpstreamDialer::connectNext() {
     while (nextAddress_ < addresses_.size()) {
         const sockaddr_storage& a = addresses_[nextAddress_++];
-        int fd = connectFrom(a, server_.sourcePorts());
+        int fd = connectFromRange(a, server_.sourcePorts());
         if (fd >= 0) {
             stream_.attach(fd);
             pending_.address = viaProxy_ ? "proxy " + addressText(a) : addressText(a);

@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <sodium.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -232,10 +233,41 @@ uint64_t Share::retryAfterMs(uint64_t seconds) {
     return static_cast<uint64_t>(ms * (1.0 + uniform() / 2));
 }
 
-// A TLS connection to the relay for `r`, resuming with its ticket; not yet connecting.
-bufferevent* Share::dial(Responder& r) {
+// A socket bound to the source address and a random port of the range, connecting to the relay;
+// -1 when eight tries found no free four-tuple.
+int Share::connectFromRandomPort() {
+    const auto span = static_cast<uint32_t>(o_.sourcePortHigh - o_.sourcePortLow) + 1;
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        int fd = ::socket(source_.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        int one = 1;
+        sockaddr_storage src = source_.ss;
+        const auto port =
+            htons(static_cast<uint16_t>(static_cast<uint32_t>(o_.sourcePortLow) + randombytes_uniform(span)));
+        if (src.ss_family == AF_INET)
+            reinterpret_cast<sockaddr_in*>(&src)->sin_port = port;
+        else
+            reinterpret_cast<sockaddr_in6*>(&src)->sin6_port = port;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+            bind(fd, reinterpret_cast<sockaddr*>(&src), source_.len) == 0 &&
+            (::connect(fd, reinterpret_cast<const sockaddr*>(&proxy_.ss), proxy_.len) == 0 || errno == EINPROGRESS)) {
+            return fd;
+        }
+        ::close(fd);  // the port is held by a socket that does not share, or the four-tuple is taken
+    }
+    return -1;
+}
+
+// A TLS connection to the relay for `r`, resuming with its ticket; not yet connecting unless
+// `connecting` says so.
+bufferevent* Share::dial(Responder& r, bool& connecting) {
     int fd = -1;
-    if (haveSource_) {
+    connecting = false;
+    if (haveSource_ && o_.sourcePortLow != 0) {
+        fd = connectFromRandomPort();
+        if (fd < 0) return nullptr;
+        connecting = true;
+    } else if (haveSource_) {
         // Bound to the source first; the port is chosen at connect time (see loadgen.cc).
         fd = ::socket(source_.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         int one = 1;
@@ -324,7 +356,8 @@ void Share::pumpTokens() {
 
 void Share::openTokenRequest(Responder& r) {
     counters_.add(kTokenRequests);
-    r.tokenBev = dial(r);
+    bool connecting = false;
+    r.tokenBev = dial(r, connecting);
     if (r.tokenBev == nullptr) return tokenFailed(r, kConnectError);
     ++tokensInFlight_;
     r.tokenTls = false;
@@ -340,8 +373,8 @@ void Share::openTokenRequest(Responder& r) {
         "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
         "\r\n\r\n" + body;
     bufferevent_write(r.tokenBev, req.data(), req.size());  // sent once the handshake is done
-    if (bufferevent_socket_connect(r.tokenBev, reinterpret_cast<const sockaddr*>(&proxy_.ss),
-                                   static_cast<int>(proxy_.len)) != 0) {
+    if (bufferevent_socket_connect(r.tokenBev, connecting ? nullptr : reinterpret_cast<const sockaddr*>(&proxy_.ss),
+                                   connecting ? 0 : static_cast<int>(proxy_.len)) != 0) {
         tokenFailed(r, kConnectError);
     }
 }
@@ -417,7 +450,8 @@ void Share::tokenFailed(Responder& r, Counter kind, uint64_t waitMs) {
 
 void Share::openTunnel(Responder& r) {
     r.tunnel = Responder::Tunnel::Connecting;
-    r.tunnelBev = dial(r);
+    bool connecting = false;
+    r.tunnelBev = dial(r, connecting);
     if (r.tunnelBev == nullptr) return tunnelFailed(r, kConnectError);
     r.tunnelTls = false;
     r.tunnelDeadline = nowMs() + static_cast<uint64_t>(o_.timeoutSeconds * 1000);
@@ -427,8 +461,8 @@ void Share::openTunnel(Responder& r) {
     std::string req = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\nProxy-Authorization: Bearer " +
                       r.token + "\r\n\r\n";
     bufferevent_write(r.tunnelBev, req.data(), req.size());
-    if (bufferevent_socket_connect(r.tunnelBev, reinterpret_cast<const sockaddr*>(&proxy_.ss),
-                                   static_cast<int>(proxy_.len)) != 0) {
+    if (bufferevent_socket_connect(r.tunnelBev, connecting ? nullptr : reinterpret_cast<const sockaddr*>(&proxy_.ss),
+                                   connecting ? 0 : static_cast<int>(proxy_.len)) != 0) {
         tunnelFailed(r, kConnectError);
     }
 }
@@ -538,6 +572,7 @@ int loadgen::runFleet(int argc, char** argv) {
     using namespace loadgen::fleet;
     Options o;
     if (int rc = parseOptions(argc, argv, o); rc != 0) return rc;
+    if (sodium_init() < 0) return usage("libsodium does not start");
     FILE* out = o.timeline.empty() ? stderr : std::fopen(o.timeline.c_str(), "w");
     if (out == nullptr) return usage(("cannot write " + o.timeline).c_str());
     setvbuf(out, nullptr, _IOLBF, 0);  // a reader polls the file line by line

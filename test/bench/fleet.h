@@ -10,7 +10,7 @@
 //         [--cafile F] [--servername NAME] [--interval S] [--seconds S] [--refresh S] [--ramp PER_S]
 //         [--backoff-min MS] [--backoff-max MS] [--timeout S] [--token-concurrency K]
 //         [--id-prefix fleet-] [--credential-prefix cred-] [--timeline FILE] [--console-journal FILE]
-//         [--groups LIST]
+//         [--groups LIST] [--source-port-low N --source-port-high N]
 //
 //   Responder i is `<id-prefix>i` with credential `<credential-prefix>i` (console_sim.py's
 //   fleetPrefix accepts them all) and asks for targets[i % n]. --ramp: Responders started per
@@ -23,6 +23,10 @@
 //   --groups: the TLS key exchange groups offered (default: OpenSSL 3.5's, X25519MLKEM768 first as in
 //   current Responders' TLS stacks; "X25519" makes the generator lighter: ~23 instead of ~34 KiB
 //   per idle Responder, as OpenSSL keeps the ML-KEM key share for the connection's life).
+//   --source-port-low/-high (with --source): each connection binds a random port of the range
+//   and connects at once, another port when that four-tuple is taken (what RelayPro's
+//   limits.sourcePorts does: connect()'s own search walks every used port once half its range
+//   towards one destination is in use); the range must lie outside ip_local_port_range.
 //
 // Timeline (--timeline FILE, else stderr), one JSON object a line, written when it happens:
 //   {"second":S,"time":UNIX,"responders":N,"open":N,"tokensHeld":N,"established":d,"reconnects":d,
@@ -100,8 +104,9 @@ struct Options {
     double refresh = 300;  // ask for a new token this many seconds before it expires
     double ramp = 1000;    // Responders started per second, the whole fleet
     double backoffMinMs = 500, backoffMaxMs = 30000;
-    double timeoutSeconds = 15;      // for a handshake, an answer or an echo
-    uint64_t tokenConcurrency = 64;  // token requests in flight per process
+    double timeoutSeconds = 15;                    // for a handshake, an answer or an echo
+    uint64_t tokenConcurrency = 64;                // token requests in flight per process
+    double sourcePortLow = 0, sourcePortHigh = 0;  // 0: connect() chooses the port
 };
 
 // What every process counts, as one array of cumulative numbers (gauges marked): the parent
@@ -214,7 +219,10 @@ private:
     void scheduleBackoff(Responder& r, uint64_t ms);
     uint64_t backoffMs(uint16_t attempts);
     uint64_t retryAfterMs(uint64_t seconds);
-    bufferevent* dial(Responder& r);
+    // A TLS bufferevent for `r`; `connecting`: its socket's connect() was already made (with a
+    // source port of --source-port-low/-high), so bufferevent_socket_connect takes no address.
+    bufferevent* dial(Responder& r, bool& connecting);
+    int connectFromRandomPort();
     void closeBev(bufferevent*& bev);
     void countHandshake(bufferevent* bev);
     static Counter connectFailure(bufferevent* bev, short what);
@@ -413,12 +421,18 @@ inline int parseOptions(int argc, char** argv, Options& o) {
                                                           {"--id-prefix", &o.idPrefix},
                                                           {"--credential-prefix", &o.credentialPrefix},
                                                           {"--console-journal", &o.consoleJournal}};
-    const std::pair<const char*, double*> numbers[] = {
-        {"--responders", &responders},      {"--processes", &processes},
-        {"--interval", &o.interval},        {"--seconds", &o.seconds},
-        {"--refresh", &o.refresh},          {"--ramp", &o.ramp},
-        {"--backoff-min", &o.backoffMinMs}, {"--backoff-max", &o.backoffMaxMs},
-        {"--timeout", &o.timeoutSeconds},   {"--token-concurrency", &tokenConcurrency}};
+    const std::pair<const char*, double*> numbers[] = {{"--responders", &responders},
+                                                       {"--processes", &processes},
+                                                       {"--interval", &o.interval},
+                                                       {"--seconds", &o.seconds},
+                                                       {"--refresh", &o.refresh},
+                                                       {"--ramp", &o.ramp},
+                                                       {"--backoff-min", &o.backoffMinMs},
+                                                       {"--backoff-max", &o.backoffMaxMs},
+                                                       {"--timeout", &o.timeoutSeconds},
+                                                       {"--token-concurrency", &tokenConcurrency},
+                                                       {"--source-port-low", &o.sourcePortLow},
+                                                       {"--source-port-high", &o.sourcePortHigh}};
     for (int i = 1; i < argc; i += 2) {
         if (i + 1 >= argc) return usage((std::string(argv[i]) + " needs a value").c_str());
         bool known = false;
@@ -443,6 +457,9 @@ inline int parseOptions(int argc, char** argv, Options& o) {
     if (o.responders == 0) return usage("--responders must be at least 1");
     if (o.interval <= 0 || o.seconds <= 0 || o.ramp <= 0 || o.timeoutSeconds <= 0 || o.refresh < 0)
         return usage("--interval, --seconds, --ramp and --timeout must be positive");
+    if (o.sourcePortLow != 0 && (o.sourcePortLow < 1024 || o.sourcePortHigh < o.sourcePortLow + 1023 ||
+                                 o.sourcePortHigh > 65535 || o.sources.empty()))
+        return usage("--source-port-low/-high need --source and 1024 <= low, low + 1023 <= high <= 65535");
     if (o.backoffMinMs < 1 || o.backoffMaxMs < o.backoffMinMs) return usage("need 1 <= --backoff-min <= --backoff-max");
     return 0;
 }

@@ -29,7 +29,9 @@
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
 # SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), INTERVAL (8 bytes each way per
-# tunnel every INTERVAL seconds, 10).
+# tunnel every INTERVAL seconds, 10), SOURCE_PORTS (LOW-HIGH: the relay's limits.sourcePorts and
+# the fleet's own source ports, with the namespace's ip_local_port_range below LOW; default none:
+# connect() chooses everywhere).
 set -euo pipefail
 build=$(cd "${1:?usage: run-lifecycle.sh BUILD_DIR [RESPONDERS] [SCENARIOS]}" && pwd)
 responders=${2:-100000}
@@ -37,6 +39,7 @@ scenarios=${3:-upgrade,spread,storm,overload}
 workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
 arrival=${ARRIVAL:-200} ramp=${RAMP:-3000} drain=${DRAIN:-150s} spread=${SPREAD:-60s}
 giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10} bound=${BOUND:-1024}
+source_ports=${SOURCE_PORTS:-}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$build/bench-lifecycle
 ns=relayprolc$$
@@ -53,7 +56,11 @@ fi
 
 # --- inside the namespace
 ip link set lo up
-sysctl -q -w net.ipv4.ip_local_port_range="1024 65535"
+if [ -n "$source_ports" ]; then
+    sysctl -q -w net.ipv4.ip_local_port_range="1024 $((${source_ports%-*} - 1))"
+else
+    sysctl -q -w net.ipv4.ip_local_port_range="1024 65535"
+fi
 sysctl -q -w net.core.somaxconn=4096
 ulimit -n 20000
 loadgen=$build/test/loadgen
@@ -114,6 +121,7 @@ limits:
   tokenRequestsPerMinute: 1000000
   maxHandshakes: $bound
 EOF
+        [ -z "$source_ports" ] || echo "  sourcePorts: $source_ports"
         printf '%s' "${1:-}"
         echo "consoleCACert: |"
         sed 's/^/  /' "$out/console/ca.pem"
@@ -154,7 +162,8 @@ fleet_start() { # NAME [ARGS...]: the fleet in the background; its timeline in N
     "$loadgen" fleet --proxy 127.0.0.1:8443 --target 127.0.0.1:4222,127.0.0.1:80 \
         --source 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 --responders "$responders" --processes "$gen" \
         --ramp "$ramp" --interval "$interval" --seconds 3000 --console-journal "$out/console/journal.jsonl" \
-        --timeline "$out/$name.timeline" "$@" > "$out/$name.fleet.json" 2> "$out/$name.fleet.err" &
+        --timeline "$out/$name.timeline" ${source_ports:+--source-port-low ${source_ports%-*} --source-port-high ${source_ports#*-}} \
+        "$@" > "$out/$name.fleet.json" 2> "$out/$name.fleet.err" &
     fleet=$!
     pids+=($fleet)
 }

@@ -4,9 +4,11 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <set>
 
 namespace relaypro {
@@ -34,6 +36,27 @@ uint16_t localPort(int fd) {
     return ntohs(a.sin_port);
 }
 
+sockaddr_storage sourceOf(const sockaddr_storage& dst) {
+    sockaddr_storage src{};
+    EXPECT_TRUE(sourceAddressFor(dst, src));
+    return src;
+}
+
+// `n` ports below (or else above) the kernel's ip_local_port_range, as the configuration wants
+// them: ports there are held only by sockets bound on purpose, not by any connect()'s choice
+// (nor by its TIME_WAITs, which do not share).
+PortRange outsideTheKernelsRange(uint16_t n) {
+    int low = 32768;
+    int high = 60999;
+    FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != nullptr) {
+        if (std::fscanf(f, "%d %d", &low, &high) != 2) low = 32768, high = 60999;
+        std::fclose(f);
+    }
+    if (low - 2 * n >= 1024) return {static_cast<uint16_t>(low - 2 * n), static_cast<uint16_t>(low - n - 1)};
+    return {static_cast<uint16_t>(high + n), static_cast<uint16_t>(high + 2 * n - 1)};
+}
+
 int tcp() {
     return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 }
@@ -46,7 +69,7 @@ int connectTo(int fd, const sockaddr_storage& a) {
 TEST(SourcePort, NoRangeLeavesTheChoiceToConnect) {
     Listener a;
     int fd = tcp();
-    EXPECT_FALSE(bindSourcePort(fd, a.addr, PortRange{}));
+    EXPECT_FALSE(bindSourcePort(fd, sourceOf(a.addr), PortRange{}));
     EXPECT_EQ(localPort(fd), 0);
     ::close(fd);
 }
@@ -56,12 +79,12 @@ TEST(SourcePort, NoRangeLeavesTheChoiceToConnect) {
 TEST(SourcePort, BindsRandomPortsOfTheRangeThatConnectionsToOtherPlacesShare) {
     Listener a;
     Listener b;
-    const PortRange range{45000, 45999};
+    const PortRange range = outsideTheKernelsRange(1000);
     std::set<uint16_t> ports;
     std::vector<int> fds;
     while (fds.size() < 64) {
         int fd = tcp();
-        ASSERT_TRUE(bindSourcePort(fd, a.addr, range));
+        ASSERT_TRUE(bindSourcePort(fd, sourceOf(a.addr), range));
         uint16_t p = localPort(fd);
         EXPECT_GE(p, range.low);
         EXPECT_LE(p, range.high);
@@ -82,11 +105,11 @@ TEST(SourcePort, BindsRandomPortsOfTheRangeThatConnectionsToOtherPlacesShare) {
     // The same port towards the other listener: allowed (SO_REUSEADDR, another four-tuple).
     const PortRange one{localPort(fds[0]), localPort(fds[0])};
     int shared = tcp();
-    ASSERT_TRUE(bindSourcePort(shared, b.addr, one));
+    ASSERT_TRUE(bindSourcePort(shared, sourceOf(b.addr), one));
     EXPECT_EQ(connectTo(shared, b.addr), 0);
     // Towards the same listener: the four-tuple is taken, and connect() says so.
     int same = tcp();
-    ASSERT_TRUE(bindSourcePort(same, a.addr, one));
+    ASSERT_TRUE(bindSourcePort(same, sourceOf(a.addr), one));
     EXPECT_EQ(connectTo(same, a.addr), EADDRNOTAVAIL);
     for (int fd : fds) ::close(fd);
     ::close(shared);
@@ -104,12 +127,40 @@ TEST(SourcePort, LeavesTheChoiceToConnectWhenItsPortsAreTaken) {
     ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&h), sizeof h), 0);
     const uint16_t taken = localPort(holder);
     int fd = tcp();
-    EXPECT_FALSE(bindSourcePort(fd, a.addr, PortRange{taken, taken}, 4));
+    EXPECT_FALSE(bindSourcePort(fd, sourceOf(a.addr), PortRange{taken, taken}, 4));
     EXPECT_EQ(localPort(fd), 0) << "unbound";
     EXPECT_EQ(connectTo(fd, a.addr), 0);
     EXPECT_NE(localPort(fd), taken);
     ::close(fd);
     ::close(holder);
+}
+
+// connectFromRange: every connection from the range, however many share its ports; with the
+// range's ports all taken towards this destination, connect() chooses one outside it.
+TEST(SourcePort, ConnectsFromTheRangeAndFallsBackWhenItIsFull) {
+    Listener a;
+    const PortRange range = outsideTheKernelsRange(4);  // (the config asks for 1,024; the rule does not)
+    std::vector<int> fds;
+    for (int i = 0; i < 4; ++i) {
+        int fd = connectFromRange(a.addr, range);
+        ASSERT_GE(fd, 0);
+        fds.push_back(fd);
+    }
+    for (int fd : fds) {
+        pollfd p{fd, POLLOUT, 0};
+        ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    }
+    std::set<uint16_t> ports;
+    for (int fd : fds) ports.insert(localPort(fd));
+    EXPECT_EQ(ports.size(), 4U);
+    EXPECT_EQ(*ports.begin(), range.low);
+    EXPECT_EQ(*ports.rbegin(), range.high);
+    int fifth = connectFromRange(a.addr, range);
+    ASSERT_GE(fifth, 0);
+    const uint16_t p = localPort(fifth);
+    EXPECT_TRUE(p < range.low || p > range.high) << p;
+    ::close(fifth);
+    for (int fd : fds) ::close(fd);
 }
 
 }  // namespace
