@@ -441,6 +441,7 @@ constexpr std::array<Field, kFieldCount> kFields{{
          if (!low) return Error{"the low port: " + low.error().message};
          auto high = parseInteger(v.substr(dash + 1), 1024, 65535);
          if (!high) return Error{"the high port: " + high.error().message};
+         if (*high < *low) return Error{"the high port is below the low one (" + std::string(v) + ")"};
          if (*high - *low < 1023) return Error{"a range of at least 1024 ports is needed (" + std::string(v) + ")"};
          c.limits.sourcePortLow = static_cast<uint16_t>(*low);
          c.limits.sourcePortHigh = static_cast<uint16_t>(*high);

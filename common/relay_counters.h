@@ -68,6 +68,9 @@ enum class Id : uint16_t {
     // relaypro_connections_abandoned_total: accepted with the client's FIN already there (it gave
     // up while queued): closed without a handshake
     AbandonedBeforeHandshake,
+    // relaypro_upstream_source_port_fallbacks_total: limits.sourcePorts is set, and connect()
+    // chose the port (16 draws found none free, or the source address was not found)
+    SourcePortFallbacks,
     Count
 };
 

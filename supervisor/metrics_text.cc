@@ -86,6 +86,8 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
         {"relaypro_connections_abandoned",
          "Connections whose client had given up while they waited in the accept queue: closed without a handshake."},
         {"relaypro_requests_refused", "Requests answered with an error, by the error code of the protocol."},
+        {"relaypro_upstream_source_port_fallbacks",
+         "Upstream connections whose source port connect() chose although limits.sourcePorts is set."},
     };
     for (const auto& [family, help] : kHelp) {
         const std::string name = std::string(family) + "_total";

@@ -472,6 +472,11 @@ void WorkerPoolCore::adopt(const std::vector<HandoverWorker>& list, uint32_t cur
     for (size_t i = 0; i < workerCount; ++i) {
         if (!covered[i]) scheduleRespawn(i);
     }
+    // What is not in the settings snapshot, from this image's configuration: an earlier image
+    // may not have known it (a worker of an earlier build answers Unknown), and nothing else
+    // sends it until a reload (review of limits.sourcePorts).
+    sendToLive(ipc::HandshakeBound{setup_.handshakeBound});
+    sendToLive(setup_.sourcePorts);
 }
 
 }  // namespace relaypro

@@ -8,7 +8,8 @@
 // to other places share ports; connect() then checks one four-tuple), a connection costs one
 // lookup whatever the count. The range must lie outside net.ipv4.ip_local_port_range: connect()'s
 // own search skips every port whose binding a bind() made, so a range inside it would take those
-// ports from every other program on the host. HAProxy's `source addr:low-high` is the same idea.
+// ports from every other program on the host. (HAProxy's `source addr:low-high` serves the same
+// end with a pool of free ports; here the workers share the range and draw at random.)
 #pragma once
 
 #include <sys/socket.h>
@@ -34,6 +35,7 @@ bool bindSourcePort(int fd, sockaddr_storage src, const PortRange& range, int tr
 // drawn again when it is held or its four-tuple is in use (EADDRNOTAVAIL), up to kPortDraws
 // times; then, or with no range, from the port connect() chooses. -1 with errno set.
 inline constexpr int kPortDraws = 16;
-int connectFromRange(const sockaddr_storage& dst, const PortRange& range);
+// `fellBack`, when given: set when a range was given and connect() chose after all.
+int connectFromRange(const sockaddr_storage& dst, const PortRange& range, bool* fellBack = nullptr);
 
 }  // namespace relaypro

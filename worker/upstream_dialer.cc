@@ -149,7 +149,9 @@ void UpstreamDialer::onDeferred(int, short, void* arg) {
 void UpstreamDialer::connectNext() {
     while (nextAddress_ < addresses_.size()) {
         const sockaddr_storage& a = addresses_[nextAddress_++];
-        int fd = connectFromRange(a, server_.sourcePorts());
+        bool fellBack = false;
+        int fd = connectFromRange(a, server_.sourcePorts(), &fellBack);
+        if (fellBack) server_.counters().add(counters::Id::SourcePortFallbacks);
         if (fd >= 0) {
             stream_.attach(fd);
             pending_.address = viaProxy_ ? "proxy " + addressText(a) : addressText(a);

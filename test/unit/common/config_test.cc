@@ -369,7 +369,7 @@ TEST(Config, EveryFieldRejectsInvalidValuesWithFileLineColumn) {
         {"limits:\n  sourcePorts: 40000-70000\n",
          "/srv/relay/config.yml:4:3: limits.sourcePorts: the high port: 70000 is out of range (1024 to 65535)"},
         {"limits:\n  sourcePorts: 50000-40000\n",
-         "/srv/relay/config.yml:4:3: limits.sourcePorts: a range of at least 1024 ports is needed (50000-40000)"},
+         "/srv/relay/config.yml:4:3: limits.sourcePorts: the high port is below the low one (50000-40000)"},
         {"limits:\n  sourcePorts: 40000-40100\n",
          "/srv/relay/config.yml:4:3: limits.sourcePorts: a range of at least 1024 ports is needed (40000-40100)"},
         {"limits:\n  shutdownGrace: 2d\n",

@@ -317,7 +317,14 @@ TEST_F(WorkerPoolCoreTest, TheHandOverGivesAwayTheLiveWorkersAndAdoptionTakesThe
     recreate(setup());
     HandoverWorker starting{500, 2, 1, HandoverWorker::kStarting, 50, 0};
     handed.push_back(starting);
+    const size_t bounds = io.count(kept[0], MessageType::HandshakeBound);
+    const size_t ranges = io.count(kept[0], MessageType::SourcePorts);
     core->adopt(handed, 2, kExecutable, 3);
+    // This image's limits.maxHandshakes and limits.sourcePorts, which the previous image may not
+    // have known.
+    EXPECT_EQ(io.count(kept[0], MessageType::HandshakeBound), bounds + 1);
+    EXPECT_EQ(io.count(kept[0], MessageType::SourcePorts), ranges + 1);
+    EXPECT_EQ(io.count(500, MessageType::SourcePorts), 1U);
     EXPECT_EQ(io.adopted.at(kept[0]), 1000 + kept[0]);
     EXPECT_EQ(state(kept[0]), State::Serving);
     EXPECT_EQ(core->worker(kept[0])->protocol, ipc::kProtocolVersion) << "so it is still balanced";
