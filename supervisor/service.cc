@@ -183,19 +183,22 @@ void Service::applyListenBacklog() {
 
 void Service::checkSourcePorts() {
     // A range inside the kernel's own takes ports from every other program's connect() on the
-    // host (worker/source_port.h): said once per range.
+    // host (worker/source_port.h): said at start and at each reload that finds the overlap anew
+    // (not again while it lasts; ip_local_reserved_ports is not read).
     const Limits& l = config_.limits;
     auto [low, high] = localPortRange();
-    const uint32_t ours = uint32_t{l.sourcePortLow} << 16 | l.sourcePortHigh;
-    if (l.sourcePortLow == 0 || low == 0 || ours == warnedSourcePorts_) return;
-    if (l.sourcePortLow <= high && low <= l.sourcePortHigh) {
-        warnedSourcePorts_ = ours;
-        log_->warn(
-            "limits.sourcePorts overlaps net.ipv4.ip_local_port_range: other programs' connections may find "
-            "no free port; move one of the two",
-            {{"sourcePorts", std::to_string(l.sourcePortLow) + "-" + std::to_string(l.sourcePortHigh)},
-             {"ip_local_port_range", std::to_string(low) + " " + std::to_string(high)}});
-    }
+    const bool overlaps = l.sourcePortLow != 0 && low != 0 && l.sourcePortLow <= high && low <= l.sourcePortHigh;
+    const uint64_t seen = overlaps ? uint64_t{l.sourcePortLow} << 48 | uint64_t{l.sourcePortHigh} << 32 |
+                                         static_cast<uint32_t>(low) << 16 | static_cast<uint32_t>(high)
+                                   : 0;
+    if (seen == warnedSourcePorts_) return;
+    warnedSourcePorts_ = seen;
+    if (!overlaps) return;
+    log_->warn(
+        "limits.sourcePorts overlaps net.ipv4.ip_local_port_range: other programs' connections may find "
+        "no free port; move one of the two",
+        {{"sourcePorts", std::to_string(l.sourcePortLow) + "-" + std::to_string(l.sourcePortHigh)},
+         {"ip_local_port_range", std::to_string(low) + " " + std::to_string(high)}});
 }
 
 void Service::closeListeners() {

@@ -198,7 +198,7 @@ private:
     std::unique_ptr<ConsoleSession> session_;
     bool revoked_ = false;            // the console answered 401/403 to this relay's securityToken
     int warnedBacklog_ = 0;           // limits.listenBacklog last warned about (above somaxconn)
-    uint32_t warnedSourcePorts_ = 0;  // limits.sourcePorts last warned about (low << 16 | high)
+    uint64_t warnedSourcePorts_ = 0;  // the overlap last warned about (both ranges), 0: none
     // config.yml's organizationId when a reload or an upgrade changed it: config_ keeps the one in
     // use until a registration with this one succeeds (config.md: "at the next registration").
     std::optional<int64_t> pendingOrganizationId_;

@@ -453,10 +453,32 @@ TEST_F(Scale, ASourcePortRangeInsideTheKernelsIsWarnedAbout) {
     ASSERT_GE(kHigh - kLow, 1023);
     auto relay = start("limits:\n  sourcePorts: " + std::to_string(kLow) + "-" + std::to_string(kLow + 1023) + "\n");
     ASSERT_TRUE(relay->ready());
-    EXPECT_TRUE(
-        relay->waitForLog("limits.sourcePorts overlaps net.ipv4.ip_local_port_range: other programs' "
-                          "connections may find no free port; move one of the two"))
-        << readText(relay->logFile());
+    const std::string warning =
+        "limits.sourcePorts overlaps net.ipv4.ip_local_port_range: other programs' connections may find no free "
+        "port; move one of the two";
+    EXPECT_TRUE(relay->waitForLog(warning)) << readText(relay->logFile());
+    // Moved out and back in by reloads: said again (not at every reload while it lasts).
+    auto count = [&](const std::string& what) {
+        std::string log = readText(relay->logFile());
+        size_t n = 0;
+        for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+        return n;
+    };
+    const long out = kLow >= 3072 ? kLow - 2048 : kHigh + 1;
+    if (out + 1023 > 65535) GTEST_SKIP() << "no room outside ip_local_port_range";
+    const std::string inside = std::to_string(kLow) + "-" + std::to_string(kLow + 1023);
+    const std::string yaml = readText(installation_.config());
+    auto reloadWith = [&](const std::string& range) {
+        std::string text = yaml;
+        text.replace(text.find(inside), inside.size(), range);
+        writeText(installation_.config(), text);
+        relay->signal(SIGHUP);
+    };
+    reloadWith(std::to_string(out) + "-" + std::to_string(out + 1023));
+    ASSERT_TRUE(eventually([&] { return count("\"msg\":\"reload\"") >= 1; })) << readText(relay->logFile());
+    EXPECT_EQ(count(warning), 1U);
+    reloadWith(inside);
+    EXPECT_TRUE(eventually([&] { return count(warning) == 2; })) << count(warning);
 }
 
 // limits.listenBacklog is what the listening socket queues (libevent's default of 128 had
