@@ -106,24 +106,30 @@ std::string boundAddress(int fd) {
     return "[" + std::string(host) + "]:" + std::to_string(ntohs(s->sin6_port));
 }
 
-int somaxconn() {
-    int fd = ::open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    char text[16] = {};
+namespace {
+
+// A sysctl's text from /proc/sys ("" when unreadable).
+std::string sysctlText(const char* path) {
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    char text[64] = {};
     ssize_t n = ::read(fd, text, sizeof text - 1);
     ::close(fd);
-    return n > 0 ? std::atoi(text) : 0;
+    return n > 0 ? std::string(text, static_cast<size_t>(n)) : std::string();
+}
+
+}  // namespace
+
+int somaxconn() {
+    return std::atoi(sysctlText("/proc/sys/net/core/somaxconn").c_str());
 }
 
 std::pair<int, int> localPortRange() {
-    int fd = ::open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {0, 0};
-    char text[32] = {};
-    ssize_t n = ::read(fd, text, sizeof text - 1);
-    ::close(fd);
     int low = 0;
     int high = 0;
-    if (n <= 0 || std::sscanf(text, "%d %d", &low, &high) != 2) return {0, 0};
+    if (std::sscanf(sysctlText("/proc/sys/net/ipv4/ip_local_port_range").c_str(), "%d %d", &low, &high) != 2) {
+        return {0, 0};
+    }
     return {low, high};
 }
 

@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include "worker/source_port.h"
+
 namespace loadgen::fleet {
 namespace {
 
@@ -233,23 +235,15 @@ uint64_t Share::retryAfterMs(uint64_t seconds) {
     return static_cast<uint64_t>(ms * (1.0 + uniform() / 2));
 }
 
-// A socket bound to the source address and a random port of the range, connecting to the relay;
-// -1 when eight tries found no free four-tuple.
+// A socket bound to the source address and a random port of the range (RelayPro's own
+// bindSourcePort, worker/source_port.h), connecting to the relay; -1 when eight tries found no
+// free four-tuple.
 int Share::connectFromRandomPort() {
-    const auto span = static_cast<uint32_t>(o_.sourcePortHigh - o_.sourcePortLow) + 1;
+    const relaypro::PortRange range{static_cast<uint16_t>(o_.sourcePortLow), static_cast<uint16_t>(o_.sourcePortHigh)};
     for (int attempt = 0; attempt < 8; ++attempt) {
         int fd = ::socket(source_.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) return -1;
-        int one = 1;
-        sockaddr_storage src = source_.ss;
-        const auto port =
-            htons(static_cast<uint16_t>(static_cast<uint32_t>(o_.sourcePortLow) + randombytes_uniform(span)));
-        if (src.ss_family == AF_INET)
-            reinterpret_cast<sockaddr_in*>(&src)->sin_port = port;
-        else
-            reinterpret_cast<sockaddr_in6*>(&src)->sin6_port = port;
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
-            bind(fd, reinterpret_cast<sockaddr*>(&src), source_.len) == 0 &&
+        if (relaypro::bindSourcePort(fd, source_.ss, range, 1) &&
             (::connect(fd, reinterpret_cast<const sockaddr*>(&proxy_.ss), proxy_.len) == 0 || errno == EINPROGRESS)) {
             return fd;
         }
