@@ -371,7 +371,8 @@ private:
     // The drain deadline has passed: close what the schedule says is due (everything at the
     // end of the spread), and look again when the next close is due.
     // relaypro_worker_loop_lag_seconds: a tick every 25 ms; how late it runs is how long the loop
-    // was busy with other work (cost: 40 wake-ups a second).
+    // was busy with other work (cost: 40 wake-ups a second). It also tells the handshake bound
+    // whether the loop is busy (Server::loopTick).
     static constexpr std::chrono::milliseconds kLagTick{25};
     void armLagTick() {
         lagDue_ = std::chrono::steady_clock::now() + kLagTick;
@@ -380,7 +381,9 @@ private:
     }
     static void onLagTick(int, short, void* arg) {
         auto* self = static_cast<Worker*>(arg);
-        self->server_->counters().observeLoopLag(std::chrono::steady_clock::now() - self->lagDue_);
+        const auto now = std::chrono::steady_clock::now();
+        self->server_->counters().observeLoopLag(now - self->lagDue_);
+        self->server_->loopTick(now - self->lagDue_, now - (self->lagDue_ - kLagTick));
         self->armLagTick();
     }
 
