@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 out, responders, scenarios = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
-BOUND = os.environ.get("BOUND", "1024")
+BOUND = os.environ.get("BOUND", "auto")
 
 
 def path(name):
@@ -22,6 +22,46 @@ def exists(name):
 
 def load(name):
     return json.load(open(path(name)))
+
+
+def cpu_lines(name, backlog, t0, t1):
+    """Where the CPU went around a storm (run-lifecycle.sh's cpu_sampler): the steady load before
+    the restart, and from the restart until every tunnel was open again (t1; None: never)."""
+    hz, samples = 100, []
+    for line in open(path(name + ".cpu")):
+        if line.startswith("# CLK_TCK"):
+            hz = int(line.split()[2])
+            continue
+        f = line.split()
+        if len(f) == 7:
+            samples.append([float(x) for x in f])
+    def span(a, b):
+        inside = [x for x in samples if a <= x[0] <= b]
+        if len(inside) < 2:
+            return None
+        first, last = inside[0], inside[-1]
+        wall = last[0] - first[0]
+        d = [(last[i] - first[i]) for i in range(1, 7)]
+        cores = [v / hz / wall for v in d[2:]]  # relay, fleet, echo, console
+        return wall, d[0] / d[1], cores
+    out = []
+    before = span(t0 - 20, t0)
+    during = span(t0, t1 if t1 is not None else float("inf"))
+    names = ("relay", "fleet", "echo", "console")
+    if before:
+        wall, busy, cores = before
+        out.append(f"- listenBacklog {backlog}, the {wall:.0f} s before the restart (every tunnel open): box "
+                   f"{busy * 100:.0f} % busy; " + ", ".join(f"{n} {c:.2f}" for n, c in zip(names, cores)) + " cores.")
+    if during:
+        wall, busy, cores = during
+        out.append(f"- listenBacklog {backlog}, from the restart until every tunnel was open again ({wall:.0f} s): "
+                   f"box {busy * 100:.0f} % busy; " + ", ".join(f"{n} {c * wall:.0f}" for n, c in zip(names, cores)) +
+                   " CPU-seconds.")
+    if exists(name + ".metrics"):
+        m = dict(l.rsplit(" ", 1) for l in open(path(name + ".metrics")).read().splitlines() if " " in l)
+        out.append(f"- listenBacklog {backlog}, the relay's counters after it (since the start): " +
+                   ", ".join(f"{k} {v}" for k, v in m.items()) + ".")
+    return out
 
 
 def timeline(name):
@@ -128,11 +168,14 @@ if "spread" in scenarios and exists("spread.drainAt") and open(path("spread.drai
             f.write(f"{r['time'] - t0:.1f} {r['open']} {r.get('established', 0)}\n")
     charts.append(("chart-spread.dat", "Drain spread: tunnels open and re-established per second"))
 
+storm_cpu = []
+storm_header = False
 for backlog in ("128", "4096"):
     name = f"storm-{backlog}"
     if "storm" not in scenarios or not exists(name + ".restartAt"):
         continue
-    if backlog == "128":
+    if not storm_header:
+        storm_header = True
         print("## Restart storm")
         print()
         print("| listenBacklog | to 50 % | to 90 % | to 100 % | console calls | verify calls | resumed | full |")
@@ -153,20 +196,30 @@ for backlog in ("128", "4096"):
     print(f"| {backlog} | {at('to50')} | {at('to90')} | {at('to100')} | "
           f"{sum(r.get('consoleCalls', 0) for r in after)} | {sum(r.get('consoleVerify', 0) for r in after)} | "
           f"{sum(r.get('resumed', 0) for r in after)} | {sum(r.get('full', 0) for r in after)} |")
+    full_at = next((r["time"] for r in after[low:] if r["open"] >= responders), None)
+    if exists(name + ".cpu"):
+        storm_cpu.append(cpu_lines(name, backlog, t0, full_at))
     with open(path(f"chart-{name}.dat"), "w") as f:
         for r in rows:
-            if not t0 - 5 <= r["time"] <= t0 + 90:
+            if not t0 - 5 <= r["time"] <= t0 + max(90, (full_at or t0) - t0 + 10):
                 continue
             f.write(f"{r['time'] - t0:.1f} {r['open']} {r.get('established', 0)}\n")
     charts.append((f"chart-{name}.dat", f"Restart storm, listenBacklog {backlog}"))
 if "storm" in scenarios:
     print()
+    for lines in storm_cpu:
+        for line in lines:
+            print(line)
+    if storm_cpu:
+        print()
 
 if "overload" in scenarios and exists("overload-0-capacity.json"):
     capacity = load("overload-0-capacity.json")["tunnelsPerSecond"]
     print("## Goodput under overload")
     print()
-    print(f"Capacity (closed loop, one worker on one core): {capacity:.0f} tunnels/s.")
+    share = open(path("overload.relayCpu")).read().strip() if exists("overload.relayCpu") else "100"
+    print(f"Capacity (closed loop, one worker on {share} % of one core, the generator on the other): "
+          f"{capacity:.0f} tunnels/s.")
     print()
     print("| offered × capacity | bound | offered /s | goodput /s | failed | p99 ms (established) |")
     print("| --- | --- | --- | --- | --- | --- |")

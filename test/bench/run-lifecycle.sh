@@ -22,9 +22,11 @@
 #             console calls (none expected), resumed and full handshakes; once with
 #             limits.listenBacklog 128 and once with 4096.
 #   overload  new tunnels (full handshakes, Basic) offered at 0.5× to 4× of what the relay
-#             serves, one worker pinned to one core and the generator to the other, each attempt
-#             given up after GIVEUP seconds without progress: goodput and p99 with
-#             limits.maxHandshakes 0 (no bound) and with BOUND (default 1024, also the fleet runs').
+#             serves, one worker on RELAY_CPU % of core 0 (a CPU cgroup; default 15) and the
+#             generator on core 1 (a client's full handshake costs more than the relay's: with the
+#             relay on a whole core the generator cannot offer 4×), each attempt given up after
+#             GIVEUP seconds without progress: goodput and p99 with limits.maxHandshakes 0 (no
+#             bound) and with BOUND (default auto, also the fleet runs').
 # Writes BUILD_DIR/bench-lifecycle/: the fleet's timelines, every run's JSON, results.md and the
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
@@ -38,7 +40,8 @@ responders=${2:-100000}
 scenarios=${3:-upgrade,spread,storm,overload}
 workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
 arrival=${ARRIVAL:-200} ramp=${RAMP:-3000} drain=${DRAIN:-150s} spread=${SPREAD:-60s}
-giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10} bound=${BOUND:-1024}
+giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10} bound=${BOUND:-auto}
+relay_cpu=${RELAY_CPU:-15}
 source_ports=${SOURCE_PORTS:-}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$build/bench-lifecycle
@@ -66,9 +69,11 @@ ulimit -n 20000
 loadgen=$build/test/loadgen
 pids=()
 relay=""
+cpu_cgroup=""
 cleanup() {
     for p in "${pids[@]}" $relay; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    [ -z "$cpu_cgroup" ] || rmdir "$cpu_cgroup" 2> /dev/null || true
 }
 trap cleanup EXIT
 log() { printf 'run-lifecycle: %s\n' "$*" >&2; }
@@ -89,10 +94,41 @@ echo '{"fleetPrefix": "fleet-"}' > "$out/console/state.json"
 /usr/bin/python3 "$top/test/tools/console_sim.py" --dir "$out/console" --host 127.0.0.1 --port 443 \
     > "$out/console.out" 2>&1 &
 pids+=($!)
+console_pid=$!
+echo_pids=()
 for port in 80 4222; do
     "$loadgen" echo --listen "127.0.0.1:$port" --processes "$echo_per_port" > "$out/echo-$port.out" 2>&1 &
     pids+=($!)
+    echo_pids+=($!)
 done
+# Where the CPU goes, once a second: "UNIX-TIME BOX-BUSY BOX-ALL RELAY FLEET ECHO CONSOLE", clock
+# ticks since boot (the box: /proc/stat; the others: user + system of a process and its children
+# alive then, every generation of the relay's), appended to FILE while it runs.
+cpu_sampler() { # FILE
+    local hz file=$1
+    hz=$(getconf CLK_TCK)
+    echo "# CLK_TCK $hz" >> "$file"
+    while sleep 1; do
+        {
+            printf '%s ' "$(date +%s.%N)"
+            awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat | tr '\n' ' '
+            local group
+            for group in "${relay:-}" "${fleet:-}" "${echo_pids[*]}" "$console_pid"; do
+                local p all=() ticks=0
+                for p in $group; do all+=("$p" $(pgrep -P "$p" | tr '\n' ' ')); done
+                for p in "${all[@]}"; do
+                    local st
+                    st=$(cat "/proc/$p/stat" 2> /dev/null) || continue
+                    st=${st##*) }
+                    set -- $st
+                    ticks=$((ticks + ${12} + ${13}))
+                done
+                printf '%s ' "$ticks"
+            done
+            echo
+        } >> "$file"
+    done
+}
 wait_for 30 test -s "$out/console/ca.pem" || { cat "$out/console.out"; exit 1; }
 wait_for 30 grep -q listening "$out/console.out" || { cat "$out/console.out"; exit 1; }
 
@@ -231,10 +267,14 @@ scenario_fleet() {
     fi
     if [[ ,$scenarios, == *,storm,* ]]; then
         local backlog before
-        for backlog in 128 4096; do
+        for backlog in ${STORM_BACKLOGS:-128 4096}; do
             sed -i "s/^  listenBacklog: .*/  listenBacklog: $backlog/" "$out/config.yml"
             wait_for 300 fleet_event allOpen fleet
             before=$(recovered_count)
+            cpu_sampler "$out/storm-$backlog.cpu" &
+            local cpu=$!
+            pids+=($cpu)
+            sleep 15  # the steady load before: 15 samples with every tunnel open
             date +%s.%N > "$out/storm-$backlog.restartAt"
             log "restart with listenBacklog $backlog"
             stop_relay
@@ -242,6 +282,9 @@ scenario_fleet() {
             wait_for 300 sh -c "[ \$(grep -c '\"event\":\"recovered\"' '$out/fleet.timeline') -gt $before ]" ||
                 log "storm: not every tunnel came back within 300 s"
             sleep 5
+            kill "$cpu" 2> /dev/null || true
+            curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_)' \
+                > "$out/storm-$backlog.metrics" || true
         done
     fi
     fleet_stop
@@ -252,6 +295,15 @@ scenario_fleet() {
 scenario_overload() {
     local rate factor
     local b
+    cpu_cgroup=""
+    if [ "$relay_cpu" -lt 100 ]; then
+        cpu_cgroup=$(cpu_cgroup_make "relayprolc$$" "$relay_cpu") || {
+            log "overload: no CPU cgroup to hold the relay at $relay_cpu % of a core; it gets the whole core"
+            cpu_cgroup=""
+        }
+    fi
+    echo "${relay_cpu}" > "$out/overload.relayCpu"
+    [ -n "$cpu_cgroup" ] || echo 100 > "$out/overload.relayCpu"
     for b in 0 "$bound"; do
         {
             cat <<EOF
@@ -263,12 +315,19 @@ httpsProxy:
   keyFile: $out/key.pem
 passwordFile: $out/passwords.txt
 workers: 1
+metrics:
+  listen: "127.0.0.1:9464"
 limits:
   maxHandshakes: $b
 EOF
         } > "$out/config.yml"
-        RELAYPRO_ENV_FILE=$out/environment.conf taskset -c 0 "$out/install/relaypro" run --config "$out/config.yml" \
-            --user root >> "$out/relaypro.out" 2>> "$out/relaypro.err" &
+        # The relay (supervisor and worker) in a CPU cgroup of RELAY_CPU % of core 0, so that the
+        # generator, on core 1 to itself, can offer 4× what the relay serves.
+        (
+            [ -z "$cpu_cgroup" ] || echo "$BASHPID" > "$cpu_cgroup/cgroup.procs"
+            RELAYPRO_ENV_FILE=$out/environment.conf exec taskset -c 0 "$out/install/relaypro" run \
+                --config "$out/config.yml" --user root >> "$out/relaypro.out" 2>> "$out/relaypro.err"
+        ) &
         relay=$!
         wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/8443" 2> /dev/null
         # Capacity: closed-loop full handshakes at concurrency 100.
@@ -277,7 +336,7 @@ EOF
         rate=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["tunnelsPerSecond"]))' \
             "$out/overload-$b-capacity.json")
         [ "$b" = 0 ] && capacity=$rate
-        for factor in 0.5 1 1.5 2 3 4; do
+        for factor in ${FACTORS:-0.5 1 1.5 2 3 4}; do
             local offered
             offered=$(/usr/bin/python3 -c "print(int($capacity * $factor))")
             taskset -c 1 "$loadgen" steady --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
@@ -285,9 +344,31 @@ EOF
                 --source 127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 \
                 > "$out/overload-$b-$factor.json" 2> /dev/null || true
             sleep 3  # what is left of the step drains before the next
+            # The relay's side of it, cumulative: handshakes, abandoned and shed connections, loop lag.
+            curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_|worker_loop_lag_seconds_(sum|count))' \
+                > "$out/overload-$b-$factor.metrics" || true
         done
         stop_relay
     done
+    [ -z "$cpu_cgroup" ] || rmdir "$cpu_cgroup" 2> /dev/null || true
+}
+# A CPU cgroup (v2, or v1's cpu controller) that lets its processes run PERCENT % of one core, in
+# 10 ms periods (a relay on a slower CPU, not one stopped for most of a 100 ms period). `ip netns
+# exec` gave this script a /sys of its own, without the cgroup mounts: the hierarchy is mounted
+# again under $out/cgroup (this mount namespace's only).
+cpu_cgroup_make() { # NAME PERCENT: prints its directory
+    local root=$out/cgroup quota=$((10000 * $2 / 100))
+    mkdir -p "$root"
+    if mount -t cgroup2 none "$root" 2> /dev/null; then
+        if grep -qw cpu "$root/cgroup.controllers" && echo +cpu > "$root/cgroup.subtree_control" 2> /dev/null; then
+            mkdir "$root/$1" && echo "$quota 10000" > "$root/$1/cpu.max" && echo "$root/$1"
+            return
+        fi
+        umount "$root"
+    fi
+    mount -t cgroup -o cpu none "$root" 2> /dev/null || return 1
+    mkdir "$root/$1" && echo 10000 > "$root/$1/cpu.cfs_period_us" && echo "$quota" > "$root/$1/cpu.cfs_quota_us" &&
+        echo "$root/$1"
 }
 
 if [[ ,$scenarios, == *,upgrade,* || ,$scenarios, == *,spread,* || ,$scenarios, == *,storm,* ]]; then
