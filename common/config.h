@@ -60,10 +60,10 @@ struct Limits {
     Duration drainSpread = std::chrono::minutes(1);  // after drainTimeout, close what is left evenly over it
     Duration shutdownGrace = std::chrono::seconds(15);
     uint32_t tokenRequestsPerMinute = 60;
-    // TLS handshakes in progress per worker; beyond it, while the worker's loop is busy, new
-    // connections wait in the kernel's accept queue (0 = no bound; kAutoHandshakes, the default:
-    // handshakeBound() sizes it; docs/configuration.md).
-    uint32_t maxHandshakes = kAutoHandshakes;
+    // TLS handshakes in progress per worker; beyond it new connections wait in the kernel's
+    // accept queue (0 = no bound, the default: see docs/configuration.md; kAutoHandshakes:
+    // handshakeBound() sizes it).
+    uint32_t maxHandshakes = 0;
     // The listening sockets' accept queue (the kernel caps it at net.core.somaxconn, 4096 by
     // default since Linux 5.4): what waits beyond maxHandshakes, and a reconnect storm's buffer.
     uint32_t listenBacklog = 4096;

@@ -65,8 +65,6 @@ Series seriesOf(Id id) {
             return {"relaypro_connections_abandoned"};
         case Id::SourcePortFallbacks:
             return {"relaypro_upstream_source_port_fallbacks"};
-        case Id::ShedFromQueue:
-            return {"relaypro_connections_shed"};
         case Id::RefusedOther:
             return {"relaypro_requests_refused", "reason", "other"};
         default:

@@ -71,9 +71,6 @@ enum class Id : uint16_t {
     // relaypro_upstream_source_port_fallbacks_total: limits.sourcePorts is set, and connect()
     // chose the port (16 draws found none free, or the source address was not found)
     SourcePortFallbacks,
-    // relaypro_connections_shed_total: taken from the accept queue after waiting longer than
-    // Server::kQueueLimit: reset without a handshake (a storm or an overload beyond the CPU)
-    ShedFromQueue,
     Count
 };
 

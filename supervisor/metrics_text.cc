@@ -88,8 +88,6 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
         {"relaypro_requests_refused", "Requests answered with an error, by the error code of the protocol."},
         {"relaypro_upstream_source_port_fallbacks",
          "Upstream connections whose source port connect() chose although limits.sourcePorts is set."},
-        {"relaypro_connections_shed",
-         "TLS connections that waited in the accept queue longer than 3 s: reset without a handshake."},
     };
     for (const auto& [family, help] : kHelp) {
         const std::string name = std::string(family) + "_total";

@@ -2,7 +2,6 @@
 
 #include <openssl/ssl.h>
 #include <sodium.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -420,13 +419,6 @@ bool Connection::forgetOpening() {
     bool was = opening_;
     opening_ = false;
     return was;
-}
-
-bool Connection::handshakeWaitsForUs() const {
-    // Bytes the kernel holds that the loop has not read yet: the client's answer came, and this
-    // worker has not had the CPU to take it.
-    int unread = 0;
-    return opening_ && ::ioctl(client_.fd(), FIONREAD, &unread) == 0 && unread > 0;
 }
 
 void Connection::handshakeFinished() {

@@ -60,8 +60,6 @@ public:
     void closeNow(std::string_view result);
     // The server stops counting this handshake (stalled): true when it was counted.
     bool forgetOpening();
-    // Still opening, and the client's next bytes are in the socket, unread (Server::kStalledAfter).
-    [[nodiscard]] bool handshakeWaitsForUs() const;
     // The password check this connection waits for has finished.
     void passwordChecked(bool ok);
     // Tickets name one request of one connection in messages to the supervisor: the connection's

@@ -109,7 +109,6 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<Lis
     s->verifier_ = std::move(*verifier);
     s->resumeAccept_ = evtimer_new(base, &Server::onResumeAccept, raw);
     s->stalledTimer_ = evtimer_new(base, &Server::onStalledTick, raw);
-    s->turnTimer_ = evtimer_new(base, &Server::onNextTurn, raw);
     // An https:// proxy's trust store is read before the sandbox closes the file system.
     if (s->settings_->proxyEnabled && s->settings_->proxy.https && s->settings_->proxy.https->tls)
         (void)s->proxyClientContext();
@@ -135,7 +134,6 @@ Server::~Server() {
     for (auto& l : listeners_) evconnlistener_free(l->listener);
     if (resumeAccept_ != nullptr) event_free(resumeAccept_);
     if (stalledTimer_ != nullptr) event_free(stalledTimer_);
-    if (turnTimer_ != nullptr) event_free(turnTimer_);
     verifier_.reset();
     names_.reset();  // right before the base goes, without calling anyone back
     if (dns_ != nullptr) evdns_base_free(dns_, 0);
@@ -282,24 +280,11 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     tcp_info info{};
     socklen_t infoLen = sizeof info;
     // (A TLS listener's only: a plain-HTTP client may send its request and half-close, review.)
-    if (kind == ListenerKind::Https && ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &infoLen) == 0) {
-        if (info.tcpi_state == TCP_CLOSE_WAIT) {
-            ::close(fd);
-            counters_.add(counters::Id::AbandonedBeforeHandshake);
-            return;
-        }
-        // The time since its last byte came in (its ClientHello, or the TCP handshake) is the
-        // time it waited in the queue. Beyond kQueueLimit the queue is longer than the CPU
-        // serves in time: reset it (cheap, and its client backs off) instead of serving,
-        // first in first out, clients that have waited longest and are the nearest to giving up
-        // (CoDel's idea: what bounds the latency is the time spent queued, not the length).
-        if (std::chrono::milliseconds(info.tcpi_last_data_recv) >= kQueueLimit) {
-            linger reset{1, 0};
-            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-            ::close(fd);
-            counters_.add(counters::Id::ShedFromQueue);
-            return;
-        }
+    if (kind == ListenerKind::Https && ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &infoLen) == 0 &&
+        info.tcpi_state == TCP_CLOSE_WAIT) {
+        ::close(fd);
+        counters_.add(counters::Id::AbandonedBeforeHandshake);
+        return;
     }
     // Small writes (handshake flights, answers) go out at once, not after a delayed ACK.
     int one = 1;
@@ -310,18 +295,6 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     auto* c = new Connection(*this, serial, kind, fd, peer);
     live_[serial] = c;
     stats_.connections = live_.size();
-    // libevent's accept loop takes the whole queue in one turn, and a ClientHello counts only once
-    // processed, in a later turn: on a busy loop, this turn takes no more than the bound leaves.
-    if (kind == ListenerKind::Https && busy_ && maxHandshakes_ > 0) {
-        if (acceptedThisTurn_++ == 0) {
-            timeval zero{0, 0};
-            evtimer_add(turnTimer_, &zero);  // onNextTurn, once this turn's events are done
-        }
-        if (acceptedThisTurn_ + opening_ >= maxHandshakes_ && !turnFull_) {
-            turnFull_ = true;
-            updateAccepting();
-        }
-    }
     c->start();  // may close (and delete) it already
 }
 
@@ -349,15 +322,8 @@ size_t Server::forgetStalledOpenings() {
     const auto cutoff = std::chrono::steady_clock::now() - kStalledAfter;
     size_t forgotten = 0;
     while (!openingSince_.empty() && openingSince_.front().first <= cutoff) {
-        const uint64_t serial = openingSince_.front().second;
-        Connection* c = find(serial);
+        Connection* c = find(openingSince_.front().second);
         openingSince_.pop_front();
-        // One whose client has answered, its answer unread because the loop is behind, waits for
-        // this worker's CPU, not for its client: it goes on counting (looked at again later).
-        if (c != nullptr && c->handshakeWaitsForUs()) {
-            openingSince_.emplace_back(std::chrono::steady_clock::now(), serial);
-            continue;
-        }
         if (c != nullptr && c->forgetOpening()) {
             --opening_;
             ++forgotten;
@@ -366,48 +332,15 @@ size_t Server::forgetStalledOpenings() {
     return forgotten;
 }
 
-void Server::onNextTurn(int, short, void* arg) {
-    auto* self = static_cast<Server*>(arg);
-    self->acceptedThisTurn_ = 0;
-    if (self->turnFull_) {
-        self->turnFull_ = false;
-        self->updateAccepting();
-    }
-}
-
 void Server::onStalledTick(int, short, void* arg) {
     auto* self = static_cast<Server*>(arg);
     self->forgetStalledOpenings();
     self->updateAccepting();
 }
 
-void Server::loopTick(std::chrono::steady_clock::duration late, std::chrono::steady_clock::duration elapsed) {
-    busyLate_ += std::max(late, std::chrono::steady_clock::duration::zero());
-    busyElapsed_ += std::max(elapsed, std::chrono::steady_clock::duration::zero());
-    const bool lateQuarter = busyLate_ * 4 >= busyElapsed_;
-    bool now = busy_;
-    if (busyElapsed_ >= kBusyLook && lateQuarter) {
-        now = true;  // at once: a storm must not find the accepts open for a whole window
-    } else if (busyElapsed_ >= kBusyWindow) {
-        now = false;  // a whole window late less than a quarter of the time
-    } else {
-        return;
-    }
-    busyLate_ = busyElapsed_ = {};
-    if (now != busy_) {
-        busy_ = now;
-        updateAccepting();
-    }
-}
-
 void Server::updateAccepting() {
-    bool full = maxHandshakes_ > 0 && opening_ >= maxHandshakes_;
-    if (full && forgetStalledOpenings() > 0) full = opening_ >= maxHandshakes_;
-    // Held once the bound is reached while busy; it stays held until the count falls below it
-    // (handshakes end, or stall for kStalledAfter), so that the look's own quiet, which the hold
-    // brings, does not reopen the accepts at once.
-    held_ = full && (held_ || busy_);
-    const bool atBound = held_ || turnFull_;
+    bool atBound = maxHandshakes_ > 0 && opening_ >= maxHandshakes_;
+    if (atBound && forgetStalledOpenings() > 0) atBound = opening_ >= maxHandshakes_;
     // At the bound, look again for stalled handshakes every 100 ms.
     if (atBound && !draining_) {
         if (evtimer_pending(stalledTimer_, nullptr) == 0) {
@@ -510,7 +443,6 @@ void Server::beginDrain() {
     // the sockets open for the new generation.
     event_del(resumeAccept_);
     event_del(stalledTimer_);
-    event_del(turnTimer_);
     for (auto& l : listeners_) evconnlistener_free(l->listener);  // LEV_OPT_CLOSE_ON_FREE
     listeners_.clear();
     std::vector<Connection*> idle;

@@ -123,31 +123,15 @@ public:
     void connectionClosed(Connection* c);
     // limits.maxHandshakes: a TLS connection is opening from the processing of its ClientHello
     // (Front::handshake: a silent or trickling socket costs no CPU and does not count) until its
-    // TLS handshake is done (or it closes). At the bound, while the loop is busy (loopTick), the
-    // TLS listeners are not watched: new connections wait in the kernel's accept queue instead of
-    // sharing the CPU with the handshakes already started, so that those finish before their
-    // clients give up (issue 19).
+    // TLS handshake is done (or it closes). At the bound the TLS listeners are not watched: new
+    // connections wait in the kernel's accept queue instead of sharing the CPU with the
+    // handshakes already started, so that those finish before their clients give up (issue 19).
     void openingStarted(uint64_t serial);
     void openingEnded();
     // Handshakes open longer than this after their ClientHello wait for their client (its Finished
     // is one round trip away), not for the CPU: not counted.
     static constexpr std::chrono::seconds kStalledAfter{2};
     [[nodiscard]] size_t opening() const { return opening_; }
-    // The worker's loop lag, from its 25 ms tick (worker_main.cc): `late` is how late the tick ran,
-    // `elapsed` the time since the one before. The bound holds the accepts only while the loop is
-    // busy — its tick late for at least a quarter of the time over the last look (kBusyLook, up to
-    // kBusyWindow): what new connections would wait for is then the CPU. Handshakes that cost
-    // little and then stall can fill the count but not the loop: they hold no one out (issue 19,
-    // review). A loop at its CPU with short callbacks shows little lag at first; the handshakes it
-    // takes on then lengthen its turns until they do.
-    void loopTick(std::chrono::steady_clock::duration late, std::chrono::steady_clock::duration elapsed);
-    static constexpr std::chrono::milliseconds kBusyLook{250};
-    static constexpr std::chrono::milliseconds kBusyWindow{1000};
-    // A TLS connection taken from the accept queue after waiting this long is reset unserved
-    // (relaypro_connections_shed_total): a Responder that waited 3 s backs off and comes back,
-    // while the ones queued after it are served before they give up.
-    static constexpr std::chrono::milliseconds kQueueLimit{3000};
-    [[nodiscard]] bool busy() const { return busy_; }
     // limits.sourcePorts: UpstreamDialer binds its connections to a random port of it.
     void setSourcePorts(PortRange r) { sourcePorts_ = r; }
     [[nodiscard]] const PortRange& sourcePorts() const { return sourcePorts_; }
@@ -176,7 +160,6 @@ private:
     void updateAccepting();
     size_t forgetStalledOpenings();
     static void onStalledTick(int, short, void* arg);
-    static void onNextTurn(int, short, void* arg);
     void configureDns();
 
     event_base* base_;
@@ -197,14 +180,7 @@ private:
     bool paused_ = false;    // until resumeAccept_ fires (a Balance hold, an accept error)
     bool accepting_ = true;  // the listeners are watched
     PortRange sourcePorts_;
-    size_t opening_ = 0;           // connections not yet through their handshake
-    bool busy_ = false;            // loopTick
-    bool held_ = false;            // at the bound while busy: held until below it, busy or not
-    size_t acceptedThisTurn_ = 0;  // TLS connections accepted in this loop turn while busy
-    bool turnFull_ = false;        // they and the counted handshakes reach the bound: until onNextTurn
-    event* turnTimer_ = nullptr;   // a zero timeout: the next turn
-    std::chrono::steady_clock::duration busyLate_{};                                       // over the current look
-    std::chrono::steady_clock::duration busyElapsed_{};                                    // (loopTick)
+    size_t opening_ = 0;  // connections not yet through their handshake
     std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> openingSince_;  // oldest first
     event* stalledTimer_ = nullptr;               // every 100 ms while at the bound
     uint32_t maxHandshakes_ = kHandshakesPerCpu;  // until the supervisor's HandshakeBound

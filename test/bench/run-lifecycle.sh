@@ -115,7 +115,7 @@ cpu_sampler() { # FILE
             local group
             for group in "${relay:-}" "${fleet:-}" "${echo_pids[*]}" "$console_pid"; do
                 local p all=() ticks=0
-                for p in $group; do all+=("$p" $(pgrep -P "$p" | tr '\n' ' ')); done
+                for p in $group; do all+=("$p" $(pgrep -P "$p" | tr '\n' ' ' || true)); done
                 for p in "${all[@]}"; do
                     local st
                     st=$(cat "/proc/$p/stat" 2> /dev/null) || continue

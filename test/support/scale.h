@@ -4,14 +4,10 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <poll.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "test/support/net.h"
@@ -78,35 +74,5 @@ inline std::pair<long, long> listenQueue(uint16_t port) {
     ::pclose(p);
     return q;
 }
-
-// A worker short of CPU, as on a box whose cores a storm keeps busy: while it lives, `pid` runs
-// 40 ms of every 100 (SIGSTOP, SIGCONT), so that its loop runs late more than half of the time —
-// what limits.maxHandshakes waits for before it holds the accepts (Server::loopTick). Once it
-// has run for a first 600 ms the worker counts as busy; it is resumed for good when it ends.
-class Starver {
-public:
-    explicit Starver(pid_t pid)
-        : thread_([this, pid] {
-              using namespace std::chrono_literals;
-              while (!stop_) {
-                  ::kill(pid, SIGSTOP);
-                  std::this_thread::sleep_for(60ms);
-                  ::kill(pid, SIGCONT);
-                  std::this_thread::sleep_for(40ms);
-              }
-          }) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(600));
-    }
-    Starver(const Starver&) = delete;
-    Starver& operator=(const Starver&) = delete;
-    ~Starver() {
-        stop_ = true;
-        thread_.join();
-    }
-
-private:
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
-};
 
 }  // namespace relaypro::testing

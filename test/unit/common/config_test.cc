@@ -117,7 +117,7 @@ TEST(Config, DefaultsMatchTheSpec) {
     EXPECT_EQ(c.limits.drainSpread, 1min);
     EXPECT_EQ(c.limits.shutdownGrace, 15s);
     EXPECT_EQ(c.limits.tokenRequestsPerMinute, 60u);
-    EXPECT_EQ(c.limits.maxHandshakes, kAutoHandshakes);
+    EXPECT_EQ(c.limits.maxHandshakes, 0u);
     EXPECT_EQ(c.limits.listenBacklog, 4096u);
     EXPECT_EQ(c.limits.sourcePortLow, 0u);  // connect() chooses
     EXPECT_FALSE(c.metricsListen.has_value());
