@@ -51,14 +51,16 @@ def cpu_lines(name, backlog, t0, t1):
     out = []
     before = span(t0 - 20, t0)
     during = span(t0, t1 if t1 is not None else float("inf"))
-    names = ("relay and kernel", "fleet", "echo", "console")
+    # The rest: the relay, the kernel's work for everyone (the network), the bench's own tools.
+    names = ("relay and the rest", "fleet", "echo", "console")
     if before:
         wall, busy, cores = before
-        out.append(f"- listenBacklog {backlog}, the {wall:.0f} s before the restart (every tunnel open): box "
+        out.append(f"- listenBacklog {backlog}, the {wall:.0f} s before the restart: box "
                    f"{busy * 100:.0f} % busy; " + ", ".join(f"{n} {c:.2f}" for n, c in zip(names, cores)) + " cores.")
     if during:
         wall, busy, cores = during
-        out.append(f"- listenBacklog {backlog}, from the restart until every tunnel was open again ({wall:.0f} s): "
+        until = "until every tunnel was open again" if t1 is not None else "until the sampling ended (not every tunnel came back)"
+        out.append(f"- listenBacklog {backlog}, from the restart {until} ({wall:.0f} s): "
                    f"box {busy * 100:.0f} % busy; " + ", ".join(f"{n} {c * wall:.0f}" for n, c in zip(names, cores)) +
                    " CPU-seconds.")
     if exists(name + ".metrics"):
@@ -174,7 +176,9 @@ if "spread" in scenarios and exists("spread.drainAt") and open(path("spread.drai
 
 storm_cpu = []
 storm_header = False
-for backlog in ("128", "4096"):
+BACKLOGS = os.environ.get("STORM_BACKLOGS", "128 4096").split()
+FACTORS = os.environ.get("FACTORS", "0.5 1 1.5 2 3 4").split()
+for backlog in BACKLOGS:
     name = f"storm-{backlog}"
     if "storm" not in scenarios or not exists(name + ".restartAt"):
         continue
@@ -187,9 +191,10 @@ for backlog in ("128", "4096"):
     t0 = stamp(name + ".restartAt")
     rows, events = timeline("fleet")
     after = [r for r in rows if r["time"] >= t0]
-    if backlog == "128":  # until the next restart
-        end = stamp("storm-4096.restartAt") if exists("storm-4096.restartAt") else float("inf")
-        after = [r for r in after if r["time"] < end]
+    # Until the next restart after this one, if another storm followed.
+    later = [stamp(f"storm-{b}.restartAt") for b in BACKLOGS if exists(f"storm-{b}.restartAt")]
+    end = min([t for t in later if t > t0], default=float("inf"))
+    after = [r for r in after if r["time"] < end]
     # From the restart: the first second with half, 90 % and all of the Responders' tunnels open
     # again (after the drop the stop causes; the fleet's timeline has a line a second).
     low = min(range(len(after)), key=lambda i: after[i]["open"]) if after else 0
@@ -222,19 +227,19 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
     print("## Goodput under overload")
     print()
     share = open(path("overload.relayCpu")).read().strip() if exists("overload.relayCpu") else "100"
-    print(f"Capacity (closed loop, one worker on {share} % of one core, the generator on the other): "
-          f"{capacity:.0f} tunnels/s.")
+    print(f"Capacity (closed loop, one worker on {share} % of one core, the generator on the other; "
+          f"listenBacklog {os.environ.get('OVERLOAD_BACKLOG', '4096')}, the bound {BOUND}): {capacity:.0f} tunnels/s.")
     print()
     print("| offered × capacity | bound | offered /s | goodput /s | failed | p99 ms (established) |")
     print("| --- | --- | --- | --- | --- | --- |")
     step = float(os.environ.get("STEP_SECONDS", "20"))
     with open(path("chart-goodput.dat"), "w") as f:
-        for factor in ("0.5", "1", "1.5", "2", "3", "4"):
+        for factor in FACTORS:
             row = [factor]
             for bound in ("0", BOUND):
                 name = f"overload-{bound}-{factor}.json"
                 if not exists(name):
-                    row.append("0")
+                    row.append("NaN")  # gnuplot leaves it out, rather than drawing a zero
                     continue
                 d = load(name)
                 good = d["succeeded"] / step

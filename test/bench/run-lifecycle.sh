@@ -30,7 +30,9 @@
 # Writes BUILD_DIR/bench-lifecycle/: the fleet's timelines, every run's JSON, results.md and the
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
-# SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), INTERVAL (8 bytes each way per
+# SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), FACTORS (the overload's steps,
+# "0.5 1 1.5 2 3 4"), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
+# ("128 4096"), INTERVAL (8 bytes each way per
 # tunnel every INTERVAL seconds, 10), SOURCE_PORTS (LOW-HIGH: the relay's limits.sourcePorts and
 # the fleet's own source ports, with the namespace's ip_local_port_range below LOW; default none:
 # connect() chooses everywhere).
@@ -70,10 +72,12 @@ loadgen=$build/test/loadgen
 pids=()
 relay=""
 cpu_cgroup=""
+cpu_enabled=""
 cleanup() {
     for p in "${pids[@]}" $relay; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     [ -z "$cpu_cgroup" ] || rmdir "$cpu_cgroup" 2> /dev/null || true
+    [ -z "$cpu_enabled" ] || echo -cpu > "$cpu_enabled/cgroup.subtree_control" 2> /dev/null || true
 }
 trap cleanup EXIT
 log() { printf 'run-lifecycle: %s\n' "$*" >&2; }
@@ -103,7 +107,8 @@ for port in 80 4222; do
 done
 # Where the CPU goes, once a second: "UNIX-TIME BOX-BUSY BOX-ALL RELAY FLEET ECHO CONSOLE", clock
 # ticks since boot (the box: /proc/stat; the others: user + system of a process and its children
-# alive then, every generation of the relay's), appended to FILE while it runs.
+# alive then; RELAY is the generation running when the sampler started, which a restart ends:
+# the report takes the relay as what the box spent beyond the others), appended to FILE.
 cpu_sampler() { # FILE
     local hz file=$1
     hz=$(getconf CLK_TCK)
@@ -111,16 +116,18 @@ cpu_sampler() { # FILE
     while sleep 1; do
         {
             printf '%s ' "$(date +%s.%N)"
-            awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat | tr '\n' ' '
+            # busy: user nice system irq softirq (steal is another guest's); all: with idle, iowait
+            awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat | tr '\n' ' '
             local group
             for group in "${relay:-}" "${fleet:-}" "${echo_pids[*]}" "$console_pid"; do
                 local p all=() ticks=0
                 for p in $group; do all+=("$p" $(pgrep -P "$p" | tr '\n' ' ' || true)); done
                 for p in "${all[@]}"; do
                     local st
-                    st=$(cat "/proc/$p/stat" 2> /dev/null) || continue
+                    read -r st < "/proc/$p/stat" 2> /dev/null || continue
                     st=${st##*) }
                     set -- $st
+                    [ $# -ge 13 ] || continue
                     ticks=$((ticks + ${12} + ${13}))
                 done
                 printf '%s ' "$ticks"
@@ -297,7 +304,9 @@ scenario_overload() {
     local b
     cpu_cgroup=""
     if [ "$relay_cpu" -lt 100 ]; then
-        cpu_cgroup=$(cpu_cgroup_make "relayprolc$$" "$relay_cpu") || {
+        # (The kernel's smallest quota is 1 ms: 10 % of the 10 ms period.)
+        [ "$relay_cpu" -ge 10 ] || { log "RELAY_CPU must be 10 to 100"; exit 2; }
+        cpu_cgroup_make "relayprolc$$" "$relay_cpu" > "$out/cgroup.dir" && cpu_cgroup=$(cat "$out/cgroup.dir") || {
             log "overload: no CPU cgroup to hold the relay at $relay_cpu % of a core; it gets the whole core"
             cpu_cgroup=""
         }
@@ -319,6 +328,7 @@ metrics:
   listen: "127.0.0.1:9464"
 limits:
   maxHandshakes: $b
+  listenBacklog: ${OVERLOAD_BACKLOG:-4096}
 EOF
         } > "$out/config.yml"
         # The relay (supervisor and worker) in a CPU cgroup of RELAY_CPU % of core 0, so that the
@@ -360,15 +370,30 @@ cpu_cgroup_make() { # NAME PERCENT: prints its directory
     local root=$out/cgroup quota=$((10000 * $2 / 100))
     mkdir -p "$root"
     if mount -t cgroup2 none "$root" 2> /dev/null; then
-        if grep -qw cpu "$root/cgroup.controllers" && echo +cpu > "$root/cgroup.subtree_control" 2> /dev/null; then
-            mkdir "$root/$1" && echo "$quota 10000" > "$root/$1/cpu.max" && echo "$root/$1"
-            return
+        if grep -qw cpu "$root/cgroup.controllers"; then
+            # Enabled for the root's children if it was not (undone at the end: cleanup).
+            if ! grep -qw cpu "$root/cgroup.subtree_control"; then
+                echo +cpu > "$root/cgroup.subtree_control" 2> /dev/null && cpu_enabled=$root
+            fi
+            if mkdir "$root/$1"; then
+                echo "$quota 10000" > "$root/$1/cpu.max" && echo "$root/$1" && return
+                rmdir "$root/$1"
+            fi
+            return 1
         fi
         umount "$root"
     fi
-    mount -t cgroup -o cpu none "$root" 2> /dev/null || return 1
-    mkdir "$root/$1" && echo 10000 > "$root/$1/cpu.cfs_period_us" && echo "$quota" > "$root/$1/cpu.cfs_quota_us" &&
+    # v1: the cpu controller is often mounted together with cpuacct (systemd), and a mount of it
+    # must name the same set.
+    mount -t cgroup -o cpu,cpuacct none "$root" 2> /dev/null || mount -t cgroup -o cpu none "$root" 2> /dev/null ||
+        return 1
+    mkdir "$root/$1" || return 1
+    if echo 10000 > "$root/$1/cpu.cfs_period_us" && echo "$quota" > "$root/$1/cpu.cfs_quota_us"; then
         echo "$root/$1"
+        return
+    fi
+    rmdir "$root/$1"
+    return 1
 }
 
 if [[ ,$scenarios, == *,upgrade,* || ,$scenarios, == *,spread,* || ,$scenarios, == *,storm,* ]]; then
@@ -377,4 +402,6 @@ fi
 if [[ ,$scenarios, == *,overload,* ]]; then
     scenario_overload
 fi
-/usr/bin/python3 "$top/test/bench/lifecycle_report.py" "$out" "$responders" "$scenarios" | tee "$out/results.md"
+BOUND=$bound STEP_SECONDS=$step_seconds FACTORS=${FACTORS:-0.5 1 1.5 2 3 4} STORM_BACKLOGS=${STORM_BACKLOGS:-128 4096} \
+    OVERLOAD_BACKLOG=${OVERLOAD_BACKLOG:-4096} /usr/bin/python3 "$top/test/bench/lifecycle_report.py" "$out" \
+    "$responders" "$scenarios" | tee "$out/results.md"
