@@ -354,7 +354,7 @@ EOF
                 --source 127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 \
                 > "$out/overload-$b-$factor.json" 2> /dev/null || true
             sleep 3  # what is left of the step drains before the next
-            # The relay's side of it, cumulative: handshakes, abandoned and shed connections, loop lag.
+            # The relay's side of it, cumulative: handshakes, abandoned connections, loop lag.
             curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_|worker_loop_lag_seconds_(sum|count))' \
                 > "$out/overload-$b-$factor.metrics" || true
         done
