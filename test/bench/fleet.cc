@@ -165,6 +165,9 @@ void Share::onHousekeeping(int, short, void* arg) {
     auto* s = static_cast<Share*>(arg);
     if (s->stopping_) return;
     uint64_t now = nowMs();
+    if (s->lastHousekeeping_ != 0 && now > s->lastHousekeeping_ + 100)
+        s->counters_.lagged(now - s->lastHousekeeping_ - 100);
+    s->lastHousekeeping_ = now;
     double perSecond = s->o_.ramp / s->o_.processes;
     auto due = static_cast<uint64_t>(static_cast<double>(now - s->start_) / 1000.0 * perSecond) + 1;
     while (s->started_ < std::min(due, s->count_)) {
@@ -588,7 +591,7 @@ int loadgen::runFleet(int argc, char** argv) {
     stopShares(pids, worst);
     const double seconds = static_cast<double>(nowMs() - start) / 1000;
     const Totals end = sum(counters, o.processes);
-    timeline.second(seconds, end, true);
+    timeline.second(seconds, end, takeLagMax(counters, o.processes), true);
     timeline.summary(seconds, end, openAtEnd);
     if (out != stderr) std::fclose(out);
     munmap(shared, bytes);

@@ -31,8 +31,11 @@
 // Timeline (--timeline FILE, else stderr), one JSON object a line, written when it happens:
 //   {"second":S,"time":UNIX,"responders":N,"open":N,"tokensHeld":N,"established":d,"reconnects":d,
 //    "tokenRequests":d,"tokens":d,"echoes":d,"resumed":d,"full":d,"failures":{"closed":d,...},
-//    "consoleCalls":d,"consoleVerify":d}
+//    "consoleCalls":d,"consoleVerify":d,"loopLagMaxMs":N}
 //     every second: responders, open and tokensHeld are gauges, the rest counts of that second;
+//     loopLagMaxMs: the longest any fleet process's 100 ms housekeeping tick ran late in that
+//     second — how far the generator's own event loop is behind (beyond --timeout, its
+//     Responders give up on its account, not the relay's);
 //     failures by kind (kCounterNames below): connect_refused, connect_error, tls, timeout,
 //     closed_early, closed, echo_mismatch, 407, 429, 503, status_other (CONNECT answers),
 //     token_401, token_429, token_503, token_other (token endpoint answers); consoleCalls and
@@ -154,8 +157,22 @@ inline constexpr bool isGauge(unsigned c) {
 // writer each, read at any time by the parent.
 struct SharedCounters {
     std::atomic<uint64_t> v[kCounters];
+    // The longest the process's housekeeping tick ran late (ms) since the parent last took it.
+    std::atomic<uint64_t> lagMaxMs;
     void add(Counter c, int64_t n = 1) { v[c].fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed); }
+    void lagged(uint64_t ms) {
+        uint64_t seen = lagMaxMs.load(std::memory_order_relaxed);
+        while (ms > seen && !lagMaxMs.compare_exchange_weak(seen, ms, std::memory_order_relaxed)) {
+        }
+    }
 };
+// The longest lag of any process since the last call (and the slate wiped for the next second).
+inline uint64_t takeLagMax(SharedCounters* counters, int processes) {
+    uint64_t most = 0;
+    for (int p = 0; p < processes; ++p)
+        most = std::max(most, counters[p].lagMaxMs.exchange(0, std::memory_order_relaxed));
+    return most;
+}
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "counters are shared between processes");
 
 using Totals = std::array<uint64_t, kCounters>;
@@ -265,6 +282,7 @@ private:
     std::vector<Responder> responders_;
     std::deque<Responder*> tokenQueue_;
     uint64_t started_ = 0, tokensInFlight_ = 0, start_ = 0, nextScan_ = 0, rng_ = 0;
+    uint64_t lastHousekeeping_ = 0;  // ms: when the tick last ran (its lag: counters_.lagged)
     bool stopping_ = false, pumping_ = false;
     event_base* base_ = nullptr;
     event *housekeeping_ = nullptr, *stop_ = nullptr, *interrupt_ = nullptr;
@@ -292,7 +310,7 @@ public:
 
     // The line for the second that ends at `second` (since the start); `last`: the rest of the
     // run after the last whole second, once every process has ended.
-    void second(double second, const Totals& now, bool last = false) {
+    void second(double second, const Totals& now, uint64_t lagMaxMs, bool last = false) {
         readJournal();
         std::fprintf(out_, "{\"second\":%.*f,%s\"time\":%.3f", last ? 3 : 0, second, last ? "\"last\":true," : "",
                      unixTime());
@@ -300,8 +318,9 @@ public:
             std::fprintf(out_, ",\"%s\":%" PRIu64, kCounterNames[c], isGauge(c) ? now[c] : now[c] - last_[c]);
         }
         std::fprintf(out_, ",\"failures\":{%s}", failures(now, last_).c_str());
-        std::fprintf(out_, ",\"consoleCalls\":%" PRIu64 ",\"consoleVerify\":%" PRIu64 "}\n", consoleCalls_ - lastCalls_,
-                     consoleVerify_ - lastVerify_);
+        std::fprintf(out_,
+                     ",\"consoleCalls\":%" PRIu64 ",\"consoleVerify\":%" PRIu64 ",\"loopLagMaxMs\":%" PRIu64 "}\n",
+                     consoleCalls_ - lastCalls_, consoleVerify_ - lastVerify_, lagMaxMs);
         last_ = now;
         lastCalls_ = consoleCalls_;
         lastVerify_ = consoleVerify_;
@@ -504,7 +523,7 @@ inline bool reaped(std::vector<pid_t>& pids, int& worst) {
 // The parent's loop: signals are taken with sigtimedwait (blocked, never handled), the counters
 // sampled every 100 ms and written every second, until --seconds, SIGTERM/SIGINT or a process
 // that ended. Returns the tunnels open then.
-inline uint64_t watch(const Options& o, const SharedCounters* counters, std::vector<pid_t>& pids, Timeline& timeline,
+inline uint64_t watch(const Options& o, SharedCounters* counters, std::vector<pid_t>& pids, Timeline& timeline,
                       const sigset_t& signals, int& worst) {
     const uint64_t start = nowMs(), deadline = start + static_cast<uint64_t>(o.seconds * 1000);
     uint64_t nextSecond = start + 1000;
@@ -518,7 +537,7 @@ inline uint64_t watch(const Options& o, const SharedCounters* counters, std::vec
         if (sig == SIGUSR1) timeline.status(static_cast<double>(now - start) / 1000, t);
         timeline.sample(static_cast<double>(now - start) / 1000, t[kOpen]);
         if (now >= nextSecond) {
-            timeline.second(static_cast<double>(nextSecond - start) / 1000, t);
+            timeline.second(static_cast<double>(nextSecond - start) / 1000, t, takeLagMax(counters, o.processes));
             nextSecond += 1000;
         }
     }

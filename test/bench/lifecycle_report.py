@@ -208,6 +208,11 @@ for backlog in BACKLOGS:
     full_at = next((r["time"] for r in after[low:] if r["open"] >= responders), None)
     if exists(name + ".cpu"):
         storm_cpu.append(cpu_lines(name, backlog, t0, full_at))
+    lags = [r["loopLagMaxMs"] for r in after if "loopLagMaxMs" in r and (full_at is None or r["time"] <= full_at)]
+    if lags:
+        storm_cpu.append([f"- listenBacklog {backlog}: the fleet's own event loop ran up to {max(lags) / 1000:.1f} s "
+                          f"late after the restart (the longest tick lag of a second; {sum(l > 1000 for l in lags)} "
+                          f"seconds with more than 1 s), against its Responders' timeout of 15 s."])
     with open(path(f"chart-{name}.dat"), "w") as f:
         for r in rows:
             if not t0 - 5 <= r["time"] <= t0 + max(90, (full_at or t0) - t0 + 10):

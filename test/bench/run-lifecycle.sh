@@ -124,7 +124,7 @@ cpu_sampler() { # FILE
                 for p in $group; do all+=("$p" $(pgrep -P "$p" | tr '\n' ' ' || true)); done
                 for p in "${all[@]}"; do
                     local st
-                    read -r st < "/proc/$p/stat" 2> /dev/null || continue
+                    { read -r st < "/proc/$p/stat"; } 2> /dev/null || continue
                     st=${st##*) }
                     set -- $st
                     [ $# -ge 13 ] || continue
