@@ -35,7 +35,8 @@
 //     every second: responders, open and tokensHeld are gauges, the rest counts of that second;
 //     loopLagMaxMs: the longest any fleet process's 100 ms housekeeping tick ran late in that
 //     second — how far the generator's own event loop is behind (beyond --timeout, its
-//     Responders give up on its account, not the relay's);
+//     Responders give up on its account, not the relay's); 0 also when no tick ran in that
+//     second at all (a loop stuck longer: the tick that ends it reports the whole lag);
 //     failures by kind (kCounterNames below): connect_refused, connect_error, tls, timeout,
 //     closed_early, closed, echo_mismatch, 407, 429, 503, status_other (CONNECT answers),
 //     token_401, token_429, token_503, token_other (token endpoint answers); consoleCalls and
@@ -154,7 +155,7 @@ inline constexpr bool isGauge(unsigned c) {
 }
 
 // One process's counters in memory shared with the parent (MAP_SHARED before fork): a single
-// writer each, read at any time by the parent.
+// writer each, read at any time by the parent (lagMaxMs: which the parent also clears).
 struct SharedCounters {
     std::atomic<uint64_t> v[kCounters];
     // The longest the process's housekeeping tick ran late (ms) since the parent last took it.
