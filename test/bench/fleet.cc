@@ -175,6 +175,7 @@ void Share::onHousekeeping(int, short, void* arg) {
         s->beginAttempt(s->responders_[s->started_++]);
     }
     s->pumpTokens();
+    s->pumpConnects();
     if (now >= s->nextScan_) {
         s->nextScan_ = now + 1000;
         s->scan();
@@ -219,7 +220,20 @@ void Share::beginAttempt(Responder& r) {
         r.tunnel = Responder::Tunnel::NeedToken;
         return requestToken(r);
     }
+    if (o_.connectConcurrency > 0 && connecting_ >= o_.connectConcurrency) {
+        r.tunnel = Responder::Tunnel::Backoff;  // no timer armed: pumpConnects takes it
+        connectQueue_.push_back(&r);
+        return;
+    }
     openTunnel(r);
+}
+
+void Share::pumpConnects() {
+    while (!stopping_ && !connectQueue_.empty() && connecting_ < o_.connectConcurrency) {
+        Responder* r = connectQueue_.front();
+        connectQueue_.pop_front();
+        beginAttempt(*r);
+    }
 }
 
 void Share::scheduleBackoff(Responder& r, uint64_t ms) {
@@ -447,6 +461,7 @@ void Share::tokenFailed(Responder& r, Counter kind, uint64_t waitMs) {
 
 void Share::openTunnel(Responder& r) {
     r.tunnel = Responder::Tunnel::Connecting;
+    ++connecting_;
     bool connecting = false;
     r.tunnelBev = dial(r, connecting);
     if (r.tunnelBev == nullptr) return tunnelFailed(r, kConnectError);
@@ -498,6 +513,7 @@ void Share::onTunnelRead(bufferevent* bev, void* arg) {
 }
 
 void Share::tunnelOpened(Responder& r) {
+    --connecting_;
     r.tunnel = Responder::Tunnel::Open;
     r.tunnelDeadline = 0;
     r.echoOutstanding = false;
@@ -550,6 +566,7 @@ void Share::checkEcho(Responder& r, evbuffer* in) {
 void Share::tunnelFailed(Responder& r, Counter kind, uint64_t waitMs) {
     counters_.add(kind);
     if (r.tunnel == Responder::Tunnel::Open) counters_.add(kOpen, -1);
+    if (r.tunnel == Responder::Tunnel::Connecting) --connecting_;
     closeBev(r.tunnelBev);
     event_del(r.timer);
     r.tunnelDeadline = 0;

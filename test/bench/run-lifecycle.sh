@@ -32,7 +32,8 @@
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
 # SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), FACTORS (the overload's steps,
 # "0.5 1 1.5 2 3 4"), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
-# ("128 4096"), INTERVAL (8 bytes each way per
+# ("128 4096"), CONNECT_CONCURRENCY (the fleet's tunnels connecting at once per process, 0: no
+# limit; loadgen fleet --connect-concurrency), INTERVAL (8 bytes each way per
 # tunnel every INTERVAL seconds, 10), SOURCE_PORTS (LOW-HIGH: the relay's limits.sourcePorts and
 # the fleet's own source ports, with the namespace's ip_local_port_range below LOW; default none:
 # connect() chooses everywhere).
@@ -43,7 +44,7 @@ scenarios=${3:-upgrade,spread,storm,overload}
 workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
 arrival=${ARRIVAL:-200} ramp=${RAMP:-3000} drain=${DRAIN:-150s} spread=${SPREAD:-60s}
 giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10} bound=${BOUND:-auto}
-relay_cpu=${RELAY_CPU:-15}
+relay_cpu=${RELAY_CPU:-15} connect_concurrency=${CONNECT_CONCURRENCY:-0}
 source_ports=${SOURCE_PORTS:-}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$build/bench-lifecycle
@@ -206,6 +207,7 @@ fleet_start() { # NAME [ARGS...]: the fleet in the background; its timeline in N
         --source 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 --responders "$responders" --processes "$gen" \
         --ramp "$ramp" --interval "$interval" --seconds 3000 --console-journal "$out/console/journal.jsonl" \
         --timeline "$out/$name.timeline" ${source_ports:+--source-port-low ${source_ports%-*} --source-port-high ${source_ports#*-}} \
+        --connect-concurrency "$connect_concurrency" \
         "$@" > "$out/$name.fleet.json" 2> "$out/$name.fleet.err" &
     fleet=$!
     pids+=($fleet)
