@@ -190,7 +190,8 @@ for backlog in BACKLOGS:
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     t0 = stamp(name + ".restartAt")
     rows, events = timeline("fleet")
-    after = [r for r in rows if r["time"] >= t0]
+    # (Not the fleet's last line: its tunnels closed at its stop, that is no storm's low.)
+    after = [r for r in rows if r["time"] >= t0 and not r.get("last")]
     # Until the next restart after this one, if another storm followed.
     later = [stamp(f"storm-{b}.restartAt") for b in BACKLOGS if exists(f"storm-{b}.restartAt")]
     end = min([t for t in later if t > t0], default=float("inf"))

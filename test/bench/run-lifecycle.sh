@@ -82,10 +82,11 @@ cleanup() {
 }
 trap cleanup EXIT
 log() { printf 'run-lifecycle: %s\n' "$*" >&2; }
-wait_for() { # SECONDS COMMAND...: polls every 0.1 s
-    local limit=$(($1 * 10))
+wait_for() { # SECONDS COMMAND...: polls every 0.1 s, for SECONDS by the clock (on a saturated
+    # box each poll takes longer than its 0.1 s)
+    local end=$((SECONDS + $1))
     shift
-    for _ in $(seq 1 "$limit"); do "$@" && return 0; sleep 0.1; done
+    while [ "$SECONDS" -lt "$end" ]; do "$@" && return 0; sleep 0.1; done
     return 1
 }
 
