@@ -138,6 +138,7 @@ bool Share::setUp() {
     housekeeping_ = event_new(base_, -1, EV_PERSIST, &Share::onHousekeeping, this);
     timeval tenth{0, 100000};
     event_add(housekeeping_, &tenth);
+    housekeepingDue_ = nowMs() + 100;
     stop_ = evsignal_new(base_, SIGTERM, &Share::onStop, this);
     interrupt_ = evsignal_new(base_, SIGINT, &Share::onStop, this);
     event_add(stop_, nullptr);
@@ -161,13 +162,17 @@ void Share::tearDown() {
 // Every 100 ms: start what the ramp says is due, fill the token slots; every second, look at
 // every Responder's deadlines and refresh time (a scan of 12,500 costs microseconds, less than a
 // timer each would).
-void Share::onHousekeeping(int, short, void* arg) {
+void Share::onHousekeeping(int, short what, void* arg) {
     auto* s = static_cast<Share*>(arg);
     if (s->stopping_) return;
     uint64_t now = nowMs();
-    if (s->lastHousekeeping_ != 0 && now > s->lastHousekeeping_ + 100)
-        s->counters_.lagged(now - s->lastHousekeeping_ - 100);
-    s->lastHousekeeping_ = now;
+    // Against the tick's schedule as libevent keeps it for a persistent timer: the last one's
+    // plus 100 ms, or 100 ms from now once it has fallen a whole period behind.
+    if (what != 0 && s->housekeepingDue_ != 0) {  // (not the first, direct call)
+        if (now > s->housekeepingDue_) s->counters_.lagged(now - s->housekeepingDue_);
+        s->housekeepingDue_ += 100;
+        if (s->housekeepingDue_ <= now) s->housekeepingDue_ = now + 100;
+    }
     double perSecond = s->o_.ramp / s->o_.processes;
     auto due = static_cast<uint64_t>(static_cast<double>(now - s->start_) / 1000.0 * perSecond) + 1;
     while (s->started_ < std::min(due, s->count_)) {
@@ -200,6 +205,7 @@ void Share::onStop(int, short, void* arg) {
     auto* s = static_cast<Share*>(arg);
     s->stopping_ = true;
     s->tokenQueue_.clear();
+    s->connectQueue_.clear();
     for (Responder& r : s->responders_) {
         if (r.tunnel == Responder::Tunnel::Open) s->counters_.add(kOpen, -1);
         r.tunnel = Responder::Tunnel::Idle;
@@ -220,20 +226,41 @@ void Share::beginAttempt(Responder& r) {
         r.tunnel = Responder::Tunnel::NeedToken;
         return requestToken(r);
     }
-    if (o_.connectConcurrency > 0 && connecting_ >= o_.connectConcurrency) {
+    startTunnel(r);
+}
+
+// --connect-concurrency: a tunnel starts now if a slot is free and no one waits before it, else
+// it waits its turn (first come, first served).
+void Share::startTunnel(Responder& r) {
+    if (o_.connectConcurrency > 0 && (connecting_ >= o_.connectConcurrency || !connectQueue_.empty())) {
         r.tunnel = Responder::Tunnel::Backoff;  // no timer armed: pumpConnects takes it
         connectQueue_.push_back(&r);
+        counters_.add(kConnectsQueued);
         return;
     }
     openTunnel(r);
 }
 
+// Called when a slot frees and from the housekeeping tick; not again from within itself (a
+// tunnel that fails at once frees its slot inside openTunnel).
 void Share::pumpConnects() {
+    if (pumpingConnects_) return;
+    pumpingConnects_ = true;
     while (!stopping_ && !connectQueue_.empty() && connecting_ < o_.connectConcurrency) {
         Responder* r = connectQueue_.front();
         connectQueue_.pop_front();
-        beginAttempt(*r);
+        if (!r->token.empty() && nowMs() >= r->tokenExpires) {
+            r->token.clear();
+            counters_.add(kTokensHeld, -1);
+        }
+        if (r->token.empty()) {
+            r->tunnel = Responder::Tunnel::NeedToken;
+            requestToken(*r);
+        } else {
+            openTunnel(*r);
+        }
     }
+    pumpingConnects_ = false;
 }
 
 void Share::scheduleBackoff(Responder& r, uint64_t ms) {
@@ -435,7 +462,7 @@ void Share::tokenGranted(Responder& r, const char* token, int64_t expiresIn) {
     r.tokenExpires = now + static_cast<uint64_t>(expiresIn) * 1000;
     double lead = std::max(1.0, static_cast<double>(expiresIn) - o_.refresh) * 1000.0;
     r.refreshAt = now + static_cast<uint64_t>(lead * (1.0 - uniform() / 10));
-    if (r.tunnel == Responder::Tunnel::NeedToken) openTunnel(r);
+    if (r.tunnel == Responder::Tunnel::NeedToken) startTunnel(r);
     pumpTokens();
 }
 
@@ -514,6 +541,7 @@ void Share::onTunnelRead(bufferevent* bev, void* arg) {
 
 void Share::tunnelOpened(Responder& r) {
     --connecting_;
+    pumpConnects();
     r.tunnel = Responder::Tunnel::Open;
     r.tunnelDeadline = 0;
     r.echoOutstanding = false;
@@ -566,7 +594,8 @@ void Share::checkEcho(Responder& r, evbuffer* in) {
 void Share::tunnelFailed(Responder& r, Counter kind, uint64_t waitMs) {
     counters_.add(kind);
     if (r.tunnel == Responder::Tunnel::Open) counters_.add(kOpen, -1);
-    if (r.tunnel == Responder::Tunnel::Connecting) --connecting_;
+    const bool wasConnecting = r.tunnel == Responder::Tunnel::Connecting;
+    if (wasConnecting) --connecting_;
     closeBev(r.tunnelBev);
     event_del(r.timer);
     r.tunnelDeadline = 0;
@@ -578,6 +607,7 @@ void Share::tunnelFailed(Responder& r, Counter kind, uint64_t waitMs) {
     uint64_t wait = waitMs != 0 ? waitMs : backoffMs(r.attempts);
     r.attempts = static_cast<uint16_t>(std::min(r.attempts + 1, 30));
     scheduleBackoff(r, wait);
+    if (wasConnecting) pumpConnects();
 }
 
 }  // namespace loadgen::fleet

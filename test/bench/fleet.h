@@ -36,7 +36,8 @@
 //
 // Timeline (--timeline FILE, else stderr), one JSON object a line, written when it happens:
 //   {"second":S,"time":UNIX,"responders":N,"open":N,"tokensHeld":N,"established":d,"reconnects":d,
-//    "tokenRequests":d,"tokens":d,"echoes":d,"resumed":d,"full":d,"failures":{"closed":d,...},
+//    "tokenRequests":d,"tokens":d,"echoes":d,"resumed":d,"full":d,"connectsQueued":d,
+//    "failures":{"closed":d,...},
 //    "consoleCalls":d,"consoleVerify":d,"loopLagMaxMs":N}
 //     every second: responders, open and tokensHeld are gauges, the rest counts of that second;
 //     loopLagMaxMs: the longest any fleet process's 100 ms housekeeping tick ran late in that
@@ -132,7 +133,8 @@ enum Counter : unsigned {
     kTokens,  // granted
     kEchoes,  // echoes that came back as sent
     kResumed,
-    kFull,  // TLS handshakes, resumed with a ticket or full
+    kFull,            // TLS handshakes, resumed with a ticket or full
+    kConnectsQueued,  // tunnels that waited their turn (--connect-concurrency)
     kFirstFailure,
     kConnectRefused = kFirstFailure,
     kConnectError,
@@ -152,11 +154,11 @@ enum Counter : unsigned {
     kCounters
 };
 inline constexpr const char* kCounterNames[kCounters] = {
-    "responders",      "open",          "tokensHeld", "established", "reconnects",
-    "tokenRequests",   "tokens",        "echoes",     "resumed",     "full",
-    "connect_refused", "connect_error", "tls",        "timeout",     "closed_early",
-    "closed",          "echo_mismatch", "407",        "429",         "503",
-    "status_other",    "token_401",     "token_429",  "token_503",   "token_other"};
+    "responders",    "open",       "tokensHeld", "established",  "reconnects",     "tokenRequests",
+    "tokens",        "echoes",     "resumed",    "full",         "connectsQueued", "connect_refused",
+    "connect_error", "tls",        "timeout",    "closed_early", "closed",         "echo_mismatch",
+    "407",           "429",        "503",        "status_other", "token_401",      "token_429",
+    "token_503",     "token_other"};
 inline constexpr bool isGauge(unsigned c) {
     return c == kStarted || c == kOpen || c == kTokensHeld;
 }
@@ -254,6 +256,7 @@ private:
     static int onNewSession(SSL* ssl, SSL_SESSION* s);
     // the token
     void requestToken(Responder& r);
+    void startTunnel(Responder& r);
     void pumpConnects();
     void pumpTokens();
     void openTokenRequest(Responder& r);
@@ -293,7 +296,8 @@ private:
     std::deque<Responder*> connectQueue_;  // --connect-concurrency: waiting for a slot
     uint64_t connecting_ = 0;              // tunnels in Tunnel::Connecting
     uint64_t started_ = 0, tokensInFlight_ = 0, start_ = 0, nextScan_ = 0, rng_ = 0;
-    uint64_t lastHousekeeping_ = 0;  // ms: when the tick last ran (its lag: counters_.lagged)
+    uint64_t housekeepingDue_ = 0;  // ms: when the tick should run next (its lag: counters_.lagged)
+    bool pumpingConnects_ = false;
     bool stopping_ = false, pumping_ = false;
     event_base* base_ = nullptr;
     event *housekeeping_ = nullptr, *stop_ = nullptr, *interrupt_ = nullptr;

@@ -209,14 +209,13 @@ TEST_F(FleetTest, ARelayRestartIsRecoveredWithResumedTlsAndNoConsoleCall) {
     EXPECT_NE(summary.find(R"("recoveries":1)"), std::string::npos) << summary;
 }
 
-// Issue 19's upgrade at scale, small: an upgrade with every Responder's tunnel open and new
-// tunnels arriving cuts no tunnel before the drain deadline (10 min here) and fails no new one;
-// the held tunnels keep echoing through the old generation.
 // --connect-concurrency: one tunnel connecting at a time per process, the others waiting their
 // turn; none is lost in the queue, at the start or in a restart's reconnects.
 TEST_F(FleetTest, OneConnectionAtATimeStillOpensEveryTunnelAndRecoversARestart) {
     Fleet fleet(dir_.path(), fleetArgs({"--connect-concurrency", "1"}));
     ASSERT_TRUE(eventually([&] { return fleet.latest("open") == kResponders; }, 20s)) << fleet.output();
+    const long queuedAtStart = fleet.total("connectsQueued");
+    EXPECT_GT(queuedAtStart, 0) << "no tunnel waited its turn: the limit was not applied";
     EXPECT_EQ(relay_->stop(), 0) << relay_->stderrText();
     relay_.reset();
     relay_ = std::make_unique<Relay>(dir_, readText(dir_ / "config.yml"));
@@ -224,10 +223,14 @@ TEST_F(FleetTest, OneConnectionAtATimeStillOpensEveryTunnelAndRecoversARestart) 
     ASSERT_TRUE(eventually([&] { return fleet.events("recovered") == 1; }, 30s)) << fleet.output();
     ASSERT_TRUE(eventually([&] { return fleet.total("reconnects") == kResponders; }, 5s)) << fleet.output();
     EXPECT_EQ(fleet.total("established"), 2 * kResponders);
+    EXPECT_GT(fleet.total("connectsQueued"), queuedAtStart) << "the reconnects did not wait their turn";
     std::string summary;
     EXPECT_EQ(fleet.stop(summary), 0) << summary << fleet.output();
 }
 
+// Issue 19's upgrade at scale, small: an upgrade with every Responder's tunnel open and new
+// tunnels arriving cuts no tunnel before the drain deadline (10 min here) and fails no new one;
+// the held tunnels keep echoing through the old generation.
 TEST_F(FleetTest, AnUpgradeCutsNoTunnelAndFailsNoNewOne) {
     const std::string yaml = readText(dir_ / "config.yml") + "passwordFile: passwords.txt\n";
     EXPECT_EQ(relay_->stop(), 0) << relay_->stderrText();
