@@ -48,7 +48,6 @@ bool bindSourcePort(int fd, sockaddr_storage src, const PortRange& range, int tr
 int connectFromRange(const sockaddr_storage& dst, const PortRange& range, bool* fellBack) {
     sockaddr_storage src{};
     const bool useRange = range.low != 0 && sourceAddressFor(dst, src);
-    if (fellBack != nullptr) *fellBack = range.low != 0 && !useRange;
     const socklen_t len = lengthOf(dst.ss_family);
     for (int draw = 0;; ++draw) {
         int fd = ::socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -56,11 +55,11 @@ int connectFromRange(const sockaddr_storage& dst, const PortRange& range, bool* 
         int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         const bool chosen = useRange && draw < kPortDraws;  // else: connect() chooses
-        if (useRange && draw == kPortDraws && fellBack != nullptr) *fellBack = true;
         if (chosen && !bindSourcePort(fd, src, range, 1)) {
             ::close(fd);  // held by a socket that does not share: another draw
             continue;
         }
+        if (fellBack != nullptr) *fellBack = range.low != 0 && !chosen;
         if (::connect(fd, reinterpret_cast<const sockaddr*>(&dst), len) == 0 || errno == EINPROGRESS) return fd;
         const int err = errno;
         ::close(fd);

@@ -218,15 +218,20 @@ void Share::onStop(int, short, void* arg) {
 
 void Share::beginAttempt(Responder& r) {
     if (stopping_) return;
+    if (holdsToken(r)) startTunnel(r);
+}
+
+// True when `r` holds a token that has not expired; else it asks for one (and its tunnel starts
+// once granted: tokenGranted).
+bool Share::holdsToken(Responder& r) {
     if (!r.token.empty() && nowMs() >= r.tokenExpires) {
         r.token.clear();
         counters_.add(kTokensHeld, -1);
     }
-    if (r.token.empty()) {
-        r.tunnel = Responder::Tunnel::NeedToken;
-        return requestToken(r);
-    }
-    startTunnel(r);
+    if (!r.token.empty()) return true;
+    r.tunnel = Responder::Tunnel::NeedToken;
+    requestToken(r);
+    return false;
 }
 
 // --connect-concurrency: a tunnel starts now if a slot is free and no one waits before it, else
@@ -249,16 +254,7 @@ void Share::pumpConnects() {
     while (!stopping_ && !connectQueue_.empty() && connecting_ < o_.connectConcurrency) {
         Responder* r = connectQueue_.front();
         connectQueue_.pop_front();
-        if (!r->token.empty() && nowMs() >= r->tokenExpires) {
-            r->token.clear();
-            counters_.add(kTokensHeld, -1);
-        }
-        if (r->token.empty()) {
-            r->tunnel = Responder::Tunnel::NeedToken;
-            requestToken(*r);
-        } else {
-            openTunnel(*r);
-        }
+        if (holdsToken(*r)) openTunnel(*r);  // its turn: not to the back of the queue again
     }
     pumpingConnects_ = false;
 }

@@ -256,6 +256,7 @@ private:
     static int onNewSession(SSL* ssl, SSL_SESSION* s);
     // the token
     void requestToken(Responder& r);
+    bool holdsToken(Responder& r);
     void startTunnel(Responder& r);
     void pumpConnects();
     void pumpTokens();
