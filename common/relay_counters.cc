@@ -63,6 +63,8 @@ Series seriesOf(Id id) {
             return {"relaypro_tokens_issued"};
         case Id::AbandonedBeforeHandshake:
             return {"relaypro_connections_abandoned"};
+        case Id::ShedBeforeHandshake:
+            return {"relaypro_connections_shed"};
         case Id::SourcePortFallbacks:
             return {"relaypro_upstream_source_port_fallbacks"};
         case Id::RefusedOther:

@@ -71,6 +71,10 @@ enum class Id : uint16_t {
     // relaypro_upstream_source_port_fallbacks_total: limits.sourcePorts is set, and connect()
     // chose the port (16 draws found none free, or the source address was not found)
     SourcePortFallbacks,
+    // relaypro_connections_shed_total: reset before the handshake, its ClientHello having waited
+    // longer than Server::kShedAfter for the worker's CPU (overload)
+    // (Ids are appended: a worker of the previous build reports by number during an upgrade.)
+    ShedBeforeHandshake,
     Count
 };
 

@@ -85,6 +85,8 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
         {"relaypro_tokens_issued", "Responder tokens issued by the token endpoint."},
         {"relaypro_connections_abandoned",
          "Connections whose client had given up while they waited in the accept queue: closed without a handshake."},
+        {"relaypro_connections_shed",
+         "Connections reset before their handshake: their ClientHello had waited over 1 s for a worker's CPU."},
         {"relaypro_requests_refused", "Requests answered with an error, by the error code of the protocol."},
         {"relaypro_upstream_source_port_fallbacks",
          "Upstream connections whose source port connect() chose although limits.sourcePorts is set."},

@@ -33,6 +33,8 @@ Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int f
     client_.attach(fd);
     event_base* base = server_.base();
     clientEvents_.assign(base, fd, &Connection::onClientEvent, this);
+    // A TLS client's ClientHello waits behind what is already under way (Server::kPriorities).
+    if (kind_ == ListenerKind::Https) firstFlight_ = clientEvents_.setPriority(Server::kPriorityNewHandshake);
     evtimer_assign(&timer_, base, &Connection::onTimer, this);
 }
 
@@ -50,6 +52,14 @@ void Connection::start() {
         handshakeFinished();
     }
     startHeadTimer();
+    if (firstFlight_ && server_.maxHandshakes() == 0) {
+        // Not here, in the accept loop, where every ClientHello already in would be served before
+        // anything else runs: from the loop, at its priority (Server::kPriorityNewHandshake).
+        // (With limits.maxHandshakes, here: the accept loop stops at the bound, which counts a
+        // handshake once its ClientHello is processed, and what is beyond waits in the kernel.)
+        clientEvents_.arm({.read = true});
+        return;
+    }
     drive();
 }
 
@@ -80,6 +90,10 @@ void Connection::drive() {
     if (state_ == State::Closed) {
         server_.connectionClosed(this);  // deletes this
         return;
+    }
+    // Front::handshake could not raise its events' priority back (one was due in this turn).
+    if (firstFlight_ && state_ != State::PeekProxy && state_ != State::Handshake) {
+        firstFlight_ = !clientEvents_.setPriority(Server::kPriorityNormal);
     }
     clientEvents_.arm(clientWants_);
 }

@@ -139,12 +139,15 @@ private:
     Stream client_;
     Stream upstream_;
     StreamEvents clientEvents_;
+    Clock::time_point acceptedAt_ = Clock::now();  // Front: the kShedAfter rule
     event timer_{};
     Wants clientWants_;
     bool handshakeDone_ = false;
     bool opening_ = false;      // counted in the server's opening() from the handshake's start to its end
     bool wasOpening_ = false;   // ever counted: a handshake that stopped counting never counts again
     bool answeredOne_ = false;  // at least one request answered on this connection
+    bool firstFlight_ = false;  // its events wait at Server::kPriorityNewHandshake (Front::handshake)
+    bool flightTimed_ = false;  // its first flight's wait went to Server::firstFlightWaited
     uint64_t requests_ = 0;     // requests to the supervisor so far
     uint64_t ticket_ = 0;       // the one waiting for an answer (Verifying, Counting)
 

@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -33,6 +34,8 @@ private:
     // Up to `room` of the client's first bytes, left in the socket; 0 when none has come yet (a
     // read is wanted) or the client is gone (closed).
     size_t peekClient(char* buf, size_t room);
+    [[nodiscard]] std::chrono::steady_clock::duration waited() const;  // Server::kShedAfter
+    void shed();
 
     Connection& c_;
     std::string proxyHead_;  // a trusted balancer's PROXY header, as far as it has arrived

@@ -90,6 +90,24 @@ Result<SSL_CTX*> makeServerContext(const TlsMaterial& tls) {
 
 Server::Server(event_base* base, LogOutput* log) : base_(base), log_(log, "worker") {}
 
+event_base* Server::newEventBase() {
+    event_config* cfg = event_config_new();
+    if (cfg == nullptr) return nullptr;
+    // New handshakes (kPriorityNewHandshake and below) give the loop back to poll, and to what
+    // is due at a higher priority, every kNewHandshakeSlice.
+    timeval slice = toTimeval(kNewHandshakeSlice);
+    event_base* base = nullptr;
+    if (event_config_set_max_dispatch_interval(cfg, &slice, -1, kPriorityNewHandshake) == 0) {
+        base = event_base_new_with_config(cfg);
+    }
+    event_config_free(cfg);
+    if (base != nullptr && event_base_priority_init(base, kPriorities) != 0) {
+        event_base_free(base);
+        base = nullptr;
+    }
+    return base;
+}
+
 Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<ListenerSocket> listeners,
                                                const WorkerSecrets& secrets,
                                                std::shared_ptr<const WorkerSettings> settings, LogOutput* log) {
@@ -274,6 +292,13 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
         ::close(fd);
         return;
     }
+    // A standing queue of first flights (kQueueTarget): refused before any work is spent on it
+    // (not even the check below).
+    if (kind == ListenerKind::Https && firstFlights_.refusing(std::chrono::steady_clock::now())) {
+        resetConnection(fd);
+        countShed();
+        return;
+    }
     // A client that gave up while its connection waited in the accept queue (a storm beyond
     // limits.maxHandshakes) has sent its FIN already: its handshake would be work for no one,
     // taken from the clients still waiting. One getsockopt against a handshake's ~350 µs.
@@ -296,6 +321,29 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     live_[serial] = c;
     stats_.connections = live_.size();
     c->start();  // may close (and delete) it already
+}
+
+void resetConnection(int fd) {
+    linger reset{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::close(fd);
+}
+
+void Server::countShed() {
+    counters_.add(counters::Id::ShedBeforeHandshake);
+    ++shedSinceLog_;
+    // One line a minute at most: under overload this happens hundreds of times a second.
+    auto now = std::chrono::steady_clock::now();
+    if (shedLoggedAt_ != std::chrono::steady_clock::time_point{} && now - shedLoggedAt_ < std::chrono::minutes(1)) {
+        return;
+    }
+    log_.warn("overloaded: connections reset before their handshake",
+              {{"count", shedSinceLog_},
+               {"detail",
+                "their ClientHello waited over 1s for this worker's CPU; "
+                "relaypro_connections_shed_total counts them all"}});
+    shedSinceLog_ = 0;
+    shedLoggedAt_ = now;
 }
 
 void Server::openingStarted(uint64_t serial) {

@@ -30,6 +30,7 @@
 #include "worker/router.h"
 #include "worker/server_types.h"
 #include "worker/source_port.h"
+#include "worker/standing_queue.h"
 
 struct evconnlistener;
 struct evdns_base;
@@ -37,6 +38,10 @@ struct evdns_base;
 namespace relaypro {
 
 class Connection;
+
+// Closes an accepted socket with a TCP reset: the client learns at once that it was refused (and
+// backs off), and the socket leaves no TIME_WAIT here.
+void resetConnection(int fd);
 
 // The outcome of checking a Bearer token from Proxy-Authorization.
 struct BearerCheck {
@@ -54,6 +59,33 @@ struct ServerStats {
 
 class Server {
 public:
+    // A worker's event loop runs three priorities. Everything runs at kPriorityNormal but a TLS
+    // connection's first flight (its ClientHello, the CPU a handshake costs), which waits at
+    // kPriorityNewHandshake: libevent runs a lower priority only when no higher one is due, and
+    // returns to poll at least every kNewHandshakeSlice of new handshakes. So in a storm the
+    // tunnels already open keep moving, and a handshake whose ClientHello was taken finishes
+    // (its client's Finished, its CONNECT, the upstream's connect) ahead of the ClientHellos
+    // still waiting (issue 19).
+    static constexpr int kPriorities = 3;
+    static constexpr int kPriorityNormal = 1;  // libevent's default with three: kPriorities / 2
+    static constexpr int kPriorityNewHandshake = 2;
+    static constexpr std::chrono::milliseconds kNewHandshakeSlice{10};
+    // The base a worker runs on (nullptr when libevent cannot make one).
+    static event_base* newEventBase();
+    // A ClientHello that has waited longer than this for a worker's CPU, since the worker took its
+    // connection and since its last byte came (so neither the accept queue nor a slow client
+    // counts), is not served: the connection is reset (relaypro_connections_shed_total). Serving
+    // it would cost a handshake's CPU for a client that has been waiting for seconds and may
+    // give up, while newer ones wait behind it: the overload collapse of issue 19.
+    static constexpr std::chrono::seconds kShedAfter{1};
+    // CoDel's rule for new connections: when every first flight that reached the CPU in a
+    // kQueueWindow had waited more than kQueueTarget, there is a standing queue, not a burst,
+    // and new TLS connections are reset as they are accepted, before any work is spent on them,
+    // until a window sees one served sooner (or none at all). What was accepted is then served
+    // well within kShedAfter.
+    static constexpr std::chrono::milliseconds kQueueTarget{100};
+    static constexpr std::chrono::milliseconds kQueueWindow{100};
+
     static Result<std::unique_ptr<Server>> create(event_base* base, std::vector<ListenerSocket> listeners,
                                                   const WorkerSecrets& secrets,
                                                   std::shared_ptr<const WorkerSettings> settings, LogOutput* log);
@@ -135,12 +167,19 @@ public:
     // limits.sourcePorts: UpstreamDialer binds its connections to a random port of it.
     void setSourcePorts(PortRange r) { sourcePorts_ = r; }
     [[nodiscard]] const PortRange& sourcePorts() const { return sourcePorts_; }
+    [[nodiscard]] uint32_t maxHandshakes() const { return maxHandshakes_; }
     void setMaxHandshakes(uint32_t bound) {
         maxHandshakes_ = bound;
         updateAccepting();
     }
     void tunnelOpened(uint16_t port);
     void tunnelClosed();
+    // A connection reset by the kShedAfter rule; logged at most once a minute with the count.
+    void countShed();
+    // A TLS connection's first flight reached the CPU after waiting `wait` (Front::firstFlight).
+    void firstFlightWaited(std::chrono::steady_clock::duration wait) {
+        firstFlights_.left(std::chrono::steady_clock::now(), wait);
+    }
     void countRefused(std::string_view code) {
         ++stats_.refused;
         counters_.add(counters::refusedId(code));
@@ -194,6 +233,9 @@ private:
     ServerStats stats_;
     counters::Set counters_;
     bool draining_ = false;
+    StandingQueue firstFlights_{kQueueTarget, kQueueWindow};
+    uint64_t shedSinceLog_ = 0;
+    std::chrono::steady_clock::time_point shedLoggedAt_{};  // epoch: never
     std::function<void()> onEmpty_;
     KeyStore keys_;
     std::string certificatePem_;

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -26,6 +28,7 @@
 #include "test/support/relay.h"
 #include "test/support/secrets.h"
 #include "test/support/test_files.h"
+#include "worker/server.h"
 
 namespace relaypro::testing {
 namespace {
@@ -494,6 +497,51 @@ TEST_F(Scale, TheListeningSocketsQueueIsTheConfiguredBacklog) {
     relay->signal(SIGHUP);
     EXPECT_TRUE(eventually([&] { return listenQueue(relay->httpsPort()).second == 200; }))
         << listenQueue(relay->httpsPort()).second;
+}
+
+// Server::kShedAfter (issue 19, overload): a ClientHello that waited longer than a second for the
+// worker, once the worker had its connection, is not served: the connection is reset, counted
+// and logged. Its wait counts neither the accept queue (the relay's choice) nor a client slow to
+// send it. The worker is held stopped to make the wait.
+TEST_F(Scale, AClientHelloLeftWaitingByTheWorkerIsShed) {
+    auto relay = start("metrics:\n  listen: \"127.0.0.1:0\"\n", 1);
+    ASSERT_TRUE(relay->ready());
+    ASSERT_NE(relay->metricsPort(), 0);
+    const uint16_t port = relay->httpsPort();
+    const pid_t worker = relay->workerPids().at(0);
+    // Taken by the worker (not in the accept queue any more), its ClientHello not yet sent.
+    int waited = connectTo("127.0.0.1", port);
+    ASSERT_GE(waited, 0);
+    ASSERT_TRUE(eventually([&] { return listenQueue(port).first == 0; }));
+    ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+    ASSERT_TRUE(writeClientHello(waited));
+    int queued = sendClientHello(port);  // in the accept queue, ClientHello and all
+    ASSERT_GE(queued, 0);
+    int slow = connectTo("127.0.0.1", port);  // in the queue; its ClientHello comes late
+    ASSERT_GE(slow, 0);
+    std::this_thread::sleep_for(Server::kShedAfter + 300ms);  // the wait itself
+    ASSERT_EQ(::kill(worker, SIGCONT), 0);
+    // The one that waited for the worker: reset, not answered.
+    ASSERT_TRUE(answered(waited));
+    char byte = 0;
+    errno = 0;
+    EXPECT_EQ(::read(waited, &byte, 1), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+    // The one that waited in the queue is served.
+    EXPECT_TRUE(answered(queued)) << "a ClientHello that waited in the accept queue was not answered";
+    // The slow client, taken now, sends its ClientHello more than kShedAfter after that.
+    std::this_thread::sleep_for(Server::kShedAfter + 300ms);
+    ASSERT_TRUE(writeClientHello(slow));
+    EXPECT_TRUE(answered(slow)) << "a client slow to send its ClientHello was not answered";
+    EXPECT_EQ(::read(slow, &byte, 1), 1) << "its ServerHello";
+    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_connections_shed_total"), 1);
+    EXPECT_TRUE(relay->waitForLog("overloaded: connections reset before their handshake", {{"count", "1"}}));
+    ::close(waited);
+    ::close(queued);
+    ::close(slow);
+    // And the worker serves as before.
+    Client c;
+    EXPECT_TRUE(openTunnel(c, port, echoPort_));
 }
 
 }  // namespace

@@ -26,12 +26,8 @@ inline bool openTunnel(Client& c, uint16_t relayPort, uint16_t echoPort) {
     return c.send("x") && c.readExactly(1) == "x";
 }
 
-// A connection to `port` that sends a whole TLS ClientHello (OpenSSL's, written into memory) and
-// then nothing: once the relay has processed it, a handshake in progress that waits for its
-// client (limits.maxHandshakes counts it). -1 on failure.
-inline int sendClientHello(uint16_t port) {
-    int fd = connectTo("127.0.0.1", port);
-    if (fd < 0) return -1;
+// Writes a whole TLS ClientHello (OpenSSL's, made in memory) to `fd`; false when it could not.
+inline bool writeClientHello(int fd) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
     SSL* ssl = ctx != nullptr ? SSL_new(ctx) : nullptr;
     bool sent = false;
@@ -46,7 +42,16 @@ inline int sendClientHello(uint16_t port) {
     }
     SSL_free(ssl);
     SSL_CTX_free(ctx);
-    if (!sent) {
+    return sent;
+}
+
+// A connection to `port` that sends a whole TLS ClientHello and then nothing: once the relay
+// has processed it, a handshake in progress that waits for its client (limits.maxHandshakes
+// counts it). -1 on failure.
+inline int sendClientHello(uint16_t port) {
+    int fd = connectTo("127.0.0.1", port);
+    if (fd < 0) return -1;
+    if (!writeClientHello(fd)) {
         ::close(fd);
         return -1;
     }
