@@ -63,8 +63,10 @@ Series seriesOf(Id id) {
             return {"relaypro_tokens_issued"};
         case Id::AbandonedBeforeHandshake:
             return {"relaypro_connections_abandoned"};
-        case Id::ShedBeforeHandshake:
-            return {"relaypro_connections_shed"};
+        case Id::ShedAtAccept:
+            return {"relaypro_connections_shed", "at", "accept"};
+        case Id::ShedAfterWaiting:
+            return {"relaypro_connections_shed", "at", "queue"};
         case Id::SourcePortFallbacks:
             return {"relaypro_upstream_source_port_fallbacks"};
         case Id::RefusedOther:

@@ -71,10 +71,12 @@ enum class Id : uint16_t {
     // relaypro_upstream_source_port_fallbacks_total: limits.sourcePorts is set, and connect()
     // chose the port (16 draws found none free, or the source address was not found)
     SourcePortFallbacks,
-    // relaypro_connections_shed_total: reset before the handshake, its ClientHello having waited
-    // longer than Server::kShedAfter for the worker's CPU (overload)
+    // relaypro_connections_shed_total: TLS connections reset before their handshake because the
+    // worker was overloaded (issue 19): at="accept", refused as they were accepted
+    // (worker/admission.h); at="queue", their ClientHello waited longer than Server::kShedAfter
     // (Ids are appended: a worker of the previous build reports by number during an upgrade.)
-    ShedBeforeHandshake,
+    ShedAtAccept,
+    ShedAfterWaiting,
     Count
 };
 

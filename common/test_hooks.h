@@ -36,6 +36,10 @@ struct TestHooks {
     std::string installedBinary;
     // A worker stops itself (SIGSTOP) at its start while this file exists.
     std::string holdFile;
+    // A worker's first-flight queue (worker/server.h) takes a turn that would start now (the
+    // queue was empty) this long after the connection that joins it, instead of as soon as the
+    // loop gets to it: a wait made on purpose. Turns that follow one another are not held.
+    std::chrono::milliseconds firstFlightHold{0};
 
     // Whether `variable` ("NAME=value") of the supervisor's environment passes on to its workers.
     [[nodiscard]] bool passesToWorkers(std::string_view variable) const;

@@ -86,7 +86,7 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
         {"relaypro_connections_abandoned",
          "Connections whose client had given up while they waited in the accept queue: closed without a handshake."},
         {"relaypro_connections_shed",
-         "Connections reset before their handshake: their ClientHello had waited over 1 s for a worker's CPU."},
+         "TLS connections reset before their handshake by an overloaded worker: refused at accept, or their ClientHello waited over 1 s."},
         {"relaypro_requests_refused", "Requests answered with an error, by the error code of the protocol."},
         {"relaypro_upstream_source_port_fallbacks",
          "Upstream connections whose source port connect() chose although limits.sourcePorts is set."},

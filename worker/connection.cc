@@ -33,8 +33,6 @@ Connection::Connection(Server& server, uint64_t serial, ListenerKind kind, int f
     client_.attach(fd);
     event_base* base = server_.base();
     clientEvents_.assign(base, fd, &Connection::onClientEvent, this);
-    // A TLS client's ClientHello waits behind what is already under way (Server::kPriorities).
-    if (kind_ == ListenerKind::Https) firstFlight_ = clientEvents_.setPriority(Server::kPriorityNewHandshake);
     evtimer_assign(&timer_, base, &Connection::onTimer, this);
 }
 
@@ -52,11 +50,12 @@ void Connection::start() {
         handshakeFinished();
     }
     startHeadTimer();
-    if (firstFlight_ && server_.maxHandshakes() == 0) {
-        // Not here, in the accept loop, where every ClientHello already in would be served before
-        // anything else runs: from the loop, at its priority (Server::kPriorityNewHandshake).
-        // (With limits.maxHandshakes, here: the accept loop stops at the bound, which counts a
-        // handshake once its ClientHello is processed, and what is beyond waits in the kernel.)
+    // A TLS connection's ClientHello waits its turn in the server's first-flight queue (issue 19).
+    // With limits.maxHandshakes it is processed here, in the accept loop, as before: the loop
+    // stops at the bound, which counts a handshake once its ClientHello is processed, and what
+    // is beyond waits in the kernel's queue.
+    if (kind_ == ListenerKind::Https && server_.maxHandshakes() == 0) {
+        firstFlightDue_ = true;
         clientEvents_.arm({.read = true});
         return;
     }
@@ -83,17 +82,41 @@ void Connection::onTimer(int, short, void* arg) {
     static_cast<Connection*>(arg)->timedOut();
 }
 
-void Connection::drive() {
+void Connection::firstFlightTurn(bool shed) {
+    queued_ = false;
+    if (shed) {
+        front_.shed(counters::Id::ShedAfterWaiting);
+        server_.connectionClosed(this);  // deletes this
+        return;
+    }
+    drive(true);
+}
+
+void Connection::drive(bool firstFlightTurn) {
+    if (firstFlightDue_ && !firstFlightTurn) {
+        // Its bytes came: it waits for the CPU in the server's queue, not in libevent's.
+        if (!queued_) {
+            // Its first bytes: admitted now if it was not at the accept (it came in while the
+            // worker was not limiting, silent), so that connections opened ahead and then all
+            // sending at once cannot pass the admission by being open already.
+            if (!admitted_ && !server_.admitFirstBytes()) {
+                front_.shed(counters::Id::ShedAtAccept);
+                server_.connectionClosed(this);  // deletes this
+                return;
+            }
+            admitted_ = true;
+            queued_ = true;
+            clientEvents_.arm({});
+            server_.queueFirstFlight(serial_);
+        }
+        return;
+    }
     clientWants_ = {};
     while (state_ != State::Closed && step()) {
     }
     if (state_ == State::Closed) {
         server_.connectionClosed(this);  // deletes this
         return;
-    }
-    // Front::handshake could not raise its events' priority back (one was due in this turn).
-    if (firstFlight_ && state_ != State::PeekProxy && state_ != State::Handshake) {
-        firstFlight_ = !clientEvents_.setPriority(Server::kPriorityNormal);
     }
     clientEvents_.arm(clientWants_);
 }
@@ -445,6 +468,7 @@ void Connection::handshakeFinished() {
 
 void Connection::close(std::string_view result) {
     if (state_ == State::Closed) return;
+    queued_ = false;  // (an entry left in the server's queue is passed over)
     if (opening_) {
         opening_ = false;
         server_.openingEnded();

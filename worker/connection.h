@@ -45,6 +45,13 @@ public:
     Connection& operator=(const Connection&) = delete;
 
     void start();
+    // Its turn in the server's first-flight queue: served, or shed (reset unserved: it waited
+    // longer than Server::kShedAfter). May delete this.
+    void firstFlightTurn(bool shed);
+    // Admitted at its accept by a limiting worker (Server::admit): its first bytes need no second
+    // admission.
+    void admittedAtAccept() { admitted_ = true; }
+    [[nodiscard]] bool queued() const { return queued_; }
     [[nodiscard]] uint64_t serial() const { return serial_; }
     [[nodiscard]] bool isTunnel() const { return state_ == State::Tunnel; }
     // What `status --tunnels` lists of it (ipc/tunnel_list.h); nullopt unless it is a CONNECT's
@@ -98,7 +105,9 @@ private:
     static void onClientEvent(int fd, short what, void* arg);
     static void onTimer(int fd, short what, void* arg);
 
-    void drive();
+    // Steps the connection as far as it goes. A TLS connection whose ClientHello is still to be
+    // processed joins the server's first-flight queue instead, unless this is its turn.
+    void drive(bool firstFlightTurn = false);
     bool step();
     bool stepRespond();
     // Hands both sides to tunnel_ (state Tunnel or Forward), which pumps from now on.
@@ -139,17 +148,17 @@ private:
     Stream client_;
     Stream upstream_;
     StreamEvents clientEvents_;
-    Clock::time_point acceptedAt_ = Clock::now();  // Front: the kShedAfter rule
     event timer_{};
     Wants clientWants_;
     bool handshakeDone_ = false;
-    bool opening_ = false;      // counted in the server's opening() from the handshake's start to its end
-    bool wasOpening_ = false;   // ever counted: a handshake that stopped counting never counts again
-    bool answeredOne_ = false;  // at least one request answered on this connection
-    bool firstFlight_ = false;  // its events wait at Server::kPriorityNewHandshake (Front::handshake)
-    bool flightTimed_ = false;  // its first flight's wait went to Server::firstFlightWaited
-    uint64_t requests_ = 0;     // requests to the supervisor so far
-    uint64_t ticket_ = 0;       // the one waiting for an answer (Verifying, Counting)
+    bool opening_ = false;         // counted in the server's opening() from the handshake's start to its end
+    bool wasOpening_ = false;      // ever counted: a handshake that stopped counting never counts again
+    bool answeredOne_ = false;     // at least one request answered on this connection
+    bool firstFlightDue_ = false;  // its ClientHello is still to be processed, in the server's queue
+    bool queued_ = false;          // waits in the server's first-flight queue (Server::queueFirstFlight)
+    bool admitted_ = false;        // through the admission while the worker was limiting
+    uint64_t requests_ = 0;        // requests to the supervisor so far
+    uint64_t ticket_ = 0;          // the one waiting for an answer (Verifying, Counting)
 
     // The request being read or served. The head's views point into headBuf_.
     std::string headBuf_;

@@ -53,19 +53,6 @@ bool inTrustedSources(const WorkerSettings& s, const sockaddr_storage& a) {
 }
 
 bool Front::peekProxy() {
-    if (c_.firstFlight_) {
-        // A TLS connection's first event (or a later one before its ClientHello is whole): what
-        // waited too long is shed here, before any work is spent on it (no TLS object yet).
-        const auto wait = waited();
-        if (!c_.flightTimed_) {
-            c_.flightTimed_ = true;
-            c_.server_.firstFlightWaited(wait);
-        }
-        if (wait > Server::kShedAfter) {
-            shed();
-            return false;
-        }
-    }
     if (!inTrustedSources(*c_.settings_, c_.peer_)) {
         // Only the TLS listener comes here (start()). A TLS client opens with a handshake record
         // (0x16); "P" ("PROXY ") or CR (the v2 signature) can only be a PROXY header. The first
@@ -159,45 +146,35 @@ bool Front::startRequests() {
 // stalls pays a handshake of the relay's CPU per connection, and stops counting after
 // Server::kStalledAfter. (SSL_get_state moves to TLS_ST_SR_CLNT_HELLO as soon as the message's
 // four-byte header is in, before its body: that state alone is not "processed".)
+static bool ourFinishedSent(SSL* ssl) {
+    unsigned char first = 0;
+    return SSL_get_finished(ssl, &first, sizeof first) > 0;
+}
+
 static bool clientHelloProcessed(SSL* ssl) {
     OSSL_HANDSHAKE_STATE st = SSL_get_state(ssl);
     return st != TLS_ST_BEFORE && st != TLS_ST_SR_CLNT_HELLO;
 }
 
-// How long the connection's first flight (ClientHello), not processed yet, has waited for this
-// worker: from the later of the accept (the accept queue is the relay's choice: a drain's switch,
-// the handshake bound) and the last byte that came (a client slow to send it has not waited for
-// us). The clock alone says it is short for almost every connection (at most kQueueTarget, the
-// shortest wait that matters); TCP_INFO is asked only in the rare other one.
-std::chrono::steady_clock::duration Front::waited() const {
-    using namespace std::chrono;
-    const auto sinceAccept = steady_clock::now() - c_.acceptedAt_;
-    if (sinceAccept <= Server::kQueueTarget) return sinceAccept;
-    tcp_info info{};
-    socklen_t len = sizeof info;
-    if (::getsockopt(c_.client_.fd(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return {};  // unknown: not shed
-    return std::min<steady_clock::duration>(sinceAccept, milliseconds(info.tcpi_last_data_recv));
-}
-
-void Front::shed() {
-    // A reset (Server's resetConnection).
+void Front::shed(counters::Id id) {
+    // A reset (Server's resetConnection): the client learns at once, and backs off.
     linger reset{1, 0};
     ::setsockopt(c_.client_.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-    c_.server_.countShed();
+    c_.server_.countShed(id);
     c_.close("shed");
 }
 
 bool Front::handshake() {
     SSL* ssl = c_.client_.ssl();
-    if (!clientHelloProcessed(ssl) && waited() > Server::kShedAfter) {
-        shed();
-        return false;
-    }
     Io io = c_.client_.handshake();
-    if (c_.firstFlight_ && (io == Io::Done || clientHelloProcessed(ssl))) {
-        // Its first flight is served: the rest of it runs with everything else (false when its
-        // event is already due again in this turn: tried at the next step).
-        c_.firstFlight_ = !c_.clientEvents_.setPriority(Server::kPriorityNormal);
+    // Its first flight is served once our own Finished is out (TLS 1.3; a TLS 1.2 resumption):
+    // the rest runs as its bytes come, with everything else. Not after a HelloRetryRequest (no
+    // key exchange yet: the second ClientHello is the costly one, and waits its turn like the
+    // first), nor after a TLS 1.2 full handshake's first flight (its client's key exchange is
+    // work too).
+    if (c_.firstFlightDue_ && (io == Io::Done || ourFinishedSent(ssl))) {
+        c_.firstFlightDue_ = false;
+        c_.server_.firstFlightProcessed();
     }
     if ((io == Io::WantRead || io == Io::WantWrite) && clientHelloProcessed(ssl)) c_.handshakeStarted();
     if (io == Io::Done) {

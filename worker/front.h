@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <string>
 
+#include "common/relay_counters.h"
 #include "common/worker_settings.h"
 
 namespace relaypro {
@@ -28,14 +29,14 @@ public:
 
     bool peekProxy();
     bool handshake();
+    // Resets the connection unserved, counted under `id` (ShedAtAccept, ShedAfterWaiting); closes it.
+    void shed(counters::Id id);
 
 private:
     bool startRequests();  // after the PROXY header: TLS, or the first request head
     // Up to `room` of the client's first bytes, left in the socket; 0 when none has come yet (a
     // read is wanted) or the client is gone (closed).
     size_t peekClient(char* buf, size_t room);
-    [[nodiscard]] std::chrono::steady_clock::duration waited() const;  // Server::kShedAfter
-    void shed();
 
     Connection& c_;
     std::string proxyHead_;  // a trusted balancer's PROXY header, as far as it has arrived

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/test_hooks.h"
 #include "common/trust_store.h"
 #include "worker/connection.h"
 
@@ -90,24 +91,6 @@ Result<SSL_CTX*> makeServerContext(const TlsMaterial& tls) {
 
 Server::Server(event_base* base, LogOutput* log) : base_(base), log_(log, "worker") {}
 
-event_base* Server::newEventBase() {
-    event_config* cfg = event_config_new();
-    if (cfg == nullptr) return nullptr;
-    // New handshakes (kPriorityNewHandshake and below) give the loop back to poll, and to what
-    // is due at a higher priority, every kNewHandshakeSlice.
-    timeval slice = toTimeval(kNewHandshakeSlice);
-    event_base* base = nullptr;
-    if (event_config_set_max_dispatch_interval(cfg, &slice, -1, kPriorityNewHandshake) == 0) {
-        base = event_base_new_with_config(cfg);
-    }
-    event_config_free(cfg);
-    if (base != nullptr && event_base_priority_init(base, kPriorities) != 0) {
-        event_base_free(base);
-        base = nullptr;
-    }
-    return base;
-}
-
 Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<ListenerSocket> listeners,
                                                const WorkerSecrets& secrets,
                                                std::shared_ptr<const WorkerSettings> settings, LogOutput* log) {
@@ -127,6 +110,9 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, std::vector<Lis
     s->verifier_ = std::move(*verifier);
     s->resumeAccept_ = evtimer_new(base, &Server::onResumeAccept, raw);
     s->stalledTimer_ = evtimer_new(base, &Server::onStalledTick, raw);
+    s->firstFlightTurn_ = evtimer_new(base, &Server::onFirstFlightTurn, raw);
+    s->shedLog_ = evtimer_new(base, &Server::onShedLog, raw);
+    if (s->firstFlightTurn_ == nullptr || s->shedLog_ == nullptr) return Error{"cannot make the worker's events"};
     // An https:// proxy's trust store is read before the sandbox closes the file system.
     if (s->settings_->proxyEnabled && s->settings_->proxy.https && s->settings_->proxy.https->tls)
         (void)s->proxyClientContext();
@@ -152,6 +138,8 @@ Server::~Server() {
     for (auto& l : listeners_) evconnlistener_free(l->listener);
     if (resumeAccept_ != nullptr) event_free(resumeAccept_);
     if (stalledTimer_ != nullptr) event_free(stalledTimer_);
+    if (firstFlightTurn_ != nullptr) event_free(firstFlightTurn_);
+    if (shedLog_ != nullptr) event_free(shedLog_);
     verifier_.reset();
     names_.reset();  // right before the base goes, without calling anyone back
     if (dns_ != nullptr) evdns_base_free(dns_, 0);
@@ -292,13 +280,6 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
         ::close(fd);
         return;
     }
-    // A standing queue of first flights (kQueueTarget): refused before any work is spent on it
-    // (not even the check below).
-    if (kind == ListenerKind::Https && firstFlights_.refusing(std::chrono::steady_clock::now())) {
-        resetConnection(fd);
-        countShed();
-        return;
-    }
     // A client that gave up while its connection waited in the accept queue (a storm beyond
     // limits.maxHandshakes) has sent its FIN already: its handshake would be work for no one,
     // taken from the clients still waiting. One getsockopt against a handshake's ~350 µs.
@@ -311,6 +292,18 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
         counters_.add(counters::Id::AbandonedBeforeHandshake);
         return;
     }
+    // Beyond the rate admitted while ClientHellos stand in the queue (kQueueTarget): refused
+    // before any work is spent on it. (After the check above, so that one gone already takes no
+    // place that a live one could have.)
+    Admission::Verdict verdict = Admission::Verdict::Free;
+    if (kind == ListenerKind::Https) {
+        verdict = admission_.admit(std::chrono::steady_clock::now());
+        if (verdict == Admission::Verdict::Refused) {
+            resetConnection(fd);
+            countShed(counters::Id::ShedAtAccept);
+            return;
+        }
+    }
     // Small writes (handshake flights, answers) go out at once, not after a delayed ACK.
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -320,6 +313,7 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     auto* c = new Connection(*this, serial, kind, fd, peer);
     live_[serial] = c;
     stats_.connections = live_.size();
+    if (verdict == Admission::Verdict::Admitted) c->admittedAtAccept();
     c->start();  // may close (and delete) it already
 }
 
@@ -329,21 +323,68 @@ void resetConnection(int fd) {
     ::close(fd);
 }
 
-void Server::countShed() {
-    counters_.add(counters::Id::ShedBeforeHandshake);
-    ++shedSinceLog_;
-    // One line a minute at most: under overload this happens hundreds of times a second.
-    auto now = std::chrono::steady_clock::now();
-    if (shedLoggedAt_ != std::chrono::steady_clock::time_point{} && now - shedLoggedAt_ < std::chrono::minutes(1)) {
-        return;
+void Server::queueFirstFlight(uint64_t serial) {
+    firstFlights_.push_back({serial, std::chrono::steady_clock::now()});
+    if (evtimer_pending(firstFlightTurn_, nullptr) != 0) return;  // a turn is due already
+    // (The test build may hold a turn that would start now, to make a wait on purpose.)
+    timeval tv = toTimeval(testHooks().firstFlightHold);
+    evtimer_add(firstFlightTurn_, &tv);
+}
+
+bool Server::admitFirstBytes() {
+    return admission_.admit(std::chrono::steady_clock::now()) != Admission::Verdict::Refused;
+}
+
+void Server::onFirstFlightTurn(int, short, void* arg) {
+    auto* self = static_cast<Server*>(arg);
+    const auto start = std::chrono::steady_clock::now();
+    auto now = start;
+    // At least one, then until the slice is used; those that closed while queued are passed over.
+    while (!self->firstFlights_.empty() && (now == start || now - start < kFirstFlightSlice)) {
+        const Queued q = self->firstFlights_.front();
+        self->firstFlights_.pop_front();
+        Connection* c = self->find(q.serial);
+        if (c == nullptr || !c->queued()) continue;
+        const auto wait = now - q.since;
+        const bool shed = wait > kShedAfter;
+        // Served: a ClientHello processed through our first flight (Front::handshake says so), not
+        // a turn that found a partial one, a PROXY header, a close or a HelloRetryRequest to send.
+        self->processedInTurn_ = false;
+        c->firstFlightTurn(shed);  // may delete c
+        self->admission_.reached(now, wait, self->processedInTurn_);
+        now = std::chrono::steady_clock::now();
     }
+    if (!self->firstFlights_.empty()) {
+        static const timeval kNext{0, 0};  // after what the next poll finds due
+        evtimer_add(self->firstFlightTurn_, &kNext);
+    } else {
+        self->admission_.drained(now);
+    }
+}
+
+void Server::countShed(counters::Id id) {
+    counters_.add(id);
+    ++(id == counters::Id::ShedAtAccept ? shedAtAccept_ : shedAfterWaiting_);
+    // One line a minute at most (under overload this happens hundreds of times a second): the
+    // first at once, then what came meanwhile when the minute is up.
+    if (evtimer_pending(shedLog_, nullptr) == 0) logShed();
+}
+
+void Server::logShed() {
+    if (shedAtAccept_ == 0 && shedAfterWaiting_ == 0) return;
     log_.warn("overloaded: connections reset before their handshake",
-              {{"count", shedSinceLog_},
+              {{"refusedAtAccept", shedAtAccept_},
+               {"shedAfterWaiting", shedAfterWaiting_},
                {"detail",
-                "their ClientHello waited over 1s for this worker's CPU; "
+                "refused while ClientHellos stood in this worker's queue, or shed after 1s in it; "
                 "relaypro_connections_shed_total counts them all"}});
-    shedSinceLog_ = 0;
-    shedLoggedAt_ = now;
+    shedAtAccept_ = shedAfterWaiting_ = 0;
+    timeval minute = toTimeval(std::chrono::minutes(1));
+    evtimer_add(shedLog_, &minute);
+}
+
+void Server::onShedLog(int, short, void* arg) {
+    static_cast<Server*>(arg)->logShed();
 }
 
 void Server::openingStarted(uint64_t serial) {
@@ -485,6 +526,7 @@ void Server::tunnelClosed() {
 void Server::beginDrain() {
     if (draining_) return;
     draining_ = true;
+    logShed();  // what the last minute's line has not told yet
     // This worker's copies of the listening sockets are closed, not only unwatched: once every
     // process holding one has closed it (a stop), a new connection is refused at once instead
     // of waiting in a queue no one serves (issue 16). During an upgrade the other copies keep

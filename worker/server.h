@@ -23,6 +23,7 @@
 #include "common/result.h"
 #include "common/worker_settings.h"
 #include "ipc/tunnel_list.h"
+#include "worker/admission.h"
 #include "worker/buffer_pool.h"
 #include "worker/hash_verifier.h"
 #include "worker/key_store.h"
@@ -30,7 +31,6 @@
 #include "worker/router.h"
 #include "worker/server_types.h"
 #include "worker/source_port.h"
-#include "worker/standing_queue.h"
 
 struct evconnlistener;
 struct evdns_base;
@@ -59,32 +59,26 @@ struct ServerStats {
 
 class Server {
 public:
-    // A worker's event loop runs three priorities. Everything runs at kPriorityNormal but a TLS
-    // connection's first flight (its ClientHello, the CPU a handshake costs), which waits at
-    // kPriorityNewHandshake: libevent runs a lower priority only when no higher one is due, and
-    // returns to poll at least every kNewHandshakeSlice of new handshakes. So in a storm the
-    // tunnels already open keep moving, and a handshake whose ClientHello was taken finishes
-    // (its client's Finished, its CONNECT, the upstream's connect) ahead of the ClientHellos
-    // still waiting (issue 19).
-    static constexpr int kPriorities = 3;
-    static constexpr int kPriorityNormal = 1;  // libevent's default with three: kPriorities / 2
-    static constexpr int kPriorityNewHandshake = 2;
-    static constexpr std::chrono::milliseconds kNewHandshakeSlice{10};
-    // The base a worker runs on (nullptr when libevent cannot make one).
-    static event_base* newEventBase();
-    // A ClientHello that has waited longer than this for a worker's CPU, since the worker took its
-    // connection and since its last byte came (so neither the accept queue nor a slow client
-    // counts), is not served: the connection is reset (relaypro_connections_shed_total). Serving
-    // it would cost a handshake's CPU for a client that has been waiting for seconds and may
-    // give up, while newer ones wait behind it: the overload collapse of issue 19.
+    // The first-flight queue's turn: a zero-timeout timer, so that it runs after the events
+    // the loop's last poll found due (a handshake's next step, a tunnel's bytes), serves queued
+    // ClientHellos for up to this long, and lets the loop poll again before the next turn. (Not
+    // a libevent priority: a lower one runs only in a turn where nothing else is due, which a
+    // single busy tunnel, or steady traffic on many, would never leave.)
+    static constexpr std::chrono::milliseconds kFirstFlightSlice{5};
+    // A ClientHello that has waited longer than this in the first-flight queue (from the moment
+    // its bytes were seen: neither the accept queue nor a slow client counts) is not served: the
+    // connection is reset (relaypro_connections_shed_total{at="queue"}). Serving it would cost a
+    // handshake's CPU for a client that has been waiting for seconds and may give up, while
+    // newer ones wait behind it: the overload collapse of issue 19.
     static constexpr std::chrono::seconds kShedAfter{1};
-    // CoDel's rule for new connections: when every first flight that reached the CPU in a
-    // kQueueWindow had waited more than kQueueTarget, there is a standing queue, not a burst,
-    // and new TLS connections are reset as they are accepted, before any work is spent on them,
-    // until a window sees one served sooner (or none at all). What was accepted is then served
-    // well within kShedAfter.
-    static constexpr std::chrono::milliseconds kQueueTarget{100};
+    // New TLS connections while the ClientHellos stand in the queue (worker/admission.h): when
+    // every one served in a kQueueWindow (at least kMinReached of them) had waited more than
+    // kQueueTarget, new connections are admitted at a measured rate and the rest reset as they
+    // are accepted (at="accept"), before any work is spent on them, so that what is taken is
+    // served well within kShedAfter.
+    static constexpr std::chrono::milliseconds kQueueTarget{250};
     static constexpr std::chrono::milliseconds kQueueWindow{100};
+    static constexpr uint64_t kMinReached = 4;
 
     static Result<std::unique_ptr<Server>> create(event_base* base, std::vector<ListenerSocket> listeners,
                                                   const WorkerSecrets& secrets,
@@ -174,12 +168,20 @@ public:
     }
     void tunnelOpened(uint16_t port);
     void tunnelClosed();
-    // A connection reset by the kShedAfter rule; logged at most once a minute with the count.
-    void countShed();
-    // A TLS connection's first flight reached the CPU after waiting `wait` (Front::firstFlight).
-    void firstFlightWaited(std::chrono::steady_clock::duration wait) {
-        firstFlights_.left(std::chrono::steady_clock::now(), wait);
-    }
+    // A TLS connection reset unserved by an overloaded worker (`id`: ShedAtAccept or
+    // ShedAfterWaiting); logged at most once a minute with the counts (onShedLog).
+    void countShed(counters::Id id);
+    // The first-flight queue (issue 19): a TLS connection whose bytes came before its ClientHello
+    // was processed waits here, in arrival order, for the CPU. Its wait is known to the
+    // microsecond (so a client that trickles cannot make it look short, and one silent until it
+    // closes has waited for nothing), and the queue is served in turns (kFirstFlightSlice) after
+    // everything else that is due.
+    void queueFirstFlight(uint64_t serial);
+    // Whether a connection that came in silent (not limited then) may join the queue now that its
+    // first bytes came; false: reset it (worker/admission.h).
+    bool admitFirstBytes();
+    // Front::handshake: the connection whose turn it is had its ClientHello processed.
+    void firstFlightProcessed() { processedInTurn_ = true; }
     void countRefused(std::string_view code) {
         ++stats_.refused;
         counters_.add(counters::refusedId(code));
@@ -199,6 +201,9 @@ private:
     void updateAccepting();
     size_t forgetStalledOpenings();
     static void onStalledTick(int, short, void* arg);
+    static void onFirstFlightTurn(int, short, void* arg);
+    static void onShedLog(int, short, void* arg);
+    void logShed();
     void configureDns();
 
     event_base* base_;
@@ -233,9 +238,16 @@ private:
     ServerStats stats_;
     counters::Set counters_;
     bool draining_ = false;
-    StandingQueue firstFlights_{kQueueTarget, kQueueWindow};
-    uint64_t shedSinceLog_ = 0;
-    std::chrono::steady_clock::time_point shedLoggedAt_{};  // epoch: never
+    Admission admission_{kQueueTarget, kQueueWindow, kMinReached};
+    struct Queued {
+        uint64_t serial;
+        std::chrono::steady_clock::time_point since;
+    };
+    std::deque<Queued> firstFlights_;                   // oldest first; a connection that closed is skipped
+    bool processedInTurn_ = false;                      // onFirstFlightTurn, for Admission::reached
+    event* firstFlightTurn_ = nullptr;                  // a zero-timeout timer, added while any is queued
+    uint64_t shedAtAccept_ = 0, shedAfterWaiting_ = 0;  // since the last log line
+    event* shedLog_ = nullptr;                          // a minute after a line: the next one
     std::function<void()> onEmpty_;
     KeyStore keys_;
     std::string certificatePem_;

@@ -126,13 +126,6 @@ void StreamEvents::arm(Wants wants) {
     armed_ = want;
 }
 
-bool StreamEvents::setPriority(int priority) {
-    if (!assigned_) return false;
-    // libevent refuses an event that is active (its callback due in this loop turn).
-    bool ok = event_priority_set(&read_, priority) == 0;
-    return event_priority_set(&write_, priority) == 0 && ok;
-}
-
 void StreamEvents::disarm() {
     if (!assigned_) return;
     event_del(&read_);

@@ -75,9 +75,6 @@ public:
     void assign(event_base* base, int fd, event_callback_fn callback, void* arg);
     void arm(Wants wants);
     void disarm();
-    // libevent's priority of both events (Server::kPriority*); not while either is active, and
-    // only on a base with that many priorities (false otherwise: the events keep theirs).
-    bool setPriority(int priority);
 
 private:
     event read_{}, write_{};

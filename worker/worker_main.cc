@@ -438,7 +438,7 @@ int runWorker(int channelFd) {
         ::raise(SIGSTOP);
     }
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    event_base* base = Server::newEventBase();
+    event_base* base = event_base_new();
     if (base == nullptr) return 1;
     int code = 0;
     {

@@ -229,20 +229,37 @@ if "storm" in scenarios:
         print()
 
 if "overload" in scenarios and exists("overload-0-capacity.json"):
-    capacity = load("overload-0-capacity.json")["tunnelsPerSecond"]
+    cap = load("overload-0-capacity.json")
+    capacity = cap["tunnelsPerSecond"]
     print("## Goodput under overload")
     print()
     share = open(path("overload.relayCpu")).read().strip() if exists("overload.relayCpu") else "100"
     print(f"Capacity (closed loop, one worker on {share} % of one core, the generator on the other; "
-          f"listenBacklog {os.environ.get('OVERLOAD_BACKLOG', '4096')}, the bound {BOUND}): {capacity:.0f} tunnels/s.")
+          f"listenBacklog {os.environ.get('OVERLOAD_BACKLOG', '4096')}, the bound {BOUND}; concurrency "
+          f"{os.environ.get('CAPACITY_CONCURRENCY', '48')}): {capacity:.0f} tunnels/s, {cap['failed']} failed.")
     print()
-    print("| offered × capacity | bound | offered /s | goodput /s | failed | p99 ms (established) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| offered × capacity | bound | offered /s | goodput /s | failed | refused at accept | shed after 1 s | "
+          "p99 ms (established) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def shed(bound, factor):
+        """The relay's resets in that step: its cumulative counters after it, less after the one before."""
+        def counts(name):
+            if not exists(name):
+                return None
+            m = dict(l.rsplit(" ", 1) for l in open(path(name)).read().splitlines() if " " in l)
+            return [float(m.get(f'relaypro_connections_shed_total{{at="{at}"}}', 0)) for at in ("accept", "queue")]
+        now = counts(f"overload-{bound}-{factor}.metrics")
+        i = FACTORS.index(factor)
+        before = counts(f"overload-{bound}-{FACTORS[i - 1]}.metrics" if i > 0 else f"overload-{bound}-capacity.metrics")
+        if now is None or before is None:
+            return ["?", "?"]
+        return [f"{now[k] - before[k]:.0f}" for k in (0, 1)]
     step = float(os.environ.get("STEP_SECONDS", "20"))
     with open(path("chart-goodput.dat"), "w") as f:
         for factor in FACTORS:
             row = [factor]
-            for bound in ("0", BOUND):
+            for bound in ["0"] + ([BOUND] if BOUND != "0" else []):
                 name = f"overload-{bound}-{factor}.json"
                 if not exists(name):
                     row.append("NaN")  # gnuplot leaves it out, rather than drawing a zero
@@ -250,8 +267,9 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
                 d = load(name)
                 good = d["succeeded"] / step
                 row.append(f"{good:.0f}")
+                refused, waited = shed(bound, factor)
                 print(f"| {factor} | {'none' if bound == '0' else bound} | {d['started'] / step:.0f} | {good:.0f} | "
-                      f"{d['failed']} | {ms(d['latencyUs']['total']['p99']):.0f} |")
+                      f"{d['failed']} | {refused} | {waited} | {ms(d['latencyUs']['total']['p99']):.0f} |")
             f.write(" ".join(row) + "\n")
     print()
 

@@ -31,7 +31,7 @@
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
 # SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), FACTORS (the overload's steps,
-# "0.5 1 1.5 2 3 4"), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
+# "0.5 1 1.5 2 3 4"), CAPACITY_CONCURRENCY (the closed loop that measures capacity, 48), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
 # ("128 4096"), CONNECT_CONCURRENCY (the fleet's tunnels connecting at once per process, 0: no
 # limit; loadgen fleet --connect-concurrency), INTERVAL (8 bytes each way per
 # tunnel every INTERVAL seconds, 10), SOURCE_PORTS (LOW-HIGH: the relay's limits.sourcePorts and
@@ -316,7 +316,9 @@ scenario_overload() {
     fi
     echo "${relay_cpu}" > "$out/overload.relayCpu"
     [ -n "$cpu_cgroup" ] || echo 100 > "$out/overload.relayCpu"
-    for b in 0 "$bound"; do
+    local bounds="0"
+    [ "$bound" = 0 ] || bounds="0 $bound"
+    for b in $bounds; do
         {
             cat <<EOF
 consoleAddress: "127.0.0.1"
@@ -343,11 +345,17 @@ EOF
         ) &
         relay=$!
         wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/8443" 2> /dev/null
-        # Capacity: closed-loop full handshakes at concurrency 100.
+        # Capacity: closed-loop full handshakes at CAPACITY_CONCURRENCY (48: enough to keep the
+        # relay busy — 16 left it idle between its 10 ms periods — and few enough that no
+        # ClientHello waits the 250 ms after which an overloaded worker refuses new connections:
+        # 100 at once made it refuse some, and the capacity read low).
         taskset -c 1 "$loadgen" rate --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
-            --concurrency 100 --count 6000 > "$out/overload-$b-capacity.json" 2> /dev/null || true
+            --concurrency "${CAPACITY_CONCURRENCY:-48}" --count 6000 > "$out/overload-$b-capacity.json" 2> /dev/null || true
         rate=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["tunnelsPerSecond"]))' \
             "$out/overload-$b-capacity.json")
+        sleep 2  # the worker's counters reach the supervisor within a second or so
+        curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_)' \
+            > "$out/overload-$b-capacity.metrics" || true
         [ "$b" = 0 ] && capacity=$rate
         for factor in ${FACTORS:-0.5 1 1.5 2 3 4}; do
             local offered

@@ -17,7 +17,9 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -56,6 +58,14 @@ protected:
         return installation_.start("consoleAddress: \"localhost:" + std::to_string(echoPort_) +
                                    "\"\norganizationId: 1\nworkers: " + std::to_string(workers) +
                                    "\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n" + extra);
+    }
+    // One worker, metrics on, its first-flight queue's turns held `holdMs` by the test build.
+    std::unique_ptr<Relay> startHeld(int holdMs) {
+        return installation_.start(
+            "consoleAddress: \"localhost:" + std::to_string(echoPort_) +
+                "\"\norganizationId: 1\nworkers: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
+                "passwordFile: passwords.txt\nmetrics:\n  listen: \"127.0.0.1:0\"\n",
+            {{"RELAYPRO_TEST_HOOKS", "1"}, {"RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS", std::to_string(holdMs)}});
     }
     // The first worker's open connections, as `status --json` shows them (-1: none yet).
     long long workerConnections() const {
@@ -499,49 +509,234 @@ TEST_F(Scale, TheListeningSocketsQueueIsTheConfiguredBacklog) {
         << listenQueue(relay->httpsPort()).second;
 }
 
-// Server::kShedAfter (issue 19, overload): a ClientHello that waited longer than a second for the
-// worker, once the worker had its connection, is not served: the connection is reset, counted
-// and logged. Its wait counts neither the accept queue (the relay's choice) nor a client slow to
-// send it. The worker is held stopped to make the wait.
-TEST_F(Scale, AClientHelloLeftWaitingByTheWorkerIsShed) {
+// Server::kShedAfter (issue 19, overload): a ClientHello that waited longer than a second in the
+// worker's first-flight queue is not served: the connection is reset, counted and logged. (The
+// test build holds the queue's turn to make the wait.)
+TEST_F(Scale, AClientHelloLeftWaitingInTheQueueIsShed) {
+    auto relay = startHeld(1300);
+    ASSERT_TRUE(relay->ready());
+    ASSERT_NE(relay->metricsPort(), 0);
+    int fd = sendClientHello(relay->httpsPort());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(answered(fd));
+    char byte = 0;
+    errno = 0;
+    EXPECT_EQ(::read(fd, &byte, 1), -1) << "a ServerHello, not a reset";
+    EXPECT_EQ(errno, ECONNRESET);
+    ::close(fd);
+    EXPECT_TRUE(eventually([&] {
+        return metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"queue\"}") == 1;
+    })) << "(the workers' counters reach the supervisor within a second or so)";
+    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"accept\"}"), 0);
+    EXPECT_TRUE(relay->waitForLog("overloaded: connections reset before their handshake",
+                                  {{"shedAfterWaiting", "1"}, {"refusedAtAccept", "0"}}));
+}
+
+// A ClientHello's wait counts only from the moment the worker saw its bytes: neither a worker
+// that was not running (stopped here; the accept queue alike) nor a client slow to send it, nor
+// a silent client that then closes, is shed.
+TEST_F(Scale, OnlyAWaitForTheWorkersCpuIsShed) {
     auto relay = start("metrics:\n  listen: \"127.0.0.1:0\"\n", 1);
     ASSERT_TRUE(relay->ready());
     ASSERT_NE(relay->metricsPort(), 0);
     const uint16_t port = relay->httpsPort();
     const pid_t worker = relay->workerPids().at(0);
     // Taken by the worker (not in the accept queue any more), its ClientHello not yet sent.
-    int waited = connectTo("127.0.0.1", port);
-    ASSERT_GE(waited, 0);
+    int taken = connectTo("127.0.0.1", port);
+    ASSERT_GE(taken, 0);
+    int silent = connectTo("127.0.0.1", port);
+    ASSERT_GE(silent, 0);
     ASSERT_TRUE(eventually([&] { return listenQueue(port).first == 0; }));
     ASSERT_EQ(::kill(worker, SIGSTOP), 0);
-    ASSERT_TRUE(writeClientHello(waited));
+    ASSERT_TRUE(writeClientHello(taken));
     int queued = sendClientHello(port);  // in the accept queue, ClientHello and all
     ASSERT_GE(queued, 0);
     int slow = connectTo("127.0.0.1", port);  // in the queue; its ClientHello comes late
     ASSERT_GE(slow, 0);
-    std::this_thread::sleep_for(Server::kShedAfter + 300ms);  // the wait itself
+    std::this_thread::sleep_for(Server::kShedAfter + 300ms);  // the stop itself
     ASSERT_EQ(::kill(worker, SIGCONT), 0);
-    // The one that waited for the worker: reset, not answered.
-    ASSERT_TRUE(answered(waited));
-    char byte = 0;
-    errno = 0;
-    EXPECT_EQ(::read(waited, &byte, 1), -1);
-    EXPECT_EQ(errno, ECONNRESET);
-    // The one that waited in the queue is served.
-    EXPECT_TRUE(answered(queued)) << "a ClientHello that waited in the accept queue was not answered";
-    // The slow client, taken now, sends its ClientHello more than kShedAfter after that.
+    EXPECT_TRUE(answered(taken)) << "a ClientHello sent while the worker was stopped";
+    EXPECT_TRUE(answered(queued)) << "a ClientHello that waited in the accept queue";
+    // The slow client, taken now, sends its ClientHello more than kShedAfter after that; the
+    // silent one closes after as long.
     std::this_thread::sleep_for(Server::kShedAfter + 300ms);
     ASSERT_TRUE(writeClientHello(slow));
-    EXPECT_TRUE(answered(slow)) << "a client slow to send its ClientHello was not answered";
-    EXPECT_EQ(::read(slow, &byte, 1), 1) << "its ServerHello";
-    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_connections_shed_total"), 1);
-    EXPECT_TRUE(relay->waitForLog("overloaded: connections reset before their handshake", {{"count", "1"}}));
-    ::close(waited);
-    ::close(queued);
-    ::close(slow);
-    // And the worker serves as before.
+    ASSERT_EQ(::shutdown(silent, SHUT_WR), 0);
+    EXPECT_TRUE(answered(slow)) << "a client slow to send its ClientHello";
+    char byte = 0;
+    for (int fd : {taken, queued, slow}) EXPECT_EQ(::read(fd, &byte, 1), 1) << "its ServerHello";
+    ASSERT_TRUE(answered(silent));
+    errno = 0;
+    EXPECT_EQ(::read(silent, &byte, 1), 0) << "a silent client's close is answered with a close: " << errno;
+    for (int fd : {taken, queued, slow, silent}) ::close(fd);
     Client c;
     EXPECT_TRUE(openTunnel(c, port, echoPort_));
+    // Counted after all of them: the tunnel's count has come up, the resets' would have too.
+    ASSERT_TRUE(
+        eventually([&] { return metric(relay->metricsPort(), "relaypro_tunnels_opened_total{port=\"other\"}") == 1; }));
+    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"queue\"}"), 0);
+    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"accept\"}"), 0);
+    EXPECT_FALSE(relay->waitForLog("overloaded: connections reset before their handshake", {}, 0ms));
+}
+
+// New handshakes are served while tunnels keep the worker busy (four, echoing 256 KiB at a time):
+// the first-flight queue takes its turns among the loop's other work. (Not a proof that nothing
+// could starve it: with the queue at a lower libevent priority, this test still passed, the
+// busy tunnels leaving the loop idle now and then; server.h says why that design was dropped.)
+TEST_F(Scale, ABusyTunnelDoesNotStarveNewHandshakes) {
+    auto relay = start("", 1);
+    ASSERT_TRUE(relay->ready());
+    const uint16_t port = relay->httpsPort();
+    std::atomic<bool> stop{false};
+    std::atomic<size_t> rounds{0};
+    std::vector<std::thread> busy;
+    for (int i = 0; i < 4; ++i) {
+        busy.emplace_back([&] {
+            Client c;
+            if (!openTunnel(c, port, echoPort_)) return;
+            const std::string block(256 << 10, 'b');
+            while (!stop && c.send(block) && c.readExactly(block.size()).size() == block.size()) ++rounds;
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return rounds.load() >= 8; })) << "the busy tunnels do not move";
+    int opened = 0;
+    for (int i = 0; i < 20; ++i) {
+        Client c;
+        opened += openTunnel(c, port, echoPort_) ? 1 : 0;
+    }
+    const size_t during = rounds.load();
+    stop = true;
+    for (auto& t : busy) t.join();
+    EXPECT_EQ(opened, 20);
+    EXPECT_GT(during, 8u) << "the busy tunnels kept moving meanwhile";
+}
+
+// The small version of the overload rule (worker/admission.h): ClientHellos that stood in the
+// queue (eight, held 400 ms by the test build, more than the 250 ms target) make the worker refuse
+// new TLS connections as it accepts them — a reset before any byte — while what it had taken is
+// served; and it takes new ones again once a window refused no one.
+TEST_F(Scale, AStandingQueueRefusesNewConnectionsAtAccept) {
+    auto relay = startHeld(400);
+    ASSERT_TRUE(relay->ready());
+    ASSERT_NE(relay->metricsPort(), 0);
+    const uint16_t port = relay->httpsPort();
+    // Twenty connections opened before, silent: taken while nothing stood.
+    std::vector<int> early;
+    for (int i = 0; i < 20; ++i) {
+        early.push_back(connectTo("127.0.0.1", port));
+        ASSERT_GE(early.back(), 0);
+    }
+    ASSERT_TRUE(eventually([&] { return listenQueue(port).first == 0; }));
+    std::vector<int> burst;
+    for (int i = 0; i < 8; ++i) {
+        burst.push_back(sendClientHello(port));
+        ASSERT_GE(burst.back(), 0);
+    }
+    // Silent probes, one every 10 ms: the first accepted after the window that judged the queue
+    // is refused (those before it just wait, silent).
+    std::vector<int> probes;
+    bool refused = false;
+    for (int i = 0; i < 300 && !refused; ++i) {
+        int fd = connectTo("127.0.0.1", port);
+        ASSERT_GE(fd, 0);
+        probes.push_back(fd);
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 10) == 1) {
+            char byte = 0;
+            errno = 0;
+            refused = ::read(fd, &byte, 1) == -1 && errno == ECONNRESET;
+        }
+    }
+    EXPECT_TRUE(refused) << "no connection was refused at accept";
+    // The early ones all send their ClientHello now: being open already does not pass the
+    // admission (at about 72 a second, few of the twenty are taken).
+    for (int fd : early) ASSERT_TRUE(writeClientHello(fd));
+    int earlyRefused = 0;
+    for (int fd : early) {
+        char byte = 0;
+        errno = 0;
+        if (answered(fd) && ::read(fd, &byte, 1) == -1 && errno == ECONNRESET) ++earlyRefused;
+    }
+    EXPECT_GE(earlyRefused, 5) << "connections opened before the queue stood passed the admission";
+    // What it had taken is served: a TLS handshake record, not a reset.
+    for (int fd : burst) {
+        unsigned char byte = 0;
+        EXPECT_TRUE(answered(fd) && ::read(fd, &byte, 1) == 1 && byte == 0x16)
+            << "a ClientHello taken before the refusal";
+    }
+    EXPECT_TRUE(eventually(
+        [&] { return metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"accept\"}") >= 1; }));
+    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"queue\"}"), 0);
+    for (int fd : burst) ::close(fd);
+    for (int fd : probes) ::close(fd);
+    for (int fd : early) ::close(fd);
+    // Nothing stands any more: after a window that refused no one, a client is served (held
+    // 400 ms in the queue by the test build, which is a burst of one, not a standing queue).
+    bool opened = false;
+    for (int i = 0; i < 5 && !opened; ++i) {
+        Client c;
+        opened = openTunnel(c, port, echoPort_);
+    }
+    EXPECT_TRUE(opened);
+}
+
+// After a HelloRetryRequest the client's second ClientHello is the costly one (the key exchange
+// and signature): it waits its turn in the queue like a first one, rather than being served as
+// it comes, ahead of the queue (hostile review). The test build holds each turn 600 ms.
+TEST_F(Scale, ASecondClientHelloAfterARetryWaitsItsTurn) {
+    auto relay = startHeld(600);
+    ASSERT_TRUE(relay->ready());
+    int fd = connectTo("127.0.0.1", relay->httpsPort());
+    ASSERT_GE(fd, 0);
+    // A client whose only key share is for a group the relay likes less than one the client
+    // also offers: the relay asks for a retry.
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ownCtx(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free);
+    ASSERT_NE(ownCtx, nullptr);
+    SSL_CTX_set_min_proto_version(ownCtx.get(), TLS1_3_VERSION);
+    std::unique_ptr<SSL, decltype(&SSL_free)> ownSsl(SSL_new(ownCtx.get()), &SSL_free);
+    SSL* ssl = ownSsl.get();
+    ASSERT_EQ(SSL_set1_groups_list(ssl, "ffdhe2048:X25519"), 1);
+    BIO* in = BIO_new(BIO_s_mem());
+    BIO* out = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, in, out);
+    SSL_set_connect_state(ssl);
+    auto flush = [&] {
+        char* data = nullptr;
+        long n = BIO_get_mem_data(out, &data);
+        bool ok = n > 0 && ::write(fd, data, static_cast<size_t>(n)) == n;
+        (void)BIO_reset(out);
+        return ok;
+    };
+    (void)SSL_do_handshake(ssl);
+    ASSERT_TRUE(flush());
+    ASSERT_TRUE(answered(fd));
+    // The retry and what follows it (a ChangeCipherSpec for middleboxes, maybe in a segment of
+    // its own): all of it, so that what comes after the second ClientHello is its answer.
+    unsigned char reply[4096];
+    ssize_t n = 0;
+    for (ssize_t got = 0; n < static_cast<ssize_t>(sizeof reply) && answered(fd, n == 0 ? 10000 : 200); n += got) {
+        got = ::read(fd, reply + n, sizeof reply - static_cast<size_t>(n));
+        if (got <= 0) break;
+    }
+    ASSERT_GT(n, 43);
+    // A ServerHello whose random is the HelloRetryRequest's (RFC 8446, 4.1.3).
+    static const unsigned char kRetry[8] = {0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11};
+    if (std::memcmp(reply + 11, kRetry, sizeof kRetry) != 0) {
+        // OpenSSL before 3.5 (a sanitizer build's, Debian's 3.0) takes any share of a group it
+        // supports; the shipped build's 3.5 prefers X25519 and asks.
+        ::close(fd);
+        GTEST_SKIP() << "this build's OpenSSL took the ffdhe2048 share: no retry to test";
+    }
+    ASSERT_EQ(BIO_write(in, reply, static_cast<int>(n)), n);
+    (void)SSL_do_handshake(ssl);  // the second ClientHello, with an X25519 share
+    const auto sent = Clock::now();
+    ASSERT_TRUE(flush());
+    ASSERT_TRUE(answered(fd));
+    EXPECT_GE(Clock::now() - sent, 500ms) << "the second ClientHello was served ahead of the queue";
+    unsigned char byte = 0;
+    EXPECT_EQ(::read(fd, &byte, 1), 1);
+    EXPECT_EQ(byte, 0x16) << "a ServerHello";
+    ::close(fd);
 }
 
 }  // namespace

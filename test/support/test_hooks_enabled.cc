@@ -36,6 +36,9 @@ TestHooks readHooks() {
         h.handoverFormat = static_cast<uint32_t>(std::strtoul(f.c_str(), nullptr, 10));
     }
     h.holdFile = variable("RELAYPRO_TEST_HOLD_FILE");
+    if (auto ms = variable("RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS"); !ms.empty()) {
+        h.firstFlightHold = std::chrono::milliseconds(std::clamp(std::atol(ms.c_str()), 0L, 10000L));
+    }
     return h;
 }
 
@@ -109,7 +112,8 @@ private:
 }  // namespace
 
 bool TestHooks::passesToWorkers(std::string_view v) const {
-    return v == "RELAYPRO_TEST_HOOKS=1" || v.starts_with("RELAYPRO_TEST_HOLD_FILE=");
+    return v == "RELAYPRO_TEST_HOOKS=1" || v.starts_with("RELAYPRO_TEST_HOLD_FILE=") ||
+           v.starts_with("RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS=");
 }
 
 const TestHooks& testHooks() {
