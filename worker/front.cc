@@ -2,13 +2,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include "worker/connection.h"
@@ -53,6 +50,9 @@ bool inTrustedSources(const WorkerSettings& s, const sockaddr_storage& a) {
 }
 
 bool Front::peekProxy() {
+    // Every way out of here either consumes what it looked at or decides: the read event is
+    // level-triggered, so bytes peeked and left in the socket would wake this loop at once,
+    // again and again (one byte "P" held a core until headerTimeout).
     if (!inTrustedSources(*c_.settings_, c_.peer_)) {
         // Only the TLS listener comes here (start()). A TLS client opens with a handshake record
         // (0x16); "P" ("PROXY ") or CR (the v2 signature) can only be a PROXY header. The first
@@ -146,20 +146,20 @@ bool Front::startRequests() {
 // stalls pays a handshake of the relay's CPU per connection, and stops counting after
 // Server::kStalledAfter. (SSL_get_state moves to TLS_ST_SR_CLNT_HELLO as soon as the message's
 // four-byte header is in, before its body: that state alone is not "processed".)
-static bool ourFinishedSent(SSL* ssl) {
-    unsigned char first = 0;
-    return SSL_get_finished(ssl, &first, sizeof first) > 0;
-}
-
 static bool clientHelloProcessed(SSL* ssl) {
     OSSL_HANDSHAKE_STATE st = SSL_get_state(ssl);
     return st != TLS_ST_BEFORE && st != TLS_ST_SR_CLNT_HELLO;
 }
 
+// Whether our Finished has gone out: the first flight's key exchange and signature are done. (After
+// a HelloRetryRequest the state is past the ClientHello too, but nothing costly has been done.)
+static bool ourFinishedSent(SSL* ssl) {
+    unsigned char first = 0;
+    return SSL_get_finished(ssl, &first, sizeof first) > 0;
+}
+
 void Front::shed(counters::Id id) {
-    // A reset (Server's resetConnection): the client learns at once, and backs off.
-    linger reset{1, 0};
-    ::setsockopt(c_.client_.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    resetOnClose(c_.client_.fd());
     c_.server_.countShed(id);
     c_.close("shed");
 }

@@ -5,7 +5,6 @@
 
 #include <sys/socket.h>
 
-#include <chrono>
 #include <cstddef>
 #include <string>
 

@@ -317,9 +317,13 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     c->start();  // may close (and delete) it already
 }
 
-void resetConnection(int fd) {
+void resetOnClose(int fd) {
     linger reset{1, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+}
+
+void resetConnection(int fd) {
+    resetOnClose(fd);
     ::close(fd);
 }
 

@@ -39,8 +39,10 @@ namespace relaypro {
 
 class Connection;
 
-// Closes an accepted socket with a TCP reset: the client learns at once that it was refused (and
-// backs off), and the socket leaves no TIME_WAIT here.
+// Makes the socket's close a TCP reset: the client learns at once that it was refused (and backs
+// off), and the socket leaves no TIME_WAIT here.
+void resetOnClose(int fd);
+// Closes an accepted socket with a TCP reset.
 void resetConnection(int fd);
 
 // The outcome of checking a Bearer token from Proxy-Authorization.
