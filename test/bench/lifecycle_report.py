@@ -236,7 +236,8 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
     share = open(path("overload.relayCpu")).read().strip() if exists("overload.relayCpu") else "100"
     print(f"Capacity (closed loop, one worker on {share} % of one core, the generator on the other; "
           f"listenBacklog {os.environ.get('OVERLOAD_BACKLOG', '4096')}, the bound {BOUND}; concurrency "
-          f"{os.environ.get('CAPACITY_CONCURRENCY', '48')}): {capacity:.0f} tunnels/s, {cap['failed']} failed.")
+          f"{open(path('overload-0-capacity.concurrency')).read().strip() if exists('overload-0-capacity.concurrency') else '?'}, "
+          f"the best of {os.environ.get('CAPACITY_CONCURRENCY', '32 64 128')}): {capacity:.0f} tunnels/s, {cap['failed']} failed.")
     print()
     print("| offered × capacity | bound | offered /s | goodput /s | failed | refused at accept | shed after 1 s | "
           "p99 ms (established) |")

@@ -31,7 +31,7 @@
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
 # SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), FACTORS (the overload's steps,
-# "0.5 1 1.5 2 3 4"), CAPACITY_CONCURRENCY (the closed loop that measures capacity, 48), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
+# "0.5 1 1.5 2 3 4"), CAPACITY_CONCURRENCY (the closed loops that measure capacity, the best taken: "32 64 128"), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
 # ("128 4096"), CONNECT_CONCURRENCY (the fleet's tunnels connecting at once per process, 0: no
 # limit; loadgen fleet --connect-concurrency), INTERVAL (8 bytes each way per
 # tunnel every INTERVAL seconds, 10), SOURCE_PORTS (LOW-HIGH: the relay's limits.sourcePorts and
@@ -345,14 +345,23 @@ EOF
         ) &
         relay=$!
         wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/8443" 2> /dev/null
-        # Capacity: closed-loop full handshakes at CAPACITY_CONCURRENCY (48: enough to keep the
-        # relay busy — 16 left it idle between its 10 ms periods — and few enough that no
-        # ClientHello waits the 250 ms after which an overloaded worker refuses new connections:
-        # 100 at once made it refuse some, and the capacity read low).
-        taskset -c 1 "$loadgen" rate --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
-            --concurrency "${CAPACITY_CONCURRENCY:-48}" --count 6000 > "$out/overload-$b-capacity.json" 2> /dev/null || true
-        rate=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["tunnelsPerSecond"]))' \
-            "$out/overload-$b-capacity.json")
+        # Capacity: the best of closed loops of full handshakes at each of CAPACITY_CONCURRENCY
+        # ("32 64 128"). One alone read low on this VM: 16 or 48 at once left the relay idle
+        # between its 10 ms periods on some runs, and 100 made its ClientHellos stand in the
+        # queue long enough to be refused in part.
+        local c best=0
+        for c in ${CAPACITY_CONCURRENCY:-32 64 128}; do
+            taskset -c 1 "$loadgen" rate --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
+                --concurrency "$c" --count 4000 > "$out/overload-$b-capacity-$c.json" 2> /dev/null || true
+            rate=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["tunnelsPerSecond"]))' \
+                "$out/overload-$b-capacity-$c.json")
+            if [ "$rate" -gt "$best" ]; then
+                best=$rate
+                cp "$out/overload-$b-capacity-$c.json" "$out/overload-$b-capacity.json"
+                echo "$c" > "$out/overload-$b-capacity.concurrency"
+            fi
+        done
+        rate=$best
         sleep 2  # the worker's counters reach the supervisor within a second or so
         curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_)' \
             > "$out/overload-$b-capacity.metrics" || true
