@@ -82,13 +82,14 @@ void Connection::onTimer(int, short, void* arg) {
     static_cast<Connection*>(arg)->timedOut();
 }
 
+void Connection::shedNow(counters::Id id) {
+    front_.shed(id);
+    server_.connectionClosed(this);  // deletes this
+}
+
 void Connection::firstFlightTurn(bool shed) {
     queued_ = false;
-    if (shed) {
-        front_.shed(counters::Id::ShedAfterWaiting);
-        server_.connectionClosed(this);  // deletes this
-        return;
-    }
+    if (shed) return shedNow(counters::Id::ShedAfterWaiting);  // deletes this
     drive(true);
 }
 
@@ -99,11 +100,7 @@ void Connection::drive(bool firstFlightTurn) {
             // Its first bytes: admitted now if it was not at the accept (it came in while the
             // worker was not limiting, silent), so that connections opened ahead and then all
             // sending at once cannot pass the admission by being open already.
-            if (!admitted_ && !server_.admitFirstBytes()) {
-                front_.shed(counters::Id::ShedAtAccept);
-                server_.connectionClosed(this);  // deletes this
-                return;
-            }
+            if (!admitted_ && !server_.admitFirstBytes()) return shedNow(counters::Id::ShedAtAccept);  // deletes this
             admitted_ = true;
             queued_ = true;
             clientEvents_.arm({});

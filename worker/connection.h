@@ -108,6 +108,8 @@ private:
     // Steps the connection as far as it goes. A TLS connection whose ClientHello is still to be
     // processed joins the server's first-flight queue instead, unless this is its turn.
     void drive(bool firstFlightTurn = false);
+    // Resets it unserved (Front::shed, counted under `id`) and deletes it.
+    void shedNow(counters::Id id);
     bool step();
     bool stepRespond();
     // Hands both sides to tunnel_ (state Tunnel or Forward), which pumps from now on.
