@@ -19,6 +19,7 @@ struct TunnelListings::Listing {
     uint32_t requestId = 0;            // of the chunk asked for
     uint64_t cursor = 0;               // its `after`
     size_t chunks = 0;                 // of this worker so far
+    std::chrono::steady_clock::time_point startedAt = std::chrono::steady_clock::now();
     bool waitingForWorker = false;
     bool waitingForClient = false;
     event* timer = nullptr;
@@ -127,14 +128,19 @@ void TunnelListings::answered(pid_t pid, const ipc::TunnelList* list) {
 
 bool TunnelListings::writeRows(Listing& l, const ipc::TunnelList& list) {
     const WorkerView& w = l.workers[l.index];
+    // The worker took its clock (the system's monotonic one, as ours) when it answered, a few
+    // microseconds ago; the workers before it answered earlier.
+    const auto since =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - l.startedAt);
+    const uint64_t sinceStartMs = static_cast<uint64_t>(std::max<int64_t>(0, since.count()));
     for (const ipc::TunnelRow& row : list.rows) {
-        if (!l.out->write(rowJson(row, w))) return false;
+        if (!l.out->write(rowJson(row, w, sinceStartMs))) return false;
     }
     l.counts[l.index] += list.rows.size();
     return true;
 }
 
-json_t* TunnelListings::rowJson(const ipc::TunnelRow& row, const WorkerView& worker) {
+json_t* TunnelListings::rowJson(const ipc::TunnelRow& row, const WorkerView& worker, uint64_t sinceStartMs) {
     using Auth = ipc::TunnelRow::Auth;
     json_t* o = json_object();
     json_t* responder = json_null();
@@ -146,7 +152,9 @@ json_t* TunnelListings::rowJson(const ipc::TunnelRow& row, const WorkerView& wor
     json_object_set_new(o, "workerPid", json_integer(worker.pid));
     json_object_set_new(o, "generation", json_integer(worker.generation));
     json_object_set_new(o, "workerState", json_string(worker.state.c_str()));
-    json_object_set_new(o, "ageMs", json_integer(static_cast<json_int_t>(row.ageMs)));
+    // A tunnel opened after the listing started is 0.
+    const uint64_t ageMs = row.ageMs - std::min(row.ageMs, sinceStartMs);
+    json_object_set_new(o, "ageMs", json_integer(static_cast<json_int_t>(ageMs)));
     // Counts above 2^63 (never reached) are shown as the largest JSON integer jansson has.
     auto count = [](uint64_t v) { return json_integer(static_cast<json_int_t>(std::min<uint64_t>(v, INT64_MAX))); };
     json_object_set_new(o, "bytesUp", count(row.bytesUp));

@@ -58,8 +58,10 @@ public:
     void answered(pid_t pid, const ipc::TunnelList* list);
     [[nodiscard]] size_t running() const { return listings_.size(); }
 
-    // One tunnel as a line of the answer.
-    static json_t* rowJson(const ipc::TunnelRow& row, const WorkerView& worker);
+    // One tunnel as a line of the answer. `sinceStartMs` is how long the listing has run: the
+    // worker measured the row's age when it answered, and the line gives the age at the
+    // listing's start, so that ages from workers asked one after the other compare.
+    static json_t* rowJson(const ipc::TunnelRow& row, const WorkerView& worker, uint64_t sinceStartMs = 0);
 
 private:
     struct Listing;

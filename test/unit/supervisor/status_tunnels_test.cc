@@ -114,6 +114,12 @@ TEST(StatusTunnels, RowsAreReadBackExactlyAndMalformedOnesRefused) {
     json_t* back = tunnelEntryToJson(*e);
     EXPECT_TRUE(json_equal(j, back));
     json_decref(back);
+    // Given as of the listing's start: taken back by the time the listing has run, never below 0.
+    for (auto [since, age] : {std::pair<uint64_t, json_int_t>{500, 1000}, {1500, 0}, {9000, 0}}) {
+        json_t* later = TunnelListings::rowJson(row, WorkerView{4251, 2, "draining", 0, 0}, since);
+        EXPECT_EQ(json_integer_value(json_object_get(later, "ageMs")), age) << since;
+        json_decref(later);
+    }
     row.auth = ipc::TunnelRow::Auth::None;
     json_t* anonymous = TunnelListings::rowJson(row, WorkerView{4251, 2, "serving", 0, 0});
     EXPECT_TRUE(json_is_null(json_object_get(anonymous, "responder")));

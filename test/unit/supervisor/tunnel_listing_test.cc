@@ -187,6 +187,47 @@ TEST_F(TunnelListingTest, ChunksAreAskedForOnlyWhileTheClientTakesThem) {
     EXPECT_EQ(listings_->running(), 0U);
 }
 
+// Workers are asked one after the other, and each measures its tunnels' ages when it answers:
+// the lines give every age as of the listing's start, so that `--sort age` compares like with
+// like. (CI saw a tunnel opened later listed as older: its worker was asked later.)
+TEST_F(TunnelListingTest, AgesFromWorkersAskedLaterAreTakenBackToTheListingsStart) {
+    RELAYPRO_SKIP_UNDER_QEMU();
+    workers_ = {{101, 1, "draining", 0, 0}, {102, 2, "serving", 0, 0}};
+    const auto before = std::chrono::steady_clock::now();
+    connectClient();
+    ASSERT_TRUE(until([&] { return asked_.size() == 1; }));
+    ipc::TunnelList first = chunk(asked_[0], 1, true);
+    first.rows[0].ageMs = 5000;
+    listings_->answered(101, &first);
+    ASSERT_TRUE(until([&] { return asked_.size() == 2; }));
+    const auto held = std::chrono::milliseconds(300);
+    ::usleep(static_cast<useconds_t>(std::chrono::microseconds(held).count()));
+    ipc::TunnelList second = chunk(asked_[1], 2, true);
+    second.rows[0].ageMs = 5000;
+    second.rows[1].ageMs = 100;  // opened after the listing started
+    listings_->answered(102, &second);
+    const auto bound = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - before);
+    ASSERT_TRUE(until([&] {
+        drain();
+        return closed_;
+    }));
+    std::vector<json_int_t> ages;
+    for (size_t at = 0, nl; (nl = received_.find('\n', at)) != std::string::npos; at = nl + 1) {
+        json_error_t err;
+        json_t* line = json_loadb(received_.data() + at, nl - at, 0, &err);
+        ASSERT_NE(line, nullptr) << received_;
+        if (json_t* age = json_object_get(line, "ageMs")) ages.push_back(json_integer_value(age));
+        json_decref(line);
+    }
+    ASSERT_EQ(ages.size(), 3U) << received_;
+    EXPECT_LE(ages[0], 5000);
+    EXPECT_GE(ages[0], 5000 - bound.count());
+    EXPECT_LE(ages[1], 5000 - held.count()) << "the second worker's age is not taken back";
+    EXPECT_GE(ages[1], 5000 - bound.count());
+    EXPECT_LT(ages[1], ages[0]);
+    EXPECT_EQ(ages[2], 0);
+}
+
 TEST_F(TunnelListingTest, AWorkerThatDoesNotAnswerIsSkippedAfterFiveSeconds) {
     RELAYPRO_SKIP_UNDER_QEMU();
     workers_ = {{101, 1, "serving", 0, 0}, {102, 1, "serving", 0, 0}};
