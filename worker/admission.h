@@ -55,6 +55,11 @@ public:
         ++refused_;
         return Verdict::Refused;
     }
+    // An Admitted connection turned out to be gone already (its client's FIN was there): its
+    // token goes to the next one.
+    void giveBack() {
+        if (limiting_) tokens_ = std::min(rate_ * windowSeconds(), tokens_ + 1);
+    }
     // The queue ran empty at `now`: the worker had nothing left to serve.
     void drained(Clock::time_point now) {
         roll(now);

@@ -280,21 +280,9 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
         ::close(fd);
         return;
     }
-    // A client that gave up while its connection waited in the accept queue (a storm beyond
-    // limits.maxHandshakes) has sent its FIN already: its handshake would be work for no one,
-    // taken from the clients still waiting. One getsockopt against a handshake's ~350 µs.
-    tcp_info info{};
-    socklen_t infoLen = sizeof info;
-    // (A TLS listener's only: a plain-HTTP client may send its request and half-close, review.)
-    if (kind == ListenerKind::Https && ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &infoLen) == 0 &&
-        info.tcpi_state == TCP_CLOSE_WAIT) {
-        ::close(fd);
-        counters_.add(counters::Id::AbandonedBeforeHandshake);
-        return;
-    }
     // Beyond the rate admitted while ClientHellos stand in the queue (kQueueTarget): refused
-    // before any work is spent on it. (After the check above, so that one gone already takes no
-    // place that a live one could have.)
+    // before any work is spent on it. Under overload that is most connections, so the refusal is
+    // kept to accept4, one setsockopt and the close (about 11 µs here, most of it the kernel's).
     Admission::Verdict verdict = Admission::Verdict::Free;
     if (kind == ListenerKind::Https) {
         verdict = admission_.admit(std::chrono::steady_clock::now());
@@ -303,6 +291,20 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
             countShed(counters::Id::ShedAtAccept);
             return;
         }
+    }
+    // A client that gave up while its connection waited in the accept queue (a storm beyond
+    // limits.maxHandshakes) has sent its FIN already: its handshake would be work for no one,
+    // taken from the clients still waiting. One getsockopt against a handshake's ~350 µs. A
+    // token it took goes back, so that one gone already takes no place that a live one could
+    // have. (A TLS listener's only: a plain-HTTP client may send its request and half-close.)
+    tcp_info info{};
+    socklen_t infoLen = sizeof info;
+    if (kind == ListenerKind::Https && ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &infoLen) == 0 &&
+        info.tcpi_state == TCP_CLOSE_WAIT) {
+        ::close(fd);
+        counters_.add(counters::Id::AbandonedBeforeHandshake);
+        if (verdict == Admission::Verdict::Admitted) admission_.giveBack();
+        return;
     }
     // Small writes (handshake flights, answers) go out at once, not after a delayed ACK.
     int one = 1;

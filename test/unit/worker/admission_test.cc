@@ -144,5 +144,28 @@ TEST_F(AdmissionTest, AnEmptyQueueRefusesNothing) {
     }
 }
 
+// A connection admitted and then found gone (its client's FIN was in the accept queue with it)
+// gives its token back: the next arrival takes it. Not beyond the bucket, and nothing while not
+// limiting.
+TEST_F(AdmissionTest, ATokenOfAConnectionFoundGoneGoesToTheNext) {
+    standFirstWindow();
+    Clock::time_point t = t0 + 150ms;  // 50 ms of tokens at 360 a second: 18
+    int taken = 0;
+    while (take(t)) ++taken;
+    ASSERT_GT(taken, 0);
+    EXPECT_FALSE(take(t));
+    a.giveBack();
+    EXPECT_TRUE(take(t));
+    EXPECT_FALSE(take(t));
+    for (int i = 0; i < 1000; ++i) a.giveBack();
+    int refilled = 0;
+    while (take(t)) ++refilled;
+    EXPECT_LE(refilled, 36);  // one window's worth at most
+
+    Admission idle{100ms, 100ms, 4};
+    idle.giveBack();
+    EXPECT_EQ(idle.admit(t0), Admission::Verdict::Free);
+}
+
 }  // namespace
 }  // namespace relaypro
