@@ -239,39 +239,117 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
           f"{open(path('overload-0-capacity.concurrency')).read().strip() if exists('overload-0-capacity.concurrency') else '?'}, "
           f"the best of {os.environ.get('CAPACITY_CONCURRENCY', '32 64 128')}): {capacity:.0f} tunnels/s, {cap['failed']} failed.")
     print()
-    print("| offered × capacity | bound | offered /s | goodput /s | failed | refused at accept | shed after 1 s | "
-          "p99 ms (established) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-
-    def shed(bound, factor):
-        """The relay's resets in that step: its cumulative counters after it, less after the one before."""
-        def counts(name):
-            if not exists(name):
-                return None
-            m = dict(l.rsplit(" ", 1) for l in open(path(name)).read().splitlines() if " " in l)
-            return [float(m.get(f'relaypro_connections_shed_total{{at="{at}"}}', 0)) for at in ("accept", "queue")]
-        now = counts(f"overload-{bound}-{factor}.metrics")
-        i = FACTORS.index(factor)
-        before = counts(f"overload-{bound}-{FACTORS[i - 1]}.metrics" if i > 0 else f"overload-{bound}-capacity.metrics")
-        if now is None or before is None:
-            return ["?", "?"]
-        return [f"{now[k] - before[k]:.0f}" for k in (0, 1)]
     step = float(os.environ.get("STEP_SECONDS", "20"))
+    bounds = ["0"] + ([BOUND] if BOUND != "0" else [])
+
+    def metrics(name):
+        if not exists(name):
+            return None
+        return {k: float(v) for k, v in (l.rsplit(" ", 1) for l in open(path(name)).read().splitlines() if " " in l)}
+
+    def resets(bound, this, before):
+        """The relay's resets in a step: its cumulative counters after it, less after the step before."""
+        now, then = metrics(f"overload-{bound}-{this}.metrics"), metrics(f"overload-{bound}-{before}.metrics")
+        if now is None or then is None:
+            return None
+        return [now.get(f'relaypro_connections_shed_total{{at="{at}"}}', 0) -
+                then.get(f'relaypro_connections_shed_total{{at="{at}"}}', 0) for at in ("accept", "queue")]
+
+    def cpu(bound, this):
+        """The relay's cgroup over a step: CPU used against its share, and the share of its 10 ms
+        periods in which it ran out (below 100 %: the relay had nothing to do at times)."""
+        name = f"overload-{bound}-{this}.cpu"
+        v = open(path(name)).read().split() if exists(name) else []
+        if len(v) != 8:
+            return None
+        t0, u0, p0, th0, t1, u1, p1, th1 = (float(x) for x in v)
+        return [(u1 - u0) / 1e9 / (t1 - t0) / (float(share) / 100), (th1 - th0) / (p1 - p0) if p1 > p0 else None]
+
+    def median(values):
+        values = sorted(v for v in values if v is not None)
+        if not values:
+            return None
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+    def show(v, fmt, suffix=""):
+        return "?" if v is None else f"{v:{fmt}}{suffix}"
+
+    # Each step as run: "FACTOR-ROUND PREVIOUS" in overload-BOUND.steps.
+    steps = {}
+    for bound in bounds:
+        rows = {}
+        if exists(f"overload-{bound}.steps"):
+            for line in open(path(f"overload-{bound}.steps")):
+                this, before = line.split()
+                factor = this.rsplit("-", 1)[0]
+                d = load(f"overload-{bound}-{this}.json") if exists(f"overload-{bound}-{this}.json") else None
+                if d is None:
+                    continue
+                rows.setdefault(factor, []).append({
+                    "offered": d["started"] / step, "good": d["succeeded"] / step, "failed": d["failed"],
+                    "p99": ms(d["latencyUs"]["total"]["p99"]) if d["succeeded"] else None,
+                    "resets": resets(bound, this, before), "cpu": cpu(bound, this)})
+        steps[bound] = rows
+    rounds = max((len(r) for rows in steps.values() for r in rows.values()), default=1)
+    if rounds > 1:
+        print(f"Each factor was run {rounds} times, the factors in turn ({' '.join(FACTORS)}, then again); "
+              "the table gives each factor's median (goodput, p99, relay CPU) and the resets of all its runs.")
+    print()
+    print("| offered × capacity | bound | offered /s | goodput /s (median) | goodput of each run | failed | "
+          "refused at accept | shed after 1 s | p99 ms (established, median) | relay CPU, % of its share | "
+          "10 ms periods throttled |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    peak = {}
     with open(path("chart-goodput.dat"), "w") as f:
         for factor in FACTORS:
             row = [factor]
-            for bound in ["0"] + ([BOUND] if BOUND != "0" else []):
-                name = f"overload-{bound}-{factor}.json"
-                if not exists(name):
+            for bound in bounds:
+                runs = steps[bound].get(factor, [])
+                if not runs:
                     row.append("NaN")  # gnuplot leaves it out, rather than drawing a zero
                     continue
-                d = load(name)
-                good = d["succeeded"] / step
+                good = median([r["good"] for r in runs])
+                peak[bound] = max(peak.get(bound, 0), good)
                 row.append(f"{good:.0f}")
-                refused, waited = shed(bound, factor)
-                print(f"| {factor} | {'none' if bound == '0' else bound} | {d['started'] / step:.0f} | {good:.0f} | "
-                      f"{d['failed']} | {refused} | {waited} | {ms(d['latencyUs']['total']['p99']):.0f} |")
+                refused = [r["resets"][0] for r in runs if r["resets"] is not None]
+                each = " / ".join(f"{r['good']:.0f}" for r in runs)
+                waited = [r["resets"][1] for r in runs if r["resets"] is not None]
+                print(f"| {factor} | {'none' if bound == '0' else bound} | {median([r['offered'] for r in runs]):.0f} | "
+                      f"{good:.0f} | {each} | "
+                      f"{sum(r['failed'] for r in runs)} | {sum(refused):.0f} | {sum(waited):.0f} | "
+                      f"{show(median([r['p99'] for r in runs]), '.0f')} | "
+                      f"{show(median([r['cpu'][0] * 100 for r in runs if r['cpu']]), '.0f', ' %')} | "
+                      f"{show(median([r['cpu'][1] * 100 for r in runs if r['cpu'] and r['cpu'][1] is not None]), '.0f', ' %')} |")
             f.write(" ".join(row) + "\n")
+    print()
+    top = FACTORS[-1]
+    for bound in bounds:
+        runs = steps[bound].get(top, [])
+        if not runs or not peak.get(bound):
+            continue
+        good = median([r["good"] for r in runs])
+        print(f"At {top}× ({'no bound' if bound == '0' else 'maxHandshakes ' + bound}): {good:.0f} tunnels/s, "
+              f"{100 * good / peak[bound]:.0f} % of the curve's peak ({peak[bound]:.0f}).")
+        name = f"overload-{bound}-profile-{top}.share"
+        if not exists(name):
+            continue
+        # The floor under that figure, from the profile of the last run at the top factor: what
+        # refusing took of the relay's CPU (its accept4 share in proportion to the connections
+        # refused among those taken, and every close that sent a reset).
+        counts = json.load(open(path(name)))
+        last = runs[-1]
+        if counts["samples"] == 0 or last["resets"] is None:
+            continue
+        refused = sum(last["resets"])
+        taken = refused + last["good"] * step
+        refusing = (counts["accept4"] * refused / taken + counts["closeWithReset"]) / counts["samples"]
+        print(f"Profile of the last {top}× run ({counts['samples']} samples of the relay's processes): "
+              f"refusing took {100 * refusing:.1f} % of the relay's CPU (accept4 {100 * counts['accept4'] / counts['samples']:.1f} %, "
+              f"{100 * refused / taken:.0f} % of the connections taken being refused; closes that sent a reset "
+              f"{100 * counts['closeWithReset'] / counts['samples']:.1f} %). With refusal at accept as the way to shed, "
+              f"goodput at {top}× can reach at most about {100 * (1 - refusing):.0f} % of what the same CPU serves "
+              "without refusing.")
     print()
 
 if charts or exists("chart-goodput.dat"):

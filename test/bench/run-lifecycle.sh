@@ -31,7 +31,9 @@
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
 # SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), FACTORS (the overload's steps,
-# "0.5 1 1.5 2 3 4"), CAPACITY_CONCURRENCY (the closed loops that measure capacity, the best taken: "32 64 128"), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
+# "0.5 1 1.5 2 3 4"), ROUNDS (passes over FACTORS, in turn; the report takes medians: 2), PROFILE
+# (1: perf profiles the last pass's top factor, or PROFILE_FACTORS, and the report gives the
+# share of the relay's CPU that refusing took at the top factor; 0: not), CAPACITY_CONCURRENCY (the closed loops that measure capacity, the best taken: "32 64 128"), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
 # ("128 4096"), CONNECT_CONCURRENCY (the fleet's tunnels connecting at once per process, 0: no
 # limit; loadgen fleet --connect-concurrency), INTERVAL (8 bytes each way per
 # tunnel every INTERVAL seconds, 10), SOURCE_PORTS (LOW-HIGH: the relay's limits.sourcePorts and
@@ -44,7 +46,8 @@ scenarios=${3:-upgrade,spread,storm,overload}
 workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
 arrival=${ARRIVAL:-200} ramp=${RAMP:-3000} drain=${DRAIN:-150s} spread=${SPREAD:-60s}
 giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10} bound=${BOUND:-auto}
-relay_cpu=${RELAY_CPU:-15} connect_concurrency=${CONNECT_CONCURRENCY:-0}
+relay_cpu=${RELAY_CPU:-15} connect_concurrency=${CONNECT_CONCURRENCY:-0} rounds=${ROUNDS:-2}
+profile=${PROFILE:-1}
 source_ports=${SOURCE_PORTS:-}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$build/bench-lifecycle
@@ -366,21 +369,67 @@ EOF
         curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_)' \
             > "$out/overload-$b-capacity.metrics" || true
         [ "$b" = 0 ] && capacity=$rate
-        for factor in ${FACTORS:-0.5 1 1.5 2 3 4}; do
-            local offered
-            offered=$(/usr/bin/python3 -c "print(int($capacity * $factor))")
-            taskset -c 1 "$loadgen" steady --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
-                --arrival "$offered" --seconds "$step_seconds" --timeout "$giveup" --processes 4 \
-                --source 127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 \
-                > "$out/overload-$b-$factor.json" 2> /dev/null || true
-            sleep 3  # what is left of the step drains before the next
-            # The relay's side of it, cumulative: handshakes, abandoned connections, loop lag.
-            curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_|worker_loop_lag_seconds_(sum|count))' \
-                > "$out/overload-$b-$factor.metrics" || true
+        # ROUNDS passes over the factors, one after the other (0.5 … 4, 0.5 … 4), so that a slow
+        # or fast spell of this VM falls on every factor alike; the report takes each factor's
+        # median. The last pass's top factor is profiled (PROFILE=1 and perf here): the share of
+        # the relay's CPU that refusing took is the floor the report gives under that goal.
+        local round factors=${FACTORS:-0.5 1 1.5 2 3 4} previous=capacity top_factor
+        top_factor=${factors##* }
+        : > "$out/overload-$b.steps"
+        for round in $(seq 1 "$rounds"); do
+            for factor in $factors; do
+                local offered step=$factor-$round cpu_before profiler=""
+                offered=$(/usr/bin/python3 -c "print(int($capacity * $factor))")
+                cpu_before=$(cpu_cgroup_sample)
+                if [ "$round" = "$rounds" ] && [[ " ${PROFILE_FACTORS:-$top_factor} " == *" $factor "* ]] &&
+                    [ "$profile" = 1 ] && command -v perf > /dev/null; then
+                    # From 2 s into the step to 2 s before its end, every relay process.
+                    (
+                        sleep 2
+                        exec perf record -F 999 -g -o "$out/overload-$b-profile-$factor.data" \
+                            -p "$(pgrep -d, -f "$out/install/relaypro|relaypro worker")" -- \
+                            sleep $((step_seconds - 4)) > /dev/null 2>&1
+                    ) &
+                    profiler=$!
+                fi
+                taskset -c 1 "$loadgen" steady --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
+                    --arrival "$offered" --seconds "$step_seconds" --timeout "$giveup" --processes 4 \
+                    --source 127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 \
+                    > "$out/overload-$b-$step.json" 2> /dev/null || true
+                echo "$cpu_before $(cpu_cgroup_sample)" > "$out/overload-$b-$step.cpu"
+                [ -z "$profiler" ] || wait "$profiler" || true
+                sleep 3  # what is left of the step drains before the next
+                # The relay's side of it, cumulative: handshakes, resets, loop lag.
+                curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_|worker_loop_lag_seconds_(sum|count))' \
+                    > "$out/overload-$b-$step.metrics" || true
+                echo "$step $previous" >> "$out/overload-$b.steps"
+                previous=$step
+            done
+        done
+        for factor in $factors; do
+            [ -s "$out/overload-$b-profile-$factor.data" ] || continue
+            perf script -i "$out/overload-$b-profile-$factor.data" -F comm,pid,ip,sym 2> /dev/null |
+                /usr/bin/python3 "$top/test/bench/refusal_share.py" > "$out/overload-$b-profile-$factor.share" || true
         done
         stop_relay
     done
     [ -z "$cpu_cgroup" ] || rmdir "$cpu_cgroup" 2> /dev/null || true
+}
+# The relay's CPU cgroup now: "SECONDS-SINCE-EPOCH CPU-NS PERIODS THROTTLED-PERIODS" (empty
+# without one), so that a step shows whether the relay used all its share.
+cpu_cgroup_sample() {
+    [ -n "$cpu_cgroup" ] || return 0
+    local usage=0 periods throttled pid f
+    # The CPU time of its threads (schedstat: ns on a CPU), as v1's cpu controller without cpuacct
+    # has no usage of its own; the relay's processes live through a step.
+    for pid in $(cat "$cpu_cgroup/cgroup.procs"); do
+        for f in /proc/"$pid"/task/*/schedstat; do
+            read -r f _ < "$f" 2> /dev/null && usage=$((usage + f))
+        done
+    done
+    periods=$(awk '$1 == "nr_periods" {print $2}' "$cpu_cgroup/cpu.stat")
+    throttled=$(awk '$1 == "nr_throttled" {print $2}' "$cpu_cgroup/cpu.stat")
+    echo "$(date +%s.%N) $usage $periods $throttled"
 }
 # A CPU cgroup (v2, or v1's cpu controller) that lets its processes run PERCENT % of one core, in
 # 10 ms periods (a relay on a slower CPU, not one stopped for most of a 100 ms period). `ip netns
