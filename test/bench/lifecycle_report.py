@@ -247,13 +247,18 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
             return None
         return {k: float(v) for k, v in (l.rsplit(" ", 1) for l in open(path(name)).read().splitlines() if " " in l)}
 
-    def resets(bound, this, before):
-        """The relay's resets in a step: its cumulative counters after it, less after the step before."""
+    COUNTERS = ['relaypro_connections_shed_total{at="accept"}', 'relaypro_connections_shed_total{at="queue"}',
+                'relaypro_tls_handshakes_total{kind="full"}', 'relaypro_tls_handshakes_total{kind="resumed"}',
+                "relaypro_connections_abandoned_total"]
+
+    def counted(bound, this, before):
+        """The relay's counts in a step: its cumulative counters after it, less after the step
+        before. [refused at accept, shed after 1 s, handshakes, abandoned]"""
         now, then = metrics(f"overload-{bound}-{this}.metrics"), metrics(f"overload-{bound}-{before}.metrics")
         if now is None or then is None:
             return None
-        return [now.get(f'relaypro_connections_shed_total{{at="{at}"}}', 0) -
-                then.get(f'relaypro_connections_shed_total{{at="{at}"}}', 0) for at in ("accept", "queue")]
+        d = [now.get(k, 0) - then.get(k, 0) for k in COUNTERS]
+        return [d[0], d[1], d[2] + d[3], d[4]]
 
     def cpu(bound, this):
         """The relay's cgroup over a step: CPU used against its share, and the share of its 10 ms
@@ -282,23 +287,24 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         if exists(f"overload-{bound}.steps"):
             for line in open(path(f"overload-{bound}.steps")):
                 this, before = line.split()
-                factor = this.rsplit("-", 1)[0]
+                factor, round_ = this.rsplit("-", 1)
                 d = load(f"overload-{bound}-{this}.json") if exists(f"overload-{bound}-{this}.json") else None
                 if d is None:
                     continue
-                rows.setdefault(factor, []).append({
+                rows.setdefault(factor if round_.isdigit() else f"{factor}-{round_}", []).append({
                     "offered": d["started"] / step, "good": d["succeeded"] / step, "failed": d["failed"],
                     "p99": ms(d["latencyUs"]["total"]["p99"]) if d["succeeded"] else None,
-                    "resets": resets(bound, this, before), "cpu": cpu(bound, this)})
+                    "counts": counted(bound, this, before), "cpu": cpu(bound, this), "step": this})
         steps[bound] = rows
     rounds = max((len(r) for rows in steps.values() for r in rows.values()), default=1)
     if rounds > 1:
         print(f"Each factor was run {rounds} times, the factors in turn ({' '.join(FACTORS)}, then again); "
-              "the table gives each factor's median (goodput, p99, relay CPU) and the resets of all its runs.")
+              "the table gives each factor's median goodput, p99 and relay CPU, every run's goodput, and the "
+              "failures and resets of all its runs together. The peak is the highest of the factors' medians.")
     print()
-    print("| offered × capacity | bound | offered /s | goodput /s (median) | goodput of each run | failed | "
-          "refused at accept | shed after 1 s | p99 ms (established, median) | relay CPU, % of its share | "
-          "10 ms periods throttled |")
+    print("| offered × capacity | bound | offered /s | goodput /s (median) | goodput of each run | failed (all runs) | "
+          "refused at accept (all runs) | shed after 1 s (all runs) | p99 ms of the established (median of the runs') | "
+          "relay CPU, % of its share | 10 ms periods throttled |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     peak = {}
     with open(path("chart-goodput.dat"), "w") as f:
@@ -312,9 +318,9 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
                 good = median([r["good"] for r in runs])
                 peak[bound] = max(peak.get(bound, 0), good)
                 row.append(f"{good:.0f}")
-                refused = [r["resets"][0] for r in runs if r["resets"] is not None]
+                refused = [r["counts"][0] for r in runs if r["counts"] is not None]
                 each = " / ".join(f"{r['good']:.0f}" for r in runs)
-                waited = [r["resets"][1] for r in runs if r["resets"] is not None]
+                waited = [r["counts"][1] for r in runs if r["counts"] is not None]
                 print(f"| {factor} | {'none' if bound == '0' else bound} | {median([r['offered'] for r in runs]):.0f} | "
                       f"{good:.0f} | {each} | "
                       f"{sum(r['failed'] for r in runs)} | {sum(refused):.0f} | {sum(waited):.0f} | "
@@ -332,22 +338,26 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         print(f"At {top}× ({'no bound' if bound == '0' else 'maxHandshakes ' + bound}): {good:.0f} tunnels/s, "
               f"{100 * good / peak[bound]:.0f} % of the curve's peak ({peak[bound]:.0f}).")
         name = f"overload-{bound}-profile-{top}.share"
-        if not exists(name):
+        profiled = steps[bound].get(f"{top}-profile", [])
+        if not exists(name) or not profiled or profiled[0]["counts"] is None:
             continue
-        # The floor under that figure, from the profile of the last run at the top factor: what
-        # refusing took of the relay's CPU (its accept4 share in proportion to the connections
-        # refused among those taken, and every close that sent a reset).
+        # The floor under that figure, from the profiled run (not in the medians): what refusing
+        # took of the relay's CPU — its accept4 samples in proportion to the connections refused
+        # among those it took from the kernel, and the samples sending a reset. A lower bound (the
+        # rest of such a close, the socket's teardown, is not counted), so the ceiling it gives
+        # is an upper one.
         counts = json.load(open(path(name)))
-        last = runs[-1]
-        if counts["samples"] == 0 or last["resets"] is None:
+        refused_at_accept, shed, handshakes, abandoned = profiled[0]["counts"]
+        taken = refused_at_accept + shed + handshakes + abandoned
+        if counts["samples"] == 0 or taken == 0:
             continue
-        refused = sum(last["resets"])
-        taken = refused + last["good"] * step
-        refusing = (counts["accept4"] * refused / taken + counts["closeWithReset"]) / counts["samples"]
-        print(f"Profile of the last {top}× run ({counts['samples']} samples of the relay's processes): "
-              f"refusing took {100 * refusing:.1f} % of the relay's CPU (accept4 {100 * counts['accept4'] / counts['samples']:.1f} %, "
-              f"{100 * refused / taken:.0f} % of the connections taken being refused; closes that sent a reset "
-              f"{100 * counts['closeWithReset'] / counts['samples']:.1f} %). With refusal at accept as the way to shed, "
+        refused = refused_at_accept + shed
+        refusing = (counts["accept4"] * refused / taken + counts["reset"]) / counts["samples"]
+        print(f"Profile of one more {top}× run, under perf and left out of the table ({profiled[0]['good']:.0f} "
+              f"tunnels/s; {counts['samples']} samples of the relay's processes): refusing took at least "
+              f"{100 * refusing:.1f} % of the relay's CPU (accept4 {100 * counts['accept4'] / counts['samples']:.1f} %, "
+              f"{100 * refused / taken:.0f} % of the connections taken being refused or shed; sending resets "
+              f"{100 * counts['reset'] / counts['samples']:.1f} %). With refusal at accept as the way to shed, "
               f"goodput at {top}× can reach at most about {100 * (1 - refusing):.0f} % of what the same CPU serves "
               "without refusing.")
     print()

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """Where a profiled overload step's relay CPU went (run-lifecycle.sh, PROFILE=1): reads
 `perf script -F comm,pid,ip,sym` (call chains) on stdin and prints one JSON object of sample
-counts: all, accept4 (every connection taken from the kernel's queue, admitted or refused), a
-close that sent a reset (a connection refused at accept or shed after its wait: the relay resets
-nothing else before a handshake), the rest of the syscalls and user space.
+counts: all; accept4 (every connection taken from the kernel's queue, admitted or refused);
+reset (sending a reset, `tcp_send_active_reset`, wherever the close runs it: a connection
+refused at accept or shed after its wait, as the relay resets nothing else before a handshake,
+and on loopback the client's side of it, processed in the relay's context); the rest of the
+syscalls; user space. Linux function names: what a kernel calls them decides the split.
 
-    perf script -i overload-0-profile.data -F comm,pid,ip,sym | refusal_share.py
+    perf script -i overload-0-profile-4.data -F comm,pid,ip,sym | refusal_share.py
 """
 import json
 import sys
@@ -29,8 +31,8 @@ def stacks(lines):
 
 
 def kind(frames):
-    if "__x64_sys_close" in frames and "tcp_send_active_reset" in frames:
-        return "closeWithReset"
+    if "tcp_send_active_reset" in frames:
+        return "reset"
     if "__sys_accept4" in frames or "__x64_sys_accept4" in frames:
         return "accept4"
     if "entry_SYSCALL_64_after_hwframe" in frames:
@@ -39,7 +41,7 @@ def kind(frames):
 
 
 def main():
-    counts = {"samples": 0, "accept4": 0, "closeWithReset": 0, "otherSyscalls": 0, "rest": 0}
+    counts = {"samples": 0, "accept4": 0, "reset": 0, "otherSyscalls": 0, "rest": 0}
     for frames in stacks(sys.stdin):
         counts["samples"] += 1
         counts[kind(frames)] += 1

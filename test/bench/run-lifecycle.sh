@@ -31,9 +31,10 @@
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
 # SPREAD (60s), GIVEUP (10), STEP_SECONDS (overload step, 20), FACTORS (the overload's steps,
-# "0.5 1 1.5 2 3 4"), ROUNDS (passes over FACTORS, in turn; the report takes medians: 2), PROFILE
-# (1: perf profiles the last pass's top factor, or PROFILE_FACTORS, and the report gives the
-# share of the relay's CPU that refusing took at the top factor; 0: not), CAPACITY_CONCURRENCY (the closed loops that measure capacity, the best taken: "32 64 128"), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
+# "0.5 1 1.5 2 3 4"), ROUNDS (passes over FACTORS, in turn; the report takes medians: 3), PROFILE
+# (1: one more run of the top factor, or of each of PROFILE_FACTORS, under perf, left out of the
+# medians; the report gives the share of the relay's CPU that refusing took; 0: none),
+# CAPACITY_CONCURRENCY (the closed loops that measure capacity, the best taken: "32 64 128"), RELAY_CPU (15), OVERLOAD_BACKLOG (its listenBacklog, 4096), STORM_BACKLOGS
 # ("128 4096"), CONNECT_CONCURRENCY (the fleet's tunnels connecting at once per process, 0: no
 # limit; loadgen fleet --connect-concurrency), INTERVAL (8 bytes each way per
 # tunnel every INTERVAL seconds, 10), SOURCE_PORTS (LOW-HIGH: the relay's limits.sourcePorts and
@@ -46,7 +47,7 @@ scenarios=${3:-upgrade,spread,storm,overload}
 workers=${WORKERS:-12} gen=${GEN:-8} echo_per_port=${ECHO:-2}
 arrival=${ARRIVAL:-200} ramp=${RAMP:-3000} drain=${DRAIN:-150s} spread=${SPREAD:-60s}
 giveup=${GIVEUP:-10} step_seconds=${STEP_SECONDS:-20} interval=${INTERVAL:-10} bound=${BOUND:-auto}
-relay_cpu=${RELAY_CPU:-15} connect_concurrency=${CONNECT_CONCURRENCY:-0} rounds=${ROUNDS:-2}
+relay_cpu=${RELAY_CPU:-15} connect_concurrency=${CONNECT_CONCURRENCY:-0} rounds=${ROUNDS:-3}
 profile=${PROFILE:-1}
 source_ports=${SOURCE_PORTS:-}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -369,26 +370,36 @@ EOF
         curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_)' \
             > "$out/overload-$b-capacity.metrics" || true
         [ "$b" = 0 ] && capacity=$rate
-        # ROUNDS passes over the factors, one after the other (0.5 … 4, 0.5 … 4), so that a slow
-        # or fast spell of this VM falls on every factor alike; the report takes each factor's
-        # median. The last pass's top factor is profiled (PROFILE=1 and perf here): the share of
-        # the relay's CPU that refusing took is the floor the report gives under that goal.
-        local round factors=${FACTORS:-0.5 1 1.5 2 3 4} previous=capacity top_factor
-        top_factor=${factors##* }
+        # ROUNDS passes over the factors, one after the other (0.5 … 4, 0.5 … 4, …), so that a
+        # slow or fast spell of this VM falls on every factor alike; the report takes each
+        # factor's median. Then, with PROFILE=1 and perf here, one more run of the top factor (or
+        # of each of PROFILE_FACTORS) under `perf record`, left out of the medians: the share of
+        # the relay's CPU that refusing took there is the floor the report gives under the goal.
+        local round factors=${FACTORS:-0.5 1 1.5 2 3 4} previous=capacity top_factor="" passes factor
+        for factor in $factors; do top_factor=$factor; done
+        passes=$(seq 1 "$rounds")
+        if [ "$profile" = 1 ] && command -v perf > /dev/null; then
+            passes="$passes profile"
+        fi
         : > "$out/overload-$b.steps"
-        for round in $(seq 1 "$rounds"); do
+        for round in $passes; do
             for factor in $factors; do
-                local offered step=$factor-$round cpu_before profiler=""
+                if [ "$round" = profile ] && [[ " ${PROFILE_FACTORS:-$top_factor} " != *" $factor "* ]]; then
+                    continue
+                fi
+                local offered step=$factor-$round cpu_before profiler="" relay_pids
                 offered=$(/usr/bin/python3 -c "print(int($capacity * $factor))")
                 cpu_before=$(cpu_cgroup_sample)
-                if [ "$round" = "$rounds" ] && [[ " ${PROFILE_FACTORS:-$top_factor} " == *" $factor "* ]] &&
-                    [ "$profile" = 1 ] && command -v perf > /dev/null; then
-                    # From 2 s into the step to 2 s before its end, every relay process.
+                if [ "$round" = profile ]; then
+                    # The relay's own processes (its cgroup's, or the supervisor and its children),
+                    # from 2 s into the step to 2 s before its end; perf on the relay's core, which
+                    # has 85 % to spare, not on the generator's.
+                    relay_pids=$( (cat "$cpu_cgroup/cgroup.procs" 2> /dev/null || { echo "$relay"; pgrep -P "$relay"; }) |
+                        paste -sd, -)
                     (
                         sleep 2
-                        exec perf record -F 999 -g -o "$out/overload-$b-profile-$factor.data" \
-                            -p "$(pgrep -d, -f "$out/install/relaypro|relaypro worker")" -- \
-                            sleep $((step_seconds - 4)) > /dev/null 2>&1
+                        exec taskset -c 0 perf record -F 999 -g -o "$out/overload-$b-profile-$factor.data" \
+                            -p "$relay_pids" -- sleep $((step_seconds > 5 ? step_seconds - 4 : 1)) > /dev/null 2>&1
                     ) &
                     profiler=$!
                 fi
