@@ -337,6 +337,31 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         good = median([r["good"] for r in runs])
         print(f"At {top}× ({'no bound' if bound == '0' else 'maxHandshakes ' + bound}): {good:.0f} tunnels/s, "
               f"{100 * good / peak[bound]:.0f} % of the curve's peak ({peak[bound]:.0f}).")
+        # What a refusal costs, all in, from the same run: over every run from 1× up (the relay
+        # at its share throughout), the relay's CPU per tunnel served against the refusals and
+        # sheds per tunnel served, fitted to a line. Its slope is the CPU of one refusal, its
+        # intercept that of a tunnel; with them, the goodput that refusing at accept leaves at
+        # the top factor.
+        points = [(sum(r["counts"][:2]) / (r["good"] * step), r["cpu"][0] * float(share) / 100 * 1e6 / r["good"])
+                  for f in FACTORS if float(f) >= 1 for r in steps[bound].get(f, [])
+                  if r["counts"] is not None and r["cpu"] is not None and r["good"] > 0]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        if len(points) >= 3 and max(xs) - min(xs) > 0.5:
+            mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+            sxx = sum((x - mx) ** 2 for x in xs)
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+            base = my - slope * mx
+            se = (sum((y - base - slope * x) ** 2 for x, y in zip(xs, ys)) / (len(xs) - 2) / sxx) ** 0.5
+            x4 = median([sum(r["counts"][:2]) / (r["good"] * step) for r in runs if r["counts"] and r["good"] > 0])
+            if x4 is not None:
+                cap = lambda c: 100 * base / (base + c * x4)
+                print(f"Fit over the {len(points)} runs from 1× up: the relay's CPU per tunnel served = {base:.0f} µs + "
+                      f"{slope:.1f} µs (± {se:.1f}) × the connections refused or shed per tunnel served. So a refusal "
+                      f"costs about {slope:.0f} µs all in (accept, reset, teardown, the loop's turn; on loopback also the "
+                      f"client's side of the reset), and at {top}×, {x4:.1f} refused per tunnel served, refusing at "
+                      f"accept leaves at most {cap(slope):.0f} % ({cap(slope + se):.0f} – {cap(max(slope - se, 0)):.0f} %) "
+                      f"of the goodput the same CPU gives without refusing; measured: {100 * good / peak[bound]:.0f} % "
+                      "of the peak.")
         name = f"overload-{bound}-profile-{top}.share"
         profiled = steps[bound].get(f"{top}-profile", [])
         if not exists(name) or not profiled or profiled[0]["counts"] is None:
@@ -352,6 +377,8 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         if counts["samples"] == 0 or taken == 0:
             continue
         refused = refused_at_accept + shed
+        if refused == 0:
+            continue  # nothing refused (the bound leaves the excess in the kernel's queue)
         refusing = (counts["accept4"] * refused / taken + counts["reset"]) / counts["samples"]
         print(f"Profile of one more {top}× run, under perf and left out of the table ({profiled[0]['good']:.0f} "
               f"tunnels/s; {counts['samples']} samples of the relay's processes): refusing took at least "

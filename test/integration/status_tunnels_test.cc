@@ -8,8 +8,10 @@
 #include <gtest/gtest.h>
 #include <jansson.h>
 
+#include <chrono>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "test/support/console.h"
 #include "test/support/net.h"
@@ -113,6 +115,9 @@ TEST_F(StatusTunnels, ListsTunnelsOfADrainingAndAServingGeneration) {
     ASSERT_FALSE(bearer.empty());
     const std::string sources[] = {"198.51.100.1:50001", "198.51.100.2:50002", "198.51.100.3:50003"};
     auto first = tunnel(relay, "Bearer " + bearer, 10, sources[0]);
+    // Ages are whole milliseconds: the first is made older by more than their rounding, so that
+    // --sort age below has an order to find and not a tie.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto second = tunnel(relay, basicCredential(), 100, sources[1]);
     install(RELAYPRO_NEXT_BINARY);
     Cli up = cli({"upgrade"});
