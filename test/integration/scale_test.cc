@@ -5,7 +5,10 @@
 //   new generation;
 // - limits.maxHandshakes: beyond it new connections wait in the kernel's accept queue, and are
 //   served as the handshakes in progress end;
-// - limits.listenBacklog is the listening socket's queue (it was libevent's 128 before).
+// - limits.listenBacklog is the listening socket's queue (it was libevent's 128 before);
+// - without a bound, the worker's first-flight queue: a ClientHello waits its turn there (behind
+//   a trusted balancer's PROXY header too, and through an upgrade's drain), is shed after 1 s,
+//   and while the queue stands new connections are refused at accept.
 #include "test/support/scale.h"
 
 #include <gtest/gtest.h>
@@ -60,11 +63,12 @@ protected:
                                    "\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n" + extra);
     }
     // One worker, metrics on, its first-flight queue's turns held `holdMs` by the test build.
-    std::unique_ptr<Relay> startHeld(int holdMs) {
+    std::unique_ptr<Relay> startHeld(int holdMs, const std::string& extra = "") {
         return installation_.start(
             "consoleAddress: \"localhost:" + std::to_string(echoPort_) +
                 "\"\norganizationId: 1\nworkers: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
-                "passwordFile: passwords.txt\nmetrics:\n  listen: \"127.0.0.1:0\"\n",
+                "passwordFile: passwords.txt\nmetrics:\n  listen: \"127.0.0.1:0\"\n" +
+                extra,
             {{"RELAYPRO_TEST_HOOKS", "1"}, {"RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS", std::to_string(holdMs)}});
     }
     // The first worker's open connections, as `status --json` shows them (-1: none yet).
@@ -530,6 +534,52 @@ TEST_F(Scale, AClientHelloLeftWaitingInTheQueueIsShed) {
     EXPECT_EQ(metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"accept\"}"), 0);
     EXPECT_TRUE(relay->waitForLog("overloaded: connections reset before their handshake",
                                   {{"shedAfterWaiting", "1"}, {"refusedAtAccept", "0"}}));
+}
+
+// An upgrade's drain leaves the ClientHellos still waiting in the old worker's first-flight queue
+// there, and the old worker serves them: a drain ends connections between requests, not those
+// whose handshake has yet to start (each gets its ServerHello, not a reset).
+TEST_F(Scale, AnUpgradeServesTheClientHellosStillInTheOldWorkersQueue) {
+    auto relay = startHeld(800);
+    ASSERT_TRUE(relay->ready());
+    std::vector<int> fds;
+    for (int i = 0; i < 4; ++i) {
+        fds.push_back(sendClientHello(relay->httpsPort()));
+        ASSERT_GE(fds.back(), 0);
+    }
+    auto [code, out] = installation_.cli({"upgrade"});
+    ASSERT_EQ(code, 0) << out;
+    // The old generation is draining now; if one ClientHello was served already, the upgrade
+    // took longer than the hold on this machine and there is nothing left to look at. (Readable
+    // with something else, a reset or an end, is the failure this test is for.)
+    for (int fd : fds) {
+        unsigned char peek = 0;
+        if (answered(fd, 0) && ::recv(fd, &peek, 1, MSG_PEEK) == 1 && peek == 0x16) {
+            for (int f : fds) ::close(f);
+            GTEST_SKIP() << "the upgrade outlasted the queue's held turn";
+        }
+    }
+    for (int fd : fds) {
+        EXPECT_TRUE(servedHello(fd)) << "a reset or an end, not a ServerHello";
+        ::close(fd);
+    }
+}
+
+// Behind a trusted balancer the PROXY header comes first: the connection waits its turn in the
+// first-flight queue all the same, and its ClientHello is then served (or, after 1 s, shed) like
+// any other. The test build holds the queue's turns, so an answer before the hold is over would
+// mean a ClientHello processed outside the queue.
+TEST_F(Scale, AClientHelloBehindATrustedBalancersHeaderWaitsItsTurn) {
+    auto relay = startHeld(400, "proxyProtocol:\n  trustedSources: [127.0.0.1/32]\n");
+    ASSERT_TRUE(relay->ready());
+    int fd = connectTo("127.0.0.1", relay->httpsPort());
+    ASSERT_GE(fd, 0);
+    const std::string header = "PROXY TCP4 198.51.100.7 127.0.0.1 50007 443\r\n";
+    ASSERT_EQ(::write(fd, header.data(), header.size()), static_cast<ssize_t>(header.size()));
+    ASSERT_TRUE(writeClientHello(fd));
+    EXPECT_FALSE(answered(fd, 200)) << "served before the queue's held turn";
+    EXPECT_TRUE(servedHello(fd)) << "a reset or an end, not a ServerHello";
+    ::close(fd);
 }
 
 // A ClientHello's wait counts only from the moment the worker saw its bytes: neither a worker

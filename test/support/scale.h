@@ -64,6 +64,13 @@ inline bool answered(int fd, int timeoutMs = 10000) {
     return ::poll(&p, 1, timeoutMs) == 1 && (p.revents & POLLIN) != 0;
 }
 
+// The relay answered the ClientHello on `fd` with a handshake record (its ServerHello), not a
+// reset or an end, within `timeout`; the byte is read.
+inline bool servedHello(int fd, int timeoutMs = 10000) {
+    unsigned char type = 0;
+    return answered(fd, timeoutMs) && ::read(fd, &type, 1) == 1 && type == 0x16;
+}
+
 // A listening socket on `port` as `ss -ltn` shows it: {connections waiting in its accept queue,
 // the queue's length}; {-1, -1} when there is none.
 inline std::pair<long, long> listenQueue(uint16_t port) {
