@@ -40,6 +40,8 @@ struct TestHooks {
     // queue was empty) this long after the connection that joins it, instead of as soon as the
     // loop gets to it: a wait made on purpose. Turns that follow one another are not held.
     std::chrono::milliseconds firstFlightHold{0};
+    // The least time between two of a worker's "overloaded" lines, instead of a minute.
+    std::optional<std::chrono::milliseconds> shedLogInterval;
 
     // Whether `variable` ("NAME=value") of the supervisor's environment passes on to its workers.
     [[nodiscard]] bool passesToWorkers(std::string_view variable) const;

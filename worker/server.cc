@@ -385,7 +385,7 @@ void Server::logShed() {
                 "refused while ClientHellos stood in this worker's queue, or shed after 1s in it; "
                 "relaypro_connections_shed_total counts them all"}});
     shedAtAccept_ = shedAfterWaiting_ = 0;
-    timeval minute = toTimeval(std::chrono::minutes(1));
+    timeval minute = toTimeval(testHooks().shedLogInterval.value_or(std::chrono::minutes(1)));
     evtimer_add(shedLog_, &minute);
 }
 

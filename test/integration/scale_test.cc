@@ -63,13 +63,15 @@ protected:
                                    "\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\npasswordFile: passwords.txt\n" + extra);
     }
     // One worker, metrics on, its first-flight queue's turns held `holdMs` by the test build.
-    std::unique_ptr<Relay> startHeld(int holdMs, const std::string& extra = "") {
-        return installation_.start(
-            "consoleAddress: \"localhost:" + std::to_string(echoPort_) +
-                "\"\norganizationId: 1\nworkers: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
-                "passwordFile: passwords.txt\nmetrics:\n  listen: \"127.0.0.1:0\"\n" +
-                extra,
-            {{"RELAYPRO_TEST_HOOKS", "1"}, {"RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS", std::to_string(holdMs)}});
+    std::unique_ptr<Relay> startHeld(int holdMs, const std::string& extra = "",
+                                     std::map<std::string, std::string> env = {}) {
+        env["RELAYPRO_TEST_HOOKS"] = "1";
+        env["RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS"] = std::to_string(holdMs);
+        return installation_.start("consoleAddress: \"localhost:" + std::to_string(echoPort_) +
+                                       "\"\norganizationId: 1\nworkers: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
+                                       "passwordFile: passwords.txt\nmetrics:\n  listen: \"127.0.0.1:0\"\n" +
+                                       extra,
+                                   env);
     }
     // The first worker's open connections, as `status --json` shows them (-1: none yet).
     long long workerConnections() const {
@@ -580,6 +582,38 @@ TEST_F(Scale, AClientHelloBehindATrustedBalancersHeaderWaitsItsTurn) {
     EXPECT_FALSE(answered(fd, 200)) << "served before the queue's held turn";
     EXPECT_TRUE(servedHello(fd)) << "a reset or an end, not a ServerHello";
     ::close(fd);
+}
+
+// The "overloaded" line comes at most once per interval (a minute; the test build makes it
+// 600 ms): the first reset at once, and those that came meanwhile in one line when the interval
+// is up, by the timer, with nothing else happening.
+TEST_F(Scale, ResetsAfterTheOverloadLineAreLoggedWhenItsIntervalIsUp) {
+    auto relay = startHeld(1300, "", {{"RELAYPRO_TEST_SHED_LOG_MS", "600"}});
+    ASSERT_TRUE(relay->ready());
+    // Three in the queue together, shed in the same turn after their 1.3 s.
+    std::vector<int> fds;
+    for (int i = 0; i < 3; ++i) {
+        fds.push_back(sendClientHello(relay->httpsPort()));
+        ASSERT_GE(fds.back(), 0);
+    }
+    for (int fd : fds) {
+        EXPECT_FALSE(servedHello(fd)) << "served after its wait";
+        ::close(fd);
+    }
+    const std::string line = "overloaded: connections reset before their handshake";
+    auto counts = [&] {
+        std::vector<unsigned long> shed;
+        std::string log = readText(relay->logFile());
+        for (size_t at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) {
+            std::smatch m;
+            std::string text = log.substr(at, log.find('\n', at) - at);
+            shed.push_back(std::regex_search(text, m, std::regex("\"shedAfterWaiting\":([0-9]+)")) ? std::stoul(m[1])
+                                                                                                   : 0);
+        }
+        return shed;
+    };
+    EXPECT_TRUE(eventually([&] { return counts().size() >= 2; })) << readText(relay->logFile());
+    EXPECT_EQ(counts(), (std::vector<unsigned long>{1, 2})) << readText(relay->logFile());
 }
 
 // A ClientHello's wait counts only from the moment the worker saw its bytes: neither a worker
