@@ -72,7 +72,7 @@ Series seriesOf(Id id) {
         case Id::RefusedOther:
             return {"relaypro_requests_refused", "reason", "other"};
         default:
-            return {};  // the histogram's ids
+            return {};  // the histograms' ids
     }
 }
 
@@ -114,6 +114,10 @@ void Set::observeConnect(std::chrono::nanoseconds latency) {
 
 void Set::observeLoopLag(std::chrono::nanoseconds lag) {
     observe(Id::LoopLagBucket0, Id::LoopLagSumMicros, lag);
+}
+
+void Set::observeFirstFlightWait(std::chrono::nanoseconds wait) {
+    observe(Id::FirstFlightWaitBucket0, Id::FirstFlightWaitSumMicros, wait);
 }
 
 }  // namespace relaypro::counters

@@ -77,6 +77,11 @@ enum class Id : uint16_t {
     // (Ids are appended: a worker of the previous build reports by number during an upgrade.)
     ShedAtAccept,
     ShedAfterWaiting,
+    // relaypro_first_flight_wait_seconds: how long a ClientHello waited in its worker's
+    // first-flight queue before its turn (served or shed); buckets as above
+    FirstFlightWaitBucket0,
+    FirstFlightWaitBucketInf = FirstFlightWaitBucket0 + 12,
+    FirstFlightWaitSumMicros,
     Count
 };
 
@@ -89,6 +94,9 @@ static_assert(static_cast<size_t>(Id::ConnectLatencyBucketInf) - static_cast<siz
                   kLatencyBuckets.size(),
               "one id per latency bucket, then +Inf");
 static_assert(static_cast<size_t>(Id::LoopLagBucketInf) - static_cast<size_t>(Id::LoopLagBucket0) ==
+                  kLatencyBuckets.size(),
+              "one id per latency bucket, then +Inf");
+static_assert(static_cast<size_t>(Id::FirstFlightWaitBucketInf) - static_cast<size_t>(Id::FirstFlightWaitBucket0) ==
                   kLatencyBuckets.size(),
               "one id per latency bucket, then +Inf");
 
@@ -114,6 +122,7 @@ public:
     void add(Id id, uint64_t n = 1) { values_[static_cast<size_t>(id)] += n; }
     void observeConnect(std::chrono::nanoseconds latency);
     void observeLoopLag(std::chrono::nanoseconds lag);
+    void observeFirstFlightWait(std::chrono::nanoseconds wait);
     [[nodiscard]] uint64_t get(Id id) const { return values_[static_cast<size_t>(id)]; }
     // The counter itself, for a pump that adds to it directly (the ids after it follow it).
     [[nodiscard]] uint64_t* slot(Id id) { return &values_[static_cast<size_t>(id)]; }

@@ -86,7 +86,8 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
         {"relaypro_connections_abandoned",
          "Connections whose client had given up while they waited in the accept queue: closed without a handshake."},
         {"relaypro_connections_shed",
-         "TLS connections reset before their handshake by an overloaded worker: refused at accept, or their ClientHello waited over 1 s."},
+         "TLS connections reset before their handshake by an overloaded worker: refused at accept, or their "
+         "ClientHello waited over 1 s."},
         {"relaypro_requests_refused", "Requests answered with an error, by the error code of the protocol."},
         {"relaypro_upstream_source_port_fallbacks",
          "Upstream connections whose source port connect() chose although limits.sourcePorts is set."},
@@ -121,6 +122,10 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
     histogram("relaypro_worker_loop_lag_seconds",
               "How late a worker's 25 ms tick ran: how long its event loop was busy with other work (a stall).",
               Id::LoopLagBucket0, Id::LoopLagSumMicros);
+    histogram("relaypro_first_flight_wait_seconds",
+              "How long a ClientHello waited in its worker's first-flight queue for its turn (served, or shed "
+              "after 1 s): the CPU's backlog of new handshakes.",
+              Id::FirstFlightWaitBucket0, Id::FirstFlightWaitSumMicros);
 }
 
 void supervisorCounters(Exposition& x, const MetricsRegistry& r) {

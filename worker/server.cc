@@ -356,6 +356,7 @@ void Server::onFirstFlightTurn(int, short, void* arg) {
         // Served: a ClientHello processed through our first flight (Front::handshake says so), not
         // a turn that found a partial one, a PROXY header, a close or a HelloRetryRequest to send.
         self->processedInTurn_ = false;
+        self->counters_.observeFirstFlightWait(wait);
         c->firstFlightTurn(shed);  // may delete c
         self->admission_.reached(now, wait, self->processedInTurn_);
         now = std::chrono::steady_clock::now();

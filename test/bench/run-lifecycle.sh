@@ -411,7 +411,7 @@ EOF
                 [ -z "$profiler" ] || wait "$profiler" || true
                 sleep 3  # what is left of the step drains before the next
                 # The relay's side of it, cumulative: handshakes, resets, loop lag.
-                curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_|worker_loop_lag_seconds_(sum|count))' \
+                curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_|worker_loop_lag_seconds_(sum|count)|first_flight_wait_seconds)' \
                     > "$out/overload-$b-$step.metrics" || true
                 echo "$step $previous" >> "$out/overload-$b.steps"
                 previous=$step

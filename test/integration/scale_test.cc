@@ -534,6 +534,10 @@ TEST_F(Scale, AClientHelloLeftWaitingInTheQueueIsShed) {
         return metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"queue\"}") == 1;
     })) << "(the workers' counters reach the supervisor within a second or so)";
     EXPECT_EQ(metric(relay->metricsPort(), "relaypro_connections_shed_total{at=\"accept\"}"), 0);
+    // Its wait, over a second, is in the queue's histogram.
+    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_first_flight_wait_seconds_count"), 1);
+    EXPECT_EQ(metric(relay->metricsPort(), "relaypro_first_flight_wait_seconds_bucket{le=\"1\"}"), 0);
+    EXPECT_GT(metric(relay->metricsPort(), "relaypro_first_flight_wait_seconds_sum"), 1.0);
     EXPECT_TRUE(relay->waitForLog("overloaded: connections reset before their handshake",
                                   {{"shedAfterWaiting", "1"}, {"refusedAtAccept", "0"}}));
 }

@@ -45,7 +45,9 @@ TEST(RelayCounters, CodesPortsAndLatenciesMapToTheirIds) {
     std::set<std::string> seen;
     for (size_t i = 0; i < counters::kCount; ++i) {
         const auto id = static_cast<Id>(i);
-        if (id >= Id::ConnectLatencyBucket0 && id <= Id::LoopLagSumMicros) continue;
+        if ((id >= Id::ConnectLatencyBucket0 && id <= Id::LoopLagSumMicros) ||
+            (id >= Id::FirstFlightWaitBucket0 && id <= Id::FirstFlightWaitSumMicros))
+            continue;
         counters::Series s = counters::seriesOf(id);
         ASSERT_FALSE(s.family.empty()) << i;
         std::string key = std::string(s.family) + "|" + std::string(s.value1) + "|" + std::string(s.value2);
@@ -180,7 +182,10 @@ TEST(MetricsText, TheExpositionParsesWithEachFamilyOnceAndHistogramsInOrder) {
                                 {Id::ConnectLatencySumMicros, 7500000},
                                 {Id::LoopLagBucket0, 40},
                                 {static_cast<Id>(static_cast<size_t>(Id::LoopLagBucket0) + 4), 1},
-                                {Id::LoopLagSumMicros, 30000}},
+                                {Id::LoopLagSumMicros, 30000},
+                                {static_cast<Id>(static_cast<size_t>(Id::FirstFlightWaitBucket0) + 8), 3},
+                                {Id::FirstFlightWaitBucketInf, 1},
+                                {Id::FirstFlightWaitSumMicros, 2500000}},
                                4096, 12));
     r.consoleCall(MetricsRegistry::Endpoint::Heartbeat, MetricsRegistry::Outcome::Success, 20ms);
     MetricsSnapshot s;
@@ -222,12 +227,17 @@ TEST(MetricsText, TheExpositionParsesWithEachFamilyOnceAndHistogramsInOrder) {
     EXPECT_EQ(buckets.back().second, 4);
     EXPECT_EQ(p.samples["relaypro_connect_answer_duration_seconds_count"], 4);
     EXPECT_DOUBLE_EQ(p.samples["relaypro_connect_answer_duration_seconds_sum"], 7.5);
-    // The loop-lag histogram (issue 19): its own family, its own buckets.
-    EXPECT_EQ(p.types["relaypro_worker_loop_lag_seconds"], "histogram");
-    EXPECT_EQ(p.samples["relaypro_worker_loop_lag_seconds_bucket{le=\"0.01\"}"], 40);
-    EXPECT_EQ(p.samples["relaypro_worker_loop_lag_seconds_bucket{le=\"0.025\"}"], 41);
-    EXPECT_EQ(p.samples["relaypro_worker_loop_lag_seconds_count"], 41);
-    EXPECT_DOUBLE_EQ(p.samples["relaypro_worker_loop_lag_seconds_sum"], 0.03);
+    // The worker histograms of issue 19 (loop lag, first-flight wait): each its own family, its
+    // own buckets (cumulative at the le given).
+    auto expectHistogram = [&](const std::string& name, const std::vector<std::pair<std::string, double>>& at,
+                               double count, double sum) {
+        EXPECT_EQ(p.types[name], "histogram") << name;
+        for (const auto& [le, n] : at) EXPECT_EQ(p.samples[name + "_bucket{le=\"" + le + "\"}"], n) << name << le;
+        EXPECT_EQ(p.samples[name + "_count"], count) << name;
+        EXPECT_DOUBLE_EQ(p.samples[name + "_sum"], sum) << name;
+    };
+    expectHistogram("relaypro_worker_loop_lag_seconds", {{"0.01", 40}, {"0.025", 41}}, 41, 0.03);
+    expectHistogram("relaypro_first_flight_wait_seconds", {{"0.25", 0}, {"0.5", 3}, {"+Inf", 4}}, 4, 2.5);
     // No secret or identity can be in it: nothing of the kind is an input. The only free-form
     // values are the version strings, escaped above.
 }
