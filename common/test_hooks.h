@@ -42,6 +42,8 @@ struct TestHooks {
     std::chrono::milliseconds firstFlightHold{0};
     // The least time between two of a worker's "overloaded" lines, instead of a minute.
     std::optional<std::chrono::milliseconds> shedLogInterval;
+    // A worker logs each admission window it judges (worker/admission.h), for a bench to read.
+    bool admissionTrace = false;
 
     // Whether `variable` ("NAME=value") of the supervisor's environment passes on to its workers.
     [[nodiscard]] bool passesToWorkers(std::string_view variable) const;

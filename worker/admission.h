@@ -66,6 +66,15 @@ public:
         drained_ = true;
     }
     [[nodiscard]] bool limiting() const { return limiting_; }
+    // The last window judged (for the test build's trace): its counts and what it decided.
+    struct Judged {
+        uint64_t windows = 0;  // judged so far
+        uint64_t reached = 0, served = 0, refused = 0;
+        Clock::duration shortest{};
+        bool drained = false, stale = false, limiting = false;
+        double rate = 0;
+    };
+    [[nodiscard]] const Judged& judged() const { return judged_; }
     [[nodiscard]] double rate() const { return rate_; }  // admissions a second while limiting
 
 private:
@@ -75,7 +84,11 @@ private:
         // The window that just ended (one that ended long ago, on a quiet worker, says nothing:
         // what comes now is judged from scratch).
         const bool justEnded = windowEnd_ != Clock::time_point{} && now < windowEnd_ + window_;
-        const double servedRate = static_cast<double>(served_) / windowSeconds();
+        // Over the window as it was: it ends at the first call after windowEnd_, on a busy worker
+        // often 5-10 % later, and a rate over the nominal 100 ms would read that much high (the
+        // queue then stood at 0.5-1 s instead of draining).
+        const double lasted = std::chrono::duration<double>(now - (windowEnd_ - window_)).count();
+        const double servedRate = static_cast<double>(served_) / std::max(lasted, windowSeconds());
         if (!justEnded || (reached_ == 0 && refused_ == 0)) {
             limiting_ = false;
         } else if (reached_ >= minReached_ && shortest_ > target_) {
@@ -98,6 +111,7 @@ private:
                 rate_ = std::max(rate_, servedRate) * (drained_ ? kDrained : kProbe);
             }
         }
+        judged_ = {judged_.windows + 1, reached_, served_, refused_, shortest_, drained_, !justEnded, limiting_, rate_};
         shortest_ = Clock::duration::max();
         reached_ = served_ = refused_ = 0;
         drained_ = false;
@@ -121,6 +135,7 @@ private:
     double rate_ = 0;
     double tokens_ = 0;
     Clock::time_point refilledAt_{};
+    Judged judged_;
 };
 
 }  // namespace relaypro

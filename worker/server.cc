@@ -286,6 +286,7 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     Admission::Verdict verdict = Admission::Verdict::Free;
     if (kind == ListenerKind::Https) {
         verdict = admission_.admit(std::chrono::steady_clock::now());
+        traceAdmission();
         if (verdict == Admission::Verdict::Refused) {
             resetConnection(fd);
             countShed(counters::Id::ShedAtAccept);
@@ -338,7 +339,27 @@ void Server::queueFirstFlight(uint64_t serial) {
 }
 
 bool Server::admitFirstBytes() {
-    return admission_.admit(std::chrono::steady_clock::now()) != Admission::Verdict::Refused;
+    const bool admitted = admission_.admit(std::chrono::steady_clock::now()) != Admission::Verdict::Refused;
+    traceAdmission();
+    return admitted;
+}
+
+void Server::traceAdmission() {
+    if (!testHooks().admissionTrace || admission_.judged().windows == tracedWindows_) return;
+    const Admission::Judged& j = admission_.judged();
+    tracedWindows_ = j.windows;
+    const auto shortest = j.shortest == Admission::Clock::duration::max()
+                              ? int64_t{-1}
+                              : std::chrono::duration_cast<std::chrono::milliseconds>(j.shortest).count();
+    log_.info("admission window", {{"reached", j.reached},
+                                   {"served", j.served},
+                                   {"refused", j.refused},
+                                   {"shortestMs", shortest},
+                                   {"drained", j.drained},
+                                   {"stale", j.stale},
+                                   {"limiting", j.limiting},
+                                   {"rate", static_cast<int64_t>(j.rate)},
+                                   {"queued", static_cast<uint64_t>(firstFlights_.size())}});
 }
 
 void Server::onFirstFlightTurn(int, short, void* arg) {
@@ -359,6 +380,7 @@ void Server::onFirstFlightTurn(int, short, void* arg) {
         self->counters_.observeFirstFlightWait(wait);
         c->firstFlightTurn(shed);  // may delete c
         self->admission_.reached(now, wait, self->processedInTurn_);
+        self->traceAdmission();
         now = std::chrono::steady_clock::now();
     }
     if (!self->firstFlights_.empty()) {

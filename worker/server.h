@@ -192,6 +192,8 @@ public:
     [[nodiscard]] counters::Set& counters() { return counters_; }
 
 private:
+    // The test build logs each admission window judged (RELAYPRO_TEST_ADMISSION_TRACE).
+    void traceAdmission();
     Server(event_base* base, LogOutput* log);
     static void onAccept(evconnlistener* l, int fd, sockaddr* addr, int len, void* arg);
     static void onAcceptError(evconnlistener* l, void* arg);
@@ -247,6 +249,7 @@ private:
     };
     std::deque<Queued> firstFlights_;                   // oldest first; a connection that closed is skipped
     bool processedInTurn_ = false;                      // onFirstFlightTurn, for Admission::reached
+    uint64_t tracedWindows_ = 0;                        // traceAdmission (test build)
     event* firstFlightTurn_ = nullptr;                  // a zero-timeout timer, added while any is queued
     uint64_t shedAtAccept_ = 0, shedAfterWaiting_ = 0;  // since the last log line
     event* shedLog_ = nullptr;                          // a minute after a line: the next one

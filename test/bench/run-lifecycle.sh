@@ -39,7 +39,9 @@
 # limit; loadgen fleet --connect-concurrency), INTERVAL (8 bytes each way per
 # tunnel every INTERVAL seconds, 10), SOURCE_PORTS (LOW-HIGH: the relay's limits.sourcePorts and
 # the fleet's own source ports, with the namespace's ip_local_port_range below LOW; default none:
-# connect() chooses everywhere).
+# connect() chooses everywhere), RELAY_BINARY (the relay to install instead of BUILD_DIR's; e.g.
+# the test build's relaypro-test with RELAYPRO_TEST_HOOKS=1 RELAYPRO_TEST_ADMISSION_TRACE=1, whose
+# workers log every admission window they judge).
 set -euo pipefail
 build=$(cd "${1:?usage: run-lifecycle.sh BUILD_DIR [RESPONDERS] [SCENARIOS]}" && pwd)
 responders=${2:-100000}
@@ -145,7 +147,7 @@ cpu_sampler() { # FILE
 wait_for 30 test -s "$out/console/ca.pem" || { cat "$out/console.out"; exit 1; }
 wait_for 30 grep -q listening "$out/console.out" || { cat "$out/console.out"; exit 1; }
 
-cp "$build/supervisor/relaypro" "$out/install/relaypro"
+cp "${RELAY_BINARY:-$build/supervisor/relaypro}" "$out/install/relaypro"
 : > "$out/environment.conf"
 # The relay: registered to the simulator (its test relay credential), Bearer tokens for the
 # fleet, Basic for the steady generator; metrics on loopback for the loop-lag histogram.
@@ -249,7 +251,7 @@ scenario_fleet() {
   shutdownGrace: 0s
   listenBacklog: 4096
 "
-    cp "$build/supervisor/relaypro" "$out/install/relaypro"
+    cp "${RELAY_BINARY:-$build/supervisor/relaypro}" "$out/install/relaypro"
     start_relay
     fleet_start fleet
     wait_for 1800 fleet_event allOpen fleet || { log "the fleet did not open every tunnel"; tail -3 "$out/fleet.timeline"; }

@@ -39,6 +39,7 @@ TestHooks readHooks() {
     if (auto ms = variable("RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS"); !ms.empty()) {
         h.firstFlightHold = std::chrono::milliseconds(std::clamp(std::atol(ms.c_str()), 0L, 10000L));
     }
+    h.admissionTrace = variable("RELAYPRO_TEST_ADMISSION_TRACE") == "1";
     if (auto ms = variable("RELAYPRO_TEST_SHED_LOG_MS"); !ms.empty()) {
         h.shedLogInterval = std::chrono::milliseconds(std::clamp(std::atol(ms.c_str()), 100L, 60000L));
     }
@@ -116,7 +117,8 @@ private:
 
 bool TestHooks::passesToWorkers(std::string_view v) const {
     return v == "RELAYPRO_TEST_HOOKS=1" || v.starts_with("RELAYPRO_TEST_HOLD_FILE=") ||
-           v.starts_with("RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS=") || v.starts_with("RELAYPRO_TEST_SHED_LOG_MS=");
+           v.starts_with("RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS=") || v.starts_with("RELAYPRO_TEST_SHED_LOG_MS=") ||
+           v == "RELAYPRO_TEST_ADMISSION_TRACE=1";
 }
 
 const TestHooks& testHooks() {

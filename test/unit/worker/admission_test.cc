@@ -167,5 +167,19 @@ TEST_F(AdmissionTest, ATokenOfAConnectionFoundGoneGoesToTheNext) {
     EXPECT_EQ(idle.admit(t0), Admission::Verdict::Free);
 }
 
+// The rate served is measured over the window as it lasted: a window judged late (its next
+// ClientHello came 50 ms after its 100 ms) served its count over 150 ms, not 100.
+TEST_F(AdmissionTest, TheRateServedIsOverTheWindowAsItLasted) {
+    window(0ms, 40, 300ms);              // 40 served from 0 ...
+    a.reached(t0 + 150ms, 300ms, true);  // ... judged at 150 ms: 267 a second, not 400
+    ASSERT_TRUE(a.limiting());
+    EXPECT_NEAR(a.rate(), 0.9 * 40 / 0.150, 1);
+    // What the next 100 ms admit of 100 arrivals: the bucket starts empty, 24 come in (not 36).
+    int taken = 0;
+    for (int i = 0; i < 100; ++i) taken += take(t0 + 150ms + i * 1ms) ? 1 : 0;
+    EXPECT_GE(taken, 22);
+    EXPECT_LE(taken, 25);
+}
+
 }  // namespace
 }  // namespace relaypro
