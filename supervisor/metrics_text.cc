@@ -123,8 +123,9 @@ void workerCounters(Exposition& x, const MetricsRegistry& r) {
               "How late a worker's 25 ms tick ran: how long its event loop was busy with other work (a stall).",
               Id::LoopLagBucket0, Id::LoopLagSumMicros);
     histogram("relaypro_first_flight_wait_seconds",
-              "How long a ClientHello waited in its worker's first-flight queue for its turn (served, or shed "
-              "after 1 s): the CPU's backlog of new handshakes.",
+              "How long a ClientHello waited in its worker's first-flight queue before it was processed, or shed "
+              "after 1 s (a connection whose client left meanwhile is not counted): the CPU's backlog of new "
+              "handshakes.",
               Id::FirstFlightWaitBucket0, Id::FirstFlightWaitSumMicros);
 }
 

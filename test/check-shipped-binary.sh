@@ -13,7 +13,7 @@ fi
 [ $# -gt 0 ] || { echo "usage: check-shipped-binary.sh [--test-build] BINARY|PACKAGE..." >&2; exit 2; }
 # What only the hooks' code has: the environment variables it reads, the garbage it sends and
 # a line of the sandbox self-test's report.
-marks='RELAYPRO_TEST_HOOKS RELAYPRO_TEST_HOLD_FILE RELAYPRO_TEST_HEARTBEAT_MS RELAYPRO_TEST_REEXEC_PAUSE_MS RELAYPRO_TEST_HANDOVER_FORMAT RELAYPRO_INSTALLED_BINARY this-is-not-a-frame ptrace:supervisor'
+marks='RELAYPRO_TEST_HOOKS RELAYPRO_TEST_HOLD_FILE RELAYPRO_TEST_HEARTBEAT_MS RELAYPRO_TEST_REEXEC_PAUSE_MS RELAYPRO_TEST_HANDOVER_FORMAT RELAYPRO_TEST_FIRST_FLIGHT_HOLD_MS RELAYPRO_TEST_SHED_LOG_MS RELAYPRO_TEST_ADMISSION_TRACE RELAYPRO_INSTALLED_BINARY this-is-not-a-frame ptrace:supervisor'
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0

@@ -377,8 +377,10 @@ void Server::onFirstFlightTurn(int, short, void* arg) {
         // Served: a ClientHello processed through our first flight (Front::handshake says so), not
         // a turn that found a partial one, a PROXY header, a close or a HelloRetryRequest to send.
         self->processedInTurn_ = false;
-        self->counters_.observeFirstFlightWait(wait);
         c->firstFlightTurn(shed);  // may delete c
+        // Once per ClientHello: when it is processed or shed, not for a turn that found only part
+        // of it or a PROXY header (the connection queues again).
+        if (self->processedInTurn_ || shed) self->counters_.observeFirstFlightWait(wait);
         self->admission_.reached(now, wait, self->processedInTurn_);
         self->traceAdmission();
         now = std::chrono::steady_clock::now();
