@@ -270,6 +270,33 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         t0, u0, p0, th0, t1, u1, p1, th1 = (float(x) for x in v)
         return [(u1 - u0) / 1e9 / (t1 - t0) / (float(share) / 100), (th1 - th0) / (p1 - p0) if p1 > p0 else None]
 
+    def generator(bound, this):
+        """How busy the generator's core (core 1, to itself) was over a step: near 100 %, its
+        clients fell behind their arrivals and the step measures the generator as well."""
+        name = f"overload-{bound}-{this}.core1"
+        v = open(path(name)).read().split() if exists(name) else []
+        if len(v) != 4:
+            return None
+        b0, a0, b1, a1 = (float(x) for x in v)
+        return (b1 - b0) / (a1 - a0) if a1 > a0 else None
+
+    # The speed probe's units (run-lifecycle.sh): "UNIX-TIME MICROSECONDS" each.
+    probe = []
+    if exists("overload-probe.txt"):
+        for line in open(path("overload-probe.txt")):
+            f = line.split()
+            if len(f) == 2:
+                probe.append((float(f[0]), float(f[1])))
+
+    def slowness(bound, this):
+        """The probe's median unit over a step (µs; more: the core ran slower), or None."""
+        name = f"overload-{bound}-{this}.cpu"
+        v = open(path(name)).read().split() if exists(name) else []
+        if len(v) != 8:
+            return None
+        units = sorted(u for t, u in probe if float(v[0]) <= t <= float(v[4]))
+        return units[len(units) // 2] if units else None
+
     def median(values):
         values = sorted(v for v in values if v is not None)
         if not values:
@@ -279,6 +306,79 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
 
     def show(v, fmt, suffix=""):
         return "?" if v is None else f"{v:{fmt}}{suffix}"
+
+    def floor_run(mode):
+        """One of refusal_floor's runs (run-lifecycle.sh): its own report (its last line) with the
+        rate it was offered, its pause and when it ran, or None."""
+        name = f"overload-floor-{mode}"
+        try:
+            lines = [l for l in open(path(name + ".out")).read().splitlines() if l.startswith("{")]
+            report = json.loads(lines[-1])
+            report["offered"] = load(name + ".json")["started"] / step
+            report["pause"] = int(open(path(name + ".pause")).read())
+            t0, t1 = (float(x) for x in open(path(name + ".time")).read().split())
+        except (OSError, ValueError, IndexError, KeyError):
+            return None
+        if not report.get("refused"):
+            return None
+        # At the run's usual speed, as the steps' goodput is (None: no probe then).
+        units = sorted(u for t, u in probe if t0 <= t <= t1)
+        report["usual"] = report["cpuSeconds"] * usual / units[len(units) // 2] if units and usual else None
+        return report
+
+    def refusal_floor(top_runs, peak_good, rows):
+        """The goodput that refusing leaves at the top factor, from the floor measured in this run
+        rather than fitted. The floor's marginal cost of a refusal c: its CPU against the refusals
+        of two runs at the same pause, one offered twice the other's rate (what a batch costs, the
+        wake-up and the pause, falls out). With the peak's run (the median one of the peak factor):
+        its CPU per tunnel h, refusals per tunnel k and CPU used S, and the same at the top
+        factor, the top can serve at most S_top / (h - c k + c k_top) where the peak served
+        S / h: the ceiling, as a share of the peak. All at the run's usual speed where the probe
+        ran. [the ceiling, %] or None."""
+        once, twice = floor_run("throttled"), floor_run("throttled-twice")
+        if once is None or twice is None or twice["refused"] <= once["refused"] * 1.2:
+            return None
+        scaled = once["usual"] is not None and twice["usual"] is not None
+        cpu_once, cpu_twice = (once["usual"], twice["usual"]) if scaled else (once["cpuSeconds"], twice["cpuSeconds"])
+        cost = (cpu_twice - cpu_once) * 1e6 / (twice["refused"] - once["refused"])
+        peak_runs = next((rows[f] for f in FACTORS if rows.get(f) and median([x["good"] for x in rows[f]]) == peak_good), [])
+        usable = lambda r: r["counts"] is not None and r["cpu"] is not None and r["good"] > 0
+        def median_run(runs):
+            runs = sorted((r for r in runs if usable(r)), key=lambda r: r["good"])
+            return runs[len(runs) // 2] if runs else None
+        at_peak, at_top = median_run(peak_runs), median_run(top_runs)
+        if at_peak is None or at_top is None:
+            return None
+        def figures(r):
+            """CPU per tunnel (µs, at the usual speed where known), refusals per tunnel, CPU used."""
+            speed = usual / r["slowness"] if scaled and r["slowness"] else 1
+            used = r["cpu"][0] * float(share) / 100
+            return used * 1e6 / r["good"] * speed, sum(r["counts"][:2]) / (r["good"] * step), used
+        h, k_peak, used_peak = figures(at_peak)
+        _, k_top, used_top = figures(at_top)
+        base = h - cost * k_peak
+        if base <= 0 or cost <= 0 or k_top <= k_peak:
+            print(f"The floor under refusing (test/bench/refusal_floor) gave no ceiling in this run: {cost:.1f} µs a "
+                  f"refusal, {k_peak:.2f} refused per tunnel at the peak against {k_top:.2f} at {top}×.")
+            return None
+        ceiling = 100 * (used_top / (base + cost * k_top)) / (used_peak / h)
+        measured = 100 * median([r["good"] for r in top_runs]) / peak_good
+        speed_note = " at the run's usual speed" if scaled else ""
+        held = ("the part of a 10 ms period the quota stops the relay" if once["pause"] > 0
+                else "no pause: the relay had no CPU quota")
+        print(f"The floor under refusing, measured in this run (test/bench/refusal_floor: accept4, SO_LINGER, close on "
+              f"one epoll loop and nothing else, on the relay's port, core and CPU share, paused {once['pause']} µs "
+              f"after each batch — {held}): offered {once['offered']:.0f} and then {twice['offered']:.0f} connections "
+              f"a second (what the relay refused at {top}×, and twice that), it spent {once['usPerRefusal']:.1f} and "
+              f"{twice['usPerRefusal']:.1f} µs a refusal in batches of {once['refused'] / max(once['wakeups'], 1):.0f} "
+              f"and {twice['refused'] / max(twice['wakeups'], 1):.0f}; the extra refusals cost **{cost:.1f} µs** each"
+              f"{speed_note}. The median run at the peak spent "
+              f"{h:.0f} µs per tunnel served with {k_peak:.2f} refused per tunnel; at {top}×, {k_top:.2f}, the relay "
+              f"using {100 * used_top / used_peak:.0f} % of the CPU it used at the peak. So no refusal at accept, however "
+              f"lean, leaves more than **{ceiling:.0f} %** of the peak at {top}× on this machine; measured: "
+              f"{measured:.0f} %" + (" (above that ceiling: this VM's noise between the runs)" if measured > ceiling else "")
+              + ".")
+        return ceiling
 
     # Each step as run: "FACTOR-ROUND PREVIOUS" in overload-BOUND.steps.
     steps = {}
@@ -294,8 +394,20 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
                 rows.setdefault(factor if round_.isdigit() else f"{factor}-{round_}", []).append({
                     "offered": d["started"] / step, "good": d["succeeded"] / step, "failed": d["failed"],
                     "p99": ms(d["latencyUs"]["total"]["p99"]) if d["succeeded"] else None,
-                    "counts": counted(bound, this, before), "cpu": cpu(bound, this), "step": this})
+                    "counts": counted(bound, this, before), "cpu": cpu(bound, this),
+                    "generator": generator(bound, this), "slowness": slowness(bound, this), "step": this})
         steps[bound] = rows
+    # Each step's goodput at the run's usual speed: scaled by how much slower (or faster) the
+    # probe found the core then than in the run's median step.
+    usual = median([r["slowness"] for rows in steps.values() for runs in rows.values() for r in runs])
+    for rows in steps.values():
+        for runs in rows.values():
+            for r in runs:
+                # Only where the CPU held goodput down (the relay used its share): below that,
+                # goodput is what was offered, whatever the speed.
+                saturated = r["cpu"] is not None and r["cpu"][0] >= 0.95
+                r["scaled"] = (r["good"] * r["slowness"] / usual if saturated else r["good"]) \
+                    if usual and r["slowness"] else None
     rounds = max((len(r) for rows in steps.values() for r in rows.values()), default=1)
     if rounds > 1:
         print(f"Each factor was run {rounds} times, the factors in turn ({' '.join(FACTORS)}, then again); "
@@ -304,9 +416,10 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
     print()
     print("| offered × capacity | bound | offered /s | goodput /s (median) | goodput of each run | failed (all runs) | "
           "refused at accept (all runs) | shed after 1 s (all runs) | p99 ms of the established (median of the runs') | "
-          "relay CPU, % of its share | 10 ms periods throttled |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    peak = {}
+          "relay CPU, % of its share | 10 ms periods throttled | generator's core busy | goodput at the run's usual speed "
+          "(median; each run) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    peak, scaled_peak = {}, {}
     with open(path("chart-goodput.dat"), "w") as f:
         for factor in FACTORS:
             row = [factor]
@@ -321,12 +434,20 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
                 refused = [r["counts"][0] for r in runs if r["counts"] is not None]
                 each = " / ".join(f"{r['good']:.0f}" for r in runs)
                 waited = [r["counts"][1] for r in runs if r["counts"] is not None]
+                each_scaled = ""
+                if all(r["scaled"] is not None for r in runs):
+                    each_scaled = "; " + " / ".join(f"{r['scaled']:.0f}" for r in runs)
                 print(f"| {factor} | {'none' if bound == '0' else bound} | {median([r['offered'] for r in runs]):.0f} | "
                       f"{good:.0f} | {each} | "
                       f"{sum(r['failed'] for r in runs)} | {sum(refused):.0f} | {sum(waited):.0f} | "
                       f"{show(median([r['p99'] for r in runs]), '.0f')} | "
                       f"{show(median([r['cpu'][0] * 100 for r in runs if r['cpu']]), '.0f', ' %')} | "
-                      f"{show(median([r['cpu'][1] * 100 for r in runs if r['cpu'] and r['cpu'][1] is not None]), '.0f', ' %')} |")
+                      f"{show(median([r['cpu'][1] * 100 for r in runs if r['cpu'] and r['cpu'][1] is not None]), '.0f', ' %')} | "
+                      f"{show(median([r['generator'] * 100 for r in runs if r['generator'] is not None]), '.0f', ' %')} | "
+                      f"{show(median([r['scaled'] for r in runs]), '.0f')}{each_scaled} |")
+                scaled = median([r["scaled"] for r in runs])
+                if scaled is not None:
+                    scaled_peak[bound] = max(scaled_peak.get(bound, 0), scaled)
             f.write(" ".join(row) + "\n")
     print()
     top = FACTORS[-1]
@@ -337,6 +458,30 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         good = median([r["good"] for r in runs])
         print(f"At {top}× ({'no bound' if bound == '0' else 'maxHandshakes ' + bound}): {good:.0f} tunnels/s, "
               f"{100 * good / peak[bound]:.0f} % of the curve's peak ({peak[bound]:.0f}).")
+        scaled = median([r["scaled"] for r in runs])
+        if scaled is not None and scaled_peak.get(bound):
+            # Whether the probe tracks the relay: within each factor (same load), the runs' probe
+            # units against the relay's CPU per tunnel served; and the probe's median per factor
+            # (flat, if the load beside it on core 0 does not slow it).
+            xs, ys = [], []
+            for f in FACTORS:
+                sat = [r for r in steps[bound].get(f, []) if r["slowness"] and r["cpu"] and r["cpu"][0] >= 0.95
+                       and r["good"] > 0]
+                if len(sat) < 2:
+                    continue
+                per = [r["cpu"][0] / r["good"] for r in sat]
+                mx, my = sum(r["slowness"] for r in sat) / len(sat), sum(per) / len(per)
+                xs += [r["slowness"] / mx - 1 for r in sat]
+                ys += [p / my - 1 for p in per]
+            sxx, syy = sum(x * x for x in xs), sum(y * y for y in ys)
+            corr = sum(x * y for x, y in zip(xs, ys)) / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else None
+            by_factor = " / ".join(f"{show(median([r['slowness'] for r in steps[bound].get(f, [])]), '.0f')}"
+                                   for f in FACTORS)
+            print(f"At the run's usual speed (each step where the relay used its share scaled by "
+                  f"test/bench/speed_probe's median unit then against its median over the run's steps, {usual:.0f} µs; "
+                  f"the probe's median by factor {by_factor} µs; within a factor, the runs' probe units and the relay's "
+                  f"CPU per tunnel correlate at {show(corr, '.2f')} over {len(xs)} runs): {scaled:.0f} tunnels/s at "
+                  f"{top}×, {100 * scaled / scaled_peak[bound]:.0f} % of that curve's peak ({scaled_peak[bound]:.0f}).")
         # What a refusal costs, all in, from the same run: over every run from 1× up (the relay
         # at its share throughout), the relay's CPU per tunnel served against the refusals and
         # sheds per tunnel served, fitted to a line. Its slope is the CPU of one refusal, its
@@ -362,6 +507,8 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
                       f"accept leaves at most {cap(slope):.0f} % ({cap(slope + se):.0f} – {cap(max(slope - se, 0)):.0f} %) "
                       f"of the goodput the same CPU gives without refusing; measured: {100 * good / peak[bound]:.0f} % "
                       "of the peak.")
+        if bound == "0":
+            refusal_floor(runs, peak[bound], steps[bound])
         name = f"overload-{bound}-profile-{top}.share"
         profiled = steps[bound].get(f"{top}-profile", [])
         if not exists(name) or not profiled or profiled[0]["counts"] is None:

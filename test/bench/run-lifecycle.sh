@@ -26,7 +26,14 @@
 #             generator on core 1 (a client's full handshake costs more than the relay's: with the
 #             relay on a whole core the generator cannot offer 4×), each attempt given up after
 #             GIVEUP seconds without progress: goodput and p99 with limits.maxHandshakes 0 (no
-#             bound) and with BOUND (default auto, also the fleet runs').
+#             bound) and with BOUND (default auto, also the fleet runs'). Per step also how busy
+#             the generator's core was. After the curve, the floor under refusing:
+#             test/bench/refusal_floor in the relay's place and share, its connections gathered as
+#             in front of the throttled worker, offered what the relay refused at the top factor
+#             and then twice that (the report takes the extra refusals' cost). Throughout,
+#             test/bench/speed_probe times a fixed unit of work on core 0, and the report also
+#             gives the goodput of each step that used the relay's whole share scaled to the
+#             run's usual speed.
 # Writes BUILD_DIR/bench-lifecycle/: the fleet's timelines, every run's JSON, results.md and the
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
@@ -324,6 +331,11 @@ scenario_overload() {
     [ -n "$cpu_cgroup" ] || echo 100 > "$out/overload.relayCpu"
     local bounds="0"
     [ "$bound" = 0 ] || bounds="0 $bound"
+    # How fast the relay's core runs through the run (test/bench/speed_probe, under 1 % of it,
+    # outside the relay's cgroup): the report scales the saturated steps' goodput by it.
+    taskset -c 0 "$build/test/speed_probe" --seconds 86400 > "$out/overload-probe.txt" 2> /dev/null &
+    local probe=$!
+    pids+=("$probe")
     for b in $bounds; do
         {
             cat <<EOF
@@ -389,9 +401,10 @@ EOF
                 if [ "$round" = profile ] && [[ " ${PROFILE_FACTORS:-$top_factor} " != *" $factor "* ]]; then
                     continue
                 fi
-                local offered step=$factor-$round cpu_before profiler="" relay_pids
+                local offered step=$factor-$round cpu_before core_before profiler="" relay_pids
                 offered=$(/usr/bin/python3 -c "print(int($capacity * $factor))")
                 cpu_before=$(cpu_cgroup_sample)
+                core_before=$(core_sample 1)
                 if [ "$round" = profile ]; then
                     # The relay's own processes (its cgroup's, or the supervisor and its children),
                     # from 2 s into the step to 2 s before its end; perf on the relay's core, which
@@ -410,6 +423,7 @@ EOF
                     --source 127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 \
                     > "$out/overload-$b-$step.json" 2> /dev/null || true
                 echo "$cpu_before $(cpu_cgroup_sample)" > "$out/overload-$b-$step.cpu"
+                echo "$core_before $(core_sample 1)" > "$out/overload-$b-$step.core1"
                 [ -z "$profiler" ] || wait "$profiler" || true
                 sleep 3  # what is left of the step drains before the next
                 # The relay's side of it, cumulative: handshakes, resets, loop lag.
@@ -426,7 +440,81 @@ EOF
         done
         stop_relay
     done
+    refusal_floor_steps
+    kill "$probe" 2> /dev/null || true
+    wait "$probe" 2> /dev/null || true
+    forget_pid "$probe"
     [ -z "$cpu_cgroup" ] || rmdir "$cpu_cgroup" 2> /dev/null || true
+}
+# The floor under refusing, measured in the same run: refusal_floor (accept4, SO_LINGER, close on
+# one epoll loop, nothing else) on the relay's port, core and CPU cgroup, paused after each batch
+# for the part of a 10 ms period that the quota leaves the relay stopped, so that connections
+# gather as in front of the throttled worker; offered the rate at which the relay refused at the
+# top factor (the median of its runs, from its own counters), then twice that: the report takes
+# the cost of the extra refusals, so that what each batch costs (the wake-up, the pause) falls out.
+refusal_floor_steps() {
+    local top_factor="" factor rate pause mode offered floor
+    for factor in ${FACTORS:-0.5 1 1.5 2 3 4}; do top_factor=$factor; done
+    rate=$(/usr/bin/python3 - "$out" "$top_factor" "$step_seconds" << 'PY' || echo 0
+import sys
+out, factor, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def shed(name):
+    total = 0.0
+    try:
+        for line in open(f"{out}/{name}.metrics"):
+            if line.startswith("relaypro_connections_shed_total{"):
+                total += float(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return total
+rates = []
+for line in open(f"{out}/overload-0.steps"):
+    this, before = line.split()
+    if this.rsplit("-", 1)[0] != factor or not this.rsplit("-", 1)[1].isdigit():
+        continue
+    now, then = shed(f"overload-0-{this}"), shed(f"overload-0-{before}")
+    if now is not None and then is not None:
+        rates.append((now - then) / seconds)
+rates.sort()
+print(int(rates[len(rates) // 2]) if rates else 0)
+PY
+    )
+    [ "${rate:-0}" -gt 0 ] || { log "overload: no refusals at the top factor; no refusal floor"; return 0; }
+    pause=$((10000 * (100 - $(cat "$out/overload.relayCpu")) / 100))
+    for mode in throttled throttled-twice; do
+        offered=$rate
+        [ "$mode" = throttled ] || offered=$((2 * rate))
+        (
+            [ -z "$cpu_cgroup" ] || echo "$BASHPID" > "$cpu_cgroup/cgroup.procs"
+            exec taskset -c 0 "$build/test/refusal_floor" --listen 127.0.0.1:8443 --pause-us "$pause" \
+                --seconds $((step_seconds + 30))
+        ) > "$out/overload-floor-$mode.out" 2> "$out/overload-floor-$mode.err" &
+        floor=$!
+        pids+=("$floor")
+        if ! wait_for 10 grep -q listening "$out/overload-floor-$mode.out"; then
+            log "overload: the refusal floor did not start: $(cat "$out/overload-floor-$mode.err")"
+            kill "$floor" 2> /dev/null || true
+            wait "$floor" 2> /dev/null || true
+            forget_pid "$floor"
+            return 0
+        fi
+        local started
+        started=$(date +%s.%N)
+        taskset -c 1 "$loadgen" steady --proxy 127.0.0.1:8443 --target 127.0.0.1:4222 --auth basic:u:p \
+            --arrival "$offered" --seconds "$step_seconds" --timeout "$giveup" --processes 4 \
+            --source 127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 > "$out/overload-floor-$mode.json" 2> /dev/null || true
+        echo "$started $(date +%s.%N)" > "$out/overload-floor-$mode.time"
+        kill -TERM "$floor" 2> /dev/null || true
+        wait "$floor" 2> /dev/null || true
+        forget_pid "$floor"
+        echo "$pause" > "$out/overload-floor-$mode.pause"
+    done
+}
+# A process of pids that has ended and been waited for: cleanup must not signal its number again.
+forget_pid() { # PID
+    local keep=() p
+    for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    pids=("${keep[@]}")
 }
 # The relay's CPU cgroup now: "SECONDS-SINCE-EPOCH CPU-NS PERIODS THROTTLED-PERIODS" (empty
 # without one), so that a step shows whether the relay used all its share.
@@ -443,6 +531,12 @@ cpu_cgroup_sample() {
     periods=$(awk '$1 == "nr_periods" {print $2}' "$cpu_cgroup/cpu.stat")
     throttled=$(awk '$1 == "nr_throttled" {print $2}' "$cpu_cgroup/cpu.stat")
     echo "$(date +%s.%N) $usage $periods $throttled"
+}
+# Core N's time now, from /proc/stat: "BUSY-TICKS ALL-TICKS" (user, nice, system, irq and softirq
+# against those and idle and iowait; steal, time the hypervisor took, is neither), so that a step
+# shows whether the generator, on core 1 to itself, kept up with its arrivals.
+core_sample() { # N
+    awk -v cpu="cpu$1" '$1 == cpu { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat
 }
 # A CPU cgroup (v2, or v1's cpu controller) that lets its processes run PERCENT % of one core, in
 # 10 ms periods (a relay on a slower CPU, not one stopped for most of a 100 ms period). `ip netns

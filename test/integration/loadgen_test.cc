@@ -1,11 +1,18 @@
 // The load generator (test/bench/loadgen.cc) against a real relay and its own echo target: a
 // short run of every mode, checking what it counts — not how fast (timing lives in BENCHMARKS.md).
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test/support/net.h"
 #include "test/support/process.h"
@@ -24,6 +31,19 @@ double member(const std::string& json, const std::string& key) {
     std::regex re("\"" + key + "\":(-?[0-9.]+)");
     if (!std::regex_search(json, m, re)) return -1;
     return std::stod(m[1].str());
+}
+
+// The port a child process announced ("listening 127.0.0.1:PORT") in its output file `out`, once
+// it has; 0 if it has not within eventually()'s time.
+int announcedPort(const std::filesystem::path& out) {
+    int port = 0;
+    (void)eventually([&] {
+        std::smatch m;
+        std::string text = readText(out);
+        if (std::regex_search(text, m, std::regex("listening 127\\.0\\.0\\.1:([0-9]+)"))) port = std::stoi(m[1].str());
+        return port != 0;
+    });
+    return port;
 }
 
 class Loadgen : public ::testing::Test {
@@ -186,19 +206,80 @@ TEST_F(Loadgen, TheFloorsServeTheGenerator) {
         const auto out = dir_ / ("floor-" + std::to_string(i) + ".out");
         const auto err = dir_ / ("floor-" + std::to_string(i) + ".err");
         ChildProcess floor = ChildProcess::spawn(argv, {}, out, err);
-        int port = 0;
-        ASSERT_TRUE(eventually([&] {
-            std::smatch m;
-            std::string text = readText(out);
-            if (std::regex_search(text, m, std::regex("listening 127\\.0\\.0\\.1:([0-9]+)")))
-                port = std::stoi(m[1].str());
-            return port != 0;
-        })) << readText(err);
+        const int port = announcedPort(out);
+        ASSERT_NE(port, 0) << readText(err);
         std::string json;
         EXPECT_EQ(run(c.generatorArgs, json, false, port), 0) << json << readText(dir_ / "gen.err") << readText(err);
         EXPECT_EQ(member(json, c.counted), c.expected) << c.generatorArgs[0] << ": " << json;
         EXPECT_EQ(member(json, "failed"), 0) << json;
         floor.stop(SIGTERM);
+    }
+}
+
+// The refusal floor (test/bench/refusal_floor.cc) resets every connection it is offered (a reset,
+// not a FIN: what RelayPro's refusal at accept sends), counts each once, and with --pause-us finds
+// those that came during its pause together.
+TEST_F(Loadgen, TheRefusalFloorResetsEveryConnectionAndCountsIt) {
+    for (const char* pause : {"0", "1000000"}) {
+        const auto out = dir_ / (std::string("refusal-") + pause + ".out");
+        const auto err = dir_ / (std::string("refusal-") + pause + ".err");
+        ChildProcess floor =
+            ChildProcess::spawn({REFUSAL_FLOOR_BINARY, "--listen", "127.0.0.1:0", "--pause-us", pause}, {}, out, err);
+        const int port = announcedPort(out);
+        ASSERT_NE(port, 0) << readText(err);
+        // Ten at once: with a pause of a second, all but the first few come in during it.
+        std::vector<int> fds;
+        for (int i = 0; i < 10; ++i) {
+            fds.push_back(connectTo("127.0.0.1", static_cast<uint16_t>(port)));
+            ASSERT_GE(fds.back(), 0);
+        }
+        for (int fd : fds) {
+            timeval wait{10, 0};
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+            char byte = 0;
+            errno = 0;
+            const ssize_t got = ::recv(fd, &byte, 1, 0);
+            const int error = errno;
+            EXPECT_EQ(got, -1);
+            EXPECT_EQ(error, ECONNRESET) << std::strerror(error);
+            ::close(fd);
+        }
+        floor.stop(SIGTERM);
+        const std::string report = readText(out);
+        EXPECT_EQ(member(report, "refused"), 10) << report << readText(err);
+        if (std::string(pause) == "0") {
+            EXPECT_GE(member(report, "wakeups"), 1) << report;
+        } else {
+            EXPECT_LT(member(report, "wakeups"), 10) << report;
+        }
+        EXPECT_GT(member(report, "cpuSeconds"), 0) << report;
+    }
+}
+
+// The speed probe (test/bench/speed_probe.cc) prints a timed unit of work every 50 ms, and turns
+// away what it cannot run.
+TEST_F(Loadgen, TheSpeedProbeTimesItsUnitsOfWork) {
+    ChildProcess probe =
+        ChildProcess::spawn({SPEED_PROBE_BINARY, "--seconds", "1"}, {}, dir_ / "probe.out", dir_ / "probe.err");
+    ASSERT_EQ(probe.wait(30s), 0) << readText(dir_ / "probe.err");
+    std::istringstream lines(readText(dir_ / "probe.out"));
+    double when = 0, micros = 0, previous = 0;
+    int units = 0;
+    while (lines >> when >> micros) {
+        EXPECT_GT(when, previous);
+        EXPECT_GT(micros, 0);
+        previous = when;
+        ++units;
+    }
+    EXPECT_TRUE(lines.eof()) << "a line that is not two numbers";
+    // One second of 50 ms pauses and units of well under 50 ms on any machine that runs the
+    // relay's tests: about 10 to 20 of them.
+    EXPECT_GE(units, 2);
+    EXPECT_LE(units, 21);
+    for (std::vector<std::string> bad : {std::vector<std::string>{}, {"--seconds", "0"}, {"--seconds", "x"}}) {
+        bad.insert(bad.begin(), SPEED_PROBE_BINARY);
+        ChildProcess refused = ChildProcess::spawn(bad, {}, dir_ / "probe-bad.out", dir_ / "probe-bad.err");
+        EXPECT_EQ(refused.wait(10s), 2) << bad.size();
     }
 }
 
