@@ -309,7 +309,7 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
 
     def floor_run(mode):
         """One of refusal_floor's runs (run-lifecycle.sh): its own report (its last line) with the
-        rate it was offered, its pause and when it ran, or None."""
+        rate it was offered, its pause and when it ran; or the reason there is none."""
         name = f"overload-floor-{mode}"
         try:
             lines = [l for l in open(path(name + ".out")).read().splitlines() if l.startswith("{")]
@@ -317,10 +317,12 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
             report["offered"] = load(name + ".json")["started"] / step
             report["pause"] = int(open(path(name + ".pause")).read())
             t0, t1 = (float(x) for x in open(path(name + ".time")).read().split())
-        except (OSError, ValueError, IndexError, KeyError):
-            return None
+        except (OSError, ValueError, IndexError, KeyError) as e:
+            return f"{name}: {type(e).__name__} {e}"
         if not report.get("refused"):
-            return None
+            return f"{name}: it refused nothing"
+        if report.get("notReset"):
+            return f"{name}: {report['notReset']} of its closes were not resets"
         # At the run's usual speed, as the steps' goodput is (None: no probe then).
         units = sorted(u for t, u in probe if t0 <= t <= t1)
         report["usual"] = report["cpuSeconds"] * usual / units[len(units) // 2] if units and usual else None
@@ -328,19 +330,29 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
 
     def refusal_floor(top_runs, peak_good, rows):
         """The goodput that refusing leaves at the top factor, from the floor measured in this run
-        rather than fitted. The floor's marginal cost of a refusal c: its CPU against the refusals
-        of two runs at the same pause, one offered twice the other's rate (what a batch costs, the
-        wake-up and the pause, falls out). With the peak's run (the median one of the peak factor):
-        its CPU per tunnel h, refusals per tunnel k and CPU used S, and the same at the top
-        factor, the top can serve at most S_top / (h - c k + c k_top) where the peak served
-        S / h: the ceiling, as a share of the peak. All at the run's usual speed where the probe
-        ran. [the ceiling, %] or None."""
+        rather than fitted.
+        - The floor's marginal cost of a refusal c: two runs at the same pause, one offered twice
+          the other's rate, each CPU = a × its batches + c × its refusals, solved for both.
+        - The peak's run (the median one of the peak factor): CPU per tunnel h, refusals per tunnel
+          k and CPU used S; the top factor's median run: its CPU used S', and what reached the
+          relay each second, O (served, refused, shed). With the offered load held, more served
+          means fewer refused: G = (S' - c O) / (h - c k - c), against the peak's S / h.
+        All at the run's usual speed where the probe ran. Prints it; [the ceiling, %] or None."""
         once, twice = floor_run("throttled"), floor_run("throttled-twice")
-        if once is None or twice is None or twice["refused"] <= once["refused"] * 1.2:
-            return None
+        for run in (once, twice):
+            if isinstance(run, str):
+                print(f"No floor under refusing in this run ({run}).")
+                return None
         scaled = once["usual"] is not None and twice["usual"] is not None
-        cpu_once, cpu_twice = (once["usual"], twice["usual"]) if scaled else (once["cpuSeconds"], twice["cpuSeconds"])
-        cost = (cpu_twice - cpu_once) * 1e6 / (twice["refused"] - once["refused"])
+        cpu = [(r["usual"] if scaled else r["cpuSeconds"]) * 1e6 for r in (once, twice)]
+        (w1, r1), (w2, r2) = ((r["wakeups"], r["refused"]) for r in (once, twice))
+        determinant = r2 * w1 - r1 * w2
+        if r2 < 1.2 * r1 or determinant <= 0:
+            print(f"No floor under refusing in this run (its second run refused {r2} against {r1}, in {w2} and {w1} "
+                  "batches: the two do not tell a refusal's cost from a batch's).")
+            return None
+        cost = (cpu[1] * w1 - cpu[0] * w2) / determinant
+        per_batch = (cpu[0] * r2 - cpu[1] * r1) / determinant
         peak_runs = next((rows[f] for f in FACTORS if rows.get(f) and median([x["good"] for x in rows[f]]) == peak_good), [])
         usable = lambda r: r["counts"] is not None and r["cpu"] is not None and r["good"] > 0
         def median_run(runs):
@@ -348,36 +360,40 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
             return runs[len(runs) // 2] if runs else None
         at_peak, at_top = median_run(peak_runs), median_run(top_runs)
         if at_peak is None or at_top is None:
+            print("No floor under refusing in this run (no usable run at the peak or at the top factor).")
             return None
         def figures(r):
-            """CPU per tunnel (µs, at the usual speed where known), refusals per tunnel, CPU used."""
+            """CPU per tunnel (µs, at the usual speed where known), refusals per tunnel, CPU used
+            (CPU-seconds a second), goodput at that speed."""
             speed = usual / r["slowness"] if scaled and r["slowness"] else 1
             used = r["cpu"][0] * float(share) / 100
-            return used * 1e6 / r["good"] * speed, sum(r["counts"][:2]) / (r["good"] * step), used
-        h, k_peak, used_peak = figures(at_peak)
-        _, k_top, used_top = figures(at_top)
+            return used * 1e6 / r["good"] * speed, sum(r["counts"][:2]) / (r["good"] * step), used, r["good"] / speed
+        h, k_peak, used_peak, good_peak = figures(at_peak)
+        _, k_top, used_top, good_top = figures(at_top)
+        reaching = good_top * (1 + k_top)  # served, refused and shed a second at the top factor
         base = h - cost * k_peak
-        if base <= 0 or cost <= 0 or k_top <= k_peak:
-            print(f"The floor under refusing (test/bench/refusal_floor) gave no ceiling in this run: {cost:.1f} µs a "
-                  f"refusal, {k_peak:.2f} refused per tunnel at the peak against {k_top:.2f} at {top}×.")
+        served = (used_top * 1e6 - cost * reaching) / (base - cost) if base > cost else None
+        if served is None or cost <= 0 or k_top <= k_peak:
+            print(f"No floor under refusing in this run: {cost:.1f} µs a refusal, {k_peak:.2f} refused per tunnel at "
+                  f"the peak against {k_top:.2f} at the top factor.")
             return None
-        ceiling = 100 * (used_top / (base + cost * k_top)) / (used_peak / h)
-        measured = 100 * median([r["good"] for r in top_runs]) / peak_good
+        ceiling = 100 * served / (used_peak * 1e6 / h)
+        measured = 100 * good_top / good_peak
         speed_note = " at the run's usual speed" if scaled else ""
-        held = ("the part of a 10 ms period the quota stops the relay" if once["pause"] > 0
-                else "no pause: the relay had no CPU quota")
+        factor = open(path("overload-floor.factor")).read().strip() if exists("overload-floor.factor") else "?"
         print(f"The floor under refusing, measured in this run (test/bench/refusal_floor: accept4, SO_LINGER, close on "
               f"one epoll loop and nothing else, on the relay's port, core and CPU share, paused {once['pause']} µs "
-              f"after each batch — {held}): offered {once['offered']:.0f} and then {twice['offered']:.0f} connections "
-              f"a second (what the relay refused at {top}×, and twice that), it spent {once['usPerRefusal']:.1f} and "
-              f"{twice['usPerRefusal']:.1f} µs a refusal in batches of {once['refused'] / max(once['wakeups'], 1):.0f} "
-              f"and {twice['refused'] / max(twice['wakeups'], 1):.0f}; the extra refusals cost **{cost:.1f} µs** each"
-              f"{speed_note}. The median run at the peak spent "
-              f"{h:.0f} µs per tunnel served with {k_peak:.2f} refused per tunnel; at {top}×, {k_top:.2f}, the relay "
-              f"using {100 * used_top / used_peak:.0f} % of the CPU it used at the peak. So no refusal at accept, however "
-              f"lean, leaves more than **{ceiling:.0f} %** of the peak at {top}× on this machine; measured: "
-              f"{measured:.0f} %" + (" (above that ceiling: this VM's noise between the runs)" if measured > ceiling else "")
-              + ".")
+              f"after each batch, the part of a 10 ms period the quota stops the relay): offered "
+              f"{once['offered']:.0f} and then {twice['offered']:.0f} connections a second (what the relay refused or "
+              f"shed at {factor}×, and twice that), it spent {once['usPerRefusal']:.1f} and "
+              f"{twice['usPerRefusal']:.1f} µs a refusal (as measured, batches included) in batches of "
+              f"{r1 / max(w1, 1):.0f} and {r2 / max(w2, 1):.0f}. Taken apart{speed_note}: **{cost:.1f} µs a refusal** "
+              f"and {per_batch:.0f} µs a batch. The median run at the peak spent {h:.0f} µs per tunnel served"
+              f"{speed_note} with {k_peak:.2f} refused per tunnel; the median run at {top}×, {k_top:.2f}, using "
+              f"{100 * used_top / used_peak:.0f} % of the CPU the peak's did. So refusing at accept, however lean, "
+              f"leaves about **{ceiling:.0f} %** of the peak at most at {top}× on this machine (one pair of 20 s "
+              f"floor runs: no error bar); those two runs measured {measured:.0f} %{speed_note}"
+              + (" (above the ceiling: this VM's noise between the runs)" if measured > ceiling else "") + ".")
         return ceiling
 
     # Each step as run: "FACTOR-ROUND PREVIOUS" in overload-BOUND.steps.
@@ -416,7 +432,8 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
     print()
     print("| offered × capacity | bound | offered /s | goodput /s (median) | goodput of each run | failed (all runs) | "
           "refused at accept (all runs) | shed after 1 s (all runs) | p99 ms of the established (median of the runs') | "
-          "relay CPU, % of its share | 10 ms periods throttled | generator's core busy | goodput at the run's usual speed "
+          "relay CPU, % of its share | 10 ms periods throttled | core 1 busy (the generator's, with the echo targets "
+          "and the simulator) | goodput at the run's usual speed "
           "(median; each run) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     peak, scaled_peak = {}, {}

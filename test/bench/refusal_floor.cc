@@ -9,8 +9,9 @@
 //
 //   refusal_floor --listen 127.0.0.1:0 [--pause-us N] [--seconds S]
 //   prints "listening HOST:PORT", refuses every connection until killed (SIGTERM, SIGINT) or for
-//   S seconds, then prints one JSON object: {"refused", "wakeups", "cpuSeconds", "usPerRefusal"}
-//   (its own CPU, user and system, from getrusage; "wakeups": the batches it found).
+//   S seconds, then prints one JSON object: {"refused", "wakeups", "notReset", "cpuSeconds",
+//   "usPerRefusal"} (its own CPU, user and system, from getrusage; "wakeups": the batches it
+//   found; "notReset": connections whose SO_LINGER failed, closed with a FIN instead).
 //   --pause-us N: sleeps N µs after each batch it found, so that connections gather in the
 //   accept queue as they do in front of a relay that a CPU quota stops for most of each period
 //   (a worker throttled to 15 % of a core in 10 ms periods: 8500).
@@ -20,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -117,10 +119,15 @@ int main(int argc, char** argv) {
 
     rusage before{};
     getrusage(RUSAGE_SELF, &before);
-    unsigned long long refused = 0, wakeups = 0;
+    unsigned long long refused = 0, wakeups = 0, notReset = 0;
     while (gStop == 0) {
         epoll_event got{};
-        if (epoll_wait(ep, &got, 1, 100) <= 0) continue;  // (a signal, or nothing within 100 ms)
+        const int ready = epoll_wait(ep, &got, 1, 100);
+        if (ready < 0 && errno != EINTR) {
+            std::fprintf(stderr, "refusal_floor: epoll_wait: %s\n", std::strerror(errno));
+            return 1;
+        }
+        if (ready <= 0) continue;  // (a signal, or nothing within 100 ms)
         ++wakeups;
         for (;;) {
             const int fd = accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -136,17 +143,21 @@ int main(int argc, char** argv) {
                 break;
             }
             const linger reset{1, 0};
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+            // (Without it the close would send a FIN, cheaper than the relay's reset: counted.)
+            if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) != 0) ++notReset;
             close(fd);
             ++refused;
         }
-        if (pauseUs > 0) usleep(static_cast<useconds_t>(pauseUs));
+        if (pauseUs > 0) {
+            const timespec pause{pauseUs / 1000000, (pauseUs % 1000000) * 1000};
+            nanosleep(&pause, nullptr);  // (cut short by a signal: the loop ends)
+        }
     }
     rusage after{};
     getrusage(RUSAGE_SELF, &after);
     const double cpu =
         seconds(after.ru_utime) - seconds(before.ru_utime) + seconds(after.ru_stime) - seconds(before.ru_stime);
-    std::printf("{\"refused\":%llu,\"wakeups\":%llu,\"cpuSeconds\":%.6f,\"usPerRefusal\":%.3f}\n", refused, wakeups,
-                cpu, refused > 0 ? cpu * 1e6 / static_cast<double>(refused) : 0.0);
+    std::printf("{\"refused\":%llu,\"wakeups\":%llu,\"notReset\":%llu,\"cpuSeconds\":%.6f,\"usPerRefusal\":%.3f}\n",
+                refused, wakeups, notReset, cpu, refused > 0 ? cpu * 1e6 / static_cast<double>(refused) : 0.0);
     return 0;
 }

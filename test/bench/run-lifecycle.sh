@@ -27,10 +27,11 @@
 #             relay on a whole core the generator cannot offer 4×), each attempt given up after
 #             GIVEUP seconds without progress: goodput and p99 with limits.maxHandshakes 0 (no
 #             bound) and with BOUND (default auto, also the fleet runs'). Per step also how busy
-#             the generator's core was. After the curve, the floor under refusing:
-#             test/bench/refusal_floor in the relay's place and share, its connections gathered as
-#             in front of the throttled worker, offered what the relay refused at the top factor
-#             and then twice that (the report takes the extra refusals' cost). Throughout,
+#             core 1 was (the generator's, with the echo targets and the simulator). After the
+#             curve, the floor under refusing: test/bench/refusal_floor in the relay's place and
+#             share, its connections gathered as in front of the throttled worker, offered what
+#             the relay refused or shed at the top factor and then twice that (the report takes a
+#             refusal's cost apart from a batch's). Throughout,
 #             test/bench/speed_probe times a fixed unit of work on core 0, and the report also
 #             gives the goodput of each step that used the relay's whole share scaled to the
 #             run's usual speed.
@@ -449,13 +450,16 @@ EOF
 # The floor under refusing, measured in the same run: refusal_floor (accept4, SO_LINGER, close on
 # one epoll loop, nothing else) on the relay's port, core and CPU cgroup, paused after each batch
 # for the part of a 10 ms period that the quota leaves the relay stopped, so that connections
-# gather as in front of the throttled worker; offered the rate at which the relay refused at the
-# top factor (the median of its runs, from its own counters), then twice that: the report takes
-# the cost of the extra refusals, so that what each batch costs (the wake-up, the pause) falls out.
+# gather as in front of the throttled worker; offered the rate at which the relay refused or shed
+# at the top factor (the median of its runs, from its own counters), then twice that: the report
+# solves the two for the cost of a refusal and that of a batch (its wake-up and pause).
 refusal_floor_steps() {
     local top_factor="" factor rate pause mode offered floor
     for factor in ${FACTORS:-0.5 1 1.5 2 3 4}; do top_factor=$factor; done
-    rate=$(/usr/bin/python3 - "$out" "$top_factor" "$step_seconds" << 'PY' || echo 0
+    # (Without a CPU quota there are no periods to gather connections in, and no CPU figures for
+    # the report to set them against.)
+    [ -n "$cpu_cgroup" ] || { log "overload: no CPU cgroup; no refusal floor"; return 0; }
+    rate=$(/usr/bin/python3 - "$out" "$top_factor" "$step_seconds" 2> /dev/null << 'PY' || echo 0
 import sys
 out, factor, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 def shed(name):
@@ -468,18 +472,22 @@ def shed(name):
         return None
     return total
 rates = []
-for line in open(f"{out}/overload-0.steps"):
-    this, before = line.split()
-    if this.rsplit("-", 1)[0] != factor or not this.rsplit("-", 1)[1].isdigit():
-        continue
-    now, then = shed(f"overload-0-{this}"), shed(f"overload-0-{before}")
-    if now is not None and then is not None:
-        rates.append((now - then) / seconds)
+try:
+    for line in open(f"{out}/overload-0.steps"):
+        this, before = line.split()
+        if this.rsplit("-", 1)[0] != factor or not this.rsplit("-", 1)[1].isdigit():
+            continue
+        now, then = shed(f"overload-0-{this}"), shed(f"overload-0-{before}")
+        if now is not None and then is not None:
+            rates.append((now - then) / seconds)
+except (OSError, ValueError):
+    pass
 rates.sort()
 print(int(rates[len(rates) // 2]) if rates else 0)
 PY
     )
     [ "${rate:-0}" -gt 0 ] || { log "overload: no refusals at the top factor; no refusal floor"; return 0; }
+    echo "$top_factor" > "$out/overload-floor.factor"
     pause=$((10000 * (100 - $(cat "$out/overload.relayCpu")) / 100))
     for mode in throttled throttled-twice; do
         offered=$rate

@@ -8,6 +8,8 @@
 // same load) and whether the load beside it moves it (its median by factor).
 //
 //   speed_probe --seconds S     prints "UNIX-TIME MICROSECONDS-OF-CPU" per unit, for S seconds
+#include <signal.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,12 +37,15 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: speed_probe --seconds S (1 to 86400)\n");
         return 2;
     }
+    // Ends with the script that started it, however that ends (it runs for as long as it is told).
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    const pid_t parent = getppid();
     static uint64_t table[32768];
     for (uint64_t i = 0; i < 32768; ++i) table[i] = i * 0x9E3779B97F4A7C15ull;
     uint64_t x = 88172645463325252ull, sum = 0;
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     const double until = clockSeconds(CLOCK_MONOTONIC) + static_cast<double>(seconds);
-    while (clockSeconds(CLOCK_MONOTONIC) < until) {
+    while (clockSeconds(CLOCK_MONOTONIC) < until && getppid() == parent) {
         const double before = clockSeconds(CLOCK_THREAD_CPUTIME_ID);
         for (int i = 0; i < 200000; ++i) {
             x ^= x << 13;
