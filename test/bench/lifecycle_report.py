@@ -271,8 +271,9 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         return [(u1 - u0) / 1e9 / (t1 - t0) / (float(share) / 100), (th1 - th0) / (p1 - p0) if p1 > p0 else None]
 
     def generator(bound, this):
-        """How busy the generator's core (core 1, to itself) was over a step: near 100 %, its
-        clients fell behind their arrivals and the step measures the generator as well."""
+        """How busy core 1 was over a step: the generator's, shared with the echo targets and the
+        simulator. Well below 100 %, the generator had CPU to spare; near it, its clients may have
+        fallen behind their arrivals and the step measures the generator as well."""
         name = f"overload-{bound}-{this}.core1"
         v = open(path(name)).read().split() if exists(name) else []
         if len(v) != 4:
