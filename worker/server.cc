@@ -285,8 +285,7 @@ void Server::accept(ListenerKind kind, int fd, const sockaddr* addr, socklen_t l
     // kept to accept4, one setsockopt and the close (about 11 µs here, most of it the kernel's).
     Admission::Verdict verdict = Admission::Verdict::Free;
     if (kind == ListenerKind::Https) {
-        verdict = admission_.admit(std::chrono::steady_clock::now());
-        traceAdmission();
+        verdict = admitNow();
         if (verdict == Admission::Verdict::Refused) {
             resetConnection(fd);
             countShed(counters::Id::ShedAtAccept);
@@ -338,10 +337,14 @@ void Server::queueFirstFlight(uint64_t serial) {
     evtimer_add(firstFlightTurn_, &tv);
 }
 
-bool Server::admitFirstBytes() {
-    const bool admitted = admission_.admit(std::chrono::steady_clock::now()) != Admission::Verdict::Refused;
+Admission::Verdict Server::admitNow() {
+    const Admission::Verdict verdict = admission_.admit(std::chrono::steady_clock::now());
     traceAdmission();
-    return admitted;
+    return verdict;
+}
+
+bool Server::admitFirstBytes() {
+    return admitNow() != Admission::Verdict::Refused;
 }
 
 void Server::traceAdmission() {

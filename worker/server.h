@@ -192,6 +192,8 @@ public:
     [[nodiscard]] counters::Set& counters() { return counters_; }
 
 private:
+    // The admission's verdict on a connection arriving now (traced, as every call to it is).
+    Admission::Verdict admitNow();
     // The test build logs each admission window judged (RELAYPRO_TEST_ADMISSION_TRACE).
     void traceAdmission();
     Server(event_base* base, LogOutput* log);

@@ -56,13 +56,7 @@ protected:
         writeText(dir_ / "passwords.txt", kPasswordLine);
         echo_ = ChildProcess::spawn({LOADGEN_BINARY, "echo", "--listen", "127.0.0.1:0"}, {}, dir_ / "echo.out",
                                     dir_ / "echo.err");
-        for (int i = 0; i < 200 && echoPort_ == 0; ++i) {
-            std::smatch m;
-            std::string out = readText(dir_ / "echo.out");
-            std::regex re("listening 127\\.0\\.0\\.1:([0-9]+)");
-            if (std::regex_search(out, m, re)) echoPort_ = std::stoi(m[1].str());
-            if (echoPort_ == 0) std::this_thread::sleep_for(20ms);
-        }
+        echoPort_ = announcedPort(dir_ / "echo.out");
         ASSERT_NE(echoPort_, 0) << readText(dir_ / "echo.err");
         relay_ = std::make_unique<Relay>(dir_, "consoleAddress: \"127.0.0.1:" + std::to_string(echoPort_) +
                                                    "\"\norganizationId: 1\nhttpsProxy:\n  listen: \"127.0.0.1:0\"\n"
