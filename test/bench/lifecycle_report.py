@@ -488,7 +488,7 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         if sd is not None and len(flat) >= 2 and len(runs) >= 2:
             sim = overload_pool.simulate([1.0] * (len(flat) - 1), sd, len(runs), trials=4000)
             print(f"The peak is the highest of {len(flat)} medians (1× up) of {len(runs)} runs, each step off by "
-                  f"{100 * sd:.0f} % about its factor's mean in this run: a curve flat from 1× up would read "
+                  f"{100 * sd:.0f} % (a standard deviation) about its factor's mean in this run: a curve flat from 1× up would read "
                   f"{100 * sim[len(sim) // 2]:.0f} % at {top}× here (simulated; 5th–95th percentile "
                   f"{100 * sim[len(sim) // 20]:.0f}–{100 * sim[-len(sim) // 20]:.0f} %). "
                   "test/bench/overload_pool.py pools runs without that lift.")
