@@ -145,6 +145,67 @@ TEST_F(Metrics, TheEndpointAnswersMetricsOnlyAndIsListedInStatus) {
         << out;
 }
 
+// relaypro_worker_loop_lag_seconds: every worker ticks every 25 ms and counts how late the tick
+// ran. Idle, the ticks are on time (a lag taken against the wrong clock, or one that counted the
+// period, would not be); a worker stopped for 400 ms (SIGSTOP, then SIGCONT) is a loop held that
+// long: one tick counts a lag above 0.25 s.
+TEST_F(Metrics, AStalledWorkerLoopShowsInTheLoopLag) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    struct Lag {
+        double all = -1, within10ms = -1, within250ms = -1;
+    };
+    auto lag = [&] {  // one scrape, so that the buckets agree
+        HttpAnswer a = http(relay->metricsPort(), "GET", "/metrics");
+        auto bucket = [&](const char* le) {
+            return sampleOf(a.body, std::string("relaypro_worker_loop_lag_seconds_bucket{le=\"") + le + "\"}")
+                .value_or(-1);
+        };
+        return Lag{bucket("+Inf"), bucket("0.01"), bucket("0.25")};
+    };
+    // The ticks come in (both workers, 40 a second each), nearly all within 10 ms of their time.
+    ASSERT_TRUE(eventually([&] { return lag().all >= 80; }, 10s)) << lag().all;
+    const Lag before = lag();
+    EXPECT_GE(before.within10ms, 0.8 * before.all) << before.within10ms << " of " << before.all;
+    const std::vector<pid_t> workers = relay->workerPids();
+    ASSERT_EQ(workers.size(), 2U);
+    ASSERT_EQ(::kill(workers[0], SIGSTOP), 0);
+    std::this_thread::sleep_for(400ms);  // the stall itself, not a wait for something
+    ASSERT_EQ(::kill(workers[0], SIGCONT), 0);
+    EXPECT_TRUE(eventually(
+        [&] {
+            const Lag now = lag();
+            return now.all - now.within250ms >= before.all - before.within250ms + 1;
+        },
+        10s));
+}
+
+// An idle worker wakes for its 25 ms tick and little else: not for the 1 ms polls that a
+// libevent timer makes while CLOCK_MONOTONIC_COARSE catches up with it (about 150 a second
+// before the tick became a timerfd). Its voluntary context switches are its wake-ups (a
+// preemption on a busy machine is not one of them).
+TEST_F(Metrics, AnIdleWorkerWakesAboutFortyTimesASecond) {
+    TestServer echo(false, TestServer::echo());
+    auto relay = start(echo.port());
+    const std::vector<pid_t> workers = relay->workerPids();
+    ASSERT_EQ(workers.size(), 2U);
+    auto wakeups = [](pid_t pid) {
+        for (const auto& line : splitLines(readText("/proc/" + std::to_string(pid) + "/status"))) {
+            if (line.starts_with("voluntary_ctxt_switches:"))
+                return int64_t{std::stoll(line.substr(line.find(':') + 1))};
+        }
+        return int64_t{-1};
+    };
+    const int64_t before = wakeups(workers[1]);
+    ASSERT_GE(before, 0);
+    const auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(2s);  // the window counted
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double perSecond = static_cast<double>(wakeups(workers[1]) - before) / seconds;
+    EXPECT_GT(perSecond, 20) << "the tick runs";
+    EXPECT_LT(perSecond, 90) << "more than the tick wakes it";
+}
+
 // The endpoint runs on the supervisor's loop: what a client can make it hold is bounded (review of
 // issue 18: evhttp's timeouts restarted with every byte, and it had no connection cap).
 TEST_F(Metrics, TheEndpointBoundsWhatAClientCanHold) {
