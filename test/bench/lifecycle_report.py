@@ -293,14 +293,16 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
             if len(f) == 2:
                 probe.append((float(f[0]), float(f[1])))
 
+    def probe_median(t0, t1):
+        """The probe's median unit from t0 to t1 (µs; more: the core ran slower), or None."""
+        units = sorted(u for t, u in probe if t0 <= t <= t1)
+        return units[len(units) // 2] if units else None
+
     def slowness(bound, this):
-        """The probe's median unit over a step (µs; more: the core ran slower), or None."""
+        """The probe's median unit over a step, or None."""
         name = f"overload-{bound}-{this}.cpu"
         v = open(path(name)).read().split() if exists(name) else []
-        if len(v) != 8:
-            return None
-        units = sorted(u for t, u in probe if float(v[0]) <= t <= float(v[4]))
-        return units[len(units) // 2] if units else None
+        return probe_median(float(v[0]), float(v[4])) if len(v) == 8 else None
 
     def median(values):
         values = sorted(v for v in values if v is not None)
@@ -329,8 +331,8 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         if report.get("notReset"):
             return f"{name}: {report['notReset']} of its closes were not resets"
         # At the run's usual speed, as the steps' goodput is (None: no probe then).
-        units = sorted(u for t, u in probe if t0 <= t <= t1)
-        report["usual"] = report["cpuSeconds"] * usual / units[len(units) // 2] if units and usual else None
+        unit = probe_median(t0, t1)
+        report["usual"] = report["cpuSeconds"] * usual / unit if unit and usual else None
         return report
 
     def refusal_floor(top_runs, peak_good, rows):
