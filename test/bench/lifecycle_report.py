@@ -572,8 +572,23 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
               "without refusing.")
     print()
 
-if charts or exists("chart-goodput.dat"):
-    panels = len(charts) + (1 if exists("chart-goodput.dat") else 0)
+if "paired" in scenarios and exists("paired.factors"):
+    import overload_paired  # noqa: E402
+    print("## Overload read side by side (scenario paired)\n")
+    try:
+        text, _ = overload_paired.report(out)
+        low, high, rounds, _ = overload_paired.load(out)
+    except (OSError, ValueError) as e:
+        text, rounds = f"Unreadable: {e}", {}
+    print(text)
+    print()
+    with open(path("chart-paired.dat"), "w") as f:
+        for r in sorted(rounds):
+            if low in rounds[r] and high in rounds[r]:
+                f.write(f"{r} {rounds[r][low]['good']:.1f} {rounds[r][high]['good']:.1f}\n")
+
+if charts or exists("chart-goodput.dat") or exists("chart-paired.dat"):
+    panels = len(charts) + (1 if exists("chart-goodput.dat") else 0) + (1 if exists("chart-paired.dat") else 0)
     script = [f'set terminal svg size {420 * panels},420 font "sans,11" background rgb "white"',
               f'set output "{path("chart.svg")}"',
               f'set multiplot layout 1,{panels} title "Lifecycle at scale: {responders} Responders"',
@@ -587,6 +602,12 @@ if charts or exists("chart-goodput.dat"):
                    'set ylabel "tunnels established per second"',
                    f'plot "{path("chart-goodput.dat")}" using 1:2 with linespoints lw 2 title "no bound", '
                    f'"" using 1:3 with linespoints lw 2 title "maxHandshakes {BOUND}"']
+    if exists("chart-paired.dat"):
+        factors = open(path("paired.factors")).read().split()
+        script += ['set title "Side by side, round by round"', 'set xlabel "round"',
+                   'set ylabel "tunnels established per second"', "set yrange [0:*]",
+                   f'plot "{path("chart-paired.dat")}" using 1:2 with linespoints lw 2 title "{factors[0]}×", '
+                   f'"" using 1:3 with linespoints lw 2 title "{factors[1]}×"']
     script.append("unset multiplot")
     subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=False)
     print(f"Chart: {path('chart.svg')}")

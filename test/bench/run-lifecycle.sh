@@ -35,6 +35,12 @@
 #             test/bench/speed_probe times a fixed unit of work on core 0, and the report also
 #             gives the goodput of each step that used the relay's whole share scaled to the
 #             run's usual speed.
+#   paired    the overload goal read side by side (not in the default list): two identical
+#             relays, one worker each in a CPU cgroup of RELAY_CPU % of core 0, each with its own
+#             generator on core 1; every round offers PAIR_FACTORS' low factor ("1.5 4": the peak)
+#             to one and its high factor to the other for STEP_SECONDS, and the next round swaps
+#             them. test/bench/overload_paired.py gives 4× against the peak with its interval,
+#             by the rule in its docstring (fixed before the first such run).
 # Writes BUILD_DIR/bench-lifecycle/: the fleet's timelines, every run's JSON, results.md and the
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
@@ -87,12 +93,14 @@ loadgen=$build/test/loadgen
 pids=()
 relay=""
 cpu_cgroup=""
-cpu_enabled=""
+paired_groups=()
 cleanup() {
     for p in "${pids[@]}" $relay; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     [ -z "$cpu_cgroup" ] || rmdir "$cpu_cgroup" 2> /dev/null || true
-    [ -z "$cpu_enabled" ] || echo -cpu > "$cpu_enabled/cgroup.subtree_control" 2> /dev/null || true
+    local g
+    for g in "${paired_groups[@]}"; do rmdir "$g" 2> /dev/null || true; done
+    [ ! -s "$out/cgroup.enabled" ] || echo -cpu > "$(cat "$out/cgroup.enabled")/cgroup.subtree_control" 2> /dev/null || true
 }
 trap cleanup EXIT
 log() { printf 'run-lifecycle: %s\n' "$*" >&2; }
@@ -316,6 +324,24 @@ scenario_fleet() {
 }
 
 # --- overload: goodput against offered load, without and with the handshake bound
+# The overload relay's config.yml: one worker, Basic only, the given maxHandshakes.
+overload_config() { # PORT METRICS-PORT MAX-HANDSHAKES
+    cat << EOF
+consoleAddress: "127.0.0.1"
+organizationId: 1
+httpsProxy:
+  listen: "127.0.0.1:$1"
+  certFile: $out/cert.pem
+  keyFile: $out/key.pem
+passwordFile: $out/passwords.txt
+workers: 1
+metrics:
+  listen: "127.0.0.1:$2"
+limits:
+  maxHandshakes: $3
+  listenBacklog: ${OVERLOAD_BACKLOG:-4096}
+EOF
+}
 scenario_overload() {
     local rate factor
     local b
@@ -338,23 +364,7 @@ scenario_overload() {
     local probe=$!
     pids+=("$probe")
     for b in $bounds; do
-        {
-            cat <<EOF
-consoleAddress: "127.0.0.1"
-organizationId: 1
-httpsProxy:
-  listen: "127.0.0.1:8443"
-  certFile: $out/cert.pem
-  keyFile: $out/key.pem
-passwordFile: $out/passwords.txt
-workers: 1
-metrics:
-  listen: "127.0.0.1:9464"
-limits:
-  maxHandshakes: $b
-  listenBacklog: ${OVERLOAD_BACKLOG:-4096}
-EOF
-        } > "$out/config.yml"
+        overload_config 8443 9464 "$b" > "$out/config.yml"
         # The relay (supervisor and worker) in a CPU cgroup of RELAY_CPU % of core 0, so that the
         # generator, on core 1 to itself, can offer 4× what the relay serves.
         (
@@ -447,6 +457,107 @@ EOF
     forget_pid "$probe"
     [ -z "$cpu_cgroup" ] || rmdir "$cpu_cgroup" 2> /dev/null || true
 }
+# --- paired: the overload goal read on two relays at once. Two identical relays (one worker,
+# maxHandshakes 0, each in a CPU cgroup of RELAY_CPU % of core 0), each with a generator of its
+# own on core 1; every round offers one PAIR_FACTORS' low factor and the other its high one, for
+# the same STEP_SECONDS, and the next round swaps them. The two steps of a round share the core's
+# speed of the moment, which moved a step's goodput by ±15 % between the rounds of a sequential
+# run; a block of two rounds cancels what differs between the relays. test/bench/overload_paired.py
+# reads it (the rule it applies was fixed before the first such run: its docstring).
+scenario_paired() {
+    local low high extra
+    read -r low high extra <<< "${PAIR_FACTORS:-1.5 4}"
+    if [ -z "$high" ] || [ -n "$extra" ]; then
+        log "PAIR_FACTORS takes two factors"
+        exit 2
+    fi
+    # Two shares and the probe on core 0; the kernel's smallest quota is 1 ms of the 10 ms period.
+    if [ "$relay_cpu" -lt 10 ] || [ "$relay_cpu" -gt 45 ]; then
+        log "paired: RELAY_CPU must be 10 to 45"
+        exit 2
+    fi
+    local side dir group c rate best=0 generators=()
+    local -A group_of=() pid_of=() port_of=([a]=8443 [b]=8444) metrics_of=([a]=9464 [b]=9465)
+    local -A source_of=([a]=127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 [b]=127.0.0.10,127.0.0.11,127.0.0.12,127.0.0.13)
+    echo "$low $high" > "$out/paired.factors"
+    echo "$relay_cpu" > "$out/paired.relayCpu"
+    for side in a b; do
+        group=$(cpu_cgroup_make "relayprolp$$$side" "$relay_cpu") || { log "paired: no CPU cgroup"; exit 1; }
+        group_of[$side]=$group
+        paired_groups+=("$group")
+        dir=$out/paired-$side
+        mkdir -p "$dir"
+        overload_config "${port_of[$side]}" "${metrics_of[$side]}" 0 > "$dir/config.yml"
+        (
+            echo "$BASHPID" > "$group/cgroup.procs"
+            RELAYPRO_ENV_FILE=$out/environment.conf exec taskset -c 0 "$out/install/relaypro" run \
+                --config "$dir/config.yml" --user root >> "$dir/relaypro.out" 2>> "$dir/relaypro.err"
+        ) &
+        pid_of[$side]=$!
+        pids+=("$!")
+        wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/${port_of[$side]}" 2> /dev/null ||
+            { tail "$dir/relaypro.err"; exit 1; }
+    done
+    taskset -c 0 "$build/test/speed_probe" --seconds 86400 > "$out/paired-probe.txt" 2> /dev/null &
+    local probe=$!
+    pids+=("$probe")
+    # Capacity: closed loops on both relays at once (each beside the other, as in the rounds), the
+    # best of CAPACITY_CONCURRENCY by the two's mean.
+    for c in ${CAPACITY_CONCURRENCY:-32 64 128}; do
+        generators=()
+        for side in a b; do
+            taskset -c 1 "$loadgen" rate --proxy "127.0.0.1:${port_of[$side]}" --target 127.0.0.1:4222 \
+                --auth basic:u:p --concurrency "$c" --count 4000 > "$out/paired-capacity-$c-$side.json" 2> /dev/null &
+            generators+=("$!")
+        done
+        wait "${generators[@]}" || true
+        rate=$(/usr/bin/python3 -c 'import json,sys; print(int(sum(json.load(open(f))["tunnelsPerSecond"] for f in sys.argv[1:]) / 2))' \
+            "$out/paired-capacity-$c-a.json" "$out/paired-capacity-$c-b.json")
+        [ "$rate" -le "$best" ] || { best=$rate; echo "$c $rate" > "$out/paired.capacity"; }
+    done
+    [ "$best" -gt 0 ] || { log "paired: no capacity measured"; exit 1; }
+    local round factor low_side high_side core0 core1 step
+    local -A cpu_before=()
+    for round in $(seq 1 "$rounds"); do
+        # Odd rounds: a low, b high; even rounds the other way round.
+        if [ $((round % 2)) = 1 ]; then low_side=a high_side=b; else low_side=b high_side=a; fi
+        for side in a b; do cpu_before[$side]=$(cpu_cgroup_sample "${group_of[$side]}"); done
+        core0=$(core_sample 0 softirq)
+        core1=$(core_sample 1)
+        generators=()
+        for side in $low_side $high_side; do
+            factor=$low
+            [ "$side" = "$low_side" ] || factor=$high
+            echo "$side" > "$out/paired-$factor-$round.relay"
+            taskset -c 1 "$loadgen" steady --proxy "127.0.0.1:${port_of[$side]}" --target 127.0.0.1:4222 \
+                --auth basic:u:p --arrival "$(/usr/bin/python3 -c "print(int($best * $factor))")" \
+                --seconds "$step_seconds" --timeout "$giveup" --processes 4 --source "${source_of[$side]}" \
+                > "$out/paired-$factor-$round.json" 2> /dev/null &
+            generators+=("$!")
+        done
+        wait "${generators[@]}" || true
+        for side in $low_side $high_side; do
+            factor=$low
+            [ "$side" = "$low_side" ] || factor=$high
+            echo "${cpu_before[$side]} $(cpu_cgroup_sample "${group_of[$side]}")" > "$out/paired-$factor-$round.cpu"
+        done
+        echo "$core0 $(core_sample 0 softirq)" > "$out/paired-$round.core0"
+        echo "$core1 $(core_sample 1)" > "$out/paired-$round.core1"
+        sleep 3  # what is left of the steps drains before the next round
+        for side in a b; do
+            curl -s "http://127.0.0.1:${metrics_of[$side]}/metrics" |
+                grep -E '^relaypro_(tls_handshakes|connections_)' > "$out/paired-$side-$round.metrics" || true
+        done
+    done
+    for side in a b; do
+        kill -TERM "${pid_of[$side]}" 2> /dev/null || true
+        wait "${pid_of[$side]}" 2> /dev/null || true
+        forget_pid "${pid_of[$side]}"
+    done
+    kill "$probe" 2> /dev/null || true
+    wait "$probe" 2> /dev/null || true
+    forget_pid "$probe"
+}
 # The floor under refusing, measured in the same run: refusal_floor (accept4, SO_LINGER, close on
 # one epoll loop, nothing else) on the relay's port, core and CPU cgroup, paused after each batch
 # for the part of a 10 ms period that the quota leaves the relay stopped, so that connections
@@ -524,27 +635,31 @@ forget_pid() { # PID
     for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
     pids=("${keep[@]}")
 }
-# The relay's CPU cgroup now: "SECONDS-SINCE-EPOCH CPU-NS PERIODS THROTTLED-PERIODS" (empty
-# without one), so that a step shows whether the relay used all its share.
-cpu_cgroup_sample() {
-    [ -n "$cpu_cgroup" ] || return 0
+# The relay's CPU cgroup (or GROUP) now: "SECONDS-SINCE-EPOCH CPU-NS PERIODS THROTTLED-PERIODS"
+# (empty without one), so that a step shows whether the relay used all its share.
+cpu_cgroup_sample() { # [GROUP]
+    local group=${1:-$cpu_cgroup}
+    [ -n "$group" ] || return 0
     local usage=0 periods throttled pid f
     # The CPU time of its threads (schedstat: ns on a CPU), as v1's cpu controller without cpuacct
     # has no usage of its own; the relay's processes live through a step.
-    for pid in $(cat "$cpu_cgroup/cgroup.procs"); do
+    for pid in $(cat "$group/cgroup.procs"); do
         for f in /proc/"$pid"/task/*/schedstat; do
             read -r f _ < "$f" 2> /dev/null && usage=$((usage + f))
         done
     done
-    periods=$(awk '$1 == "nr_periods" {print $2}' "$cpu_cgroup/cpu.stat")
-    throttled=$(awk '$1 == "nr_throttled" {print $2}' "$cpu_cgroup/cpu.stat")
+    periods=$(awk '$1 == "nr_periods" {print $2}' "$group/cpu.stat")
+    throttled=$(awk '$1 == "nr_throttled" {print $2}' "$group/cpu.stat")
     echo "$(date +%s.%N) $usage $periods $throttled"
 }
 # Core N's time now, from /proc/stat: "BUSY-TICKS ALL-TICKS" (user, nice, system, irq and softirq
 # against those and idle and iowait; steal, time the hypervisor took, is neither), so that a step
-# shows whether the generator, on core 1 to itself, kept up with its arrivals.
-core_sample() { # N
-    awk -v cpu="cpu$1" '$1 == cpu { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat
+# shows whether the generator, on core 1 to itself, kept up with its arrivals; with "softirq", a
+# third figure: the ticks in softirq (the kernel's work that lands on whichever task runs).
+core_sample() { # N [softirq]
+    awk -v cpu="cpu$1" -v soft="${2:-}" '$1 == cpu {
+        busy = $2 + $3 + $4 + $7 + $8
+        if (soft != "") print busy, busy + $5 + $6, $8; else print busy, busy + $5 + $6 }' /proc/stat
 }
 # A CPU cgroup (v2, or v1's cpu controller) that lets its processes run PERCENT % of one core, in
 # 10 ms periods (a relay on a slower CPU, not one stopped for most of a 100 ms period). `ip netns
@@ -553,28 +668,30 @@ core_sample() { # N
 cpu_cgroup_make() { # NAME PERCENT: prints its directory
     local root=$out/cgroup quota=$((10000 * $2 / 100))
     mkdir -p "$root"
-    if mount -t cgroup2 none "$root" 2> /dev/null; then
-        if grep -qw cpu "$root/cgroup.controllers"; then
-            # Enabled for the root's children if it was not (undone at the end: cleanup).
-            if ! grep -qw cpu "$root/cgroup.subtree_control"; then
-                echo +cpu > "$root/cgroup.subtree_control" 2> /dev/null && cpu_enabled=$root
-            fi
-            if mkdir "$root/$1"; then
-                echo "$quota 10000" > "$root/$1/cpu.max" && echo "$root/$1" && return
-                rmdir "$root/$1"
-            fi
-            return 1
+    # Mounted by the first call; a second group (the paired scenario's) goes beside the first.
+    if ! mountpoint -q "$root"; then
+        if mount -t cgroup2 none "$root" 2> /dev/null; then
+            grep -qw cpu "$root/cgroup.controllers" || umount "$root"
         fi
-        umount "$root"
+        # v1: the cpu controller is often mounted together with cpuacct (systemd), and a mount of
+        # it must name the same set.
+        mountpoint -q "$root" || mount -t cgroup -o cpu,cpuacct none "$root" 2> /dev/null ||
+            mount -t cgroup -o cpu none "$root" 2> /dev/null || return 1
     fi
-    # v1: the cpu controller is often mounted together with cpuacct (systemd), and a mount of it
-    # must name the same set.
-    mount -t cgroup -o cpu,cpuacct none "$root" 2> /dev/null || mount -t cgroup -o cpu none "$root" 2> /dev/null ||
-        return 1
-    mkdir "$root/$1" || return 1
-    if echo 10000 > "$root/$1/cpu.cfs_period_us" && echo "$quota" > "$root/$1/cpu.cfs_quota_us"; then
-        echo "$root/$1"
-        return
+    if [ -e "$root/cgroup.controllers" ]; then
+        # v2. Enabled for the root's children if it was not, and undone at the end (cleanup; this
+        # runs in a command substitution: the note is a file).
+        if ! grep -qw cpu "$root/cgroup.subtree_control"; then
+            echo +cpu > "$root/cgroup.subtree_control" 2> /dev/null && echo "$root" > "$out/cgroup.enabled"
+        fi
+        mkdir "$root/$1" || return 1
+        echo "$quota 10000" > "$root/$1/cpu.max" && echo "$root/$1" && return
+    else
+        mkdir "$root/$1" || return 1
+        if echo 10000 > "$root/$1/cpu.cfs_period_us" && echo "$quota" > "$root/$1/cpu.cfs_quota_us"; then
+            echo "$root/$1"
+            return
+        fi
     fi
     rmdir "$root/$1"
     return 1
@@ -585,6 +702,9 @@ if [[ ,$scenarios, == *,upgrade,* || ,$scenarios, == *,spread,* || ,$scenarios, 
 fi
 if [[ ,$scenarios, == *,overload,* ]]; then
     scenario_overload
+fi
+if [[ ,$scenarios, == *,paired,* ]]; then
+    scenario_paired
 fi
 BOUND=$bound STEP_SECONDS=$step_seconds FACTORS=${FACTORS:-0.5 1 1.5 2 3 4} STORM_BACKLOGS=${STORM_BACKLOGS:-128 4096} \
     OVERLOAD_BACKLOG=${OVERLOAD_BACKLOG:-4096} /usr/bin/python3 "$top/test/bench/lifecycle_report.py" "$out" \
