@@ -151,9 +151,13 @@ def load(directory):
             s["side"] = read_small(base + ".relay").strip()
             if s["side"] not in ("a", "b"):
                 raise ValueError(f"{base}.relay: neither a nor b: {s['side']!r}")
-            s["share"] = used_share(base + ".cpu", share)
+            s["cpu"] = cpu_samples(base + ".cpu")
+            s["share"] = (s["cpu"][5] - s["cpu"][1]) / 1e9 / (s["cpu"][4] - s["cpu"][0]) / share
         except (OSError, ValueError) as e:
             broken.append(str(e))
+            continue
+        if factor in rounds.get(round_, {}):
+            broken.append(f"{path}: round {round_} of factor {factor} named twice")
             continue
         rounds.setdefault(round_, {})[factor] = s
     return low, high, rounds, broken
@@ -167,12 +171,28 @@ def p99(data):
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def used_share(path, share):
-    """How much of its share a relay used over a step, from the run's .cpu sample pair."""
+def cpu_samples(path):
+    """A step's two samples of its relay's cgroup: [t0, ns0, periods0, throttled0, t1, ns1, ...]."""
     v = [number(x, "a CPU sample", path) for x in read_small(path).split()]
-    if len(v) != 8 or v[4] <= v[0]:
+    if len(v) != 8 or v[4] <= v[0] or v[5] < v[1]:
         raise ValueError(f"{path}: not two CPU samples in time order")
-    return (v[5] - v[1]) / 1e9 / (v[4] - v[0]) / share
+    return v
+
+
+def gaps(rounds, share):
+    """Each relay's use of its share between its step of one round and its next (the 3 s the
+    rounds leave to drain): {factor it had before the gap: [shares]}. Near 0, what a step left
+    behind was done before the next began."""
+    out = {}
+    for r in sorted(rounds):
+        for factor, s in rounds[r].items():
+            nxt = [t for t in rounds.get(r + 1, {}).values() if t["side"] == s["side"]]
+            if not nxt:
+                continue
+            (t0, u0), (t1, u1) = (s["cpu"][4], s["cpu"][5]), (nxt[0]["cpu"][0], nxt[0]["cpu"][1])
+            if t1 > t0 and u1 >= u0:
+                out.setdefault(factor, []).append((u1 - u0) / 1e9 / (t1 - t0) / share)
+    return out
 
 
 def core(path, fields):
@@ -186,25 +206,75 @@ def core(path, fields):
     return [v[fields + i] - v[i] for i in range(fields)]
 
 
+def softirq(directory, rounds, share):
+    """From the rounds traced with SOFTIRQ_TRACE (paired-R.softirq.json, softirq_share.py's tally,
+    and paired.pids): per factor, [(softirq the relay that had it paid on the way out of
+    interrupts, in its own calls)], each as a share of its CPU share."""
+    try:
+        side_of = {}
+        for line in read_small(os.path.join(directory, "paired.pids")).splitlines():
+            side, *tids = line.split()
+            side_of.update({tid: side for tid in tids})
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for r in sorted(rounds):
+        name = os.path.join(directory, f"paired-{r}.softirq.json")
+        if not os.path.exists(name):
+            continue
+        try:
+            data = json.loads(read_small(name))
+            seconds = number(data["seconds"], "seconds", name)
+            paid = {"a": [0.0, 0.0], "b": [0.0, 0.0]}
+            for tid, task in data["tasks"].items():
+                if side_of.get(tid) in paid:
+                    paid[side_of[tid]][0] += number(task["interrupt"], "interrupt", name)
+                    paid[side_of[tid]][1] += number(task["own"], "own", name)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if seconds <= 0:
+            continue
+        for factor, s in rounds[r].items():
+            interrupt, own = paid[s["side"]]
+            out.setdefault(factor, []).append((interrupt / (seconds * 1e6 * share), own / (seconds * 1e6 * share)))
+    return out
+
+
 def blocks(low, high, rounds):
-    """Complete blocks: [(first round, log ratio of its two rounds' mean)], and the rounds left out."""
-    out, left = [], []
+    """Complete blocks: [(first round, the mean of its two rounds' log ratios)]; the first rounds
+    of blocks left out (incomplete, or the relays did not swap); and the rounds whose high or low
+    step established nothing. A high step that served nothing is a measurement (the collapse the
+    goal is about), not a broken file: the report counts it against the goal."""
+    out, left, high_zero, low_zero = [], [], [], []
     for first in range(1, max(rounds, default=0) + 1, 2):
         pair = [rounds.get(first), rounds.get(first + 1)]
         whole = all(r is not None and low in r and high in r for r in pair)
         if whole and {r[high]["side"] for r in pair} != {"a", "b"}:
             whole = False  # the relays did not swap
-        if not whole or any(r[low]["good"] == 0 or r[high]["good"] == 0 for r in pair):
+        if not whole:
             left.append(first)
             continue
+        for i, r in enumerate(pair):
+            if r[low]["good"] == 0:
+                low_zero.append(first + i)
+            elif r[high]["good"] == 0:
+                high_zero.append(first + i)
+        if any(r[low]["good"] == 0 or r[high]["good"] == 0 for r in pair):
+            continue
         out.append((first, sum(math.log(r[high]["good"] / r[low]["good"]) for r in pair) / 2))
-    return out, left
+    return out, left, high_zero, low_zero
 
 
 def report(directory, goal=0.9):
     low, high, rounds, broken = load(directory)
-    done, left = blocks(low, high, rounds)
+    share = number(read_small(os.path.join(directory, "paired.relayCpu")).strip(), "the share",
+                   directory + "/paired.relayCpu") / 100
+    done, left, high_zero, low_zero = blocks(low, high, rounds)
     estimate, lo, hi, n, sd, said = verdict([v for _, v in done], goal)
+    if low_zero:
+        estimate, said = None, f"not decided: the {low}x step served nothing in rounds {listed(low_zero)}"
+    elif high_zero:
+        estimate, said = None, f"shown not met: the {high}x step served nothing in rounds {listed(high_zero)}"
     lines = [f"Paired overload run ({directory}): {high}x against {low}x, side by side, "
              f"{n} blocks of two rounds."]
     if estimate is None:
@@ -220,8 +290,12 @@ def report(directory, goal=0.9):
                                                             else None)
     for side in sorted(by_side):
         v = [x for x in by_side[side] if x is not None]
+        nothing = len(by_side[side]) - len(v)
         if v:
-            lines.append(f"- With relay {side} at {high}x: {math.exp(sum(v) / len(v)):.1%} over {len(v)} rounds.")
+            lines.append(f"- With relay {side} at {high}x: {math.exp(sum(v) / len(v)):.1%} over {len(v)} rounds"
+                         + (f", and {nothing} rounds with a step that served nothing." if nothing else "."))
+        elif nothing:
+            lines.append(f"- With relay {side} at {high}x: {nothing} rounds with a step that served nothing.")
     for factor in (low, high):
         steps = [r[factor] for r in rounds.values() if factor in r]
         if not steps:
@@ -233,20 +307,51 @@ def report(directory, goal=0.9):
                      f"offered {min(s['offered'] for s in steps):.0f}-{max(s['offered'] for s in steps):.0f}/s; "
                      f"steps below {FULL_SHARE:.0%} of the relay's share: {short} of {len(steps)}"
                      + (f"; p99 at most {max(p99s) / 1e6:.2f} s" if p99s else "") + ".")
+    steps = {f: [r[f] for r in rounds.values() if f in r] for f in (low, high)}
+    if steps[low] and steps[high]:
+        offered = sorted(s["offered"] for s in steps[high])[len(steps[high]) // 2]
+        served = sorted(s["good"] for s in steps[low])[len(steps[low]) // 2]
+        if served > 0:
+            lines.append(f"- The {high}x offered (median {offered:.0f}/s) is {offered / served:.2f} times the "
+                         f"{low}x goodput (median {served:.0f}/s).")
+    try:
+        c, rate = read_small(os.path.join(directory, "paired.capacity")).split()
+        lines.append(f"- Capacity, closed loops on both relays at once: {float(rate):.0f}/s each "
+                     f"(concurrency {c}, the best).")
+    except (OSError, ValueError):
+        lines.append("- No capacity recorded (paired.capacity).")
+    for factor, used in sorted(gaps(rounds, share).items()):
+        used.sort()
+        lines.append(f"- Between rounds, after a {factor}x step: its relay used {used[len(used) // 2]:.0%} of "
+                     f"its share (median; at most {used[-1]:.0%}) in the gap before its next step.")
     core0 = [core(os.path.join(directory, f"paired-{r}.core0"), 3) for r in sorted(rounds)]
     core1 = [core(os.path.join(directory, f"paired-{r}.core1"), 2) for r in sorted(rounds)]
-    soft = [c[2] / c[1] for c in core0 if c and c[1] > 0]
+    soft = [c[2] / c[1] / share for c in core0 if c and c[1] > 0]
     busy = [c[0] / c[1] for c in core1 if c and c[1] > 0]
     if soft:
-        lines.append(f"- Core 0 in softirq: at most {max(soft):.1%} of its time in a round.")
+        lines.append(f"- Core 0 in softirq, as a share of one relay's: {min(soft):.1%}-{max(soft):.1%} a round "
+                     "(the kernel's work charged to whichever task runs; an upper bound on what one relay's "
+                     "load can put on the other's CPU).")
     if busy:
         lines.append(f"- Core 1 (the generators'): {min(busy):.0%}-{max(busy):.0%} busy.")
+    for factor, paid in sorted(softirq(directory, rounds, share).items()):
+        interrupt, own = sorted(x[0] for x in paid), sorted(x[1] for x in paid)
+        lines.append(f"- Softirq paid by the relay at {factor}x ({len(paid)} rounds traced), as a share of its "
+                     f"share: on the way out of interrupts {interrupt[len(interrupt) // 2]:.2%} (median; at most "
+                     f"{interrupt[-1]:.2%}), in its own calls {own[len(own) // 2]:.1%}.")
     if left:
-        lines.append(f"- Blocks left out (incomplete, or the relays did not swap): those from rounds "
-                     f"{', '.join(str(f) for f in left)}.")
+        lines.append(f"- Blocks left out (incomplete, or the relays did not swap): those from rounds {listed(left)}.")
+    for name in sorted(os.listdir(directory)):
+        if re.match(r"^paired-[0-9]+\.dead$", name):
+            lines.append(f"- A relay had gone after round {name[7:-5]}: "
+                         f"{read_small(os.path.join(directory, name)).strip() or '?'}; the rounds stopped there.")
     for b in broken:
         lines.append(f"- Unreadable: {b}")
     return "\n".join(lines), said
+
+
+def listed(numbers):
+    return ", ".join(str(x) for x in numbers)
 
 
 def main(argv):

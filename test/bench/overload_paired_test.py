@@ -14,36 +14,43 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import overload_paired  # noqa: E402
 
 
-def write_run(directory, rounds, factors=("1.5", "4"), share=15, seconds=30.0, used=1.0):
+def write_run(directory, rounds, factors=("1.5", "4"), share=15, seconds=30.0, used=1.0, gap=0.05):
     """rounds: [(goodput at the low factor, at the high one), ...], written as run-lifecycle.sh's
-    paired scenario does: relay a low in odd rounds, b low in even ones; each step used `used`
-    of the relay's share."""
+    paired scenario does: relay a low in odd rounds, b low in even ones; round r from 1000 + 40 r
+    for `seconds`, each step using `used` of its relay's share and each 10 s gap `gap` of it."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "paired.factors"), "w") as f:
         f.write(" ".join(factors) + "\n")
     with open(os.path.join(directory, "paired.relayCpu"), "w") as f:
         f.write(f"{share}\n")
+    with open(os.path.join(directory, "paired.capacity"), "w") as f:
+        f.write("64 300\n")
+    ns = {"a": 0.0, "b": 0.0}  # each relay's CPU so far
     for i, goods in enumerate(rounds, 1):
         low_side = "a" if i % 2 else "b"
         for factor, good in zip(factors, goods):
             side = low_side if factor == factors[0] else ("b" if low_side == "a" else "a")
-            write_step(directory, factor, i, good, seconds, side, share, used)
+            before = ns[side]
+            ns[side] += used * share / 100 * seconds * 1e9
+            write_step(directory, factor, i, good, seconds, side, (1000.0 + 40 * i, before, ns[side]))
+            ns[side] += gap * share / 100 * 10 * 1e9
         with open(os.path.join(directory, f"paired-{i}.core0"), "w") as f:
-            f.write("100 1000 5 400 3000 25\n")  # 2000 ticks, 20 in softirq: 1 %
+            f.write("100 1000 5 400 3000 25\n")  # 2000 ticks, 20 in softirq: 1 % of the core
         with open(os.path.join(directory, f"paired-{i}.core1"), "w") as f:
             f.write("100 1000 1100 3000\n")  # 1000 of 2000 busy: 50 %
 
 
-def write_step(directory, factor, round_, good, seconds, side, share, used, p99=900000):
+def write_step(directory, factor, round_, good, seconds, side, cpu=None, p99=900000):
+    """cpu: (start, relay's ns before, after); default a step that used its whole 15 % share."""
+    start, before, after = cpu or (1000.0 + 40 * round_, 0.0, 0.15 * seconds * 1e9)
     base = os.path.join(directory, f"paired-{factor}-{round_}")
     with open(base + ".json", "w") as f:
         json.dump({"seconds": seconds, "started": round(3 * good * seconds), "succeeded": round(good * seconds),
                    "latencyUs": {"total": {"p99": p99}}}, f)
     with open(base + ".relay", "w") as f:
         f.write(side + "\n")
-    t0, cpu = 1000.0, used * share / 100 * seconds * 1e9
     with open(base + ".cpu", "w") as f:
-        f.write(f"{t0} 5000 10 1 {t0 + seconds} {5000 + cpu:.0f} 3010 2900\n")
+        f.write(f"{start} {before:.0f} 10 1 {start + seconds} {after:.0f} 3010 2900\n")
 
 
 def run(args):
@@ -85,6 +92,28 @@ class Verdict(unittest.TestCase):
         self.assertEqual(overload_paired.verdict([math.log(0.9)] * 3, 0.9)[5], "shown met")
 
 
+class VerdictByHand(unittest.TestCase):
+    def test_an_interval_worked_out_by_hand(self):
+        logs = [math.log(x) for x in (0.90, 0.94, 0.98)]
+        mean = sum(logs) / 3
+        sd = math.sqrt(sum((v - mean) ** 2 for v in logs) / 2)  # n - 1
+        half = 4.3027 * sd / math.sqrt(3)  # t(0.975, 2)
+        estimate, low, high, n, got_sd, said = overload_paired.verdict(logs, 0.9)
+        self.assertAlmostEqual(got_sd, sd, places=12)
+        self.assertAlmostEqual(low, math.exp(mean - half), places=4)
+        self.assertAlmostEqual(high, math.exp(mean + half), places=4)
+        # By hand: mean -0.0624795, sd 0.0425823, half-width 0.1057804.
+        self.assertAlmostEqual(low, 0.8451, places=4)
+        self.assertAlmostEqual(high, 1.0443, places=4)
+        self.assertEqual(said, "not decided")
+
+    def test_an_estimate_above_the_goal_is_not_enough(self):
+        estimate, low, _, _, _, said = overload_paired.verdict([math.log(0.85), 0.0] * 2, 0.9)
+        self.assertGreater(estimate, 0.9)
+        self.assertLess(low, 0.9)
+        self.assertEqual(said, "not decided")
+
+
 class Run(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -109,8 +138,12 @@ class Run(unittest.TestCase):
         self.assertIn("With relay b at 4x: 101.2% over 4 rounds.", text)  # 0.92 * 1.1
         self.assertIn("steps below 97% of the relay's share: 0 of 8", text)
         self.assertIn("p99 at most 0.90 s", text)
-        self.assertIn("Core 0 in softirq: at most 1.0% of its time in a round.", text)
+        self.assertIn("Core 0 in softirq, as a share of one relay's: 6.7%-6.7% a round", text)  # 1 % / 15 %
         self.assertIn("Core 1 (the generators'): 50%-50% busy.", text)
+        self.assertIn("Capacity, closed loops on both relays at once: 300/s each (concurrency 64, the best).", text)
+        self.assertIn("The 4x offered (median 1214/s) is 2.76 times the 1.5x goodput (median 440/s).", text)
+        self.assertIn("Between rounds, after a 1.5x step: its relay used 5% of its share (median; at most 5%)", text)
+        self.assertIn("Between rounds, after a 4x step: its relay used 5% of its share", text)
 
     def test_a_high_factor_serving_less_reads_below_one(self):
         write_run(self.dir, [(400, 320), (400, 320), (400, 330), (400, 330)] * 2)
@@ -127,6 +160,65 @@ class Run(unittest.TestCase):
         self.assertIn("1 blocks of two rounds", text)
         self.assertIn("those from rounds 3, 5", text)
         self.assertEqual(said, "not decided: fewer than two blocks")
+
+    def test_a_collapse_at_the_high_factor_is_not_met(self):
+        # Eight good rounds at 95 %, then relay b serves nothing at 4x in rounds 9 and 11.
+        rounds = [(400, 380)] * 8 + [(400, 0), (400, 380), (400, 0), (400, 380)]
+        write_run(self.dir, rounds)
+        for r in (9, 11):
+            with open(os.path.join(self.dir, f"paired-4-{r}.relay")) as f:
+                self.assertEqual(f.read().strip(), "b")
+        text, said = overload_paired.report(self.dir)
+        self.assertEqual(said, "shown not met: the 4x step served nothing in rounds 9, 11")
+        self.assertIn("- Goal (4x >= 90% of 1.5x): shown not met: the 4x step served nothing in rounds 9, 11.", text)
+        self.assertIn("With relay b at 4x: 95.0% over 4 rounds, and 2 rounds with a step that served nothing.", text)
+        self.assertNotIn("Blocks left out", text)
+
+    def test_nothing_served_at_the_low_factor_decides_nothing(self):
+        write_run(self.dir, [(400, 380)] * 6 + [(0, 380), (400, 380)])
+        _, said = overload_paired.report(self.dir)
+        self.assertEqual(said, "not decided: the 1.5x step served nothing in rounds 7")
+
+    def test_an_odd_last_round_and_a_dead_relay_are_said(self):
+        write_run(self.dir, [(400, 380), (400, 380), (400, 370), (400, 370), (400, 360)])
+        with open(os.path.join(self.dir, "paired-5.dead"), "w") as f:
+            f.write("b\n")
+        text, said = overload_paired.report(self.dir)
+        self.assertIn("2 blocks of two rounds", text)
+        self.assertIn("those from rounds 5.", text)
+        self.assertIn("A relay had gone after round 5: b; the rounds stopped there.", text)
+
+    def test_a_step_named_twice_is_refused(self):
+        write_run(self.dir, [(400, 380)] * 4)
+        with open(os.path.join(self.dir, "paired-4-1.json")) as f:
+            text = f.read()
+        with open(os.path.join(self.dir, "paired-4.0-1.json"), "w") as f:
+            f.write(text)
+        for ext in ("relay", "cpu"):
+            with open(os.path.join(self.dir, f"paired-4-1.{ext}")) as f, \
+                    open(os.path.join(self.dir, f"paired-4.0-1.{ext}"), "w") as g:
+                g.write(f.read())
+        text, _ = overload_paired.report(self.dir)
+        self.assertIn("round 1 of factor 4 named twice", text)
+
+    def test_the_softirq_each_relay_paid_is_read_by_its_factor(self):
+        write_run(self.dir, [(400, 380)] * 4)
+        with open(os.path.join(self.dir, "paired.pids"), "w") as f:
+            f.write("a 100 101 102\nb 200 201\n")
+        for r in (1, 2):
+            # 10 s traced; a 15 % share is 1.5e6 µs of it. Round 1: a low, b high; round 2 swapped.
+            tasks = {"101": {"interrupt": 1500.0 * r, "own": 150000.0}, "201": {"interrupt": 3000.0, "own": 300000.0},
+                     "0": {"interrupt": 9e9, "own": 0.0}}
+            with open(os.path.join(self.dir, f"paired-{r}.softirq.json"), "w") as f:
+                json.dump({"seconds": 10.0, "tasks": tasks}, f)
+        with open(os.path.join(self.dir, "paired-3.softirq.json"), "w") as f:
+            f.write("{broken")
+        text, _ = overload_paired.report(self.dir)
+        # 1.5x: a in round 1 (1500 µs: 0.10 %), b in round 2 (3000 µs: 0.20 %); 4x: b then a (3000 µs).
+        self.assertIn("Softirq paid by the relay at 1.5x (2 rounds traced), as a share of its share: on the way "
+                      "out of interrupts 0.20% (median; at most 0.20%), in its own calls 20.0%.", text)
+        self.assertIn("Softirq paid by the relay at 4x (2 rounds traced), as a share of its share: on the way "
+                      "out of interrupts 0.20% (median; at most 0.20%), in its own calls 20.0%.", text)
 
     def test_broken_step_files_are_named(self):
         write_run(self.dir, [(400, 380)] * 6)
@@ -154,7 +246,7 @@ class Run(unittest.TestCase):
 
     def test_a_step_short_of_its_share_is_counted(self):
         write_run(self.dir, [(400, 380)] * 4)
-        write_step(self.dir, "4", 3, 380, 30.0, "b", 15, 0.9)
+        write_step(self.dir, "4", 3, 380, 30.0, "b", (1120.0, 0.0, 0.9 * 0.15 * 30e9))
         text, _ = overload_paired.report(self.dir)
         self.assertIn("4x: goodput 380-380/s (median 380), offered 1140-1140/s; steps below 97% of the relay's "
                       "share: 1 of 4", text)

@@ -40,7 +40,9 @@
 #             generator on core 1; every round offers PAIR_FACTORS' low factor ("1.5 4": the peak)
 #             to one and its high factor to the other for STEP_SECONDS, and the next round swaps
 #             them. test/bench/overload_paired.py gives 4× against the peak with its interval,
-#             by the rule in its docstring (fixed before the first such run).
+#             by the rule in its docstring (fixed before the first such run). SOFTIRQ_TRACE=N:
+#             `perf record` of core 0's softirqs for N seconds of each round (from 5 s in), so
+#             that the report can say which relay paid for them on the way out of interrupts.
 # Writes BUILD_DIR/bench-lifecycle/: the fleet's timelines, every run's JSON, results.md and the
 # charts (gnuplot). Environment: WORKERS (default 12), GEN (fleet processes, 8), ECHO (echo
 # processes per port, 2), ARRIVAL (200), RAMP (fleet starts per second, 3000), DRAIN (150s),
@@ -467,8 +469,9 @@ scenario_overload() {
 scenario_paired() {
     local low high extra
     read -r low high extra <<< "${PAIR_FACTORS:-1.5 4}"
-    if [ -z "$high" ] || [ -n "$extra" ]; then
-        log "PAIR_FACTORS takes two factors"
+    if [ -z "$high" ] || [ -n "$extra" ] ||
+        ! /usr/bin/python3 -c 'import sys; sys.exit(not 0 < float(sys.argv[1]) < float(sys.argv[2]))' "$low" "$high" 2> /dev/null; then
+        log "PAIR_FACTORS takes two factors, the lower first"
         exit 2
     fi
     # Two shares and the probe on core 0; the kernel's smallest quota is 1 ms of the 10 ms period.
@@ -476,9 +479,9 @@ scenario_paired() {
         log "paired: RELAY_CPU must be 10 to 45"
         exit 2
     fi
-    local side dir group c rate best=0 generators=()
+    local side dir group c rate best=0 generators=() gone
     local -A group_of=() pid_of=() port_of=([a]=8443 [b]=8444) metrics_of=([a]=9464 [b]=9465)
-    local -A source_of=([a]=127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9 [b]=127.0.0.10,127.0.0.11,127.0.0.12,127.0.0.13)
+    local -A source_of=([a]="127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9" [b]="127.0.0.10,127.0.0.11,127.0.0.12,127.0.0.13")
     echo "$low $high" > "$out/paired.factors"
     echo "$relay_cpu" > "$out/paired.relayCpu"
     for side in a b; do
@@ -498,6 +501,11 @@ scenario_paired() {
         wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/${port_of[$side]}" 2> /dev/null ||
             { tail "$dir/relaypro.err"; exit 1; }
     done
+    # Each relay's threads (supervisor and worker), for the softirq trace's tally.
+    for side in a b; do
+        wait_for 30 sh -c "[ \$(wc -l < '${group_of[$side]}/cgroup.procs') -ge 2 ]" || true
+        echo "$side $(for p in $(cat "${group_of[$side]}/cgroup.procs"); do ls "/proc/$p/task"; done | tr '\n' ' ')"
+    done > "$out/paired.pids"
     taskset -c 0 "$build/test/speed_probe" --seconds 86400 > "$out/paired-probe.txt" 2> /dev/null &
     local probe=$!
     pids+=("$probe")
@@ -509,15 +517,19 @@ scenario_paired() {
             taskset -c 1 "$loadgen" rate --proxy "127.0.0.1:${port_of[$side]}" --target 127.0.0.1:4222 \
                 --auth basic:u:p --concurrency "$c" --count 4000 > "$out/paired-capacity-$c-$side.json" 2> /dev/null &
             generators+=("$!")
+            pids+=("$!")
         done
         wait "${generators[@]}" || true
+        for side in "${generators[@]}"; do forget_pid "$side"; done
         rate=$(/usr/bin/python3 -c 'import json,sys; print(int(sum(json.load(open(f))["tunnelsPerSecond"] for f in sys.argv[1:]) / 2))' \
-            "$out/paired-capacity-$c-a.json" "$out/paired-capacity-$c-b.json")
+            "$out/paired-capacity-$c-a.json" "$out/paired-capacity-$c-b.json" 2> /dev/null) || rate=0
         [ "$rate" -le "$best" ] || { best=$rate; echo "$c $rate" > "$out/paired.capacity"; }
     done
     [ "$best" -gt 0 ] || { log "paired: no capacity measured"; exit 1; }
-    local round factor low_side high_side core0 core1 step
-    local -A cpu_before=()
+    local round factor low_side high_side core0 core1
+    local -A cpu_before=() arrival=()
+    # Both rates now, so that the two generators of a round start together.
+    for factor in "$low" "$high"; do arrival[$factor]=$(/usr/bin/python3 -c "print(int($best * $factor))"); done
     for round in $(seq 1 "$rounds"); do
         # Odd rounds: a low, b high; even rounds the other way round.
         if [ $((round % 2)) = 1 ]; then low_side=a high_side=b; else low_side=b high_side=a; fi
@@ -530,12 +542,28 @@ scenario_paired() {
             [ "$side" = "$low_side" ] || factor=$high
             echo "$side" > "$out/paired-$factor-$round.relay"
             taskset -c 1 "$loadgen" steady --proxy "127.0.0.1:${port_of[$side]}" --target 127.0.0.1:4222 \
-                --auth basic:u:p --arrival "$(/usr/bin/python3 -c "print(int($best * $factor))")" \
+                --auth basic:u:p --arrival "${arrival[$factor]}" \
                 --seconds "$step_seconds" --timeout "$giveup" --processes 4 --source "${source_of[$side]}" \
                 > "$out/paired-$factor-$round.json" 2> /dev/null &
             generators+=("$!")
+            pids+=("$!")
         done
+        if [ "${SOFTIRQ_TRACE:-0}" -gt 0 ]; then
+            # Who pays for core 0's softirqs, SOFTIRQ_TRACE seconds from 5 s into the round.
+            (
+                sleep 5
+                exec perf record -q -e irq:softirq_entry -e irq:softirq_exit -g -C 0 \
+                    -o "$out/paired-$round.softirq.data" -- sleep "$SOFTIRQ_TRACE" > /dev/null 2>&1
+            ) &
+            generators+=("$!")
+            pids+=("$!")
+        fi
         wait "${generators[@]}" || true
+        for side in "${generators[@]}"; do forget_pid "$side"; done
+        if [ -s "$out/paired-$round.softirq.data" ]; then
+            perf script -i "$out/paired-$round.softirq.data" 2> /dev/null |
+                /usr/bin/python3 "$top/test/bench/softirq_share.py" > "$out/paired-$round.softirq.json" || true
+        fi
         for side in $low_side $high_side; do
             factor=$low
             [ "$side" = "$low_side" ] || factor=$high
@@ -548,6 +576,15 @@ scenario_paired() {
             curl -s "http://127.0.0.1:${metrics_of[$side]}/metrics" |
                 grep -E '^relaypro_(tls_handshakes|connections_)' > "$out/paired-$side-$round.metrics" || true
         done
+        # A relay that has gone ends the rounds (the report says so): its later steps would
+        # measure nothing.
+        gone=""
+        for side in a b; do kill -0 "${pid_of[$side]}" 2> /dev/null || gone="$gone $side"; done
+        if [ -n "$gone" ]; then
+            echo $gone > "$out/paired-$round.dead"
+            log "paired: relay$gone gone after round $round"
+            break
+        fi
     done
     for side in a b; do
         kill -TERM "${pid_of[$side]}" 2> /dev/null || true
