@@ -582,10 +582,11 @@ if "paired" in scenarios and exists("paired.factors"):
         text, rounds = f"Unreadable: {e}", {}
     print(text)
     print()
-    with open(path("chart-paired.dat"), "w") as f:
-        for r in sorted(rounds):
-            if low in rounds[r] and high in rounds[r]:
-                f.write(f"{r} {rounds[r][low]['good']:.1f} {rounds[r][high]['good']:.1f}\n")
+    rows = [f"{r} {rounds[r][low]['good']:.1f} {rounds[r][high]['good']:.1f}\n"
+            for r in sorted(rounds) if low in rounds[r] and high in rounds[r]]
+    if rows:  # (gnuplot stops at a file without points, and the chart with it)
+        with open(path("chart-paired.dat"), "w") as f:
+            f.writelines(rows)
 
 if charts or exists("chart-goodput.dat") or exists("chart-paired.dat"):
     panels = len(charts) + (1 if exists("chart-goodput.dat") else 0) + (1 if exists("chart-paired.dat") else 0)

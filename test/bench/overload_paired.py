@@ -240,6 +240,41 @@ def softirq(directory, rounds, share):
     return out
 
 
+def handshakes(directory, side, round_):
+    """A relay's TLS handshakes so far, from its /metrics scraped after the round, or None."""
+    try:
+        text = read_small(os.path.join(directory, f"paired-{side}-{round_}.metrics"))
+        return sum(number(line.split()[-1], "a counter", side) for line in text.splitlines()
+                   if line.startswith("relaypro_tls_handshakes_total"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def labels(directory, rounds):
+    """Each step's tunnels against its relay's own handshake count over the round (the
+    relay's /metrics before and after): [ratio]. About 1 when a step's files name the relay that
+    served it; a swapped label would read the other relay's count."""
+    out = []
+    for r in sorted(rounds):
+        for s in rounds[r].values():
+            before, after = handshakes(directory, s["side"], r - 1), handshakes(directory, s["side"], r)
+            if before is not None and after is not None and s["succeeded"] > 0:
+                out.append((after - before) / s["succeeded"])
+    return out
+
+
+def lag1(values):
+    """The blocks' lag-1 autocorrelation (above 0: neighbouring blocks move together, and the
+    interval, which takes them as independent, is too narrow), or None."""
+    if len(values) < 3:
+        return None
+    mean = sum(values) / len(values)
+    den = sum((v - mean) ** 2 for v in values)
+    if den == 0:
+        return None
+    return sum((values[i] - mean) * (values[i + 1] - mean) for i in range(len(values) - 1)) / den
+
+
 def blocks(low, high, rounds):
     """Complete blocks: [(first round, the mean of its two rounds' log ratios)]; the first rounds
     of blocks left out (incomplete, or the relays did not swap); and the rounds whose high or low
@@ -282,6 +317,9 @@ def report(directory, goal=0.9):
     else:
         lines.append(f"- {high}x / {low}x: **{estimate:.1%}** (95 % interval {lo:.1%}-{hi:.1%}; "
                      f"a block's spread {sd:.1%}). Goal (>= {goal:.0%}): **{said}**.")
+    if estimate is not None and lag1([v for _, v in done]) is not None:
+        lines.append(f"- The blocks' lag-1 autocorrelation: {lag1([v for _, v in done]):+.2f} (the interval takes "
+                     "them as independent; above 0 it would be too narrow).")
     by_side = {}
     for r in rounds.values():
         if low in r and high in r:
@@ -334,6 +372,11 @@ def report(directory, goal=0.9):
                      "load can put on the other's CPU).")
     if busy:
         lines.append(f"- Core 1 (the generators'): {min(busy):.0%}-{max(busy):.0%} busy.")
+    checked = labels(directory, rounds)
+    if checked:
+        lines.append(f"- Each step's tunnels against its relay's own handshake count over the round: "
+                     f"{min(checked):.3f}-{max(checked):.3f} ({len(checked)} steps; about 1 when the files name "
+                     "the relay that served the step).")
     for factor, paid in sorted(softirq(directory, rounds, share).items()):
         interrupt, own = sorted(x[0] for x in paid), sorted(x[1] for x in paid)
         lines.append(f"- Softirq paid by the relay at {factor}x ({len(paid)} rounds traced), as a share of its "

@@ -220,6 +220,38 @@ class Run(unittest.TestCase):
         self.assertIn("Softirq paid by the relay at 4x (2 rounds traced), as a share of its share: on the way "
                       "out of interrupts 0.20% (median; at most 0.20%), in its own calls 20.0%.", text)
 
+    def test_each_steps_label_is_checked_against_its_relays_own_count(self):
+        write_run(self.dir, [(400, 380)] * 4)
+        counts = {"a": 0, "b": 0}
+        for r in range(0, 5):
+            if r:
+                for factor, good in (("1.5", 400), ("4", 380)):
+                    with open(os.path.join(self.dir, f"paired-{factor}-{r}.relay")) as f:
+                        counts[f.read().strip()] += good * 30
+            for side in "ab":
+                with open(os.path.join(self.dir, f"paired-{side}-{r}.metrics"), "w") as f:
+                    f.write(f'relaypro_tls_handshakes_total{{kind="full"}} {counts[side] + 7}\n'
+                            'relaypro_tls_handshakes_total{kind="resumed"} 3\n'
+                            'relaypro_connections_shed_total{at="accept"} 999\n')
+        text, _ = overload_paired.report(self.dir)
+        self.assertIn("Each step's tunnels against its relay's own handshake count over the round: "
+                      "1.000-1.000 (8 steps", text)
+        # Round 3's labels swapped: each of its steps now reads the other relay's count.
+        for factor in ("1.5", "4"):
+            name = os.path.join(self.dir, f"paired-{factor}-3.relay")
+            with open(name) as f:
+                side = f.read().strip()
+            with open(name, "w") as f:
+                f.write("b\n" if side == "a" else "a\n")
+        text, _ = overload_paired.report(self.dir)
+        self.assertIn("0.950-1.053 (8 steps", text)  # 380 / 400 and 400 / 380
+
+    def test_the_blocks_lag_one_autocorrelation(self):
+        self.assertAlmostEqual(overload_paired.lag1([1.0, -1.0, 1.0, -1.0]), -0.75)
+        self.assertAlmostEqual(overload_paired.lag1([1.0, 1.0, -1.0, -1.0]), 0.25)
+        self.assertIsNone(overload_paired.lag1([1.0, 2.0]))
+        self.assertIsNone(overload_paired.lag1([3.0, 3.0, 3.0]))
+
     def test_broken_step_files_are_named(self):
         write_run(self.dir, [(400, 380)] * 6)
         cases = {
