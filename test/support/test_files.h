@@ -82,9 +82,16 @@ private:
     std::optional<std::string> old_;
 };
 
+// The file's bytes; "" when it cannot be opened or a read fails. A file of /proc/PID/ opens and
+// then fails its read with ESRCH when the process ends in between (tests that scan /proc race
+// every process on the machine), and libstdc++'s filebuf throws on a failed read.
 inline std::string readText(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    try {
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    } catch (const std::ios_base::failure&) {
+        return {};
+    }
 }
 
 inline std::filesystem::path writeText(const std::filesystem::path& p, const std::string& content) {
