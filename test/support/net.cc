@@ -79,18 +79,20 @@ int connectTo(const std::string& host, uint16_t port, std::chrono::milliseconds 
     if (!fillAddress(host, port, a, len)) return -1;
     int fd = ::socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int r = ::connect(fd, reinterpret_cast<sockaddr*>(&a), len);
-    if (r != 0 && errno == EINPROGRESS) {
+    int err = r == 0 ? 0 : errno;
+    if (r != 0 && err == EINPROGRESS) {
         if (!waitFor(fd, POLLOUT, timeout)) {
-            ::close(fd);
-            return -1;
+            err = ETIMEDOUT;
+        } else {
+            socklen_t el = sizeof err;
+            ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
         }
-        int err = 0;
-        socklen_t el = sizeof err;
-        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-        r = err == 0 ? 0 : -1;
     }
-    if (r != 0) {
+    if (err != 0) {
+        // errno says why: ECONNREFUSED (no listener), ETIMEDOUT, or ECONNRESET for a connection
+        // the server accepted and reset before this looked (a refusal at accept can be that fast).
         ::close(fd);
+        errno = err;
         return -1;
     }
     int flags = ::fcntl(fd, F_GETFL);

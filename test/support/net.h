@@ -26,7 +26,8 @@ uint16_t localPort(int fd);
 // A random address in 127.20.0.0–127.219.255.255 (all of 127.0.0.0/8 is local): a test's own,
 // so fixed ports such as NATS's 4222 or the console's 443 collide with nothing else.
 std::string privateLoopback();
-// Blocking connect with a timeout; -1 on failure.
+// Blocking connect with a timeout; -1 on failure, errno saying why (ECONNRESET: the server
+// accepted the connection and reset it before the handshake's end was looked at).
 int connectTo(const std::string& host, uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // A blocking client connection, plain or TLS (no certificate checks: tests talk to self-signed peers).
