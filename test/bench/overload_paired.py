@@ -30,7 +30,9 @@ The rule, fixed before the run that decides and applied as written:
           test/bench/run-lifecycle.sh build/release 1000 paired
   on the product of commit 8a0e22b (the relay binary unchanged since). Only a smoke run of the
   scenario's mechanics came before it (two rounds of 5 s, one closed loop for the capacity); its
-  figures are not used. No other run is pooled
+  figures are not used. (Added after the run: there were two such smoke runs, the second
+  beside a smoke run of the overload scenario, one closed loop at 64; neither's figures are
+  used.) No other run is pooled
   into it, and it is not repeated to change its verdict; a run that breaks (a relay gone, no
   capacity) is reported as broken, and so is the re-run that replaces it.
 - Checks the report gives beside the verdict, without changing it: whether each relay used its
