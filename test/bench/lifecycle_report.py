@@ -182,8 +182,21 @@ storm_cpu = []
 storm_header = False
 BACKLOGS = os.environ.get("STORM_BACKLOGS", "128 4096").split()
 FACTORS = os.environ.get("FACTORS", "0.5 1 1.5 2 3 4").split()
-for backlog in BACKLOGS:
-    name = f"storm-{backlog}"
+
+
+def storm_labels(backlogs):
+    """Each storm's backlog and label, as run-lifecycle.sh names its files: a backlog named again
+    is its own storm (128, then 128-2)."""
+    seen, out = {}, []
+    for b in backlogs:
+        seen[b] = seen.get(b, 0) + 1
+        out.append((b, b if seen[b] == 1 else f"{b}-{seen[b]}"))
+    return out
+
+
+STORMS = storm_labels(BACKLOGS)
+for backlog, label in STORMS:
+    name = f"storm-{label}"
     if "storm" not in scenarios or not exists(name + ".restartAt"):
         continue
     if not storm_header:
@@ -197,7 +210,7 @@ for backlog in BACKLOGS:
     # (Not the fleet's last line: its tunnels closed at its stop, that is no storm's low.)
     after = [r for r in rows if r["time"] >= t0 and not r.get("last")]
     # Until the next restart after this one, if another storm followed.
-    later = [stamp(f"storm-{b}.restartAt") for b in BACKLOGS if exists(f"storm-{b}.restartAt")]
+    later = [stamp(f"storm-{x}.restartAt") for _, x in STORMS if exists(f"storm-{x}.restartAt")]
     end = min([t for t in later if t > t0], default=float("inf"))
     after = [r for r in after if r["time"] < end]
     # From the restart: the first second with half, 90 % and all of the Responders' tunnels open
@@ -207,15 +220,16 @@ for backlog in BACKLOGS:
         share = {"to50": 0.5, "to90": 0.9, "to100": 1.0}[k]
         hit = next((r for r in after[low:] if r["open"] >= share * responders), None)
         return f"{hit['time'] - t0:.0f} s" if hit else "—"
-    print(f"| {backlog} | {at('to50')} | {at('to90')} | {at('to100')} | "
+    shown = backlog if label == backlog else f"{backlog} (storm {label.rsplit('-', 1)[1]})"
+    print(f"| {shown} | {at('to50')} | {at('to90')} | {at('to100')} | "
           f"{sum(r.get('consoleCalls', 0) for r in after)} | {sum(r.get('consoleVerify', 0) for r in after)} | "
           f"{sum(r.get('resumed', 0) for r in after)} | {sum(r.get('full', 0) for r in after)} |")
     full_at = next((r["time"] for r in after[low:] if r["open"] >= responders), None)
     if exists(name + ".cpu"):
-        storm_cpu.append(cpu_lines(name, backlog, t0, full_at))
+        storm_cpu.append(cpu_lines(name, shown, t0, full_at))
     lags = [r["loopLagMaxMs"] for r in after if "loopLagMaxMs" in r and (full_at is None or r["time"] <= full_at)]
     if lags:
-        storm_cpu.append([f"- listenBacklog {backlog}: the fleet's own event loop ran up to {max(lags) / 1000:.1f} s "
+        storm_cpu.append([f"- listenBacklog {shown}: the fleet's own event loop ran up to {max(lags) / 1000:.1f} s "
                           f"late after the restart (the longest tick lag of a second; {sum(l > 1000 for l in lags)} "
                           f"seconds with more than 1 s), against its Responders' timeout of 15 s."])
     with open(path(f"chart-{name}.dat"), "w") as f:
@@ -223,7 +237,7 @@ for backlog in BACKLOGS:
             if not t0 - 5 <= r["time"] <= t0 + max(90, (full_at or t0) - t0 + 10):
                 continue
             f.write(f"{r['time'] - t0:.1f} {r['open']} {r.get('established', 0)}\n")
-    charts.append((f"chart-{name}.dat", f"Restart storm, listenBacklog {backlog}"))
+    charts.append((f"chart-{name}.dat", f"Restart storm, listenBacklog {shown}"))
 if "storm" in scenarios:
     print()
     for lines in storm_cpu:

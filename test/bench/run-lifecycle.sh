@@ -300,16 +300,22 @@ scenario_fleet() {
         while [ "$(date +%s)" -lt "$end" ]; do sleep 1; done
     fi
     if [[ ,$scenarios, == *,storm,* ]]; then
-        local backlog before
+        local backlog before label
+        local -A storms_with=()
         for backlog in ${STORM_BACKLOGS:-128 4096}; do
+            # A backlog named again (STORM_BACKLOGS="128 4096 128 4096", to see the spread between
+            # storms) is its own storm: storm-128, then storm-128-2 (lifecycle_report.py alike).
+            storms_with[$backlog]=$((${storms_with[$backlog]:-0} + 1))
+            label=$backlog
+            [ "${storms_with[$backlog]}" = 1 ] || label=$backlog-${storms_with[$backlog]}
             sed -i "s/^  listenBacklog: .*/  listenBacklog: $backlog/" "$out/config.yml"
             wait_for 300 fleet_event allOpen fleet
             before=$(recovered_count)
-            cpu_sampler "$out/storm-$backlog.cpu" &
+            cpu_sampler "$out/storm-$label.cpu" &
             local cpu=$!
             pids+=($cpu)
             sleep 15  # the steady load before: 15 samples with every tunnel open
-            date +%s.%N > "$out/storm-$backlog.restartAt"
+            date +%s.%N > "$out/storm-$label.restartAt"
             log "restart with listenBacklog $backlog"
             stop_relay
             start_relay
@@ -318,7 +324,7 @@ scenario_fleet() {
             sleep 5
             kill "$cpu" 2> /dev/null || true
             curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_)' \
-                > "$out/storm-$backlog.metrics" || true
+                > "$out/storm-$label.metrics" || true
         done
     fi
     fleet_stop
