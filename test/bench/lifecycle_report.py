@@ -319,11 +319,9 @@ if "overload" in scenarios and exists("overload-0-capacity.json"):
         return probe_median(float(v[0]), float(v[4])) if len(v) == 8 else None
 
     def median(values):
-        values = sorted(v for v in values if v is not None)
-        if not values:
-            return None
-        mid = len(values) // 2
-        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+        """overload_pool's median of the values that are not None, or None."""
+        values = [v for v in values if v is not None]
+        return overload_pool.median(values) if values else None
 
     def show(v, fmt, suffix=""):
         return "?" if v is None else f"{v:{fmt}}{suffix}"
@@ -590,8 +588,9 @@ if "paired" in scenarios and exists("paired.factors"):
     import overload_paired  # noqa: E402
     print("## Overload read side by side (scenario paired)\n")
     try:
-        text, _ = overload_paired.report(out)
-        low, high, rounds, _ = overload_paired.load(out)
+        loaded = overload_paired.load(out)
+        low, high, rounds, _ = loaded
+        text, _ = overload_paired.report(out, loaded=loaded)
     except (OSError, ValueError) as e:
         text, rounds = f"Unreadable: {e}", {}
     print(text)

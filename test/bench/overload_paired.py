@@ -126,10 +126,7 @@ def load(directory):
     low, high = (f"{number(f, 'a factor', directory + '/paired.factors'):g}" for f in factors)
     if float(low) >= float(high):
         raise ValueError(f"{directory}/paired.factors: the low factor {low} is not below {high}")
-    share = number(read_small(os.path.join(directory, "paired.relayCpu")).strip(), "the share",
-                   directory + "/paired.relayCpu") / 100
-    if share <= 0:
-        raise ValueError(f"{directory}/paired.relayCpu: no share")
+    share = relay_share(directory)
     rounds, broken = {}, []
     for name in sorted(os.listdir(directory)):
         m = STEP.match(name)
@@ -163,6 +160,21 @@ def load(directory):
             continue
         rounds.setdefault(round_, {})[factor] = s
     return low, high, rounds, broken
+
+
+def relay_share(directory):
+    """Each relay's share of a core (RELAY_CPU / 100), from paired.relayCpu."""
+    share = number(read_small(os.path.join(directory, "paired.relayCpu")).strip(), "the share",
+                   directory + "/paired.relayCpu") / 100
+    if share <= 0:
+        raise ValueError(f"{directory}/paired.relayCpu: no share")
+    return share
+
+
+def upper_median(values):
+    """The upper of the two middle values (the report's figures beside a range)."""
+    v = sorted(values)
+    return v[len(v) // 2]
 
 
 def p99(data):
@@ -256,10 +268,16 @@ def labels(directory, rounds):
     """Each step's tunnels against its relay's own handshake count over the round (the
     relay's /metrics before and after): [ratio]. About 1 when a step's files name the relay that
     served it; a swapped label would read the other relay's count."""
-    out = []
+    out, read = [], {}
+
+    def count(side, round_):  # each relay's file of a round is read once
+        if (side, round_) not in read:
+            read[(side, round_)] = handshakes(directory, side, round_)
+        return read[(side, round_)]
+
     for r in sorted(rounds):
         for s in rounds[r].values():
-            before, after = handshakes(directory, s["side"], r - 1), handshakes(directory, s["side"], r)
+            before, after = count(s["side"], r - 1), count(s["side"], r)
             if before is not None and after is not None and s["succeeded"] > 0:
                 out.append((after - before) / s["succeeded"])
     return out
@@ -302,10 +320,11 @@ def blocks(low, high, rounds):
     return out, left, high_zero, low_zero
 
 
-def report(directory, goal=0.9):
-    low, high, rounds, broken = load(directory)
-    share = number(read_small(os.path.join(directory, "paired.relayCpu")).strip(), "the share",
-                   directory + "/paired.relayCpu") / 100
+def report(directory, goal=0.9, loaded=None):
+    """The report's text and its verdict; `loaded`: what load(directory) returned, if the caller
+    has it already."""
+    low, high, rounds, broken = loaded or load(directory)
+    share = relay_share(directory)
     done, left, high_zero, low_zero = blocks(low, high, rounds)
     estimate, lo, hi, n, sd, said = verdict([v for _, v in done], goal)
     if low_zero:
@@ -319,8 +338,9 @@ def report(directory, goal=0.9):
     else:
         lines.append(f"- {high}x / {low}x: **{estimate:.1%}** (95 % interval {lo:.1%}-{hi:.1%}; "
                      f"a block's spread {sd:.1%}). Goal (>= {goal:.0%}): **{said}**.")
-    if estimate is not None and lag1([v for _, v in done]) is not None:
-        lines.append(f"- The blocks' lag-1 autocorrelation: {lag1([v for _, v in done]):+.2f} (the interval takes "
+    correlation = lag1([v for _, v in done])
+    if estimate is not None and correlation is not None:
+        lines.append(f"- The blocks' lag-1 autocorrelation: {correlation:+.2f} (the interval takes "
                      "them as independent; above 0 it would be too narrow).")
     by_side = {}
     for r in rounds.values():
@@ -336,21 +356,21 @@ def report(directory, goal=0.9):
                          + (f", and {nothing} rounds with a step that served nothing." if nothing else "."))
         elif nothing:
             lines.append(f"- With relay {side} at {high}x: {nothing} rounds with a step that served nothing.")
-    for factor in (low, high):
-        steps = [r[factor] for r in rounds.values() if factor in r]
-        if not steps:
-            continue
-        good = sorted(s["good"] for s in steps)
-        short = sum(1 for s in steps if s["share"] < FULL_SHARE)
-        p99s = [s["p99"] for s in steps if s["p99"] is not None]
-        lines.append(f"- {factor}x: goodput {good[0]:.0f}-{good[-1]:.0f}/s (median {good[len(good) // 2]:.0f}), "
-                     f"offered {min(s['offered'] for s in steps):.0f}-{max(s['offered'] for s in steps):.0f}/s; "
-                     f"steps below {FULL_SHARE:.0%} of the relay's share: {short} of {len(steps)}"
-                     + (f"; p99 at most {max(p99s) / 1e6:.2f} s" if p99s else "") + ".")
     steps = {f: [r[f] for r in rounds.values() if f in r] for f in (low, high)}
+    for factor in (low, high):
+        if not steps[factor]:
+            continue
+        good = [s["good"] for s in steps[factor]]
+        offered = [s["offered"] for s in steps[factor]]
+        short = sum(1 for s in steps[factor] if s["share"] < FULL_SHARE)
+        p99s = [s["p99"] for s in steps[factor] if s["p99"] is not None]
+        lines.append(f"- {factor}x: goodput {min(good):.0f}-{max(good):.0f}/s (median {upper_median(good):.0f}), "
+                     f"offered {min(offered):.0f}-{max(offered):.0f}/s; "
+                     f"steps below {FULL_SHARE:.0%} of the relay's share: {short} of {len(steps[factor])}"
+                     + (f"; p99 at most {max(p99s) / 1e6:.2f} s" if p99s else "") + ".")
     if steps[low] and steps[high]:
-        offered = sorted(s["offered"] for s in steps[high])[len(steps[high]) // 2]
-        served = sorted(s["good"] for s in steps[low])[len(steps[low]) // 2]
+        offered = upper_median(s["offered"] for s in steps[high])
+        served = upper_median(s["good"] for s in steps[low])
         if served > 0:
             lines.append(f"- The {high}x offered (median {offered:.0f}/s) is {offered / served:.2f} times the "
                          f"{low}x goodput (median {served:.0f}/s).")
@@ -361,9 +381,8 @@ def report(directory, goal=0.9):
     except (OSError, ValueError):
         lines.append("- No capacity recorded (paired.capacity).")
     for factor, used in sorted(gaps(rounds, share).items()):
-        used.sort()
-        lines.append(f"- Between rounds, after a {factor}x step: its relay used {used[len(used) // 2]:.0%} of "
-                     f"its share (median; at most {used[-1]:.0%}) in the gap before its next step.")
+        lines.append(f"- Between rounds, after a {factor}x step: its relay used {upper_median(used):.0%} of "
+                     f"its share (median; at most {max(used):.0%}) in the gap before its next step.")
     core0 = [core(os.path.join(directory, f"paired-{r}.core0"), 3) for r in sorted(rounds)]
     core1 = [core(os.path.join(directory, f"paired-{r}.core1"), 2) for r in sorted(rounds)]
     soft = [c[2] / c[1] / share for c in core0 if c and c[1] > 0]
@@ -380,10 +399,10 @@ def report(directory, goal=0.9):
                      f"{min(checked):.3f}-{max(checked):.3f} ({len(checked)} steps; about 1 when the files name "
                      "the relay that served the step).")
     for factor, paid in sorted(softirq(directory, rounds, share).items()):
-        interrupt, own = sorted(x[0] for x in paid), sorted(x[1] for x in paid)
+        interrupt, own = [x[0] for x in paid], [x[1] for x in paid]
         lines.append(f"- Softirq paid by the relay at {factor}x ({len(paid)} rounds traced), as a share of its "
-                     f"share: on the way out of interrupts {interrupt[len(interrupt) // 2]:.2%} (median; at most "
-                     f"{interrupt[-1]:.2%}), in its own calls {own[len(own) // 2]:.1%}.")
+                     f"share: on the way out of interrupts {upper_median(interrupt):.2%} (median; at most "
+                     f"{max(interrupt):.2%}), in its own calls {upper_median(own):.1%}.")
     if left:
         lines.append(f"- Blocks left out (incomplete, or the relays did not swap): those from rounds {listed(left)}.")
     for name in sorted(os.listdir(directory)):
