@@ -28,9 +28,10 @@ def load(name):
     return json.load(open(path(name)))
 
 
-def cpu_lines(name, backlog, t0, t1):
+def cpu_lines(name, who, t0, t1):
     """Where the CPU went around a storm (run-lifecycle.sh's cpu_sampler): the steady load before
-    the restart, and from the restart until every tunnel was open again (t1; None: never)."""
+    the restart, and from the restart until every tunnel was open again (t1; None: never). `who`
+    names the storm ("listenBacklog 4096", "the floor")."""
     hz, samples = 100, []
     for line in open(path(name + ".cpu")):
         if line.startswith("# CLK_TCK"):
@@ -59,17 +60,17 @@ def cpu_lines(name, backlog, t0, t1):
     names = ("relay and the rest", "fleet", "echo", "console")
     if before:
         wall, busy, cores = before
-        out.append(f"- listenBacklog {backlog}, the {wall:.0f} s before the restart: box "
+        out.append(f"- {who}, the {wall:.0f} s before the restart: box "
                    f"{busy * 100:.0f} % busy; " + ", ".join(f"{n} {c:.2f}" for n, c in zip(names, cores)) + " cores.")
     if during:
         wall, busy, cores = during
         until = "until every tunnel was open again" if t1 is not None else "until the sampling ended (not every tunnel came back)"
-        out.append(f"- listenBacklog {backlog}, from the restart {until} ({wall:.0f} s): "
+        out.append(f"- {who}, from the restart {until} ({wall:.0f} s): "
                    f"box {busy * 100:.0f} % busy; " + ", ".join(f"{n} {c * wall:.0f}" for n, c in zip(names, cores)) +
                    " CPU-seconds.")
     if exists(name + ".metrics"):
         m = dict(l.rsplit(" ", 1) for l in open(path(name + ".metrics")).read().splitlines() if " " in l)
-        out.append(f"- listenBacklog {backlog}, the relay's counters after it (since the start): " +
+        out.append(f"- {who}, the relay's counters after it (since the start): " +
                    ", ".join(f"{k} {v}" for k, v in m.items()) + ".")
     return out
 
@@ -179,6 +180,7 @@ if "spread" in scenarios and exists("spread.drainAt") and open(path("spread.drai
     charts.append(("chart-spread.dat", "Drain spread: tunnels open and re-established per second"))
 
 storm_cpu = []
+storm_times = []  # (backlog or "floor", as shown, to 90 %, to 100 %)
 storm_header = False
 BACKLOGS = os.environ.get("STORM_BACKLOGS", "128 4096").split()
 FACTORS = os.environ.get("FACTORS", "0.5 1 1.5 2 3 4").split()
@@ -203,8 +205,9 @@ for backlog, label in STORMS:
         storm_header = True
         print("## Restart storm")
         print()
-        print("| listenBacklog | to 50 % | to 90 % | to 100 % | console calls | verify calls | resumed | full |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| listenBacklog (or the floor) | listening after | to 50 % | to 90 % | to 100 % | console calls | "
+              "verify calls | resumed | full |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     t0 = stamp(name + ".restartAt")
     rows, events = timeline("fleet")
     # (Not the fleet's last line: its tunnels closed at its stop, that is no storm's low.)
@@ -212,6 +215,13 @@ for backlog, label in STORMS:
     # Until the next restart after this one, if another storm followed.
     later = [stamp(f"storm-{x}.restartAt") for _, x in STORMS if exists(f"storm-{x}.restartAt")]
     end = min([t for t in later if t > t0], default=float("inf"))
+    # Until this storm's end (run-lifecycle.sh's endAt: the floor's storm ends where the relay
+    # returns); before endAt was written, the last sample of its CPU sampler, killed then.
+    if exists(name + ".endAt"):
+        end = min(end, stamp(name + ".endAt"))
+    elif exists(name + ".cpu"):
+        ends = [float(l.split()[0]) for l in open(path(name + ".cpu")) if len(l.split()) == 7]
+        end = min(end, ends[-1] + 1) if ends else end
     after = [r for r in after if r["time"] < end]
     # From the restart: the first second with half, 90 % and all of the Responders' tunnels open
     # again (after the drop the stop causes; the fleet's timeline has a line a second).
@@ -221,25 +231,43 @@ for backlog, label in STORMS:
         hit = next((r for r in after[low:] if r["open"] >= share * responders), None)
         return f"{hit['time'] - t0:.0f} s" if hit else "—"
     shown = backlog if label == backlog else f"{backlog} (storm {label.rsplit('-', 1)[1]})"
-    print(f"| {shown} | {at('to50')} | {at('to90')} | {at('to100')} | "
+    who = f"listenBacklog {shown}"
+    if backlog == "floor":  # run-lifecycle.sh's start_floor: test/bench/tls_floor in the relay's place
+        shown = "the floor, tls_floor" + ("" if label == backlog else f" (storm {label.rsplit('-', 1)[1]})")
+        who = shown
+        if exists(name + ".invalid"):  # a serving process of the floor ended unasked
+            shown += f" (not a floor: {open(path(name + '.invalid')).read().strip()})"
+    # From the restart until the relay (or the floor) listened again (run-lifecycle.sh's start_*).
+    listening = f"{stamp(name + '.listeningAt') - t0:.1f} s" if exists(name + ".listeningAt") else "—"
+    storm_times.append((backlog, shown, at("to90"), at("to100")))
+    print(f"| {shown} | {listening} | {at('to50')} | {at('to90')} | {at('to100')} | "
           f"{sum(r.get('consoleCalls', 0) for r in after)} | {sum(r.get('consoleVerify', 0) for r in after)} | "
           f"{sum(r.get('resumed', 0) for r in after)} | {sum(r.get('full', 0) for r in after)} |")
     full_at = next((r["time"] for r in after[low:] if r["open"] >= responders), None)
     if exists(name + ".cpu"):
-        storm_cpu.append(cpu_lines(name, shown, t0, full_at))
+        storm_cpu.append(cpu_lines(name, who, t0, full_at))
     lags = [r["loopLagMaxMs"] for r in after if "loopLagMaxMs" in r and (full_at is None or r["time"] <= full_at)]
     if lags:
-        storm_cpu.append([f"- listenBacklog {shown}: the fleet's own event loop ran up to {max(lags) / 1000:.1f} s "
+        storm_cpu.append([f"- {who}: the fleet's own event loop ran up to {max(lags) / 1000:.1f} s "
                           f"late after the restart (the longest tick lag of a second; {sum(l > 1000 for l in lags)} "
                           f"seconds with more than 1 s), against its Responders' timeout of 15 s."])
     with open(path(f"chart-{name}.dat"), "w") as f:
         for r in rows:
-            if not t0 - 5 <= r["time"] <= t0 + max(90, (full_at or t0) - t0 + 10):
+            if not t0 - 5 <= r["time"] <= t0 + max(90, (full_at or t0) - t0 + 10) or r["time"] >= end:
                 continue
             f.write(f"{r['time'] - t0:.1f} {r['open']} {r.get('established', 0)}\n")
-    charts.append((f"chart-{name}.dat", f"Restart storm, listenBacklog {shown}"))
+    # (gnuplot's enhanced text would take tls_floor's "_" for a subscript)
+    charts.append((f"chart-{name}.dat", f"Restart storm, {who.replace('tls_floor', 'tls-floor')}"))
 if "storm" in scenarios:
     print()
+    floors = [t for t in storm_times if t[0] == "floor"]
+    relays = [t for t in storm_times if t[0] != "floor"]
+    if floors and relays:
+        # The goal's reason when it is missed: what the least relay took for the same storm.
+        print("Against the floor in the same run (to 90 % / to 100 %): " +
+              "; ".join(f"{s} {a} / {b}" for _, s, a, b in relays) + "; " +
+              "; ".join(f"{s} {a} / {b}" for _, s, a, b in floors) + ".")
+        print()
     for lines in storm_cpu:
         for line in lines:
             print(line)

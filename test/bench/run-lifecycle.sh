@@ -19,8 +19,10 @@
 #             per second against the even rate.
 #   storm     a restart (stop, then start, as systemctl restart does; shutdownGrace 0) with every
 #             Responder reconnecting at once with its token and ticket: time to 50 / 90 / 100 %,
-#             console calls (none expected), resumed and full handshakes; once with
-#             limits.listenBacklog 128 and once with 4096.
+#             console calls (none expected), resumed and full handshakes; once for each of
+#             STORM_BACKLOGS (limits.listenBacklog; default "128 4096"). "floor" there is a storm
+#             against test/bench/tls_floor in the relay's place (start_floor: the least a relay
+#             does for a resumed tunnel), the same fleet, in the same run; the relay then returns.
 #   overload  new tunnels (full handshakes, Basic) offered at 0.5× to 4× of what the relay
 #             serves, one worker on RELAY_CPU % of core 0 (a CPU cgroup; default 15) and the
 #             generator on core 1 (a client's full handshake costs more than the relay's: with the
@@ -203,6 +205,32 @@ start_relay() {
     wait_for 60 bash -c "exec 3<> /dev/tcp/127.0.0.1/8443" 2> /dev/null || { tail "$out/relaypro.err"; exit 1; }
     wait_for 60 sh -c "[ \$(pgrep -c -P $relay) -ge $workers ]"
 }
+# The storm's floor in the relay's place (STORM_BACKLOGS with "floor"): test/bench/tls_floor with
+# the relay's CA bundle (it resumes the fleet's tickets), certificate and source ports, as many
+# processes as the relay has workers on one listening socket (backlog 4,096), relaying each CONNECT
+# to the address it names. No parsing, token check, policy, logs, metrics or admission.
+start_floor() { # LABEL
+    # Each process holds at most (descriptor limit − 64) / 2 tunnels (tls_floor --processes).
+    local room=$((($(ulimit -Hn) - 64) / 2 * workers))
+    [ "$room" -ge "$responders" ] || { log "the floor's $workers processes hold $room tunnels, not $responders"; exit 1; }
+    "$build/test/tls_floor" --listen 127.0.0.1:8443 --cert "$out/cert.pem" --key "$out/key.pem" \
+        --ca-bundle "$out/private/ca-bundle.pem" --verify-tokens 1 --relay head --processes "$workers" \
+        ${source_ports:+--source-ports "$source_ports"} > "$out/floor-$1.out" 2> "$out/floor-$1.err" &
+    relay=$!
+    wait_for 60 grep -qs listening "$out/floor-$1.out" || { cat "$out/floor-$1.err"; exit 1; }
+}
+# Ends the floor; a serving process that ended unasked (tls_floor exits 1 and says so) makes the
+# storm's figure no floor's: STORM.invalid.
+stop_floor() { # LABEL
+    local rc=0
+    kill -TERM "$relay" 2> /dev/null || true
+    wait "$relay" 2> /dev/null || rc=$?
+    relay=""
+    if [ "$rc" != 0 ] || [ -s "$out/floor-$1.err" ]; then
+        log "the floor ended with status $rc: $(cat "$out/floor-$1.err")"
+        echo "status $rc: $(cat "$out/floor-$1.err")" > "$out/storm-$1.invalid"
+    fi
+}
 stop_relay() {
     kill -TERM "$relay" 2> /dev/null || true
     wait "$relay" 2> /dev/null || true
@@ -263,6 +291,8 @@ for line in open(sys.argv[1]):
 PY
 }
 recovered_count() { grep -c '"event":"recovered"' "$out/fleet.timeline" 2> /dev/null || true; }
+# Whether the fleet's latest whole second had every tunnel open.
+all_open() { grep '"second"' "$out/fleet.timeline" 2> /dev/null | tail -n 1 | grep -q "\"open\":$responders,"; }
 scenario_fleet() {
     write_config "  drainTimeout: $drain
   drainSpread: $spread
@@ -308,21 +338,37 @@ scenario_fleet() {
             storms_with[$backlog]=$((${storms_with[$backlog]:-0} + 1))
             label=$backlog
             [ "${storms_with[$backlog]}" = 1 ] || label=$backlog-${storms_with[$backlog]}
-            sed -i "s/^  listenBacklog: .*/  listenBacklog: $backlog/" "$out/config.yml"
-            wait_for 300 fleet_event allOpen fleet
+            [ "$backlog" = floor ] || sed -i "s/^  listenBacklog: .*/  listenBacklog: $backlog/" "$out/config.yml"
+            wait_for 300 all_open || log "storm $label: not every tunnel open before it"
             before=$(recovered_count)
             cpu_sampler "$out/storm-$label.cpu" &
             local cpu=$!
             pids+=($cpu)
             sleep 15  # the steady load before: 15 samples with every tunnel open
             date +%s.%N > "$out/storm-$label.restartAt"
-            log "restart with listenBacklog $backlog"
             stop_relay
-            start_relay
+            if [ "$backlog" = floor ]; then
+                log "storm against the floor: test/bench/tls_floor in the relay's place"
+                start_floor "$label"
+            else
+                log "restart with listenBacklog $backlog"
+                start_relay
+            fi
+            date +%s.%N > "$out/storm-$label.listeningAt"
             wait_for 300 sh -c "[ \$(grep -c '\"event\":\"recovered\"' '$out/fleet.timeline') -gt $before ]" ||
                 log "storm: not every tunnel came back within 300 s"
             sleep 5
             kill "$cpu" 2> /dev/null || true
+            date +%s.%N > "$out/storm-$label.endAt"
+            if [ "$backlog" = floor ]; then
+                # The relay back in its place before the next storm (untimed; not a storm of the report).
+                before=$(recovered_count)
+                stop_floor "$label"
+                start_relay
+                wait_for 300 sh -c "[ \$(grep -c '\"event\":\"recovered\"' '$out/fleet.timeline') -gt $before ]" ||
+                    log "after the floor: not every tunnel came back to the relay within 300 s"
+                continue
+            fi
             curl -s http://127.0.0.1:9464/metrics | grep -E '^relaypro_(tls_handshakes|connections_)' \
                 > "$out/storm-$label.metrics" || true
         done

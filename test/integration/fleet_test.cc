@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -263,6 +265,95 @@ TEST_F(FleetTest, AnUpgradeCutsNoTunnelAndFailsNoNewOne) {
     Json s(json_loads(summary.c_str(), 0, nullptr));
     ASSERT_NE(s, nullptr) << summary;
     EXPECT_EQ(number(s.get(), "failed"), 0) << summary;
+}
+
+// The restart storm's floor (run-lifecycle.sh, STORM_BACKLOGS with "floor"): test/bench/tls_floor
+// with the relay's CA bundle takes the relay's place on its address and port, and every Responder
+// comes back to it as to a restarted relay: its ticket resumes (the floor derives RelayPro's
+// ticket keys), its token verifies (and a made-up one gets a 407), its CONNECT reaches the echo
+// target named in the request line from a port of --source-ports, and its echoes come back. Two
+// processes of at most 30 connections each carry the 50; the relay, back in its place, resumes
+// the tickets the floor issued.
+TEST_F(FleetTest, TheStormFloorResumesTheRelaysTicketsAndCarriesTheTunnels) {
+    Fleet fleet(dir_.path(), fleetArgs({}));
+    ASSERT_TRUE(eventually([&] { return fleet.latest("open") == kResponders; }, 20s)) << fleet.output();
+    const std::string config = readText(dir_ / "config.yml");
+    EXPECT_EQ(relay_->stop(), 0) << relay_->stderrText();
+    relay_.reset();
+    std::string cert, key;
+    makeTestCertificate("127.0.0.1", cert, key);  // not the relay's: a full handshake would fail
+    writeText(dir_ / "floor.pem", cert);
+    writeText(dir_ / "floor.key", key);
+    // Source ports outside the kernel's range: no connect() of its own picks them.
+    auto [kernelLow, kernelHigh] = kernelPortRange();
+    const int low = kernelLow >= 2048 ? kernelLow - 1024 : kernelHigh + 1;
+    ASSERT_LE(low + 1023, 65535);
+    ChildProcess floor = ChildProcess::spawn(
+        {TLS_FLOOR_BINARY, "--listen", proxy(), "--cert", (dir_ / "floor.pem").string(), "--key",
+         (dir_ / "floor.key").string(), "--ca-bundle", (dir_ / "private" / "ca-bundle.pem").string(), "--verify-tokens",
+         "1", "--relay", "head", "--source-ports", std::to_string(low) + "-" + std::to_string(low + 1023),
+         "--processes", "2", "--max-pairs", "30"},
+        {}, dir_ / "floor.out", dir_ / "floor.err");
+    ASSERT_TRUE(eventually([&] { return readText(dir_ / "floor.out").find("listening") != std::string::npos; }))
+        << readText(dir_ / "floor.err");
+    ASSERT_TRUE(eventually([&] { return fleet.events("recovered") == 1; }, 30s)) << fleet.output();
+    ASSERT_TRUE(eventually([&] { return fleet.total("reconnects") == kResponders; }, 5s)) << fleet.output();
+    EXPECT_EQ(fleet.total("full"), kResponders) << "only each Responder's first connection, to the relay";
+    EXPECT_EQ(fleet.total("resumed"), 2 * kResponders) << "its first tunnel (relay) and its reconnect (floor)";
+    EXPECT_EQ(fleet.total("closed", true), kResponders) << "the relay's stop, and no other failure";
+    const int64_t echoes = fleet.total("echoes");
+    ASSERT_TRUE(eventually([&] { return fleet.total("echoes") >= echoes + 2 * kResponders; }, 20s)) << fleet.output();
+    EXPECT_EQ(fleet.latest("open"), kResponders);
+    // Every upstream connection came from the given range, with both parities: the sockets
+    // towards this test's echo target ("Recv-Q Send-Q Local:Port Peer:Port"), one a Responder.
+    const std::string peers = commandOutput("ss -tnH state established dst " + ip_ + ":4222");
+    int upstreams = 0;
+    bool odd = false;
+    bool even = false;
+    for (const auto& line : splitLines(peers)) {
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(line, m, std::regex(R"(^\s*\d+\s+\d+\s+\S+:(\d+)\s)"))) << line;
+        const int port = std::stoi(m[1].str());
+        EXPECT_TRUE(port >= low && port <= low + 1023) << line;
+        (port % 2 != 0 ? odd : even) = true;
+        ++upstreams;
+    }
+    EXPECT_EQ(upstreams, kResponders) << peers;
+    EXPECT_TRUE(odd && even) << peers;
+    // Both serving processes held tunnels, neither more than 30 (two descriptors each).
+    const auto children = splitLines(
+        readText("/proc/" + std::to_string(floor.pid()) + "/task/" + std::to_string(floor.pid()) + "/children"));
+    ASSERT_EQ(children.size(), 1U);
+    int serving = 0;
+    std::istringstream pids(children[0]);
+    for (std::string pid; pids >> pid;) {
+        size_t fds = 0;
+        for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/" + pid + "/fd")) ++fds;
+        EXPECT_LE(fds, 2U * 30 + 8) << "process " << pid;
+        serving += fds > 2U * 10 ? 1 : 0;
+    }
+    EXPECT_EQ(serving, 2);
+    // A made-up token: 407, and no tunnel (curl then exits 56).
+    const std::string code = commandOutput("curl -s -o /dev/null -w '%{http_connect}' -p --proxy https://" + proxy() +
+                                           " --proxy-insecure --proxy-header 'Proxy-Authorization: Bearer made.up' "
+                                           "http://" +
+                                           ip_ + ":4222/ || true");  // curl: 56
+    EXPECT_EQ(code, "407");
+
+    // The relay back in its place: the tickets the floor issued resume there.
+    EXPECT_EQ(floor.stop(SIGTERM), 0) << readText(dir_ / "floor.err");
+    // Its serving processes ended before it did: nothing listens there any more.
+    const int fd = connectTo(ip_, 8443, 200ms);
+    EXPECT_LT(fd, 0) << "a serving process outlived the floor";
+    if (fd >= 0) ::close(fd);
+    relay_ = std::make_unique<Relay>(dir_, config);
+    ASSERT_TRUE(relay_->ready()) << relay_->stderrText() << readText(relay_->logFile());
+    ASSERT_TRUE(eventually([&] { return fleet.events("recovered") == 2; }, 30s)) << fleet.output();
+    ASSERT_TRUE(eventually([&] { return fleet.total("reconnects") == 2 * kResponders; }, 5s)) << fleet.output();
+    EXPECT_EQ(fleet.total("resumed"), 3 * kResponders) << fleet.output();
+    EXPECT_EQ(fleet.total("full"), kResponders) << fleet.output();
+    std::string summary;
+    EXPECT_EQ(fleet.stop(summary), 0) << summary << fleet.output();
 }
 
 }  // namespace

@@ -396,16 +396,6 @@ std::vector<long> localPortsTowards(uint16_t port) {
     return ports;
 }
 
-// The kernel's ip_local_port_range.
-std::pair<int, int> kernelPortRange() {
-    int low = 32768;
-    int high = 60999;
-    if (std::sscanf(readText("/proc/sys/net/ipv4/ip_local_port_range").c_str(), "%d %d", &low, &high) != 2) {
-        return {32768, 60999};
-    }
-    return {low, high};
-}
-
 // limits.sourcePorts: the tunnels' connections to the console leave from random ports of the
 // range (both parities: connect() alone would take one first), and a reload moves them. Two
 // ranges of 1,024 below the kernel's (ports there are held by no connect()'s choice, nor by its
