@@ -253,6 +253,10 @@ stop_proxy
 start_floor --relay "$target"
 measure relayfloor-full "${common[@]}" --proxy "127.0.0.1:$proxy_port"
 stop_proxy
+# The same with tickets: what a resumed tunnel costs at least (the restart storm's case).
+start_floor --tickets --relay "$target"
+measure relayfloor-resumed "${common[@]}" --proxy "127.0.0.1:$proxy_port" --resume
+stop_proxy
 # The relay floor per byte: a thread per connection, blocking sockets, records read into 64 KiB
 # and sent on in one send() (what RelayPro's tunnel does, without the event loop and the rest).
 # One way only: a blocking relay with one thread per connection could deadlock on an echo.
@@ -316,12 +320,14 @@ row("Squid, resumed", "squid-resumed", f"{j('squid-resumed')['resumed']} resumed
 row("TLS floor, full handshake only", "floor-full")
 row("TLS floor, resumed handshake only", "floor-resumed", f"{j('floor-resumed')['resumed']} resumed")
 row("relay floor: handshake + CONNECT + upstream leg, nothing else", "relayfloor-full")
+row("relay floor, resumed", "relayfloor-resumed", f"{j('relayfloor-resumed')['resumed']} resumed")
 print("\n".join(rows))
 print()
 rf, sf, ff, lf = cpu("relaypro-full"), cpu("squid-full"), cpu("floor-full"), cpu("relayfloor-full")
 print(f"- CPU per new tunnel: RelayPro / Squid = {rf/sf:.2f}; RelayPro / TLS floor = {rf/ff:.2f}; "
       f"RelayPro / relay floor = {rf/lf:.2f} (relay floor / TLS floor = {lf/ff:.2f}); "
-      f"resumed / full (RelayPro) = {cpu('relaypro-resumed')/rf:.2f}")
+      f"resumed / full (RelayPro) = {cpu('relaypro-resumed')/rf:.2f}; resumed, RelayPro / relay floor = "
+      f"{cpu('relaypro-resumed')/cpu('relayfloor-resumed'):.2f}")
 ri, si = j("relaypro-idle"), j("squid-idle")
 print(f"- RSS per idle TLS tunnel ({ri['held']} tunnels): RelayPro {ri['rssKiBPerTunnel']:.1f} KiB "
       f"({ri['fdsPerTunnel']:.2f} fds), Squid {si['rssKiBPerTunnel']:.1f} KiB; ratio {ri['rssKiBPerTunnel']/si['rssKiBPerTunnel']:.2f}")

@@ -22,7 +22,8 @@
 #             console calls (none expected), resumed and full handshakes; once for each of
 #             STORM_BACKLOGS (limits.listenBacklog; default "128 4096"). "floor" there is a storm
 #             against test/bench/tls_floor in the relay's place (start_floor: the least a relay
-#             does for a resumed tunnel), the same fleet, in the same run; the relay then returns.
+#             does for a resumed tunnel), the same fleet, in the same run; the relay then returns
+#             (untimed) unless the floor was the last storm.
 #   overload  new tunnels (full handshakes, Basic) offered at 0.5× to 4× of what the relay
 #             serves, one worker on RELAY_CPU % of core 0 (a CPU cgroup; default 15) and the
 #             generator on core 1 (a client's full handshake costs more than the relay's: with the
@@ -332,7 +333,10 @@ scenario_fleet() {
     if [[ ,$scenarios, == *,storm,* ]]; then
         local backlog before label
         local -A storms_with=()
-        for backlog in ${STORM_BACKLOGS:-128 4096}; do
+        local -a storms=(${STORM_BACKLOGS:-128 4096})
+        local left=${#storms[@]}
+        for backlog in "${storms[@]}"; do
+            left=$((left - 1))
             # A backlog named again (STORM_BACKLOGS="128 4096 128 4096", to see the spread between
             # storms) is its own storm: storm-128, then storm-128-2 (lifecycle_report.py alike).
             storms_with[$backlog]=$((${storms_with[$backlog]:-0} + 1))
@@ -361,9 +365,10 @@ scenario_fleet() {
             kill "$cpu" 2> /dev/null || true
             date +%s.%N > "$out/storm-$label.endAt"
             if [ "$backlog" = floor ]; then
+                stop_floor "$label"
+                [ "$left" -gt 0 ] || continue
                 # The relay back in its place before the next storm (untimed; not a storm of the report).
                 before=$(recovered_count)
-                stop_floor "$label"
                 start_relay
                 wait_for 300 sh -c "[ \$(grep -c '\"event\":\"recovered\"' '$out/fleet.timeline') -gt $before ]" ||
                     log "after the floor: not every tunnel came back to the relay within 300 s"
