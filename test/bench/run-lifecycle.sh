@@ -208,8 +208,9 @@ start_relay() {
 }
 # The storm's floor in the relay's place (STORM_BACKLOGS with "floor"): test/bench/tls_floor with
 # the relay's CA bundle (it resumes the fleet's tickets), certificate and source ports, as many
-# processes as the relay has workers on one listening socket (backlog 4,096), relaying each CONNECT
-# to the address it names. No parsing, token check, policy, logs, metrics or admission.
+# processes as the relay has workers on one listening socket (backlog 4,096), checking each Bearer
+# token with RelayPro's verifier and relaying each CONNECT to the address it names. No other
+# parsing, no policy, logs, metrics or admission.
 start_floor() { # LABEL
     # Each process holds at most (descriptor limit − 64) / 2 tunnels (tls_floor --processes).
     local room=$((($(ulimit -Hn) - 64) / 2 * workers))
