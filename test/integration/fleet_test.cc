@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -320,19 +320,22 @@ TEST_F(FleetTest, TheStormFloorResumesTheRelaysTicketsAndCarriesTheTunnels) {
     }
     EXPECT_EQ(upstreams, kResponders) << peers;
     EXPECT_TRUE(odd && even) << peers;
-    // Both serving processes held tunnels, neither more than 30 (two descriptors each).
-    const auto children = splitLines(
-        readText("/proc/" + std::to_string(floor.pid()) + "/task/" + std::to_string(floor.pid()) + "/children"));
-    ASSERT_EQ(children.size(), 1U);
-    int serving = 0;
-    std::istringstream pids(children[0]);
-    for (std::string pid; pids >> pid;) {
-        size_t fds = 0;
-        for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/" + pid + "/fd")) ++fds;
-        EXPECT_LE(fds, 2U * 30 + 8) << "process " << pid;
-        serving += fds > 2U * 10 ? 1 : 0;
+    // Both serving processes held tunnels, neither more than 30: the Responders' connections to
+    // the floor's address and port, by the process that holds each ("users:(("tls_floor",pid=N,...").
+    const std::string held = commandOutput("ss -tnpH state established src " + proxy());
+    std::map<std::string, int> perProcess;
+    for (const auto& line : splitLines(held)) {
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(line, m, std::regex(R"(pid=(\d+))"))) << line;
+        ++perProcess[m[1].str()];
     }
-    EXPECT_EQ(serving, 2);
+    EXPECT_EQ(perProcess.size(), 2U) << held;
+    int total = 0;
+    for (const auto& [pid, n] : perProcess) {
+        EXPECT_LE(n, 30) << "process " << pid;
+        total += n;
+    }
+    EXPECT_EQ(total, kResponders) << held;
     // A made-up token: 407, and no tunnel (curl then exits 56).
     const std::string code = commandOutput("curl -s -o /dev/null -w '%{http_connect}' -p --proxy https://" + proxy() +
                                            " --proxy-insecure --proxy-header 'Proxy-Authorization: Bearer made.up' "
