@@ -64,8 +64,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/config.h"
 #include "common/token.h"
 #include "supervisor/ca_bundle.h"
+#include "supervisor/trust.h"
 #include "worker/key_store.h"
 #include "worker/source_port.h"
 
@@ -305,7 +307,7 @@ void onAcceptError(evconnlistener* l, void*) {
     evtimer_add(gResume, &pause);
 }
 
-// What the supervisor would hand a worker now (supervisor/trust.cc): the current and the previous
+// What the supervisor would hand a worker now (Trust::secrets): the current and the previous
 // hour's ticket keys and today's and yesterday's token masters of RelayPro's CA bundle at `path`.
 bool loadKeys(const std::string& path, relaypro::KeyStore& keys) {
     const auto now = std::chrono::system_clock::now();
@@ -314,12 +316,8 @@ bool loadKeys(const std::string& path, relaypro::KeyStore& keys) {
         std::fprintf(stderr, "tls_floor: %s\n", ca.error().message.c_str());
         return false;
     }
-    const int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-    const int64_t hour = seconds / 3600;  // (after 1970, as trust.cc's hourOf)
-    const int64_t day = relaypro::utcDay(seconds);
-    keys.update(
-        {ca->ticketKey(hour), ca->ticketKey(hour - 1)},
-        {relaypro::DayMaster{day, ca->tokenMaster(day)}, relaypro::DayMaster{day - 1, ca->tokenMaster(day - 1)}});
+    const auto secrets = relaypro::Trust::adopt(std::move(*ca), relaypro::Config{}, {}).secrets(now);
+    keys.update(secrets.ticketKeys, secrets.masters);
     return true;
 }
 

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "supervisor/listeners.h"
 #include "test/support/console.h"
 #include "test/support/installation.h"
 #include "test/support/json.h"
@@ -285,7 +286,7 @@ TEST_F(FleetTest, TheStormFloorResumesTheRelaysTicketsAndCarriesTheTunnels) {
     writeText(dir_ / "floor.pem", cert);
     writeText(dir_ / "floor.key", key);
     // Source ports outside the kernel's range: no connect() of its own picks them.
-    auto [kernelLow, kernelHigh] = kernelPortRange();
+    auto [kernelLow, kernelHigh] = localPortRange();
     const int low = kernelLow >= 2048 ? kernelLow - 1024 : kernelHigh + 1;
     ASSERT_LE(low + 1023, 65535);
     ChildProcess floor = ChildProcess::spawn(

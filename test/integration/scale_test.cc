@@ -27,6 +27,7 @@
 #include <regex>
 #include <thread>
 
+#include "supervisor/listeners.h"
 #include "test/support/installation.h"
 #include "test/support/net.h"
 #include "test/support/process.h"
@@ -401,7 +402,7 @@ std::vector<long> localPortsTowards(uint16_t port) {
 // ranges of 1,024 below the kernel's (ports there are held by no connect()'s choice, nor by its
 // TIME_WAITs, which do not share), or above it.
 TEST_F(Scale, UpstreamConnectionsLeaveFromTheConfiguredSourcePorts) {
-    auto [kLow, kHigh] = kernelPortRange();
+    auto [kLow, kHigh] = localPortRange();
     const long a = kLow >= 3072 ? kLow - 2048 : kHigh + 1;
     const long b = a + 1024;
     ASSERT_LE(b + 1023, 65535) << "no room outside ip_local_port_range " << kLow << " " << kHigh;
@@ -458,7 +459,7 @@ TEST_F(Scale, UpstreamConnectionsLeaveFromTheConfiguredSourcePorts) {
 // A range inside the kernel's own would take ports from every other program's connect(): the
 // service says so.
 TEST_F(Scale, ASourcePortRangeInsideTheKernelsIsWarnedAbout) {
-    auto [kLow, kHigh] = kernelPortRange();
+    auto [kLow, kHigh] = localPortRange();
     ASSERT_GE(kHigh - kLow, 1023);
     auto relay = start("limits:\n  sourcePorts: " + std::to_string(kLow) + "-" + std::to_string(kLow + 1023) + "\n");
     ASSERT_TRUE(relay->ready());

@@ -13,11 +13,8 @@
 #include <unistd.h>
 
 #include <cctype>
-#include <cstdio>
 #include <cstring>
 #include <random>
-
-#include "test/support/test_files.h"
 
 namespace relaypro::testing {
 namespace {
@@ -549,15 +546,6 @@ TestServer::Handler TestServer::plainHttpRecorder(std::shared_ptr<std::string> l
         }
         writeAll(fd, ssl, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
     };
-}
-
-std::pair<int, int> kernelPortRange() {
-    int low = 32768;
-    int high = 60999;
-    if (std::sscanf(readText("/proc/sys/net/ipv4/ip_local_port_range").c_str(), "%d %d", &low, &high) != 2) {
-        return {32768, 60999};
-    }
-    return {low, high};
 }
 
 std::string privateLoopback() {

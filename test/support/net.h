@@ -16,7 +16,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 namespace relaypro::testing {
@@ -27,8 +26,6 @@ uint16_t localPort(int fd);
 // A random address in 127.20.0.0–127.219.255.255 (all of 127.0.0.0/8 is local): a test's own,
 // so fixed ports such as NATS's 4222 or the console's 443 collide with nothing else.
 std::string privateLoopback();
-// The kernel's ip_local_port_range (Linux's default when it cannot be read).
-std::pair<int, int> kernelPortRange();
 // Blocking connect with a timeout; -1 on failure, errno saying why (ECONNRESET: the server
 // accepted the connection and reset it before the handshake's end was looked at).
 int connectTo(const std::string& host, uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
